@@ -1,0 +1,69 @@
+//! The xdv hypervisor.
+//!
+//! - [`cds`]: the deterministic discrete-event queue over the one virtual clock, and its total order.
+//! - [`Hypervisor`]: VHM lifecycle and the event loop. Its core is `step`: pop the next event, apply
+//!   it to the state, emit the resulting trace events. Engines (the wasmi vCPUs) are only asked to
+//!   run a bounded step and report why they stopped.
+//! - [`run`]: a run that writes a trace file; [`replay`]: a run checked against a trace.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cds;
+mod hypercalls;
+mod hypervisor;
+pub mod replay;
+pub mod run;
+mod vhm;
+
+pub use hypervisor::{Hypervisor, RunSummary, VhmSummary};
+pub use replay::{replay_trace, Divergence, ReplayReport};
+pub use run::{prepare, run_in_memory, run_to_trace, Prepared, RunOptions};
+
+use xdv_core::event::SinkError;
+use xdv_core::trace::TraceError;
+use xdv_manifest::ManifestError;
+
+/// Errors that stop a run before or while it runs. Guest misbehaviour is never one of these: it
+/// is a fault of the guest's VHM, recorded in the trace.
+#[derive(Debug, thiserror::Error)]
+pub enum HvError {
+    /// The manifest is invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A guest module does not compile or does not fit the ABI.
+    #[error("{file}: VHM {vhm:?}: {message}")]
+    Module {
+        /// The manifest (or trace) the module came from.
+        file: String,
+        /// The VHM that names the module.
+        vhm: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The trace store failed.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    /// The event sink stopped the run.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Projects a run's events onto one VHM: its events' times and contents, without the host-wide
+/// sequence numbers. Two runs treat a VHM identically exactly when its projections are equal,
+/// which is how non-interference and fault containment are checked.
+pub fn project<'a>(events: impl IntoIterator<Item = &'a xdv_core::Event>, name: &str) -> Vec<(u64, xdv_core::EventKind)> {
+    let mut id = None;
+    let mut out = Vec::new();
+    for e in events {
+        if let (Some(v), xdv_core::EventKind::VhmCreated { name: n, .. }) = (e.vhm, &e.kind) {
+            if n == name {
+                id = Some(v);
+            }
+        }
+        if id.is_some() && e.vhm == id {
+            out.push((e.time_ns, e.kind.clone()));
+        }
+    }
+    out
+}

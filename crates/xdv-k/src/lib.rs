@@ -1,0 +1,36 @@
+//! The K domain: WebAssembly guests as virtual CPUs.
+//!
+//! - [`abi`]: the hypercall table (module `xdv`), its signatures and error codes — the one place the
+//!   guest ABI is described; `docs/abi.md` is generated from the same facts.
+//! - [`GuestModule`]: a guest compiled once (eagerly, deterministically) and checked against the ABI.
+//! - [`Vcpu`]: one instance with its own linear memory, driven in fuel-bounded steps that stop at
+//!   every hypercall, slice end, return or trap. The vCPU never decides anything: it reports a
+//!   [`Stop`] and the hypervisor answers. That keeps every decision in the hypervisor's pure core.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod abi;
+mod module;
+mod vcpu;
+
+pub use abi::{Hypercall, HypercallDesc, HYPERCALLS};
+pub use module::{GuestModule, KEngine};
+pub use vcpu::{Request, Stop, Vcpu};
+
+/// Errors raised while preparing a guest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KError {
+    /// The module does not compile or validate.
+    #[error("invalid WebAssembly module: {0}")]
+    Invalid(String),
+    /// The module does not fit the xdv guest ABI.
+    #[error("{0}")]
+    Abi(String),
+    /// Instantiation failed (memory over the limit, start function, …).
+    #[error("cannot instantiate the guest: {0}")]
+    Instantiate(String),
+}
+
+/// The engine identification recorded in trace headers.
+pub const ENGINE_ID: &str = "wasmi 2.0.0 (eager compilation, deterministic, fuel metering)";

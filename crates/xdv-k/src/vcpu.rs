@@ -1,0 +1,212 @@
+//! A vCPU: one guest instance driven in fuel-bounded steps.
+
+use crate::abi::{self, Hypercall, IRQ_EXPORT, MEMORY_EXPORT};
+use crate::module::{GuestModule, KEngine};
+use crate::KError;
+use std::fmt;
+use wasmi::ValType;
+use wasmi::{Func, Memory, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store, StoreLimits, StoreLimitsBuilder, Val};
+
+/// Per-store data: the memory limiter.
+pub struct VcpuData {
+    limits: StoreLimits,
+}
+
+/// The host error every hypercall returns: it suspends the guest and hands the call to the
+/// hypervisor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HypercallTrap {
+    pub(crate) call: Hypercall,
+    pub(crate) args: [i64; 3],
+}
+
+impl fmt::Display for HypercallTrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hypercall {}", self.call.desc().name)
+    }
+}
+
+impl wasmi::errors::HostError for HypercallTrap {}
+
+/// A hypercall as the guest made it: the call and its raw arguments (i32 arguments sign-extended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The call.
+    pub call: Hypercall,
+    /// Arguments in order; unused slots are 0.
+    pub args: [i64; 3],
+}
+
+/// Why [`Vcpu::run`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The guest made a hypercall; answer it with [`Vcpu::complete`] before running again.
+    Hypercall(Request),
+    /// The fuel given ran out; the vCPU resumes where it stopped.
+    Preempted,
+    /// The running function returned: the entry function (`from_irq == false`, the vCPU is done) or
+    /// an interrupt handler (the interrupted code resumes on the next run).
+    Returned {
+        /// `true` when an interrupt handler returned.
+        from_irq: bool,
+    },
+    /// The guest trapped; the vCPU cannot run again.
+    Trap(String),
+}
+
+enum Activation {
+    Fresh { func: Func, args: [Val; 2], nargs: usize },
+    AtHypercall { call: ResumableCallHostTrap, result: Option<Val> },
+    OutOfFuel(ResumableCallOutOfFuel),
+}
+
+/// One virtual CPU: a guest instance with its own linear memory, and the stack of its suspended
+/// activations (the entry function at the bottom, at most one interrupt handler above it).
+pub struct Vcpu {
+    store: Store<VcpuData>,
+    memory: Option<Memory>,
+    irq: Option<Func>,
+    stack: Vec<Activation>,
+    pending: Option<Hypercall>,
+}
+
+impl Vcpu {
+    /// Instantiates `module` with its linear memory capped at `memory_limit` bytes. Fuel is set
+    /// only after instantiation, so a module with a start function is refused.
+    pub fn new(engine: &KEngine, module: &GuestModule, memory_limit: u64) -> Result<Self, KError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(memory_limit).unwrap_or(usize::MAX))
+            .memories(1)
+            .tables(4)
+            .instances(1)
+            .build();
+        let mut store = Store::new(&engine.engine, VcpuData { limits });
+        store.limiter(|d| &mut d.limits);
+        store.set_fuel(0).map_err(|e| KError::Instantiate(e.to_string()))?;
+        let instance = engine.linker.instantiate_and_start(&mut store, &module.module).map_err(|e| {
+            if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
+                KError::Instantiate("the module has a start function; xdv starts guests only through their entry export".into())
+            } else {
+                KError::Instantiate(e.to_string())
+            }
+        })?;
+        let entry = instance.get_func(&store, &module.entry).ok_or_else(|| KError::Abi(format!("no entry export {:?}", module.entry)))?;
+        let irq = instance.get_func(&store, IRQ_EXPORT);
+        let memory = instance.get_memory(&store, MEMORY_EXPORT);
+        Ok(Self {
+            store,
+            memory,
+            irq,
+            stack: vec![Activation::Fresh { func: entry, args: [Val::I32(0), Val::I32(0)], nargs: 0 }],
+            pending: None,
+        })
+    }
+
+    /// `true` while an interrupt handler is active (interrupts are not nested).
+    pub fn in_irq(&self) -> bool {
+        self.stack.len() > 1
+    }
+
+    /// `true` when the guest exports `xdv_irq`.
+    pub fn has_irq_handler(&self) -> bool {
+        self.irq.is_some()
+    }
+
+    /// `true` when nothing is left to run (returned or trapped).
+    pub fn is_done(&self) -> bool {
+        self.stack.is_empty()
+    }
+
+    /// The fuel the next step needs at least to make progress (wasmi charges some instructions,
+    /// such as `memory.fill`, in proportion to their work).
+    pub fn min_fuel(&self) -> u64 {
+        match self.stack.last() {
+            Some(Activation::OutOfFuel(c)) => c.required_fuel(),
+            _ => 1,
+        }
+    }
+
+    /// Enters the interrupt handler with `(vector, arg)` on the next run. Returns `false` (and does
+    /// nothing) when the guest has no handler or one is already active.
+    pub fn enter_irq(&mut self, vector: u32, arg: i64) -> bool {
+        match self.irq {
+            Some(func) if !self.in_irq() && self.pending.is_none() && !self.stack.is_empty() => {
+                self.stack.push(Activation::Fresh { func, args: [Val::I32(vector as i32), Val::I64(arg)], nargs: 2 });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sets the value the pending hypercall returns to the guest. Calls without a result ignore it.
+    pub fn complete(&mut self, ret: i64) {
+        let call = self.pending.take().expect("complete() follows a Stop::Hypercall");
+        if let Some(Activation::AtHypercall { result, .. }) = self.stack.last_mut() {
+            *result = call.desc().result.map(|t| match t {
+                ValType::I64 => Val::I64(ret),
+                _ => Val::I32(ret as i32),
+            });
+        }
+    }
+
+    /// Runs the top activation with exactly `fuel` fuel available. Returns the fuel consumed and
+    /// why it stopped.
+    pub fn run(&mut self, fuel: u64) -> (u64, Stop) {
+        debug_assert!(self.pending.is_none(), "a hypercall must be completed before running again");
+        let Some(top) = self.stack.pop() else {
+            return (0, Stop::Trap("the vCPU has nothing left to run".into()));
+        };
+        if let Err(e) = self.store.set_fuel(fuel) {
+            return (0, Stop::Trap(e.to_string()));
+        }
+        let outcome = match top {
+            Activation::Fresh { func, args, nargs } => func.call_resumable(&mut self.store, &args[..nargs], &mut []),
+            Activation::AtHypercall { call, result } => call.resume(&mut self.store, result.as_slice(), &mut []),
+            Activation::OutOfFuel(call) => call.resume(&mut self.store, &mut []),
+        };
+        let used = fuel - self.store.get_fuel().unwrap_or(fuel).min(fuel);
+        let stop = match outcome {
+            Ok(ResumableCall::Finished) => Stop::Returned { from_irq: !self.stack.is_empty() },
+            Ok(ResumableCall::HostTrap(call)) => match call.host_error().downcast_ref::<HypercallTrap>().copied() {
+                Some(t) => {
+                    self.pending = Some(t.call);
+                    self.stack.push(Activation::AtHypercall { call, result: None });
+                    Stop::Hypercall(Request { call: t.call, args: t.args })
+                }
+                None => {
+                    self.stack.clear();
+                    Stop::Trap(call.host_error().to_string())
+                }
+            },
+            Ok(ResumableCall::OutOfFuel(call)) => {
+                self.stack.push(Activation::OutOfFuel(call));
+                Stop::Preempted
+            }
+            Err(e) => {
+                self.stack.clear();
+                Stop::Trap(e.to_string())
+            }
+        };
+        (used, stop)
+    }
+
+    /// Copies `len` bytes at `ptr` out of the guest's exported memory, refusing out-of-range,
+    /// over-`max` or memory-less requests with the ABI's error code.
+    pub fn read_guest(&self, ptr: i64, len: i64, max: u32) -> Result<Vec<u8>, i64> {
+        let mem = self.memory.ok_or(abi::E_NOMEM)?;
+        if ptr < 0 || len < 0 {
+            return Err(abi::E_FAULT);
+        }
+        if len > i64::from(max) {
+            return Err(abi::E_TOOBIG);
+        }
+        let data = mem.data(&self.store);
+        let (start, end) = (ptr as usize, (ptr as usize).checked_add(len as usize).ok_or(abi::E_FAULT)?);
+        data.get(start..end).map(<[u8]>::to_vec).ok_or(abi::E_FAULT)
+    }
+
+    /// Size of the guest's exported memory in bytes (0 without one).
+    pub fn memory_size(&self) -> u64 {
+        self.memory.map_or(0, |m| m.data(&self.store).len() as u64)
+    }
+}

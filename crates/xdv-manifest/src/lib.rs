@@ -1,0 +1,196 @@
+//! The xdv manifest: a TOML file that describes one host and its VHMs.
+//!
+//! [`Manifest::parse`] turns text into validated values without touching the filesystem (replay
+//! parses the manifest stored in a trace); [`Manifest::load_modules`] then reads the guest modules
+//! the manifest names. Every error is a [`ManifestError`] that names the file, line, column and
+//! key. The keys are documented in `docs/manifest.md`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod raw;
+mod size;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use size::ByteSize;
+
+/// Size of a WebAssembly page; memory limits are whole pages.
+pub const WASM_PAGE: u64 = 65_536;
+
+/// A manifest error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{col}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
+pub struct ManifestError {
+    /// The manifest file (or the label given to [`Manifest::parse`]).
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// The dotted key the error is about (`vhm[1].k.vcpus`), empty for syntax errors.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A place in the manifest text, kept for errors found after parsing (missing module files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+/// What the hypervisor does when a guest passes invalid hypercall arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BadHypercallPolicy {
+    /// Return an error code to the guest (the call is still recorded).
+    #[default]
+    Error,
+    /// Fault the VHM.
+    Fault,
+}
+
+/// Host-wide settings (`[host]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// Seed of every random stream of the run.
+    pub seed: u64,
+    /// Virtual nanoseconds per unit of fuel at weight 1.
+    pub ns_per_fuel: u64,
+    /// Length of a scheduling slice, in fuel.
+    pub slice_fuel: u64,
+    /// Stop the run at this virtual time, if set.
+    pub time_limit_ns: Option<u64>,
+    /// Total memory the host offers to VHM quotas, if limited.
+    pub memory: Option<u64>,
+    /// Events per trace commit.
+    pub trace_batch_events: u32,
+}
+
+/// The classical part of a VHM (`[vhm.k]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KSpec {
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// Linear memory limit of each vCPU, bytes (a multiple of 64 KiB).
+    pub memory_limit: u64,
+    /// The guest module path as written in the manifest.
+    pub module: String,
+    /// Where `module` is written, for errors about the file.
+    pub module_at: Location,
+    /// Exported function every vCPU starts in.
+    pub entry: String,
+    /// Number of interrupt vectors (vector 0 is the virtual timer).
+    pub irq_vectors: u32,
+}
+
+/// A VHM's policy (`[vhm.policy]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// Scheduling weight: each vCPU runs at `weight` fuel per `ns_per_fuel` virtual ns.
+    pub weight: u32,
+    /// Total fuel the VHM may consume.
+    pub fuel_quota: u64,
+    /// Total memory of all the VHM's vCPUs, bytes.
+    pub memory_quota: u64,
+    /// Reaction to invalid hypercall arguments.
+    pub on_bad_hypercall: BadHypercallPolicy,
+}
+
+/// One VHM (`[[vhm]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VhmSpec {
+    /// Unique name.
+    pub name: String,
+    /// Classical part.
+    pub k: KSpec,
+    /// Policy.
+    pub policy: PolicySpec,
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The label errors use (the file path).
+    pub file: String,
+    /// The text it was parsed from.
+    pub text: String,
+    /// Host settings.
+    pub host: HostSpec,
+    /// VHMs in declaration order, which is creation order.
+    pub vhms: Vec<VhmSpec>,
+}
+
+/// A guest module read from disk and turned into WebAssembly binary form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedModule {
+    /// The path as written in the manifest.
+    pub name: String,
+    /// The module's binary (`.wat` files are assembled).
+    pub bytes: Vec<u8>,
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn from_file(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+            file: path.display().to_string(),
+            line: 1,
+            col: 1,
+            key: String::new(),
+            message: format!("cannot read manifest: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates manifest text; `file` labels errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+        raw::parse(text, file)
+    }
+
+    /// Reads every VHM's guest module, relative to `base_dir`, in VHM order.
+    pub fn load_modules(&self, base_dir: &Path) -> Result<Vec<LoadedModule>, ManifestError> {
+        self.vhms
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let err = |message: String| ManifestError {
+                    file: self.file.clone(),
+                    line: v.k.module_at.line,
+                    col: v.k.module_at.col,
+                    key: format!("vhm[{i}].k.module"),
+                    message,
+                };
+                let path: PathBuf = base_dir.join(&v.k.module);
+                let bytes = std::fs::read(&path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                let bytes = if path.extension().is_some_and(|e| e == "wat") {
+                    wat::parse_bytes(&bytes)
+                        .map(|b| b.into_owned())
+                        .map_err(|mut e| {
+                            e.set_path(&path);
+                            err(format!("invalid WAT: {e}"))
+                        })?
+                } else {
+                    bytes
+                };
+                if !bytes.starts_with(b"\0asm") {
+                    return Err(err(format!("{} is not a WebAssembly module (.wasm binary or .wat text)", path.display())));
+                }
+                Ok(LoadedModule { name: v.k.module.clone(), bytes })
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for BadHypercallPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BadHypercallPolicy::Error => "error",
+            BadHypercallPolicy::Fault => "fault",
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! `xdv abi`: the hypercall table, from the same source the engine links.
+
+use crate::{table, Outcome};
+use anyhow::Result;
+use serde_json::json;
+use xdv_k::abi::{ABI_VERSION, ERROR_CODES, HYPERCALLS};
+
+fn ty(t: &xdv_k::abi::ValType) -> String {
+    format!("{t:?}").to_lowercase()
+}
+
+pub(crate) fn print(as_json: bool) -> Result<Outcome> {
+    if as_json {
+        let calls: Vec<_> = HYPERCALLS
+            .iter()
+            .map(|d| {
+                json!({
+                    "name": d.name, "group": format!("{:?}", d.group).to_lowercase(),
+                    "params": d.params.iter().map(ty).collect::<Vec<_>>(), "result": d.result.as_ref().map(ty),
+                    "max_level": d.max_level, "rights": "none", "doc": d.doc,
+                })
+            })
+            .collect();
+        let errors: Vec<_> = ERROR_CODES.iter().map(|(c, n, d)| json!({ "code": c, "name": n, "meaning": d })).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "abi_version": ABI_VERSION, "hypercalls": calls, "errors": errors }))?);
+        return Ok(Outcome::Ok);
+    }
+    println!("xdv guest ABI version {ABI_VERSION} (import module \"xdv\")\n");
+    let rows: Vec<Vec<String>> = HYPERCALLS
+        .iter()
+        .map(|d| {
+            let params = d.params.iter().map(ty).collect::<Vec<_>>().join(", ");
+            let result = d.result.as_ref().map_or("-".into(), ty);
+            let level = if d.max_level == u8::MAX { "any".to_string() } else { format!("<= L{}", d.max_level) };
+            vec![d.name.to_string(), format!("({params}) -> {result}"), format!("{:?}", d.group).to_lowercase(), level, "none".into(), d.doc.to_string()]
+        })
+        .collect();
+    print!("{}", table::render(&["call", "signature", "group", "level", "rights", "meaning"], &rows));
+    println!();
+    let rows: Vec<Vec<String>> = ERROR_CODES.iter().map(|(c, n, d)| vec![c.to_string(), n.to_string(), d.to_string()]).collect();
+    print!("{}", table::render(&["code", "name", "meaning"], &rows));
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,30 @@
+//! One module per group of subcommands.
+
+pub(crate) mod abi;
+pub(crate) mod run;
+pub(crate) mod trace;
+
+use crate::table;
+use xdv_core::ResourceRow;
+
+/// The Resource_Table as text.
+pub(crate) fn resource_table_text(rows: &[ResourceRow]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.vhm_id.to_string(),
+                r.vhm_name.clone(),
+                r.domain.to_string(),
+                r.resource.clone(),
+                r.amount.to_string(),
+                table::opt(r.used),
+                r.start_ns.to_string(),
+                table::opt(r.end_ns),
+                table::opt(r.duration_ns),
+                xdv_core::CapId(r.capability_id).to_string(),
+            ]
+        })
+        .collect();
+    table::render(&["VHM_ID", "name", "Domain", "Allocated_Resource", "amount", "used", "start_ns", "end_ns", "Duration_ns", "Capability_ID"], &body)
+}

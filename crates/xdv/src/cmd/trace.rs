@@ -1,0 +1,123 @@
+//! `xdv trace verify | show | accounting | export`.
+
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use xdv_core::trace::{StoredEvent, TraceReader};
+use xdv_core::VhmId;
+
+pub(crate) fn verify(trace: &Path, as_json: bool) -> Result<Outcome> {
+    let reader = TraceReader::open(trace)?;
+    let report = reader.verify()?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "trace": trace.display().to_string(), "intact": report.intact(), "report": report }))?);
+    } else if let Some(p) = &report.problem {
+        println!("{}: TAMPERED or corrupt: {p} ({} events verified before it)", trace.display(), report.events_verified);
+    } else if report.complete {
+        println!("{}: ok: {} events, hash chain intact, final hash {}", trace.display(), report.events_verified, report.head);
+    } else {
+        println!(
+            "{}: ok up to the last commit: {} events verified; the run was cut short (the writer stopped before finishing)",
+            trace.display(),
+            report.events_verified
+        );
+    }
+    Ok(if report.intact() { Outcome::Ok } else { Outcome::Problem })
+}
+
+/// One event as JSON: its place, its VHM's name, a readable line and the structured kind.
+fn event_json(s: &StoredEvent, names: &BTreeMap<VhmId, String>) -> serde_json::Value {
+    let e = &s.event;
+    json!({
+        "seq": s.seq,
+        "time_ns": e.time_ns,
+        "vhm": e.vhm.map(|v| v.0),
+        "vhm_name": e.vhm.and_then(|v| names.get(&v)),
+        "kind": e.kind.name(),
+        "text": e.describe(),
+        "event": e.kind,
+        "hash": s.hash.to_hex(),
+    })
+}
+
+pub(crate) fn show(trace: &Path, vhm: Option<&str>, as_json: bool) -> Result<Outcome> {
+    let reader = TraceReader::open(trace)?;
+    let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
+    let filter = match vhm {
+        None => None,
+        Some(n) => match names.iter().find(|(_, name)| name.as_str() == n) {
+            Some((id, _)) => Some(*id),
+            None => bail!("{}: no VHM named {n:?} (VHMs: {})", trace.display(), names.values().cloned().collect::<Vec<_>>().join(", ")),
+        },
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut io_err = None;
+    reader.for_each_event(|s| {
+        if filter.is_some() && s.event.vhm != filter {
+            return Ok(true);
+        }
+        let line = if as_json {
+            event_json(&s, &names).to_string()
+        } else {
+            let who = s.event.vhm.map_or("host".to_string(), |v| names.get(&v).cloned().unwrap_or_else(|| v.to_string()));
+            format!("{:>8} {:>14} ns  {:<12} {}", s.seq, s.event.time_ns, who, s.event.describe())
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            io_err = Some(e);
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    if !as_json && !reader.is_complete()? {
+        writeln!(out, "(trace cut short: the run did not finish)").ok();
+    }
+    match io_err {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Some(e) => return Err(e.into()),
+        None => {}
+    }
+    Ok(Outcome::Ok)
+}
+
+pub(crate) fn accounting(trace: &Path, as_json: bool) -> Result<Outcome> {
+    let reader = TraceReader::open(trace)?;
+    let (rows, derived) = reader.resource_table()?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "trace": trace.display().to_string(), "derived_from_events": derived, "resource_table": rows }))?);
+    } else {
+        print!("{}", super::resource_table_text(&rows));
+        if derived {
+            println!("(trace cut short: table derived from the committed events; open allocations have no end)");
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+pub(crate) fn export_jsonl(trace: &Path, output: Option<&Path>) -> Result<Outcome> {
+    let reader = TraceReader::open(trace)?;
+    let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
+    let sink: Box<dyn Write> = match output {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::new(sink);
+    let mut io_err = None;
+    reader.for_each_event(|s| {
+        if let Err(e) = writeln!(out, "{}", event_json(&s, &names)) {
+            io_err = Some(e);
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    out.flush().ok();
+    match io_err {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Some(e) => return Err(e.into()),
+        None => {}
+    }
+    Ok(Outcome::Ok)
+}

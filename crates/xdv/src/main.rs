@@ -1,0 +1,146 @@
+//! `xdv`: the command line of the xdv domain hypervisor.
+//!
+//! Exit codes: 0 success; 1 the command ran and found a problem (replay divergence, a trace that
+//! fails verification); 2 usage or input error (bad manifest, unreadable trace).
+
+mod cmd;
+mod table;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// xdv — a deterministic domain hypervisor for Virtual Hybrid Machines (XDV-014).
+#[derive(Parser)]
+#[command(name = "xdv", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a manifest and record its trace.
+    Run {
+        /// The manifest (TOML).
+        manifest: PathBuf,
+        /// Where to write the trace (default: <manifest name>.xdv in the current directory).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Seed overriding the manifest's `host.seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Abort the process after N events, as if killed (crash-tolerance tests).
+        #[arg(long, hide = true)]
+        crash_after: Option<u64>,
+    },
+    /// Validate a manifest and its guest modules without running them.
+    Check {
+        /// The manifest (TOML).
+        manifest: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-execute a trace from the trace alone and compare every event.
+    Replay {
+        /// The trace file.
+        trace: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect a trace.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
+    /// Print the hypercall ABI table.
+    Abi {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TraceCommand {
+    /// Check the hash chain and the trace's integrity.
+    Verify {
+        /// The trace file.
+        trace: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the events.
+    Show {
+        /// The trace file.
+        trace: PathBuf,
+        /// Only the events of this VHM.
+        #[arg(long)]
+        vhm: Option<String>,
+        /// Print JSON Lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the Resource_Table.
+    Accounting {
+        /// The trace file.
+        trace: PathBuf,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the events.
+    Export {
+        /// The trace file.
+        trace: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Export formats.
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One JSON object per event per line.
+    Jsonl,
+}
+
+/// How a command ended, mapped to the documented exit codes.
+pub(crate) enum Outcome {
+    Ok,
+    Problem,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { manifest, trace, seed, json, crash_after } => cmd::run::run(&manifest, trace, seed, json, crash_after),
+        Command::Check { manifest, json } => cmd::run::check(&manifest, json),
+        Command::Replay { trace, json } => cmd::run::replay(&trace, json),
+        Command::Abi { json } => cmd::abi::print(json),
+        Command::Trace { command } => match command {
+            TraceCommand::Verify { trace, json } => cmd::trace::verify(&trace, json),
+            TraceCommand::Show { trace, vhm, json } => cmd::trace::show(&trace, vhm.as_deref(), json),
+            TraceCommand::Accounting { trace, json } => cmd::trace::accounting(&trace, json),
+            TraceCommand::Export { trace, format: ExportFormat::Jsonl, output } => cmd::trace::export_jsonl(&trace, output.as_deref()),
+        },
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Problem) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
