@@ -197,6 +197,7 @@ impl Hypervisor {
                     anchor_fuel: 0,
                     fuel: 0,
                     slice_used: 0,
+                    ahead: 0,
                     irq_pending: 0,
                     irq_args: vec![0; vhm.spec.k.irq_vectors as usize],
                 }),
@@ -240,6 +241,7 @@ impl Hypervisor {
                 if !v.exit.is_none() || slot.generation != generation {
                     return Ok(());
                 }
+                slot.ahead = 0;
                 let next = match std::mem::replace(&mut slot.state, VcpuState::Halted) {
                     VcpuState::Pending(next) => next,
                     VcpuState::Parked { .. } => Next::Wake { interrupted: false },
@@ -328,6 +330,7 @@ impl Hypervisor {
             let (used, stop) = slot.vcpu.run(budget);
             slot.fuel += used;
             slot.slice_used += used;
+            slot.ahead = used;
             v.fuel_used += used;
             debug_assert!(v.fuel_used <= v.spec.policy.fuel_quota, "fuel quota overrun");
             match stop {
@@ -388,6 +391,7 @@ impl Hypervisor {
         for s in &mut v.vcpus {
             s.state = VcpuState::Halted;
             s.generation += 1;
+            v.fuel_used -= std::mem::take(&mut s.ahead);
         }
         v.timer = None;
         v.timer_generation += 1;

@@ -46,6 +46,10 @@ pub(crate) struct VcpuSlot {
     pub(crate) fuel: u64,
     /// Fuel consumed in the current slice.
     pub(crate) slice_used: u64,
+    /// Fuel of the step that ran ahead of the clock and whose stop is still queued. Execution
+    /// runs ahead only until the next stop, which has no effect outside the vCPU until the clock
+    /// reaches it; if the VHM stops earlier, this fuel was never observed and is not charged.
+    pub(crate) ahead: u64,
     /// Pending interrupt vectors (bit i = vector i), coalesced like a real interrupt controller.
     pub(crate) irq_pending: u64,
     /// The argument of the latest raise of each vector.
