@@ -59,7 +59,11 @@ impl TableBuilder {
             EventKind::VhmCreated { name, .. } => {
                 self.names.insert(vhm, name.clone());
             }
-            EventKind::Allocated { domain, resource, cap } => {
+            EventKind::Allocated {
+                domain,
+                resource,
+                cap,
+            } => {
                 let (kind, amount) = split(resource);
                 self.open.insert((vhm, *domain, *cap), self.rows.len());
                 self.rows.push(ResourceRow {
@@ -75,7 +79,9 @@ impl TableBuilder {
                     capability_id: cap.0,
                 });
             }
-            EventKind::Released { domain, cap, used, .. } => {
+            EventKind::Released {
+                domain, cap, used, ..
+            } => {
                 if let Some(i) = self.open.remove(&(vhm, *domain, *cap)) {
                     let row = &mut self.rows[i];
                     row.used = *used;
@@ -123,15 +129,36 @@ mod tests {
                     module: Hash32::of(b""),
                 },
             },
-            Event { time_ns: 0, vhm: v, kind: EventKind::Allocated { domain: Domain::K, resource: Resource::Fuel(100), cap } },
+            Event {
+                time_ns: 0,
+                vhm: v,
+                kind: EventKind::Allocated {
+                    domain: Domain::K,
+                    resource: Resource::Fuel(100),
+                    cap,
+                },
+            },
             Event {
                 time_ns: 70,
                 vhm: v,
-                kind: EventKind::Released { domain: Domain::K, resource: Resource::Fuel(100), cap, used: Some(60) },
+                kind: EventKind::Released {
+                    domain: Domain::K,
+                    resource: Resource::Fuel(100),
+                    cap,
+                    used: Some(60),
+                },
             },
         ];
         let rows = derive_resource_table(&events);
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].vhm_name.as_str(), rows[0].amount, rows[0].used, rows[0].duration_ns), ("a", 100, Some(60), Some(70)));
+        assert_eq!(
+            (
+                rows[0].vhm_name.as_str(),
+                rows[0].amount,
+                rows[0].used,
+                rows[0].duration_ns
+            ),
+            ("a", 100, Some(60), Some(70))
+        );
     }
 }

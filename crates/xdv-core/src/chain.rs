@@ -26,7 +26,8 @@ impl<'de> Deserialize<'de> for Hash32 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
-            Hash32::from_hex(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex characters"))
+            Hash32::from_hex(&s)
+                .ok_or_else(|| serde::de::Error::custom("expected 64 hex characters"))
         } else {
             <[u8; 32]>::deserialize(d).map(Hash32)
         }
@@ -77,7 +78,10 @@ impl ChainHash {
         let mut h = blake3::Hasher::new();
         h.update(b"xdv-trace-genesis");
         h.update(header);
-        Self { head: Hash32(*h.finalize().as_bytes()), next_seq: 0 }
+        Self {
+            head: Hash32(*h.finalize().as_bytes()),
+            next_seq: 0,
+        }
     }
 
     /// Links the next event's canonical encoding and returns its sequence number and hash.
@@ -118,7 +122,10 @@ mod tests {
         let mut b = ChainHash::genesis(b"h");
         assert_eq!(a.link(b"x"), b.link(b"x"));
         assert_ne!(a.clone().link(b"y"), b.clone().link(b"z"));
-        assert_ne!(ChainHash::genesis(b"h").head(), ChainHash::genesis(b"i").head());
+        assert_ne!(
+            ChainHash::genesis(b"h").head(),
+            ChainHash::genesis(b"i").head()
+        );
         assert_eq!(Hash32::from_hex(&a.head().to_hex()), Some(a.head()));
     }
 }

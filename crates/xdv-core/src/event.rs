@@ -344,12 +344,22 @@ impl Event {
         use EventKind::*;
         match &self.kind {
             HostStarted { seed, vhms } => format!("host started: seed {seed}, {vhms} VHMs"),
-            VhmCreated { name, parent, level, weight, module } => format!(
+            VhmCreated {
+                name,
+                parent,
+                level,
+                weight,
+                module,
+            } => format!(
                 "created {name:?} level {level}{} weight {weight} module {}",
                 parent.map(|p| format!(" parent {p}")).unwrap_or_default(),
                 module.short()
             ),
-            Allocated { domain, resource, cap } => format!("allocated {domain} {resource} as {cap}"),
+            Allocated {
+                domain,
+                resource,
+                cap,
+            } => format!("allocated {domain} {resource} as {cap}"),
             VcpuStarted { vcpu } => format!("vcpu {vcpu} started"),
             SliceEnded { vcpu, fuel } => format!("vcpu {vcpu} slice ended after {fuel} fuel"),
             Hypercall { vcpu, call, ret } => {
@@ -360,30 +370,52 @@ impl Event {
                     HypercallRecord::Exit { code } => format!("({code})"),
                     HypercallRecord::Sleep { until_ns } => format!("({until_ns})"),
                     HypercallRecord::TimerSet { period_ns } => format!("({period_ns})"),
-                    HypercallRecord::IrqSend { vcpu, vector, arg } => format!("({vcpu}, {vector}, {arg})"),
+                    HypercallRecord::IrqSend { vcpu, vector, arg } => {
+                        format!("({vcpu}, {vector}, {arg})")
+                    }
                     _ => "()".to_string(),
                 };
                 format!("vcpu {vcpu} {}{args} -> {ret}", call.name())
             }
-            IrqRaised { vcpu, vector, arg } => format!("irq {vector} raised on vcpu {vcpu} (arg {arg})"),
-            IrqDelivered { vcpu, vector, arg } => format!("irq {vector} delivered to vcpu {vcpu} (arg {arg})"),
-            IrqDropped { vcpu, vector } => format!("irq {vector} dropped on vcpu {vcpu} (no handler)"),
+            IrqRaised { vcpu, vector, arg } => {
+                format!("irq {vector} raised on vcpu {vcpu} (arg {arg})")
+            }
+            IrqDelivered { vcpu, vector, arg } => {
+                format!("irq {vector} delivered to vcpu {vcpu} (arg {arg})")
+            }
+            IrqDropped { vcpu, vector } => {
+                format!("irq {vector} dropped on vcpu {vcpu} (no handler)")
+            }
             IrqReturned { vcpu } => format!("vcpu {vcpu} returned from irq handler"),
             TimerFired { tick } => format!("timer tick {tick}"),
             VcpuWoken { vcpu, interrupted } => {
-                format!("vcpu {vcpu} woken{}", if *interrupted { " by interrupt" } else { "" })
+                format!(
+                    "vcpu {vcpu} woken{}",
+                    if *interrupted { " by interrupt" } else { "" }
+                )
             }
             VcpuHalted { vcpu } => format!("vcpu {vcpu} halted"),
-            Fault { class, vcpu, detail } => format!(
+            Fault {
+                class,
+                vcpu,
+                detail,
+            } => format!(
                 "FAULT {class}{}: {detail}",
                 vcpu.map(|v| format!(" on vcpu {v}")).unwrap_or_default()
             ),
-            Released { domain, resource, cap, used } => format!(
+            Released {
+                domain,
+                resource,
+                cap,
+                used,
+            } => format!(
                 "released {domain} {resource} ({cap}){}",
                 used.map(|u| format!(", used {u}")).unwrap_or_default()
             ),
             VhmExited { reason, fuel_used } => format!("exited: {reason}, fuel used {fuel_used}"),
-            HostFinished { stopped } => format!("host finished ({stopped} VHMs stopped by time limit)"),
+            HostFinished { stopped } => {
+                format!("host finished ({stopped} VHMs stopped by time limit)")
+            }
         }
     }
 }
@@ -447,7 +479,11 @@ mod tests {
             vhm: Some(VhmId(3)),
             kind: EventKind::Hypercall {
                 vcpu: 1,
-                call: HypercallRecord::Log { ptr: 16, len: 5, bytes: b"hello".to_vec() },
+                call: HypercallRecord::Log {
+                    ptr: 16,
+                    len: 5,
+                    bytes: b"hello".to_vec(),
+                },
                 ret: 0,
             },
         };

@@ -17,7 +17,10 @@ pub mod trace;
 
 pub use accounting::{derive_resource_table, ResourceRow, TableBuilder};
 pub use chain::{ChainHash, Hash32};
-pub use event::{Event, EventKind, EventSink, ExitReason, FaultClass, HypercallRecord, MemorySink, NullSink, Resource, SinkError};
+pub use event::{
+    Event, EventKind, EventSink, ExitReason, FaultClass, HypercallRecord, MemorySink, NullSink,
+    Resource, SinkError,
+};
 pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 
 /// Version of the canonical event encoding. Bumped on any change to [`EventKind`]'s layout.

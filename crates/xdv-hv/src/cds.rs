@@ -79,7 +79,16 @@ impl Cds {
             Target::Timer { vhm, .. } => (vhm, 0),
         };
         self.seq += 1;
-        self.heap.push(Reverse((Key { time, class, vhm, vcpu, seq: self.seq }, target)));
+        self.heap.push(Reverse((
+            Key {
+                time,
+                class,
+                vhm,
+                vcpu,
+                seq: self.seq,
+            },
+            target,
+        )));
     }
 
     /// Removes the least pending event in the total order.
@@ -110,13 +119,26 @@ mod tests {
     #[test]
     fn pops_in_total_order() {
         let mut q = Cds::default();
-        let t = |vhm, vcpu| Target::Vcpu { vhm, vcpu, generation: 0 };
+        let t = |vhm, vcpu| Target::Vcpu {
+            vhm,
+            vcpu,
+            generation: 0,
+        };
         q.push(10, Class::SliceEnd, t(0, 0));
         q.push(10, Class::Hypercall, t(1, 0));
         q.push(5, Class::Fault, t(2, 0));
         q.push(10, Class::Hypercall, t(0, 1));
-        q.push(10, Class::Timer, Target::Timer { vhm: 3, generation: 0 });
-        let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(k, _)| (k.time, k.class, k.vhm, k.vcpu)).collect();
+        q.push(
+            10,
+            Class::Timer,
+            Target::Timer {
+                vhm: 3,
+                generation: 0,
+            },
+        );
+        let order: Vec<_> = std::iter::from_fn(|| q.pop())
+            .map(|(k, _)| (k.time, k.class, k.vhm, k.vcpu))
+            .collect();
         assert_eq!(
             order,
             vec![

@@ -27,7 +27,13 @@ enum After {
 }
 
 impl Hypervisor {
-    pub(crate) fn hypercall<S: EventSink>(&mut self, sink: &mut S, vhm: u32, vcpu: u32, req: Request) -> Result<(), HvError> {
+    pub(crate) fn hypercall<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        req: Request,
+    ) -> Result<(), HvError> {
         let now = self.now;
         let [a0, a1, a2] = req.args;
         // i32 arguments arrive sign-extended; pointers and lengths are unsigned in wasm32.
@@ -40,9 +46,20 @@ impl Hypervisor {
         let (record, ret) = match req.call {
             Hypercall::Log => {
                 let (ptr, len) = (u32_arg(a0), u32_arg(a1));
-                match v.vcpus[vcpu as usize].vcpu.read_guest(i64::from(ptr), i64::from(len), abi::MAX_LOG_BYTES) {
+                match v.vcpus[vcpu as usize].vcpu.read_guest(
+                    i64::from(ptr),
+                    i64::from(len),
+                    abi::MAX_LOG_BYTES,
+                ) {
                     Ok(bytes) => (HypercallRecord::Log { ptr, len, bytes }, abi::OK),
-                    Err(code) => (HypercallRecord::Log { ptr, len, bytes: Vec::new() }, code),
+                    Err(code) => (
+                        HypercallRecord::Log {
+                            ptr,
+                            len,
+                            bytes: Vec::new(),
+                        },
+                        code,
+                    ),
                 }
             }
             Hypercall::Exit => {
@@ -60,31 +77,67 @@ impl Hypervisor {
             Hypercall::Sleep => {
                 let until = a0;
                 if until < 0 {
-                    (HypercallRecord::Sleep { until_ns: until as u64 }, abi::E_INVAL)
+                    (
+                        HypercallRecord::Sleep {
+                            until_ns: until as u64,
+                        },
+                        abi::E_INVAL,
+                    )
                 } else {
                     if until as u64 > now {
                         after = After::Park(until as u64);
                     }
-                    (HypercallRecord::Sleep { until_ns: until as u64 }, abi::OK)
+                    (
+                        HypercallRecord::Sleep {
+                            until_ns: until as u64,
+                        },
+                        abi::OK,
+                    )
                 }
             }
             Hypercall::Random => (HypercallRecord::Random, v.rng.next_u64() as i64),
             Hypercall::TimerSet => {
                 let period = a0;
                 if period < 0 {
-                    (HypercallRecord::TimerSet { period_ns: period as u64 }, abi::E_INVAL)
+                    (
+                        HypercallRecord::TimerSet {
+                            period_ns: period as u64,
+                        },
+                        abi::E_INVAL,
+                    )
                 } else {
                     v.timer_generation += 1;
-                    v.timer = (period > 0).then(|| Timer { period: period as u64, next: now + period as u64, vcpu, ticks: 0 });
+                    v.timer = (period > 0).then(|| Timer {
+                        period: period as u64,
+                        next: now + period as u64,
+                        vcpu,
+                        ticks: 0,
+                    });
                     if let Some(t) = v.timer {
-                        self.cds.push(t.next, Class::Timer, Target::Timer { vhm, generation: v.timer_generation });
+                        self.cds.push(
+                            t.next,
+                            Class::Timer,
+                            Target::Timer {
+                                vhm,
+                                generation: v.timer_generation,
+                            },
+                        );
                     }
-                    (HypercallRecord::TimerSet { period_ns: period as u64 }, abi::OK)
+                    (
+                        HypercallRecord::TimerSet {
+                            period_ns: period as u64,
+                        },
+                        abi::OK,
+                    )
                 }
             }
             Hypercall::IrqSend => {
                 let (target, vector) = (u32_arg(a0), u32_arg(a1));
-                let record = HypercallRecord::IrqSend { vcpu: target, vector, arg: a2 };
+                let record = HypercallRecord::IrqSend {
+                    vcpu: target,
+                    vector,
+                    arg: a2,
+                };
                 let live = target < n_vcpus && v.vcpus[target as usize].state != VcpuState::Halted;
                 if !live || vector >= vectors {
                     (record, abi::E_NOENT)
@@ -96,9 +149,24 @@ impl Hypervisor {
         };
         let refused = ret < 0 && !matches!(req.call, Hypercall::Time | Hypercall::Random);
         let name = record.name();
-        emit(sink, &mut self.events, now, Some(vhm), EventKind::Hypercall { vcpu, call: record, ret })?;
-        if refused && self.vhms[vhm as usize].spec.policy.on_bad_hypercall == BadHypercallPolicy::Fault {
-            let detail = format!("{name} refused with {} ({ret}) under on_bad_hypercall = \"fault\"", abi::error_name(ret));
+        emit(
+            sink,
+            &mut self.events,
+            now,
+            Some(vhm),
+            EventKind::Hypercall {
+                vcpu,
+                call: record,
+                ret,
+            },
+        )?;
+        if refused
+            && self.vhms[vhm as usize].spec.policy.on_bad_hypercall == BadHypercallPolicy::Fault
+        {
+            let detail = format!(
+                "{name} refused with {} ({ret}) under on_bad_hypercall = \"fault\"",
+                abi::error_name(ret)
+            );
             return self.fault(sink, vhm, Some(vcpu), FaultClass::BadHypercall, detail);
         }
         if let Some((target, vector, arg)) = irq {
@@ -109,13 +177,27 @@ impl Hypervisor {
             After::Exit(code) => return self.terminate(sink, vhm, ExitReason::Exit(code)),
             After::Park(until) => {
                 slot.state = VcpuState::Parked { until };
-                self.cds.push(until, Class::Wake, Target::Vcpu { vhm, vcpu, generation: slot.generation });
+                self.cds.push(
+                    until,
+                    Class::Wake,
+                    Target::Vcpu {
+                        vhm,
+                        vcpu,
+                        generation: slot.generation,
+                    },
+                );
                 return Ok(());
             }
             After::EndSlice => {
                 let fuel = std::mem::take(&mut slot.slice_used);
                 slot.vcpu.complete(ret);
-                emit(sink, &mut self.events, now, Some(vhm), EventKind::SliceEnded { vcpu, fuel })?;
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::SliceEnded { vcpu, fuel },
+                )?;
             }
             After::Resume => slot.vcpu.complete(ret),
         }

@@ -51,9 +51,19 @@ pub struct Hypervisor {
 }
 
 /// Emits one event at the hypervisor's current time.
-pub(crate) fn emit<S: EventSink>(sink: &mut S, events: &mut u64, time_ns: u64, vhm: Option<u32>, kind: EventKind) -> Result<(), SinkError> {
+pub(crate) fn emit<S: EventSink>(
+    sink: &mut S,
+    events: &mut u64,
+    time_ns: u64,
+    vhm: Option<u32>,
+    kind: EventKind,
+) -> Result<(), SinkError> {
     *events += 1;
-    sink.emit(&Event { time_ns, vhm: vhm.map(VhmId), kind })
+    sink.emit(&Event {
+        time_ns,
+        vhm: vhm.map(VhmId),
+        kind,
+    })
 }
 
 impl Hypervisor {
@@ -65,13 +75,18 @@ impl Hypervisor {
         let mut specs = Vec::with_capacity(manifest.vhms.len());
         for (spec, m) in manifest.vhms.iter().zip(modules) {
             let hash = Hash32::of(&m.bytes);
-            let idx = match compiled.iter().position(|(h, g)| *h == hash && g.entry_name() == spec.k.entry) {
+            let idx = match compiled
+                .iter()
+                .position(|(h, g)| *h == hash && g.entry_name() == spec.k.entry)
+            {
                 Some(i) => i,
                 None => {
-                    let g = GuestModule::new(&engine, &m.bytes, &spec.k.entry).map_err(|e| HvError::Module {
-                        file: format!("{} ({})", manifest.file, m.name),
-                        vhm: spec.name.clone(),
-                        message: e.to_string(),
+                    let g = GuestModule::new(&engine, &m.bytes, &spec.k.entry).map_err(|e| {
+                        HvError::Module {
+                            file: format!("{} ({})", manifest.file, m.name),
+                            vhm: spec.name.clone(),
+                            message: e.to_string(),
+                        }
                     })?;
                     compiled.push((hash, g));
                     compiled.len() - 1
@@ -79,17 +94,29 @@ impl Hypervisor {
             };
             specs.push((spec.clone(), idx));
         }
-        Ok(Self { engine, host: manifest.host.clone(), seed, modules: compiled, specs, vhms: Vec::new(), cds: Cds::default(), now: 0, events: 0 })
+        Ok(Self {
+            engine,
+            host: manifest.host.clone(),
+            seed,
+            modules: compiled,
+            specs,
+            vhms: Vec::new(),
+            cds: Cds::default(),
+            now: 0,
+            events: 0,
+        })
     }
 
     /// Instantiates every vCPU once without running it, to report instantiation errors (memory
     /// over the limit, start functions) before a run.
     pub fn check_instantiation(&self, file: &str) -> Result<(), HvError> {
         for (spec, m) in &self.specs {
-            Vcpu::new(&self.engine, &self.modules[*m].1, spec.k.memory_limit).map_err(|e| HvError::Module {
-                file: file.to_string(),
-                vhm: spec.name.clone(),
-                message: e.to_string(),
+            Vcpu::new(&self.engine, &self.modules[*m].1, spec.k.memory_limit).map_err(|e| {
+                HvError::Module {
+                    file: file.to_string(),
+                    vhm: spec.name.clone(),
+                    message: e.to_string(),
+                }
             })?;
         }
         Ok(())
@@ -98,7 +125,16 @@ impl Hypervisor {
     /// Runs the host to completion: creates every manifest VHM at time 0 in manifest order, then
     /// processes events in the CDS order until none is left or the time limit is reached.
     pub fn run<S: EventSink>(&mut self, sink: &mut S) -> Result<RunSummary, HvError> {
-        emit(sink, &mut self.events, 0, None, EventKind::HostStarted { seed: self.seed, vhms: self.specs.len() as u32 })?;
+        emit(
+            sink,
+            &mut self.events,
+            0,
+            None,
+            EventKind::HostStarted {
+                seed: self.seed,
+                vhms: self.specs.len() as u32,
+            },
+        )?;
         for i in 0..self.specs.len() {
             let (spec, m) = self.specs[i].clone();
             self.create_vhm(sink, spec, m)?;
@@ -121,7 +157,13 @@ impl Hypervisor {
                 self.terminate(sink, v as u32, ExitReason::TimeLimit)?;
             }
         }
-        emit(sink, &mut self.events, self.now, None, EventKind::HostFinished { stopped })?;
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            None,
+            EventKind::HostFinished { stopped },
+        )?;
         Ok(self.summary())
     }
 
@@ -136,16 +178,31 @@ impl Hypervisor {
                     ExitReason::Halted => 0,
                     _ => -1,
                 };
-                VhmSummary { name: v.name.clone(), exit: reason.to_string(), code, fuel_used: v.fuel_used, end_ns: end }
+                VhmSummary {
+                    name: v.name.clone(),
+                    exit: reason.to_string(),
+                    code,
+                    fuel_used: v.fuel_used,
+                    end_ns: end,
+                }
             })
             .collect();
-        RunSummary { vhms, events: self.events, end_ns: self.now }
+        RunSummary {
+            vhms,
+            events: self.events,
+            end_ns: self.now,
+        }
     }
 
     /// Creates a VHM at the current time: records it, allocates its fuel, memory and vCPUs under
     /// fresh capabilities, instantiates each vCPU and queues its start. An instantiation failure
     /// faults the new VHM only.
-    pub fn create_vhm<S: EventSink>(&mut self, sink: &mut S, spec: VhmSpec, module: usize) -> Result<VhmId, HvError> {
+    pub fn create_vhm<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        spec: VhmSpec,
+        module: usize,
+    ) -> Result<VhmId, HvError> {
         let id = self.vhms.len() as u32;
         let now = self.now;
         let ev = &mut self.events;
@@ -169,7 +226,17 @@ impl Hypervisor {
             allocations.push((Resource::Vcpu(i), CapId::new(3 + i, 1)));
         }
         for (resource, cap) in &allocations {
-            emit(sink, ev, now, Some(id), EventKind::Allocated { domain: Domain::K, resource: *resource, cap: *cap })?;
+            emit(
+                sink,
+                ev,
+                now,
+                Some(id),
+                EventKind::Allocated {
+                    domain: Domain::K,
+                    resource: *resource,
+                    cap: *cap,
+                },
+            )?;
         }
         let mut seed_material = Vec::with_capacity(16 + spec.name.len());
         seed_material.extend_from_slice(b"xdv-vhm-random");
@@ -188,7 +255,11 @@ impl Hypervisor {
         };
         let mut failure = None;
         for _ in 0..vhm.spec.k.vcpus {
-            match Vcpu::new(&self.engine, &self.modules[module].1, vhm.spec.k.memory_limit) {
+            match Vcpu::new(
+                &self.engine,
+                &self.modules[module].1,
+                vhm.spec.k.memory_limit,
+            ) {
                 Ok(vcpu) => vhm.vcpus.push(VcpuSlot {
                     vcpu,
                     state: VcpuState::Pending(Next::Start),
@@ -210,10 +281,24 @@ impl Hypervisor {
         let n = vhm.vcpus.len() as u32;
         self.vhms.push(vhm);
         if let Some(detail) = failure {
-            self.fault(sink, id, None, FaultClass::Trap, format!("instantiation failed: {detail}"))?;
+            self.fault(
+                sink,
+                id,
+                None,
+                FaultClass::Trap,
+                format!("instantiation failed: {detail}"),
+            )?;
         } else {
             for i in 0..n {
-                self.cds.push(now, Class::Start, Target::Vcpu { vhm: id, vcpu: i, generation: 0 });
+                self.cds.push(
+                    now,
+                    Class::Start,
+                    Target::Vcpu {
+                        vhm: id,
+                        vcpu: i,
+                        generation: 0,
+                    },
+                );
             }
         }
         Ok(VhmId(id))
@@ -227,15 +312,28 @@ impl Hypervisor {
                 if !v.running() || v.timer_generation != generation {
                     return Ok(());
                 }
-                let Some(t) = v.timer.as_mut() else { return Ok(()) };
+                let Some(t) = v.timer.as_mut() else {
+                    return Ok(());
+                };
                 t.ticks += 1;
                 t.next += t.period;
                 let (tick, next, vcpu) = (t.ticks, t.next, t.vcpu);
-                self.cds.push(next, Class::Timer, Target::Timer { vhm, generation });
-                emit(sink, &mut self.events, self.now, Some(vhm), EventKind::TimerFired { tick })?;
+                self.cds
+                    .push(next, Class::Timer, Target::Timer { vhm, generation });
+                emit(
+                    sink,
+                    &mut self.events,
+                    self.now,
+                    Some(vhm),
+                    EventKind::TimerFired { tick },
+                )?;
                 self.raise_irq(sink, vhm, vcpu, xdv_k::abi::TIMER_VECTOR, tick as i64)?;
             }
-            Target::Vcpu { vhm, vcpu, generation } => {
+            Target::Vcpu {
+                vhm,
+                vcpu,
+                generation,
+            } => {
                 let v = &mut self.vhms[vhm as usize];
                 let slot = &mut v.vcpus[vcpu as usize];
                 if !v.exit.is_none() || slot.generation != generation {
@@ -253,15 +351,33 @@ impl Hypervisor {
         Ok(())
     }
 
-    fn handle<S: EventSink>(&mut self, sink: &mut S, vhm: u32, vcpu: u32, next: Next) -> Result<(), HvError> {
+    fn handle<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        next: Next,
+    ) -> Result<(), HvError> {
         let now = self.now;
         match next {
             Next::Start => {
-                emit(sink, &mut self.events, now, Some(vhm), EventKind::VcpuStarted { vcpu })?;
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::VcpuStarted { vcpu },
+                )?;
                 self.dispatch(sink, vhm, vcpu)
             }
             Next::Wake { interrupted } => {
-                emit(sink, &mut self.events, now, Some(vhm), EventKind::VcpuWoken { vcpu, interrupted })?;
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::VcpuWoken { vcpu, interrupted },
+                )?;
                 let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
                 slot.anchor_time = now;
                 slot.anchor_fuel = slot.fuel;
@@ -270,20 +386,44 @@ impl Hypervisor {
             }
             Next::FuelOut => {
                 let quota = self.vhms[vhm as usize].spec.policy.fuel_quota;
-                self.fault(sink, vhm, Some(vcpu), FaultClass::FuelExhausted, format!("fuel quota of {quota} used up"))
+                self.fault(
+                    sink,
+                    vhm,
+                    Some(vcpu),
+                    FaultClass::FuelExhausted,
+                    format!("fuel quota of {quota} used up"),
+                )
             }
             Next::Stopped(Stop::Preempted) => {
                 let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
                 let fuel = std::mem::take(&mut slot.slice_used);
-                emit(sink, &mut self.events, now, Some(vhm), EventKind::SliceEnded { vcpu, fuel })?;
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::SliceEnded { vcpu, fuel },
+                )?;
                 self.dispatch(sink, vhm, vcpu)
             }
             Next::Stopped(Stop::Returned { from_irq: true }) => {
-                emit(sink, &mut self.events, now, Some(vhm), EventKind::IrqReturned { vcpu })?;
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::IrqReturned { vcpu },
+                )?;
                 self.dispatch(sink, vhm, vcpu)
             }
             Next::Stopped(Stop::Returned { from_irq: false }) => {
-                emit(sink, &mut self.events, now, Some(vhm), EventKind::VcpuHalted { vcpu })?;
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::VcpuHalted { vcpu },
+                )?;
                 let v = &mut self.vhms[vhm as usize];
                 v.vcpus[vcpu as usize].state = VcpuState::Halted;
                 if v.vcpus.iter().all(|s| s.state == VcpuState::Halted) {
@@ -291,7 +431,9 @@ impl Hypervisor {
                 }
                 Ok(())
             }
-            Next::Stopped(Stop::Trap(msg)) => self.fault(sink, vhm, Some(vcpu), FaultClass::Trap, msg),
+            Next::Stopped(Stop::Trap(msg)) => {
+                self.fault(sink, vhm, Some(vcpu), FaultClass::Trap, msg)
+            }
             Next::Stopped(Stop::Hypercall(req)) => self.hypercall(sink, vhm, vcpu, req),
         }
     }
@@ -300,13 +442,19 @@ impl Hypervisor {
     pub(crate) fn clock(&self, vhm: u32, vcpu: u32) -> u64 {
         let v = &self.vhms[vhm as usize];
         let s = &v.vcpus[vcpu as usize];
-        let ns = u128::from(s.fuel - s.anchor_fuel) * u128::from(self.host.ns_per_fuel) / u128::from(v.spec.policy.weight);
+        let ns = u128::from(s.fuel - s.anchor_fuel) * u128::from(self.host.ns_per_fuel)
+            / u128::from(v.spec.policy.weight);
         s.anchor_time + u64::try_from(ns).unwrap_or(u64::MAX / 2)
     }
 
     /// Runs a vCPU from the current time until its next stop and queues that stop at the vCPU's
     /// new clock. Pending interrupts are delivered first (a deterministic point).
-    pub(crate) fn dispatch<S: EventSink>(&mut self, sink: &mut S, vhm: u32, vcpu: u32) -> Result<(), HvError> {
+    pub(crate) fn dispatch<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+    ) -> Result<(), HvError> {
         let now = self.now;
         let v = &mut self.vhms[vhm as usize];
         let slot = &mut v.vcpus[vcpu as usize];
@@ -315,7 +463,13 @@ impl Hypervisor {
             slot.irq_pending &= !(1 << vector);
             let arg = slot.irq_args[vector as usize];
             if slot.vcpu.enter_irq(vector, arg) {
-                emit(sink, &mut self.events, now, Some(vhm), EventKind::IrqDelivered { vcpu, vector, arg })?;
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::IrqDelivered { vcpu, vector, arg },
+                )?;
             }
         }
         let v = &mut self.vhms[vhm as usize];
@@ -332,7 +486,10 @@ impl Hypervisor {
             slot.slice_used += used;
             slot.ahead = used;
             v.fuel_used += used;
-            debug_assert!(v.fuel_used <= v.spec.policy.fuel_quota, "fuel quota overrun");
+            debug_assert!(
+                v.fuel_used <= v.spec.policy.fuel_quota,
+                "fuel quota overrun"
+            );
             match stop {
                 Stop::Preempted if v.fuel_used >= v.spec.policy.fuel_quota => Next::FuelOut,
                 stop => Next::Stopped(stop),
@@ -349,42 +506,99 @@ impl Hypervisor {
         let generation = slot.generation;
         slot.state = VcpuState::Pending(next);
         let at = self.clock(vhm, vcpu);
-        self.cds.push(at, class, Target::Vcpu { vhm, vcpu, generation });
+        self.cds.push(
+            at,
+            class,
+            Target::Vcpu {
+                vhm,
+                vcpu,
+                generation,
+            },
+        );
         Ok(())
     }
 
     /// Makes `vector` pending on a vCPU and wakes it if parked. Dropped (and recorded) when the
     /// guest has no interrupt handler.
-    pub(crate) fn raise_irq<S: EventSink>(&mut self, sink: &mut S, vhm: u32, vcpu: u32, vector: u32, arg: i64) -> Result<(), HvError> {
+    pub(crate) fn raise_irq<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        vector: u32,
+        arg: i64,
+    ) -> Result<(), HvError> {
         let now = self.now;
         let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
         if slot.state == VcpuState::Halted {
             return Ok(());
         }
         if !slot.vcpu.has_irq_handler() {
-            emit(sink, &mut self.events, now, Some(vhm), EventKind::IrqDropped { vcpu, vector })?;
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::IrqDropped { vcpu, vector },
+            )?;
             return Ok(());
         }
         slot.irq_pending |= 1 << vector;
         slot.irq_args[vector as usize] = arg;
-        emit(sink, &mut self.events, now, Some(vhm), EventKind::IrqRaised { vcpu, vector, arg })?;
+        emit(
+            sink,
+            &mut self.events,
+            now,
+            Some(vhm),
+            EventKind::IrqRaised { vcpu, vector, arg },
+        )?;
         if let VcpuState::Parked { .. } = slot.state {
             slot.generation += 1;
             slot.state = VcpuState::Pending(Next::Wake { interrupted: true });
-            self.cds.push(now, Class::Wake, Target::Vcpu { vhm, vcpu, generation: slot.generation });
+            self.cds.push(
+                now,
+                Class::Wake,
+                Target::Vcpu {
+                    vhm,
+                    vcpu,
+                    generation: slot.generation,
+                },
+            );
         }
         Ok(())
     }
 
     /// Records a fault and stops the VHM.
-    pub(crate) fn fault<S: EventSink>(&mut self, sink: &mut S, vhm: u32, vcpu: Option<u32>, class: FaultClass, detail: String) -> Result<(), HvError> {
-        emit(sink, &mut self.events, self.now, Some(vhm), EventKind::Fault { class, vcpu, detail })?;
+    pub(crate) fn fault<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: Option<u32>,
+        class: FaultClass,
+        detail: String,
+    ) -> Result<(), HvError> {
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::Fault {
+                class,
+                vcpu,
+                detail,
+            },
+        )?;
         self.terminate(sink, vhm, ExitReason::Fault(class))
     }
 
     /// Stops a VHM: halts its vCPUs, disarms its timer, releases its resources in reverse
     /// allocation order and records its exit. Nothing of any other VHM is touched.
-    pub(crate) fn terminate<S: EventSink>(&mut self, sink: &mut S, vhm: u32, reason: ExitReason) -> Result<(), HvError> {
+    pub(crate) fn terminate<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        reason: ExitReason,
+    ) -> Result<(), HvError> {
         let now = self.now;
         let v = &mut self.vhms[vhm as usize];
         debug_assert!(v.running(), "a VHM terminates once");
@@ -399,9 +613,26 @@ impl Hypervisor {
         let fuel_used = v.fuel_used;
         for (resource, cap) in v.allocations.iter().rev() {
             let used = matches!(resource, Resource::Fuel(_)).then_some(fuel_used);
-            emit(sink, &mut self.events, now, Some(vhm), EventKind::Released { domain: Domain::K, resource: *resource, cap: *cap, used })?;
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::Released {
+                    domain: Domain::K,
+                    resource: *resource,
+                    cap: *cap,
+                    used,
+                },
+            )?;
         }
-        emit(sink, &mut self.events, now, Some(vhm), EventKind::VhmExited { reason, fuel_used })?;
+        emit(
+            sink,
+            &mut self.events,
+            now,
+            Some(vhm),
+            EventKind::VhmExited { reason, fuel_used },
+        )?;
         Ok(())
     }
 }

@@ -52,7 +52,10 @@ pub enum HvError {
 /// Projects a run's events onto one VHM: its events' times and contents, without the host-wide
 /// sequence numbers. Two runs treat a VHM identically exactly when its projections are equal,
 /// which is how non-interference and fault containment are checked.
-pub fn project<'a>(events: impl IntoIterator<Item = &'a xdv_core::Event>, name: &str) -> Vec<(u64, xdv_core::EventKind)> {
+pub fn project<'a>(
+    events: impl IntoIterator<Item = &'a xdv_core::Event>,
+    name: &str,
+) -> Vec<(u64, xdv_core::EventKind)> {
     let mut id = None;
     let mut out = Vec::new();
     for e in events {

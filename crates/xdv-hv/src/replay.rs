@@ -53,15 +53,25 @@ impl EventSink for Checker {
         let seq = self.pos as u64;
         let Some((recorded, body)) = self.recorded.get(self.pos) else {
             if self.complete {
-                self.divergence = Some(Divergence { seq, recorded: None, replayed: Some(event.clone()) });
+                self.divergence = Some(Divergence {
+                    seq,
+                    recorded: None,
+                    replayed: Some(event.clone()),
+                });
                 return Err(SinkError::Diverged { seq });
             }
-            return Err(SinkError::Stopped("reached the end of a trace that was cut short".into()));
+            return Err(SinkError::Stopped(
+                "reached the end of a trace that was cut short".into(),
+            ));
         };
         self.buf.clear();
         event.encode_into(&mut self.buf);
         if self.buf != *body {
-            self.divergence = Some(Divergence { seq, recorded: Some(recorded.clone()), replayed: Some(event.clone()) });
+            self.divergence = Some(Divergence {
+                seq,
+                recorded: Some(recorded.clone()),
+                replayed: Some(event.clone()),
+            });
             return Err(SinkError::Diverged { seq });
         }
         self.pos += 1;
@@ -70,20 +80,42 @@ impl EventSink for Checker {
 }
 
 /// Loads the manifest and modules stored in a trace.
-pub fn load_from_trace(reader: &TraceReader, label: &str) -> Result<(Manifest, Vec<LoadedModule>, u64), HvError> {
+pub fn load_from_trace(
+    reader: &TraceReader,
+    label: &str,
+) -> Result<(Manifest, Vec<LoadedModule>, u64), HvError> {
     let header = reader.header()?;
-    let manifest = Manifest::parse(&header.manifest_text, &format!("{label} (stored manifest {})", header.manifest_name))?;
+    let manifest = Manifest::parse(
+        &header.manifest_text,
+        &format!("{label} (stored manifest {})", header.manifest_name),
+    )?;
     let mut modules = Vec::with_capacity(manifest.vhms.len());
     for (i, v) in manifest.vhms.iter().enumerate() {
-        let entry = header.modules.get(i).filter(|m| m.name == v.k.module).ok_or_else(|| TraceError::NotATrace {
-            path: label.to_string(),
-            reason: format!("the header lists no module for VHM {:?} ({})", v.name, v.k.module),
-        })?;
-        let bytes = reader.module(&entry.hash)?.ok_or_else(|| TraceError::NotATrace {
-            path: label.to_string(),
-            reason: format!("module {} ({}) is not stored", entry.name, entry.hash.short()),
-        })?;
-        modules.push(LoadedModule { name: entry.name.clone(), bytes });
+        let entry = header
+            .modules
+            .get(i)
+            .filter(|m| m.name == v.k.module)
+            .ok_or_else(|| TraceError::NotATrace {
+                path: label.to_string(),
+                reason: format!(
+                    "the header lists no module for VHM {:?} ({})",
+                    v.name, v.k.module
+                ),
+            })?;
+        let bytes = reader
+            .module(&entry.hash)?
+            .ok_or_else(|| TraceError::NotATrace {
+                path: label.to_string(),
+                reason: format!(
+                    "module {} ({}) is not stored",
+                    entry.name,
+                    entry.hash.short()
+                ),
+            })?;
+        modules.push(LoadedModule {
+            name: entry.name.clone(),
+            bytes,
+        });
     }
     Ok((manifest, modules, header.seed))
 }
@@ -101,7 +133,13 @@ pub fn replay_trace(path: &Path) -> Result<ReplayReport, HvError> {
     })?;
     let complete = reader.is_complete()?;
     let events_recorded = recorded.len() as u64;
-    let mut checker = Checker { recorded, pos: 0, complete, divergence: None, buf: Vec::with_capacity(256) };
+    let mut checker = Checker {
+        recorded,
+        pos: 0,
+        complete,
+        divergence: None,
+        buf: Vec::with_capacity(256),
+    };
     let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
     match hv.run(&mut checker) {
         Ok(_) => {}
@@ -110,7 +148,16 @@ pub fn replay_trace(path: &Path) -> Result<ReplayReport, HvError> {
     }
     if checker.divergence.is_none() && checker.pos < checker.recorded.len() {
         let (ev, _) = &checker.recorded[checker.pos];
-        checker.divergence = Some(Divergence { seq: checker.pos as u64, recorded: Some(ev.clone()), replayed: None });
+        checker.divergence = Some(Divergence {
+            seq: checker.pos as u64,
+            recorded: Some(ev.clone()),
+            replayed: None,
+        });
     }
-    Ok(ReplayReport { events_matched: checker.pos as u64, events_recorded, trace_complete: complete, divergence: checker.divergence })
+    Ok(ReplayReport {
+        events_matched: checker.pos as u64,
+        events_recorded,
+        trace_complete: complete,
+        divergence: checker.divergence,
+    })
 }

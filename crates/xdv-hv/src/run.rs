@@ -46,22 +46,41 @@ pub fn header(p: &Prepared, seed: u64) -> TraceHeader {
         seed,
         manifest_name: p.manifest.file.clone(),
         manifest_text: p.manifest.text.clone(),
-        modules: p.modules.iter().map(|m| ModuleEntry { name: m.name.clone(), hash: Hash32::of(&m.bytes) }).collect(),
+        modules: p
+            .modules
+            .iter()
+            .map(|m| ModuleEntry {
+                name: m.name.clone(),
+                hash: Hash32::of(&m.bytes),
+            })
+            .collect(),
     }
 }
 
 /// Runs a prepared manifest, writing the trace to `trace`. Returns the summary, the
 /// Resource_Table and the final chain hash.
-pub fn run_to_trace(p: &Prepared, trace: &Path, opts: &RunOptions) -> Result<(RunSummary, Vec<ResourceRow>, Hash32), HvError> {
+pub fn run_to_trace(
+    p: &Prepared,
+    trace: &Path,
+    opts: &RunOptions,
+) -> Result<(RunSummary, Vec<ResourceRow>, Hash32), HvError> {
     let seed = opts.seed.unwrap_or(p.manifest.host.seed);
     let mut hv = Hypervisor::new(&p.manifest, &p.modules, seed)?;
     let header = header(p, seed);
-    let hashes: Vec<(Hash32, &[u8])> = p.modules.iter().map(|m| (Hash32::of(&m.bytes), m.bytes.as_slice())).collect();
-    let mut writer = TraceWriter::create(trace, &header, &hashes, p.manifest.host.trace_batch_events)?;
+    let hashes: Vec<(Hash32, &[u8])> = p
+        .modules
+        .iter()
+        .map(|m| (Hash32::of(&m.bytes), m.bytes.as_slice()))
+        .collect();
+    let mut writer =
+        TraceWriter::create(trace, &header, &hashes, p.manifest.host.trace_batch_events)?;
     if let Some(n) = opts.crash_after {
         writer.crash_after(n);
     }
-    let mut tee = Tee { writer, table: TableBuilder::default() };
+    let mut tee = Tee {
+        writer,
+        table: TableBuilder::default(),
+    };
     let summary = hv.run(&mut tee)?;
     let table = tee.table.finish();
     let head = tee.writer.finish(&table)?;
@@ -69,7 +88,10 @@ pub fn run_to_trace(p: &Prepared, trace: &Path, opts: &RunOptions) -> Result<(Ru
 }
 
 /// Runs a prepared manifest in memory, returning the summary and every event.
-pub fn run_in_memory(p: &Prepared, seed: u64) -> Result<(RunSummary, Vec<xdv_core::Event>), HvError> {
+pub fn run_in_memory(
+    p: &Prepared,
+    seed: u64,
+) -> Result<(RunSummary, Vec<xdv_core::Event>), HvError> {
     let mut hv = Hypervisor::new(&p.manifest, &p.modules, seed)?;
     let mut sink = MemorySink::default();
     let summary = hv.run(&mut sink)?;

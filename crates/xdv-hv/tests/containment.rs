@@ -10,7 +10,8 @@ const TRAP: &str = r#"(module
   (func (export "main") (local $i i32)
     (loop $w (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $w (i32.lt_u (local.get $i) (i32.const 3000))))
     (i32.store (i32.const 0x7fff0000) (i32.const 1))))"#;
-const DIV0: &str = r#"(module (func (export "main") (drop (i32.div_u (i32.const 1) (i32.const 0)))))"#;
+const DIV0: &str =
+    r#"(module (func (export "main") (drop (i32.div_u (i32.const 1) (i32.const 0)))))"#;
 const UNREACHABLE: &str = r#"(module (func (export "main") unreachable))"#;
 
 fn host() -> &'static str {
@@ -19,8 +20,18 @@ fn host() -> &'static str {
 
 #[test]
 fn trapping_vhms_fault_alone() {
-    let guests = [("spin.wat", SPIN), ("trap.wat", TRAP), ("div0.wat", DIV0), ("unreachable.wat", UNREACHABLE)];
-    let without = format!("{}{}{}", host(), vhm("a", "spin.wat", 1, 1 << 30), vhm("b", "spin.wat", 2, 1 << 30));
+    let guests = [
+        ("spin.wat", SPIN),
+        ("trap.wat", TRAP),
+        ("div0.wat", DIV0),
+        ("unreachable.wat", UNREACHABLE),
+    ];
+    let without = format!(
+        "{}{}{}",
+        host(),
+        vhm("a", "spin.wat", 1, 1 << 30),
+        vhm("b", "spin.wat", 2, 1 << 30)
+    );
     let with = format!(
         "{}{}{}{}{}{}",
         host(),
@@ -35,16 +46,48 @@ fn trapping_vhms_fault_alone() {
     let (_, e1) = run(&p1);
     let (s2, e2) = run(&p2);
     for name in ["a", "b"] {
-        assert_eq!(xdv_hv::project(&e1, name), xdv_hv::project(&e2, name), "VHM {name} was disturbed");
+        assert_eq!(
+            xdv_hv::project(&e1, name),
+            xdv_hv::project(&e2, name),
+            "VHM {name} was disturbed"
+        );
     }
     for name in ["t1", "t2", "t3"] {
         let v = s2.vhms.iter().find(|v| v.name == name).unwrap();
-        assert_eq!(v.exit, ExitReason::Fault(FaultClass::Trap).to_string(), "{name}");
+        assert_eq!(
+            v.exit,
+            ExitReason::Fault(FaultClass::Trap).to_string(),
+            "{name}"
+        );
         let own = xdv_hv::project(&e2, name);
-        assert!(own.iter().any(|(_, k)| matches!(k, EventKind::Fault { class: FaultClass::Trap, .. })));
+        assert!(own.iter().any(|(_, k)| matches!(
+            k,
+            EventKind::Fault {
+                class: FaultClass::Trap,
+                ..
+            }
+        )));
         // Everything allocated was released, in reverse order, before the exit.
-        let released: Vec<_> = own.iter().filter_map(|(_, k)| if let EventKind::Released { cap, .. } = k { Some(*cap) } else { None }).collect();
-        let allocated: Vec<_> = own.iter().filter_map(|(_, k)| if let EventKind::Allocated { cap, .. } = k { Some(*cap) } else { None }).collect();
+        let released: Vec<_> = own
+            .iter()
+            .filter_map(|(_, k)| {
+                if let EventKind::Released { cap, .. } = k {
+                    Some(*cap)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let allocated: Vec<_> = own
+            .iter()
+            .filter_map(|(_, k)| {
+                if let EventKind::Allocated { cap, .. } = k {
+                    Some(*cap)
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(released, allocated.into_iter().rev().collect::<Vec<_>>());
         assert!(matches!(own.last().unwrap().1, EventKind::VhmExited { .. }));
     }
@@ -80,5 +123,7 @@ fn exit_from_one_vcpu_stops_its_siblings_and_charges_no_unobserved_fuel() {
     assert_eq!(s.vhms[0].exit, "exit(3)");
     // vCPUs 1 and 2 ran ahead a whole slice, but the VHM stopped before their clocks got there.
     assert!(s.vhms[0].fuel_used < 100, "charged {}", s.vhms[0].fuel_used);
-    assert!(!events.iter().any(|e| matches!(e.kind, EventKind::SliceEnded { .. })));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::SliceEnded { .. })));
 }

@@ -64,7 +64,16 @@ fn hostile_arguments_get_error_codes_under_the_default_policy() {
     );
     assert_eq!(s.vhms[0].exit, "exit(0)");
     // Pointers are recorded as the guest's unsigned wasm32 values.
-    assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Hypercall { call: HypercallRecord::Log { ptr: 0xffff_ffff, .. }, .. })));
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Hypercall {
+            call: HypercallRecord::Log {
+                ptr: 0xffff_ffff,
+                ..
+            },
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -75,9 +84,19 @@ fn hostile_arguments_fault_the_vhm_under_the_fault_policy() {
     );
     let (_d, p) = prepare_inline(&m, &[("h.wat", HOSTILE), ("spin.wat", SPIN)]);
     let (s, events) = run(&p);
-    assert_eq!(s.vhms[0].exit, ExitReason::Fault(FaultClass::BadHypercall).to_string());
-    assert_eq!(rets(&events), vec![("log", E_FAULT)], "the first refused call faults the VHM");
-    assert_eq!(s.vhms[1].exit, ExitReason::Fault(FaultClass::FuelExhausted).to_string());
+    assert_eq!(
+        s.vhms[0].exit,
+        ExitReason::Fault(FaultClass::BadHypercall).to_string()
+    );
+    assert_eq!(
+        rets(&events),
+        vec![("log", E_FAULT)],
+        "the first refused call faults the VHM"
+    );
+    assert_eq!(
+        s.vhms[1].exit,
+        ExitReason::Fault(FaultClass::FuelExhausted).to_string()
+    );
 }
 
 #[test]
@@ -92,23 +111,57 @@ fn pointer_calls_without_an_exported_memory_return_e_nomem() {
 #[test]
 fn modules_that_do_not_fit_the_abi_are_refused_before_running() {
     let cases: &[(&str, &str)] = &[
-        (r#"(module (import "xdv" "format_disk" (func)) (func (export "main")))"#, "import xdv.format_disk: no such hypercall"),
-        (r#"(module (import "env" "f" (func)) (func (export "main")))"#, "guests may import only hypercalls from module \"xdv\""),
-        (r#"(module (import "xdv" "log" (func (param i64))) (func (export "main")))"#, "signature (i64) -> () does not match the ABI's (i32, i32) -> (i32)"),
-        (r#"(module (func (export "start")))"#, "exports no function \"main\""),
-        (r#"(module (func (export "main") (param i32)))"#, "entry export \"main\" has type (i32) -> ()"),
-        (r#"(module (func (export "main")) (func (export "xdv_irq") (param i32)))"#, "\"xdv_irq\" must be a function (i32, i64) -> ()"),
-        (r#"(module (func $s) (start $s) (func (export "main")))"#, "start function"),
-        (r#"(module (memory 4) (func (export "main")))"#, "cannot instantiate"),
+        (
+            r#"(module (import "xdv" "format_disk" (func)) (func (export "main")))"#,
+            "import xdv.format_disk: no such hypercall",
+        ),
+        (
+            r#"(module (import "env" "f" (func)) (func (export "main")))"#,
+            "guests may import only hypercalls from module \"xdv\"",
+        ),
+        (
+            r#"(module (import "xdv" "log" (func (param i64))) (func (export "main")))"#,
+            "signature (i64) -> () does not match the ABI's (i32, i32) -> (i32)",
+        ),
+        (
+            r#"(module (func (export "start")))"#,
+            "exports no function \"main\"",
+        ),
+        (
+            r#"(module (func (export "main") (param i32)))"#,
+            "entry export \"main\" has type (i32) -> ()",
+        ),
+        (
+            r#"(module (func (export "main")) (func (export "xdv_irq") (param i32)))"#,
+            "\"xdv_irq\" must be a function (i32, i64) -> ()",
+        ),
+        (
+            r#"(module (func $s) (start $s) (func (export "main")))"#,
+            "start function",
+        ),
+        (
+            r#"(module (memory 4) (func (export "main")))"#,
+            "cannot instantiate",
+        ),
         ("(module (func", "invalid WAT"),
     ];
     for (wat, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("g.wat"), wat).unwrap();
         let path = dir.path().join("m.toml");
-        std::fs::write(&path, "[[vhm]]\nname = \"g\"\n[vhm.k]\nmodule = \"g.wat\"\nmemory_limit = \"128 KiB\"\n").unwrap();
-        let err = xdv_hv::prepare(&path).err().unwrap_or_else(|| panic!("{wat} was accepted")).to_string();
-        assert!(err.contains(expected), "{wat}: got {err:?}, expected {expected:?}");
+        std::fs::write(
+            &path,
+            "[[vhm]]\nname = \"g\"\n[vhm.k]\nmodule = \"g.wat\"\nmemory_limit = \"128 KiB\"\n",
+        )
+        .unwrap();
+        let err = xdv_hv::prepare(&path)
+            .err()
+            .unwrap_or_else(|| panic!("{wat} was accepted"))
+            .to_string();
+        assert!(
+            err.contains(expected),
+            "{wat}: got {err:?}, expected {expected:?}"
+        );
         assert!(err.contains("m.toml"), "{err:?} names the manifest");
     }
 }

@@ -29,23 +29,44 @@ fn share_manifest(slice: u64, ns_per_fuel: u64, w_heavy: u32, w_light: u32, limi
 #[test]
 fn weight_two_gets_two_thirds_of_the_fuel_in_every_window() {
     let slice = 1000;
-    let (_d, p) = prepare_inline(&share_manifest(slice, 1, 2, 1, 3_000_000), &[("spin.wat", SPIN)]);
+    let (_d, p) = prepare_inline(
+        &share_manifest(slice, 1, 2, 1, 3_000_000),
+        &[("spin.wat", SPIN)],
+    );
     let (summary, events) = run(&p);
     let (h, l) = (id_of(&events, "heavy"), id_of(&events, "light"));
     // Whole run: exactly 2:1 (both stopped by the time limit at the same virtual time).
-    assert_eq!(summary.vhms[0].fuel_used, 2 * summary.vhms[1].fuel_used + (summary.vhms[0].fuel_used % 2));
-    for (from, to) in [(0, 100_000), (12_345, 67_890), (500_000, 2_900_000), (1_000_000, 1_003_000), (0, 3_000_000)] {
-        let (fh, fl) = (fuel_in_window(&events, h, from, to), fuel_in_window(&events, l, from, to));
+    assert_eq!(
+        summary.vhms[0].fuel_used,
+        2 * summary.vhms[1].fuel_used + (summary.vhms[0].fuel_used % 2)
+    );
+    for (from, to) in [
+        (0, 100_000),
+        (12_345, 67_890),
+        (500_000, 2_900_000),
+        (1_000_000, 1_003_000),
+        (0, 3_000_000),
+    ] {
+        let (fh, fl) = (
+            fuel_in_window(&events, h, from, to),
+            fuel_in_window(&events, l, from, to),
+        );
         let total = fh + fl;
         // heavy's share is 2/3 of the total, within one slice.
         let diff = (3 * fh).abs_diff(2 * total);
-        assert!(diff <= 3 * slice, "window [{from}, {to}): heavy {fh}, light {fl}");
+        assert!(
+            diff <= 3 * slice,
+            "window [{from}, {to}): heavy {fh}, light {fl}"
+        );
     }
 }
 
 #[test]
 fn a_vhm_runs_the_same_alone_or_beside_neighbours() {
-    let alone = format!("[host]\nseed = 5\nslice_fuel = 700\ntime_limit_ns = 500000\n{}", vhm("a", "spin.wat", 3, 1 << 30));
+    let alone = format!(
+        "[host]\nseed = 5\nslice_fuel = 700\ntime_limit_ns = 500000\n{}",
+        vhm("a", "spin.wat", 3, 1 << 30)
+    );
     let crowded = format!(
         "[host]\nseed = 5\nslice_fuel = 700\ntime_limit_ns = 500000\n{}{}{}{}",
         vhm("b", "spin.wat", 1, 1 << 30),
@@ -64,20 +85,41 @@ fn a_vhm_runs_the_same_alone_or_beside_neighbours() {
 
 #[test]
 fn a_runaway_guest_is_preempted_every_slice_and_stopped_by_its_quota() {
-    let m = format!("[host]\nslice_fuel = 1000\n{}", vhm("runaway", "spin.wat", 1, 50_000));
+    let m = format!(
+        "[host]\nslice_fuel = 1000\n{}",
+        vhm("runaway", "spin.wat", 1, 50_000)
+    );
     let (_d, p) = prepare_inline(&m, &[("spin.wat", SPIN)]);
     let (summary, events) = run(&p);
-    let slices = events.iter().filter(|e| matches!(e.kind, EventKind::SliceEnded { .. })).count();
+    let slices = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::SliceEnded { .. }))
+        .count();
     assert!((45..=50).contains(&slices), "{slices} slices");
-    assert!(events.iter().any(|e| matches!(e.kind, EventKind::Fault { class: FaultClass::FuelExhausted, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::Fault {
+            class: FaultClass::FuelExhausted,
+            ..
+        }
+    )));
     assert!(summary.vhms[0].fuel_used <= 50_000);
-    assert!(events.iter().any(|e| matches!(e.kind, EventKind::VhmExited { reason: ExitReason::Fault(FaultClass::FuelExhausted), .. })));
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::VhmExited {
+            reason: ExitReason::Fault(FaultClass::FuelExhausted),
+            ..
+        }
+    )));
 }
 
 #[test]
 fn same_seed_same_events_and_other_seed_or_weight_differs() {
     let m = |seed: u64, weight: u32| {
-        format!("[host]\nseed = {seed}\nslice_fuel = 5000\n{}", vhm("hello", "hello.wat", weight, 10_000_000))
+        format!(
+            "[host]\nseed = {seed}\nslice_fuel = 5000\n{}",
+            vhm("hello", "hello.wat", weight, 10_000_000)
+        )
     };
     let hello = std::fs::read_to_string(examples().join("guests/hello.wat")).unwrap();
     let go = |seed, weight| {

@@ -38,7 +38,11 @@ pub const E_NOMEM: i64 = -5;
 /// Error codes with their names and meanings, for documentation and messages.
 pub const ERROR_CODES: &[(i64, &str, &str)] = &[
     (E_INVAL, "E_INVAL", "an argument has an invalid value"),
-    (E_FAULT, "E_FAULT", "a pointer/length pair reaches outside linear memory"),
+    (
+        E_FAULT,
+        "E_FAULT",
+        "a pointer/length pair reaches outside linear memory",
+    ),
     (E_NOENT, "E_NOENT", "no such vCPU or interrupt vector"),
     (E_TOOBIG, "E_TOOBIG", "a length is over the call's limit"),
     (E_NOMEM, "E_NOMEM", "the call needs an exported `memory`"),
@@ -46,7 +50,10 @@ pub const ERROR_CODES: &[(i64, &str, &str)] = &[
 
 /// The name of an error code, `"?"` for unknown values.
 pub fn error_name(code: i64) -> &'static str {
-    ERROR_CODES.iter().find(|(c, _, _)| *c == code).map_or("?", |(_, n, _)| n)
+    ERROR_CODES
+        .iter()
+        .find(|(c, _, _)| *c == code)
+        .map_or("?", |(_, n, _)| n)
 }
 
 /// Every hypercall of this ABI version.
@@ -119,7 +126,10 @@ pub const HYPERCALLS: &[HypercallDesc] = &[
 impl Hypercall {
     /// The call's description.
     pub fn desc(self) -> &'static HypercallDesc {
-        HYPERCALLS.iter().find(|d| d.call == self).expect("every Hypercall is in HYPERCALLS")
+        HYPERCALLS
+            .iter()
+            .find(|d| d.call == self)
+            .expect("every Hypercall is in HYPERCALLS")
     }
 }
 
@@ -137,7 +147,11 @@ mod tests {
         for (i, d) in HYPERCALLS.iter().enumerate() {
             assert_eq!(d.call.desc().name, d.name);
             assert_eq!(by_name(d.name).map(|x| x.call), Some(d.call));
-            assert!(HYPERCALLS[..i].iter().all(|o| o.name != d.name), "duplicate {}", d.name);
+            assert!(
+                HYPERCALLS[..i].iter().all(|o| o.name != d.name),
+                "duplicate {}",
+                d.name
+            );
             assert!(d.params.len() <= 3, "hypercalls take at most 3 arguments");
         }
         for (c, n, _) in ERROR_CODES {

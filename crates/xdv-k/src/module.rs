@@ -25,7 +25,9 @@ impl KEngine {
     /// (enabled at build time), and a linker where every hypercall exits to the hypervisor.
     pub fn new() -> Self {
         let mut config = Config::default();
-        config.consume_fuel(true).compilation_mode(CompilationMode::Eager);
+        config
+            .consume_fuel(true)
+            .compilation_mode(CompilationMode::Eager);
         let engine = Engine::new(&config);
         let mut linker = Linker::<VcpuData>::new(&engine);
         for d in abi::HYPERCALLS {
@@ -41,7 +43,10 @@ impl KEngine {
                 })
                 .expect("hypercall names are unique");
         }
-        Self { engine, linker: std::sync::Arc::new(linker) }
+        Self {
+            engine,
+            linker: std::sync::Arc::new(linker),
+        }
     }
 }
 
@@ -58,14 +63,20 @@ impl GuestModule {
     /// signatures, an `entry` export of type `() -> ()`, and if present an `xdv_irq` export of type
     /// `(i32, i64) -> ()`.
     pub fn new(engine: &KEngine, wasm: &[u8], entry: &str) -> Result<Self, KError> {
-        let module = Module::new(&engine.engine, wasm).map_err(|e| KError::Invalid(e.to_string()))?;
+        let module =
+            Module::new(&engine.engine, wasm).map_err(|e| KError::Invalid(e.to_string()))?;
         for import in module.imports() {
             let (m, n) = (import.module(), import.name());
             if m != "xdv" {
-                return Err(KError::Abi(format!("import {m}.{n}: guests may import only hypercalls from module \"xdv\"")));
+                return Err(KError::Abi(format!(
+                    "import {m}.{n}: guests may import only hypercalls from module \"xdv\""
+                )));
             }
             let Some(d) = abi::by_name(n) else {
-                return Err(KError::Abi(format!("import xdv.{n}: no such hypercall in ABI version {}", abi::ABI_VERSION)));
+                return Err(KError::Abi(format!(
+                    "import xdv.{n}: no such hypercall in ABI version {}",
+                    abi::ABI_VERSION
+                )));
             };
             let ExternType::Func(ft) = import.ty() else {
                 return Err(KError::Abi(format!("import xdv.{n}: must be a function")));
@@ -81,21 +92,42 @@ impl GuestModule {
         match module.get_export(entry) {
             Some(ExternType::Func(ft)) if ft.params().is_empty() && ft.results().is_empty() => {}
             Some(ExternType::Func(ft)) => {
-                return Err(KError::Abi(format!("entry export {entry:?} has type {}, expected () -> ()", sig(ft.params(), ft.results()))))
+                return Err(KError::Abi(format!(
+                    "entry export {entry:?} has type {}, expected () -> ()",
+                    sig(ft.params(), ft.results())
+                )))
             }
-            _ => return Err(KError::Abi(format!("the module exports no function {entry:?} (the VHM's entry)"))),
+            _ => {
+                return Err(KError::Abi(format!(
+                    "the module exports no function {entry:?} (the VHM's entry)"
+                )))
+            }
         }
         let has_irq = match module.get_export(IRQ_EXPORT) {
             None => false,
-            Some(ExternType::Func(ft)) if ft.params() == [ValType::I32, ValType::I64] && ft.results().is_empty() => true,
-            Some(_) => return Err(KError::Abi(format!("export {IRQ_EXPORT:?} must be a function (i32, i64) -> ()"))),
+            Some(ExternType::Func(ft))
+                if ft.params() == [ValType::I32, ValType::I64] && ft.results().is_empty() =>
+            {
+                true
+            }
+            Some(_) => {
+                return Err(KError::Abi(format!(
+                    "export {IRQ_EXPORT:?} must be a function (i32, i64) -> ()"
+                )))
+            }
         };
         if let Some(t) = module.get_export(MEMORY_EXPORT) {
             if !matches!(t, ExternType::Memory(_)) {
-                return Err(KError::Abi(format!("export {MEMORY_EXPORT:?} must be the guest's linear memory")));
+                return Err(KError::Abi(format!(
+                    "export {MEMORY_EXPORT:?} must be the guest's linear memory"
+                )));
             }
         }
-        Ok(Self { module, entry: entry.to_string(), has_irq })
+        Ok(Self {
+            module,
+            entry: entry.to_string(),
+            has_irq,
+        })
     }
 
     /// `true` when the guest exports an interrupt handler.
@@ -110,6 +142,11 @@ impl GuestModule {
 }
 
 fn sig(params: &[ValType], results: &[ValType]) -> String {
-    let list = |v: &[ValType]| v.iter().map(|t| format!("{t:?}").to_lowercase()).collect::<Vec<_>>().join(", ");
+    let list = |v: &[ValType]| {
+        v.iter()
+            .map(|t| format!("{t:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!("({}) -> ({})", list(params), list(results))
 }

@@ -5,7 +5,10 @@ use crate::module::{GuestModule, KEngine};
 use crate::KError;
 use std::fmt;
 use wasmi::ValType;
-use wasmi::{Func, Memory, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store, StoreLimits, StoreLimitsBuilder, Val};
+use wasmi::{
+    Func, Memory, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store, StoreLimits,
+    StoreLimitsBuilder, Val,
+};
 
 /// Per-store data: the memory limiter.
 pub struct VcpuData {
@@ -55,8 +58,15 @@ pub enum Stop {
 }
 
 enum Activation {
-    Fresh { func: Func, args: [Val; 2], nargs: usize },
-    AtHypercall { call: ResumableCallHostTrap, result: Option<Val> },
+    Fresh {
+        func: Func,
+        args: [Val; 2],
+        nargs: usize,
+    },
+    AtHypercall {
+        call: ResumableCallHostTrap,
+        result: Option<Val>,
+    },
     OutOfFuel(ResumableCallOutOfFuel),
 }
 
@@ -82,7 +92,9 @@ impl Vcpu {
             .build();
         let mut store = Store::new(&engine.engine, VcpuData { limits });
         store.limiter(|d| &mut d.limits);
-        store.set_fuel(0).map_err(|e| KError::Instantiate(e.to_string()))?;
+        store
+            .set_fuel(0)
+            .map_err(|e| KError::Instantiate(e.to_string()))?;
         let instance = engine.linker.instantiate_and_start(&mut store, &module.module).map_err(|e| {
             if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
                 KError::Instantiate("the module has a start function; xdv starts guests only through their entry export".into())
@@ -90,14 +102,20 @@ impl Vcpu {
                 KError::Instantiate(e.to_string())
             }
         })?;
-        let entry = instance.get_func(&store, &module.entry).ok_or_else(|| KError::Abi(format!("no entry export {:?}", module.entry)))?;
+        let entry = instance
+            .get_func(&store, &module.entry)
+            .ok_or_else(|| KError::Abi(format!("no entry export {:?}", module.entry)))?;
         let irq = instance.get_func(&store, IRQ_EXPORT);
         let memory = instance.get_memory(&store, MEMORY_EXPORT);
         Ok(Self {
             store,
             memory,
             irq,
-            stack: vec![Activation::Fresh { func: entry, args: [Val::I32(0), Val::I32(0)], nargs: 0 }],
+            stack: vec![Activation::Fresh {
+                func: entry,
+                args: [Val::I32(0), Val::I32(0)],
+                nargs: 0,
+            }],
             pending: None,
         })
     }
@@ -131,7 +149,11 @@ impl Vcpu {
     pub fn enter_irq(&mut self, vector: u32, arg: i64) -> bool {
         match self.irq {
             Some(func) if !self.in_irq() && self.pending.is_none() && !self.stack.is_empty() => {
-                self.stack.push(Activation::Fresh { func, args: [Val::I32(vector as i32), Val::I64(arg)], nargs: 2 });
+                self.stack.push(Activation::Fresh {
+                    func,
+                    args: [Val::I32(vector as i32), Val::I64(arg)],
+                    nargs: 2,
+                });
                 true
             }
             _ => false,
@@ -140,7 +162,10 @@ impl Vcpu {
 
     /// Sets the value the pending hypercall returns to the guest. Calls without a result ignore it.
     pub fn complete(&mut self, ret: i64) {
-        let call = self.pending.take().expect("complete() follows a Stop::Hypercall");
+        let call = self
+            .pending
+            .take()
+            .expect("complete() follows a Stop::Hypercall");
         if let Some(Activation::AtHypercall { result, .. }) = self.stack.last_mut() {
             *result = call.desc().result.map(|t| match t {
                 ValType::I64 => Val::I64(ret),
@@ -152,7 +177,10 @@ impl Vcpu {
     /// Runs the top activation with exactly `fuel` fuel available. Returns the fuel consumed and
     /// why it stopped.
     pub fn run(&mut self, fuel: u64) -> (u64, Stop) {
-        debug_assert!(self.pending.is_none(), "a hypercall must be completed before running again");
+        debug_assert!(
+            self.pending.is_none(),
+            "a hypercall must be completed before running again"
+        );
         let Some(top) = self.stack.pop() else {
             return (0, Stop::Trap("the vCPU has nothing left to run".into()));
         };
@@ -160,24 +188,36 @@ impl Vcpu {
             return (0, Stop::Trap(e.to_string()));
         }
         let outcome = match top {
-            Activation::Fresh { func, args, nargs } => func.call_resumable(&mut self.store, &args[..nargs], &mut []),
-            Activation::AtHypercall { call, result } => call.resume(&mut self.store, result.as_slice(), &mut []),
+            Activation::Fresh { func, args, nargs } => {
+                func.call_resumable(&mut self.store, &args[..nargs], &mut [])
+            }
+            Activation::AtHypercall { call, result } => {
+                call.resume(&mut self.store, result.as_slice(), &mut [])
+            }
             Activation::OutOfFuel(call) => call.resume(&mut self.store, &mut []),
         };
         let used = fuel - self.store.get_fuel().unwrap_or(fuel).min(fuel);
         let stop = match outcome {
-            Ok(ResumableCall::Finished) => Stop::Returned { from_irq: !self.stack.is_empty() },
-            Ok(ResumableCall::HostTrap(call)) => match call.host_error().downcast_ref::<HypercallTrap>().copied() {
-                Some(t) => {
-                    self.pending = Some(t.call);
-                    self.stack.push(Activation::AtHypercall { call, result: None });
-                    Stop::Hypercall(Request { call: t.call, args: t.args })
-                }
-                None => {
-                    self.stack.clear();
-                    Stop::Trap(call.host_error().to_string())
-                }
+            Ok(ResumableCall::Finished) => Stop::Returned {
+                from_irq: !self.stack.is_empty(),
             },
+            Ok(ResumableCall::HostTrap(call)) => {
+                match call.host_error().downcast_ref::<HypercallTrap>().copied() {
+                    Some(t) => {
+                        self.pending = Some(t.call);
+                        self.stack
+                            .push(Activation::AtHypercall { call, result: None });
+                        Stop::Hypercall(Request {
+                            call: t.call,
+                            args: t.args,
+                        })
+                    }
+                    None => {
+                        self.stack.clear();
+                        Stop::Trap(call.host_error().to_string())
+                    }
+                }
+            }
             Ok(ResumableCall::OutOfFuel(call)) => {
                 self.stack.push(Activation::OutOfFuel(call));
                 Stop::Preempted
@@ -201,7 +241,12 @@ impl Vcpu {
             return Err(abi::E_TOOBIG);
         }
         let data = mem.data(&self.store);
-        let (start, end) = (ptr as usize, (ptr as usize).checked_add(len as usize).ok_or(abi::E_FAULT)?);
+        let (start, end) = (
+            ptr as usize,
+            (ptr as usize)
+                .checked_add(len as usize)
+                .ok_or(abi::E_FAULT)?,
+        );
         data.get(start..end).map(<[u8]>::to_vec).ok_or(abi::E_FAULT)
     }
 

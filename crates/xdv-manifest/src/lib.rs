@@ -166,7 +166,8 @@ impl Manifest {
                     message,
                 };
                 let path: PathBuf = base_dir.join(&v.k.module);
-                let bytes = std::fs::read(&path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
                 let bytes = if path.extension().is_some_and(|e| e == "wat") {
                     wat::parse_bytes(&bytes)
                         .map(|b| b.into_owned())
@@ -178,9 +179,15 @@ impl Manifest {
                     bytes
                 };
                 if !bytes.starts_with(b"\0asm") {
-                    return Err(err(format!("{} is not a WebAssembly module (.wasm binary or .wat text)", path.display())));
+                    return Err(err(format!(
+                        "{} is not a WebAssembly module (.wasm binary or .wat text)",
+                        path.display()
+                    )));
                 }
-                Ok(LoadedModule { name: v.k.module.clone(), bytes })
+                Ok(LoadedModule {
+                    name: v.k.module.clone(),
+                    bytes,
+                })
             })
             .collect()
     }

@@ -1,7 +1,10 @@
 //! The manifest as written (with source spans), and its validation into [`crate::Manifest`].
 
 use crate::size::ByteSize;
-use crate::{BadHypercallPolicy, HostSpec, KSpec, Location, Manifest, ManifestError, PolicySpec, VhmSpec, WASM_PAGE};
+use crate::{
+    BadHypercallPolicy, HostSpec, KSpec, Location, Manifest, ManifestError, PolicySpec, VhmSpec,
+    WASM_PAGE,
+};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -87,17 +90,65 @@ impl Ctx<'_> {
         let col = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Location { line, col }
     }
-    fn err(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ManifestError {
+    fn err(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ManifestError {
         let Location { line, col } = self.loc(span);
-        ManifestError { file: self.file.to_string(), line, col, key: key.into(), message: message.into() }
+        ManifestError {
+            file: self.file.to_string(),
+            line,
+            col,
+            key: key.into(),
+            message: message.into(),
+        }
     }
     /// Checks `lo <= v <= hi` for an optional spanned value, returning the default when absent.
-    fn ranged(&self, v: &Option<S<u64>>, key: &str, default: u64, lo: u64, hi: u64) -> Result<u64, ManifestError> {
+    fn ranged(
+        &self,
+        v: &Option<S<u64>>,
+        key: &str,
+        default: u64,
+        lo: u64,
+        hi: u64,
+    ) -> Result<u64, ManifestError> {
         match v {
             None => Ok(default),
             Some(s) if (lo..=hi).contains(s.get_ref()) => Ok(*s.get_ref()),
-            Some(s) => Err(self.err(s.span(), key, format!("must be between {lo} and {hi}, got {}", s.get_ref()))),
+            Some(s) => Err(self.err(
+                s.span(),
+                key,
+                format!("must be between {lo} and {hi}, got {}", s.get_ref()),
+            )),
         }
+    }
+}
+
+/// The dotted key written at byte `at`, qualified by the table header above it: `host.seed` for
+/// a value on a `seed = …` line under `[host]`. Empty when `at` is not inside a key/value line.
+fn key_at(text: &str, at: usize) -> String {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[line_start..line_end];
+    let Some(eq) = line.find('=') else {
+        return String::new();
+    };
+    let key = line[..eq].trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return String::new();
+    }
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
     }
 }
 
@@ -105,26 +156,57 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
     let cx = Ctx { text, file };
     let raw: Raw = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        let key = text.get(span.clone()).filter(|k| k.len() <= 64 && !k.contains('\n')).unwrap_or("").trim().to_string();
-        cx.err(span, key, e.message().trim().to_string())
+        cx.err(
+            span.clone(),
+            key_at(text, span.start),
+            e.message().trim().to_string(),
+        )
     })?;
 
     let host_raw = raw.host.map(|h| h.into_inner()).unwrap_or_default();
     let trace = host_raw.trace.unwrap_or_default();
     let host = HostSpec {
         seed: host_raw.seed.map_or(defaults::SEED, |s| s.into_inner()),
-        ns_per_fuel: cx.ranged(&host_raw.ns_per_fuel, "host.ns_per_fuel", defaults::NS_PER_FUEL, 1, 1_000_000)?,
-        slice_fuel: cx.ranged(&host_raw.slice_fuel, "host.slice_fuel", defaults::SLICE_FUEL, 1, 1 << 40)?,
+        ns_per_fuel: cx.ranged(
+            &host_raw.ns_per_fuel,
+            "host.ns_per_fuel",
+            defaults::NS_PER_FUEL,
+            1,
+            1_000_000,
+        )?,
+        slice_fuel: cx.ranged(
+            &host_raw.slice_fuel,
+            "host.slice_fuel",
+            defaults::SLICE_FUEL,
+            1,
+            1 << 40,
+        )?,
         time_limit_ns: match &host_raw.time_limit_ns {
             None => None,
-            Some(_) => Some(cx.ranged(&host_raw.time_limit_ns, "host.time_limit_ns", 0, 1, u64::MAX / 2)?),
+            Some(_) => Some(cx.ranged(
+                &host_raw.time_limit_ns,
+                "host.time_limit_ns",
+                0,
+                1,
+                u64::MAX / 2,
+            )?),
         },
         memory: host_raw.memory.as_ref().map(|m| m.get_ref().0),
-        trace_batch_events: cx.ranged(&trace.batch_events, "host.trace.batch_events", defaults::BATCH_EVENTS, 1, 1 << 20)? as u32,
+        trace_batch_events: cx.ranged(
+            &trace.batch_events,
+            "host.trace.batch_events",
+            defaults::BATCH_EVENTS,
+            1,
+            1 << 20,
+        )? as u32,
     };
 
     if raw.vhm.is_empty() {
-        return Err(cx.err(0..0, "vhm", "the manifest declares no VHM: add at least one [[vhm]] table"));
+        return Err(cx.err(
+            0..0,
+            "vhm",
+            "the manifest declares no VHM: add at least one [[vhm]] table",
+        ));
     }
     let mut names = BTreeSet::new();
     let mut vhms = Vec::with_capacity(raw.vhm.len());
@@ -135,16 +217,28 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         let name = v.name.get_ref();
         let name_ok = !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !name_ok {
-            return Err(cx.err(v.name.span(), key("name"), format!("{name:?} is not a valid name (1 to 64 of A-Z a-z 0-9 _ - .)")));
+            return Err(cx.err(
+                v.name.span(),
+                key("name"),
+                format!("{name:?} is not a valid name (1 to 64 of A-Z a-z 0-9 _ - .)"),
+            ));
         }
         if !names.insert(name.clone()) {
-            return Err(cx.err(v.name.span(), key("name"), format!("duplicate VHM name {name:?}")));
+            return Err(cx.err(
+                v.name.span(),
+                key("name"),
+                format!("duplicate VHM name {name:?}"),
+            ));
         }
         let k = v.k.get_ref();
         let vcpus = match &k.vcpus {
-            Some(s) if *s.get_ref() == 0 => return Err(cx.err(s.span(), key("k.vcpus"), "a VHM needs at least one vCPU")),
+            Some(s) if *s.get_ref() == 0 => {
+                return Err(cx.err(s.span(), key("k.vcpus"), "a VHM needs at least one vCPU"))
+            }
             other => cx.ranged(other, &key("k.vcpus"), defaults::VCPUS, 1, 64)?,
         };
         let memory_limit = match &k.memory_limit {
@@ -160,20 +254,38 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         let module = k.module.get_ref();
         let lower = module.to_ascii_lowercase();
         if !(lower.ends_with(".wat") || lower.ends_with(".wasm")) {
-            return Err(cx.err(k.module.span(), key("k.module"), format!("{module:?}: a guest module must be a .wat or .wasm file")));
+            return Err(cx.err(
+                k.module.span(),
+                key("k.module"),
+                format!("{module:?}: a guest module must be a .wat or .wasm file"),
+            ));
         }
         let entry = match &k.entry {
             None => defaults::ENTRY.to_string(),
-            Some(s) if s.get_ref().is_empty() => return Err(cx.err(s.span(), key("k.entry"), "the entry export name is empty")),
+            Some(s) if s.get_ref().is_empty() => {
+                return Err(cx.err(s.span(), key("k.entry"), "the entry export name is empty"))
+            }
             Some(s) => s.get_ref().clone(),
         };
-        let irq_vectors = cx.ranged(&k.irq_vectors, &key("k.irq_vectors"), defaults::IRQ_VECTORS, 1, 64)? as u32;
+        let irq_vectors = cx.ranged(
+            &k.irq_vectors,
+            &key("k.irq_vectors"),
+            defaults::IRQ_VECTORS,
+            1,
+            64,
+        )? as u32;
 
         let p = v.policy.as_ref().map(|p| p.get_ref());
         let empty = RawPolicy::default();
         let p = p.unwrap_or(&empty);
         let weight = cx.ranged(&p.weight, &key("policy.weight"), defaults::WEIGHT, 1, 1000)? as u32;
-        let fuel_quota = cx.ranged(&p.fuel_quota, &key("policy.fuel_quota"), defaults::FUEL_QUOTA, 1, u64::MAX / 4)?;
+        let fuel_quota = cx.ranged(
+            &p.fuel_quota,
+            &key("policy.fuel_quota"),
+            defaults::FUEL_QUOTA,
+            1,
+            u64::MAX / 4,
+        )?;
         let need = vcpus * memory_limit;
         let memory_quota = match &p.memory_quota {
             None => need,
@@ -199,7 +311,13 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             Some(s) => match s.get_ref().as_str() {
                 "error" => BadHypercallPolicy::Error,
                 "fault" => BadHypercallPolicy::Fault,
-                other => return Err(cx.err(s.span(), key("policy.on_bad_hypercall"), format!("{other:?}: expected \"error\" or \"fault\""))),
+                other => {
+                    return Err(cx.err(
+                        s.span(),
+                        key("policy.on_bad_hypercall"),
+                        format!("{other:?}: expected \"error\" or \"fault\""),
+                    ))
+                }
             },
         };
         memory_total = memory_total.saturating_add(memory_quota);
@@ -219,9 +337,26 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         }
         vhms.push(VhmSpec {
             name: name.clone(),
-            k: KSpec { vcpus: vcpus as u32, memory_limit, module: module.clone(), module_at: cx.loc(k.module.span()), entry, irq_vectors },
-            policy: PolicySpec { weight, fuel_quota, memory_quota, on_bad_hypercall },
+            k: KSpec {
+                vcpus: vcpus as u32,
+                memory_limit,
+                module: module.clone(),
+                module_at: cx.loc(k.module.span()),
+                entry,
+                irq_vectors,
+            },
+            policy: PolicySpec {
+                weight,
+                fuel_quota,
+                memory_quota,
+                on_bad_hypercall,
+            },
         });
     }
-    Ok(Manifest { file: file.to_string(), text: text.to_string(), host, vhms })
+    Ok(Manifest {
+        file: file.to_string(),
+        text: text.to_string(),
+        host,
+        vhms,
+    })
 }

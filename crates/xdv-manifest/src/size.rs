@@ -12,17 +12,28 @@ impl ByteSize {
     /// Parses `"<n>"`, `"<n> B"`, `"<n> KiB"`, `"<n> MiB"` or `"<n> GiB"` (space optional).
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '_')
+            .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num.replace('_', "").parse().map_err(|_| format!("{s:?} is not a size such as \"64 KiB\""))?;
+        let n: u64 = num
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size such as \"64 KiB\""))?;
         let mult = match unit.trim() {
             "" | "B" => 1,
             "KiB" => 1 << 10,
             "MiB" => 1 << 20,
             "GiB" => 1 << 30,
-            u => return Err(format!("unknown unit {u:?} in {s:?} (use B, KiB, MiB or GiB)")),
+            u => {
+                return Err(format!(
+                    "unknown unit {u:?} in {s:?} (use B, KiB, MiB or GiB)"
+                ))
+            }
         };
-        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("{s:?} is too large"))
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("{s:?} is too large"))
     }
 }
 
@@ -47,7 +58,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 f.write_str("a size in bytes: an integer or a string such as \"64 KiB\"")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
                 Ok(ByteSize(v))

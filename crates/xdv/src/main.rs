@@ -124,15 +124,27 @@ pub(crate) enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { manifest, trace, seed, json, crash_after } => cmd::run::run(&manifest, trace, seed, json, crash_after),
+        Command::Run {
+            manifest,
+            trace,
+            seed,
+            json,
+            crash_after,
+        } => cmd::run::run(&manifest, trace, seed, json, crash_after),
         Command::Check { manifest, json } => cmd::run::check(&manifest, json),
         Command::Replay { trace, json } => cmd::run::replay(&trace, json),
         Command::Abi { json } => cmd::abi::print(json),
         Command::Trace { command } => match command {
             TraceCommand::Verify { trace, json } => cmd::trace::verify(&trace, json),
-            TraceCommand::Show { trace, vhm, json } => cmd::trace::show(&trace, vhm.as_deref(), json),
+            TraceCommand::Show { trace, vhm, json } => {
+                cmd::trace::show(&trace, vhm.as_deref(), json)
+            }
             TraceCommand::Accounting { trace, json } => cmd::trace::accounting(&trace, json),
-            TraceCommand::Export { trace, format: ExportFormat::Jsonl, output } => cmd::trace::export_jsonl(&trace, output.as_deref()),
+            TraceCommand::Export {
+                trace,
+                format: ExportFormat::Jsonl,
+                output,
+            } => cmd::trace::export_jsonl(&trace, output.as_deref()),
         },
     };
     match result {

@@ -48,19 +48,35 @@ impl TraceHeader {
             ("seed", self.seed.to_string()),
             ("manifest_name", self.manifest_name.clone()),
             ("manifest_text", self.manifest_text.clone()),
-            ("modules", serde_json::to_string(&self.modules.iter().map(|m| (&m.name, m.hash.to_hex())).collect::<Vec<_>>()).expect("json")),
+            (
+                "modules",
+                serde_json::to_string(
+                    &self
+                        .modules
+                        .iter()
+                        .map(|m| (&m.name, m.hash.to_hex()))
+                        .collect::<Vec<_>>(),
+                )
+                .expect("json"),
+            ),
         ]
     }
 
     pub(crate) fn from_rows(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let need = |k: &str| get(k).ok_or_else(|| format!("header key `{k}` missing"));
-        let num = |k: &str| -> Result<u64, String> { need(k)?.parse().map_err(|_| format!("header key `{k}` is not a number")) };
-        let modules: Vec<(String, String)> =
-            serde_json::from_str(&need("modules")?).map_err(|e| format!("header key `modules`: {e}"))?;
+        let num = |k: &str| -> Result<u64, String> {
+            need(k)?
+                .parse()
+                .map_err(|_| format!("header key `{k}` is not a number"))
+        };
+        let modules: Vec<(String, String)> = serde_json::from_str(&need("modules")?)
+            .map_err(|e| format!("header key `modules`: {e}"))?;
         let modules = modules
             .into_iter()
             .map(|(name, hex)| {
-                Hash32::from_hex(&hex).map(|hash| ModuleEntry { name, hash }).ok_or_else(|| format!("bad module hash {hex:?}"))
+                Hash32::from_hex(&hex)
+                    .map(|hash| ModuleEntry { name, hash })
+                    .ok_or_else(|| format!("bad module hash {hex:?}"))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {

@@ -48,7 +48,10 @@ pub enum TraceError {
 }
 
 pub(crate) fn sql(path: &std::path::Path) -> impl Fn(rusqlite::Error) -> TraceError + '_ {
-    move |source| TraceError::Sqlite { path: path.display().to_string(), source }
+    move |source| TraceError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 const SCHEMA: &str = "

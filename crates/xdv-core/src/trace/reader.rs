@@ -55,12 +55,18 @@ impl TraceReader {
     /// the file is writable, and read as it is otherwise.
     pub fn open(path: &Path) -> Result<Self, TraceError> {
         if !path.is_file() {
-            return Err(TraceError::NotATrace { path: path.display().to_string(), reason: "no such file".into() });
+            return Err(TraceError::NotATrace {
+                path: path.display().to_string(),
+                reason: "no such file".into(),
+            });
         }
         let e = sql(path);
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
-            .map_err(&e)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .map_err(&e)?;
         let tables: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ('header','modules','events','resource_table','run_status')",
@@ -69,9 +75,15 @@ impl TraceReader {
             )
             .map_err(|err| TraceError::NotATrace { path: path.display().to_string(), reason: err.to_string() })?;
         if tables != 5 {
-            return Err(TraceError::NotATrace { path: path.display().to_string(), reason: "missing xdv tables".into() });
+            return Err(TraceError::NotATrace {
+                path: path.display().to_string(),
+                reason: "missing xdv tables".into(),
+            });
         }
-        let reader = Self { conn, path: path.to_path_buf() };
+        let reader = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
         let h = reader.header()?;
         if h.format_version != TRACE_FORMAT_VERSION || h.event_schema != EVENT_SCHEMA_VERSION {
             return Err(TraceError::NotATrace {
@@ -87,26 +99,44 @@ impl TraceReader {
 
     /// The run's header.
     pub fn header(&self) -> Result<TraceHeader, TraceError> {
-        let mut stmt = self.conn.prepare("SELECT key, value FROM header").map_err(sql(&self.path))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM header")
+            .map_err(sql(&self.path))?;
         let rows: Vec<(String, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|it| it.collect())
             .map_err(sql(&self.path))?;
-        TraceHeader::from_rows(|k| rows.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
-            .map_err(|reason| TraceError::NotATrace { path: self.path.display().to_string(), reason })
+        TraceHeader::from_rows(|k| {
+            rows.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        })
+        .map_err(|reason| TraceError::NotATrace {
+            path: self.path.display().to_string(),
+            reason,
+        })
     }
 
     /// A stored module's bytes, by hash.
     pub fn module(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, TraceError> {
         self.conn
-            .query_row("SELECT bytes FROM modules WHERE hash = ?1", params![hash.to_hex()], |r| r.get(0))
+            .query_row(
+                "SELECT bytes FROM modules WHERE hash = ?1",
+                params![hash.to_hex()],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(sql(&self.path))
     }
 
     fn status_value(&self, key: &str) -> Result<Option<String>, TraceError> {
         self.conn
-            .query_row("SELECT value FROM run_status WHERE key = ?1", params![key], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM run_status WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(sql(&self.path))
     }
@@ -118,23 +148,43 @@ impl TraceReader {
 
     /// The final chain hash the writer recorded, for a complete trace.
     pub fn final_hash(&self) -> Result<Option<Hash32>, TraceError> {
-        Ok(self.status_value("final_hash")?.and_then(|h| Hash32::from_hex(&h)))
+        Ok(self
+            .status_value("final_hash")?
+            .and_then(|h| Hash32::from_hex(&h)))
     }
 
     /// Visits stored events in sequence order. Rows that do not decode are reported as errors
     /// naming the sequence number.
-    pub fn for_each_event(&self, mut f: impl FnMut(StoredEvent) -> Result<bool, String>) -> Result<(), TraceError> {
+    pub fn for_each_event(
+        &self,
+        mut f: impl FnMut(StoredEvent) -> Result<bool, String>,
+    ) -> Result<(), TraceError> {
         let e = sql(&self.path);
-        let mut stmt = self.conn.prepare("SELECT seq, body, hash FROM events ORDER BY seq").map_err(&e)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, body, hash FROM events ORDER BY seq")
+            .map_err(&e)?;
         let mut rows = stmt.query([]).map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
             let seq: i64 = row.get(0).map_err(&e)?;
             let body: Vec<u8> = row.get(1).map_err(&e)?;
             let hash: Vec<u8> = row.get(2).map_err(&e)?;
-            let corrupt = |reason: String| TraceError::NotATrace { path: self.path.display().to_string(), reason };
-            let event = Event::decode(&body).map_err(|err| corrupt(format!("event {seq}: body does not decode: {err}")))?;
-            let hash: [u8; 32] = hash.try_into().map_err(|_| corrupt(format!("event {seq}: hash is not 32 bytes")))?;
-            let keep_going = f(StoredEvent { seq: seq as u64, event, body, hash: Hash32(hash) }).map_err(corrupt)?;
+            let corrupt = |reason: String| TraceError::NotATrace {
+                path: self.path.display().to_string(),
+                reason,
+            };
+            let event = Event::decode(&body)
+                .map_err(|err| corrupt(format!("event {seq}: body does not decode: {err}")))?;
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| corrupt(format!("event {seq}: hash is not 32 bytes")))?;
+            let keep_going = f(StoredEvent {
+                seq: seq as u64,
+                event,
+                body,
+                hash: Hash32(hash),
+            })
+            .map_err(corrupt)?;
             if !keep_going {
                 break;
             }
@@ -201,15 +251,33 @@ impl TraceReader {
             head: chain.head().to_hex(),
             problem,
         };
-        let check: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(sql(&self.path))?;
+        let check: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(sql(&self.path))?;
         if check != "ok" {
-            return Ok(report(&chain, Some(format!("SQLite integrity check: {check}"))));
+            return Ok(report(
+                &chain,
+                Some(format!("SQLite integrity check: {check}")),
+            ));
         }
         for m in &header.modules {
             match self.module(&m.hash)? {
-                None => return Ok(report(&chain, Some(format!("module {} ({}) is missing", m.name, m.hash.short())))),
+                None => {
+                    return Ok(report(
+                        &chain,
+                        Some(format!("module {} ({}) is missing", m.name, m.hash.short())),
+                    ))
+                }
                 Some(bytes) if Hash32::of(&bytes) != m.hash => {
-                    return Ok(report(&chain, Some(format!("module {} does not match its hash {}", m.name, m.hash.short()))))
+                    return Ok(report(
+                        &chain,
+                        Some(format!(
+                            "module {} does not match its hash {}",
+                            m.name,
+                            m.hash.short()
+                        )),
+                    ))
                 }
                 Some(_) => {}
             }
@@ -217,7 +285,10 @@ impl TraceReader {
         let mut problem = None;
         let mut events = Vec::new();
         let e = sql(&self.path);
-        let mut stmt = self.conn.prepare("SELECT seq, time_ns, vhm, kind, body, hash FROM events ORDER BY seq").map_err(&e)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, time_ns, vhm, kind, body, hash FROM events ORDER BY seq")
+            .map_err(&e)?;
         let mut rows = stmt.query([]).map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
             let seq: i64 = row.get(0).map_err(&e)?;
@@ -227,13 +298,20 @@ impl TraceReader {
             let body: Vec<u8> = row.get(4).map_err(&e)?;
             let stored: Vec<u8> = row.get(5).map_err(&e)?;
             if seq as u64 != chain.len() {
-                problem = Some(format!("event {} is missing (found {seq} next)", chain.len()));
+                problem = Some(format!(
+                    "event {} is missing (found {seq} next)",
+                    chain.len()
+                ));
                 break;
             }
             let mut next = chain;
             let (_, hash) = next.link(&body);
             if stored != hash.0 {
-                problem = Some(format!("event {seq}: hash chain broken (stored {}, computed {})", short_hex(&stored), hash.short()));
+                problem = Some(format!(
+                    "event {seq}: hash chain broken (stored {}, computed {})",
+                    short_hex(&stored),
+                    hash.short()
+                ));
                 break;
             }
             let event = match Event::decode(&body) {
@@ -243,8 +321,13 @@ impl TraceReader {
                     break;
                 }
             };
-            if event.time_ns as i64 != time || event.vhm.map(|v| i64::from(v.0)) != vhm || event.kind.name() != kind {
-                problem = Some(format!("event {seq}: columns (time_ns, vhm, kind) disagree with the hashed body"));
+            if event.time_ns as i64 != time
+                || event.vhm.map(|v| i64::from(v.0)) != vhm
+                || event.kind.name() != kind
+            {
+                problem = Some(format!(
+                    "event {seq}: columns (time_ns, vhm, kind) disagree with the hashed body"
+                ));
                 break;
             }
             chain = next;
@@ -254,11 +337,16 @@ impl TraceReader {
             let count = self.status_value("event_count")?;
             let final_hash = self.final_hash()?;
             if count != Some(chain.len().to_string()) {
-                problem = Some(format!("run status says {} events, trace holds {}", count.unwrap_or_default(), chain.len()));
+                problem = Some(format!(
+                    "run status says {} events, trace holds {}",
+                    count.unwrap_or_default(),
+                    chain.len()
+                ));
             } else if final_hash != Some(chain.head()) {
                 problem = Some("final hash does not match the last event's hash".into());
             } else if self.resource_table()?.0 != derive_resource_table(&events) {
-                problem = Some("resource_table does not match the one derived from the events".into());
+                problem =
+                    Some("resource_table does not match the one derived from the events".into());
             }
         }
         Ok(report(&chain, problem))
@@ -268,7 +356,9 @@ impl TraceReader {
     pub fn vhm_names(&self) -> Result<Vec<(VhmId, String)>, TraceError> {
         let mut out = Vec::new();
         self.for_each_event(|s| {
-            if let (Some(v), crate::EventKind::VhmCreated { name, .. }) = (s.event.vhm, &s.event.kind) {
+            if let (Some(v), crate::EventKind::VhmCreated { name, .. }) =
+                (s.event.vhm, &s.event.kind)
+            {
                 out.push((v, name.clone()));
             }
             Ok(true)

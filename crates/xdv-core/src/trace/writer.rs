@@ -22,25 +22,45 @@ pub struct TraceWriter {
 impl TraceWriter {
     /// Creates (or replaces) the trace at `path`, writes the header and the modules, and opens
     /// the first batch. `modules` pairs each distinct hash with the module's bytes.
-    pub fn create(path: &Path, header: &TraceHeader, modules: &[(Hash32, &[u8])], batch: u32) -> Result<Self, TraceError> {
+    pub fn create(
+        path: &Path,
+        header: &TraceHeader,
+        modules: &[(Hash32, &[u8])],
+        batch: u32,
+    ) -> Result<Self, TraceError> {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let p = PathBuf::from(format!("{}{suffix}", path.display()));
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(TraceError::Io { path: p.display().to_string(), source }),
+                Err(source) => {
+                    return Err(TraceError::Io {
+                        path: p.display().to_string(),
+                        source,
+                    })
+                }
             }
         }
         let e = sql(path);
         let conn = Connection::open(path).map_err(&e)?;
         // WAL keeps committed batches safe when the process is killed; `finish` folds it back
         // into a single file.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(&e)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(&e)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(&e)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(&e)?;
+        // Zero the space that page splits free, so no stale copy of an event lingers in the file:
+        // every non-zero byte of a finished trace is live data that `verify` checks.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(&e)?;
         conn.execute_batch(SCHEMA).map_err(&e)?;
         conn.execute_batch("BEGIN").map_err(&e)?;
         for (k, v) in header.to_rows() {
-            conn.execute("INSERT INTO header (key, value) VALUES (?1, ?2)", params![k, v]).map_err(&e)?;
+            conn.execute(
+                "INSERT INTO header (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+            .map_err(&e)?;
         }
         for (hash, bytes) in modules {
             conn.execute(
@@ -49,7 +69,11 @@ impl TraceWriter {
             )
             .map_err(&e)?;
         }
-        conn.execute("INSERT INTO run_status (key, value) VALUES ('status', 'running')", []).map_err(&e)?;
+        conn.execute(
+            "INSERT INTO run_status (key, value) VALUES ('status', 'running')",
+            [],
+        )
+        .map_err(&e)?;
         conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
         Ok(Self {
             conn,
@@ -132,18 +156,28 @@ impl TraceWriter {
             .map_err(&e)?;
         }
         let head = self.chain.head();
-        for (k, v) in [("status", "complete".to_string()), ("event_count", self.chain.len().to_string()), ("final_hash", head.to_hex())] {
-            c.execute("INSERT OR REPLACE INTO run_status (key, value) VALUES (?1, ?2)", params![k, v]).map_err(&e)?;
+        for (k, v) in [
+            ("status", "complete".to_string()),
+            ("event_count", self.chain.len().to_string()),
+            ("final_hash", head.to_hex()),
+        ] {
+            c.execute(
+                "INSERT OR REPLACE INTO run_status (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+            .map_err(&e)?;
         }
         c.execute_batch("COMMIT").map_err(&e)?;
-        c.pragma_update(None, "journal_mode", "DELETE").map_err(&e)?;
+        c.pragma_update(None, "journal_mode", "DELETE")
+            .map_err(&e)?;
         Ok(head)
     }
 }
 
 impl EventSink for TraceWriter {
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
-        self.append(event).map_err(|e| SinkError::Store(format!("{}: {e}", self.path.display())))?;
+        self.append(event)
+            .map_err(|e| SinkError::Store(format!("{}: {e}", self.path.display())))?;
         if self.crash_after == Some(self.chain.len()) {
             std::process::abort();
         }

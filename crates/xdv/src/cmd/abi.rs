@@ -21,8 +21,16 @@ pub(crate) fn print(as_json: bool) -> Result<Outcome> {
                 })
             })
             .collect();
-        let errors: Vec<_> = ERROR_CODES.iter().map(|(c, n, d)| json!({ "code": c, "name": n, "meaning": d })).collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "abi_version": ABI_VERSION, "hypercalls": calls, "errors": errors }))?);
+        let errors: Vec<_> = ERROR_CODES
+            .iter()
+            .map(|(c, n, d)| json!({ "code": c, "name": n, "meaning": d }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "abi_version": ABI_VERSION, "hypercalls": calls, "errors": errors })
+            )?
+        );
         return Ok(Outcome::Ok);
     }
     println!("xdv guest ABI version {ABI_VERSION} (import module \"xdv\")\n");
@@ -31,13 +39,33 @@ pub(crate) fn print(as_json: bool) -> Result<Outcome> {
         .map(|d| {
             let params = d.params.iter().map(ty).collect::<Vec<_>>().join(", ");
             let result = d.result.as_ref().map_or("-".into(), ty);
-            let level = if d.max_level == u8::MAX { "any".to_string() } else { format!("<= L{}", d.max_level) };
-            vec![d.name.to_string(), format!("({params}) -> {result}"), format!("{:?}", d.group).to_lowercase(), level, "none".into(), d.doc.to_string()]
+            let level = if d.max_level == u8::MAX {
+                "any".to_string()
+            } else {
+                format!("<= L{}", d.max_level)
+            };
+            vec![
+                d.name.to_string(),
+                format!("({params}) -> {result}"),
+                format!("{:?}", d.group).to_lowercase(),
+                level,
+                "none".into(),
+                d.doc.to_string(),
+            ]
         })
         .collect();
-    print!("{}", table::render(&["call", "signature", "group", "level", "rights", "meaning"], &rows));
+    print!(
+        "{}",
+        table::render(
+            &["call", "signature", "group", "level", "rights", "meaning"],
+            &rows
+        )
+    );
     println!();
-    let rows: Vec<Vec<String>> = ERROR_CODES.iter().map(|(c, n, d)| vec![c.to_string(), n.to_string(), d.to_string()]).collect();
+    let rows: Vec<Vec<String>> = ERROR_CODES
+        .iter()
+        .map(|(c, n, d)| vec![c.to_string(), n.to_string(), d.to_string()])
+        .collect();
     print!("{}", table::render(&["code", "name", "meaning"], &rows));
     Ok(Outcome::Ok)
 }

@@ -26,5 +26,19 @@ pub(crate) fn resource_table_text(rows: &[ResourceRow]) -> String {
             ]
         })
         .collect();
-    table::render(&["VHM_ID", "name", "Domain", "Allocated_Resource", "amount", "used", "start_ns", "end_ns", "Duration_ns", "Capability_ID"], &body)
+    table::render(
+        &[
+            "VHM_ID",
+            "name",
+            "Domain",
+            "Allocated_Resource",
+            "amount",
+            "used",
+            "start_ns",
+            "end_ns",
+            "Duration_ns",
+            "Capability_ID",
+        ],
+        &body,
+    )
 }

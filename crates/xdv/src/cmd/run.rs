@@ -8,11 +8,19 @@ use xdv_hv::{prepare, replay_trace, run_to_trace, RunOptions};
 
 /// The default trace path: the manifest's file stem with `.xdv`, in the current directory.
 fn default_trace(manifest: &Path) -> PathBuf {
-    let stem = manifest.file_stem().map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+    let stem = manifest
+        .file_stem()
+        .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
     PathBuf::from(format!("{stem}.xdv"))
 }
 
-pub(crate) fn run(manifest: &Path, trace: Option<PathBuf>, seed: Option<u64>, json: bool, crash_after: Option<u64>) -> Result<Outcome> {
+pub(crate) fn run(
+    manifest: &Path,
+    trace: Option<PathBuf>,
+    seed: Option<u64>,
+    json: bool,
+    crash_after: Option<u64>,
+) -> Result<Outcome> {
     let prepared = prepare(manifest)?;
     let trace = trace.unwrap_or_else(|| default_trace(manifest));
     let seed_used = seed.unwrap_or(prepared.manifest.host.seed);
@@ -35,15 +43,31 @@ pub(crate) fn run(manifest: &Path, trace: Option<PathBuf>, seed: Option<u64>, js
     let body: Vec<Vec<String>> = summary
         .vhms
         .iter()
-        .map(|v| vec![v.name.clone(), v.exit.clone(), v.code.to_string(), v.fuel_used.to_string(), v.end_ns.to_string()])
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                v.exit.clone(),
+                v.code.to_string(),
+                v.fuel_used.to_string(),
+                v.end_ns.to_string(),
+            ]
+        })
         .collect();
     println!("xdv run {} (seed {seed_used})", manifest.display());
-    print!("{}", table::render(&["VHM", "exit", "code", "fuel_used", "virtual_ns"], &body));
+    print!(
+        "{}",
+        table::render(&["VHM", "exit", "code", "fuel_used", "virtual_ns"], &body)
+    );
     println!();
     println!("Resource_Table");
     print!("{}", super::resource_table_text(&rows));
     println!();
-    println!("trace: {} ({} events, final hash {})", trace.display(), summary.events, head.short());
+    println!(
+        "trace: {} ({} events, final hash {})",
+        trace.display(),
+        summary.events,
+        head.short()
+    );
     Ok(Outcome::Ok)
 }
 
@@ -63,9 +87,18 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "manifest": manifest.display().to_string(), "ok": true, "vhms": vhms }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "manifest": manifest.display().to_string(), "ok": true, "vhms": vhms })
+            )?
+        );
     } else {
-        println!("{}: ok ({} VHMs)", manifest.display(), p.manifest.vhms.len());
+        println!(
+            "{}: ok ({} VHMs)",
+            manifest.display(),
+            p.manifest.vhms.len()
+        );
     }
     Ok(Outcome::Ok)
 }
@@ -74,23 +107,58 @@ pub(crate) fn replay(trace: &Path, json: bool) -> Result<Outcome> {
     let verify = xdv_core::trace::TraceReader::open(trace)?.verify()?;
     if let Some(problem) = &verify.problem {
         if json {
-            println!("{}", serde_json::to_string_pretty(&json!({ "identical": false, "verify": verify }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "identical": false, "verify": verify }))?
+            );
         } else {
-            println!("{}: the trace fails verification, not replaying: {problem}", trace.display());
+            println!(
+                "{}: the trace fails verification, not replaying: {problem}",
+                trace.display()
+            );
         }
         return Ok(Outcome::Problem);
     }
     let report = replay_trace(trace)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "identical": report.identical(), "report": report }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "identical": report.identical(), "report": report })
+            )?
+        );
     } else if let Some(d) = &report.divergence {
         println!("{}: replay DIVERGED at event {}", trace.display(), d.seq);
-        let show = |e: &Option<xdv_core::Event>| e.as_ref().map_or("(no event)".to_string(), |e| format!("t={} {} {}", e.time_ns, e.vhm.map(|v| v.to_string()).unwrap_or_else(|| "host".into()), e.describe()));
+        let show = |e: &Option<xdv_core::Event>| {
+            e.as_ref().map_or("(no event)".to_string(), |e| {
+                format!(
+                    "t={} {} {}",
+                    e.time_ns,
+                    e.vhm
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "host".into()),
+                    e.describe()
+                )
+            })
+        };
         println!("  recorded: {}", show(&d.recorded));
         println!("  replayed: {}", show(&d.replayed));
     } else {
-        let cut = if report.trace_complete { String::new() } else { " (the trace was cut short; its committed prefix replays exactly)".into() };
-        println!("{}: replay identical: {} of {} events{cut}", trace.display(), report.events_matched, report.events_recorded);
+        let cut = if report.trace_complete {
+            String::new()
+        } else {
+            " (the trace was cut short; its committed prefix replays exactly)".into()
+        };
+        println!(
+            "{}: replay identical: {} of {} events{cut}",
+            trace.display(),
+            report.events_matched,
+            report.events_recorded
+        );
     }
-    Ok(if report.identical() { Outcome::Ok } else { Outcome::Problem })
+    Ok(if report.identical() {
+        Outcome::Ok
+    } else {
+        Outcome::Problem
+    })
 }

@@ -13,11 +13,25 @@ pub(crate) fn verify(trace: &Path, as_json: bool) -> Result<Outcome> {
     let reader = TraceReader::open(trace)?;
     let report = reader.verify()?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "trace": trace.display().to_string(), "intact": report.intact(), "report": report }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "trace": trace.display().to_string(), "intact": report.intact(), "report": report })
+            )?
+        );
     } else if let Some(p) = &report.problem {
-        println!("{}: TAMPERED or corrupt: {p} ({} events verified before it)", trace.display(), report.events_verified);
+        println!(
+            "{}: TAMPERED or corrupt: {p} ({} events verified before it)",
+            trace.display(),
+            report.events_verified
+        );
     } else if report.complete {
-        println!("{}: ok: {} events, hash chain intact, final hash {}", trace.display(), report.events_verified, report.head);
+        println!(
+            "{}: ok: {} events, hash chain intact, final hash {}",
+            trace.display(),
+            report.events_verified,
+            report.head
+        );
     } else {
         println!(
             "{}: ok up to the last commit: {} events verified; the run was cut short (the writer stopped before finishing)",
@@ -25,7 +39,11 @@ pub(crate) fn verify(trace: &Path, as_json: bool) -> Result<Outcome> {
             report.events_verified
         );
     }
-    Ok(if report.intact() { Outcome::Ok } else { Outcome::Problem })
+    Ok(if report.intact() {
+        Outcome::Ok
+    } else {
+        Outcome::Problem
+    })
 }
 
 /// One event as JSON: its place, its VHM's name, a readable line and the structured kind.
@@ -50,7 +68,11 @@ pub(crate) fn show(trace: &Path, vhm: Option<&str>, as_json: bool) -> Result<Out
         None => None,
         Some(n) => match names.iter().find(|(_, name)| name.as_str() == n) {
             Some((id, _)) => Some(*id),
-            None => bail!("{}: no VHM named {n:?} (VHMs: {})", trace.display(), names.values().cloned().collect::<Vec<_>>().join(", ")),
+            None => bail!(
+                "{}: no VHM named {n:?} (VHMs: {})",
+                trace.display(),
+                names.values().cloned().collect::<Vec<_>>().join(", ")
+            ),
         },
     };
     let stdout = std::io::stdout();
@@ -63,8 +85,16 @@ pub(crate) fn show(trace: &Path, vhm: Option<&str>, as_json: bool) -> Result<Out
         let line = if as_json {
             event_json(&s, &names).to_string()
         } else {
-            let who = s.event.vhm.map_or("host".to_string(), |v| names.get(&v).cloned().unwrap_or_else(|| v.to_string()));
-            format!("{:>8} {:>14} ns  {:<12} {}", s.seq, s.event.time_ns, who, s.event.describe())
+            let who = s.event.vhm.map_or("host".to_string(), |v| {
+                names.get(&v).cloned().unwrap_or_else(|| v.to_string())
+            });
+            format!(
+                "{:>8} {:>14} ns  {:<12} {}",
+                s.seq,
+                s.event.time_ns,
+                who,
+                s.event.describe()
+            )
         };
         if let Err(e) = writeln!(out, "{line}") {
             io_err = Some(e);
@@ -87,7 +117,12 @@ pub(crate) fn accounting(trace: &Path, as_json: bool) -> Result<Outcome> {
     let reader = TraceReader::open(trace)?;
     let (rows, derived) = reader.resource_table()?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "trace": trace.display().to_string(), "derived_from_events": derived, "resource_table": rows }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "trace": trace.display().to_string(), "derived_from_events": derived, "resource_table": rows })
+            )?
+        );
     } else {
         print!("{}", super::resource_table_text(&rows));
         if derived {
@@ -101,7 +136,9 @@ pub(crate) fn export_jsonl(trace: &Path, output: Option<&Path>) -> Result<Outcom
     let reader = TraceReader::open(trace)?;
     let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
     let sink: Box<dyn Write> = match output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = std::io::BufWriter::new(sink);

@@ -1,0 +1,378 @@
+//! End-to-end tests of the `xdv` binary on the examples and on damaged traces.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn xdv() -> Command {
+    Command::cargo_bin("xdv").unwrap()
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+}
+
+const EXAMPLES: &[&str] = &["hello.toml", "fair-share.toml", "interrupts.toml"];
+
+fn run_json(manifest: &Path, trace: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = xdv()
+        .arg("run")
+        .arg(manifest)
+        .arg("--trace")
+        .arg(trace)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn every_example_runs_verifies_and_replays_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    for ex in EXAMPLES {
+        let trace = dir.path().join(format!("{ex}.xdv"));
+        xdv().arg("check").arg(example(ex)).assert().success();
+        let out = run_json(&example(ex), &trace, &[]);
+        assert!(out["events"].as_u64().unwrap() > 10);
+        xdv()
+            .args(["trace", "verify"])
+            .arg(&trace)
+            .assert()
+            .success();
+        let replay = xdv()
+            .arg("replay")
+            .arg(&trace)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            replay.status.success(),
+            "{ex}: {}",
+            String::from_utf8_lossy(&replay.stdout)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+        assert_eq!(report["identical"], true);
+        assert_eq!(report["report"]["events_matched"], out["events"]);
+    }
+}
+
+#[test]
+fn same_seed_gives_byte_identical_events_and_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a.xdv"),
+        dir.path().join("b.xdv"),
+        dir.path().join("c.xdv"),
+    );
+    let ra = run_json(&example("hello.toml"), &a, &[]);
+    let rb = run_json(&example("hello.toml"), &b, &[]);
+    let rc = run_json(&example("hello.toml"), &c, &["--seed", "99"]);
+    assert_eq!(ra["final_hash"], rb["final_hash"]);
+    assert_ne!(ra["final_hash"], rc["final_hash"]);
+    assert_eq!(rc["seed"], 99);
+    let events = |p: &Path| {
+        let conn = rusqlite::Connection::open(p).unwrap();
+        let mut s = conn
+            .prepare("SELECT body, hash FROM events ORDER BY seq")
+            .unwrap();
+        s.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+    };
+    assert_eq!(events(&a), events(&b));
+}
+
+/// Flips one byte of the file at the first occurrence of `needle`.
+fn flip(path: &Path, needle: &[u8]) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let hits: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "the trace holds exactly one copy of {:?}",
+        String::from_utf8_lossy(needle)
+    );
+    let at = hits[0];
+    bytes[at] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn one_flipped_byte_fails_verify_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.xdv");
+    run_json(&example("hello.toml"), &trace, &[]);
+    flip(&trace, b"hello from vcpu 1");
+    let out = xdv()
+        .args(["trace", "verify"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hash chain broken"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    xdv().arg("replay").arg(&trace).assert().code(1);
+
+    // Tampering with the stored manifest breaks the chain's genesis.
+    let trace2 = dir.path().join("t2.xdv");
+    run_json(&example("hello.toml"), &trace2, &[]);
+    flip(&trace2, b"fuel_quota = 1_000_000");
+    xdv()
+        .args(["trace", "verify"])
+        .arg(&trace2)
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn a_killed_run_leaves_a_trace_verified_up_to_its_last_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.toml");
+    let text = std::fs::read_to_string(example("fair-share.toml"))
+        .unwrap()
+        .replace("guests/", &format!("{}/", example("guests").display()));
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "time_limit_ns = 40_000_000",
+            "time_limit_ns = 40_000_000\n[host.trace]\nbatch_events = 100",
+        ),
+    )
+    .unwrap();
+    let trace = dir.path().join("killed.xdv");
+    let out = xdv()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--crash-after", "1234"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the run was aborted");
+    let out = xdv()
+        .args(["trace", "verify", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["report"]["complete"], false);
+    // Batches of 100: the 1234th event's batch (1201..1300) was never committed.
+    assert_eq!(v["report"]["events_verified"], 1200);
+    let text = String::from_utf8(
+        xdv()
+            .args(["trace", "verify"])
+            .arg(&trace)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(text.contains("cut short"), "{text}");
+    // The committed prefix replays exactly, and accounting is derived from it.
+    let out = xdv().arg("replay").arg(&trace).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1200 of 1200"));
+    let out = xdv()
+        .args(["trace", "accounting", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["derived_from_events"], true);
+}
+
+#[test]
+fn read_outs_show_accounting_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("irq.xdv");
+    let run = run_json(&example("interrupts.toml"), &trace, &[]);
+    let n = run["events"].as_u64().unwrap();
+
+    let out = xdv()
+        .args(["trace", "export", "--format", "jsonl"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, n);
+    assert_eq!(lines[0]["kind"], "host_started");
+    assert!(lines
+        .iter()
+        .any(|l| l["kind"] == "irq_delivered" && l["vhm_name"] == "smp"));
+
+    let out = xdv()
+        .args(["trace", "show", "--vhm", "smp"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("timer tick 6") && !text.contains("host started"));
+    xdv()
+        .args(["trace", "show", "--vhm", "nobody"])
+        .arg(&trace)
+        .assert()
+        .code(2);
+
+    let out = xdv()
+        .args(["trace", "accounting", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["resource_table"].as_array().unwrap();
+    assert_eq!(rows.len(), 2 + 4, "fuel, memory and four vCPUs");
+    assert_eq!(rows, run["resource_table"].as_array().unwrap());
+    assert!(rows
+        .iter()
+        .all(|r| r["domain"] == "K" && r["duration_ns"].as_u64().is_some()));
+
+    let text = String::from_utf8(
+        xdv()
+            .arg("run")
+            .arg(example("hello.toml"))
+            .arg("--trace")
+            .arg(dir.path().join("h.xdv"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        text.contains("Resource_Table") && text.contains("halted"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_default_trace_path_is_derived_from_the_manifest_name() {
+    let dir = tempfile::tempdir().unwrap();
+    xdv()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(example("hello.toml"))
+        .assert()
+        .success();
+    assert!(dir.path().join("hello.xdv").is_file());
+}
+
+#[test]
+fn unreadable_inputs_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.xdv");
+    std::fs::write(&junk, b"not a database at all, certainly not a trace").unwrap();
+    for args in [
+        vec!["replay"],
+        vec!["trace", "verify"],
+        vec!["trace", "show"],
+    ] {
+        let out = xdv().args(&args).arg(&junk).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("junk.xdv"));
+    }
+    xdv()
+        .arg("run")
+        .arg(dir.path().join("missing.toml"))
+        .assert()
+        .code(2);
+}
+
+/// Rewrites one event's body and re-chains every hash after it, as a forger with write access
+/// would: the trace then verifies, but replay must catch the lie.
+#[test]
+fn replay_reports_the_first_divergent_event_of_a_re_chained_forgery() {
+    use xdv_core::{chain::ChainHash, trace::TraceReader, Event, EventKind, HypercallRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("forged.xdv");
+    run_json(&example("hello.toml"), &trace, &[]);
+    let header = TraceReader::open(&trace).unwrap().header().unwrap();
+    let conn = rusqlite::Connection::open(&trace).unwrap();
+    let rows: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT seq, body FROM events ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut chain = ChainHash::genesis(&header.canonical());
+    let mut forged_seq = None;
+    for (seq, body) in rows {
+        let mut event = Event::decode(&body).unwrap();
+        if forged_seq.is_none() {
+            if let EventKind::Hypercall {
+                call: HypercallRecord::Log { bytes, .. },
+                ..
+            } = &mut event.kind
+            {
+                bytes[0] = b'J';
+                forged_seq = Some(seq);
+            }
+        }
+        let body = event.encode();
+        let (_, hash) = chain.link(&body);
+        conn.execute(
+            "UPDATE events SET body = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![body, &hash.0[..], seq],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "UPDATE run_status SET value = ?1 WHERE key = 'final_hash'",
+        [chain.head().to_hex()],
+    )
+    .unwrap();
+    drop(conn);
+    xdv()
+        .args(["trace", "verify"])
+        .arg(&trace)
+        .assert()
+        .success();
+    let out = xdv()
+        .arg("replay")
+        .arg(&trace)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["report"]["divergence"];
+    assert_eq!(d["seq"].as_i64(), forged_seq);
+    assert!(
+        d["recorded"].to_string().contains("74") && d["replayed"].to_string().contains("104"),
+        "{d}"
+    ); // 'J' vs 'h'
+    let text = String::from_utf8(xdv().arg("replay").arg(&trace).output().unwrap().stdout).unwrap();
+    assert!(
+        text.contains("DIVERGED")
+            && text.contains("\"jello from vcpu 0\"".replace('j', "J").as_str())
+            && text.contains("\"hello from vcpu 0\""),
+        "{text}"
+    );
+}
