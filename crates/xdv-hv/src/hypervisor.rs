@@ -336,7 +336,7 @@ impl Hypervisor {
             } => {
                 let v = &mut self.vhms[vhm as usize];
                 let slot = &mut v.vcpus[vcpu as usize];
-                if !v.exit.is_none() || slot.generation != generation {
+                if v.exit.is_some() || slot.generation != generation {
                     return Ok(());
                 }
                 slot.ahead = 0;
