@@ -205,7 +205,8 @@ pub enum EventKind {
         vcpu: VcpuIndex,
         /// The call and its arguments.
         call: HypercallRecord,
-        /// The value returned to the guest (negative: an ABI error code).
+        /// The value returned to the guest (negative: an ABI error code). For a `sleep` that
+        /// parks, 0: the value the guest receives on waking is in the next `VcpuWoken`.
         ret: i64,
     },
     /// An interrupt became pending on a vCPU.
@@ -226,8 +227,7 @@ pub enum EventKind {
         /// Argument.
         arg: i64,
     },
-    /// An interrupt was raised on a guest without an `xdv_irq` export, or on a masked vector, and
-    /// was dropped.
+    /// An interrupt was raised on a guest without an `xdv_irq` export and was dropped.
     IrqDropped {
         /// The vCPU.
         vcpu: VcpuIndex,

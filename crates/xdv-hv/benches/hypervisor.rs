@@ -1,1 +1,120 @@
-fn main() {}
+//! Hypervisor benchmarks (results and reproduction in docs/benchmarks.md):
+//!
+//! - `overhead/*`: a compute-bound guest run to completion by the hypervisor (with the trace
+//!   written to disk, as `xdv run` does, and without a trace), against the same module called
+//!   directly in bare wasmi with the same engine settings and fuel metering.
+//! - `create_vhm`: VHM creation — instantiate, register, allocate, trace events — into a trace.
+//! - `switch/*`: slice end → next slice start, with one-fuel slices so each slice is all switch.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::time::Duration;
+use xdv_core::trace::{TraceHeader, TraceWriter};
+use xdv_core::{Hash32, NullSink};
+use xdv_hv::Hypervisor;
+use xdv_manifest::{LoadedModule, Manifest};
+
+/// Counts to `N` with some arithmetic per iteration, then returns.
+const WORK: &str = r#"(module
+  (func (export "main") (local $i i64) (local $x i64)
+    (loop $l
+      (local.set $x (i64.add (i64.mul (local.get $x) (i64.const 6364136223846793005)) (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (i64.const 2000000))))))"#;
+
+const SPIN: &str = r#"(module (func (export "main") (loop $l (br $l))))"#;
+
+fn setup(guest: &str, host: &str) -> (Manifest, Vec<LoadedModule>) {
+    let text = format!("[host]\n{host}\n[[vhm]]\nname = \"g\"\n[vhm.k]\nmodule = \"g.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nfuel_quota = 1_000_000_000\n");
+    let m = Manifest::parse(&text, "bench.toml").unwrap();
+    let modules = vec![LoadedModule { name: "g.wat".into(), bytes: wat::parse_str(guest).unwrap() }];
+    (m, modules)
+}
+
+fn header(m: &Manifest) -> TraceHeader {
+    TraceHeader {
+        format_version: xdv_core::TRACE_FORMAT_VERSION,
+        event_schema: xdv_core::EVENT_SCHEMA_VERSION,
+        xdv_version: "bench".into(),
+        engine: xdv_k::ENGINE_ID.into(),
+        seed: 0,
+        manifest_name: m.file.clone(),
+        manifest_text: m.text.clone(),
+        modules: vec![],
+    }
+}
+
+fn bare_wasmi(wasm: &[u8]) {
+    let mut config = wasmi::Config::default();
+    config.consume_fuel(true).compilation_mode(wasmi::CompilationMode::Eager);
+    let engine = wasmi::Engine::new(&config);
+    let module = wasmi::Module::new(&engine, wasm).unwrap();
+    let mut store = wasmi::Store::new(&engine, ());
+    let instance = wasmi::Linker::new(&engine).instantiate_and_start(&mut store, &module).unwrap();
+    store.set_fuel(1_000_000_000).unwrap();
+    instance.get_typed_func::<(), ()>(&store, "main").unwrap().call(&mut store, ()).unwrap();
+}
+
+fn overhead(c: &mut Criterion) {
+    let (m, modules) = setup(WORK, "slice_fuel = 10_000");
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("bench.xdv");
+    let mut g = c.benchmark_group("overhead");
+    g.sample_size(20).measurement_time(Duration::from_secs(8));
+    g.bench_function("bare_wasmi", |b| b.iter(|| bare_wasmi(&modules[0].bytes)));
+    g.bench_function("xdv_no_trace", |b| {
+        b.iter(|| Hypervisor::new(&m, &modules, 0).unwrap().run(&mut NullSink).unwrap());
+    });
+    g.bench_function("xdv_with_trace", |b| {
+        b.iter(|| {
+            let mut w = TraceWriter::create(&trace, &header(&m), &[], 4096).unwrap();
+            Hypervisor::new(&m, &modules, 0).unwrap().run(&mut w).unwrap();
+            w.finish(&[]).unwrap();
+        });
+    });
+    g.finish();
+}
+
+fn create_vhm(c: &mut Criterion) {
+    const N: u64 = 2000;
+    let (m, modules) = setup(SPIN, "");
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("create.xdv");
+    let mut g = c.benchmark_group("create_vhm");
+    g.sample_size(10).measurement_time(Duration::from_secs(6)).throughput(Throughput::Elements(N));
+    g.bench_function("into_trace", |b| {
+        b.iter_batched(
+            || (Hypervisor::new(&m, &modules, 0).unwrap(), TraceWriter::create(&trace, &header(&m), &[(Hash32::of(b""), b"")], 4096).unwrap()),
+            |(mut hv, mut w)| {
+                for _ in 0..N {
+                    hv.create_vhm(&mut w, m.vhms[0].clone(), 0).unwrap();
+                }
+                (hv, w)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+}
+
+fn switch(c: &mut Criterion) {
+    // One-fuel slices: the guest executes a single instruction per slice, so the time per slice is
+    // the cost of a slice end, the scheduler's pick and the next slice start.
+    const FUEL: u64 = 20_000;
+    let (m, modules) = setup(SPIN, &format!("slice_fuel = 1\ntime_limit_ns = {FUEL}"));
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("switch.xdv");
+    let mut g = c.benchmark_group("switch");
+    g.sample_size(20).measurement_time(Duration::from_secs(6)).throughput(Throughput::Elements(FUEL));
+    g.bench_function("no_trace", |b| b.iter(|| Hypervisor::new(&m, &modules, 0).unwrap().run(&mut NullSink).unwrap()));
+    g.bench_function("with_trace", |b| {
+        b.iter(|| {
+            let mut w = TraceWriter::create(&trace, &header(&m), &[], 4096).unwrap();
+            Hypervisor::new(&m, &modules, 0).unwrap().run(&mut w).unwrap();
+            w.finish(&[]).unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, overhead, create_vhm, switch);
+criterion_main!(benches);

@@ -75,24 +75,19 @@ impl Hypervisor {
             Hypercall::VcpuCount => (HypercallRecord::VcpuCount, i64::from(n_vcpus)),
             Hypercall::Time => (HypercallRecord::Time, now as i64),
             Hypercall::Sleep => {
-                let until = a0;
-                if until < 0 {
-                    (
-                        HypercallRecord::Sleep {
-                            until_ns: until as u64,
-                        },
-                        abi::E_INVAL,
-                    )
+                let record = HypercallRecord::Sleep { until_ns: a0 as u64 };
+                let slot = &v.vcpus[vcpu as usize];
+                if a0 < 0 {
+                    (record, abi::E_INVAL)
+                } else if slot.irq_pending != 0 && !slot.vcpu.in_irq() {
+                    // An interrupt is already pending: like `hlt` with interrupts enabled, the
+                    // sleep ends at once and the handler runs on return.
+                    (record, abi::SLEEP_INTERRUPTED)
                 } else {
-                    if until as u64 > now {
-                        after = After::Park(until as u64);
+                    if a0 as u64 > now {
+                        after = After::Park(a0 as u64);
                     }
-                    (
-                        HypercallRecord::Sleep {
-                            until_ns: until as u64,
-                        },
-                        abi::OK,
-                    )
+                    (record, abi::OK)
                 }
             }
             Hypercall::Random => (HypercallRecord::Random, v.rng.next_u64() as i64),

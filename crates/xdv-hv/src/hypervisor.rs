@@ -50,6 +50,17 @@ pub struct Hypervisor {
     pub(crate) events: u64,
 }
 
+/// A module error placed at the manifest line that names the module.
+fn module_error(file: &str, index: usize, spec: &VhmSpec, e: xdv_k::KError) -> HvError {
+    let at = spec.k.module_at;
+    HvError::Module {
+        place: format!("{file}:{}:{}: vhm[{index}].k.module", at.line, at.col),
+        module: spec.k.module.clone(),
+        vhm: spec.name.clone(),
+        message: e.to_string(),
+    }
+}
+
 /// Emits one event at the hypervisor's current time.
 pub(crate) fn emit<S: EventSink>(
     sink: &mut S,
@@ -81,13 +92,8 @@ impl Hypervisor {
             {
                 Some(i) => i,
                 None => {
-                    let g = GuestModule::new(&engine, &m.bytes, &spec.k.entry).map_err(|e| {
-                        HvError::Module {
-                            file: format!("{} ({})", manifest.file, m.name),
-                            vhm: spec.name.clone(),
-                            message: e.to_string(),
-                        }
-                    })?;
+                    let g = GuestModule::new(&engine, &m.bytes, &spec.k.entry)
+                        .map_err(|e| module_error(&manifest.file, specs.len(), spec, e))?;
                     compiled.push((hash, g));
                     compiled.len() - 1
                 }
@@ -110,14 +116,9 @@ impl Hypervisor {
     /// Instantiates every vCPU once without running it, to report instantiation errors (memory
     /// over the limit, start functions) before a run.
     pub fn check_instantiation(&self, file: &str) -> Result<(), HvError> {
-        for (spec, m) in &self.specs {
-            Vcpu::new(&self.engine, &self.modules[*m].1, spec.k.memory_limit).map_err(|e| {
-                HvError::Module {
-                    file: file.to_string(),
-                    vhm: spec.name.clone(),
-                    message: e.to_string(),
-                }
-            })?;
+        for (i, (spec, m)) in self.specs.iter().enumerate() {
+            Vcpu::new(&self.engine, &self.modules[*m].1, spec.k.memory_limit)
+                .map_err(|e| module_error(file, i, spec, e))?;
         }
         Ok(())
     }
@@ -140,6 +141,11 @@ impl Hypervisor {
             self.create_vhm(sink, spec, m)?;
         }
         while let Some((key, target)) = self.cds.pop() {
+            // Superseded events (a woken sleeper's old deadline, a stopped VHM's pending stop)
+            // are dropped without touching the clock.
+            if !self.is_live(target) {
+                continue;
+            }
             if let Some(limit) = self.host.time_limit_ns {
                 if key.time > limit {
                     self.now = limit;
@@ -304,46 +310,50 @@ impl Hypervisor {
         Ok(VhmId(id))
     }
 
-    /// Applies one popped event.
+    /// `true` when a queued event still applies: its VHM runs and nothing superseded it.
+    fn is_live(&self, target: Target) -> bool {
+        match target {
+            Target::Timer { vhm, generation } => {
+                let v = &self.vhms[vhm as usize];
+                v.running() && v.timer_generation == generation && v.timer.is_some()
+            }
+            Target::Vcpu { vhm, vcpu, generation } => {
+                let v = &self.vhms[vhm as usize];
+                let s = &v.vcpus[vcpu as usize];
+                v.running() && s.generation == generation && s.state != VcpuState::Halted
+            }
+        }
+    }
+
+    /// Applies one live event.
     fn step<S: EventSink>(&mut self, sink: &mut S, target: Target) -> Result<(), HvError> {
         match target {
             Target::Timer { vhm, generation } => {
                 let v = &mut self.vhms[vhm as usize];
-                if !v.running() || v.timer_generation != generation {
-                    return Ok(());
-                }
                 let Some(t) = v.timer.as_mut() else {
                     return Ok(());
                 };
+                if v.vcpus[t.vcpu as usize].state == VcpuState::Halted {
+                    // The timer belongs to the vCPU that armed it and stops when that vCPU halts.
+                    v.timer = None;
+                    return Ok(());
+                }
                 t.ticks += 1;
                 t.next += t.period;
                 let (tick, next, vcpu) = (t.ticks, t.next, t.vcpu);
-                self.cds
-                    .push(next, Class::Timer, Target::Timer { vhm, generation });
-                emit(
-                    sink,
-                    &mut self.events,
-                    self.now,
-                    Some(vhm),
-                    EventKind::TimerFired { tick },
-                )?;
+                self.cds.push(next, Class::Timer, Target::Timer { vhm, generation });
+                emit(sink, &mut self.events, self.now, Some(vhm), EventKind::TimerFired { tick })?;
                 self.raise_irq(sink, vhm, vcpu, xdv_k::abi::TIMER_VECTOR, tick as i64)?;
             }
-            Target::Vcpu {
-                vhm,
-                vcpu,
-                generation,
-            } => {
-                let v = &mut self.vhms[vhm as usize];
-                let slot = &mut v.vcpus[vcpu as usize];
-                if v.exit.is_some() || slot.generation != generation {
-                    return Ok(());
-                }
+            Target::Vcpu { vhm, vcpu, .. } => {
+                let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
                 slot.ahead = 0;
-                let next = match std::mem::replace(&mut slot.state, VcpuState::Halted) {
+                let next = match std::mem::replace(&mut slot.state, VcpuState::Running) {
                     VcpuState::Pending(next) => next,
                     VcpuState::Parked { .. } => Next::Wake { interrupted: false },
-                    VcpuState::Halted => return Ok(()),
+                    VcpuState::Halted | VcpuState::Running => {
+                        unreachable!("is_live admits only pending or parked vCPUs")
+                    }
                 };
                 self.handle(sink, vhm, vcpu, next)?;
             }

@@ -31,11 +31,13 @@ pub enum HvError {
     /// The manifest is invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    /// A guest module does not compile or does not fit the ABI.
-    #[error("{file}: VHM {vhm:?}: {message}")]
+    /// A guest module does not compile, does not fit the ABI, or does not instantiate.
+    #[error("{place}: {module} (VHM {vhm:?}): {message}")]
     Module {
-        /// The manifest (or trace) the module came from.
-        file: String,
+        /// Where the manifest names the module: `file:line:col: vhm[i].k.module`.
+        place: String,
+        /// The module path as written.
+        module: String,
         /// The VHM that names the module.
         vhm: String,
         /// What is wrong.

@@ -26,6 +26,8 @@ pub(crate) enum Next {
 pub(crate) enum VcpuState {
     /// Runnable; one event is queued at the vCPU's clock.
     Pending(Next),
+    /// Its queued event is being handled right now.
+    Running,
     /// In `sleep`; a wake event is queued at `until`.
     Parked { until: u64 },
     /// Done (returned, or its VHM stopped).

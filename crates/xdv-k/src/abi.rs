@@ -24,6 +24,8 @@ pub const MAX_LOG_BYTES: u32 = 4096;
 
 /// Success.
 pub const OK: i64 = 0;
+/// `sleep` returned early because an interrupt arrived (not an error).
+pub const SLEEP_INTERRUPTED: i64 = 1;
 /// An argument has an invalid value (negative time, zero-length where not allowed, …).
 pub const E_INVAL: i64 = -1;
 /// A pointer/length pair reaches outside the guest's linear memory.
@@ -117,7 +119,7 @@ pub const HYPERCALLS: &[HypercallDesc] = &[
     HypercallDesc { call: Hypercall::VcpuId, name: "vcpu_id", group: Group::Lifecycle, params: &[], result: Some(I32), max_level: u8::MAX, doc: "index of the calling vCPU, from 0" },
     HypercallDesc { call: Hypercall::VcpuCount, name: "vcpu_count", group: Group::Lifecycle, params: &[], result: Some(I32), max_level: u8::MAX, doc: "number of vCPUs of the VHM" },
     HypercallDesc { call: Hypercall::Time, name: "time", group: Group::Lifecycle, params: &[], result: Some(I64), max_level: u8::MAX, doc: "the calling vCPU's virtual time in ns" },
-    HypercallDesc { call: Hypercall::Sleep, name: "sleep", group: Group::Lifecycle, params: &[I64], result: Some(I32), max_level: u8::MAX, doc: "park until virtual time `until_ns`; 0 on time (also when already past), 1 when an interrupt woke it, E_INVAL if negative" },
+    HypercallDesc { call: Hypercall::Sleep, name: "sleep", group: Group::Lifecycle, params: &[I64], result: Some(I32), max_level: u8::MAX, doc: "park until virtual time `until_ns`; 0 on time (at once when already past), 1 when an interrupt woke it or was already pending, E_INVAL if negative" },
     HypercallDesc { call: Hypercall::Random, name: "random", group: Group::Lifecycle, params: &[], result: Some(I64), max_level: u8::MAX, doc: "64 random bits from the VHM's own stream, seeded by (host seed, VHM name)" },
     HypercallDesc { call: Hypercall::TimerSet, name: "timer_set", group: Group::Lifecycle, params: &[I64], result: Some(I32), max_level: u8::MAX, doc: "fire vector 0 on the calling vCPU every `period_ns` (0 disarms); E_INVAL if negative" },
     HypercallDesc { call: Hypercall::IrqSend, name: "irq_send", group: Group::Lifecycle, params: &[I32, I32, I64], result: Some(I32), max_level: u8::MAX, doc: "raise `vector` with `arg` on vCPU `vcpu` of the same VHM; E_NOENT for an unknown vCPU or vector" },

@@ -1,7 +1,7 @@
 //! The K domain: WebAssembly guests as virtual CPUs.
 //!
 //! - [`abi`]: the hypercall table (module `xdv`), its signatures and error codes — the one place the
-//!   guest ABI is described; `docs/abi.md` is generated from the same facts.
+//!   guest ABI is defined; the engine links it and `xdv abi` prints it.
 //! - [`GuestModule`]: a guest compiled once (eagerly, deterministically) and checked against the ABI.
 //! - [`Vcpu`]: one instance with its own linear memory, driven in fuel-bounded steps that stop at
 //!   every hypercall, slice end, return or trap. The vCPU never decides anything: it reports a

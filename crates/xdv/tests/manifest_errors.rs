@@ -36,7 +36,7 @@ const CASES: &[(&str, &str)] = &[
     ("[host.trace]\nbatch_events = 0\n[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n", ":2:16: host.trace.batch_events: must be between 1"),
     ("[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\nentry = \"\"\n", ":5:9: vhm[0].k.entry: the entry export name is empty"),
     // Guest modules.
-    ("[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\nentry = \"start\"\n", "VHM \"a\": the module exports no function \"start\""),
+    ("[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\nentry = \"start\"\n", ":4:10: vhm[0].k.module: g.wat (VHM \"a\"): the module exports no function \"start\""),
     ("[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"bad.wat\"\n", ":4:10: vhm[0].k.module: invalid WAT:"),
 ];
 
