@@ -25,9 +25,20 @@ fn events(n: u64) -> Vec<Event> {
             time_ns: i * 1000,
             vhm: Some(VhmId((i % 8) as u32)),
             kind: if i % 4 == 0 {
-                EventKind::Hypercall { vcpu: 0, call: HypercallRecord::Log { ptr: 1024, len: 24, bytes: b"progress: 1000 iterations".to_vec() }, ret: 0 }
+                EventKind::Hypercall {
+                    vcpu: 0,
+                    call: HypercallRecord::Log {
+                        ptr: 1024,
+                        len: 24,
+                        bytes: b"progress: 1000 iterations".to_vec(),
+                    },
+                    ret: 0,
+                }
             } else {
-                EventKind::SliceEnded { vcpu: (i % 3) as u32, fuel: 10_000 }
+                EventKind::SliceEnded {
+                    vcpu: (i % 3) as u32,
+                    fuel: 10_000,
+                }
             },
         })
         .collect()
@@ -39,7 +50,9 @@ fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("append.xdv");
     let mut g = c.benchmark_group("trace_append");
-    g.sample_size(10).measurement_time(Duration::from_secs(10)).throughput(Throughput::Elements(N));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements(N));
     for batch in [4096u32, 256] {
         g.bench_function(format!("batch_{batch}"), |b| {
             b.iter(|| {

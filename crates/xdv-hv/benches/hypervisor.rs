@@ -26,7 +26,10 @@ const SPIN: &str = r#"(module (func (export "main") (loop $l (br $l))))"#;
 fn setup(guest: &str, host: &str) -> (Manifest, Vec<LoadedModule>) {
     let text = format!("[host]\n{host}\n[[vhm]]\nname = \"g\"\n[vhm.k]\nmodule = \"g.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nfuel_quota = 1_000_000_000\n");
     let m = Manifest::parse(&text, "bench.toml").unwrap();
-    let modules = vec![LoadedModule { name: "g.wat".into(), bytes: wat::parse_str(guest).unwrap() }];
+    let modules = vec![LoadedModule {
+        name: "g.wat".into(),
+        bytes: wat::parse_str(guest).unwrap(),
+    }];
     (m, modules)
 }
 
@@ -45,13 +48,21 @@ fn header(m: &Manifest) -> TraceHeader {
 
 fn bare_wasmi(wasm: &[u8]) {
     let mut config = wasmi::Config::default();
-    config.consume_fuel(true).compilation_mode(wasmi::CompilationMode::Eager);
+    config
+        .consume_fuel(true)
+        .compilation_mode(wasmi::CompilationMode::Eager);
     let engine = wasmi::Engine::new(&config);
     let module = wasmi::Module::new(&engine, wasm).unwrap();
     let mut store = wasmi::Store::new(&engine, ());
-    let instance = wasmi::Linker::new(&engine).instantiate_and_start(&mut store, &module).unwrap();
+    let instance = wasmi::Linker::new(&engine)
+        .instantiate_and_start(&mut store, &module)
+        .unwrap();
     store.set_fuel(1_000_000_000).unwrap();
-    instance.get_typed_func::<(), ()>(&store, "main").unwrap().call(&mut store, ()).unwrap();
+    instance
+        .get_typed_func::<(), ()>(&store, "main")
+        .unwrap()
+        .call(&mut store, ())
+        .unwrap();
 }
 
 fn overhead(c: &mut Criterion) {
@@ -62,12 +73,20 @@ fn overhead(c: &mut Criterion) {
     g.sample_size(20).measurement_time(Duration::from_secs(8));
     g.bench_function("bare_wasmi", |b| b.iter(|| bare_wasmi(&modules[0].bytes)));
     g.bench_function("xdv_no_trace", |b| {
-        b.iter(|| Hypervisor::new(&m, &modules, 0).unwrap().run(&mut NullSink).unwrap());
+        b.iter(|| {
+            Hypervisor::new(&m, &modules, 0)
+                .unwrap()
+                .run(&mut NullSink)
+                .unwrap()
+        });
     });
     g.bench_function("xdv_with_trace", |b| {
         b.iter(|| {
             let mut w = TraceWriter::create(&trace, &header(&m), &[], 4096).unwrap();
-            Hypervisor::new(&m, &modules, 0).unwrap().run(&mut w).unwrap();
+            Hypervisor::new(&m, &modules, 0)
+                .unwrap()
+                .run(&mut w)
+                .unwrap();
             w.finish(&[]).unwrap();
         });
     });
@@ -80,10 +99,18 @@ fn create_vhm(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("create.xdv");
     let mut g = c.benchmark_group("create_vhm");
-    g.sample_size(10).measurement_time(Duration::from_secs(6)).throughput(Throughput::Elements(N));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(6))
+        .throughput(Throughput::Elements(N));
     g.bench_function("into_trace", |b| {
         b.iter_batched(
-            || (Hypervisor::new(&m, &modules, 0).unwrap(), TraceWriter::create(&trace, &header(&m), &[(Hash32::of(b""), b"")], 4096).unwrap()),
+            || {
+                (
+                    Hypervisor::new(&m, &modules, 0).unwrap(),
+                    TraceWriter::create(&trace, &header(&m), &[(Hash32::of(b""), b"")], 4096)
+                        .unwrap(),
+                )
+            },
             |(mut hv, mut w)| {
                 for _ in 0..N {
                     hv.create_vhm(&mut w, m.vhms[0].clone(), 0).unwrap();
@@ -104,12 +131,24 @@ fn switch(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("switch.xdv");
     let mut g = c.benchmark_group("switch");
-    g.sample_size(20).measurement_time(Duration::from_secs(6)).throughput(Throughput::Elements(FUEL));
-    g.bench_function("no_trace", |b| b.iter(|| Hypervisor::new(&m, &modules, 0).unwrap().run(&mut NullSink).unwrap()));
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(6))
+        .throughput(Throughput::Elements(FUEL));
+    g.bench_function("no_trace", |b| {
+        b.iter(|| {
+            Hypervisor::new(&m, &modules, 0)
+                .unwrap()
+                .run(&mut NullSink)
+                .unwrap()
+        })
+    });
     g.bench_function("with_trace", |b| {
         b.iter(|| {
             let mut w = TraceWriter::create(&trace, &header(&m), &[], 4096).unwrap();
-            Hypervisor::new(&m, &modules, 0).unwrap().run(&mut w).unwrap();
+            Hypervisor::new(&m, &modules, 0)
+                .unwrap()
+                .run(&mut w)
+                .unwrap();
             w.finish(&[]).unwrap();
         })
     });

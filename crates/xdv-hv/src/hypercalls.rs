@@ -75,7 +75,9 @@ impl Hypervisor {
             Hypercall::VcpuCount => (HypercallRecord::VcpuCount, i64::from(n_vcpus)),
             Hypercall::Time => (HypercallRecord::Time, now as i64),
             Hypercall::Sleep => {
-                let record = HypercallRecord::Sleep { until_ns: a0 as u64 };
+                let record = HypercallRecord::Sleep {
+                    until_ns: a0 as u64,
+                };
                 let slot = &v.vcpus[vcpu as usize];
                 if a0 < 0 {
                     (record, abi::E_INVAL)

@@ -317,7 +317,11 @@ impl Hypervisor {
                 let v = &self.vhms[vhm as usize];
                 v.running() && v.timer_generation == generation && v.timer.is_some()
             }
-            Target::Vcpu { vhm, vcpu, generation } => {
+            Target::Vcpu {
+                vhm,
+                vcpu,
+                generation,
+            } => {
                 let v = &self.vhms[vhm as usize];
                 let s = &v.vcpus[vcpu as usize];
                 v.running() && s.generation == generation && s.state != VcpuState::Halted
@@ -341,8 +345,15 @@ impl Hypervisor {
                 t.ticks += 1;
                 t.next += t.period;
                 let (tick, next, vcpu) = (t.ticks, t.next, t.vcpu);
-                self.cds.push(next, Class::Timer, Target::Timer { vhm, generation });
-                emit(sink, &mut self.events, self.now, Some(vhm), EventKind::TimerFired { tick })?;
+                self.cds
+                    .push(next, Class::Timer, Target::Timer { vhm, generation });
+                emit(
+                    sink,
+                    &mut self.events,
+                    self.now,
+                    Some(vhm),
+                    EventKind::TimerFired { tick },
+                )?;
                 self.raise_irq(sink, vhm, vcpu, xdv_k::abi::TIMER_VECTOR, tick as i64)?;
             }
             Target::Vcpu { vhm, vcpu, .. } => {

@@ -58,7 +58,10 @@ fn a_pending_interrupt_ends_sleep_at_once_and_the_timer_stops_with_its_vcpu() {
     let (s, events) = run(&p);
     assert_eq!(s.vhms[0].exit, "halted", "{events:#?}");
     assert_eq!(rets(&events, "sleep"), vec![1]);
-    let ticks = events.iter().filter(|e| matches!(e.kind, EventKind::TimerFired { .. })).count();
+    let ticks = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TimerFired { .. }))
+        .count();
     assert!(ticks >= 1);
     // The run ends when the VHM does, not at a superseded deadline.
     let last = events.last().unwrap();
@@ -73,9 +76,17 @@ fn the_interrupts_example_ends_when_its_vhm_exits() {
     let (s, events) = run(&p);
     assert_eq!(s.vhms[0].exit, "exit(0)");
     assert_eq!(s.end_ns, s.vhms[0].end_ns);
-    assert_eq!(events.iter().filter(|e| matches!(e.kind, EventKind::TimerFired { .. })).count(), 6);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::TimerFired { .. }))
+            .count(),
+        6
+    );
     // Each of vCPUs 1..3 was woken by an IPI at least once.
     for vcpu in 1..4 {
-        assert!(events.iter().any(|e| matches!(e.kind, EventKind::VcpuWoken { vcpu: v, interrupted: true } if v == vcpu)));
+        assert!(events.iter().any(
+            |e| matches!(e.kind, EventKind::VcpuWoken { vcpu: v, interrupted: true } if v == vcpu)
+        ));
     }
 }

@@ -168,7 +168,10 @@ impl Manifest {
                 let path: PathBuf = base_dir.join(&v.k.module);
                 let bytes = std::fs::read(&path)
                     .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-                let bytes = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wat")) {
+                let bytes = if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("wat"))
+                {
                     wat::parse_bytes(&bytes)
                         .map(|b| b.into_owned())
                         .map_err(|mut e| {

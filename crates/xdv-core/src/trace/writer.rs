@@ -43,11 +43,11 @@ impl TraceWriter {
         }
         let e = sql(path);
         let conn = Connection::open(path).map_err(&e)?;
-        // WAL keeps committed batches safe when the process is killed; `finish` folds it back
-        // into a single file.
+        // WAL keeps committed batches safe when the process is killed, and FULL syncs each batch
+        // commit so they survive a host crash too; `finish` folds the WAL back into one file.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(&e)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(&e)?;
         // Zero the space that page splits free, so no stale copy of an event lingers in the file:
         // every non-zero byte of a finished trace is live data that `verify` checks.
