@@ -13,13 +13,13 @@ use xdv_core::{Hash32, NullSink};
 use xdv_hv::Hypervisor;
 use xdv_manifest::{LoadedModule, Manifest};
 
-/// Counts to `N` with some arithmetic per iteration, then returns.
+/// 40 million iterations of a multiply-add, then returns (about 0.5 billion fuel).
 const WORK: &str = r#"(module
   (func (export "main") (local $i i64) (local $x i64)
     (loop $l
       (local.set $x (i64.add (i64.mul (local.get $x) (i64.const 6364136223846793005)) (local.get $i)))
       (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br_if $l (i64.lt_u (local.get $i) (i64.const 2000000))))))"#;
+      (br_if $l (i64.lt_u (local.get $i) (i64.const 40000000))))))"#;
 
 const SPIN: &str = r#"(module (func (export "main") (loop $l (br $l))))"#;
 
@@ -66,28 +66,41 @@ fn bare_wasmi(wasm: &[u8]) {
 }
 
 fn overhead(c: &mut Criterion) {
-    let (m, modules) = setup(WORK, "slice_fuel = 10_000");
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("bench.xdv");
     let mut g = c.benchmark_group("overhead");
-    g.sample_size(20).measurement_time(Duration::from_secs(8));
+    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    let (m, modules) = setup(WORK, "");
     g.bench_function("bare_wasmi", |b| b.iter(|| bare_wasmi(&modules[0].bytes)));
-    g.bench_function("xdv_no_trace", |b| {
-        b.iter(|| {
-            Hypervisor::new(&m, &modules, 0)
-                .unwrap()
-                .run(&mut NullSink)
-                .unwrap()
+    // The default slice (100 000 fuel) and a ten times shorter one.
+    for (name, host) in [("", ""), ("_slice_10000", "slice_fuel = 10_000")] {
+        let (m, modules) = setup(WORK, host);
+        g.bench_function(format!("xdv_no_trace{name}"), |b| {
+            b.iter(|| {
+                let s = Hypervisor::new(&m, &modules, 0)
+                    .unwrap()
+                    .run(&mut NullSink)
+                    .unwrap();
+                assert_eq!(s.vhms[0].exit, "halted");
+            });
         });
-    });
-    g.bench_function("xdv_with_trace", |b| {
+        g.bench_function(format!("xdv_with_trace{name}"), |b| {
+            b.iter(|| {
+                let mut w = TraceWriter::create(&trace, &header(&m), &[], 4096).unwrap();
+                Hypervisor::new(&m, &modules, 0)
+                    .unwrap()
+                    .run(&mut w)
+                    .unwrap();
+                w.finish(&[]).unwrap();
+            });
+        });
+    }
+    g.bench_function("empty_trace_create_finish", |b| {
         b.iter(|| {
-            let mut w = TraceWriter::create(&trace, &header(&m), &[], 4096).unwrap();
-            Hypervisor::new(&m, &modules, 0)
+            TraceWriter::create(&trace, &header(&m), &[], 4096)
                 .unwrap()
-                .run(&mut w)
-                .unwrap();
-            w.finish(&[]).unwrap();
+                .finish(&[])
+                .unwrap()
         });
     });
     g.finish();
@@ -126,7 +139,7 @@ fn create_vhm(c: &mut Criterion) {
 fn switch(c: &mut Criterion) {
     // One-fuel slices: the guest executes a single instruction per slice, so the time per slice is
     // the cost of a slice end, the scheduler's pick and the next slice start.
-    const FUEL: u64 = 20_000;
+    const FUEL: u64 = 200_000;
     let (m, modules) = setup(SPIN, &format!("slice_fuel = 1\ntime_limit_ns = {FUEL}"));
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("switch.xdv");

@@ -68,7 +68,7 @@ struct RawPolicy {
 pub(crate) mod defaults {
     pub const SEED: u64 = 0;
     pub const NS_PER_FUEL: u64 = 1;
-    pub const SLICE_FUEL: u64 = 10_000;
+    pub const SLICE_FUEL: u64 = 100_000;
     pub const BATCH_EVENTS: u64 = 4096;
     pub const VCPUS: u64 = 1;
     pub const MEMORY_LIMIT: u64 = 1 << 20;
@@ -145,7 +145,13 @@ fn key_at(text: &str, at: usize) -> String {
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        .map(|l| {
+            // `[host]  # comment` and `[[vhm]]` both name their table between the brackets.
+            let inner = l.trim_start_matches('[');
+            inner[..inner.find(']').unwrap_or(inner.len())]
+                .trim()
+                .to_string()
+        });
     match table {
         Some(t) if !t.is_empty() => format!("{t}.{key}"),
         _ => key.to_string(),

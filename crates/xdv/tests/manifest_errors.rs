@@ -8,6 +8,7 @@ const CASES: &[(&str, &str)] = &[
     ("[[vhm]\nname = \"a\"", ":1:"),
     ("[host]\nseed = \"seven\"\n", ":2:8: host.seed: invalid type: string \"seven\", expected u64"),
     ("[host]\nsead = 1\n", ":2:1: host.sead: unknown field `sead`"),
+    ("[host]  # the host\nseed = -3\n", ":2:8: host.seed: invalid value: integer `-3`, expected u64"),
     ("[[vhm]]\nname = \"a\"\ncolour = \"red\"\n[vhm.k]\nmodule = \"g.wat\"\n", ":3:1: vhm.colour: unknown field `colour`"),
     ("[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\nvcpus = -1\n", ":5:9: vhm.k.vcpus: invalid value: integer `-1`, expected u64"),
     ("[[vhm]]\nname = \"a\"\n", "missing field `k`"),

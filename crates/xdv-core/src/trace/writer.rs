@@ -1,4 +1,10 @@
 //! Writes a trace while a run progresses.
+//!
+//! The hypervisor thread only encodes events and groups them into batches; a committer thread
+//! chains their hashes, inserts them and commits one transaction per batch. The trace is I/O at
+//! the edge of the run: the thread changes when bytes reach the disk, never what they are or
+//! their order, so it cannot affect determinism. A bounded channel keeps at most two batches in
+//! flight.
 
 use super::{sql, TraceError, TraceHeader, SCHEMA};
 use crate::accounting::ResourceRow;
@@ -6,22 +12,41 @@ use crate::chain::{ChainHash, Hash32};
 use crate::event::{Event, EventSink, SinkError};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+/// A batch of encoded events: their bodies back to back, and per event its columns and the end
+/// of its body.
+#[derive(Default)]
+struct Batch {
+    bodies: Vec<u8>,
+    rows: Vec<(u64, Option<u32>, &'static str, usize)>,
+}
+
+enum Msg {
+    /// Insert and commit these events.
+    Batch(Batch),
+    /// Reply once everything sent before is committed.
+    Sync(SyncSender<()>),
+    /// Write the Resource_Table and the final status, fold the WAL, and stop.
+    Finish(Vec<ResourceRow>),
+}
 
 /// Appends events to a new trace file, committing every `batch` events.
 pub struct TraceWriter {
-    conn: Connection,
     path: PathBuf,
-    chain: ChainHash,
-    body: Vec<u8>,
-    batch: u32,
-    pending: u32,
+    batch: Batch,
+    batch_size: usize,
+    tx: Option<SyncSender<Msg>>,
+    committer: Option<JoinHandle<Result<Hash32, TraceError>>>,
+    handed: u64,
     /// Test hook: abort the process after this many events (a crash at a chosen point).
     crash_after: Option<u64>,
 }
 
 impl TraceWriter {
-    /// Creates (or replaces) the trace at `path`, writes the header and the modules, and opens
-    /// the first batch. `modules` pairs each distinct hash with the module's bytes.
+    /// Creates (or replaces) the trace at `path`, writes the header and the modules, and starts
+    /// the committer. `modules` pairs each distinct hash with the module's bytes.
     pub fn create(
         path: &Path,
         header: &TraceHeader,
@@ -75,68 +100,184 @@ impl TraceWriter {
         )
         .map_err(&e)?;
         conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
+        let (tx, rx) = sync_channel(2);
+        let chain = ChainHash::genesis(&header.canonical());
+        let committer_path = path.to_path_buf();
+        let committer = std::thread::Builder::new()
+            .name("xdv-trace".into())
+            .spawn(move || commit_loop(conn, committer_path, chain, rx))
+            .map_err(|source| TraceError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let batch_size = batch.max(1) as usize;
         Ok(Self {
-            conn,
             path: path.to_path_buf(),
-            chain: ChainHash::genesis(&header.canonical()),
-            body: Vec::with_capacity(256),
-            batch: batch.max(1),
-            pending: 0,
+            batch: Batch {
+                bodies: Vec::with_capacity(batch_size * 32),
+                rows: Vec::with_capacity(batch_size),
+            },
+            batch_size,
+            tx: Some(tx),
+            committer: Some(committer),
+            handed: 0,
             crash_after: None,
         })
     }
 
-    /// Makes the process abort (as if killed) after `n` events have been handed to the writer.
-    /// Used by tests of crash tolerance.
+    /// Makes the process abort (as if killed) after `n` events have been handed to the writer;
+    /// every full batch before it is committed first, the partial one is lost. Used by tests of
+    /// crash tolerance.
     pub fn crash_after(&mut self, n: u64) {
         self.crash_after = Some(n);
     }
 
-    /// The chain hash after the last event.
-    pub fn head(&self) -> Hash32 {
-        self.chain.head()
-    }
-
-    /// Events written so far.
+    /// Events handed to the writer so far.
     pub fn len(&self) -> u64 {
-        self.chain.len()
+        self.handed
     }
 
     /// `true` before any event.
     pub fn is_empty(&self) -> bool {
-        self.chain.is_empty()
+        self.handed == 0
     }
 
-    fn append(&mut self, event: &Event) -> Result<(), rusqlite::Error> {
-        self.body.clear();
-        event.encode_into(&mut self.body);
-        let (seq, hash) = self.chain.link(&self.body);
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO events (seq, time_ns, vhm, kind, body, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        stmt.execute(params![
-            seq as i64,
-            event.time_ns as i64,
-            event.vhm.map(|v| v.0),
-            event.kind.name(),
-            &self.body,
-            &hash.0[..]
-        ])?;
-        self.pending += 1;
-        if self.pending >= self.batch {
-            self.conn.execute_batch("COMMIT; BEGIN")?;
-            self.pending = 0;
+    fn send(&mut self, msg: Msg) -> Result<(), TraceError> {
+        let delivered = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
+        if delivered {
+            return Ok(());
         }
-        Ok(())
+        // The committer stopped: it failed, and its error says why.
+        self.tx = None;
+        match self.committer.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => Err(e),
+            _ => Err(TraceError::NotATrace {
+                path: self.path.display().to_string(),
+                reason: "the trace committer stopped".into(),
+            }),
+        }
+    }
+
+    fn flush_batch(&mut self) -> Result<(), TraceError> {
+        if self.batch.rows.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(
+            &mut self.batch,
+            Batch {
+                bodies: Vec::with_capacity(self.batch_size * 32),
+                rows: Vec::with_capacity(self.batch_size),
+            },
+        );
+        self.send(Msg::Batch(full))
     }
 
     /// Commits the tail, writes the Resource_Table and the final status, and folds the WAL into
-    /// the main file so the trace is one self-contained file.
-    pub fn finish(self, table: &[ResourceRow]) -> Result<Hash32, TraceError> {
-        let e = sql(&self.path);
-        let c = &self.conn;
-        for (i, r) in table.iter().enumerate() {
-            c.execute(
+    /// the main file so the trace is one self-contained file. Returns the final chain hash.
+    pub fn finish(mut self, table: &[ResourceRow]) -> Result<Hash32, TraceError> {
+        self.flush_batch()?;
+        self.send(Msg::Finish(table.to_vec()))?;
+        self.tx = None;
+        match self.committer.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(TraceError::NotATrace {
+                path: self.path.display().to_string(),
+                reason: "the trace committer panicked".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for TraceWriter {
+    /// A writer dropped without `finish` (a run that stopped on an error) waits for the batches
+    /// already handed over, leaving a trace cut short at its last full batch.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
+    }
+}
+
+impl EventSink for TraceWriter {
+    fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
+        event.encode_into(&mut self.batch.bodies);
+        self.batch.rows.push((
+            event.time_ns,
+            event.vhm.map(|v| v.0),
+            event.kind.name(),
+            self.batch.bodies.len(),
+        ));
+        self.handed += 1;
+        if self.batch.rows.len() >= self.batch_size {
+            self.flush_batch()
+                .map_err(|e| SinkError::Store(e.to_string()))?;
+        }
+        if self.crash_after == Some(self.handed) {
+            let (ack, done) = sync_channel(1);
+            if self.send(Msg::Sync(ack)).is_ok() {
+                let _ = done.recv();
+            }
+            std::process::abort();
+        }
+        Ok(())
+    }
+}
+
+/// The committer thread: chains, inserts and commits batches until told to finish or the writer
+/// goes away (a run that stopped early leaves a trace cut short at its last commit).
+fn commit_loop(
+    conn: Connection,
+    path: PathBuf,
+    mut chain: ChainHash,
+    rx: Receiver<Msg>,
+) -> Result<Hash32, TraceError> {
+    let e = sql(&path);
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Batch(batch) => {
+                {
+                    let mut stmt = conn
+                        .prepare_cached("INSERT INTO events (seq, time_ns, vhm, kind, body, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                        .map_err(&e)?;
+                    let mut start = 0;
+                    for &(time, vhm, kind, end) in &batch.rows {
+                        let body = &batch.bodies[start..end];
+                        let (seq, hash) = chain.link(body);
+                        stmt.execute(params![
+                            seq as i64,
+                            time as i64,
+                            vhm,
+                            kind,
+                            body,
+                            &hash.0[..]
+                        ])
+                        .map_err(&e)?;
+                        start = end;
+                    }
+                }
+                conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
+            }
+            Msg::Sync(ack) => {
+                let _ = ack.send(());
+            }
+            Msg::Finish(table) => return finish(&conn, &path, &chain, &table),
+        }
+    }
+    conn.execute_batch("COMMIT").map_err(&e)?;
+    Ok(chain.head())
+}
+
+fn finish(
+    c: &Connection,
+    path: &Path,
+    chain: &ChainHash,
+    table: &[ResourceRow],
+) -> Result<Hash32, TraceError> {
+    let e = sql(path);
+
+    for (i, r) in table.iter().enumerate() {
+        c.execute(
                 "INSERT INTO resource_table (row, vhm_id, vhm_name, domain, allocated_resource, amount, used, start_ns, end_ns, duration_ns, capability_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
@@ -154,33 +295,21 @@ impl TraceWriter {
                 ],
             )
             .map_err(&e)?;
-        }
-        let head = self.chain.head();
-        for (k, v) in [
-            ("status", "complete".to_string()),
-            ("event_count", self.chain.len().to_string()),
-            ("final_hash", head.to_hex()),
-        ] {
-            c.execute(
-                "INSERT OR REPLACE INTO run_status (key, value) VALUES (?1, ?2)",
-                params![k, v],
-            )
-            .map_err(&e)?;
-        }
-        c.execute_batch("COMMIT").map_err(&e)?;
-        c.pragma_update(None, "journal_mode", "DELETE")
-            .map_err(&e)?;
-        Ok(head)
     }
-}
-
-impl EventSink for TraceWriter {
-    fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
-        self.append(event)
-            .map_err(|e| SinkError::Store(format!("{}: {e}", self.path.display())))?;
-        if self.crash_after == Some(self.chain.len()) {
-            std::process::abort();
-        }
-        Ok(())
+    let head = chain.head();
+    for (k, v) in [
+        ("status", "complete".to_string()),
+        ("event_count", chain.len().to_string()),
+        ("final_hash", head.to_hex()),
+    ] {
+        c.execute(
+            "INSERT OR REPLACE INTO run_status (key, value) VALUES (?1, ?2)",
+            params![k, v],
+        )
+        .map_err(&e)?;
     }
+    c.execute_batch("COMMIT").map_err(&e)?;
+    c.pragma_update(None, "journal_mode", "DELETE")
+        .map_err(&e)?;
+    Ok(head)
 }
