@@ -128,7 +128,9 @@ fn create_vhm(c: &mut Criterion) {
                 for _ in 0..N {
                     hv.create_vhm(&mut w, m.vhms[0].clone(), 0).unwrap();
                 }
-                (hv, w)
+                // Until every creation event is committed to the file.
+                w.finish(&[]).unwrap();
+                hv
             },
             BatchSize::PerIteration,
         );

@@ -32,6 +32,9 @@ enum Msg {
     Finish(Vec<ResourceRow>),
 }
 
+/// Most events handed to the committer at once.
+const HANDOFF_CHUNK: u32 = 256;
+
 /// Appends events to a new trace file, committing every `batch` events.
 pub struct TraceWriter {
     path: PathBuf,
@@ -105,12 +108,14 @@ impl TraceWriter {
         let committer_path = path.to_path_buf();
         let committer = std::thread::Builder::new()
             .name("xdv-trace".into())
-            .spawn(move || commit_loop(conn, committer_path, chain, rx))
+            .spawn(move || commit_loop(conn, committer_path, chain, u64::from(batch.max(1)), rx))
             .map_err(|source| TraceError::Io {
                 path: path.display().to_string(),
                 source,
             })?;
-        let batch_size = batch.max(1) as usize;
+        // Hand events over in chunks smaller than a commit, so the committer works alongside the
+        // run instead of after it; commits still fall exactly every `batch` events.
+        let batch_size = batch.clamp(1, HANDOFF_CHUNK) as usize;
         Ok(Self {
             path: path.to_path_buf(),
             batch: Batch {
@@ -189,9 +194,12 @@ impl TraceWriter {
 }
 
 impl Drop for TraceWriter {
-    /// A writer dropped without `finish` (a run that stopped on an error) waits for the batches
-    /// already handed over, leaving a trace cut short at its last full batch.
+    /// A writer dropped without `finish` (a run that stopped on an error) commits every event
+    /// handed to it and leaves a trace marked as cut short.
     fn drop(&mut self) {
+        if self.tx.is_some() {
+            let _ = self.flush_batch();
+        }
         self.tx = None;
         if let Some(committer) = self.committer.take() {
             let _ = committer.join();
@@ -214,6 +222,7 @@ impl EventSink for TraceWriter {
                 .map_err(|e| SinkError::Store(e.to_string()))?;
         }
         if self.crash_after == Some(self.handed) {
+            let _ = self.flush_batch();
             let (ack, done) = sync_channel(1);
             if self.send(Msg::Sync(ack)).is_ok() {
                 let _ = done.recv();
@@ -230,33 +239,34 @@ fn commit_loop(
     conn: Connection,
     path: PathBuf,
     mut chain: ChainHash,
+    commit_every: u64,
     rx: Receiver<Msg>,
 ) -> Result<Hash32, TraceError> {
     let e = sql(&path);
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Batch(batch) => {
-                {
-                    let mut stmt = conn
+                let mut stmt = conn
                         .prepare_cached("INSERT INTO events (seq, time_ns, vhm, kind, body, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                         .map_err(&e)?;
-                    let mut start = 0;
-                    for &(time, vhm, kind, end) in &batch.rows {
-                        let body = &batch.bodies[start..end];
-                        let (seq, hash) = chain.link(body);
-                        stmt.execute(params![
-                            seq as i64,
-                            time as i64,
-                            vhm,
-                            kind,
-                            body,
-                            &hash.0[..]
-                        ])
-                        .map_err(&e)?;
-                        start = end;
+                let mut start = 0;
+                for &(time, vhm, kind, end) in &batch.rows {
+                    let body = &batch.bodies[start..end];
+                    let (seq, hash) = chain.link(body);
+                    stmt.execute(params![
+                        seq as i64,
+                        time as i64,
+                        vhm,
+                        kind,
+                        body,
+                        &hash.0[..]
+                    ])
+                    .map_err(&e)?;
+                    start = end;
+                    if chain.len() % commit_every == 0 {
+                        conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
                     }
                 }
-                conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
             }
             Msg::Sync(ack) => {
                 let _ = ack.send(());
