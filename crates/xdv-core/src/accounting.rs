@@ -16,6 +16,10 @@ pub struct ResourceRow {
     pub vhm_id: u32,
     /// The VHM's name, for readers.
     pub vhm_name: String,
+    /// The VHM's parent (nested execution mapping), `None` for manifest (L1) VHMs.
+    pub parent_id: Option<u32>,
+    /// The VHM's privilege level (1 for manifest VHMs).
+    pub level: u8,
     /// Domain.
     pub domain: Domain,
     /// Allocated_Resource: the kind of resource (`vcpu`, `memory`, `fuel`).
@@ -46,8 +50,8 @@ fn split(resource: &Resource) -> (&'static str, u64) {
 /// so the table costs no second pass and no copy of the events).
 #[derive(Debug, Default, Clone)]
 pub struct TableBuilder {
-    names: BTreeMap<VhmId, String>,
-    open: BTreeMap<(VhmId, Domain, CapId), usize>,
+    names: BTreeMap<VhmId, (String, Option<u32>, u8)>,
+    open: BTreeMap<(VhmId, Domain, CapId, &'static str), usize>,
     rows: Vec<ResourceRow>,
 }
 
@@ -56,8 +60,14 @@ impl TableBuilder {
     pub fn observe(&mut self, e: &Event) {
         let Some(vhm) = e.vhm else { return };
         match &e.kind {
-            EventKind::VhmCreated { name, .. } => {
-                self.names.insert(vhm, name.clone());
+            EventKind::VhmCreated {
+                name,
+                parent,
+                level,
+                ..
+            } => {
+                self.names
+                    .insert(vhm, (name.clone(), parent.map(|p| p.0), *level));
             }
             EventKind::Allocated {
                 domain,
@@ -65,10 +75,15 @@ impl TableBuilder {
                 cap,
             } => {
                 let (kind, amount) = split(resource);
-                self.open.insert((vhm, *domain, *cap), self.rows.len());
+                self.open
+                    .insert((vhm, *domain, *cap, kind), self.rows.len());
+                let (vhm_name, parent_id, level) =
+                    self.names.get(&vhm).cloned().unwrap_or_default();
                 self.rows.push(ResourceRow {
                     vhm_id: vhm.0,
-                    vhm_name: self.names.get(&vhm).cloned().unwrap_or_default(),
+                    vhm_name,
+                    parent_id,
+                    level,
                     domain: *domain,
                     resource: kind.to_string(),
                     amount,
@@ -80,9 +95,12 @@ impl TableBuilder {
                 });
             }
             EventKind::Released {
-                domain, cap, used, ..
+                domain,
+                cap,
+                used,
+                resource,
             } => {
-                if let Some(i) = self.open.remove(&(vhm, *domain, *cap)) {
+                if let Some(i) = self.open.remove(&(vhm, *domain, *cap, split(resource).0)) {
                     let row = &mut self.rows[i];
                     row.used = *used;
                     row.end_ns = Some(e.time_ns);
@@ -116,7 +134,7 @@ mod tests {
     #[test]
     fn rows_follow_allocation_and_release() {
         let v = Some(VhmId(0));
-        let cap = CapId::new(1, 1);
+        let cap = CapId::new(1, 0, 1);
         let events = vec![
             Event {
                 time_ns: 0,

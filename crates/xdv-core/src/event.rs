@@ -5,6 +5,8 @@
 //! chains their hashes, and replay compares them byte for byte. Any layout change therefore
 //! bumps [`crate::EVENT_SCHEMA_VERSION`].
 
+use crate::budget::Quota;
+use crate::cap::{rights, ChannelId, Object};
 use crate::chain::Hash32;
 use crate::ids::{CapId, Domain, VcpuIndex, VhmId};
 use serde::{Deserialize, Serialize};
@@ -75,6 +77,25 @@ pub enum ExitReason {
     Fault(FaultClass),
     /// The host's virtual time limit was reached while the VHM was still running.
     TimeLimit,
+    /// Stopped by `vhm_kill`, or because its parent stopped.
+    Killed,
+}
+
+impl ExitReason {
+    /// The value `vhm_wait` returns for it: `(kind << 32) | code`, kind 0 exit(code), 1 halted,
+    /// 2 fault (code = class: 0 trap, 1 fuel, 2 bad hypercall), 3 killed, 4 time limit.
+    pub fn wait_value(&self) -> i64 {
+        let (kind, code): (i64, u32) = match *self {
+            ExitReason::Exit(c) => (0, c as u32),
+            ExitReason::Halted => (1, 0),
+            ExitReason::Fault(FaultClass::Trap) => (2, 0),
+            ExitReason::Fault(FaultClass::FuelExhausted) => (2, 1),
+            ExitReason::Fault(FaultClass::BadHypercall) => (2, 2),
+            ExitReason::Killed => (3, 0),
+            ExitReason::TimeLimit => (4, 0),
+        };
+        (kind << 32) | i64::from(code)
+    }
 }
 
 impl fmt::Display for ExitReason {
@@ -84,6 +105,7 @@ impl fmt::Display for ExitReason {
             ExitReason::Halted => f.write_str("halted"),
             ExitReason::Fault(c) => write!(f, "fault: {c}"),
             ExitReason::TimeLimit => f.write_str("time limit"),
+            ExitReason::Killed => f.write_str("killed"),
         }
     }
 }
@@ -135,6 +157,82 @@ pub enum HypercallRecord {
         /// The argument delivered with the interrupt.
         arg: i64,
     },
+    /// `cap_derive(handle, rights, badge)`.
+    CapDerive {
+        /// Source handle as passed.
+        handle: u64,
+        /// Requested rights.
+        rights: u32,
+        /// Requested badge.
+        badge: u64,
+    },
+    /// `cap_revoke(handle)`.
+    CapRevoke {
+        /// Handle as passed.
+        handle: u64,
+    },
+    /// `cap_drop(handle)`.
+    CapDrop {
+        /// Handle as passed.
+        handle: u64,
+    },
+    /// `cap_info(handle, out_ptr)`.
+    CapInfo {
+        /// Handle as passed.
+        handle: u64,
+    },
+    /// `cap_find(type, index)`.
+    CapFind {
+        /// Object type code.
+        type_code: u32,
+        /// Index among the caller's capabilities of that type.
+        index: u32,
+    },
+    /// `vhm_spawn(spec_ptr, spec_len)`: the decoded spec, when it could be read.
+    VhmSpawn {
+        /// The child's name (full path), empty when the spec was unreadable.
+        name: String,
+    },
+    /// `vhm_wait(handle)`.
+    VhmWait {
+        /// Handle as passed.
+        handle: u64,
+    },
+    /// `vhm_kill(handle)`.
+    VhmKill {
+        /// Handle as passed.
+        handle: u64,
+    },
+    /// `policy_set(weight, flags)`.
+    PolicySet {
+        /// Requested weight.
+        weight: u32,
+        /// Requested flags.
+        flags: u32,
+    },
+    /// `ipc_channel(capacity, out_ptr)`.
+    IpcChannel {
+        /// Requested queue capacity.
+        capacity: u32,
+    },
+    /// `ipc_send(endpoint, ptr, len, cap, flags)`.
+    IpcSend {
+        /// Endpoint handle as passed.
+        endpoint: u64,
+        /// Payload length.
+        len: u32,
+        /// Capability handle to transfer (0: none).
+        cap: u64,
+        /// Flags (bit 0: park while the queue is full).
+        flags: u32,
+    },
+    /// `ipc_recv(endpoint, ptr, len)`.
+    IpcRecv {
+        /// Endpoint handle as passed.
+        endpoint: u64,
+        /// Buffer length.
+        len: u32,
+    },
 }
 
 impl HypercallRecord {
@@ -151,6 +249,18 @@ impl HypercallRecord {
             HypercallRecord::Random => "random",
             HypercallRecord::TimerSet { .. } => "timer_set",
             HypercallRecord::IrqSend { .. } => "irq_send",
+            HypercallRecord::CapDerive { .. } => "cap_derive",
+            HypercallRecord::CapRevoke { .. } => "cap_revoke",
+            HypercallRecord::CapDrop { .. } => "cap_drop",
+            HypercallRecord::CapInfo { .. } => "cap_info",
+            HypercallRecord::CapFind { .. } => "cap_find",
+            HypercallRecord::VhmSpawn { .. } => "vhm_spawn",
+            HypercallRecord::VhmWait { .. } => "vhm_wait",
+            HypercallRecord::VhmKill { .. } => "vhm_kill",
+            HypercallRecord::PolicySet { .. } => "policy_set",
+            HypercallRecord::IpcChannel { .. } => "ipc_channel",
+            HypercallRecord::IpcSend { .. } => "ipc_send",
+            HypercallRecord::IpcRecv { .. } => "ipc_recv",
         }
     }
 }
@@ -288,9 +398,150 @@ pub enum EventKind {
         /// VHMs still running when the host stopped (time limit), else 0.
         stopped: u32,
     },
+    /// A capability was put in the VHM's table: minted by the hypervisor (`from` is `None`) or
+    /// derived from `from` (the source's holder and handle).
+    CapCreated {
+        /// The new handle.
+        cap: CapId,
+        /// What it names.
+        object: Object,
+        /// Its rights.
+        rights: u32,
+        /// Its badge.
+        badge: u64,
+        /// The source, for a derivation.
+        from: Option<(VhmId, CapId)>,
+    },
+    /// Capabilities were removed, in creation order: each `(holder, handle)`.
+    CapRemoved {
+        /// Why.
+        cause: RemoveCause,
+        /// What.
+        removed: Vec<(VhmId, CapId)>,
+    },
+    /// A hypercall was refused: the call, and why (the `Hypercall` event that follows carries the
+    /// error code returned).
+    Refused {
+        /// The calling vCPU.
+        vcpu: VcpuIndex,
+        /// The call's ABI name.
+        call: String,
+        /// Why, naming the handle or argument.
+        reason: String,
+    },
+    /// Part of the VHM's budget was carved out for a new child.
+    Carved {
+        /// The child.
+        child: VhmId,
+        /// The child's quota.
+        quota: Quota,
+    },
+    /// A stopped child's quota came back to the VHM; the fuel it used stays spent.
+    GivenBack {
+        /// The child.
+        child: VhmId,
+        /// The child's quota.
+        quota: Quota,
+        /// Fuel the child (and its descendants) consumed.
+        fuel_used: u64,
+    },
+    /// A guest module was loaded at run time (from a parent's memory); its bytes are stored in the
+    /// trace's `modules` table.
+    ModuleLoaded {
+        /// BLAKE3 hash of the module.
+        hash: Hash32,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// An IPC channel was created; its two endpoint capabilities are in `CapCreated` events.
+    ChannelCreated {
+        /// The channel.
+        channel: ChannelId,
+        /// Messages each direction holds.
+        capacity: u32,
+    },
+    /// A message was queued for the other end of a channel.
+    IpcSent {
+        /// The sending vCPU.
+        vcpu: VcpuIndex,
+        /// The channel.
+        channel: ChannelId,
+        /// The end the message will be received at.
+        to_end: u8,
+        /// Payload length.
+        len: u32,
+        /// The sender's badge.
+        badge: u64,
+        /// `true` when a capability travels with it.
+        with_cap: bool,
+    },
+    /// A message was received.
+    IpcDelivered {
+        /// The receiving vCPU.
+        vcpu: VcpuIndex,
+        /// The channel.
+        channel: ChannelId,
+        /// The end it was received at.
+        end: u8,
+        /// Payload length.
+        len: u32,
+        /// The sender's badge.
+        badge: u64,
+        /// The transferred capability's new handle in the receiver's table.
+        cap: Option<CapId>,
+    },
+    /// Queued messages were discarded because their end closed.
+    IpcDropped {
+        /// The channel.
+        channel: ChannelId,
+        /// The end whose queue was discarded.
+        end: u8,
+        /// How many messages.
+        messages: u32,
+    },
+    /// One end of a channel closed (its VHM stopped).
+    IpcClosed {
+        /// The channel.
+        channel: ChannelId,
+        /// The end that closed.
+        end: u8,
+    },
+}
+
+/// Why capabilities were removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoveCause {
+    /// `cap_revoke`: the descendants of a capability.
+    Revoke,
+    /// `cap_drop`: the capability itself.
+    Drop,
+    /// The holder stopped, or the object named was destroyed.
+    Stop,
 }
 
 impl EventKind {
+    /// The same event with every VHM id it mentions mapped through `f`. Two runs name the same
+    /// VHM by different host-wide ids when other VHMs were created before it; mapping ids to
+    /// names makes their events comparable.
+    pub fn map_vhms(&self, f: &impl Fn(VhmId) -> VhmId) -> EventKind {
+        let mut e = self.clone();
+        match &mut e {
+            EventKind::VhmCreated { parent, .. } => *parent = parent.map(f),
+            EventKind::CapCreated { object, from, .. } => {
+                *object = object.map_vhm(f);
+                *from = from.map(|(v, c)| (f(v), c));
+            }
+            EventKind::CapRemoved { removed, .. } => {
+                removed.iter_mut().for_each(|(v, _)| *v = f(*v))
+            }
+            EventKind::Carved { child, .. } | EventKind::GivenBack { child, .. } => {
+                *child = f(*child)
+            }
+            _ => {}
+        }
+        e
+    }
+
     /// A short, stable name for the event kind (the trace's `kind` column).
     pub fn name(&self) -> &'static str {
         match self {
@@ -311,6 +562,17 @@ impl EventKind {
             EventKind::Released { .. } => "released",
             EventKind::VhmExited { .. } => "vhm_exited",
             EventKind::HostFinished { .. } => "host_finished",
+            EventKind::CapCreated { .. } => "cap_created",
+            EventKind::CapRemoved { .. } => "cap_removed",
+            EventKind::Refused { .. } => "refused",
+            EventKind::Carved { .. } => "carved",
+            EventKind::GivenBack { .. } => "given_back",
+            EventKind::ModuleLoaded { .. } => "module_loaded",
+            EventKind::ChannelCreated { .. } => "channel_created",
+            EventKind::IpcSent { .. } => "ipc_sent",
+            EventKind::IpcDelivered { .. } => "ipc_delivered",
+            EventKind::IpcDropped { .. } => "ipc_dropped",
+            EventKind::IpcClosed { .. } => "ipc_closed",
         }
     }
 }
@@ -373,7 +635,15 @@ impl Event {
                     HypercallRecord::IrqSend { vcpu, vector, arg } => {
                         format!("({vcpu}, {vector}, {arg})")
                     }
-                    _ => "()".to_string(),
+                    HypercallRecord::Yield
+                    | HypercallRecord::VcpuId
+                    | HypercallRecord::VcpuCount
+                    | HypercallRecord::Time
+                    | HypercallRecord::Random => "()".to_string(),
+                    other => {
+                        let d = format!("{other:?}");
+                        format!(" {}", &d[d.find('{').unwrap_or(0)..])
+                    }
                 };
                 format!("vcpu {vcpu} {}{args} -> {ret}", call.name())
             }
@@ -416,6 +686,80 @@ impl Event {
             HostFinished { stopped } => {
                 format!("host finished ({stopped} VHMs stopped by time limit)")
             }
+            CapCreated {
+                cap,
+                object,
+                rights: r,
+                badge,
+                from,
+            } => format!(
+                "{cap} = {object} [{}]{}{}",
+                rights::describe(*r),
+                if *badge != 0 {
+                    format!(" badge {badge}")
+                } else {
+                    String::new()
+                },
+                from.map(|(v, c)| format!(" derived from {c} of {v}"))
+                    .unwrap_or_else(|| " minted".into())
+            ),
+            CapRemoved { cause, removed } => format!(
+                "{cause:?}: removed {}",
+                removed
+                    .iter()
+                    .map(|(v, c)| format!("{c} of {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Refused { vcpu, call, reason } => format!("REFUSED vcpu {vcpu} {call}: {reason}"),
+            Carved { child, quota } => format!(
+                "carved for {child}: {} vcpus, {} B, {} fuel, depth {}, {} children",
+                quota.vcpus, quota.memory, quota.fuel, quota.depth, quota.children
+            ),
+            GivenBack {
+                child,
+                quota,
+                fuel_used,
+            } => {
+                format!(
+                    "given back by {child}: {fuel_used} fuel used of {}",
+                    quota.fuel
+                )
+            }
+            ModuleLoaded { hash, size } => format!("module {} loaded ({size} B)", hash.short()),
+            ChannelCreated { channel, capacity } => {
+                format!("channel {channel} created (capacity {capacity})")
+            }
+            IpcSent {
+                vcpu,
+                channel,
+                to_end,
+                len,
+                badge,
+                with_cap,
+            } => format!(
+                "vcpu {vcpu} sent {len} B on channel {channel} to end {to_end} (badge {badge}){}",
+                if *with_cap { " with a capability" } else { "" }
+            ),
+            IpcDelivered {
+                vcpu,
+                channel,
+                end,
+                len,
+                badge,
+                cap,
+            } => format!(
+                "vcpu {vcpu} received {len} B on channel {channel} end {end} (badge {badge}){}",
+                cap.map(|c| format!(", capability {c}")).unwrap_or_default()
+            ),
+            IpcDropped {
+                channel,
+                end,
+                messages,
+            } => {
+                format!("{messages} message(s) dropped at channel {channel} end {end}")
+            }
+            IpcClosed { channel, end } => format!("channel {channel} end {end} closed"),
         }
     }
 }
@@ -442,6 +786,11 @@ pub enum SinkError {
 pub trait EventSink {
     /// Records one event. An error stops the run.
     fn emit(&mut self, event: &Event) -> Result<(), SinkError>;
+
+    /// Stores the bytes of a module loaded at run time (announced by a `ModuleLoaded` event).
+    fn module(&mut self, _hash: &Hash32, _bytes: &[u8]) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Keeps every event in memory; for tests, simulation and benchmarks.

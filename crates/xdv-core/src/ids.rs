@@ -16,25 +16,39 @@ impl fmt::Display for VhmId {
 /// A vCPU's index inside its VHM, starting at 0.
 pub type VcpuIndex = u32;
 
-/// A capability identifier: a 64-bit `(slot, generation)` handle inside one VHM's table.
+/// A capability handle: a 64-bit value meaningful only inside the VHM whose table holds it.
 ///
-/// The slot is the low 32 bits, the generation the high 32. A handle is meaningful only
-/// together with the VHM that holds it.
+/// Layout: bits 0–23 the slot, bits 24–43 the holder's tag, bits 44–63 the slot's generation
+/// (modulo 2^20). The tag is derived from the holder's name (unique among live VHMs), so a handle
+/// copied from another VHM fails to resolve even when slot and generation match, and a VHM's
+/// handle values never depend on how many VHMs exist beside it. The generation makes a handle
+/// stale once its slot is reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CapId(pub u64);
 
 impl CapId {
-    /// Builds a handle from its slot and generation.
-    pub const fn new(slot: u32, generation: u32) -> Self {
-        Self(((generation as u64) << 32) | slot as u64)
+    const SLOT_BITS: u32 = 24;
+    const TAG_BITS: u32 = 20;
+    const GEN_BITS: u32 = 20;
+
+    /// Builds a handle from its slot, its holder's tag and the slot's generation.
+    pub const fn new(slot: u32, tag: u32, generation: u32) -> Self {
+        let slot = (slot as u64) & ((1 << Self::SLOT_BITS) - 1);
+        let tag = (tag as u64) & ((1 << Self::TAG_BITS) - 1);
+        let generation = (generation as u64) & ((1 << Self::GEN_BITS) - 1);
+        Self(slot | (tag << Self::SLOT_BITS) | (generation << (Self::SLOT_BITS + Self::TAG_BITS)))
     }
     /// The slot part of the handle.
     pub const fn slot(self) -> u32 {
-        self.0 as u32
+        (self.0 & ((1 << Self::SLOT_BITS) - 1)) as u32
+    }
+    /// The holder tag part of the handle.
+    pub const fn tag(self) -> u32 {
+        ((self.0 >> Self::SLOT_BITS) & ((1 << Self::TAG_BITS) - 1)) as u32
     }
     /// The generation part of the handle.
     pub const fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
+        (self.0 >> (Self::SLOT_BITS + Self::TAG_BITS)) as u32
     }
 }
 
@@ -71,8 +85,8 @@ mod tests {
 
     #[test]
     fn cap_id_round_trips_slot_and_generation() {
-        let c = CapId::new(7, 3);
-        assert_eq!((c.slot(), c.generation()), (7, 3));
+        let c = CapId::new(7, 5, 3);
+        assert_eq!((c.slot(), c.tag(), c.generation()), (7, 5, 3));
         assert_eq!(c.to_string(), "cap:7.3");
     }
 }

@@ -10,6 +10,8 @@
 #![warn(missing_docs)]
 
 pub mod accounting;
+pub mod budget;
+pub mod cap;
 pub mod chain;
 pub mod event;
 pub mod ids;
@@ -24,6 +26,6 @@ pub use event::{
 pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 
 /// Version of the canonical event encoding. Bumped on any change to [`EventKind`]'s layout.
-pub const EVENT_SCHEMA_VERSION: u32 = 1;
+pub const EVENT_SCHEMA_VERSION: u32 = 2;
 /// Version of the trace file layout (tables and header keys).
 pub const TRACE_FORMAT_VERSION: u32 = 1;

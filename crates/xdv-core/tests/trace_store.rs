@@ -83,7 +83,7 @@ fn deleted_reordered_or_edited_rows_fail_verification() {
         "UPDATE header SET value = '4' WHERE key = 'seed'",
         "UPDATE modules SET bytes = x'00'",
         "UPDATE run_status SET value = '999' WHERE key = 'event_count'",
-        "INSERT INTO resource_table VALUES (0, 1, 'x', 'K', 'fuel', 1, NULL, 0, NULL, NULL, 1)",
+        "INSERT INTO resource_table VALUES (0, 1, 'x', NULL, 1, 'K', 'fuel', 1, NULL, 0, NULL, NULL, 1)",
     ];
     for sql in edits {
         let p = dir.path().join("t.xdv");

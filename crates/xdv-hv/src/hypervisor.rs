@@ -1,12 +1,17 @@
 //! The hypervisor state and its event loop.
 
 use crate::cds::{Cds, Class, Target};
-use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm};
+use crate::ipc::Channel;
+use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm, Wait};
 use crate::HvError;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::Serialize;
-use xdv_core::event::{Event, EventKind, EventSink, ExitReason, FaultClass, SinkError};
+use xdv_core::budget::{Budget, Quota};
+use xdv_core::cap::{rights, CapSpace, Object};
+use xdv_core::event::{
+    Event, EventKind, EventSink, ExitReason, FaultClass, RemoveCause, SinkError,
+};
 use xdv_core::{CapId, Domain, Hash32, Resource, VhmId};
 use xdv_k::{GuestModule, KEngine, Stop, Vcpu};
 use xdv_manifest::{HostSpec, LoadedModule, Manifest, VhmSpec};
@@ -16,11 +21,15 @@ use xdv_manifest::{HostSpec, LoadedModule, Manifest, VhmSpec};
 pub struct VhmSummary {
     /// VHM name.
     pub name: String,
+    /// Parent VHM's name, for nested VHMs.
+    pub parent: Option<String>,
+    /// Privilege level.
+    pub level: u8,
     /// Why it stopped.
     pub exit: String,
-    /// Exit code: the `exit` argument, 0 when halted, -1 on a fault or time limit.
+    /// Exit code: the `exit` argument, 0 when halted, -1 otherwise.
     pub code: i32,
-    /// Fuel consumed.
+    /// Fuel its own vCPUs consumed.
     pub fuel_used: u64,
     /// Virtual time at which it stopped.
     pub end_ns: u64,
@@ -37,26 +46,41 @@ pub struct RunSummary {
     pub end_ns: u64,
 }
 
-/// The hypervisor: the host's VHMs, the CDS queue and the virtual clock.
+/// The hypervisor: the host's VHMs, their capabilities and channels, the CDS queue and the clock.
 pub struct Hypervisor {
     pub(crate) engine: KEngine,
     pub(crate) host: HostSpec,
     pub(crate) seed: u64,
+    /// Compiled modules: (hash, entry) → module; the index is stable.
     pub(crate) modules: Vec<(Hash32, GuestModule)>,
-    pub(crate) specs: Vec<(VhmSpec, usize)>,
+    /// Manifest VHMs with their module index, and extra module indices per VHM.
+    pub(crate) specs: Vec<(VhmSpec, usize, Vec<usize>)>,
+    pub(crate) manifest_channels: Vec<xdv_manifest::ChannelSpec>,
     pub(crate) vhms: Vec<Vhm>,
+    /// Names of every VHM created (names are never reused: a restarted child gets `name#2`).
+    pub(crate) names: std::collections::BTreeSet<String>,
+    /// Bytes of every module by hash (manifest modules and those loaded at run time).
+    pub(crate) module_bytes: std::collections::BTreeMap<Hash32, Vec<u8>>,
+    pub(crate) caps: CapSpace,
+    pub(crate) channels: Vec<Channel>,
     pub(crate) cds: Cds,
     pub(crate) now: u64,
     pub(crate) events: u64,
 }
 
 /// A module error placed at the manifest line that names the module.
-fn module_error(file: &str, index: usize, spec: &VhmSpec, e: xdv_k::KError) -> HvError {
-    let at = spec.k.module_at;
+fn module_error(
+    file: &str,
+    key: &str,
+    at: xdv_manifest::Location,
+    module: &str,
+    vhm: &str,
+    e: xdv_k::KError,
+) -> HvError {
     HvError::Module {
-        place: format!("{file}:{}:{}: vhm[{index}].k.module", at.line, at.col),
-        module: spec.k.module.clone(),
-        vhm: spec.name.clone(),
+        place: format!("{file}:{}:{}: {key}", at.line, at.col),
+        module: module.to_string(),
+        vhm: vhm.to_string(),
         message: e.to_string(),
     }
 }
@@ -77,55 +101,117 @@ pub(crate) fn emit<S: EventSink>(
     })
 }
 
+/// The entry export of children spawned from a module capability or from bytes.
+pub(crate) const CHILD_ENTRY: &str = "main";
+
 impl Hypervisor {
-    /// Compiles the manifest's modules (each distinct module once) and checks them against the
-    /// ABI. `modules` are in VHM order, as [`Manifest::load_modules`] returns them.
+    /// Compiles the manifest's modules (each distinct module and entry once) and checks them
+    /// against the ABI. `modules` are those [`Manifest::load_modules`] returns.
     pub fn new(manifest: &Manifest, modules: &[LoadedModule], seed: u64) -> Result<Self, HvError> {
-        let engine = KEngine::new();
-        let mut compiled: Vec<(Hash32, GuestModule)> = Vec::new();
-        let mut specs = Vec::with_capacity(manifest.vhms.len());
-        for (spec, m) in manifest.vhms.iter().zip(modules) {
-            let hash = Hash32::of(&m.bytes);
-            let idx = match compiled
-                .iter()
-                .position(|(h, g)| *h == hash && g.entry_name() == spec.k.entry)
-            {
-                Some(i) => i,
-                None => {
-                    let g = GuestModule::new(&engine, &m.bytes, &spec.k.entry)
-                        .map_err(|e| module_error(&manifest.file, specs.len(), spec, e))?;
-                    compiled.push((hash, g));
-                    compiled.len() - 1
-                }
-            };
-            specs.push((spec.clone(), idx));
-        }
-        Ok(Self {
-            engine,
+        let mut hv = Self {
+            engine: KEngine::new(),
             host: manifest.host.clone(),
             seed,
-            modules: compiled,
-            specs,
+            modules: Vec::new(),
+            specs: Vec::with_capacity(manifest.vhms.len()),
+            manifest_channels: manifest.channels.clone(),
             vhms: Vec::new(),
+            names: Default::default(),
+            module_bytes: modules
+                .iter()
+                .map(|m| (Hash32::of(&m.bytes), m.bytes.clone()))
+                .collect(),
+            caps: CapSpace::default(),
+            channels: Vec::new(),
             cds: Cds::default(),
             now: 0,
             events: 0,
-        })
+        };
+        let bytes_of = |name: &str| {
+            modules
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.bytes.as_slice())
+        };
+        for (i, spec) in manifest.vhms.iter().enumerate() {
+            let own = bytes_of(&spec.k.module).ok_or_else(|| HvError::Module {
+                place: format!("{}: vhm[{i}].k.module", manifest.file),
+                module: spec.k.module.clone(),
+                vhm: spec.name.clone(),
+                message: "module not loaded".into(),
+            })?;
+            let m = hv.compile(own, &spec.k.entry).map_err(|e| {
+                module_error(
+                    &manifest.file,
+                    &format!("vhm[{i}].k.module"),
+                    spec.k.module_at,
+                    &spec.k.module,
+                    &spec.name,
+                    e,
+                )
+            })?;
+            let mut extra = Vec::new();
+            for (j, (name, at)) in spec.k.modules.iter().enumerate() {
+                let key = format!("vhm[{i}].k.modules[{j}]");
+                let bytes = bytes_of(name).ok_or_else(|| HvError::Module {
+                    place: format!("{}: {key}", manifest.file),
+                    module: name.clone(),
+                    vhm: spec.name.clone(),
+                    message: "module not loaded".into(),
+                })?;
+                extra.push(
+                    hv.compile(bytes, CHILD_ENTRY).map_err(|e| {
+                        module_error(&manifest.file, &key, *at, name, &spec.name, e)
+                    })?,
+                );
+            }
+            hv.specs.push((spec.clone(), m, extra));
+        }
+        Ok(hv)
     }
 
-    /// Instantiates every vCPU once without running it, to report instantiation errors (memory
-    /// over the limit, start functions) before a run.
+    /// Compiles a module once per (hash, entry); returns its index.
+    pub(crate) fn compile(&mut self, bytes: &[u8], entry: &str) -> Result<usize, xdv_k::KError> {
+        let hash = Hash32::of(bytes);
+        if let Some(i) = self
+            .modules
+            .iter()
+            .position(|(h, g)| *h == hash && g.entry_name() == entry)
+        {
+            return Ok(i);
+        }
+        let g = GuestModule::new(&self.engine, bytes, entry)?;
+        self.modules.push((hash, g));
+        Ok(self.modules.len() - 1)
+    }
+
+    /// Instantiates every manifest vCPU once without running it, to report instantiation errors
+    /// (memory over the limit, start functions) before a run.
     pub fn check_instantiation(&self, file: &str) -> Result<(), HvError> {
-        for (i, (spec, m)) in self.specs.iter().enumerate() {
-            Vcpu::new(&self.engine, &self.modules[*m].1, spec.k.memory_limit)
-                .map_err(|e| module_error(file, i, spec, e))?;
+        for (i, (spec, m, _)) in self.specs.iter().enumerate() {
+            Vcpu::new(&self.engine, &self.modules[*m].1, spec.k.memory_limit).map_err(|e| {
+                module_error(
+                    file,
+                    &format!("vhm[{i}].k.module"),
+                    spec.k.module_at,
+                    &spec.k.module,
+                    &spec.name,
+                    e,
+                )
+            })?;
         }
         Ok(())
     }
 
-    /// Runs the host to completion: creates every manifest VHM at time 0 in manifest order, then
-    /// processes events in the CDS order until none is left or the time limit is reached.
+    /// Runs the host to completion: creates every manifest VHM at time 0 in manifest order
+    /// (statically nested ones under their parents), then the manifest's channels, then processes
+    /// events in the CDS order until none is left or the time limit is reached.
     pub fn run<S: EventSink>(&mut self, sink: &mut S) -> Result<RunSummary, HvError> {
+        let roots = self
+            .specs
+            .iter()
+            .filter(|(s, _, _)| s.parent.is_none())
+            .count() as u32;
         emit(
             sink,
             &mut self.events,
@@ -133,12 +219,44 @@ impl Hypervisor {
             None,
             EventKind::HostStarted {
                 seed: self.seed,
-                vhms: self.specs.len() as u32,
+                vhms: roots,
             },
         )?;
+        let mut ids = Vec::with_capacity(self.specs.len());
         for i in 0..self.specs.len() {
-            let (spec, m) = self.specs[i].clone();
-            self.create_vhm(sink, spec, m)?;
+            let (spec, m, extra) = self.specs[i].clone();
+            let quota = quota_of(&spec);
+            let parent = spec.parent.map(|p| ids[p]);
+            let id = self.create_vhm(sink, spec, m, parent, quota)?;
+            for e in extra {
+                let hash = self.modules[e].0;
+                self.mint(
+                    sink,
+                    id,
+                    Object::Module(hash),
+                    rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::SPAWN,
+                    0,
+                )?;
+            }
+            ids.push(id);
+        }
+        for c in self.manifest_channels.clone() {
+            let ends = [ids[c.ends[0]], ids[c.ends[1]]];
+            let channel = self.new_channel(sink, ends[0], c.capacity, ends)?;
+            for (e, &holder) in ends.iter().enumerate() {
+                let r = rights::INSPECT
+                    | rights::DERIVE
+                    | rights::TRANSFER
+                    | rights::SEND
+                    | rights::RECV;
+                self.mint(
+                    sink,
+                    holder,
+                    Object::Endpoint(channel, e as u8),
+                    r,
+                    c.badges[e],
+                )?;
+            }
         }
         while let Some((key, target)) = self.cds.pop() {
             // Superseded events (a woken sleeper's old deadline, a stopped VHM's pending stop)
@@ -158,7 +276,7 @@ impl Hypervisor {
         }
         let mut stopped = 0;
         for v in 0..self.vhms.len() {
-            if self.vhms[v].running() {
+            if self.vhms[v].running() && self.vhms[v].parent.is_none() {
                 stopped += 1;
                 self.terminate(sink, v as u32, ExitReason::TimeLimit)?;
             }
@@ -186,6 +304,8 @@ impl Hypervisor {
                 };
                 VhmSummary {
                     name: v.name.clone(),
+                    parent: v.parent.map(|p| self.vhms[p as usize].name.clone()),
+                    level: v.level,
                     exit: reason.to_string(),
                     code,
                     fuel_used: v.fuel_used,
@@ -200,41 +320,176 @@ impl Hypervisor {
         }
     }
 
-    /// Creates a VHM at the current time: records it, allocates its fuel, memory and vCPUs under
-    /// fresh capabilities, instantiates each vCPU and queues its start. An instantiation failure
-    /// faults the new VHM only.
+    /// Puts a new root capability in `holder`'s table and records it.
+    pub(crate) fn mint<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        holder: u32,
+        object: Object,
+        r: u32,
+        badge: u64,
+    ) -> Result<CapId, HvError> {
+        let cap = self.caps.mint(VhmId(holder), object, r, badge);
+        let rights = self
+            .caps
+            .node(
+                self.caps
+                    .resolve(VhmId(holder), cap.0)
+                    .expect("just minted"),
+            )
+            .rights;
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(holder),
+            EventKind::CapCreated {
+                cap,
+                object,
+                rights,
+                badge,
+                from: None,
+            },
+        )?;
+        Ok(cap)
+    }
+
+    /// Creates a channel anchored at `anchors` and records it in `creator`'s events.
+    pub(crate) fn new_channel<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        creator: u32,
+        capacity: u32,
+        anchors: [u32; 2],
+    ) -> Result<u32, HvError> {
+        let channel = self.channels.len() as u32;
+        self.channels.push(Channel::new(capacity, anchors));
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(creator),
+            EventKind::ChannelCreated { channel, capacity },
+        )?;
+        Ok(channel)
+    }
+
+    /// Creates a VHM at the current time: records it, carves its quota from its parent (if any),
+    /// mints its budget, vCPU and module capabilities, allocates its K resources under them,
+    /// instantiates each vCPU and queues its start. An instantiation failure faults the new VHM
+    /// only. The caller has checked that the quota fits the parent's budget.
     pub fn create_vhm<S: EventSink>(
         &mut self,
         sink: &mut S,
-        spec: VhmSpec,
+        mut spec: VhmSpec,
         module: usize,
-    ) -> Result<VhmId, HvError> {
+        parent: Option<u32>,
+        quota: Quota,
+    ) -> Result<u32, HvError> {
         let id = self.vhms.len() as u32;
         let now = self.now;
-        let ev = &mut self.events;
+        let level = parent.map_or(1, |p| self.vhms[p as usize].level + 1);
+        if let Some(p) = parent {
+            // Effective policy = parent ∩ child.
+            let pp = &self.vhms[p as usize].spec.policy;
+            spec.policy.weight = spec.policy.weight.min(pp.weight);
+            if pp.on_bad_hypercall == xdv_manifest::BadHypercallPolicy::Fault {
+                spec.policy.on_bad_hypercall = xdv_manifest::BadHypercallPolicy::Fault;
+            }
+            spec.policy.create_channels &= pp.create_channels;
+            let parent_budget = &mut self.vhms[p as usize].budget;
+            parent_budget
+                .carve(&quota)
+                .expect("the caller checked that the child's quota fits");
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(p),
+                EventKind::Carved {
+                    child: VhmId(id),
+                    quota,
+                },
+            )?;
+        }
         emit(
             sink,
-            ev,
+            &mut self.events,
             now,
             Some(id),
             EventKind::VhmCreated {
                 name: spec.name.clone(),
-                parent: None,
-                level: 1,
+                parent: parent.map(VhmId),
+                level,
                 weight: spec.policy.weight,
                 module: self.modules[module].0,
             },
         )?;
-        let mut allocations = Vec::with_capacity(2 + spec.k.vcpus as usize);
-        allocations.push((Resource::Fuel(spec.policy.fuel_quota), CapId::new(1, 1)));
-        allocations.push((Resource::Memory(spec.policy.memory_quota), CapId::new(2, 1)));
-        for i in 0..spec.k.vcpus {
-            allocations.push((Resource::Vcpu(i), CapId::new(3 + i, 1)));
+        self.names.insert(spec.name.clone());
+        self.caps.register(VhmId(id), &spec.name);
+        let mut seed_material = Vec::with_capacity(16 + spec.name.len());
+        seed_material.extend_from_slice(b"xdv-vhm-random");
+        seed_material.extend_from_slice(&self.seed.to_le_bytes());
+        seed_material.extend_from_slice(spec.name.as_bytes());
+        self.vhms.push(Vhm {
+            name: spec.name.clone(),
+            parent,
+            level,
+            children: Vec::new(),
+            quota,
+            budget: Budget::new(quota, spec.k.vcpus, spec.k.memory_limit),
+            vcpus: Vec::with_capacity(spec.k.vcpus as usize),
+            allocations: Vec::with_capacity(2 + spec.k.vcpus as usize),
+            fuel_used: 0,
+            timer: None,
+            timer_generation: 0,
+            rng: ChaCha20Rng::from_seed(*blake3::hash(&seed_material).as_bytes()),
+            exit: None,
+            exit_waiters: Vec::new(),
+            spec,
+        });
+        if let Some(p) = parent {
+            self.vhms[p as usize].children.push(id);
+            let r =
+                rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::WAIT | rights::KILL;
+            self.mint(sink, p, Object::Vhm(VhmId(id)), r, 0)?;
         }
+        let v = &self.vhms[id as usize];
+        let mut budget_rights = rights::INSPECT | rights::DERIVE;
+        if quota.depth > 0 && quota.children > 0 && level < xdv_k::abi::MAX_LEVEL {
+            budget_rights |= rights::SPAWN;
+        }
+        if v.spec.policy.create_channels {
+            budget_rights |= rights::CHANNEL;
+        }
+        let (vcpus, memory_quota, fuel_quota) = (
+            v.spec.k.vcpus,
+            v.spec.policy.memory_quota,
+            v.spec.policy.fuel_quota,
+        );
+        let budget_cap = self.mint(sink, id, Object::Budget(VhmId(id)), budget_rights, 0)?;
+        let mut allocations = vec![
+            (Resource::Fuel(fuel_quota), budget_cap),
+            (Resource::Memory(memory_quota), budget_cap),
+        ];
+        for i in 0..vcpus {
+            allocations.push((
+                Resource::Vcpu(i),
+                self.mint(sink, id, Object::Vcpu(VhmId(id), i), rights::INSPECT, 0)?,
+            ));
+        }
+        let hash = self.modules[module].0;
+        self.mint(
+            sink,
+            id,
+            Object::Module(hash),
+            rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::SPAWN,
+            0,
+        )?;
         for (resource, cap) in &allocations {
             emit(
                 sink,
-                ev,
+                &mut self.events,
                 now,
                 Some(id),
                 EventKind::Allocated {
@@ -244,31 +499,15 @@ impl Hypervisor {
                 },
             )?;
         }
-        let mut seed_material = Vec::with_capacity(16 + spec.name.len());
-        seed_material.extend_from_slice(b"xdv-vhm-random");
-        seed_material.extend_from_slice(&self.seed.to_le_bytes());
-        seed_material.extend_from_slice(spec.name.as_bytes());
-        let mut vhm = Vhm {
-            name: spec.name.clone(),
-            vcpus: Vec::with_capacity(spec.k.vcpus as usize),
-            allocations,
-            fuel_used: 0,
-            timer: None,
-            timer_generation: 0,
-            rng: ChaCha20Rng::from_seed(*blake3::hash(&seed_material).as_bytes()),
-            exit: None,
-            spec,
-        };
+        self.vhms[id as usize].allocations = allocations;
         let mut failure = None;
-        for _ in 0..vhm.spec.k.vcpus {
-            match Vcpu::new(
-                &self.engine,
-                &self.modules[module].1,
-                vhm.spec.k.memory_limit,
-            ) {
-                Ok(vcpu) => vhm.vcpus.push(VcpuSlot {
+        for _ in 0..vcpus {
+            let v = &mut self.vhms[id as usize];
+            match Vcpu::new(&self.engine, &self.modules[module].1, v.spec.k.memory_limit) {
+                Ok(vcpu) => v.vcpus.push(VcpuSlot {
                     vcpu,
                     state: VcpuState::Pending(Next::Start),
+                    wait: None,
                     generation: 0,
                     anchor_time: now,
                     anchor_fuel: 0,
@@ -276,7 +515,7 @@ impl Hypervisor {
                     slice_used: 0,
                     ahead: 0,
                     irq_pending: 0,
-                    irq_args: vec![0; vhm.spec.k.irq_vectors as usize],
+                    irq_args: vec![0; v.spec.k.irq_vectors as usize],
                 }),
                 Err(e) => {
                     failure = Some(e.to_string());
@@ -284,8 +523,6 @@ impl Hypervisor {
                 }
             }
         }
-        let n = vhm.vcpus.len() as u32;
-        self.vhms.push(vhm);
         if let Some(detail) = failure {
             self.fault(
                 sink,
@@ -295,7 +532,7 @@ impl Hypervisor {
                 format!("instantiation failed: {detail}"),
             )?;
         } else {
-            for i in 0..n {
+            for i in 0..vcpus {
                 self.cds.push(
                     now,
                     Class::Start,
@@ -307,7 +544,7 @@ impl Hypervisor {
                 );
             }
         }
-        Ok(VhmId(id))
+        Ok(id)
     }
 
     /// `true` when a queued event still applies: its VHM runs and nothing superseded it.
@@ -323,8 +560,11 @@ impl Hypervisor {
                 generation,
             } => {
                 let v = &self.vhms[vhm as usize];
-                let s = &v.vcpus[vcpu as usize];
-                v.running() && s.generation == generation && s.state != VcpuState::Halted
+                v.running() && {
+                    let s = &v.vcpus[vcpu as usize];
+                    s.generation == generation
+                        && matches!(s.state, VcpuState::Pending(_) | VcpuState::Parked)
+                }
             }
         }
     }
@@ -361,7 +601,8 @@ impl Hypervisor {
                 slot.ahead = 0;
                 let next = match std::mem::replace(&mut slot.state, VcpuState::Running) {
                     VcpuState::Pending(next) => next,
-                    VcpuState::Parked { .. } => Next::Wake { interrupted: false },
+                    // A parked vCPU's own queued event is its sleep deadline.
+                    VcpuState::Parked => Next::Wake,
                     VcpuState::Halted | VcpuState::Running => {
                         unreachable!("is_live admits only pending or parked vCPUs")
                     }
@@ -391,20 +632,7 @@ impl Hypervisor {
                 )?;
                 self.dispatch(sink, vhm, vcpu)
             }
-            Next::Wake { interrupted } => {
-                emit(
-                    sink,
-                    &mut self.events,
-                    now,
-                    Some(vhm),
-                    EventKind::VcpuWoken { vcpu, interrupted },
-                )?;
-                let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
-                slot.anchor_time = now;
-                slot.anchor_fuel = slot.fuel;
-                slot.vcpu.complete(i64::from(interrupted));
-                self.dispatch(sink, vhm, vcpu)
-            }
+            Next::Wake => self.wake(sink, vhm, vcpu),
             Next::FuelOut => {
                 let quota = self.vhms[vhm as usize].spec.policy.fuel_quota;
                 self.fault(
@@ -412,7 +640,7 @@ impl Hypervisor {
                     vhm,
                     Some(vcpu),
                     FaultClass::FuelExhausted,
-                    format!("fuel quota of {quota} used up"),
+                    format!("fuel budget of {quota} used up"),
                 )
             }
             Next::Stopped(Stop::Preempted) => {
@@ -459,6 +687,137 @@ impl Hypervisor {
         }
     }
 
+    /// Parks a vCPU on `wait`. Sleeps queue their deadline; other waits are woken by whatever
+    /// they wait for.
+    pub(crate) fn park(&mut self, vhm: u32, vcpu: u32, wait: Wait) {
+        let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
+        slot.generation += 1;
+        if let Wait::Sleep { until, .. } = wait {
+            self.cds.push(
+                until,
+                Class::Wake,
+                Target::Vcpu {
+                    vhm,
+                    vcpu,
+                    generation: slot.generation,
+                },
+            );
+        }
+        slot.state = VcpuState::Parked;
+        slot.wait = Some(wait);
+    }
+
+    /// Queues the wake of a parked vCPU at the current time (what it waited for happened).
+    pub(crate) fn wake_now(&mut self, vhm: u32, vcpu: u32) {
+        let v = &mut self.vhms[vhm as usize];
+        if !v.running() {
+            return;
+        }
+        let slot = &mut v.vcpus[vcpu as usize];
+        if slot.state != VcpuState::Parked {
+            return;
+        }
+        slot.generation += 1;
+        slot.state = VcpuState::Pending(Next::Wake);
+        self.cds.push(
+            self.now,
+            Class::Wake,
+            Target::Vcpu {
+                vhm,
+                vcpu,
+                generation: slot.generation,
+            },
+        );
+    }
+
+    /// Completes the wait of a woken vCPU, or parks it again if what it waits for is not there
+    /// (another receiver took the message first).
+    fn wake<S: EventSink>(&mut self, sink: &mut S, vhm: u32, vcpu: u32) -> Result<(), HvError> {
+        let now = self.now;
+        let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
+        slot.anchor_time = now.max(slot.anchor_time);
+        slot.anchor_fuel = slot.fuel;
+        let wait = slot.wait.take().expect("a woken vCPU was waiting");
+        let ret = match wait {
+            Wait::Sleep { interrupted, .. } => {
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::VcpuWoken { vcpu, interrupted },
+                )?;
+                i64::from(interrupted)
+            }
+            Wait::Child(child) => {
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::VcpuWoken {
+                        vcpu,
+                        interrupted: false,
+                    },
+                )?;
+                let (reason, _) = self.vhms[child as usize]
+                    .exit
+                    .expect("woken when the child stopped");
+                reason.wait_value()
+            }
+            Wait::Recv {
+                channel,
+                end,
+                ptr,
+                len,
+            } => match self.try_receive(sink, vhm, vcpu, channel, end, ptr, len)? {
+                Some(ret) => ret,
+                None => {
+                    self.park(
+                        vhm,
+                        vcpu,
+                        Wait::Recv {
+                            channel,
+                            end,
+                            ptr,
+                            len,
+                        },
+                    );
+                    self.channels[channel as usize].ends[end as usize]
+                        .recv_waiters
+                        .push((vhm, vcpu));
+                    return Ok(());
+                }
+            },
+            Wait::Send {
+                channel,
+                to_end,
+                msg,
+            } => match self.try_send(sink, vhm, vcpu, channel, to_end, msg)? {
+                Ok(ret) => ret,
+                Err(msg) => {
+                    self.park(
+                        vhm,
+                        vcpu,
+                        Wait::Send {
+                            channel,
+                            to_end,
+                            msg,
+                        },
+                    );
+                    self.channels[channel as usize].ends[to_end as usize]
+                        .send_waiters
+                        .push((vhm, vcpu));
+                    return Ok(());
+                }
+            },
+        };
+        self.vhms[vhm as usize].vcpus[vcpu as usize]
+            .vcpu
+            .complete(ret);
+        self.dispatch(sink, vhm, vcpu)
+    }
+
     /// The vCPU's clock, from its fuel total since the anchor and its VHM's weight.
     pub(crate) fn clock(&self, vhm: u32, vcpu: u32) -> u64 {
         let v = &self.vhms[vhm as usize];
@@ -494,11 +853,11 @@ impl Hypervisor {
             }
         }
         let v = &mut self.vhms[vhm as usize];
-        let quota_left = v.spec.policy.fuel_quota - v.fuel_used;
+        let fuel_left = v.budget.fuel_left();
         let slot = &mut v.vcpus[vcpu as usize];
         let slice_left = self.host.slice_fuel.saturating_sub(slot.slice_used).max(1);
         let need = slot.vcpu.min_fuel();
-        let budget = slice_left.max(need).min(quota_left);
+        let budget = slice_left.max(need).min(fuel_left);
         let next = if budget < need {
             Next::FuelOut
         } else {
@@ -507,23 +866,21 @@ impl Hypervisor {
             slot.slice_used += used;
             slot.ahead = used;
             v.fuel_used += used;
-            debug_assert!(
-                v.fuel_used <= v.spec.policy.fuel_quota,
-                "fuel quota overrun"
-            );
+            v.budget.spend(used);
             match stop {
-                Stop::Preempted if v.fuel_used >= v.spec.policy.fuel_quota => Next::FuelOut,
+                Stop::Preempted if v.budget.fuel_left() == 0 => Next::FuelOut,
                 stop => Next::Stopped(stop),
             }
         };
         let class = match &next {
             Next::Start => Class::Start,
-            Next::Wake { .. } => Class::Wake,
+            Next::Wake => Class::Wake,
             Next::FuelOut | Next::Stopped(Stop::Trap(_)) => Class::Fault,
             Next::Stopped(Stop::Hypercall(_)) => Class::Hypercall,
             Next::Stopped(Stop::Returned { .. }) => Class::Returned,
             Next::Stopped(Stop::Preempted) => Class::SliceEnd,
         };
+        let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
         let generation = slot.generation;
         slot.state = VcpuState::Pending(next);
         let at = self.clock(vhm, vcpu);
@@ -539,7 +896,7 @@ impl Hypervisor {
         Ok(())
     }
 
-    /// Makes `vector` pending on a vCPU and wakes it if parked. Dropped (and recorded) when the
+    /// Makes `vector` pending on a vCPU and cuts its sleep short. Dropped (and recorded) when the
     /// guest has no interrupt handler.
     pub(crate) fn raise_irq<S: EventSink>(
         &mut self,
@@ -550,7 +907,11 @@ impl Hypervisor {
         arg: i64,
     ) -> Result<(), HvError> {
         let now = self.now;
-        let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
+        let v = &mut self.vhms[vhm as usize];
+        if !v.running() {
+            return Ok(());
+        }
+        let slot = &mut v.vcpus[vcpu as usize];
         if slot.state == VcpuState::Halted {
             return Ok(());
         }
@@ -573,23 +934,16 @@ impl Hypervisor {
             Some(vhm),
             EventKind::IrqRaised { vcpu, vector, arg },
         )?;
-        if let VcpuState::Parked { .. } = slot.state {
-            slot.generation += 1;
-            slot.state = VcpuState::Pending(Next::Wake { interrupted: true });
-            self.cds.push(
-                now,
-                Class::Wake,
-                Target::Vcpu {
-                    vhm,
-                    vcpu,
-                    generation: slot.generation,
-                },
-            );
+        if let Some(Wait::Sleep { interrupted, .. }) = slot.wait.as_mut() {
+            if slot.state == VcpuState::Parked {
+                *interrupted = true;
+                self.wake_now(vhm, vcpu);
+            }
         }
         Ok(())
     }
 
-    /// Records a fault and stops the VHM.
+    /// Records a fault and stops the VHM and its subtree.
     pub(crate) fn fault<S: EventSink>(
         &mut self,
         sink: &mut S,
@@ -612,27 +966,39 @@ impl Hypervisor {
         self.terminate(sink, vhm, ExitReason::Fault(class))
     }
 
-    /// Stops a VHM: halts its vCPUs, disarms its timer, releases its resources in reverse
-    /// allocation order and records its exit. Nothing of any other VHM is touched.
+    /// Stops a VHM. In order: its children (reverse creation order, each with its own subtree);
+    /// its vCPUs and timer; its resources (reverse allocation order); every capability it holds
+    /// and every capability naming its objects; the channel ends anchored at it (queues dropped,
+    /// waiters woken); its exit record; its quota back to its parent; vCPUs waiting on it woken.
+    /// Nothing of any other VHM is touched except through those links.
     pub(crate) fn terminate<S: EventSink>(
         &mut self,
         sink: &mut S,
         vhm: u32,
         reason: ExitReason,
     ) -> Result<(), HvError> {
+        debug_assert!(self.vhms[vhm as usize].running(), "a VHM terminates once");
+        for child in self.vhms[vhm as usize].children.clone().into_iter().rev() {
+            if self.vhms[child as usize].running() {
+                self.terminate(sink, child, ExitReason::Killed)?;
+            }
+        }
         let now = self.now;
         let v = &mut self.vhms[vhm as usize];
-        debug_assert!(v.running(), "a VHM terminates once");
         for s in &mut v.vcpus {
             s.state = VcpuState::Halted;
             s.generation += 1;
-            v.fuel_used -= std::mem::take(&mut s.ahead);
+            s.wait = None;
+            let ahead = std::mem::take(&mut s.ahead);
+            v.fuel_used -= ahead;
+            v.budget.refund(ahead);
         }
         v.timer = None;
         v.timer_generation += 1;
         v.exit = Some((reason, now));
         let fuel_used = v.fuel_used;
-        for (resource, cap) in v.allocations.iter().rev() {
+        let allocations = std::mem::take(&mut v.allocations);
+        for (resource, cap) in allocations.iter().rev() {
             let used = matches!(resource, Resource::Fuel(_)).then_some(fuel_used);
             emit(
                 sink,
@@ -647,6 +1013,43 @@ impl Hypervisor {
                 },
             )?;
         }
+        let me = VhmId(vhm);
+        let anchored: Vec<(u32, u8)> = self
+            .channels
+            .iter()
+            .enumerate()
+            .flat_map(|(c, ch)| {
+                (0..2u8)
+                    .filter(move |&e| {
+                        ch.ends[e as usize].anchor == vhm && !ch.ends[e as usize].closed
+                    })
+                    .map(move |e| (c as u32, e))
+            })
+            .collect();
+        // Handles on the VHM itself stay, so its parent can still wait for it (and learn how
+        // it ended) until it drops them.
+        let removed = self.caps.purge(me, |o| match *o {
+            Object::Budget(v) | Object::Vcpu(v, _) => v == me,
+            Object::Endpoint(c, e) => anchored.contains(&(c, e)),
+            Object::Vhm(_) | Object::Module(_) => false,
+        });
+        if !removed.is_empty() {
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::CapRemoved {
+                    cause: RemoveCause::Stop,
+                    removed,
+                },
+            )?;
+        }
+        for (channel, end) in anchored {
+            self.close_end(sink, vhm, channel, end)?;
+        }
+        // Drop the instances: a stopped VHM keeps only its record.
+        self.vhms[vhm as usize].vcpus.clear();
         emit(
             sink,
             &mut self.events,
@@ -654,6 +1057,45 @@ impl Hypervisor {
             Some(vhm),
             EventKind::VhmExited { reason, fuel_used },
         )?;
+        let v = &self.vhms[vhm as usize];
+        let (parent, quota, spent, waiters) = (
+            v.parent,
+            v.quota,
+            v.budget.fuel_spent,
+            v.exit_waiters.clone(),
+        );
+        if let Some(p) = parent {
+            let pv = &mut self.vhms[p as usize];
+            pv.children.retain(|&c| c != vhm);
+            if pv.running() {
+                pv.budget.give_back(&quota, spent);
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(p),
+                    EventKind::GivenBack {
+                        child: me,
+                        quota,
+                        fuel_used: spent,
+                    },
+                )?;
+            }
+        }
+        for (w, c) in waiters {
+            self.wake_now(w, c);
+        }
         Ok(())
+    }
+}
+
+/// The quota of a manifest VHM, from its policy.
+pub(crate) fn quota_of(spec: &VhmSpec) -> Quota {
+    Quota {
+        vcpus: spec.policy.max_vcpus,
+        memory: spec.policy.memory_quota,
+        fuel: spec.policy.fuel_quota,
+        depth: spec.policy.max_depth,
+        children: spec.policy.max_children,
     }
 }

@@ -12,6 +12,7 @@
 pub mod cds;
 mod hypercalls;
 mod hypervisor;
+mod ipc;
 pub mod replay;
 pub mod run;
 mod vhm;
@@ -52,23 +53,36 @@ pub enum HvError {
 }
 
 /// Projects a run's events onto one VHM: its events' times and contents, without the host-wide
-/// sequence numbers. Two runs treat a VHM identically exactly when its projections are equal,
-/// which is how non-interference and fault containment are checked.
+/// sequence numbers, and with every VHM id replaced by a stable stand-in derived from the VHM's
+/// name. Two runs treat a VHM identically exactly when its projections are equal, which is how
+/// non-interference and fault containment are checked.
 pub fn project<'a>(
     events: impl IntoIterator<Item = &'a xdv_core::Event>,
     name: &str,
 ) -> Vec<(u64, xdv_core::EventKind)> {
-    let mut id = None;
-    let mut out = Vec::new();
-    for e in events {
-        if let (Some(v), xdv_core::EventKind::VhmCreated { name: n, .. }) = (e.vhm, &e.kind) {
-            if n == name {
-                id = Some(v);
-            }
-        }
-        if id.is_some() && e.vhm == id {
-            out.push((e.time_ns, e.kind.clone()));
+    use std::collections::BTreeMap;
+    use xdv_core::{EventKind, VhmId};
+    let events: Vec<&xdv_core::Event> = events.into_iter().collect();
+    let mut by_id: BTreeMap<VhmId, VhmId> = BTreeMap::new();
+    for e in &events {
+        if let (Some(v), EventKind::VhmCreated { name: n, .. }) = (e.vhm, &e.kind) {
+            let h = blake3::hash(n.as_bytes());
+            by_id.insert(
+                v,
+                VhmId(u32::from_le_bytes(
+                    h.as_bytes()[..4].try_into().expect("4 bytes"),
+                )),
+            );
         }
     }
-    out
+    let id = events.iter().find_map(|e| match &e.kind {
+        EventKind::VhmCreated { name: n, .. } if n == name => e.vhm,
+        _ => None,
+    });
+    let map = |v: VhmId| by_id.get(&v).copied().unwrap_or(v);
+    events
+        .iter()
+        .filter(|e| id.is_some() && e.vhm == id)
+        .map(|e| (e.time_ns, e.kind.map_vhms(&map)))
+        .collect()
 }

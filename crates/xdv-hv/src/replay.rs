@@ -89,18 +89,15 @@ pub fn load_from_trace(
         &header.manifest_text,
         &format!("{label} (stored manifest {})", header.manifest_name),
     )?;
-    let mut modules = Vec::with_capacity(manifest.vhms.len());
-    for (i, v) in manifest.vhms.iter().enumerate() {
+    let mut modules = Vec::new();
+    for (name, _, _) in manifest.module_paths() {
         let entry = header
             .modules
-            .get(i)
-            .filter(|m| m.name == v.k.module)
+            .iter()
+            .find(|m| m.name == name)
             .ok_or_else(|| TraceError::NotATrace {
                 path: label.to_string(),
-                reason: format!(
-                    "the header lists no module for VHM {:?} ({})",
-                    v.name, v.k.module
-                ),
+                reason: format!("the header lists no module {name}"),
             })?;
         let bytes = reader
             .module(&entry.hash)?

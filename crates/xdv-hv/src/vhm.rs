@@ -1,6 +1,8 @@
 //! The state of one VHM and its vCPUs.
 
+use crate::ipc::Message;
 use rand_chacha::ChaCha20Rng;
+use xdv_core::budget::{Budget, Quota};
 use xdv_core::{CapId, ExitReason, Resource};
 use xdv_k::{Stop, Vcpu};
 use xdv_manifest::VhmSpec;
@@ -12,13 +14,10 @@ pub(crate) enum Next {
     Start,
     /// The step that ran ahead stopped for this reason; handle it at the vCPU's clock.
     Stopped(Stop),
-    /// The VHM's fuel quota cannot pay for the next step.
+    /// The VHM's fuel budget cannot pay for the next step.
     FuelOut,
-    /// Wake from `sleep`.
-    Wake {
-        /// `true` when an interrupt cut the sleep short.
-        interrupted: bool,
-    },
+    /// Wake from the vCPU's [`Wait`].
+    Wake,
 }
 
 /// A vCPU's scheduling state.
@@ -28,16 +27,39 @@ pub(crate) enum VcpuState {
     Pending(Next),
     /// Its queued event is being handled right now.
     Running,
-    /// In `sleep`; a wake event is queued at `until`.
-    Parked { until: u64 },
+    /// Parked in a hypercall; `VcpuSlot::wait` says on what.
+    Parked,
     /// Done (returned, or its VHM stopped).
     Halted,
+}
+
+/// What a parked vCPU waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// `sleep`: a wake event is queued at `until`; an interrupt cuts it short.
+    Sleep { until: u64, interrupted: bool },
+    /// `vhm_wait`: the VHM stopping.
+    Child(u32),
+    /// `ipc_recv`: a message (or the peer closing) at `end` of `channel`.
+    Recv {
+        channel: u32,
+        end: u8,
+        ptr: u32,
+        len: u32,
+    },
+    /// `ipc_send` with the park flag: room in the queue of `to_end`.
+    Send {
+        channel: u32,
+        to_end: u8,
+        msg: Message,
+    },
 }
 
 /// One vCPU slot.
 pub(crate) struct VcpuSlot {
     pub(crate) vcpu: Vcpu,
     pub(crate) state: VcpuState,
+    pub(crate) wait: Option<Wait>,
     /// Bumped whenever queued events for this vCPU are superseded.
     pub(crate) generation: u64,
     /// Virtual time at the anchor; the clock is `anchor_time + (fuel − anchor_fuel) × ns_per_fuel / weight`,
@@ -70,15 +92,26 @@ pub(crate) struct Timer {
 /// One VHM.
 pub(crate) struct Vhm {
     pub(crate) name: String,
+    /// The effective spec: the policy is already intersected with the parent's.
     pub(crate) spec: VhmSpec,
+    pub(crate) parent: Option<u32>,
+    pub(crate) level: u8,
+    /// Live children, in creation order.
+    pub(crate) children: Vec<u32>,
+    /// The quota carved for it (given back to the parent when it stops).
+    pub(crate) quota: Quota,
+    pub(crate) budget: Budget,
     pub(crate) vcpus: Vec<VcpuSlot>,
     /// Allocations in order, with the capability each is held under.
     pub(crate) allocations: Vec<(Resource, CapId)>,
+    /// Fuel its own vCPUs consumed.
     pub(crate) fuel_used: u64,
     pub(crate) timer: Option<Timer>,
     pub(crate) timer_generation: u64,
     pub(crate) rng: ChaCha20Rng,
     pub(crate) exit: Option<(ExitReason, u64)>,
+    /// vCPUs parked in `vhm_wait` on this VHM.
+    pub(crate) exit_waiters: Vec<(u32, u32)>,
 }
 
 impl Vhm {

@@ -11,7 +11,7 @@
 pub use wasmi::ValType;
 
 /// Version of the hypercall ABI.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The export a guest provides to receive interrupts: `(vector: i32, arg: i64) -> ()`.
 pub const IRQ_EXPORT: &str = "xdv_irq";
@@ -37,6 +37,21 @@ pub const E_TOOBIG: i64 = -4;
 /// The call needs an exported `memory` and the guest has none.
 pub const E_NOMEM: i64 = -5;
 
+/// No live capability under that handle: forged, stale, empty, or another VHM's.
+pub const E_BADHANDLE: i64 = -6;
+/// The capability lacks a needed right, or a derivation asked for more rights than its source.
+pub const E_PERM: i64 = -7;
+/// The capability names another type of object than the call needs.
+pub const E_TYPE: i64 = -8;
+/// Over budget: vCPUs, memory, fuel, nesting depth, child count, or the privilege level.
+pub const E_QUOTA: i64 = -9;
+/// The channel's queue is full (non-parking send).
+pub const E_FULL: i64 = -10;
+/// The other end of the channel is closed.
+pub const E_CLOSED: i64 = -11;
+/// The VHM has children (`policy_set`).
+pub const E_BUSY: i64 = -12;
+
 /// Error codes with their names and meanings, for documentation and messages.
 pub const ERROR_CODES: &[(i64, &str, &str)] = &[
     (E_INVAL, "E_INVAL", "an argument has an invalid value"),
@@ -48,6 +63,33 @@ pub const ERROR_CODES: &[(i64, &str, &str)] = &[
     (E_NOENT, "E_NOENT", "no such vCPU or interrupt vector"),
     (E_TOOBIG, "E_TOOBIG", "a length is over the call's limit"),
     (E_NOMEM, "E_NOMEM", "the call needs an exported `memory`"),
+    (
+        E_BADHANDLE,
+        "E_BADHANDLE",
+        "no such capability (forged, stale or foreign handle)",
+    ),
+    (
+        E_PERM,
+        "E_PERM",
+        "missing right, or rights asked beyond the source's",
+    ),
+    (
+        E_TYPE,
+        "E_TYPE",
+        "the capability names another type of object",
+    ),
+    (
+        E_QUOTA,
+        "E_QUOTA",
+        "over budget, nesting depth, child count or privilege level",
+    ),
+    (E_FULL, "E_FULL", "the channel queue is full"),
+    (
+        E_CLOSED,
+        "E_CLOSED",
+        "the other end of the channel is closed",
+    ),
+    (E_BUSY, "E_BUSY", "the VHM has children"),
 ];
 
 /// The name of an error code, `"?"` for unknown values.
@@ -61,34 +103,67 @@ pub fn error_name(code: i64) -> &'static str {
 /// Every hypercall of this ABI version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Hypercall {
-    /// `log(ptr: i32, len: i32) -> i32`
+    /// `log`: append `len` bytes at `ptr` to the trace.
     Log,
-    /// `exit(code: i32)`: stops the whole VHM; never returns.
+    /// `exit`: stop every vCPU of the VHM with exit code `code`.
     Exit,
-    /// `yield()`: ends the current slice.
+    /// `yield`: end the current slice now.
     Yield,
-    /// `vcpu_id() -> i32`
+    /// `vcpu_id`: index of the calling vCPU, from 0.
     VcpuId,
-    /// `vcpu_count() -> i32`
+    /// `vcpu_count`: number of vCPUs of the VHM.
     VcpuCount,
-    /// `time() -> i64`: this vCPU's virtual time in ns.
+    /// `time`: the calling vCPU's virtual time in ns.
     Time,
-    /// `sleep(until_ns: i64) -> i32`: parks until a virtual time; 0 woke on time, 1 interrupted.
+    /// `sleep`: park until virtual time `until_ns`.
     Sleep,
-    /// `random() -> i64`: the next value of the VHM's seeded random stream.
+    /// `random`: 64 random bits from the VHM's own stream, seeded by (host seed, VHM name).
     Random,
-    /// `timer_set(period_ns: i64) -> i32`: arms the periodic virtual timer (0 disarms).
+    /// `timer_set`: fire vector 0 on the calling vCPU every `period_ns` (0 disarms).
     TimerSet,
-    /// `irq_send(vcpu: i32, vector: i32, arg: i64) -> i32`: raises an interrupt on a sibling vCPU.
+    /// `irq_send`: raise `vector` with `arg` on vCPU `vcpu` of the same VHM.
     IrqSend,
+    /// `cap_derive`: derive a copy of `handle` with `rights` (a subset) and `badge` (0 keeps the source's).
+    CapDerive,
+    /// `cap_revoke`: remove every capability derived from `handle`, in every VHM, in creation order.
+    CapRevoke,
+    /// `cap_drop`: remove `handle` from the caller's table.
+    CapDrop,
+    /// `cap_info`: write 24 bytes at `out_ptr`: type u32, rights u32, badge u64, object u64.
+    CapInfo,
+    /// `cap_find`: the handle of the `index`-th capability of object type `type` in the caller's table, or E_NOENT.
+    CapFind,
+    /// `vhm_spawn`: create a child VHM from the 80-byte spec at `ptr`.
+    VhmSpawn,
+    /// `vhm_wait`: park until the child stops.
+    VhmWait,
+    /// `vhm_kill`: stop the child and its subtree (reverse creation order).
+    VhmKill,
+    /// `policy_set`: lower the caller's own weight and tighten its flags (bit 0: fault on bad hypercalls).
+    PolicySet,
+    /// `ipc_channel`: create a channel of `capacity` messages each way.
+    IpcChannel,
+    /// `ipc_send`: copy `len` bytes at `ptr` (and a derived copy of `cap`, 0 for none) to the other end.
+    IpcSend,
+    /// `ipc_recv`: park until a message arrives.
+    IpcRecv,
 }
 
-/// Groups of hypercalls. Only `Lifecycle` exists in ABI version 1.
+/// Groups of hypercalls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
     /// Lifecycle, time and interrupts.
     Lifecycle,
+    /// Capability handles.
+    Capabilities,
+    /// Child VHMs and policy.
+    Nesting,
+    /// Channels between VHMs.
+    Ipc,
 }
+
+/// The deepest privilege level: L1 are manifest VHMs, L(n+1) their children.
+pub const MAX_LEVEL: u8 = 8;
 
 /// The description of one hypercall: the single source of its name, signature and rules.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +180,8 @@ pub struct HypercallDesc {
     pub result: Option<ValType>,
     /// Deepest privilege level allowed to call it (`u8::MAX`: every level).
     pub max_level: u8,
+    /// The capabilities and rights it needs (`-`: none).
+    pub rights: &'static str,
     /// One-line meaning.
     pub doc: &'static str,
 }
@@ -113,16 +190,28 @@ use ValType::{I32, I64};
 
 /// The hypercall table, in ABI order.
 pub const HYPERCALLS: &[HypercallDesc] = &[
-    HypercallDesc { call: Hypercall::Log, name: "log", group: Group::Lifecycle, params: &[I32, I32], result: Some(I32), max_level: u8::MAX, doc: "append `len` bytes at `ptr` to the trace; 0, E_FAULT, E_TOOBIG or E_NOMEM" },
-    HypercallDesc { call: Hypercall::Exit, name: "exit", group: Group::Lifecycle, params: &[I32], result: None, max_level: u8::MAX, doc: "stop every vCPU of the VHM with exit code `code`; does not return" },
-    HypercallDesc { call: Hypercall::Yield, name: "yield", group: Group::Lifecycle, params: &[], result: None, max_level: u8::MAX, doc: "end the current slice now; pending interrupts are delivered" },
-    HypercallDesc { call: Hypercall::VcpuId, name: "vcpu_id", group: Group::Lifecycle, params: &[], result: Some(I32), max_level: u8::MAX, doc: "index of the calling vCPU, from 0" },
-    HypercallDesc { call: Hypercall::VcpuCount, name: "vcpu_count", group: Group::Lifecycle, params: &[], result: Some(I32), max_level: u8::MAX, doc: "number of vCPUs of the VHM" },
-    HypercallDesc { call: Hypercall::Time, name: "time", group: Group::Lifecycle, params: &[], result: Some(I64), max_level: u8::MAX, doc: "the calling vCPU's virtual time in ns" },
-    HypercallDesc { call: Hypercall::Sleep, name: "sleep", group: Group::Lifecycle, params: &[I64], result: Some(I32), max_level: u8::MAX, doc: "park until virtual time `until_ns`; 0 on time (at once when already past), 1 when an interrupt woke it or was already pending, E_INVAL if negative" },
-    HypercallDesc { call: Hypercall::Random, name: "random", group: Group::Lifecycle, params: &[], result: Some(I64), max_level: u8::MAX, doc: "64 random bits from the VHM's own stream, seeded by (host seed, VHM name)" },
-    HypercallDesc { call: Hypercall::TimerSet, name: "timer_set", group: Group::Lifecycle, params: &[I64], result: Some(I32), max_level: u8::MAX, doc: "fire vector 0 on the calling vCPU every `period_ns` (0 disarms); E_INVAL if negative" },
-    HypercallDesc { call: Hypercall::IrqSend, name: "irq_send", group: Group::Lifecycle, params: &[I32, I32, I64], result: Some(I32), max_level: u8::MAX, doc: "raise `vector` with `arg` on vCPU `vcpu` of the same VHM; E_NOENT for an unknown vCPU or vector" },
+    HypercallDesc { call: Hypercall::Log, name: "log", group: Group::Lifecycle, params: &[I32, I32], result: Some(I32), max_level: u8::MAX, rights: "-", doc: "append `len` bytes at `ptr` to the trace; 0, E_FAULT, E_TOOBIG or E_NOMEM" },
+    HypercallDesc { call: Hypercall::Exit, name: "exit", group: Group::Lifecycle, params: &[I32], result: None, max_level: u8::MAX, rights: "-", doc: "stop every vCPU of the VHM with exit code `code`; does not return" },
+    HypercallDesc { call: Hypercall::Yield, name: "yield", group: Group::Lifecycle, params: &[], result: None, max_level: u8::MAX, rights: "-", doc: "end the current slice now; pending interrupts are delivered" },
+    HypercallDesc { call: Hypercall::VcpuId, name: "vcpu_id", group: Group::Lifecycle, params: &[], result: Some(I32), max_level: u8::MAX, rights: "-", doc: "index of the calling vCPU, from 0" },
+    HypercallDesc { call: Hypercall::VcpuCount, name: "vcpu_count", group: Group::Lifecycle, params: &[], result: Some(I32), max_level: u8::MAX, rights: "-", doc: "number of vCPUs of the VHM" },
+    HypercallDesc { call: Hypercall::Time, name: "time", group: Group::Lifecycle, params: &[], result: Some(I64), max_level: u8::MAX, rights: "-", doc: "the calling vCPU's virtual time in ns" },
+    HypercallDesc { call: Hypercall::Sleep, name: "sleep", group: Group::Lifecycle, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "-", doc: "park until virtual time `until_ns`; 0 on time (at once when already past), 1 when an interrupt woke it or was already pending, E_INVAL if negative" },
+    HypercallDesc { call: Hypercall::Random, name: "random", group: Group::Lifecycle, params: &[], result: Some(I64), max_level: u8::MAX, rights: "-", doc: "64 random bits from the VHM's own stream, seeded by (host seed, VHM name)" },
+    HypercallDesc { call: Hypercall::TimerSet, name: "timer_set", group: Group::Lifecycle, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "-", doc: "fire vector 0 on the calling vCPU every `period_ns` (0 disarms); E_INVAL if negative" },
+    HypercallDesc { call: Hypercall::IrqSend, name: "irq_send", group: Group::Lifecycle, params: &[I32, I32, I64], result: Some(I32), max_level: u8::MAX, rights: "-", doc: "raise `vector` with `arg` on vCPU `vcpu` of the same VHM; E_NOENT for an unknown vCPU or vector" },
+    HypercallDesc { call: Hypercall::CapDerive, name: "cap_derive", group: Group::Capabilities, params: &[I64, I32, I64], result: Some(I64), max_level: u8::MAX, rights: "source: derive", doc: "derive a copy of `handle` with `rights` (a subset) and `badge` (0 keeps the source's); the new handle, or E_BADHANDLE, E_PERM" },
+    HypercallDesc { call: Hypercall::CapRevoke, name: "cap_revoke", group: Group::Capabilities, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "any", doc: "remove every capability derived from `handle`, in every VHM, in creation order; the number removed" },
+    HypercallDesc { call: Hypercall::CapDrop, name: "cap_drop", group: Group::Capabilities, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "any", doc: "remove `handle` from the caller's table; its derivations move up to its parent" },
+    HypercallDesc { call: Hypercall::CapInfo, name: "cap_info", group: Group::Capabilities, params: &[I64, I32], result: Some(I32), max_level: u8::MAX, rights: "any", doc: "write 24 bytes at `out_ptr`: type u32, rights u32, badge u64, object u64" },
+    HypercallDesc { call: Hypercall::CapFind, name: "cap_find", group: Group::Capabilities, params: &[I32, I32], result: Some(I64), max_level: u8::MAX, rights: "-", doc: "the handle of the `index`-th capability of object type `type` in the caller's table, or E_NOENT" },
+    HypercallDesc { call: Hypercall::VhmSpawn, name: "vhm_spawn", group: Group::Nesting, params: &[I32, I32], result: Some(I64), max_level: MAX_LEVEL - 1, rights: "budget: spawn; module: spawn", doc: "create a child VHM from the 80-byte spec at `ptr`; a handle on the child (wait, kill, inspect, derive, transfer), or E_PERM, E_QUOTA, E_INVAL" },
+    HypercallDesc { call: Hypercall::VhmWait, name: "vhm_wait", group: Group::Nesting, params: &[I64], result: Some(I64), max_level: u8::MAX, rights: "vhm: wait", doc: "park until the child stops; (kind << 32) | code: kind 0 exit(code), 1 halted, 2 fault(class), 3 killed" },
+    HypercallDesc { call: Hypercall::VhmKill, name: "vhm_kill", group: Group::Nesting, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "vhm: kill", doc: "stop the child and its subtree (reverse creation order); its budget returns" },
+    HypercallDesc { call: Hypercall::PolicySet, name: "policy_set", group: Group::Nesting, params: &[I32, I32], result: Some(I32), max_level: u8::MAX, rights: "-", doc: "lower the caller's own weight and tighten its flags (bit 0: fault on bad hypercalls); only while it has no children (E_BUSY)" },
+    HypercallDesc { call: Hypercall::IpcChannel, name: "ipc_channel", group: Group::Ipc, params: &[I32, I32], result: Some(I32), max_level: u8::MAX, rights: "budget: channel", doc: "create a channel of `capacity` messages each way; writes both endpoint handles (2 × u64) at `out_ptr`" },
+    HypercallDesc { call: Hypercall::IpcSend, name: "ipc_send", group: Group::Ipc, params: &[I64, I32, I32, I64, I32], result: Some(I32), max_level: u8::MAX, rights: "endpoint: send; cap: transfer", doc: "copy `len` bytes at `ptr` (and a derived copy of `cap`, 0 for none) to the other end; E_FULL, or park when `flags` bit 0; E_CLOSED" },
+    HypercallDesc { call: Hypercall::IpcRecv, name: "ipc_recv", group: Group::Ipc, params: &[I64, I32, I32], result: Some(I64), max_level: u8::MAX, rights: "endpoint: recv", doc: "park until a message arrives; write badge u64, cap u64, then the payload at `ptr`; the payload length, E_TOOBIG, E_CLOSED" },
 ];
 
 impl Hypercall {
@@ -154,7 +243,7 @@ mod tests {
                 "duplicate {}",
                 d.name
             );
-            assert!(d.params.len() <= 3, "hypercalls take at most 3 arguments");
+            assert!(d.params.len() <= 5, "hypercalls take at most 5 arguments");
         }
         for (c, n, _) in ERROR_CODES {
             assert!(*c < 0);

@@ -35,7 +35,7 @@ impl KEngine {
             let call = d.call;
             linker
                 .func_new("xdv", d.name, ty, move |_caller, params, _results| {
-                    let mut args = [0i64; 3];
+                    let mut args = [0i64; 5];
                     for (slot, v) in args.iter_mut().zip(params) {
                         *slot = v.i64().or(v.i32().map(i64::from)).unwrap_or(0);
                     }

@@ -20,7 +20,7 @@ pub struct VcpuData {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HypercallTrap {
     pub(crate) call: Hypercall,
-    pub(crate) args: [i64; 3],
+    pub(crate) args: [i64; 5],
 }
 
 impl fmt::Display for HypercallTrap {
@@ -37,7 +37,7 @@ pub struct Request {
     /// The call.
     pub call: Hypercall,
     /// Arguments in order; unused slots are 0.
-    pub args: [i64; 3],
+    pub args: [i64; 5],
 }
 
 /// Why [`Vcpu::run`] returned.
@@ -248,6 +248,22 @@ impl Vcpu {
                 .ok_or(abi::E_FAULT)?,
         );
         data.get(start..end).map(<[u8]>::to_vec).ok_or(abi::E_FAULT)
+    }
+
+    /// Copies `bytes` into the guest's exported memory at `ptr`, refusing out-of-range or
+    /// memory-less requests with the ABI's error code. Nothing is written on refusal.
+    pub fn write_guest(&mut self, ptr: i64, bytes: &[u8]) -> Result<(), i64> {
+        let mem = self.memory.ok_or(abi::E_NOMEM)?;
+        if ptr < 0 {
+            return Err(abi::E_FAULT);
+        }
+        let start = ptr as usize;
+        let end = start.checked_add(bytes.len()).ok_or(abi::E_FAULT)?;
+        let data = mem.data_mut(&mut self.store);
+        data.get_mut(start..end)
+            .ok_or(abi::E_FAULT)?
+            .copy_from_slice(bytes);
+        Ok(())
     }
 
     /// Size of the guest's exported memory in bytes (0 without one).

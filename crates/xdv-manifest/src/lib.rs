@@ -86,6 +86,11 @@ pub struct KSpec {
     pub entry: String,
     /// Number of interrupt vectors (vector 0 is the virtual timer).
     pub irq_vectors: u32,
+    /// The vector raised when a message arrives on one of the VHM's endpoints, if any.
+    pub ipc_vector: Option<u32>,
+    /// Further modules the VHM holds capabilities to (to spawn children from), with where each is
+    /// written.
+    pub modules: Vec<(String, Location)>,
 }
 
 /// A VHM's policy (`[vhm.policy]`).
@@ -99,6 +104,14 @@ pub struct PolicySpec {
     pub memory_quota: u64,
     /// Reaction to invalid hypercall arguments.
     pub on_bad_hypercall: BadHypercallPolicy,
+    /// vCPUs of the VHM and all its descendants.
+    pub max_vcpus: u32,
+    /// Levels of nesting allowed below the VHM (0: no children).
+    pub max_depth: u32,
+    /// Live direct children allowed.
+    pub max_children: u32,
+    /// Whether the VHM may create IPC channels.
+    pub create_channels: bool,
 }
 
 /// One VHM (`[[vhm]]`).
@@ -106,6 +119,8 @@ pub struct PolicySpec {
 pub struct VhmSpec {
     /// Unique name.
     pub name: String,
+    /// Index of the parent VHM (an earlier `[[vhm]]`), for a statically nested VHM.
+    pub parent: Option<usize>,
     /// Classical part.
     pub k: KSpec,
     /// Policy.
@@ -123,6 +138,19 @@ pub struct Manifest {
     pub host: HostSpec,
     /// VHMs in declaration order, which is creation order.
     pub vhms: Vec<VhmSpec>,
+    /// IPC channels declared between VHMs.
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// An IPC channel declared in the manifest (`[[channel]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSpec {
+    /// The two VHMs (indices), end 0 and end 1.
+    pub ends: [usize; 2],
+    /// Messages each direction holds.
+    pub capacity: u32,
+    /// The badge of each end's capability (stamped on what is sent through it).
+    pub badges: [u64; 2],
 }
 
 /// A guest module read from disk and turned into WebAssembly binary form.
@@ -152,20 +180,41 @@ impl Manifest {
         raw::parse(text, file)
     }
 
-    /// Reads every VHM's guest module, relative to `base_dir`, in VHM order.
+    /// Every module path the manifest names, once each, in order of appearance (each VHM's
+    /// `module`, then its `modules`), with the place and key that name it first.
+    pub fn module_paths(&self) -> Vec<(String, Location, String)> {
+        let mut out: Vec<(String, Location, String)> = Vec::new();
+        for (i, v) in self.vhms.iter().enumerate() {
+            let named = std::iter::once((&v.k.module, v.k.module_at, format!("vhm[{i}].k.module")))
+                .chain(
+                    v.k.modules
+                        .iter()
+                        .enumerate()
+                        .map(|(j, (m, at))| (m, *at, format!("vhm[{i}].k.modules[{j}]"))),
+                );
+            for (m, at, key) in named {
+                if !out.iter().any(|(p, _, _)| p == m) {
+                    out.push((m.clone(), at, key));
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads every module the manifest names ([`Manifest::module_paths`]), relative to
+    /// `base_dir`, assembling `.wat` text.
     pub fn load_modules(&self, base_dir: &Path) -> Result<Vec<LoadedModule>, ManifestError> {
-        self.vhms
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
+        self.module_paths()
+            .into_iter()
+            .map(|(name, at, key)| {
                 let err = |message: String| ManifestError {
                     file: self.file.clone(),
-                    line: v.k.module_at.line,
-                    col: v.k.module_at.col,
-                    key: format!("vhm[{i}].k.module"),
+                    line: at.line,
+                    col: at.col,
+                    key: key.clone(),
                     message,
                 };
-                let path: PathBuf = base_dir.join(&v.k.module);
+                let path: PathBuf = base_dir.join(&name);
                 let bytes = std::fs::read(&path)
                     .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
                 let bytes = if path
@@ -187,10 +236,7 @@ impl Manifest {
                         path.display()
                     )));
                 }
-                Ok(LoadedModule {
-                    name: v.k.module.clone(),
-                    bytes,
-                })
+                Ok(LoadedModule { name, bytes })
             })
             .collect()
     }

@@ -2,8 +2,8 @@
 
 use crate::size::ByteSize;
 use crate::{
-    BadHypercallPolicy, HostSpec, KSpec, Location, Manifest, ManifestError, PolicySpec, VhmSpec,
-    WASM_PAGE,
+    BadHypercallPolicy, ChannelSpec, HostSpec, KSpec, Location, Manifest, ManifestError,
+    PolicySpec, VhmSpec, WASM_PAGE,
 };
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -18,6 +18,16 @@ struct Raw {
     host: Option<S<RawHost>>,
     #[serde(default)]
     vhm: Vec<S<RawVhm>>,
+    #[serde(default)]
+    channel: Vec<S<RawChannel>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    ends: S<Vec<S<String>>>,
+    capacity: Option<S<u64>>,
+    badges: Option<S<Vec<u64>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -41,6 +51,7 @@ struct RawTrace {
 #[serde(deny_unknown_fields)]
 struct RawVhm {
     name: S<String>,
+    parent: Option<S<String>>,
     k: S<RawK>,
     policy: Option<S<RawPolicy>>,
 }
@@ -53,6 +64,8 @@ struct RawK {
     module: S<String>,
     entry: Option<S<String>>,
     irq_vectors: Option<S<u64>>,
+    ipc_vector: Option<S<u64>>,
+    modules: Option<Vec<S<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -62,6 +75,10 @@ struct RawPolicy {
     fuel_quota: Option<S<u64>>,
     memory_quota: Option<S<ByteSize>>,
     on_bad_hypercall: Option<S<String>>,
+    max_vcpus: Option<S<u64>>,
+    max_depth: Option<S<u64>>,
+    max_children: Option<S<u64>>,
+    create_channels: Option<bool>,
 }
 
 /// Default values of optional keys (documented in docs/manifest.md).
@@ -76,6 +93,8 @@ pub(crate) mod defaults {
     pub const IRQ_VECTORS: u64 = 8;
     pub const WEIGHT: u64 = 1;
     pub const FUEL_QUOTA: u64 = 100_000_000;
+    pub const CHILDREN_WHEN_NESTING: u64 = 16;
+    pub const CHANNEL_CAPACITY: u64 = 16;
 }
 
 struct Ctx<'a> {
@@ -326,7 +345,91 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 }
             },
         };
-        memory_total = memory_total.saturating_add(memory_quota);
+        let max_vcpus =
+            cx.ranged(&p.max_vcpus, &key("policy.max_vcpus"), vcpus, vcpus, 4096)? as u32;
+        let max_depth = cx.ranged(&p.max_depth, &key("policy.max_depth"), 0, 0, 7)? as u32;
+        let max_children = cx.ranged(
+            &p.max_children,
+            &key("policy.max_children"),
+            if max_depth > 0 {
+                defaults::CHILDREN_WHEN_NESTING
+            } else {
+                0
+            },
+            0,
+            4096,
+        )? as u32;
+        let ipc_vector = match &k.ipc_vector {
+            None => (irq_vectors > 1).then_some(1),
+            Some(s) if *s.get_ref() < u64::from(irq_vectors) => Some(*s.get_ref() as u32),
+            Some(s) => {
+                return Err(cx.err(
+                    s.span(),
+                    key("k.ipc_vector"),
+                    format!(
+                        "vector {} does not exist: irq_vectors is {irq_vectors}",
+                        s.get_ref()
+                    ),
+                ))
+            }
+        };
+        let mut modules = Vec::new();
+        for (j, m) in k.modules.iter().flatten().enumerate() {
+            let lower = m.get_ref().to_ascii_lowercase();
+            if !(lower.ends_with(".wat") || lower.ends_with(".wasm")) {
+                return Err(cx.err(
+                    m.span(),
+                    key(&format!("k.modules[{j}]")),
+                    format!(
+                        "{:?}: a guest module must be a .wat or .wasm file",
+                        m.get_ref()
+                    ),
+                ));
+            }
+            modules.push((m.get_ref().clone(), cx.loc(m.span())));
+        }
+        let parent = match &v.parent {
+            None => None,
+            Some(pn) => {
+                let Some(pi) = vhms.iter().position(|x: &VhmSpec| x.name == *pn.get_ref()) else {
+                    return Err(cx.err(
+                        pn.span(),
+                        key("parent"),
+                        format!("{:?} is not a VHM declared above this one", pn.get_ref()),
+                    ));
+                };
+                Some(pi)
+            }
+        };
+        let spec = VhmSpec {
+            name: name.clone(),
+            parent,
+            k: KSpec {
+                vcpus: vcpus as u32,
+                memory_limit,
+                module: module.clone(),
+                module_at: cx.loc(k.module.span()),
+                entry,
+                irq_vectors,
+                ipc_vector,
+                modules,
+            },
+            policy: PolicySpec {
+                weight,
+                fuel_quota,
+                memory_quota,
+                on_bad_hypercall,
+                max_vcpus,
+                max_depth,
+                max_children,
+                create_channels: p.create_channels.unwrap_or(false),
+            },
+        };
+        if let (Some(pi), Some(pn)) = (parent, &v.parent) {
+            check_fits_parent(&vhms, pi, &spec).map_err(|m| cx.err(pn.span(), key("parent"), m))?;
+        } else {
+            memory_total = memory_total.saturating_add(memory_quota);
+        }
         if let (Some(host_mem), Some(hm)) = (host.memory, host_raw.memory.as_ref()) {
             if memory_total > host_mem {
                 return Err(cx.err(
@@ -341,22 +444,55 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 ));
             }
         }
-        vhms.push(VhmSpec {
-            name: name.clone(),
-            k: KSpec {
-                vcpus: vcpus as u32,
-                memory_limit,
-                module: module.clone(),
-                module_at: cx.loc(k.module.span()),
-                entry,
-                irq_vectors,
-            },
-            policy: PolicySpec {
-                weight,
-                fuel_quota,
-                memory_quota,
-                on_bad_hypercall,
-            },
+        vhms.push(spec);
+    }
+    let mut channels = Vec::with_capacity(raw.channel.len());
+    for (i, c) in raw.channel.iter().enumerate() {
+        let c = c.get_ref();
+        let key = |k: &str| format!("channel[{i}].{k}");
+        let names = c.ends.get_ref();
+        if names.len() != 2 {
+            return Err(cx.err(
+                c.ends.span(),
+                key("ends"),
+                format!("a channel has exactly two ends, got {}", names.len()),
+            ));
+        }
+        let mut ends = [0usize; 2];
+        for (e, n) in names.iter().enumerate() {
+            ends[e] = vhms
+                .iter()
+                .position(|x| x.name == *n.get_ref())
+                .ok_or_else(|| {
+                    cx.err(
+                        n.span(),
+                        key(&format!("ends[{e}]")),
+                        format!("no VHM named {:?}", n.get_ref()),
+                    )
+                })?;
+        }
+        let capacity = cx.ranged(
+            &c.capacity,
+            &key("capacity"),
+            defaults::CHANNEL_CAPACITY,
+            1,
+            4096,
+        )? as u32;
+        let badges = match &c.badges {
+            None => [0, 0],
+            Some(b) if b.get_ref().len() == 2 => [b.get_ref()[0], b.get_ref()[1]],
+            Some(b) => {
+                return Err(cx.err(
+                    b.span(),
+                    key("badges"),
+                    "give one badge per end, e.g. [1, 2]",
+                ))
+            }
+        };
+        channels.push(ChannelSpec {
+            ends,
+            capacity,
+            badges,
         });
     }
     Ok(Manifest {
@@ -364,5 +500,59 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         text: text.to_string(),
         host,
         vhms,
+        channels,
     })
+}
+
+/// Checks that a statically nested VHM fits what its parent has left after its earlier children:
+/// the same rules `vhm_spawn` applies at run time.
+fn check_fits_parent(vhms: &[VhmSpec], parent: usize, child: &VhmSpec) -> Result<(), String> {
+    let p = &vhms[parent];
+    let siblings: Vec<&VhmSpec> = vhms.iter().filter(|v| v.parent == Some(parent)).collect();
+    if p.policy.max_depth == 0 {
+        return Err(format!(
+            "{:?} may not have children (its policy.max_depth is 0)",
+            p.name
+        ));
+    }
+    if child.policy.max_depth >= p.policy.max_depth {
+        return Err(format!(
+            "nesting depth: a child of {:?} may nest at most {} level(s) below it",
+            p.name,
+            p.policy.max_depth - 1
+        ));
+    }
+    if siblings.len() as u32 >= p.policy.max_children {
+        return Err(format!(
+            "child count: {:?} allows {} children",
+            p.name, p.policy.max_children
+        ));
+    }
+    let used_vcpus: u32 = p.k.vcpus + siblings.iter().map(|s| s.policy.max_vcpus).sum::<u32>();
+    if used_vcpus + child.policy.max_vcpus > p.policy.max_vcpus {
+        return Err(format!(
+            "over quota: vcpus: {:?} has {} of policy.max_vcpus {} left",
+            p.name,
+            p.policy.max_vcpus - used_vcpus,
+            p.policy.max_vcpus
+        ));
+    }
+    let used_mem: u64 = u64::from(p.k.vcpus) * p.k.memory_limit
+        + siblings.iter().map(|s| s.policy.memory_quota).sum::<u64>();
+    if used_mem + child.policy.memory_quota > p.policy.memory_quota {
+        return Err(format!(
+            "over quota: memory: {:?} has {} of policy.memory_quota left",
+            p.name,
+            ByteSize(p.policy.memory_quota - used_mem)
+        ));
+    }
+    let used_fuel: u64 = siblings.iter().map(|s| s.policy.fuel_quota).sum();
+    if used_fuel + child.policy.fuel_quota > p.policy.fuel_quota {
+        return Err(format!(
+            "over quota: fuel: {:?} has {} of policy.fuel_quota left",
+            p.name,
+            p.policy.fuel_quota - used_fuel
+        ));
+    }
+    Ok(())
 }

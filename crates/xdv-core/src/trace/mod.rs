@@ -69,6 +69,8 @@ CREATE TABLE resource_table (
     row INTEGER PRIMARY KEY,
     vhm_id INTEGER NOT NULL,
     vhm_name TEXT NOT NULL,
+    parent_id INTEGER,
+    level INTEGER NOT NULL,
     domain TEXT NOT NULL,
     allocated_resource TEXT NOT NULL,
     amount INTEGER NOT NULL,

@@ -211,26 +211,28 @@ impl TraceReader {
         let e = sql(&self.path);
         let mut stmt = self
             .conn
-            .prepare("SELECT vhm_id, vhm_name, domain, allocated_resource, amount, used, start_ns, end_ns, duration_ns, capability_id FROM resource_table ORDER BY row")
+            .prepare("SELECT vhm_id, vhm_name, parent_id, level, domain, allocated_resource, amount, used, start_ns, end_ns, duration_ns, capability_id FROM resource_table ORDER BY row")
             .map_err(&e)?;
         let rows = stmt
             .query_map([], |r| {
-                let domain: String = r.get(2)?;
+                let domain: String = r.get(4)?;
                 Ok(ResourceRow {
                     vhm_id: r.get(0)?,
                     vhm_name: r.get(1)?,
+                    parent_id: r.get(2)?,
+                    level: r.get(3)?,
                     domain: match domain.as_str() {
                         "Q" => Domain::Q,
                         "Phi" => Domain::Phi,
                         _ => Domain::K,
                     },
-                    resource: r.get(3)?,
-                    amount: r.get::<_, i64>(4)? as u64,
-                    used: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
-                    start_ns: r.get::<_, i64>(6)? as u64,
-                    end_ns: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-                    duration_ns: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
-                    capability_id: r.get::<_, i64>(9)? as u64,
+                    resource: r.get(5)?,
+                    amount: r.get::<_, i64>(6)? as u64,
+                    used: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                    start_ns: r.get::<_, i64>(8)? as u64,
+                    end_ns: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+                    duration_ns: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+                    capability_id: r.get::<_, i64>(11)? as u64,
                 })
             })
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -329,6 +331,18 @@ impl TraceReader {
                     "event {seq}: columns (time_ns, vhm, kind) disagree with the hashed body"
                 ));
                 break;
+            }
+            if let crate::EventKind::ModuleLoaded { hash, .. } = &event.kind {
+                match self.module(hash)? {
+                    Some(bytes) if Hash32::of(&bytes) == *hash => {}
+                    _ => {
+                        problem = Some(format!(
+                            "event {seq}: module {} is missing or altered",
+                            hash.short()
+                        ));
+                        break;
+                    }
+                }
             }
             chain = next;
             events.push(event);

@@ -26,6 +26,8 @@ struct Batch {
 enum Msg {
     /// Insert and commit these events.
     Batch(Batch),
+    /// Store a module loaded at run time.
+    Module(Hash32, Vec<u8>),
     /// Reply once everything sent before is committed.
     Sync(SyncSender<()>),
     /// Write the Resource_Table and the final status, fold the WAL, and stop.
@@ -208,6 +210,13 @@ impl Drop for TraceWriter {
 }
 
 impl EventSink for TraceWriter {
+    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), SinkError> {
+        // Modules travel ahead of the event that announces them, so a committed ModuleLoaded
+        // always has its bytes.
+        self.send(Msg::Module(*hash, bytes.to_vec()))
+            .map_err(|e| SinkError::Store(e.to_string()))
+    }
+
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         event.encode_into(&mut self.batch.bodies);
         self.batch.rows.push((
@@ -268,6 +277,13 @@ fn commit_loop(
                     }
                 }
             }
+            Msg::Module(hash, bytes) => {
+                conn.execute(
+                    "INSERT OR IGNORE INTO modules (hash, size, bytes) VALUES (?1, ?2, ?3)",
+                    params![hash.to_hex(), bytes.len() as i64, bytes],
+                )
+                .map_err(&e)?;
+            }
             Msg::Sync(ack) => {
                 let _ = ack.send(());
             }
@@ -288,12 +304,14 @@ fn finish(
 
     for (i, r) in table.iter().enumerate() {
         c.execute(
-                "INSERT INTO resource_table (row, vhm_id, vhm_name, domain, allocated_resource, amount, used, start_ns, end_ns, duration_ns, capability_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO resource_table (row, vhm_id, vhm_name, parent_id, level, domain, allocated_resource, amount, used, start_ns, end_ns, duration_ns, capability_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     i as i64,
                     r.vhm_id,
                     r.vhm_name,
+                    r.parent_id,
+                    r.level,
                     r.domain.to_string(),
                     r.resource,
                     r.amount as i64,

@@ -1,0 +1,214 @@
+//! Budgets: a VHM's quotas, from which its children's are carved (seL4 untyped, Zircon jobs).
+//!
+//! A budget holds the VHM's `quota`, what the VHM itself uses, and what is carved out for its
+//! live children. The invariant, asserted after every change: own use + carved ≤ quota, in every
+//! dimension. A child's quota is carved when it is spawned; when it stops, its quota comes back
+//! and the fuel it consumed stays consumed (charged to the parent's budget).
+
+use serde::{Deserialize, Serialize};
+
+/// Amounts of each resource a budget covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Quota {
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Linear memory, bytes.
+    pub memory: u64,
+    /// Fuel.
+    pub fuel: u64,
+    /// Levels of nesting allowed below the VHM (0: no children).
+    pub depth: u32,
+    /// Live direct children allowed.
+    pub children: u32,
+}
+
+/// A VHM's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Budget {
+    /// What the VHM was given.
+    pub quota: Quota,
+    /// vCPUs the VHM runs itself.
+    pub own_vcpus: u32,
+    /// Memory the VHM's own vCPUs may use (vCPUs × memory limit).
+    pub own_memory: u64,
+    /// Fuel the VHM consumed itself, plus what its stopped children consumed.
+    pub fuel_spent: u64,
+    /// Sum of the quotas of the live children (`children` counts them).
+    pub carved: Quota,
+}
+
+/// Why a carve was refused, naming the dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarveError(pub String);
+
+impl Budget {
+    /// A budget whose own use is `vcpus` vCPUs of `memory_limit` bytes each.
+    pub fn new(quota: Quota, vcpus: u32, memory_limit: u64) -> Self {
+        let b = Self {
+            quota,
+            own_vcpus: vcpus,
+            own_memory: u64::from(vcpus) * memory_limit,
+            fuel_spent: 0,
+            carved: Quota::default(),
+        };
+        b.assert_conserved();
+        b
+    }
+
+    /// Fuel left for the VHM's own vCPUs: quota − spent − carved.
+    pub fn fuel_left(&self) -> u64 {
+        self.quota.fuel - self.fuel_spent - self.carved.fuel
+    }
+
+    /// Checks whether `child` fits in what is left, without changing anything.
+    pub fn can_carve(&self, child: &Quota) -> Result<(), CarveError> {
+        let q = &self.quota;
+        let c = &self.carved;
+        if q.depth == 0 {
+            return Err(CarveError(
+                "nesting depth: this VHM may not have children".into(),
+            ));
+        }
+        if child.depth >= q.depth {
+            return Err(CarveError(format!(
+                "nesting depth: a child may nest at most {} level(s) below it, asked {}",
+                q.depth - 1,
+                child.depth
+            )));
+        }
+        if c.children >= q.children {
+            return Err(CarveError(format!(
+                "child count: {} live of {} allowed",
+                c.children, q.children
+            )));
+        }
+        let vcpus_left = q.vcpus - self.own_vcpus - c.vcpus;
+        if child.vcpus > vcpus_left {
+            return Err(CarveError(format!(
+                "vcpus: asked {}, {} left",
+                child.vcpus, vcpus_left
+            )));
+        }
+        let memory_left = q.memory - self.own_memory - c.memory;
+        if child.memory > memory_left {
+            return Err(CarveError(format!(
+                "memory: asked {} bytes, {} left",
+                child.memory, memory_left
+            )));
+        }
+        if child.fuel > self.fuel_left() {
+            return Err(CarveError(format!(
+                "fuel: asked {}, {} left",
+                child.fuel,
+                self.fuel_left()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Carves `child` out of the budget.
+    pub fn carve(&mut self, child: &Quota) -> Result<(), CarveError> {
+        self.can_carve(child)?;
+        self.carved.vcpus += child.vcpus;
+        self.carved.memory += child.memory;
+        self.carved.fuel += child.fuel;
+        self.carved.children += 1;
+        self.assert_conserved();
+        Ok(())
+    }
+
+    /// Returns a stopped child's quota; the `fuel_used` it consumed stays spent.
+    pub fn give_back(&mut self, child: &Quota, fuel_used: u64) {
+        assert!(
+            fuel_used <= child.fuel,
+            "a child cannot spend more fuel than it was given"
+        );
+        assert!(self.carved.children > 0, "give_back without a live child");
+        self.carved.vcpus -= child.vcpus;
+        self.carved.memory -= child.memory;
+        self.carved.fuel -= child.fuel;
+        self.carved.children -= 1;
+        self.fuel_spent += fuel_used;
+        self.assert_conserved();
+    }
+
+    /// Charges fuel the VHM consumed itself.
+    pub fn spend(&mut self, fuel: u64) {
+        self.fuel_spent += fuel;
+        self.assert_conserved();
+    }
+
+    /// Takes back fuel charged for work that was never observed (a step that ran ahead of a stop).
+    pub fn refund(&mut self, fuel: u64) {
+        self.fuel_spent -= fuel;
+    }
+
+    /// Own use + carved ≤ quota in every dimension.
+    pub fn conserved(&self) -> bool {
+        let (q, c) = (&self.quota, &self.carved);
+        u64::from(self.own_vcpus) + u64::from(c.vcpus) <= u64::from(q.vcpus)
+            && self
+                .own_memory
+                .checked_add(c.memory)
+                .is_some_and(|m| m <= q.memory)
+            && self
+                .fuel_spent
+                .checked_add(c.fuel)
+                .is_some_and(|f| f <= q.fuel)
+            && c.children <= q.children
+    }
+
+    fn assert_conserved(&self) {
+        assert!(self.conserved(), "budget not conserved: {self:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(vcpus: u32, memory: u64, fuel: u64, depth: u32, children: u32) -> Quota {
+        Quota {
+            vcpus,
+            memory,
+            fuel,
+            depth,
+            children,
+        }
+    }
+
+    #[test]
+    fn carving_respects_every_dimension_and_gives_back() {
+        let mut b = Budget::new(q(4, 4 << 16, 1000, 2, 2), 1, 1 << 16);
+        assert!(b.carve(&q(2, 2 << 16, 400, 1, 0)).is_ok());
+        assert!(b
+            .can_carve(&q(2, 1 << 16, 100, 0, 0))
+            .unwrap_err()
+            .0
+            .starts_with("vcpus"));
+        assert!(b
+            .can_carve(&q(1, 2 << 16, 100, 0, 0))
+            .unwrap_err()
+            .0
+            .starts_with("memory"));
+        assert!(b
+            .can_carve(&q(1, 1 << 16, 601, 0, 0))
+            .unwrap_err()
+            .0
+            .starts_with("fuel"));
+        assert!(b
+            .can_carve(&q(1, 1 << 16, 1, 2, 0))
+            .unwrap_err()
+            .0
+            .starts_with("nesting"));
+        b.carve(&q(1, 1 << 16, 100, 0, 0)).unwrap();
+        assert!(b
+            .can_carve(&q(0, 0, 0, 0, 0))
+            .unwrap_err()
+            .0
+            .starts_with("child count"));
+        b.give_back(&q(2, 2 << 16, 400, 1, 0), 150);
+        assert_eq!(b.fuel_left(), 1000 - 150 - 100);
+        assert!(b.conserved());
+    }
+}

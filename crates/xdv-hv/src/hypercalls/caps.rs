@@ -1,0 +1,126 @@
+//! The capabilities group: derive, revoke, drop, inspect, find.
+
+use super::lifecycle::bare_record;
+use super::{Args, Outcome};
+use crate::hypervisor::{emit, Hypervisor};
+use crate::HvError;
+use xdv_core::cap::CapError;
+use xdv_core::event::{EventKind, EventSink, RemoveCause};
+use xdv_core::VhmId;
+use xdv_k::abi::{self, Hypercall};
+
+/// The ABI error code of a capability refusal.
+pub(crate) fn cap_code(e: CapError) -> i64 {
+    match e {
+        CapError::BadHandle => abi::E_BADHANDLE,
+        CapError::Rights | CapError::Badge => abi::E_PERM,
+        CapError::WrongType => abi::E_TYPE,
+    }
+}
+
+/// A refusal naming the handle.
+pub(crate) fn cap_refusal(record: xdv_core::HypercallRecord, handle: u64, e: CapError) -> Outcome {
+    Outcome::refused(record, cap_code(e), format!("handle {handle:#x}: {e}"))
+}
+
+impl Hypervisor {
+    pub(super) fn cap_call<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        call: Hypercall,
+        a: Args,
+    ) -> Result<Outcome, HvError> {
+        let now = self.now;
+        let me = VhmId(vhm);
+        let record = bare_record(call, a);
+        let handle = a.u64(0);
+        Ok(match call {
+            Hypercall::CapDerive => {
+                let (rights, badge) = (a.u32(1), a.u64(2));
+                match self.caps.derive(me, handle, rights, badge, me) {
+                    Ok(cap) => {
+                        let n = self
+                            .caps
+                            .node(self.caps.resolve(me, cap.0).expect("just derived"));
+                        let (object, rights, badge) = (n.object, n.rights, n.badge);
+                        let from = Some((me, xdv_core::CapId(handle)));
+                        emit(
+                            sink,
+                            &mut self.events,
+                            now,
+                            Some(vhm),
+                            EventKind::CapCreated {
+                                cap,
+                                object,
+                                rights,
+                                badge,
+                                from,
+                            },
+                        )?;
+                        Outcome::ok(record, cap.0 as i64)
+                    }
+                    Err(e) => cap_refusal(record, handle, e),
+                }
+            }
+            Hypercall::CapRevoke => match self.caps.revoke(me, handle) {
+                Ok(removed) => {
+                    let n = removed.len() as i64;
+                    if !removed.is_empty() {
+                        emit(
+                            sink,
+                            &mut self.events,
+                            now,
+                            Some(vhm),
+                            EventKind::CapRemoved {
+                                cause: RemoveCause::Revoke,
+                                removed,
+                            },
+                        )?;
+                    }
+                    Outcome::ok(record, n)
+                }
+                Err(e) => cap_refusal(record, handle, e),
+            },
+            Hypercall::CapDrop => match self.caps.delete(me, handle) {
+                Ok(()) => {
+                    let removed = vec![(me, xdv_core::CapId(handle))];
+                    emit(
+                        sink,
+                        &mut self.events,
+                        now,
+                        Some(vhm),
+                        EventKind::CapRemoved {
+                            cause: RemoveCause::Drop,
+                            removed,
+                        },
+                    )?;
+                    Outcome::ok(record, abi::OK)
+                }
+                Err(e) => cap_refusal(record, handle, e),
+            },
+            Hypercall::CapInfo => match self.caps.resolve(me, handle) {
+                Ok(id) => {
+                    let n = self.caps.node(id);
+                    let mut info = [0u8; 24];
+                    info[0..4].copy_from_slice(&n.object.type_code().to_le_bytes());
+                    info[4..8].copy_from_slice(&n.rights.to_le_bytes());
+                    info[8..16].copy_from_slice(&n.badge.to_le_bytes());
+                    info[16..24].copy_from_slice(&n.object.number().to_le_bytes());
+                    match self.write_guest(vhm, vcpu, a.u32(1), &info) {
+                        Ok(()) => Outcome::ok(record, abi::OK),
+                        Err((code, reason)) => Outcome::refused(record, code, reason),
+                    }
+                }
+                Err(e) => cap_refusal(record, handle, e),
+            },
+            Hypercall::CapFind => match self.caps.find(me, a.u32(0), a.u32(1)) {
+                Some(cap) => Outcome::ok(record, cap.0 as i64),
+                // Not a bad call: enumeration ends here.
+                None => Outcome::ok(record, abi::E_NOENT),
+            },
+            _ => unreachable!("{call:?} is not a capability call"),
+        })
+    }
+}

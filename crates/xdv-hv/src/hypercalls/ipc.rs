@@ -1,0 +1,350 @@
+//! The IPC group: channels, send, receive; and the delivery paths parked vCPUs share.
+
+use super::caps::cap_refusal;
+use super::lifecycle::bare_record;
+use super::{Args, Outcome};
+use crate::hypervisor::{emit, Hypervisor};
+use crate::ipc::{Message, MAX_MESSAGE, RECV_HEADER};
+use crate::vhm::Wait;
+use crate::HvError;
+use xdv_core::cap::{rights, Object};
+use xdv_core::event::{EventKind, EventSink};
+use xdv_core::VhmId;
+use xdv_k::abi::{self, Hypercall};
+
+impl Hypervisor {
+    pub(super) fn ipc_call<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        call: Hypercall,
+        a: Args,
+    ) -> Result<Outcome, HvError> {
+        let me = VhmId(vhm);
+        let record = bare_record(call, a);
+        Ok(match call {
+            Hypercall::IpcChannel => {
+                let (capacity, out) = (a.u32(0), a.u32(1));
+                let Some(budget) = self
+                    .caps
+                    .held_by(me)
+                    .find(|n| n.object == Object::Budget(me) && n.rights & rights::CHANNEL != 0)
+                else {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_PERM,
+                        "no budget capability with the channel right",
+                    ));
+                };
+                let _ = budget;
+                if !(1..=4096).contains(&capacity) {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!("capacity must be 1 to 4096, got {capacity}"),
+                    ));
+                }
+                // Check the output range before creating anything.
+                if let Err((code, reason)) = self.write_guest(vhm, vcpu, out, &[0; 16]) {
+                    return Ok(Outcome::refused(record, code, reason));
+                }
+                let channel = self.new_channel(sink, vhm, capacity, [vhm, vhm])?;
+                let r = rights::INSPECT
+                    | rights::DERIVE
+                    | rights::TRANSFER
+                    | rights::SEND
+                    | rights::RECV;
+                let e0 = self.mint(sink, vhm, Object::Endpoint(channel, 0), r, 0)?;
+                let e1 = self.mint(sink, vhm, Object::Endpoint(channel, 1), r, 0)?;
+                let mut handles = [0u8; 16];
+                handles[..8].copy_from_slice(&e0.0.to_le_bytes());
+                handles[8..].copy_from_slice(&e1.0.to_le_bytes());
+                self.write_guest(vhm, vcpu, out, &handles)
+                    .expect("range checked above");
+                Outcome::ok(record, abi::OK)
+            }
+            Hypercall::IpcSend => {
+                let (ep, ptr, len, cap, flags) = (a.u64(0), a.u32(1), a.u32(2), a.u64(3), a.u32(4));
+                let (channel, end, badge) = match self
+                    .caps
+                    .require(me, ep, rights::SEND, |o| matches!(o, Object::Endpoint(..)))
+                {
+                    Ok(n) => match n.object {
+                        Object::Endpoint(c, e) => (c, e, n.badge),
+                        _ => unreachable!("checked above"),
+                    },
+                    Err(e) => return Ok(cap_refusal(record, ep, e)),
+                };
+                if flags & !1 != 0 {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!("unknown flags {flags:#x}"),
+                    ));
+                }
+                let bytes = match self.read_guest(vhm, vcpu, ptr, len, MAX_MESSAGE) {
+                    Ok(b) => b,
+                    Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
+                };
+                let cap = if cap == 0 {
+                    None
+                } else {
+                    match self.caps.require(me, cap, rights::TRANSFER, |_| true) {
+                        Ok(_) => Some((me, cap)),
+                        Err(e) => return Ok(cap_refusal(record, cap, e)),
+                    }
+                };
+                let msg = Message { bytes, badge, cap };
+                let to_end = 1 - end;
+                match self.try_send(sink, vhm, vcpu, channel, to_end, msg)? {
+                    Ok(ret) => Outcome::ok(record, ret),
+                    Err(msg) if flags & 1 != 0 => {
+                        self.channels[channel as usize].ends[to_end as usize]
+                            .send_waiters
+                            .push((vhm, vcpu));
+                        Outcome::park(
+                            record,
+                            Wait::Send {
+                                channel,
+                                to_end,
+                                msg,
+                            },
+                        )
+                    }
+                    Err(_) => Outcome::ok(record, abi::E_FULL),
+                }
+            }
+            Hypercall::IpcRecv => {
+                let (ep, ptr, len) = (a.u64(0), a.u32(1), a.u32(2));
+                let (channel, end) = match self
+                    .caps
+                    .require(me, ep, rights::RECV, |o| matches!(o, Object::Endpoint(..)))
+                {
+                    Ok(n) => match n.object {
+                        Object::Endpoint(c, e) => (c, e),
+                        _ => unreachable!("checked above"),
+                    },
+                    Err(e) => return Ok(cap_refusal(record, ep, e)),
+                };
+                if len < RECV_HEADER {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!("buffer of {len} bytes cannot hold the {RECV_HEADER}-byte header"),
+                    ));
+                }
+                if let Err((code, reason)) = self.read_guest(vhm, vcpu, ptr, len, u32::MAX) {
+                    return Ok(Outcome::refused(record, code, reason));
+                }
+                match self.try_receive(sink, vhm, vcpu, channel, end, ptr, len)? {
+                    Some(ret) => Outcome::ok(record, ret),
+                    None => {
+                        self.channels[channel as usize].ends[end as usize]
+                            .recv_waiters
+                            .push((vhm, vcpu));
+                        Outcome::park(
+                            record,
+                            Wait::Recv {
+                                channel,
+                                end,
+                                ptr,
+                                len,
+                            },
+                        )
+                    }
+                }
+            }
+            _ => unreachable!("{call:?} is not an IPC call"),
+        })
+    }
+
+    /// Queues `msg` at `to_end` if there is room (returns 0, or E_CLOSED when the end is closed),
+    /// waking its receivers or raising the IPC interrupt at its anchor; gives the message back when
+    /// the queue is full.
+    pub(crate) fn try_send<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        channel: u32,
+        to_end: u8,
+        msg: Message,
+    ) -> Result<Result<i64, Message>, HvError> {
+        let ch = &mut self.channels[channel as usize];
+        if ch.ends[to_end as usize].closed {
+            return Ok(Ok(abi::E_CLOSED));
+        }
+        if !ch.has_room(to_end) {
+            return Ok(Err(msg));
+        }
+        let (len, badge, with_cap) = (msg.bytes.len() as u32, msg.badge, msg.cap.is_some());
+        let end = &mut ch.ends[to_end as usize];
+        end.queue.push_back(msg);
+        let waiters = std::mem::take(&mut end.recv_waiters);
+        let anchor = end.anchor;
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::IpcSent {
+                vcpu,
+                channel,
+                to_end,
+                len,
+                badge,
+                with_cap,
+            },
+        )?;
+        if waiters.is_empty() {
+            // Nobody is parked receiving: tell the anchor by interrupt, if it listens.
+            if let Some(vector) = self.vhms[anchor as usize].spec.k.ipc_vector {
+                if self.vhms[anchor as usize].running()
+                    && !self.vhms[anchor as usize].vcpus.is_empty()
+                {
+                    let number = Object::Endpoint(channel, to_end).number() as i64;
+                    self.raise_irq(sink, anchor, 0, vector, number)?;
+                }
+            }
+        }
+        for (w, c) in waiters {
+            self.wake_now(w, c);
+        }
+        Ok(Ok(abi::OK))
+    }
+
+    /// Delivers the first message at `end` into the receiver's buffer and returns its length;
+    /// E_TOOBIG (the message stays) when it does not fit, E_CLOSED when the queue is empty and the
+    /// other end closed, `None` when the receiver must wait.
+    pub(crate) fn try_receive<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        channel: u32,
+        end: u8,
+        ptr: u32,
+        len: u32,
+    ) -> Result<Option<i64>, HvError> {
+        let ch = &mut self.channels[channel as usize];
+        let Some(front) = ch.ends[end as usize].queue.front() else {
+            return Ok(if ch.ends[1 - end as usize].closed {
+                Some(abi::E_CLOSED)
+            } else {
+                None
+            });
+        };
+        if front.bytes.len() as u32 + RECV_HEADER > len {
+            return Ok(Some(abi::E_TOOBIG));
+        }
+        let msg = ch.ends[end as usize]
+            .queue
+            .pop_front()
+            .expect("front exists");
+        let senders = std::mem::take(&mut ch.ends[end as usize].send_waiters);
+        // The capability is derived into the receiver now, with the rights it had at send time;
+        // one revoked in flight arrives as none.
+        let cap = msg.cap.and_then(|(holder, h)| {
+            let r = self
+                .caps
+                .resolve(holder, h)
+                .ok()
+                .map(|id| self.caps.node(id).rights)?;
+            self.caps
+                .derive(holder, h, r, 0, VhmId(vhm))
+                .ok()
+                .map(|c| (c, holder, h))
+        });
+        if let Some((c, holder, h)) = cap {
+            let n = self
+                .caps
+                .node(self.caps.resolve(VhmId(vhm), c.0).expect("just derived"));
+            let (object, rights, badge) = (n.object, n.rights, n.badge);
+            let from = Some((holder, xdv_core::CapId(h)));
+            emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(vhm),
+                EventKind::CapCreated {
+                    cap: c,
+                    object,
+                    rights,
+                    badge,
+                    from,
+                },
+            )?;
+        }
+        let mut buf = Vec::with_capacity(RECV_HEADER as usize + msg.bytes.len());
+        buf.extend_from_slice(&msg.badge.to_le_bytes());
+        buf.extend_from_slice(&cap.map_or(0, |(c, _, _)| c.0).to_le_bytes());
+        buf.extend_from_slice(&msg.bytes);
+        self.write_guest(vhm, vcpu, ptr, &buf)
+            .expect("the buffer range was checked when the call was made");
+        let cap = cap.map(|(c, _, _)| c);
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::IpcDelivered {
+                vcpu,
+                channel,
+                end,
+                len: msg.bytes.len() as u32,
+                badge: msg.badge,
+                cap,
+            },
+        )?;
+        for (w, c) in senders {
+            self.wake_now(w, c);
+        }
+        Ok(Some(i64::from(msg.bytes.len() as u32)))
+    }
+
+    /// Closes one end (its anchor stopped): drops its queue, wakes every vCPU parked on the
+    /// channel (they see E_CLOSED or what is left to receive), records it in `vhm`'s events.
+    pub(crate) fn close_end<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        channel: u32,
+        end: u8,
+    ) -> Result<(), HvError> {
+        let ch = &mut self.channels[channel as usize];
+        let e = &mut ch.ends[end as usize];
+        e.closed = true;
+        let dropped = e.queue.len() as u32;
+        e.queue.clear();
+        let mut waiters = Vec::new();
+        for side in &mut ch.ends {
+            waiters.append(&mut side.recv_waiters);
+            waiters.append(&mut side.send_waiters);
+        }
+        if dropped > 0 {
+            emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(vhm),
+                EventKind::IpcDropped {
+                    channel,
+                    end,
+                    messages: dropped,
+                },
+            )?;
+        }
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::IpcClosed { channel, end },
+        )?;
+        for (w, c) in waiters {
+            self.wake_now(w, c);
+        }
+        Ok(())
+    }
+}

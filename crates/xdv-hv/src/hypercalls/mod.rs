@@ -1,0 +1,232 @@
+//! Hypercall handling.
+//!
+//! Each call is decoded from raw arguments, validated (a hostile guest may pass anything),
+//! applied, and recorded as one `Hypercall` event carrying the value returned. A call refused for
+//! bad arguments (a forged handle, missing rights, a pointer outside memory, over budget) is
+//! preceded by a `Refused` event naming the reason, returns an ABI error code, and faults the VHM
+//! when its policy says `on_bad_hypercall = "fault"`. One module per group of the ABI.
+
+mod caps;
+mod ipc;
+mod lifecycle;
+mod nesting;
+
+use crate::hypervisor::{emit, Hypervisor};
+use crate::vhm::Wait;
+use crate::HvError;
+use xdv_core::event::{EventKind, EventSink, ExitReason, FaultClass, HypercallRecord};
+use xdv_k::abi;
+use xdv_k::Request;
+use xdv_manifest::BadHypercallPolicy;
+
+/// What the hypervisor does after recording the call.
+pub(crate) enum After {
+    /// Return `ret` to the guest and keep running.
+    Resume,
+    /// End the slice, then continue (yield).
+    EndSlice,
+    /// Park the vCPU; the return value comes when it wakes.
+    Park(Wait),
+    /// The VHM exits.
+    Exit(i32),
+}
+
+/// The result of handling one call.
+pub(crate) struct Outcome {
+    pub(crate) record: HypercallRecord,
+    pub(crate) ret: i64,
+    /// Why the call was refused as bad, if it was.
+    pub(crate) refusal: Option<String>,
+    pub(crate) after: After,
+}
+
+impl Outcome {
+    /// A call that returns `ret`.
+    pub(crate) fn ok(record: HypercallRecord, ret: i64) -> Self {
+        Self {
+            record,
+            ret,
+            refusal: None,
+            after: After::Resume,
+        }
+    }
+    /// A call refused with `code` for `reason`.
+    pub(crate) fn refused(record: HypercallRecord, code: i64, reason: impl Into<String>) -> Self {
+        debug_assert!(code < 0, "refusals return error codes");
+        Self {
+            record,
+            ret: code,
+            refusal: Some(reason.into()),
+            after: After::Resume,
+        }
+    }
+    /// A call that parks the vCPU.
+    pub(crate) fn park(record: HypercallRecord, wait: Wait) -> Self {
+        Self {
+            record,
+            ret: abi::OK,
+            refusal: None,
+            after: After::Park(wait),
+        }
+    }
+}
+
+/// Decoded arguments: i32 arguments arrive sign-extended; pointers and lengths are unsigned in
+/// wasm32, handles are u64.
+#[derive(Clone, Copy)]
+pub(crate) struct Args(pub(crate) [i64; 5]);
+
+impl Args {
+    pub(crate) fn u32(&self, i: usize) -> u32 {
+        self.0[i] as i32 as u32
+    }
+    pub(crate) fn i64(&self, i: usize) -> i64 {
+        self.0[i]
+    }
+    pub(crate) fn u64(&self, i: usize) -> u64 {
+        self.0[i] as u64
+    }
+}
+
+impl Hypervisor {
+    pub(crate) fn hypercall<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        req: Request,
+    ) -> Result<(), HvError> {
+        let now = self.now;
+        let args = Args(req.args);
+        let desc = req.call.desc();
+        let level = self.vhms[vhm as usize].level;
+        let out = if level > desc.max_level {
+            Outcome::refused(
+                lifecycle::bare_record(req.call, args),
+                abi::E_QUOTA,
+                format!(
+                    "privilege level L{level} may not call {} (deepest allowed L{})",
+                    desc.name, desc.max_level
+                ),
+            )
+        } else {
+            match req.call.desc().group {
+                abi::Group::Lifecycle => self.lifecycle(sink, vhm, vcpu, req.call, args)?,
+                abi::Group::Capabilities => self.cap_call(sink, vhm, vcpu, req.call, args)?,
+                abi::Group::Nesting => self.nesting_call(sink, vhm, vcpu, req.call, args)?,
+                abi::Group::Ipc => self.ipc_call(sink, vhm, vcpu, req.call, args)?,
+            }
+        };
+        if let Some(reason) = &out.refusal {
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::Refused {
+                    vcpu,
+                    call: desc.name.to_string(),
+                    reason: reason.clone(),
+                },
+            )?;
+        }
+        emit(
+            sink,
+            &mut self.events,
+            now,
+            Some(vhm),
+            EventKind::Hypercall {
+                vcpu,
+                call: out.record,
+                ret: out.ret,
+            },
+        )?;
+        // The call may have stopped the caller (killing an ancestor through a transferred handle).
+        if !self.vhms[vhm as usize].running() {
+            return Ok(());
+        }
+        if out.refusal.is_some()
+            && self.vhms[vhm as usize].spec.policy.on_bad_hypercall == BadHypercallPolicy::Fault
+        {
+            let detail = format!(
+                "{} refused with {} ({}) under on_bad_hypercall = \"fault\"",
+                desc.name,
+                abi::error_name(out.ret),
+                out.ret
+            );
+            return self.fault(sink, vhm, Some(vcpu), FaultClass::BadHypercall, detail);
+        }
+        match out.after {
+            After::Exit(code) => self.terminate(sink, vhm, ExitReason::Exit(code)),
+            After::Park(wait) => {
+                self.park(vhm, vcpu, wait);
+                Ok(())
+            }
+            After::EndSlice => {
+                let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
+                let fuel = std::mem::take(&mut slot.slice_used);
+                slot.vcpu.complete(out.ret);
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(vhm),
+                    EventKind::SliceEnded { vcpu, fuel },
+                )?;
+                self.dispatch(sink, vhm, vcpu)
+            }
+            After::Resume => {
+                self.vhms[vhm as usize].vcpus[vcpu as usize]
+                    .vcpu
+                    .complete(out.ret);
+                self.dispatch(sink, vhm, vcpu)
+            }
+        }
+    }
+
+    /// Reads `len` bytes of the caller's memory, or the refusal to return.
+    pub(crate) fn read_guest(
+        &self,
+        vhm: u32,
+        vcpu: u32,
+        ptr: u32,
+        len: u32,
+        max: u32,
+    ) -> Result<Vec<u8>, (i64, String)> {
+        self.vhms[vhm as usize].vcpus[vcpu as usize]
+            .vcpu
+            .read_guest(i64::from(ptr), i64::from(len), max)
+            .map_err(|code| {
+                (
+                    code,
+                    format!(
+                        "cannot read {len} bytes at {ptr:#x}: {}",
+                        abi::error_name(code)
+                    ),
+                )
+            })
+    }
+
+    /// Writes into the caller's memory, or the refusal to return.
+    pub(crate) fn write_guest(
+        &mut self,
+        vhm: u32,
+        vcpu: u32,
+        ptr: u32,
+        bytes: &[u8],
+    ) -> Result<(), (i64, String)> {
+        self.vhms[vhm as usize].vcpus[vcpu as usize]
+            .vcpu
+            .write_guest(i64::from(ptr), bytes)
+            .map_err(|code| {
+                (
+                    code,
+                    format!(
+                        "cannot write {} bytes at {ptr:#x}: {}",
+                        bytes.len(),
+                        abi::error_name(code)
+                    ),
+                )
+            })
+    }
+}

@@ -1,0 +1,468 @@
+//! The nesting group: spawn, wait, kill, policy.
+
+use super::caps::{cap_code, cap_refusal};
+use super::lifecycle::bare_record;
+use super::{Args, Outcome};
+use crate::hypervisor::{emit, Hypervisor, CHILD_ENTRY};
+use crate::vhm::Wait;
+use crate::HvError;
+use xdv_core::budget::Quota;
+use xdv_core::cap::{rights, Object};
+use xdv_core::event::{EventKind, EventSink, ExitReason, HypercallRecord};
+use xdv_core::{Hash32, VhmId};
+use xdv_k::abi::{self, Hypercall};
+use xdv_manifest::{BadHypercallPolicy, KSpec, Location, PolicySpec, VhmSpec, WASM_PAGE};
+
+/// Size of the `vhm_spawn` spec (see docs/abi.md).
+pub(crate) const SPAWN_SPEC_LEN: u32 = 88;
+/// Largest module a guest may pass as bytes.
+const MAX_CODE: u32 = 4 << 20;
+/// Most capabilities passed at spawn.
+const MAX_PASSED_CAPS: u32 = 16;
+
+/// The decoded `vhm_spawn` spec.
+struct SpawnSpec {
+    budget: u64,
+    module: u64,
+    code: (u32, u32),
+    name: (u32, u32),
+    vcpus: u32,
+    vcpu_quota: u32,
+    memory_limit: u64,
+    memory_quota: u64,
+    fuel_quota: u64,
+    weight: u32,
+    flags: u32,
+    max_depth: u32,
+    max_children: u32,
+    caps: (u32, u32),
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+impl SpawnSpec {
+    fn decode(b: &[u8]) -> Self {
+        Self {
+            budget: u64_at(b, 0),
+            module: u64_at(b, 8),
+            code: (u32_at(b, 16), u32_at(b, 20)),
+            name: (u32_at(b, 24), u32_at(b, 28)),
+            vcpus: u32_at(b, 32),
+            vcpu_quota: u32_at(b, 36),
+            memory_limit: u64_at(b, 40),
+            memory_quota: u64_at(b, 48),
+            fuel_quota: u64_at(b, 56),
+            weight: u32_at(b, 64),
+            flags: u32_at(b, 68),
+            max_depth: u32_at(b, 72),
+            max_children: u32_at(b, 76),
+            caps: (u32_at(b, 80), u32_at(b, 84)),
+        }
+    }
+
+    /// Checks the numbers that do not depend on the parent.
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=64).contains(&self.vcpus) {
+            return Err(format!("vcpus must be 1 to 64, got {}", self.vcpus));
+        }
+        if self.vcpu_quota < self.vcpus {
+            return Err(format!(
+                "vcpu_quota {} is less than vcpus {}",
+                self.vcpu_quota, self.vcpus
+            ));
+        }
+        if self.memory_limit == 0
+            || self.memory_limit % WASM_PAGE != 0
+            || self.memory_limit > 1 << 32
+        {
+            return Err(format!(
+                "memory_limit {} is not a whole number of 64 KiB pages up to 4 GiB",
+                self.memory_limit
+            ));
+        }
+        if self.memory_quota < u64::from(self.vcpus) * self.memory_limit {
+            return Err(format!(
+                "memory_quota {} is less than vcpus × memory_limit",
+                self.memory_quota
+            ));
+        }
+        if self.fuel_quota == 0 {
+            return Err("fuel_quota is 0".into());
+        }
+        if !(1..=1000).contains(&self.weight) {
+            return Err(format!("weight must be 1 to 1000, got {}", self.weight));
+        }
+        if self.flags & !0b11 != 0 {
+            return Err(format!("unknown flags {:#x}", self.flags));
+        }
+        if self.caps.0 > MAX_PASSED_CAPS {
+            return Err(format!(
+                "at most {MAX_PASSED_CAPS} capabilities may be passed, got {}",
+                self.caps.0
+            ));
+        }
+        Ok(())
+    }
+
+    fn quota(&self) -> Quota {
+        Quota {
+            vcpus: self.vcpu_quota,
+            memory: self.memory_quota,
+            fuel: self.fuel_quota,
+            depth: self.max_depth,
+            children: self.max_children,
+        }
+    }
+}
+
+impl Hypervisor {
+    pub(super) fn nesting_call<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        call: Hypercall,
+        a: Args,
+    ) -> Result<Outcome, HvError> {
+        let me = VhmId(vhm);
+        let record = bare_record(call, a);
+        let handle = a.u64(0);
+        Ok(match call {
+            Hypercall::VhmSpawn => self.spawn(sink, vhm, vcpu, a.u32(0), a.u32(1))?,
+            Hypercall::VhmWait => match self
+                .caps
+                .require(me, handle, rights::WAIT, |o| matches!(o, Object::Vhm(_)))
+            {
+                Ok(n) => {
+                    let Object::Vhm(child) = n.object else {
+                        unreachable!("checked above")
+                    };
+                    match self.vhms[child.0 as usize].exit {
+                        Some((reason, _)) => Outcome::ok(record, reason.wait_value()),
+                        None => {
+                            self.vhms[child.0 as usize].exit_waiters.push((vhm, vcpu));
+                            Outcome::park(record, Wait::Child(child.0))
+                        }
+                    }
+                }
+                Err(e) => cap_refusal(record, handle, e),
+            },
+            Hypercall::VhmKill => match self
+                .caps
+                .require(me, handle, rights::KILL, |o| matches!(o, Object::Vhm(_)))
+            {
+                Ok(n) => {
+                    let Object::Vhm(child) = n.object else {
+                        unreachable!("checked above")
+                    };
+                    if self.vhms[child.0 as usize].running() {
+                        self.terminate(sink, child.0, ExitReason::Killed)?;
+                    }
+                    Outcome::ok(record, abi::OK)
+                }
+                Err(e) => cap_refusal(record, handle, e),
+            },
+            Hypercall::PolicySet => {
+                let (weight, flags) = (a.u32(0), a.u32(1));
+                let v = &self.vhms[vhm as usize];
+                if !v.children.is_empty() {
+                    Outcome::refused(
+                        record,
+                        abi::E_BUSY,
+                        format!(
+                            "{} live children: policy is set only while a VHM has none",
+                            v.children.len()
+                        ),
+                    )
+                } else if flags & !1 != 0 {
+                    Outcome::refused(record, abi::E_INVAL, format!("unknown flags {flags:#x}"))
+                } else if weight > v.spec.policy.weight {
+                    Outcome::refused(
+                        record,
+                        abi::E_PERM,
+                        format!(
+                            "weight {weight} exceeds the current {} (policy only tightens)",
+                            v.spec.policy.weight
+                        ),
+                    )
+                } else {
+                    if weight > 0 && weight != v.spec.policy.weight {
+                        // Re-anchor every vCPU at its clock under the old weight, so queued stops
+                        // keep their times and later fuel counts at the new rate.
+                        for i in 0..self.vhms[vhm as usize].vcpus.len() as u32 {
+                            let t = self.clock(vhm, i);
+                            let s = &mut self.vhms[vhm as usize].vcpus[i as usize];
+                            s.anchor_time = t;
+                            s.anchor_fuel = s.fuel;
+                        }
+                        self.vhms[vhm as usize].spec.policy.weight = weight;
+                    }
+                    if flags & 1 != 0 {
+                        self.vhms[vhm as usize].spec.policy.on_bad_hypercall =
+                            BadHypercallPolicy::Fault;
+                    }
+                    Outcome::ok(record, abi::OK)
+                }
+            }
+            _ => unreachable!("{call:?} is not a nesting call"),
+        })
+    }
+
+    fn spawn<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        ptr: u32,
+        len: u32,
+    ) -> Result<Outcome, HvError> {
+        let me = VhmId(vhm);
+        let record = HypercallRecord::VhmSpawn {
+            name: String::new(),
+        };
+        if len < SPAWN_SPEC_LEN {
+            return Ok(Outcome::refused(
+                record,
+                abi::E_INVAL,
+                format!("spec is {len} bytes, needs {SPAWN_SPEC_LEN}"),
+            ));
+        }
+        let raw = match self.read_guest(vhm, vcpu, ptr, SPAWN_SPEC_LEN, SPAWN_SPEC_LEN) {
+            Ok(b) => b,
+            Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
+        };
+        let spec = SpawnSpec::decode(&raw);
+        if let Err(reason) = spec.validate() {
+            return Ok(Outcome::refused(record, abi::E_INVAL, reason));
+        }
+        // The budget to carve from: the caller's own, with the spawn right.
+        match self
+            .caps
+            .require(me, spec.budget, rights::SPAWN, |o| *o == Object::Budget(me))
+        {
+            Ok(_) => {}
+            Err(e) => {
+                return Ok(Outcome::refused(
+                    record,
+                    cap_code(e),
+                    format!("budget handle {:#x}: {e}", spec.budget),
+                ))
+            }
+        }
+        let name_bytes = match self.read_guest(vhm, vcpu, spec.name.0, spec.name.1, 64) {
+            Ok(b) => b,
+            Err((code, reason)) => {
+                return Ok(Outcome::refused(record, code, format!("name: {reason}")))
+            }
+        };
+        let short = String::from_utf8(name_bytes).unwrap_or_default();
+        if short.is_empty()
+            || !short
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Ok(Outcome::refused(
+                record,
+                abi::E_INVAL,
+                "the child's name must be 1 to 64 of A-Z a-z 0-9 _ - .",
+            ));
+        }
+        let name = self.unique_name(&format!("{}/{short}", self.vhms[vhm as usize].name));
+        let record = HypercallRecord::VhmSpawn { name: name.clone() };
+        // The module: by capability, or bytes from the caller's memory.
+        let (module, loaded) = if spec.module != 0 {
+            let hash = match self.caps.require(me, spec.module, rights::SPAWN, |o| {
+                matches!(o, Object::Module(_))
+            }) {
+                Ok(n) => match n.object {
+                    Object::Module(h) => h,
+                    _ => unreachable!("checked above"),
+                },
+                Err(e) => {
+                    return Ok(Outcome::refused(
+                        record,
+                        cap_code(e),
+                        format!("module handle {:#x}: {e}", spec.module),
+                    ))
+                }
+            };
+            let bytes = self
+                .module_bytes
+                .get(&hash)
+                .cloned()
+                .expect("every module capability names stored bytes");
+            match self.compile(&bytes, CHILD_ENTRY) {
+                Ok(m) => (m, None),
+                Err(e) => {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!("module {}: {e}", hash.short()),
+                    ))
+                }
+            }
+        } else {
+            let bytes = match self.read_guest(vhm, vcpu, spec.code.0, spec.code.1, MAX_CODE) {
+                Ok(b) => b,
+                Err((code, reason)) => {
+                    return Ok(Outcome::refused(record, code, format!("code: {reason}")))
+                }
+            };
+            match self.compile(&bytes, CHILD_ENTRY) {
+                Ok(m) => (m, Some(bytes)),
+                Err(e) => return Ok(Outcome::refused(record, abi::E_INVAL, format!("code: {e}"))),
+            }
+        };
+        // Capabilities to pass: each must be held with the transfer right and asked rights ⊆ held.
+        let mut passed = Vec::with_capacity(spec.caps.0 as usize);
+        if spec.caps.0 > 0 {
+            let table = match self.read_guest(
+                vhm,
+                vcpu,
+                spec.caps.1,
+                spec.caps.0 * 24,
+                MAX_PASSED_CAPS * 24,
+            ) {
+                Ok(b) => b,
+                Err((code, reason)) => {
+                    return Ok(Outcome::refused(record, code, format!("caps: {reason}")))
+                }
+            };
+            for c in table.chunks_exact(24) {
+                let (h, r, badge) = (u64_at(c, 0), u32_at(c, 8), u64_at(c, 16));
+                let held = match self.caps.resolve(me, h) {
+                    Ok(id) => self.caps.node(id),
+                    Err(e) => return Ok(cap_refusal(record, h, e)),
+                };
+                if held.rights & rights::TRANSFER == 0 || r & !held.rights != 0 {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_PERM,
+                        format!(
+                            "handle {h:#x}: passing [{}] needs transfer and at most [{}]",
+                            rights::describe(r),
+                            rights::describe(held.rights)
+                        ),
+                    ));
+                }
+                passed.push((h, r, badge));
+            }
+        }
+        let quota = spec.quota();
+        if level_after(self.vhms[vhm as usize].level) > xdv_k::abi::MAX_LEVEL {
+            return Ok(Outcome::refused(
+                record,
+                abi::E_QUOTA,
+                "the deepest privilege level is reached",
+            ));
+        }
+        if let Err(e) = self.vhms[vhm as usize].budget.can_carve(&quota) {
+            return Ok(Outcome::refused(
+                record,
+                abi::E_QUOTA,
+                format!("over budget: {}", e.0),
+            ));
+        }
+        if let Some(bytes) = loaded {
+            let hash = Hash32::of(&bytes);
+            sink.module(&hash, &bytes)?;
+            emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(vhm),
+                EventKind::ModuleLoaded {
+                    hash,
+                    size: bytes.len() as u64,
+                },
+            )?;
+            self.module_bytes.entry(hash).or_insert(bytes);
+        }
+        let parent = &self.vhms[vhm as usize].spec;
+        let child = VhmSpec {
+            name,
+            parent: None,
+            k: KSpec {
+                vcpus: spec.vcpus,
+                memory_limit: spec.memory_limit,
+                module: self.modules[module].0.to_hex(),
+                module_at: Location::default(),
+                entry: CHILD_ENTRY.into(),
+                irq_vectors: parent.k.irq_vectors,
+                ipc_vector: parent.k.ipc_vector,
+                modules: Vec::new(),
+            },
+            policy: PolicySpec {
+                weight: spec.weight,
+                fuel_quota: spec.fuel_quota,
+                memory_quota: spec.memory_quota,
+                on_bad_hypercall: if spec.flags & 1 != 0 {
+                    BadHypercallPolicy::Fault
+                } else {
+                    BadHypercallPolicy::Error
+                },
+                max_vcpus: spec.vcpu_quota,
+                max_depth: spec.max_depth,
+                max_children: spec.max_children,
+                create_channels: spec.flags & 2 != 0,
+            },
+        };
+        let id = self.create_vhm(sink, child, module, Some(vhm), quota)?;
+        let handle = self
+            .caps
+            .held_by(me)
+            .filter(|n| n.object == Object::Vhm(VhmId(id)))
+            .last()
+            .map(|n| n.handle)
+            .expect("create_vhm mints the parent's handle");
+        for (h, r, badge) in passed {
+            if !self.vhms[id as usize].running() {
+                break;
+            }
+            let cap = self
+                .caps
+                .derive(me, h, r, badge, VhmId(id))
+                .expect("checked before the child was created");
+            let n = self
+                .caps
+                .node(self.caps.resolve(VhmId(id), cap.0).expect("just derived"));
+            let (object, rights, badge) = (n.object, n.rights, n.badge);
+            let from = Some((me, xdv_core::CapId(h)));
+            emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(id),
+                EventKind::CapCreated {
+                    cap,
+                    object,
+                    rights,
+                    badge,
+                    from,
+                },
+            )?;
+        }
+        Ok(Outcome::ok(record, handle.0 as i64))
+    }
+
+    /// `name`, or `name#2`, `name#3`… if a VHM of that name existed before (a restarted child).
+    fn unique_name(&self, name: &str) -> String {
+        let taken = |n: &str| self.names.contains(n);
+        if !taken(name) {
+            return name.to_string();
+        }
+        (2..)
+            .map(|i| format!("{name}#{i}"))
+            .find(|n| !taken(n))
+            .expect("some suffix is free")
+    }
+}
+
+fn level_after(level: u8) -> u8 {
+    level.saturating_add(1)
+}

@@ -1,0 +1,63 @@
+//! IPC channels: two ends, a bounded queue into each, messages copied (never shared).
+//!
+//! A message sent through end `e` is queued at end `1 − e` and received there. Each end has an
+//! anchor VHM: when the anchor stops, the end closes, its queue is dropped, and every vCPU parked
+//! on the channel wakes. Capabilities travel as a reference to the sender's handle and are
+//! derived into the receiver's table at delivery (never amplified; a capability revoked in
+//! flight arrives as none).
+
+use std::collections::VecDeque;
+use xdv_core::VhmId;
+
+/// Largest payload of one message, in bytes.
+pub(crate) const MAX_MESSAGE: u32 = 64 * 1024;
+/// Bytes `ipc_recv` writes before the payload: badge (u64) and capability handle (u64).
+pub(crate) const RECV_HEADER: u32 = 16;
+
+/// A message in a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) badge: u64,
+    /// The capability to derive into the receiver: its holder and handle at send time.
+    pub(crate) cap: Option<(VhmId, u64)>,
+}
+
+/// One end of a channel.
+#[derive(Debug, Default)]
+pub(crate) struct End {
+    /// Messages waiting to be received at this end.
+    pub(crate) queue: VecDeque<Message>,
+    /// The VHM whose stopping closes this end.
+    pub(crate) anchor: u32,
+    pub(crate) closed: bool,
+    /// vCPUs parked receiving at this end.
+    pub(crate) recv_waiters: Vec<(u32, u32)>,
+    /// vCPUs parked sending to this end (its queue was full).
+    pub(crate) send_waiters: Vec<(u32, u32)>,
+}
+
+/// A channel.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub(crate) capacity: u32,
+    pub(crate) ends: [End; 2],
+}
+
+impl Channel {
+    pub(crate) fn new(capacity: u32, anchors: [u32; 2]) -> Self {
+        let end = |anchor| End {
+            anchor,
+            ..End::default()
+        };
+        Self {
+            capacity,
+            ends: [end(anchors[0]), end(anchors[1])],
+        }
+    }
+
+    /// `true` when the queue at `end` has room.
+    pub(crate) fn has_room(&self, end: u8) -> bool {
+        (self.ends[end as usize].queue.len() as u32) < self.capacity
+    }
+}
