@@ -199,10 +199,9 @@ impl Hypervisor {
         )?;
         if waiters.is_empty() {
             // Nobody is parked receiving: tell the anchor by interrupt, if it listens.
-            if let Some(vector) = self.vhms[anchor as usize].spec.k.ipc_vector {
-                if self.vhms[anchor as usize].running()
-                    && !self.vhms[anchor as usize].vcpus.is_empty()
-                {
+            let a = &self.vhms[anchor as usize];
+            if let Some(vector) = a.spec.k.ipc_vector {
+                if a.running() && a.vcpus.first().is_some_and(|s| s.vcpu.has_irq_handler()) {
                     let number = Object::Endpoint(channel, to_end).number() as i64;
                     self.raise_irq(sink, anchor, 0, vector, number)?;
                 }
