@@ -83,7 +83,10 @@ enum TraceCommand {
         /// Only the events of this VHM.
         #[arg(long)]
         vhm: Option<String>,
-        /// Print JSON Lines.
+        /// Draw the VHM tree (nesting, levels, how each VHM ended) instead of the events.
+        #[arg(long, conflicts_with = "vhm")]
+        tree: bool,
+        /// Print JSON Lines (with --tree: one JSON document).
         #[arg(long)]
         json: bool,
     },
@@ -136,7 +139,8 @@ fn main() -> ExitCode {
         Command::Abi { json } => cmd::abi::print(json),
         Command::Trace { command } => match command {
             TraceCommand::Verify { trace, json } => cmd::trace::verify(&trace, json),
-            TraceCommand::Show { trace, vhm, json } => {
+            TraceCommand::Show { trace, tree: true, json, .. } => cmd::trace::tree(&trace, json),
+            TraceCommand::Show { trace, vhm, json, .. } => {
                 cmd::trace::show(&trace, vhm.as_deref(), json)
             }
             TraceCommand::Accounting { trace, json } => cmd::trace::accounting(&trace, json),

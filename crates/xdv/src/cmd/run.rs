@@ -46,6 +46,7 @@ pub(crate) fn run(
         .map(|v| {
             vec![
                 v.name.clone(),
+                format!("L{}", v.level),
                 v.exit.clone(),
                 v.code.to_string(),
                 v.fuel_used.to_string(),
@@ -56,7 +57,7 @@ pub(crate) fn run(
     println!("xdv run {} (seed {seed_used})", manifest.display());
     print!(
         "{}",
-        table::render(&["VHM", "exit", "code", "fuel_used", "virtual_ns"], &body)
+        table::render(&["VHM", "level", "exit", "code", "fuel_used", "virtual_ns"], &body)
     );
     println!();
     println!("Resource_Table");

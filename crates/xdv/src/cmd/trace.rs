@@ -158,3 +158,71 @@ pub(crate) fn export_jsonl(trace: &Path, output: Option<&Path>) -> Result<Outcom
     }
     Ok(Outcome::Ok)
 }
+
+/// One node of the VHM tree.
+#[derive(serde::Serialize)]
+struct TreeNode {
+    id: u32,
+    name: String,
+    level: u8,
+    created_ns: u64,
+    exit: Option<String>,
+    end_ns: Option<u64>,
+    fuel_used: Option<u64>,
+    children: Vec<TreeNode>,
+}
+
+pub(crate) fn tree(trace: &Path, as_json: bool) -> Result<Outcome> {
+    use xdv_core::EventKind;
+    let reader = TraceReader::open(trace)?;
+    let mut nodes: BTreeMap<u32, (Option<u32>, TreeNode)> = BTreeMap::new();
+    reader.for_each_event(|s| {
+        let Some(v) = s.event.vhm else { return Ok(true) };
+        match &s.event.kind {
+            EventKind::VhmCreated { name, parent, level, .. } => {
+                let node = TreeNode { id: v.0, name: name.clone(), level: *level, created_ns: s.event.time_ns, exit: None, end_ns: None, fuel_used: None, children: Vec::new() };
+                nodes.insert(v.0, (parent.map(|p| p.0), node));
+            }
+            EventKind::VhmExited { reason, fuel_used } => {
+                if let Some((_, n)) = nodes.get_mut(&v.0) {
+                    n.exit = Some(reason.to_string());
+                    n.end_ns = Some(s.event.time_ns);
+                    n.fuel_used = Some(*fuel_used);
+                }
+            }
+            _ => {}
+        }
+        Ok(true)
+    })?;
+    // Children were created after their parents: attach from the last id down.
+    let ids: Vec<u32> = nodes.keys().rev().copied().collect();
+    for id in ids {
+        if let Some(Some(p)) = nodes.get(&id).map(|(p, _)| *p) {
+            let (_, node) = nodes.remove(&id).expect("present");
+            if let Some((_, parent)) = nodes.get_mut(&p) {
+                parent.children.insert(0, node);
+            }
+        }
+    }
+    let roots: Vec<TreeNode> = nodes.into_values().map(|(_, n)| n).collect();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "trace": trace.display().to_string(), "vhms": roots }))?);
+        return Ok(Outcome::Ok);
+    }
+    fn draw(n: &TreeNode, prefix: &str, last: bool, root: bool, out: &mut String) {
+        let branch = if root { "" } else if last { "└── " } else { "├── " };
+        let exit = n.exit.as_deref().unwrap_or("running (trace cut short)");
+        let end = n.end_ns.map(|e| format!(" at {e} ns")).unwrap_or_default();
+        out.push_str(&format!("{prefix}{branch}{} (vhm{}, L{}) {exit}{end}\n", n.name, n.id, n.level));
+        let child_prefix = if root { String::new() } else { format!("{prefix}{}", if last { "    " } else { "│   " }) };
+        for (i, c) in n.children.iter().enumerate() {
+            draw(c, &child_prefix, i + 1 == n.children.len(), false, out);
+        }
+    }
+    let mut out = String::new();
+    for r in &roots {
+        draw(r, "", true, true, &mut out);
+    }
+    print!("{out}");
+    Ok(Outcome::Ok)
+}
