@@ -320,6 +320,50 @@ impl Hypervisor {
         }
     }
 
+    /// Checks the hypervisor's invariants: the capability space's (no amplified rights, nothing
+    /// dangling after revoke, tables consistent), every budget conserved, and every running VHM's
+    /// carved quota equal to the sum of its live children's quotas. Returns the first violation.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.caps.check()?;
+        for (id, v) in self.vhms.iter().enumerate() {
+            if !v.budget.conserved() {
+                return Err(format!(
+                    "vhm{id} ({}): budget not conserved: {:?}",
+                    v.name, v.budget
+                ));
+            }
+            if !v.running() {
+                continue;
+            }
+            let mut sum = Quota::default();
+            for &c in &v.children {
+                let q = self.vhms[c as usize].quota;
+                sum.vcpus += q.vcpus;
+                sum.memory += q.memory;
+                sum.fuel += q.fuel;
+                sum.children += 1;
+            }
+            let carved = v.budget.carved;
+            if (sum.vcpus, sum.memory, sum.fuel, sum.children)
+                != (carved.vcpus, carved.memory, carved.fuel, carved.children)
+            {
+                return Err(format!(
+                    "vhm{id} ({}): carved {carved:?} but its live children hold {sum:?}",
+                    v.name
+                ));
+            }
+            if let Some(p) = v.parent {
+                if !self.vhms[p as usize].children.contains(&(id as u32)) {
+                    return Err(format!(
+                        "vhm{id} ({}) is missing from its parent's children",
+                        v.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Puts a new root capability in `holder`'s table and records it.
     pub(crate) fn mint<S: EventSink>(
         &mut self,
@@ -765,25 +809,11 @@ impl Hypervisor {
                     .expect("woken when the child stopped");
                 reason.wait_value()
             }
-            Wait::Recv {
-                channel,
-                end,
-                ptr,
-                len,
-            } => match self.try_receive(sink, vhm, vcpu, channel, end, ptr, len)? {
+            Wait::Recv(at) => match self.try_receive(sink, vhm, vcpu, at)? {
                 Some(ret) => ret,
                 None => {
-                    self.park(
-                        vhm,
-                        vcpu,
-                        Wait::Recv {
-                            channel,
-                            end,
-                            ptr,
-                            len,
-                        },
-                    );
-                    self.channels[channel as usize].ends[end as usize]
+                    self.park(vhm, vcpu, Wait::Recv(at));
+                    self.channels[at.channel as usize].ends[at.end as usize]
                         .recv_waiters
                         .push((vhm, vcpu));
                     return Ok(());

@@ -40,19 +40,24 @@ pub(crate) enum Wait {
     Sleep { until: u64, interrupted: bool },
     /// `vhm_wait`: the VHM stopping.
     Child(u32),
-    /// `ipc_recv`: a message (or the peer closing) at `end` of `channel`.
-    Recv {
-        channel: u32,
-        end: u8,
-        ptr: u32,
-        len: u32,
-    },
+    /// `ipc_recv`: a message (or the peer closing) at an end of a channel.
+    Recv(Inbox),
     /// `ipc_send` with the park flag: room in the queue of `to_end`.
     Send {
         channel: u32,
         to_end: u8,
         msg: Message,
     },
+}
+
+/// Where a receiver waits and where its message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Inbox {
+    pub(crate) channel: u32,
+    pub(crate) end: u8,
+    /// The receiver's buffer.
+    pub(crate) ptr: u32,
+    pub(crate) len: u32,
 }
 
 /// One vCPU slot.

@@ -139,10 +139,15 @@ fn main() -> ExitCode {
         Command::Abi { json } => cmd::abi::print(json),
         Command::Trace { command } => match command {
             TraceCommand::Verify { trace, json } => cmd::trace::verify(&trace, json),
-            TraceCommand::Show { trace, tree: true, json, .. } => cmd::trace::tree(&trace, json),
-            TraceCommand::Show { trace, vhm, json, .. } => {
-                cmd::trace::show(&trace, vhm.as_deref(), json)
-            }
+            TraceCommand::Show {
+                trace,
+                tree: true,
+                json,
+                ..
+            } => cmd::trace::tree(&trace, json),
+            TraceCommand::Show {
+                trace, vhm, json, ..
+            } => cmd::trace::show(&trace, vhm.as_deref(), json),
             TraceCommand::Accounting { trace, json } => cmd::trace::accounting(&trace, json),
             TraceCommand::Export {
                 trace,

@@ -13,7 +13,14 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-const EXAMPLES: &[&str] = &["hello.toml", "fair-share.toml", "interrupts.toml"];
+const EXAMPLES: &[&str] = &[
+    "hello.toml",
+    "fair-share.toml",
+    "interrupts.toml",
+    "supervisor.toml",
+    "client-server.toml",
+    "hostile.toml",
+];
 
 fn run_json(manifest: &Path, trace: &Path, extra: &[&str]) -> serde_json::Value {
     let out = xdv()
@@ -375,4 +382,43 @@ fn replay_reports_the_first_divergent_event_of_a_re_chained_forgery() {
             && text.contains("\"hello from vcpu 0\""),
         "{text}"
     );
+}
+
+#[test]
+fn the_tree_shows_nesting_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("sup.xdv");
+    run_json(&example("supervisor.toml"), &trace, &[]);
+    let out = xdv()
+        .args(["trace", "show", "--tree"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("supervisor (vhm0, L1) exit(0)"), "{text}");
+    assert!(
+        text.contains("├── supervisor/w2 (vhm2, L2) fault: fuel-exhausted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("└── supervisor/w2#2 (vhm3, L2) exit(0)"),
+        "{text}"
+    );
+    let out = xdv()
+        .args(["trace", "show", "--tree", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["vhms"][0]["children"].as_array().unwrap().len(), 3);
+    let out = xdv()
+        .args(["trace", "accounting", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["resource_table"].as_array().unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r["vhm_name"] == "supervisor/w1" && r["parent_id"] == 0 && r["level"] == 2));
 }

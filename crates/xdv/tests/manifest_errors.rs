@@ -88,7 +88,14 @@ fn each_bad_manifest_gets_its_message() {
 
 #[test]
 fn good_manifests_check_clean() {
-    for ex in ["hello.toml", "fair-share.toml", "interrupts.toml"] {
+    for ex in [
+        "hello.toml",
+        "fair-share.toml",
+        "interrupts.toml",
+        "supervisor.toml",
+        "client-server.toml",
+        "hostile.toml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../examples")
             .join(ex);

@@ -5,7 +5,7 @@ use super::lifecycle::bare_record;
 use super::{Args, Outcome};
 use crate::hypervisor::{emit, Hypervisor};
 use crate::ipc::{Message, MAX_MESSAGE, RECV_HEADER};
-use crate::vhm::Wait;
+use crate::vhm::{Inbox, Wait};
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, EventSink};
@@ -137,21 +137,19 @@ impl Hypervisor {
                 if let Err((code, reason)) = self.read_guest(vhm, vcpu, ptr, len, u32::MAX) {
                     return Ok(Outcome::refused(record, code, reason));
                 }
-                match self.try_receive(sink, vhm, vcpu, channel, end, ptr, len)? {
+                let at = Inbox {
+                    channel,
+                    end,
+                    ptr,
+                    len,
+                };
+                match self.try_receive(sink, vhm, vcpu, at)? {
                     Some(ret) => Outcome::ok(record, ret),
                     None => {
                         self.channels[channel as usize].ends[end as usize]
                             .recv_waiters
                             .push((vhm, vcpu));
-                        Outcome::park(
-                            record,
-                            Wait::Recv {
-                                channel,
-                                end,
-                                ptr,
-                                len,
-                            },
-                        )
+                        Outcome::park(record, Wait::Recv(at))
                     }
                 }
             }
@@ -221,11 +219,14 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
         vcpu: u32,
-        channel: u32,
-        end: u8,
-        ptr: u32,
-        len: u32,
+        at: Inbox,
     ) -> Result<Option<i64>, HvError> {
+        let Inbox {
+            channel,
+            end,
+            ptr,
+            len,
+        } = at;
         let ch = &mut self.channels[channel as usize];
         let Some(front) = ch.ends[end as usize].queue.front() else {
             return Ok(if ch.ends[1 - end as usize].closed {

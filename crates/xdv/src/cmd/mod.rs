@@ -15,7 +15,8 @@ pub(crate) fn resource_table_text(rows: &[ResourceRow]) -> String {
             vec![
                 r.vhm_id.to_string(),
                 r.vhm_name.clone(),
-                r.parent_id.map_or_else(|| "-".to_string(), |p| p.to_string()),
+                r.parent_id
+                    .map_or_else(|| "-".to_string(), |p| p.to_string()),
                 format!("L{}", r.level),
                 r.domain.to_string(),
                 r.resource.clone(),

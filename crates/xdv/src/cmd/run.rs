@@ -57,7 +57,10 @@ pub(crate) fn run(
     println!("xdv run {} (seed {seed_used})", manifest.display());
     print!(
         "{}",
-        table::render(&["VHM", "level", "exit", "code", "fuel_used", "virtual_ns"], &body)
+        table::render(
+            &["VHM", "level", "exit", "code", "fuel_used", "virtual_ns"],
+            &body
+        )
     );
     println!();
     println!("Resource_Table");

@@ -177,10 +177,26 @@ pub(crate) fn tree(trace: &Path, as_json: bool) -> Result<Outcome> {
     let reader = TraceReader::open(trace)?;
     let mut nodes: BTreeMap<u32, (Option<u32>, TreeNode)> = BTreeMap::new();
     reader.for_each_event(|s| {
-        let Some(v) = s.event.vhm else { return Ok(true) };
+        let Some(v) = s.event.vhm else {
+            return Ok(true);
+        };
         match &s.event.kind {
-            EventKind::VhmCreated { name, parent, level, .. } => {
-                let node = TreeNode { id: v.0, name: name.clone(), level: *level, created_ns: s.event.time_ns, exit: None, end_ns: None, fuel_used: None, children: Vec::new() };
+            EventKind::VhmCreated {
+                name,
+                parent,
+                level,
+                ..
+            } => {
+                let node = TreeNode {
+                    id: v.0,
+                    name: name.clone(),
+                    level: *level,
+                    created_ns: s.event.time_ns,
+                    exit: None,
+                    end_ns: None,
+                    fuel_used: None,
+                    children: Vec::new(),
+                };
                 nodes.insert(v.0, (parent.map(|p| p.0), node));
             }
             EventKind::VhmExited { reason, fuel_used } => {
@@ -206,15 +222,33 @@ pub(crate) fn tree(trace: &Path, as_json: bool) -> Result<Outcome> {
     }
     let roots: Vec<TreeNode> = nodes.into_values().map(|(_, n)| n).collect();
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "trace": trace.display().to_string(), "vhms": roots }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "trace": trace.display().to_string(), "vhms": roots })
+            )?
+        );
         return Ok(Outcome::Ok);
     }
     fn draw(n: &TreeNode, prefix: &str, last: bool, root: bool, out: &mut String) {
-        let branch = if root { "" } else if last { "└── " } else { "├── " };
+        let branch = if root {
+            ""
+        } else if last {
+            "└── "
+        } else {
+            "├── "
+        };
         let exit = n.exit.as_deref().unwrap_or("running (trace cut short)");
         let end = n.end_ns.map(|e| format!(" at {e} ns")).unwrap_or_default();
-        out.push_str(&format!("{prefix}{branch}{} (vhm{}, L{}) {exit}{end}\n", n.name, n.id, n.level));
-        let child_prefix = if root { String::new() } else { format!("{prefix}{}", if last { "    " } else { "│   " }) };
+        out.push_str(&format!(
+            "{prefix}{branch}{} (vhm{}, L{}) {exit}{end}\n",
+            n.name, n.id, n.level
+        ));
+        let child_prefix = if root {
+            String::new()
+        } else {
+            format!("{prefix}{}", if last { "    " } else { "│   " })
+        };
         for (i, c) in n.children.iter().enumerate() {
             draw(c, &child_prefix, i + 1 == n.children.len(), false, out);
         }
