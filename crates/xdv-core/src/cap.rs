@@ -208,6 +208,10 @@ struct Table {
 pub struct CapSpace {
     nodes: Vec<Node>,
     tables: BTreeMap<VhmId, Table>,
+    /// Live capabilities per object, for destroying an object's capabilities everywhere.
+    by_object: BTreeMap<Object, BTreeSet<usize>>,
+    /// The table each tag was last given to.
+    tags: BTreeMap<u32, VhmId>,
 }
 
 impl CapSpace {
@@ -323,6 +327,7 @@ impl CapSpace {
         if let Some(p) = parent {
             self.nodes[p].children.push(id);
         }
+        self.by_object.entry(object).or_default().insert(id);
         handle
     }
 
@@ -370,7 +375,13 @@ impl CapSpace {
         let n = &mut self.nodes[id];
         debug_assert!(n.alive, "a capability is removed once");
         n.alive = false;
-        let (owner, handle, parent) = (n.owner, n.handle, n.parent);
+        let (owner, handle, parent, object) = (n.owner, n.handle, n.parent, n.object);
+        if let Some(set) = self.by_object.get_mut(&object) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_object.remove(&object);
+            }
+        }
         let children = std::mem::take(&mut n.children);
         // Children of a removed node move up to its parent, so a revoke from above still reaches them.
         for &c in &children {
@@ -424,14 +435,17 @@ impl CapSpace {
         Ok(())
     }
 
-    /// Removes every capability `owner` holds and every capability anywhere that names an object
-    /// `dead` says is destroyed, in creation order. Returns the removed `(holder, handle)` pairs.
-    pub fn purge(&mut self, owner: VhmId, dead: impl Fn(&Object) -> bool) -> Vec<(VhmId, CapId)> {
-        let ids: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| {
-                self.nodes[i].alive && (self.nodes[i].owner == owner || dead(&self.nodes[i].object))
-            })
-            .collect();
+    /// Removes every capability `owner` holds and every capability anywhere that names one of
+    /// the `dead` objects, in creation order. Returns the removed `(holder, handle)` pairs.
+    pub fn purge(&mut self, owner: VhmId, dead: &[Object]) -> Vec<(VhmId, CapId)> {
+        let mut ids: BTreeSet<usize> = self
+            .tables
+            .get(&owner)
+            .map(|t| t.slots.iter().filter_map(|(_, n)| *n).collect())
+            .unwrap_or_default();
+        for o in dead {
+            ids.extend(self.by_object.get(o).into_iter().flatten());
+        }
         let removed = ids.into_iter().map(|i| self.remove(i)).collect();
         self.debug_check();
         removed
@@ -575,7 +589,7 @@ mod tests {
         assert_eq!(s.revoke(A, root.0).unwrap(), vec![(A, leaf)]);
         s.mint(B, Object::Budget(B), ALL, 0);
         let other = s.mint(A, Object::Budget(A), ALL, 0);
-        let removed = s.purge(B, |o| *o == Object::Vhm(B));
+        let removed = s.purge(B, &[Object::Vhm(B)]);
         assert_eq!(removed.len(), 2);
         assert_eq!(s.count(B), 0);
         assert!(s.resolve(A, other.0).is_ok());

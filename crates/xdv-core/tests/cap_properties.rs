@@ -106,7 +106,7 @@ proptest! {
                     }
                 }
                 Op::Purge { holder } => {
-                    s.purge(VhmId(holder.into()), |_| false);
+                    s.purge(VhmId(holder.into()), &[]);
                     prop_assert_eq!(s.count(VhmId(holder.into())), 0);
                 }
             }

@@ -8,6 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Duration;
+use xdv_core::budget::Quota;
 use xdv_core::trace::{TraceHeader, TraceWriter};
 use xdv_core::{Hash32, NullSink};
 use xdv_hv::Hypervisor;
@@ -109,6 +110,13 @@ fn overhead(c: &mut Criterion) {
 fn create_vhm(c: &mut Criterion) {
     const N: u64 = 2000;
     let (m, modules) = setup(SPIN, "");
+    let quota = Quota {
+        vcpus: 1,
+        memory: 65536,
+        fuel: 1_000_000_000,
+        depth: 0,
+        children: 0,
+    };
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("create.xdv");
     let mut g = c.benchmark_group("create_vhm");
@@ -126,7 +134,8 @@ fn create_vhm(c: &mut Criterion) {
             },
             |(mut hv, mut w)| {
                 for _ in 0..N {
-                    hv.create_vhm(&mut w, m.vhms[0].clone(), 0).unwrap();
+                    hv.create_vhm(&mut w, m.vhms[0].clone(), 0, None, quota)
+                        .unwrap();
                 }
                 // Until every creation event is committed to the file.
                 w.finish(&[]).unwrap();
@@ -170,5 +179,120 @@ fn switch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, overhead, create_vhm, switch);
+/// Ping: sends 4 bytes and waits for the reply, `ROUNDS` times. Pong: echoes. Each round trip is
+/// send, delivery, receive and the reply's send, delivery, receive.
+const PING: &str = r#"(module
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "ipc_send" (func $send (param i64 i32 i32 i64 i32) (result i32)))
+  (import "xdv" "ipc_recv" (func $recv (param i64 i32 i32) (result i64)))
+  (import "xdv" "exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "main") (local $ep i64) (local $i i32)
+    (local.set $ep (call $cap_find (i32.const 4) (i32.const 0)))
+    (loop $l
+      (drop (call $send (local.get $ep) (i32.const 0) (i32.const 4) (i64.const 0) (i32.const 1)))
+      (drop (call $recv (local.get $ep) (i32.const 64) (i32.const 64)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 10000))))
+    (call $exit (i32.const 0))))"#;
+const PONG: &str = r#"(module
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "ipc_send" (func $send (param i64 i32 i32 i64 i32) (result i32)))
+  (import "xdv" "ipc_recv" (func $recv (param i64 i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (func (export "main") (local $ep i64)
+    (local.set $ep (call $cap_find (i32.const 4) (i32.const 0)))
+    (loop $l
+      (br_if 1 (i64.lt_s (call $recv (local.get $ep) (i32.const 64) (i32.const 64)) (i64.const 0)))
+      (drop (call $send (local.get $ep) (i32.const 80) (i32.const 4) (i64.const 0) (i32.const 1)))
+      (br $l))))"#;
+const ROUNDS: u64 = 10_000;
+
+fn ipc(c: &mut Criterion) {
+    let text = "[[vhm]]\nname = \"ping\"\n[vhm.k]\nmodule = \"ping.wat\"\n[[vhm]]\nname = \"pong\"\n[vhm.k]\nmodule = \"pong.wat\"\n[[channel]]\nends = [\"ping\", \"pong\"]\n";
+    let m = Manifest::parse(text, "ipc.toml").unwrap();
+    let modules = vec![
+        LoadedModule {
+            name: "ping.wat".into(),
+            bytes: wat::parse_str(PING).unwrap(),
+        },
+        LoadedModule {
+            name: "pong.wat".into(),
+            bytes: wat::parse_str(PONG).unwrap(),
+        },
+    ];
+    let mut g = c.benchmark_group("ipc");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Elements(ROUNDS));
+    g.bench_function("round_trip", |b| {
+        b.iter(|| {
+            let s = Hypervisor::new(&m, &modules, 0)
+                .unwrap()
+                .run(&mut NullSink)
+                .unwrap();
+            assert_eq!(s.vhms[0].exit, "exit(0)");
+        })
+    });
+    g.finish();
+}
+
+/// Spawns a child from its own budget and a child module, waits for it, `CHILDREN` times.
+const SPAWNER: &str = r#"(module
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "vhm_spawn" (func $spawn (param i32 i32) (result i64)))
+  (import "xdv" "vhm_wait" (func $wait (param i64) (result i64)))
+  (import "xdv" "cap_drop" (func $drop_cap (param i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "c")
+  (func (export "main") (local $i i32) (local $c i64)
+    (i64.store (i32.const 512) (call $cap_find (i32.const 2) (i32.const 0)))
+    (i64.store (i32.const 520) (call $cap_find (i32.const 3) (i32.const 1)))
+    (i32.store (i32.const 536) (i32.const 0))
+    (i32.store (i32.const 540) (i32.const 1))
+    (i32.store (i32.const 544) (i32.const 1))
+    (i32.store (i32.const 548) (i32.const 1))
+    (i64.store (i32.const 552) (i64.const 65536))
+    (i64.store (i32.const 560) (i64.const 65536))
+    (i64.store (i32.const 568) (i64.const 1000))
+    (i32.store (i32.const 576) (i32.const 1))
+    (loop $l
+      (local.set $c (call $spawn (i32.const 512) (i32.const 88)))
+      (drop (call $wait (local.get $c)))
+      (drop (call $drop_cap (local.get $c)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 5000))))))"#;
+const CHILD: &str = r#"(module (func (export "main")))"#;
+const CHILDREN: u64 = 5000;
+
+fn nested_spawn(c: &mut Criterion) {
+    let text = "[[vhm]]\nname = \"parent\"\n[vhm.k]\nmodule = \"spawner.wat\"\nmodules = [\"child.wat\"]\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nmax_vcpus = 2\nmemory_quota = \"128 KiB\"\nmax_depth = 1\nmax_children = 1\nfuel_quota = 1_000_000_000\n";
+    let m = Manifest::parse(text, "spawn.toml").unwrap();
+    let modules = vec![
+        LoadedModule {
+            name: "spawner.wat".into(),
+            bytes: wat::parse_str(SPAWNER).unwrap(),
+        },
+        LoadedModule {
+            name: "child.wat".into(),
+            bytes: wat::parse_str(CHILD).unwrap(),
+        },
+    ];
+    let mut g = c.benchmark_group("nested_spawn");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Elements(CHILDREN));
+    g.bench_function("spawn_wait_drop", |b| {
+        b.iter(|| {
+            let s = Hypervisor::new(&m, &modules, 0)
+                .unwrap()
+                .run(&mut NullSink)
+                .unwrap();
+            assert_eq!(s.vhms.len() as u64, CHILDREN + 1);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, overhead, create_vhm, switch, ipc, nested_spawn);
 criterion_main!(benches);

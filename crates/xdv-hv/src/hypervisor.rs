@@ -1058,11 +1058,10 @@ impl Hypervisor {
             .collect();
         // Handles on the VHM itself stay, so its parent can still wait for it (and learn how
         // it ended) until it drops them.
-        let removed = self.caps.purge(me, |o| match *o {
-            Object::Budget(v) | Object::Vcpu(v, _) => v == me,
-            Object::Endpoint(c, e) => anchored.contains(&(c, e)),
-            Object::Vhm(_) | Object::Module(_) => false,
-        });
+        let mut dead: Vec<Object> = vec![Object::Budget(me)];
+        dead.extend((0..self.vhms[vhm as usize].spec.k.vcpus).map(|i| Object::Vcpu(me, i)));
+        dead.extend(anchored.iter().map(|&(c, e)| Object::Endpoint(c, e)));
+        let removed = self.caps.purge(me, &dead);
         if !removed.is_empty() {
             emit(
                 sink,
