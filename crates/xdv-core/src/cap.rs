@@ -221,9 +221,15 @@ impl CapSpace {
         let mask = (1u32 << 20) - 1;
         let hash = blake3::hash(name.as_bytes());
         let mut tag = u32::from_le_bytes(hash.as_bytes()[..4].try_into().expect("4 bytes")) & mask;
-        while tag == 0 || self.tables.values().any(|t| t.tag == tag && t.live > 0) {
+        while tag == 0
+            || self
+                .tags
+                .get(&tag)
+                .is_some_and(|v| self.tables.get(v).is_some_and(|t| t.live > 0))
+        {
             tag = (tag + 1) & mask;
         }
+        self.tags.insert(tag, vhm);
         self.tables.insert(
             vhm,
             Table {
