@@ -152,10 +152,9 @@ fn killing_a_vhm_stops_its_subtree_deepest_first_and_returns_every_budget() {
 
 #[test]
 fn statically_nested_vhms_are_carved_from_their_parent() {
-    let m = format!(
-        "[[vhm]]\nname = \"p\"\n[vhm.k]\nmodule = \"spin.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nfuel_quota = 100_000\nmax_vcpus = 2\nmemory_quota = \"128 KiB\"\nmax_depth = 1\n\
+    let m = "[[vhm]]\nname = \"p\"\n[vhm.k]\nmodule = \"spin.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nfuel_quota = 100_000\nmax_vcpus = 2\nmemory_quota = \"128 KiB\"\nmax_depth = 1\n\
          [[vhm]]\nname = \"c\"\nparent = \"p\"\n[vhm.k]\nmodule = \"spin.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nfuel_quota = 40_000\n"
-    );
+        .to_string();
     let (_d, p) = prepare_inline(&m, &[("spin.wat", SPIN)]);
     let (s, events) = run(&p);
     assert_eq!(
