@@ -33,6 +33,7 @@ fn lookup(c: &mut Criterion) {
 
 fn derive_revoke(c: &mut Criterion) {
     const NODES: usize = 10_000;
+    const MODULE_RIGHTS: u32 = rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::SPAWN;
     let mut g = c.benchmark_group("cap");
     g.sample_size(20);
     g.bench_function("derive_and_revoke_10000", |b| {
@@ -56,7 +57,7 @@ fn derive_revoke(c: &mut Criterion) {
                 for i in 1..NODES {
                     let (holder, h) = nodes[(i * 7919) % nodes.len()];
                     let into = VhmId((i % 4) as u32);
-                    let c = s.derive(holder, h, rights::ALL, 0, into).unwrap();
+                    let c = s.derive(holder, h, MODULE_RIGHTS, 0, into).unwrap();
                     nodes.push((into, c.0));
                 }
                 let removed = s.revoke(VhmId(0), root.0).unwrap();

@@ -377,18 +377,10 @@ impl CapSpace {
         Ok(h)
     }
 
+    /// Removes one node; its children move up to its parent.
     fn remove(&mut self, id: usize) -> (VhmId, CapId) {
-        let n = &mut self.nodes[id];
-        debug_assert!(n.alive, "a capability is removed once");
-        n.alive = false;
-        let (owner, handle, parent, object) = (n.owner, n.handle, n.parent, n.object);
-        if let Some(set) = self.by_object.get_mut(&object) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.by_object.remove(&object);
-            }
-        }
-        let children = std::mem::take(&mut n.children);
+        let children = std::mem::take(&mut self.nodes[id].children);
+        let parent = self.nodes[id].parent;
         // Children of a removed node move up to its parent, so a revoke from above still reaches them.
         for &c in &children {
             self.nodes[c].parent = parent;
@@ -399,6 +391,22 @@ impl CapSpace {
             siblings.extend(children);
             siblings.sort_unstable();
         }
+        self.unlink(id)
+    }
+
+    /// Marks a node removed and frees its slot, leaving the tree links to the caller.
+    fn unlink(&mut self, id: usize) -> (VhmId, CapId) {
+        let n = &mut self.nodes[id];
+        debug_assert!(n.alive, "a capability is removed once");
+        n.alive = false;
+        let (owner, handle, object) = (n.owner, n.handle, n.object);
+        if let Some(set) = self.by_object.get_mut(&object) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_object.remove(&object);
+            }
+        }
+
         let table = self
             .tables
             .get_mut(&owner)
@@ -424,11 +432,17 @@ impl CapSpace {
     /// order, returning each removed `(holder, handle)`.
     pub fn revoke(&mut self, owner: VhmId, handle: u64) -> Result<Vec<(VhmId, CapId)>, CapError> {
         let id = self.resolve(owner, handle)?;
-        let removed = self
-            .descendants(id)
+        // The whole subtree goes: no links to repair inside it, only the root's child list.
+        let subtree = self.descendants(id);
+        let removed = subtree
             .into_iter()
-            .map(|d| self.remove(d))
+            .map(|d| {
+                self.nodes[d].children.clear();
+                self.nodes[d].parent = None;
+                self.unlink(d)
+            })
             .collect();
+        self.nodes[id].children.clear();
         self.debug_check();
         Ok(removed)
     }

@@ -133,9 +133,10 @@ fn create_vhm(c: &mut Criterion) {
                 )
             },
             |(mut hv, mut w)| {
-                for _ in 0..N {
-                    hv.create_vhm(&mut w, m.vhms[0].clone(), 0, None, quota)
-                        .unwrap();
+                for i in 0..N {
+                    let mut spec = m.vhms[0].clone();
+                    spec.name = format!("g{i}");
+                    hv.create_vhm(&mut w, spec, 0, None, quota).unwrap();
                 }
                 // Until every creation event is committed to the file.
                 w.finish(&[]).unwrap();

@@ -59,6 +59,8 @@ pub struct Hypervisor {
     pub(crate) vhms: Vec<Vhm>,
     /// Names of every VHM created (names are never reused: a restarted child gets `name#2`).
     pub(crate) names: std::collections::BTreeSet<String>,
+    /// The next `#n` suffix to try for each base name of a spawned child.
+    pub(crate) next_suffix: std::collections::BTreeMap<String, u32>,
     /// Bytes of every module by hash (manifest modules and those loaded at run time).
     pub(crate) module_bytes: std::collections::BTreeMap<Hash32, Vec<u8>>,
     pub(crate) caps: CapSpace,
@@ -117,6 +119,7 @@ impl Hypervisor {
             manifest_channels: manifest.channels.clone(),
             vhms: Vec::new(),
             names: Default::default(),
+            next_suffix: Default::default(),
             module_bytes: modules
                 .iter()
                 .map(|m| (Hash32::of(&m.bytes), m.bytes.clone()))
@@ -227,7 +230,7 @@ impl Hypervisor {
             let (spec, m, extra) = self.specs[i].clone();
             let quota = quota_of(&spec);
             let parent = spec.parent.map(|p| ids[p]);
-            let id = self.create_vhm(sink, spec, m, parent, quota)?;
+            let (id, _) = self.create_vhm(sink, spec, m, parent, quota)?;
             for e in extra {
                 let hash = self.modules[e].0;
                 self.mint(
@@ -421,7 +424,8 @@ impl Hypervisor {
     /// Creates a VHM at the current time: records it, carves its quota from its parent (if any),
     /// mints its budget, vCPU and module capabilities, allocates its K resources under them,
     /// instantiates each vCPU and queues its start. An instantiation failure faults the new VHM
-    /// only. The caller has checked that the quota fits the parent's budget.
+    /// only. The caller has checked that the quota fits the parent's budget. Returns the new id and,
+    /// for a child, the parent's handle on it.
     pub fn create_vhm<S: EventSink>(
         &mut self,
         sink: &mut S,
@@ -429,7 +433,7 @@ impl Hypervisor {
         module: usize,
         parent: Option<u32>,
         quota: Quota,
-    ) -> Result<u32, HvError> {
+    ) -> Result<(u32, Option<CapId>), HvError> {
         let id = self.vhms.len() as u32;
         let now = self.now;
         let level = parent.map_or(1, |p| self.vhms[p as usize].level + 1);
@@ -492,11 +496,12 @@ impl Hypervisor {
             exit_waiters: Vec::new(),
             spec,
         });
+        let mut parent_cap = None;
         if let Some(p) = parent {
             self.vhms[p as usize].children.push(id);
             let r =
                 rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::WAIT | rights::KILL;
-            self.mint(sink, p, Object::Vhm(VhmId(id)), r, 0)?;
+            parent_cap = Some(self.mint(sink, p, Object::Vhm(VhmId(id)), r, 0)?);
         }
         let v = &self.vhms[id as usize];
         let mut budget_rights = rights::INSPECT | rights::DERIVE;
@@ -588,7 +593,7 @@ impl Hypervisor {
                 );
             }
         }
-        Ok(id)
+        Ok((id, parent_cap))
     }
 
     /// `true` when a queued event still applies: its VHM runs and nothing superseded it.

@@ -412,14 +412,8 @@ impl Hypervisor {
                 create_channels: spec.flags & 2 != 0,
             },
         };
-        let id = self.create_vhm(sink, child, module, Some(vhm), quota)?;
-        let handle = self
-            .caps
-            .held_by(me)
-            .filter(|n| n.object == Object::Vhm(VhmId(id)))
-            .last()
-            .map(|n| n.handle)
-            .expect("create_vhm mints the parent's handle");
+        let (id, handle) = self.create_vhm(sink, child, module, Some(vhm), quota)?;
+        let handle = handle.expect("create_vhm mints the parent's handle");
         for (h, r, badge) in passed {
             if !self.vhms[id as usize].running() {
                 break;
@@ -451,15 +445,18 @@ impl Hypervisor {
     }
 
     /// `name`, or `name#2`, `name#3`… if a VHM of that name existed before (a restarted child).
-    fn unique_name(&self, name: &str) -> String {
-        let taken = |n: &str| self.names.contains(n);
-        if !taken(name) {
+    fn unique_name(&mut self, name: &str) -> String {
+        if !self.names.contains(name) {
             return name.to_string();
         }
-        (2..)
-            .map(|i| format!("{name}#{i}"))
-            .find(|n| !taken(n))
-            .expect("some suffix is free")
+        let next = self.next_suffix.entry(name.to_string()).or_insert(2);
+        loop {
+            let candidate = format!("{name}#{next}");
+            *next += 1;
+            if !self.names.contains(&candidate) {
+                return candidate;
+            }
+        }
     }
 }
 
