@@ -17,7 +17,7 @@ pub(crate) fn print(as_json: bool) -> Result<Outcome> {
                 json!({
                     "name": d.name, "group": format!("{:?}", d.group).to_lowercase(),
                     "params": d.params.iter().map(ty).collect::<Vec<_>>(), "result": d.result.as_ref().map(ty),
-                    "max_level": d.max_level, "rights": "none", "doc": d.doc,
+                    "max_level": d.max_level, "rights": d.rights, "doc": d.doc,
                 })
             })
             .collect();
@@ -49,7 +49,7 @@ pub(crate) fn print(as_json: bool) -> Result<Outcome> {
                 format!("({params}) -> {result}"),
                 format!("{:?}", d.group).to_lowercase(),
                 level,
-                "none".into(),
+                d.rights.to_string(),
                 d.doc.to_string(),
             ]
         })
