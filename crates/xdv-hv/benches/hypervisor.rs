@@ -14,18 +14,18 @@ use xdv_core::{Hash32, NullSink};
 use xdv_hv::Hypervisor;
 use xdv_manifest::{LoadedModule, Manifest};
 
-/// 40 million iterations of a multiply-add, then returns (about 0.5 billion fuel).
+/// 160 million iterations of a multiply-add, then returns (about 2 billion fuel).
 const WORK: &str = r#"(module
   (func (export "main") (local $i i64) (local $x i64)
     (loop $l
       (local.set $x (i64.add (i64.mul (local.get $x) (i64.const 6364136223846793005)) (local.get $i)))
       (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br_if $l (i64.lt_u (local.get $i) (i64.const 40000000))))))"#;
+      (br_if $l (i64.lt_u (local.get $i) (i64.const 160000000))))))"#;
 
 const SPIN: &str = r#"(module (func (export "main") (loop $l (br $l))))"#;
 
 fn setup(guest: &str, host: &str) -> (Manifest, Vec<LoadedModule>) {
-    let text = format!("[host]\n{host}\n[[vhm]]\nname = \"g\"\n[vhm.k]\nmodule = \"g.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nfuel_quota = 1_000_000_000\n");
+    let text = format!("[host]\n{host}\n[[vhm]]\nname = \"g\"\n[vhm.k]\nmodule = \"g.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nfuel_quota = 10_000_000_000\n");
     let m = Manifest::parse(&text, "bench.toml").unwrap();
     let modules = vec![LoadedModule {
         name: "g.wat".into(),
@@ -58,7 +58,7 @@ fn bare_wasmi(wasm: &[u8]) {
     let instance = wasmi::Linker::new(&engine)
         .instantiate_and_start(&mut store, &module)
         .unwrap();
-    store.set_fuel(1_000_000_000).unwrap();
+    store.set_fuel(10_000_000_000).unwrap();
     instance
         .get_typed_func::<(), ()>(&store, "main")
         .unwrap()
@@ -70,7 +70,7 @@ fn overhead(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("bench.xdv");
     let mut g = c.benchmark_group("overhead");
-    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    g.sample_size(10).measurement_time(Duration::from_secs(30));
     let (m, modules) = setup(WORK, "");
     g.bench_function("bare_wasmi", |b| b.iter(|| bare_wasmi(&modules[0].bytes)));
     // The default slice (100 000 fuel) and a ten times shorter one.
@@ -113,7 +113,7 @@ fn create_vhm(c: &mut Criterion) {
     let quota = Quota {
         vcpus: 1,
         memory: 65536,
-        fuel: 1_000_000_000,
+        fuel: 10_000_000_000,
         depth: 0,
         children: 0,
     };
