@@ -6,7 +6,7 @@
 ;;   3. a stale handle: a derived copy used after the source was revoked;
 ;;   4. unauthorized spawning: a copy of its budget without the spawn right;
 ;;   5. over-quota spawning: asking for more fuel than its budget has left;
-;;   6. a bystander's handle value: its tag names another table.
+;;   6. a handle value with another table's tag (slot 1, generation 0 — as forged as it gets).
 (module
   (import "xdv" "log" (func $log (param i32 i32) (result i32)))
   (import "xdv" "exit" (func $exit (param i32)))
@@ -60,7 +60,7 @@
     (call $expect_refusal (call $spawn (local.get $weak) (i64.const 1000)))
     ;; 5. over-quota spawn
     (call $expect_refusal (call $spawn (local.get $budget) (i64.const 1000000000000)))
-    ;; 6. a handle from another table (the bystander's first slot; only its tag differs)
+    ;; 6. a handle with another table's tag
     (call $expect_refusal (i64.extend_i32_s (call $vhm_kill (i64.const 0x10000000001))))
     (if (i32.eqz (global.get $breaches))
       (then (drop (call $log (i32.const 16) (i32.const 34))))

@@ -162,7 +162,12 @@ pub enum CapError {
     WrongType,
     /// The badge of an already badged capability cannot change.
     Badge,
+    /// The destination table holds [`MAX_CAPS_PER_VHM`] capabilities already.
+    TableFull,
 }
+
+/// Most capabilities one VHM may hold at once.
+pub const MAX_CAPS_PER_VHM: usize = 1 << 16;
 
 impl fmt::Display for CapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -171,6 +176,7 @@ impl fmt::Display for CapError {
             CapError::Rights => "insufficient rights",
             CapError::WrongType => "wrong object type",
             CapError::Badge => "a badged capability keeps its badge",
+            CapError::TableFull => "the capability table is full",
         })
     }
 }
@@ -312,8 +318,8 @@ impl CapSpace {
             }
         };
         let entry = &mut table.slots[slot as usize];
-        // Generations live in 20 bits of a handle; skip 0 so a zeroed handle never resolves.
-        entry.0 = (entry.0 + 1) & 0xF_FFFF;
+        // Generations live in 19 bits of a handle; skip 0 so a zeroed handle never resolves.
+        entry.0 = (entry.0 + 1) & 0x7_FFFF;
         if entry.0 == 0 {
             entry.0 = 1;
         }
@@ -344,6 +350,36 @@ impl CapSpace {
         h
     }
 
+    /// Checks a derivation without performing it: the source resolves, `rights` ⊆ its rights, it
+    /// holds `needed` (`DERIVE` into its own table, `TRANSFER` into another), the badge rule
+    /// holds, and the destination table has room. Returns the source node and the badge the copy
+    /// will carry.
+    pub fn can_derive(
+        &self,
+        owner: VhmId,
+        handle: u64,
+        rights: u32,
+        badge: u64,
+        into: VhmId,
+        needed: u32,
+    ) -> Result<(usize, u64), CapError> {
+        let src = self.resolve(owner, handle)?;
+        let s = &self.nodes[src];
+        if s.rights & needed != needed || rights & !s.rights != 0 {
+            return Err(CapError::Rights);
+        }
+        let badge = match (s.badge, badge) {
+            (0, b) => b,
+            (old, 0) => old,
+            (old, b) if old == b => b,
+            _ => return Err(CapError::Badge),
+        };
+        if !self.has_room(into, 1) {
+            return Err(CapError::TableFull);
+        }
+        Ok((src, badge))
+    }
+
     /// Derives a capability from `owner`'s `handle` into `into`'s table with `rights` (which must
     /// be a subset of the source's) and `badge` (0 keeps the source's; a badged source keeps its
     /// badge). Deriving into the owner's own table needs `DERIVE`; into another VHM, `TRANSFER`.
@@ -355,29 +391,50 @@ impl CapSpace {
         badge: u64,
         into: VhmId,
     ) -> Result<CapId, CapError> {
-        let src = self.resolve(owner, handle)?;
-        let s = &self.nodes[src];
         let needed = if into == owner {
             rights::DERIVE
         } else {
             rights::TRANSFER
         };
-        if s.rights & needed == 0 || rights & !s.rights != 0 {
-            return Err(CapError::Rights);
-        }
-        let badge = match (s.badge, badge) {
-            (0, b) => b,
-            (old, 0) => old,
-            (old, b) if old == b => b,
-            _ => return Err(CapError::Badge),
-        };
-        let object = s.object;
+        self.derive_needing(owner, handle, rights, badge, into, needed)
+    }
+
+    /// Passes a copy of a capability to `into` (spawn, IPC): needs `TRANSFER`, even when `into` is
+    /// the holder itself (a VHM sending a capability over a channel to itself).
+    pub fn transfer(
+        &mut self,
+        owner: VhmId,
+        handle: u64,
+        rights: u32,
+        badge: u64,
+        into: VhmId,
+    ) -> Result<CapId, CapError> {
+        self.derive_needing(owner, handle, rights, badge, into, rights::TRANSFER)
+    }
+
+    fn derive_needing(
+        &mut self,
+        owner: VhmId,
+        handle: u64,
+        rights: u32,
+        badge: u64,
+        into: VhmId,
+        needed: u32,
+    ) -> Result<CapId, CapError> {
+        let (src, badge) = self.can_derive(owner, handle, rights, badge, into, needed)?;
+        let object = self.nodes[src].object;
         let h = self.insert(into, object, rights, badge, Some(src));
         self.debug_check();
         Ok(h)
     }
 
-    /// Removes one node; its children move up to its parent.
+    /// `true` when `owner`'s table can take `n` more capabilities.
+    pub fn has_room(&self, owner: VhmId, n: usize) -> bool {
+        self.tables
+            .get(&owner)
+            .is_some_and(|t| t.live + n <= MAX_CAPS_PER_VHM)
+    }
+
     fn remove(&mut self, id: usize) -> (VhmId, CapId) {
         let children = std::mem::take(&mut self.nodes[id].children);
         let parent = self.nodes[id].parent;

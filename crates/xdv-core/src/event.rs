@@ -272,7 +272,7 @@ pub enum EventKind {
     HostStarted {
         /// Effective host seed.
         seed: u64,
-        /// Number of VHMs declared by the manifest.
+        /// Number of top-level (L1) VHMs the manifest declares; nested ones are not counted.
         vhms: u32,
     },
     /// A VHM was created.
@@ -315,8 +315,9 @@ pub enum EventKind {
         vcpu: VcpuIndex,
         /// The call and its arguments.
         call: HypercallRecord,
-        /// The value returned to the guest (negative: an ABI error code). For a `sleep` that
-        /// parks, 0: the value the guest receives on waking is in the next `VcpuWoken`.
+        /// The value returned to the guest (negative: an ABI error code). For a call that parks
+        /// (`sleep`, `vhm_wait`, `ipc_recv`, a parking `ipc_send`), 0: the value the guest
+        /// receives is in the `VcpuWoken` that ends the wait.
         ret: i64,
     },
     /// An interrupt became pending on a vCPU.
@@ -354,12 +355,14 @@ pub enum EventKind {
         /// Tick number, from 1.
         tick: u64,
     },
-    /// A parked vCPU became runnable again.
+    /// A parked vCPU became runnable again: its parked hypercall returns `ret`.
     VcpuWoken {
         /// The vCPU.
         vcpu: VcpuIndex,
-        /// `true` when an interrupt cut the sleep short.
+        /// `true` when an interrupt cut a sleep short.
         interrupted: bool,
+        /// The value the parked hypercall returns to the guest.
+        ret: i64,
     },
     /// A vCPU's entry function returned.
     VcpuHalted {
@@ -658,9 +661,13 @@ impl Event {
             }
             IrqReturned { vcpu } => format!("vcpu {vcpu} returned from irq handler"),
             TimerFired { tick } => format!("timer tick {tick}"),
-            VcpuWoken { vcpu, interrupted } => {
+            VcpuWoken {
+                vcpu,
+                interrupted,
+                ret,
+            } => {
                 format!(
-                    "vcpu {vcpu} woken{}",
+                    "vcpu {vcpu} woken{} -> {ret}",
                     if *interrupted { " by interrupt" } else { "" }
                 )
             }

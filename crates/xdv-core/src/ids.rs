@@ -18,8 +18,8 @@ pub type VcpuIndex = u32;
 
 /// A capability handle: a 64-bit value meaningful only inside the VHM whose table holds it.
 ///
-/// Layout: bits 0–23 the slot, bits 24–43 the holder's tag, bits 44–63 the slot's generation
-/// (modulo 2^20). The tag is derived from the holder's name (unique among live VHMs), so a handle
+/// Layout: bits 0–23 the slot, bits 24–43 the holder's tag, bits 44–62 the slot's generation
+/// (modulo 2^19); bit 63 is always 0, so a handle is never a negative `i64` (an error code). The tag is derived from the holder's name (unique among live VHMs), so a handle
 /// copied from another VHM fails to resolve even when slot and generation match, and a VHM's
 /// handle values never depend on how many VHMs exist beside it. The generation makes a handle
 /// stale once its slot is reused.
@@ -29,7 +29,7 @@ pub struct CapId(pub u64);
 impl CapId {
     const SLOT_BITS: u32 = 24;
     const TAG_BITS: u32 = 20;
-    const GEN_BITS: u32 = 20;
+    const GEN_BITS: u32 = 19;
 
     /// Builds a handle from its slot, its holder's tag and the slot's generation.
     pub const fn new(slot: u32, tag: u32, generation: u32) -> Self {

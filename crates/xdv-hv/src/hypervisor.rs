@@ -684,13 +684,16 @@ impl Hypervisor {
             Next::Wake => self.wake(sink, vhm, vcpu),
             Next::FuelOut => {
                 let quota = self.vhms[vhm as usize].spec.policy.fuel_quota;
-                self.fault(
-                    sink,
-                    vhm,
-                    Some(vcpu),
-                    FaultClass::FuelExhausted,
-                    format!("fuel budget of {quota} used up"),
-                )
+                let b = self.vhms[vhm as usize].budget;
+                let detail = if b.carved.fuel > 0 {
+                    format!(
+                        "fuel used up: quota {quota}, {} spent, {} carved for children",
+                        b.fuel_spent, b.carved.fuel
+                    )
+                } else {
+                    format!("fuel quota of {quota} used up")
+                };
+                self.fault(sink, vhm, Some(vcpu), FaultClass::FuelExhausted, detail)
             }
             Next::Stopped(Stop::Preempted) => {
                 let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
@@ -787,28 +790,13 @@ impl Hypervisor {
         slot.anchor_time = now.max(slot.anchor_time);
         slot.anchor_fuel = slot.fuel;
         let wait = slot.wait.take().expect("a woken vCPU was waiting");
+        let mut interrupted = false;
         let ret = match wait {
-            Wait::Sleep { interrupted, .. } => {
-                emit(
-                    sink,
-                    &mut self.events,
-                    now,
-                    Some(vhm),
-                    EventKind::VcpuWoken { vcpu, interrupted },
-                )?;
-                i64::from(interrupted)
+            Wait::Sleep { interrupted: i, .. } => {
+                interrupted = i;
+                i64::from(i)
             }
             Wait::Child(child) => {
-                emit(
-                    sink,
-                    &mut self.events,
-                    now,
-                    Some(vhm),
-                    EventKind::VcpuWoken {
-                        vcpu,
-                        interrupted: false,
-                    },
-                )?;
                 let (reason, _) = self.vhms[child as usize]
                     .exit
                     .expect("woken when the child stopped");
@@ -847,6 +835,17 @@ impl Hypervisor {
                 }
             },
         };
+        emit(
+            sink,
+            &mut self.events,
+            now,
+            Some(vhm),
+            EventKind::VcpuWoken {
+                vcpu,
+                interrupted,
+                ret,
+            },
+        )?;
         self.vhms[vhm as usize].vcpus[vcpu as usize]
             .vcpu
             .complete(ret);

@@ -105,6 +105,10 @@ struct Tee {
 }
 
 impl xdv_core::EventSink for Tee {
+    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), xdv_core::SinkError> {
+        self.writer.module(hash, bytes)
+    }
+
     fn emit(&mut self, event: &xdv_core::Event) -> Result<(), xdv_core::SinkError> {
         self.writer.emit(event)?;
         self.table.observe(event);

@@ -86,7 +86,7 @@ fn the_interrupts_example_ends_when_its_vhm_exits() {
     // Each of vCPUs 1..3 was woken by an IPI at least once.
     for vcpu in 1..4 {
         assert!(events.iter().any(
-            |e| matches!(e.kind, EventKind::VcpuWoken { vcpu: v, interrupted: true } if v == vcpu)
+            |e| matches!(e.kind, EventKind::VcpuWoken { vcpu: v, interrupted: true, .. } if v == vcpu)
         ));
     }
 }

@@ -154,3 +154,26 @@ fn a_bystander_runs_the_same_beside_the_hostile_guest() {
         xdv_hv::project(&events, "bystander")
     );
 }
+
+const SELF_SEND: &str = r#"(module
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "ipc_channel" (func $channel (param i32 i32) (result i32)))
+  (import "xdv" "ipc_send" (func $send (param i64 i32 i32 i64 i32) (result i32)))
+  (import "xdv" "ipc_recv" (func $recv (param i64 i32 i32) (result i64)))
+  (import "xdv" "exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "main")
+    (drop (call $channel (i32.const 1) (i32.const 256)))
+    ;; send end 0 a capability (its own module) through end 1, receive it at end 0
+    (drop (call $send (i64.load (i32.const 264)) (i32.const 0) (i32.const 1) (call $cap_find (i32.const 3) (i32.const 0)) (i32.const 0)))
+    (drop (call $recv (i64.load (i32.const 256)) (i32.const 512) (i32.const 64)))
+    ;; exit 0 when a capability arrived
+    (call $exit (i64.eqz (i64.load (i32.const 520))))))"#;
+
+#[test]
+fn a_vhm_can_send_a_capability_to_itself() {
+    let m = "[[vhm]]\nname = \"me\"\n[vhm.k]\nmodule = \"me.wat\"\n[vhm.policy]\ncreate_channels = true\n";
+    let (_d, p) = prepare_inline(m, &[("me.wat", SELF_SEND)]);
+    let (s, _) = run(&p);
+    assert_eq!(s.vhms[0].exit, "exit(0)");
+}

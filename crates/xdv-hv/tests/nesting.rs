@@ -193,3 +193,72 @@ fn a_static_child_over_its_parents_quota_is_a_manifest_error() {
         "{err}"
     );
 }
+
+/// A parent that spawns a child from module bytes in its own memory (and, second, tries to
+/// pass its budget capability with a different badge than it has — refused, not a crash).
+fn bytes_spawner() -> String {
+    let child = wat::parse_str(r#"(module (func (export "main")))"#).unwrap();
+    let escaped: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+    let len = child.len();
+    format!(
+        r#"(module
+      (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+      (import "xdv" "cap_derive" (func $cap_derive (param i64 i32 i64) (result i64)))
+      (import "xdv" "vhm_spawn" (func $vhm_spawn (param i32 i32) (result i64)))
+      (import "xdv" "vhm_wait" (func $vhm_wait (param i64) (result i64)))
+      (import "xdv" "exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "b")
+      (data (i32.const 1024) "{escaped}")
+      (func $spec (param $ncaps i32)
+        (i64.store (i32.const 512) (call $cap_find (i32.const 2) (i32.const 0)))
+        (i64.store (i32.const 520) (i64.const 0))
+        (i32.store (i32.const 528) (i32.const 1024))
+        (i32.store (i32.const 532) (i32.const {len}))
+        (i32.store (i32.const 536) (i32.const 0))
+        (i32.store (i32.const 540) (i32.const 1))
+        (i32.store (i32.const 544) (i32.const 1))
+        (i32.store (i32.const 548) (i32.const 1))
+        (i64.store (i32.const 552) (i64.const 65536))
+        (i64.store (i32.const 560) (i64.const 65536))
+        (i64.store (i32.const 568) (i64.const 10000))
+        (i32.store (i32.const 576) (i32.const 1))
+        (i32.store (i32.const 592) (local.get $ncaps))
+        (i32.store (i32.const 596) (i32.const 2048)))
+      (func (export "main") (local $badged i64)
+        ;; a module capability badged 5, passed with badge 6: refused
+        (local.set $badged (call $cap_derive (call $cap_find (i32.const 3) (i32.const 0)) (i32.const 7) (i64.const 5)))
+        (i64.store (i32.const 2048) (local.get $badged))
+        (i32.store (i32.const 2056) (i32.const 7))
+        (i64.store (i32.const 2064) (i64.const 6))
+        (call $spec (i32.const 1))
+        (if (i64.ge_s (call $vhm_spawn (i32.const 512) (i32.const 88)) (i64.const 0)) (then unreachable))
+        (call $spec (i32.const 0))
+        (call $exit (i32.wrap_i64 (call $vhm_wait (call $vhm_spawn (i32.const 512) (i32.const 88)))))))"#
+    )
+}
+
+#[test]
+fn children_spawned_from_bytes_are_stored_in_the_trace_and_badges_cannot_be_rewritten() {
+    let m = "[[vhm]]\nname = \"p\"\n[vhm.k]\nmodule = \"p.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nmax_vcpus = 2\nmemory_quota = \"128 KiB\"\nmax_depth = 1\n";
+    let (dir, p) = prepare_inline(m, &[("p.wat", &bytes_spawner())]);
+    let trace = dir.path().join("bytes.xdv");
+    let (s, _, _) = xdv_hv::run_to_trace(&p, &trace, &xdv_hv::RunOptions::default()).unwrap();
+    assert_eq!(s.vhms[1].exit, "halted", "{:#?}", s.vhms);
+    assert_eq!(s.vhms[1].name, "p/b");
+    let reader = xdv_core::trace::TraceReader::open(&trace).unwrap();
+    let v = reader.verify().unwrap();
+    assert!(v.intact(), "{v:?}");
+    let events = reader.events().unwrap();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::ModuleLoaded { .. })));
+    // vhm_wait's value for a halted child: kind 1 in the high half.
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::VcpuWoken { ret, .. } if ret == 1 << 32)));
+    assert!(events
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Refused { reason, .. } if reason.contains("badge"))));
+    assert!(xdv_hv::replay_trace(&trace).unwrap().identical());
+}

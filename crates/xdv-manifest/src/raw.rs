@@ -361,6 +361,13 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         )? as u32;
         let ipc_vector = match &k.ipc_vector {
             None => (irq_vectors > 1).then_some(1),
+            Some(s) if *s.get_ref() == 0 => {
+                return Err(cx.err(
+                    s.span(),
+                    key("k.ipc_vector"),
+                    "vector 0 is the virtual timer; use 1 or above",
+                ))
+            }
             Some(s) if *s.get_ref() < u64::from(irq_vectors) => Some(*s.get_ref() as u32),
             Some(s) => {
                 return Err(cx.err(

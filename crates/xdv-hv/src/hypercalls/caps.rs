@@ -15,6 +15,7 @@ pub(crate) fn cap_code(e: CapError) -> i64 {
         CapError::BadHandle => abi::E_BADHANDLE,
         CapError::Rights | CapError::Badge => abi::E_PERM,
         CapError::WrongType => abi::E_TYPE,
+        CapError::TableFull => abi::E_QUOTA,
     }
 }
 
@@ -100,21 +101,25 @@ impl Hypervisor {
                 }
                 Err(e) => cap_refusal(record, handle, e),
             },
-            Hypercall::CapInfo => match self.caps.resolve(me, handle) {
-                Ok(id) => {
-                    let n = self.caps.node(id);
-                    let mut info = [0u8; 24];
-                    info[0..4].copy_from_slice(&n.object.type_code().to_le_bytes());
-                    info[4..8].copy_from_slice(&n.rights.to_le_bytes());
-                    info[8..16].copy_from_slice(&n.badge.to_le_bytes());
-                    info[16..24].copy_from_slice(&n.object.number().to_le_bytes());
-                    match self.write_guest(vhm, vcpu, a.u32(1), &info) {
-                        Ok(()) => Outcome::ok(record, abi::OK),
-                        Err((code, reason)) => Outcome::refused(record, code, reason),
+            Hypercall::CapInfo => {
+                match self
+                    .caps
+                    .require(me, handle, xdv_core::cap::rights::INSPECT, |_| true)
+                {
+                    Ok(n) => {
+                        let mut info = [0u8; 24];
+                        info[0..4].copy_from_slice(&n.object.type_code().to_le_bytes());
+                        info[4..8].copy_from_slice(&n.rights.to_le_bytes());
+                        info[8..16].copy_from_slice(&n.badge.to_le_bytes());
+                        info[16..24].copy_from_slice(&n.object.number().to_le_bytes());
+                        match self.write_guest(vhm, vcpu, a.u32(1), &info) {
+                            Ok(()) => Outcome::ok(record, abi::OK),
+                            Err((code, reason)) => Outcome::refused(record, code, reason),
+                        }
                     }
+                    Err(e) => cap_refusal(record, handle, e),
                 }
-                Err(e) => cap_refusal(record, handle, e),
-            },
+            }
             Hypercall::CapFind => match self.caps.find(me, a.u32(0), a.u32(1)) {
                 Some(cap) => Outcome::ok(record, cap.0 as i64),
                 // Not a bad call: enumeration ends here.

@@ -45,6 +45,13 @@ impl Hypervisor {
                         format!("capacity must be 1 to 4096, got {capacity}"),
                     ));
                 }
+                if !self.caps.has_room(me, 2) {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_QUOTA,
+                        "the capability table is full",
+                    ));
+                }
                 // Check the output range before creating anything.
                 if let Err((code, reason)) = self.write_guest(vhm, vcpu, out, &[0; 16]) {
                     return Ok(Outcome::refused(record, code, reason));
@@ -170,7 +177,8 @@ impl Hypervisor {
         msg: Message,
     ) -> Result<Result<i64, Message>, HvError> {
         let ch = &mut self.channels[channel as usize];
-        if ch.ends[to_end as usize].closed {
+        // Either end closed ends the conversation: the receiver's, or the sender's own.
+        if ch.ends[to_end as usize].closed || ch.ends[1 - to_end as usize].closed {
             return Ok(Ok(abi::E_CLOSED));
         }
         if !ch.has_room(to_end) {
@@ -228,6 +236,10 @@ impl Hypervisor {
             len,
         } = at;
         let ch = &mut self.channels[channel as usize];
+        if ch.ends[end as usize].closed {
+            // The receiver's own end closed (its anchor stopped): nothing will arrive.
+            return Ok(Some(abi::E_CLOSED));
+        }
         let Some(front) = ch.ends[end as usize].queue.front() else {
             return Ok(if ch.ends[1 - end as usize].closed {
                 Some(abi::E_CLOSED)

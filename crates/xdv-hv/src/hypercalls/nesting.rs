@@ -335,19 +335,11 @@ impl Hypervisor {
             };
             for c in table.chunks_exact(24) {
                 let (h, r, badge) = (u64_at(c, 0), u32_at(c, 8), u64_at(c, 16));
-                let held = match self.caps.resolve(me, h) {
-                    Ok(id) => self.caps.node(id),
-                    Err(e) => return Ok(cap_refusal(record, h, e)),
-                };
-                if held.rights & rights::TRANSFER == 0 || r & !held.rights != 0 {
+                if let Err(e) = self.caps.can_derive(me, h, r, badge, me, rights::TRANSFER) {
                     return Ok(Outcome::refused(
                         record,
-                        abi::E_PERM,
-                        format!(
-                            "handle {h:#x}: passing [{}] needs transfer and at most [{}]",
-                            rights::describe(r),
-                            rights::describe(held.rights)
-                        ),
+                        cap_code(e),
+                        format!("passing handle {h:#x} [{}]: {e}", rights::describe(r)),
                     ));
                 }
                 passed.push((h, r, badge));
@@ -359,6 +351,13 @@ impl Hypervisor {
                 record,
                 abi::E_QUOTA,
                 "the deepest privilege level is reached",
+            ));
+        }
+        if !self.caps.has_room(me, 1) {
+            return Ok(Outcome::refused(
+                record,
+                abi::E_QUOTA,
+                "the capability table is full",
             ));
         }
         if let Err(e) = self.vhms[vhm as usize].budget.can_carve(&quota) {
