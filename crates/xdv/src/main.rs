@@ -3,6 +3,30 @@
 //! Exit codes: 0 success; 1 the command ran and found a problem (replay divergence, a trace that
 //! fails verification); 2 usage or input error (bad manifest, unreadable trace).
 
+/// `print!` that ends the process quietly when standard output is a closed pipe (`| head`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// `println!` that ends the process quietly when standard output is a closed pipe.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod cmd;
 mod table;
 

@@ -25,7 +25,7 @@ pub(crate) fn print(as_json: bool) -> Result<Outcome> {
             .iter()
             .map(|(c, n, d)| json!({ "code": c, "name": n, "meaning": d }))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "abi_version": ABI_VERSION, "hypercalls": calls, "errors": errors })
@@ -33,7 +33,7 @@ pub(crate) fn print(as_json: bool) -> Result<Outcome> {
         );
         return Ok(Outcome::Ok);
     }
-    println!("xdv guest ABI version {ABI_VERSION} (import module \"xdv\")\n");
+    outln!("xdv guest ABI version {ABI_VERSION} (import module \"xdv\")\n");
     let rows: Vec<Vec<String>> = HYPERCALLS
         .iter()
         .map(|d| {
@@ -54,18 +54,18 @@ pub(crate) fn print(as_json: bool) -> Result<Outcome> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table::render(
             &["call", "signature", "group", "level", "rights", "meaning"],
             &rows
         )
     );
-    println!();
+    outln!();
     let rows: Vec<Vec<String>> = ERROR_CODES
         .iter()
         .map(|(c, n, d)| vec![c.to_string(), n.to_string(), d.to_string()])
         .collect();
-    print!("{}", table::render(&["code", "name", "meaning"], &rows));
+    out!("{}", table::render(&["code", "name", "meaning"], &rows));
     Ok(Outcome::Ok)
 }

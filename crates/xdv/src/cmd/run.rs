@@ -37,7 +37,7 @@ pub(crate) fn run(
             "vhms": summary.vhms,
             "resource_table": rows,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(Outcome::Ok);
     }
     let body: Vec<Vec<String>> = summary
@@ -54,19 +54,19 @@ pub(crate) fn run(
             ]
         })
         .collect();
-    println!("xdv run {} (seed {seed_used})", manifest.display());
-    print!(
+    outln!("xdv run {} (seed {seed_used})", manifest.display());
+    out!(
         "{}",
         table::render(
             &["VHM", "level", "exit", "code", "fuel_used", "virtual_ns"],
             &body
         )
     );
-    println!();
-    println!("Resource_Table");
-    print!("{}", super::resource_table_text(&rows));
-    println!();
-    println!(
+    outln!();
+    outln!("Resource_Table");
+    out!("{}", super::resource_table_text(&rows));
+    outln!();
+    outln!(
         "trace: {} ({} events, final hash {})",
         trace.display(),
         summary.events,
@@ -84,21 +84,43 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
             .iter()
             .map(|v| {
                 json!({
-                    "name": v.name, "vcpus": v.k.vcpus, "memory_limit": v.k.memory_limit, "module": v.k.module,
-                    "entry": v.k.entry, "irq_vectors": v.k.irq_vectors, "weight": v.policy.weight,
-                    "fuel_quota": v.policy.fuel_quota, "memory_quota": v.policy.memory_quota,
+                    "name": v.name,
+                    "parent": v.parent.map(|i| p.manifest.vhms[i].name.clone()),
+                    "vcpus": v.k.vcpus,
+                    "memory_limit": v.k.memory_limit,
+                    "module": v.k.module,
+                    "modules": v.k.modules.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+                    "entry": v.k.entry,
+                    "irq_vectors": v.k.irq_vectors,
+                    "ipc_vector": v.k.ipc_vector,
+                    "weight": v.policy.weight,
+                    "fuel_quota": v.policy.fuel_quota,
+                    "memory_quota": v.policy.memory_quota,
+                    "max_vcpus": v.policy.max_vcpus,
+                    "max_depth": v.policy.max_depth,
+                    "max_children": v.policy.max_children,
+                    "create_channels": v.policy.create_channels,
                     "on_bad_hypercall": v.policy.on_bad_hypercall.to_string(),
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({ "manifest": manifest.display().to_string(), "ok": true, "vhms": vhms })
+                &json!({
+                "manifest": manifest.display().to_string(),
+                "ok": true,
+                "vhms": vhms,
+                "channels": p.manifest.channels.iter().map(|c| json!({
+                    "ends": [p.manifest.vhms[c.ends[0]].name.clone(), p.manifest.vhms[c.ends[1]].name.clone()],
+                    "capacity": c.capacity,
+                    "badges": c.badges,
+                })).collect::<Vec<_>>(),
+            })
             )?
         );
     } else {
-        println!(
+        outln!(
             "{}: ok ({} VHMs)",
             manifest.display(),
             p.manifest.vhms.len()
@@ -111,12 +133,12 @@ pub(crate) fn replay(trace: &Path, json: bool) -> Result<Outcome> {
     let verify = xdv_core::trace::TraceReader::open(trace)?.verify()?;
     if let Some(problem) = &verify.problem {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&json!({ "identical": false, "verify": verify }))?
             );
         } else {
-            println!(
+            outln!(
                 "{}: the trace fails verification, not replaying: {problem}",
                 trace.display()
             );
@@ -125,14 +147,14 @@ pub(crate) fn replay(trace: &Path, json: bool) -> Result<Outcome> {
     }
     let report = replay_trace(trace)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "identical": report.identical(), "report": report })
             )?
         );
     } else if let Some(d) = &report.divergence {
-        println!("{}: replay DIVERGED at event {}", trace.display(), d.seq);
+        outln!("{}: replay DIVERGED at event {}", trace.display(), d.seq);
         let show = |e: &Option<xdv_core::Event>| {
             e.as_ref().map_or("(no event)".to_string(), |e| {
                 format!(
@@ -145,15 +167,15 @@ pub(crate) fn replay(trace: &Path, json: bool) -> Result<Outcome> {
                 )
             })
         };
-        println!("  recorded: {}", show(&d.recorded));
-        println!("  replayed: {}", show(&d.replayed));
+        outln!("  recorded: {}", show(&d.recorded));
+        outln!("  replayed: {}", show(&d.replayed));
     } else {
         let cut = if report.trace_complete {
             String::new()
         } else {
             " (the trace was cut short; its committed prefix replays exactly)".into()
         };
-        println!(
+        outln!(
             "{}: replay identical: {} of {} events{cut}",
             trace.display(),
             report.events_matched,

@@ -13,27 +13,27 @@ pub(crate) fn verify(trace: &Path, as_json: bool) -> Result<Outcome> {
     let reader = TraceReader::open(trace)?;
     let report = reader.verify()?;
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "trace": trace.display().to_string(), "intact": report.intact(), "report": report })
             )?
         );
     } else if let Some(p) = &report.problem {
-        println!(
+        outln!(
             "{}: TAMPERED or corrupt: {p} ({} events verified before it)",
             trace.display(),
             report.events_verified
         );
     } else if report.complete {
-        println!(
+        outln!(
             "{}: ok: {} events, hash chain intact, final hash {}",
             trace.display(),
             report.events_verified,
             report.head
         );
     } else {
-        println!(
+        outln!(
             "{}: ok up to the last commit: {} events verified; the run was cut short (the writer stopped before finishing)",
             trace.display(),
             report.events_verified
@@ -117,16 +117,16 @@ pub(crate) fn accounting(trace: &Path, as_json: bool) -> Result<Outcome> {
     let reader = TraceReader::open(trace)?;
     let (rows, derived) = reader.resource_table()?;
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "trace": trace.display().to_string(), "derived_from_events": derived, "resource_table": rows })
             )?
         );
     } else {
-        print!("{}", super::resource_table_text(&rows));
+        out!("{}", super::resource_table_text(&rows));
         if derived {
-            println!("(trace cut short: table derived from the committed events; open allocations have no end)");
+            outln!("(trace cut short: table derived from the committed events; open allocations have no end)");
         }
     }
     Ok(Outcome::Ok)
@@ -222,7 +222,7 @@ pub(crate) fn tree(trace: &Path, as_json: bool) -> Result<Outcome> {
     }
     let roots: Vec<TreeNode> = nodes.into_values().map(|(_, n)| n).collect();
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "trace": trace.display().to_string(), "vhms": roots })
@@ -257,6 +257,6 @@ pub(crate) fn tree(trace: &Path, as_json: bool) -> Result<Outcome> {
     for r in &roots {
         draw(r, "", true, true, &mut out);
     }
-    print!("{out}");
+    out!("{out}");
     Ok(Outcome::Ok)
 }
