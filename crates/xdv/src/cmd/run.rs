@@ -106,8 +106,7 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
             .collect();
         outln!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({
+            serde_json::to_string_pretty(&json!({
                 "manifest": manifest.display().to_string(),
                 "ok": true,
                 "vhms": vhms,
@@ -116,8 +115,7 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
                     "capacity": c.capacity,
                     "badges": c.badges,
                 })).collect::<Vec<_>>(),
-            })
-            )?
+            }))?
         );
     } else {
         outln!(

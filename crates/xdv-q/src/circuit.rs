@@ -1,0 +1,118 @@
+//! The circuit IR: what every front end produces and every provider executes.
+
+/// One operation on qubit and classical-bit indices.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// The general one-qubit gate `U(θ, φ, λ)` of OpenQASM 2.
+    U {
+        /// Target qubit.
+        q: usize,
+        /// θ.
+        theta: f64,
+        /// φ.
+        phi: f64,
+        /// λ.
+        lambda: f64,
+    },
+    /// Controlled NOT.
+    Cx {
+        /// Control qubit.
+        c: usize,
+        /// Target qubit.
+        t: usize,
+    },
+    /// Measure qubit `q` into classical bit `c`.
+    Measure {
+        /// Qubit.
+        q: usize,
+        /// Classical bit.
+        c: usize,
+    },
+    /// Reset qubit `q` to |0⟩.
+    Reset {
+        /// Qubit.
+        q: usize,
+    },
+    /// A barrier on qubits (no effect on the state; kept for scheduling and display).
+    Barrier {
+        /// The qubits.
+        qubits: Vec<usize>,
+    },
+    /// `op` runs only when the classical register `[offset, offset + size)` equals `value`.
+    If {
+        /// First classical bit of the register.
+        offset: usize,
+        /// Its width.
+        size: usize,
+        /// The value compared with (bit i of the value is classical bit offset + i).
+        value: u64,
+        /// The conditioned operation.
+        op: Box<Op>,
+    },
+}
+
+/// A named register: `size` consecutive indices from `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Register {
+    /// Its name.
+    pub name: String,
+    /// First index.
+    pub offset: usize,
+    /// Width.
+    pub size: usize,
+}
+
+/// A circuit.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Circuit {
+    /// Quantum registers in declaration order.
+    pub qregs: Vec<Register>,
+    /// Classical registers in declaration order.
+    pub cregs: Vec<Register>,
+    /// Operations in program order.
+    pub ops: Vec<Op>,
+}
+
+impl Circuit {
+    /// Total qubits.
+    pub fn num_qubits(&self) -> usize {
+        self.qregs.iter().map(|r| r.size).sum()
+    }
+
+    /// Total classical bits.
+    pub fn num_clbits(&self) -> usize {
+        self.cregs.iter().map(|r| r.size).sum()
+    }
+
+    /// `true` when no operation follows a measurement on the same qubit and nothing is
+    /// conditioned or reset: the outcome distribution is then the final state's.
+    pub fn measurements_are_terminal(&self) -> bool {
+        let mut measured = vec![false; self.num_qubits()];
+        for op in &self.ops {
+            match op {
+                Op::Measure { q, .. } => measured[*q] = true,
+                Op::U { q, .. } if measured[*q] => return false,
+                Op::Cx { c, t } if measured[*c] || measured[*t] => return false,
+                Op::Reset { .. } | Op::If { .. } => return false,
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Formats classical bits the way Qiskit does: registers in reverse declaration order,
+    /// separated by spaces, each register most significant bit first.
+    pub fn format_bits(&self, bits: &[bool]) -> String {
+        self.cregs
+            .iter()
+            .rev()
+            .map(|r| {
+                (0..r.size)
+                    .rev()
+                    .map(|i| if bits[r.offset + i] { '1' } else { '0' })
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}

@@ -1,0 +1,16 @@
+//! The Q domain of xdv.
+//!
+//! - [`circuit`]: the circuit IR every front end lowers to — `U(θ, φ, λ)` and `CX` on qubit
+//!   indices, measurements into classical bits, resets, barriers and classically conditioned ops.
+//! - [`qasm`]: the OpenQASM 2.0 front end (with a built-in `qelib1.inc`), its own lexer and
+//!   parser, errors that name `file:line:col`.
+//! - [`statevector`]: the exact state-vector provider (complex128), seeded sampling.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod circuit;
+pub mod qasm;
+pub mod statevector;
+
+pub use circuit::{Circuit, Op};

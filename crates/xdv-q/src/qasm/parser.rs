@@ -1,0 +1,728 @@
+//! The OpenQASM 2.0 parser and gate inliner.
+
+use super::lexer::{lex, Tok, Token};
+use super::{QasmError, QELIB1};
+use crate::circuit::{Circuit, Op, Register};
+use std::collections::BTreeMap;
+
+/// Deepest gate-definition nesting inlined before giving up (recursion is impossible in valid
+/// OpenQASM 2, since a gate may only use gates defined before it; this bounds hostile input).
+const MAX_INLINE_DEPTH: usize = 64;
+/// Most operations a program may expand to.
+const MAX_OPS: usize = 50_000_000;
+/// Most qubits a program may declare.
+const MAX_QUBITS: usize = 64;
+
+#[derive(Debug, Clone)]
+enum Expr {
+    Num(f64),
+    Param(String),
+    Neg(Box<Expr>),
+    Bin(char, Box<Expr>, Box<Expr>),
+    Func(String, Box<Expr>),
+}
+
+#[derive(Debug, Clone)]
+enum GateStmt {
+    Call {
+        name: String,
+        params: Vec<Expr>,
+        args: Vec<String>,
+        line: usize,
+        col: usize,
+    },
+    Barrier,
+}
+
+#[derive(Debug, Clone)]
+struct GateDef {
+    params: Vec<String>,
+    qargs: Vec<String>,
+    body: Vec<GateStmt>,
+}
+
+/// A quantum or classical argument: a whole register or one element.
+#[derive(Debug, Clone)]
+struct Arg {
+    reg: String,
+    index: Option<u64>,
+    line: usize,
+    col: usize,
+}
+
+pub(crate) struct Parser {
+    toks: Vec<Token>,
+    pos: usize,
+    file: String,
+    gates: BTreeMap<String, GateDef>,
+    circuit: Circuit,
+}
+
+impl Parser {
+    pub(crate) fn new(text: &str, file: &str) -> Result<Self, QasmError> {
+        Ok(Self {
+            toks: lex(text, file)?,
+            pos: 0,
+            file: file.to_string(),
+            gates: BTreeMap::new(),
+            circuit: Circuit::default(),
+        })
+    }
+
+    fn peek(&self) -> &Token {
+        &self.toks[self.pos]
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.toks[self.pos].clone();
+        if self.pos + 1 < self.toks.len() {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn err_at(&self, line: usize, col: usize, message: impl Into<String>) -> QasmError {
+        QasmError {
+            file: self.file.clone(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    fn err(&self, message: impl Into<String>) -> QasmError {
+        let t = self.peek();
+        self.err_at(t.line, t.col, message)
+    }
+
+    fn describe(t: &Tok) -> String {
+        match t {
+            Tok::Ident(s) => format!("`{s}`"),
+            Tok::Int(i) => format!("`{i}`"),
+            Tok::Real(r) => format!("`{r}`"),
+            Tok::Str(s) => format!("\"{s}\""),
+            Tok::Sym(s) => format!("`{s}`"),
+            Tok::Eof => "the end of the file".into(),
+        }
+    }
+
+    fn expect_sym(&mut self, sym: &'static str) -> Result<(), QasmError> {
+        if self.peek().tok == Tok::Sym(sym) {
+            self.next();
+            Ok(())
+        } else {
+            Err(self.err(format!(
+                "expected `{sym}`, found {}",
+                Self::describe(&self.peek().tok)
+            )))
+        }
+    }
+
+    fn eat_sym(&mut self, sym: &'static str) -> bool {
+        if self.peek().tok == Tok::Sym(sym) {
+            self.next();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn ident(&mut self) -> Result<(String, usize, usize), QasmError> {
+        let t = self.next();
+        match t.tok {
+            Tok::Ident(s) => Ok((s, t.line, t.col)),
+            other => Err(self.err_at(
+                t.line,
+                t.col,
+                format!("expected a name, found {}", Self::describe(&other)),
+            )),
+        }
+    }
+
+    fn int(&mut self) -> Result<u64, QasmError> {
+        let t = self.next();
+        match t.tok {
+            Tok::Int(i) => Ok(i),
+            other => Err(self.err_at(
+                t.line,
+                t.col,
+                format!("expected an integer, found {}", Self::describe(&other)),
+            )),
+        }
+    }
+
+    pub(crate) fn program(mut self) -> Result<Circuit, QasmError> {
+        if matches!(&self.peek().tok, Tok::Ident(s) if s == "OPENQASM") {
+            let t = self.next();
+            let v = self.next();
+            let ok = match v.tok {
+                Tok::Real(r) => (2.0..3.0).contains(&r),
+                Tok::Int(i) => i == 2,
+                _ => false,
+            };
+            if !ok {
+                return Err(self.err_at(
+                    t.line,
+                    t.col,
+                    format!(
+                        "unsupported version {}: this front end reads OpenQASM 2.0",
+                        Self::describe(&v.tok)
+                    ),
+                ));
+            }
+            self.expect_sym(";")?;
+        }
+        while self.peek().tok != Tok::Eof {
+            self.statement()?;
+        }
+        Ok(self.circuit)
+    }
+
+    fn statement(&mut self) -> Result<(), QasmError> {
+        let t = self.peek().clone();
+        let Tok::Ident(word) = &t.tok else {
+            return Err(self.err(format!(
+                "expected a statement, found {}",
+                Self::describe(&t.tok)
+            )));
+        };
+        match word.as_str() {
+            "include" => {
+                self.next();
+                let f = self.next();
+                let Tok::Str(name) = f.tok else {
+                    return Err(self.err_at(f.line, f.col, "expected a file name in quotes"));
+                };
+                self.expect_sym(";")?;
+                if name != "qelib1.inc" {
+                    return Err(self.err_at(
+                        f.line,
+                        f.col,
+                        format!("include \"{name}\": only \"qelib1.inc\" is available (built in)"),
+                    ));
+                }
+                let mut lib = Parser::new(QELIB1, "<built-in qelib1.inc>")?;
+                while lib.peek().tok != Tok::Eof {
+                    lib.statement()?;
+                }
+                for (k, v) in lib.gates {
+                    self.gates.entry(k).or_insert(v);
+                }
+                Ok(())
+            }
+            "qreg" | "creg" => {
+                let quantum = word == "qreg";
+                self.next();
+                let (name, line, col) = self.ident()?;
+                self.expect_sym("[")?;
+                let size = self.int()?;
+                self.expect_sym("]")?;
+                self.expect_sym(";")?;
+                if size == 0 {
+                    return Err(self.err_at(line, col, format!("register {name} has size 0")));
+                }
+                if self
+                    .circuit
+                    .qregs
+                    .iter()
+                    .chain(&self.circuit.cregs)
+                    .any(|r| r.name == name)
+                {
+                    return Err(self.err_at(
+                        line,
+                        col,
+                        format!("register {name} is declared twice"),
+                    ));
+                }
+                let regs = if quantum {
+                    &mut self.circuit.qregs
+                } else {
+                    &mut self.circuit.cregs
+                };
+                let offset: usize = regs.iter().map(|r| r.size).sum();
+                regs.push(Register {
+                    name,
+                    offset,
+                    size: size as usize,
+                });
+                if self.circuit.num_qubits() > MAX_QUBITS {
+                    return Err(self.err_at(line, col, format!("more than {MAX_QUBITS} qubits")));
+                }
+                Ok(())
+            }
+            "gate" => self.gate_def(),
+            "opaque" => Err(self.err(
+                "opaque gates are not supported: xdv needs every gate's definition to simulate it",
+            )),
+            "measure" => {
+                self.next();
+                let q = self.arg()?;
+                self.expect_sym("->")?;
+                let c = self.arg()?;
+                self.expect_sym(";")?;
+                let ops = self.measure(&q, &c)?;
+                self.push(ops)
+            }
+            "reset" => {
+                self.next();
+                let q = self.arg()?;
+                self.expect_sym(";")?;
+                let ops = self
+                    .qubits(&q)?
+                    .into_iter()
+                    .map(|q| Op::Reset { q })
+                    .collect();
+                self.push(ops)
+            }
+            "barrier" => {
+                self.next();
+                let args = self.args()?;
+                self.expect_sym(";")?;
+                let mut qubits = Vec::new();
+                for a in &args {
+                    qubits.extend(self.qubits(a)?);
+                }
+                self.push(vec![Op::Barrier { qubits }])
+            }
+            "if" => {
+                self.next();
+                self.expect_sym("(")?;
+                let (reg, line, col) = self.ident()?;
+                self.expect_sym("==")?;
+                let value = self.int()?;
+                self.expect_sym(")")?;
+                let Some(r) = self.circuit.cregs.iter().find(|r| r.name == reg).cloned() else {
+                    return Err(self.err_at(
+                        line,
+                        col,
+                        format!("classical register {reg} is not declared"),
+                    ));
+                };
+                let start = self.circuit.ops.len();
+                self.statement()?;
+                let inner: Vec<Op> = self.circuit.ops.drain(start..).collect();
+                for op in inner {
+                    if matches!(op, Op::If { .. }) {
+                        return Err(self.err_at(
+                            line,
+                            col,
+                            "an if statement cannot contain another",
+                        ));
+                    }
+                    self.circuit.ops.push(Op::If {
+                        offset: r.offset,
+                        size: r.size,
+                        value,
+                        op: Box::new(op),
+                    });
+                }
+                Ok(())
+            }
+            _ => {
+                let (name, line, col) = self.ident()?;
+                let params = if self.eat_sym("(") {
+                    self.exprs(")")?
+                } else {
+                    Vec::new()
+                };
+                let args = self.args()?;
+                self.expect_sym(";")?;
+                let env = BTreeMap::new();
+                let values = params
+                    .iter()
+                    .map(|e| self.eval(e, &env, line, col))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut lists = Vec::with_capacity(args.len());
+                for a in &args {
+                    lists.push(self.qubits(a)?);
+                }
+                // Broadcast: whole registers of one size, single qubits repeated.
+                let n = lists
+                    .iter()
+                    .map(Vec::len)
+                    .filter(|&l| l > 1)
+                    .max()
+                    .unwrap_or(1);
+                if lists.iter().any(|l| l.len() != 1 && l.len() != n) {
+                    return Err(self.err_at(
+                        line,
+                        col,
+                        format!(
+                            "{name}: registers of different sizes cannot be broadcast together"
+                        ),
+                    ));
+                }
+                let mut ops = Vec::new();
+                for i in 0..n {
+                    let qs: Vec<usize> = lists
+                        .iter()
+                        .map(|l| if l.len() == 1 { l[0] } else { l[i] })
+                        .collect();
+                    self.apply(&name, &values, &qs, line, col, 0, &mut ops)?;
+                }
+                self.push(ops)
+            }
+        }
+    }
+
+    fn push(&mut self, ops: Vec<Op>) -> Result<(), QasmError> {
+        if self.circuit.ops.len() + ops.len() > MAX_OPS {
+            return Err(self.err(format!(
+                "the program expands to more than {MAX_OPS} operations"
+            )));
+        }
+        self.circuit.ops.extend(ops);
+        Ok(())
+    }
+
+    fn gate_def(&mut self) -> Result<(), QasmError> {
+        self.next();
+        let (name, line, col) = self.ident()?;
+        if matches!(name.as_str(), "U" | "CX") || self.gates.contains_key(&name) {
+            return Err(self.err_at(line, col, format!("gate {name} is already defined")));
+        }
+        let mut params = Vec::new();
+        if self.eat_sym("(") {
+            if !self.eat_sym(")") {
+                loop {
+                    params.push(self.ident()?.0);
+                    if self.eat_sym(")") {
+                        break;
+                    }
+                    self.expect_sym(",")?;
+                }
+            }
+        }
+        let mut qargs = vec![self.ident()?.0];
+        while self.eat_sym(",") {
+            qargs.push(self.ident()?.0);
+        }
+        self.expect_sym("{")?;
+        let mut body = Vec::new();
+        while !self.eat_sym("}") {
+            let (word, l, c) = self.ident()?;
+            if word == "barrier" {
+                while !self.eat_sym(";") {
+                    self.next();
+                    if self.peek().tok == Tok::Eof {
+                        return Err(self.err("unterminated barrier"));
+                    }
+                }
+                body.push(GateStmt::Barrier);
+                continue;
+            }
+            let ps = if self.eat_sym("(") {
+                self.exprs(")")?
+            } else {
+                Vec::new()
+            };
+            let mut args = vec![self.ident()?.0];
+            while self.eat_sym(",") {
+                args.push(self.ident()?.0);
+            }
+            self.expect_sym(";")?;
+            for a in &args {
+                if !qargs.contains(a) {
+                    return Err(self.err_at(
+                        l,
+                        c,
+                        format!("in gate {name}: {a} is not one of its qubit arguments"),
+                    ));
+                }
+            }
+            body.push(GateStmt::Call {
+                name: word,
+                params: ps,
+                args,
+                line: l,
+                col: c,
+            });
+        }
+        self.gates.insert(
+            name,
+            GateDef {
+                params,
+                qargs,
+                body,
+            },
+        );
+        Ok(())
+    }
+
+    /// Lowers one gate application on concrete qubits and parameter values.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        name: &str,
+        params: &[f64],
+        qs: &[usize],
+        line: usize,
+        col: usize,
+        depth: usize,
+        out: &mut Vec<Op>,
+    ) -> Result<(), QasmError> {
+        if depth > MAX_INLINE_DEPTH {
+            return Err(self.err_at(
+                line,
+                col,
+                format!("gate {name}: definitions nest deeper than {MAX_INLINE_DEPTH}"),
+            ));
+        }
+        let arity = |want_p: usize, want_q: usize| -> Result<(), QasmError> {
+            if params.len() != want_p || qs.len() != want_q {
+                return Err(self.err_at(
+                    line,
+                    col,
+                    format!("gate {name} takes {want_p} parameter(s) and {want_q} qubit(s), got {} and {}", params.len(), qs.len()),
+                ));
+            }
+            Ok(())
+        };
+        for (i, a) in qs.iter().enumerate() {
+            if qs[..i].contains(a) {
+                return Err(self.err_at(
+                    line,
+                    col,
+                    format!("gate {name}: qubit {a} is used twice"),
+                ));
+            }
+        }
+        match name {
+            "U" => {
+                arity(3, 1)?;
+                out.push(Op::U {
+                    q: qs[0],
+                    theta: params[0],
+                    phi: params[1],
+                    lambda: params[2],
+                });
+            }
+            "CX" => {
+                arity(0, 2)?;
+                out.push(Op::Cx { c: qs[0], t: qs[1] });
+            }
+            _ => {
+                let Some(def) = self.gates.get(name) else {
+                    return Err(self.err_at(
+                        line,
+                        col,
+                        format!("unknown gate {name} (is `include \"qelib1.inc\";` missing?)"),
+                    ));
+                };
+                arity(def.params.len(), def.qargs.len())?;
+                let env: BTreeMap<&str, f64> = def
+                    .params
+                    .iter()
+                    .map(String::as_str)
+                    .zip(params.iter().copied())
+                    .collect();
+                for stmt in &def.body {
+                    if let GateStmt::Call {
+                        name: inner,
+                        params: ps,
+                        args,
+                        line: l,
+                        col: c,
+                    } = stmt
+                    {
+                        let values = ps
+                            .iter()
+                            .map(|e| self.eval(e, &env, *l, *c))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let inner_qs: Vec<usize> = args
+                            .iter()
+                            .map(|a| {
+                                qs[def
+                                    .qargs
+                                    .iter()
+                                    .position(|q| q == a)
+                                    .expect("checked at definition")]
+                            })
+                            .collect();
+                        self.apply(inner, &values, &inner_qs, line, col, depth + 1, out)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn measure(&self, q: &Arg, c: &Arg) -> Result<Vec<Op>, QasmError> {
+        let qs = self.qubits(q)?;
+        let cs = self.clbits(c)?;
+        if qs.len() != cs.len() {
+            return Err(self.err_at(
+                q.line,
+                q.col,
+                format!("measure: {} qubit(s) into {} bit(s)", qs.len(), cs.len()),
+            ));
+        }
+        Ok(qs
+            .into_iter()
+            .zip(cs)
+            .map(|(q, c)| Op::Measure { q, c })
+            .collect())
+    }
+
+    fn resolve(&self, a: &Arg, regs: &[Register], kind: &str) -> Result<Vec<usize>, QasmError> {
+        let Some(r) = regs.iter().find(|r| r.name == a.reg) else {
+            return Err(self.err_at(
+                a.line,
+                a.col,
+                format!("{kind} register {} is not declared", a.reg),
+            ));
+        };
+        match a.index {
+            None => Ok((r.offset..r.offset + r.size).collect()),
+            Some(i) if (i as usize) < r.size => Ok(vec![r.offset + i as usize]),
+            Some(i) => Err(self.err_at(
+                a.line,
+                a.col,
+                format!("index {i} is out of range for {}[{}]", r.name, r.size),
+            )),
+        }
+    }
+
+    fn qubits(&self, a: &Arg) -> Result<Vec<usize>, QasmError> {
+        self.resolve(a, &self.circuit.qregs, "quantum")
+    }
+
+    fn clbits(&self, a: &Arg) -> Result<Vec<usize>, QasmError> {
+        self.resolve(a, &self.circuit.cregs, "classical")
+    }
+
+    fn arg(&mut self) -> Result<Arg, QasmError> {
+        let (reg, line, col) = self.ident()?;
+        let index = if self.eat_sym("[") {
+            let i = self.int()?;
+            self.expect_sym("]")?;
+            Some(i)
+        } else {
+            None
+        };
+        Ok(Arg {
+            reg,
+            index,
+            line,
+            col,
+        })
+    }
+
+    fn args(&mut self) -> Result<Vec<Arg>, QasmError> {
+        let mut v = vec![self.arg()?];
+        while self.eat_sym(",") {
+            v.push(self.arg()?);
+        }
+        Ok(v)
+    }
+
+    fn exprs(&mut self, close: &'static str) -> Result<Vec<Expr>, QasmError> {
+        let mut v = Vec::new();
+        if self.eat_sym(close) {
+            return Ok(v);
+        }
+        loop {
+            v.push(self.expr(0)?);
+            if self.eat_sym(close) {
+                return Ok(v);
+            }
+            self.expect_sym(",")?;
+        }
+    }
+
+    /// Precedence climbing: `+ -` < `* /` < `^` (right associative) < unary minus.
+    fn expr(&mut self, min: u8) -> Result<Expr, QasmError> {
+        let mut lhs = self.unary()?;
+        loop {
+            let (op, prec, right) = match self.peek().tok {
+                Tok::Sym("+") => ('+', 1, false),
+                Tok::Sym("-") => ('-', 1, false),
+                Tok::Sym("*") => ('*', 2, false),
+                Tok::Sym("/") => ('/', 2, false),
+                Tok::Sym("^") => ('^', 3, true),
+                _ => return Ok(lhs),
+            };
+            if prec < min {
+                return Ok(lhs);
+            }
+            self.next();
+            let rhs = self.expr(if right { prec } else { prec + 1 })?;
+            lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs));
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, QasmError> {
+        if self.eat_sym("-") {
+            return Ok(Expr::Neg(Box::new(self.unary()?)));
+        }
+        if self.eat_sym("+") {
+            return self.unary();
+        }
+        let t = self.next();
+        match t.tok {
+            Tok::Int(i) => Ok(Expr::Num(i as f64)),
+            Tok::Real(r) => Ok(Expr::Num(r)),
+            Tok::Sym("(") => {
+                let e = self.expr(0)?;
+                self.expect_sym(")")?;
+                Ok(e)
+            }
+            Tok::Ident(name) if name == "pi" => Ok(Expr::Num(std::f64::consts::PI)),
+            Tok::Ident(name)
+                if matches!(name.as_str(), "sin" | "cos" | "tan" | "exp" | "ln" | "sqrt") =>
+            {
+                self.expect_sym("(")?;
+                let e = self.expr(0)?;
+                self.expect_sym(")")?;
+                Ok(Expr::Func(name, Box::new(e)))
+            }
+            Tok::Ident(name) => Ok(Expr::Param(name)),
+            other => Err(self.err_at(
+                t.line,
+                t.col,
+                format!("expected an expression, found {}", Self::describe(&other)),
+            )),
+        }
+    }
+
+    fn eval(
+        &self,
+        e: &Expr,
+        env: &BTreeMap<&str, f64>,
+        line: usize,
+        col: usize,
+    ) -> Result<f64, QasmError> {
+        let v = match e {
+            Expr::Num(n) => *n,
+            Expr::Param(p) => *env
+                .get(p.as_str())
+                .ok_or_else(|| self.err_at(line, col, format!("unknown parameter {p}")))?,
+            Expr::Neg(x) => -self.eval(x, env, line, col)?,
+            Expr::Bin(op, a, b) => {
+                let (a, b) = (self.eval(a, env, line, col)?, self.eval(b, env, line, col)?);
+                match op {
+                    '+' => a + b,
+                    '-' => a - b,
+                    '*' => a * b,
+                    '/' => a / b,
+                    _ => a.powf(b),
+                }
+            }
+            Expr::Func(f, x) => {
+                let x = self.eval(x, env, line, col)?;
+                match f.as_str() {
+                    "sin" => x.sin(),
+                    "cos" => x.cos(),
+                    "tan" => x.tan(),
+                    "exp" => x.exp(),
+                    "ln" => x.ln(),
+                    _ => x.sqrt(),
+                }
+            }
+        };
+        if !v.is_finite() {
+            return Err(self.err_at(line, col, format!("a parameter evaluates to {v}")));
+        }
+        Ok(v)
+    }
+}

@@ -1,0 +1,290 @@
+//! The exact state-vector provider: complex128 amplitudes, qubit k is bit k of the basis index
+//! (the convention Qiskit uses), consecutive one-qubit gates on a qubit fused into one matrix.
+
+use crate::circuit::{Circuit, Op};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::BTreeMap;
+
+/// Most qubits the provider simulates (2^28 amplitudes × 16 bytes = 4 GiB).
+pub const MAX_QUBITS: usize = 28;
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct C64 {
+    re: f64,
+    im: f64,
+}
+
+impl C64 {
+    const ZERO: C64 = C64 { re: 0.0, im: 0.0 };
+    const ONE: C64 = C64 { re: 1.0, im: 0.0 };
+    fn polar(r: f64, theta: f64) -> C64 {
+        C64 {
+            re: r * theta.cos(),
+            im: r * theta.sin(),
+        }
+    }
+    fn mul(self, o: C64) -> C64 {
+        C64 {
+            re: self.re * o.re - self.im * o.im,
+            im: self.re * o.im + self.im * o.re,
+        }
+    }
+    fn add(self, o: C64) -> C64 {
+        C64 {
+            re: self.re + o.re,
+            im: self.im + o.im,
+        }
+    }
+    fn norm2(self) -> f64 {
+        self.re * self.re + self.im * self.im
+    }
+}
+
+/// A 2×2 matrix, row major.
+type M2 = [C64; 4];
+
+fn u_matrix(theta: f64, phi: f64, lambda: f64) -> M2 {
+    let (c, s) = ((theta / 2.0).cos(), (theta / 2.0).sin());
+    [
+        C64::polar(c, 0.0),
+        C64::polar(-s, lambda),
+        C64::polar(s, phi),
+        C64::polar(c, phi + lambda),
+    ]
+}
+
+/// `a · b` (b applied first).
+fn mat_mul(a: &M2, b: &M2) -> M2 {
+    [
+        a[0].mul(b[0]).add(a[1].mul(b[2])),
+        a[0].mul(b[1]).add(a[1].mul(b[3])),
+        a[2].mul(b[0]).add(a[3].mul(b[2])),
+        a[2].mul(b[1]).add(a[3].mul(b[3])),
+    ]
+}
+
+/// Why a circuit cannot be simulated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// More qubits than [`MAX_QUBITS`].
+    #[error("{0} qubits: the statevector provider simulates at most {MAX_QUBITS}")]
+    TooManyQubits(usize),
+    /// The exact distribution needs terminal measurements.
+    #[error("the exact distribution needs every measurement at the end of the circuit (no reset, no if, no gate after a measurement)")]
+    NotTerminal,
+}
+
+/// A state vector with its classical bits.
+pub struct State {
+    amps: Vec<C64>,
+    pending: Vec<Option<M2>>,
+    clbits: Vec<bool>,
+}
+
+impl State {
+    /// |0…0⟩ on `n` qubits with `c` classical bits.
+    pub fn new(n: usize, c: usize) -> Result<Self, SimError> {
+        if n > MAX_QUBITS {
+            return Err(SimError::TooManyQubits(n));
+        }
+        let mut amps = vec![C64::ZERO; 1 << n];
+        amps[0] = C64::ONE;
+        Ok(Self {
+            amps,
+            pending: vec![None; n],
+            clbits: vec![false; c],
+        })
+    }
+
+    fn flush(&mut self, q: usize) {
+        if let Some(m) = self.pending[q].take() {
+            let bit = 1usize << q;
+            for i in 0..self.amps.len() {
+                if i & bit == 0 {
+                    let (a0, a1) = (self.amps[i], self.amps[i | bit]);
+                    self.amps[i] = m[0].mul(a0).add(m[1].mul(a1));
+                    self.amps[i | bit] = m[2].mul(a0).add(m[3].mul(a1));
+                }
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for q in 0..self.pending.len() {
+            self.flush(q);
+        }
+    }
+
+    /// Applies one operation; `rng` draws measurement outcomes.
+    pub fn apply(&mut self, op: &Op, rng: &mut ChaCha20Rng) {
+        match op {
+            Op::U {
+                q,
+                theta,
+                phi,
+                lambda,
+            } => {
+                let m = u_matrix(*theta, *phi, *lambda);
+                self.pending[*q] = Some(match &self.pending[*q] {
+                    Some(prev) => mat_mul(&m, prev),
+                    None => m,
+                });
+            }
+            Op::Cx { c, t } => {
+                self.flush(*c);
+                self.flush(*t);
+                let (cb, tb) = (1usize << c, 1usize << t);
+                for i in 0..self.amps.len() {
+                    if i & cb != 0 && i & tb == 0 {
+                        self.amps.swap(i, i | tb);
+                    }
+                }
+            }
+            Op::Measure { q, c } => {
+                let one = self.measure(*q, rng);
+                self.clbits[*c] = one;
+            }
+            Op::Reset { q } => {
+                if self.measure(*q, rng) {
+                    self.apply(
+                        &Op::U {
+                            q: *q,
+                            theta: std::f64::consts::PI,
+                            phi: 0.0,
+                            lambda: std::f64::consts::PI,
+                        },
+                        rng,
+                    );
+                    self.flush(*q);
+                }
+            }
+            Op::Barrier { .. } => {}
+            Op::If {
+                offset,
+                size,
+                value,
+                op,
+            } => {
+                let v = (0..*size).fold(0u64, |acc, i| {
+                    acc | (u64::from(self.clbits[offset + i]) << i)
+                });
+                if v == *value {
+                    self.apply(op, rng);
+                }
+            }
+        }
+    }
+
+    /// Measures qubit `q`, collapsing the state.
+    fn measure(&mut self, q: usize, rng: &mut ChaCha20Rng) -> bool {
+        self.flush(q);
+        let bit = 1usize << q;
+        let p1: f64 = self
+            .amps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i & bit != 0)
+            .map(|(_, a)| a.norm2())
+            .sum();
+        let one = unit(rng) < p1;
+        let keep = if one { p1 } else { 1.0 - p1 };
+        let scale = if keep > 0.0 { 1.0 / keep.sqrt() } else { 0.0 };
+        for (i, a) in self.amps.iter_mut().enumerate() {
+            if (i & bit != 0) == one {
+                a.re *= scale;
+                a.im *= scale;
+            } else {
+                *a = C64::ZERO;
+            }
+        }
+        one
+    }
+
+    /// The probability of every basis state (after flushing pending gates).
+    pub fn probabilities(&mut self) -> Vec<f64> {
+        self.flush_all();
+        self.amps.iter().map(|a| a.norm2()).collect()
+    }
+}
+
+/// A uniform draw in [0, 1) with 53 random bits.
+fn unit(rng: &mut ChaCha20Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The random stream for a (seed, shot) pair.
+fn stream(seed: u64, shot: u64) -> ChaCha20Rng {
+    let mut m = b"xdv-statevector".to_vec();
+    m.extend_from_slice(&seed.to_le_bytes());
+    m.extend_from_slice(&shot.to_le_bytes());
+    ChaCha20Rng::from_seed(*blake3::hash(&m).as_bytes())
+}
+
+/// The exact distribution over the classical bits (Qiskit-formatted keys) of a circuit whose
+/// measurements are all terminal.
+pub fn distribution(circuit: &Circuit) -> Result<BTreeMap<String, f64>, SimError> {
+    if !circuit.measurements_are_terminal() {
+        return Err(SimError::NotTerminal);
+    }
+    let mut state = State::new(circuit.num_qubits(), circuit.num_clbits())?;
+    let mut rng = stream(0, 0);
+    let mut measured: Vec<(usize, usize)> = Vec::new();
+    for op in &circuit.ops {
+        match op {
+            Op::Measure { q, c } => {
+                measured.retain(|(_, cc)| cc != c);
+                measured.push((*q, *c));
+            }
+            other => state.apply(other, &mut rng),
+        }
+    }
+    let mut out = BTreeMap::new();
+    let mut bits = vec![false; circuit.num_clbits()];
+    for (i, p) in state.probabilities().into_iter().enumerate() {
+        if p == 0.0 {
+            continue;
+        }
+        bits.iter_mut().for_each(|b| *b = false);
+        for (q, c) in &measured {
+            bits[*c] = i & (1 << q) != 0;
+        }
+        *out.entry(circuit.format_bits(&bits)).or_insert(0.0) += p;
+    }
+    Ok(out)
+}
+
+/// Runs `shots` shots and counts the classical outcomes (Qiskit-formatted keys). Circuits whose
+/// measurements are terminal are simulated once and sampled; others run shot by shot. Each shot
+/// draws from its own stream seeded by (seed, shot).
+pub fn run(circuit: &Circuit, shots: u64, seed: u64) -> Result<BTreeMap<String, u64>, SimError> {
+    let mut counts = BTreeMap::new();
+    if circuit.measurements_are_terminal() {
+        let dist: Vec<(String, f64)> = distribution(circuit)?.into_iter().collect();
+        for shot in 0..shots {
+            let u = unit(&mut stream(seed, shot));
+            let mut acc = 0.0;
+            let mut pick = &dist[dist.len() - 1].0;
+            for (k, p) in &dist {
+                acc += p;
+                if u < acc {
+                    pick = k;
+                    break;
+                }
+            }
+            *counts.entry(pick.clone()).or_insert(0) += 1;
+        }
+        return Ok(counts);
+    }
+    for shot in 0..shots {
+        let mut state = State::new(circuit.num_qubits(), circuit.num_clbits())?;
+        let mut rng = stream(seed, shot);
+        for op in &circuit.ops {
+            state.apply(op, &mut rng);
+        }
+        *counts
+            .entry(circuit.format_bits(&state.clbits))
+            .or_insert(0) += 1;
+    }
+    Ok(counts)
+}
