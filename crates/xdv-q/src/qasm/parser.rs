@@ -382,15 +382,13 @@ impl Parser {
             return Err(self.err_at(line, col, format!("gate {name} is already defined")));
         }
         let mut params = Vec::new();
-        if self.eat_sym("(") {
-            if !self.eat_sym(")") {
-                loop {
-                    params.push(self.ident()?.0);
-                    if self.eat_sym(")") {
-                        break;
-                    }
-                    self.expect_sym(",")?;
+        if self.eat_sym("(") && !self.eat_sym(")") {
+            loop {
+                params.push(self.ident()?.0);
+                if self.eat_sym(")") {
+                    break;
                 }
+                self.expect_sym(",")?;
             }
         }
         let mut qargs = vec![self.ident()?.0];
