@@ -82,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         command: TraceCommand,
     },
+    /// Run and check quantum circuits (OpenQASM 2.0) on the built-in providers.
+    Q {
+        #[command(subcommand)]
+        command: QCommand,
+    },
     /// Print the hypercall ABI table.
     Abi {
         /// Print as JSON.
@@ -135,6 +140,36 @@ enum TraceCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum QCommand {
+    /// Run a circuit and print the counts of its classical outcomes.
+    Run {
+        /// The circuit (OpenQASM 2.0).
+        circuit: PathBuf,
+        /// Shots.
+        #[arg(long, default_value_t = 1024)]
+        shots: u64,
+        /// Seed of the measurement streams.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the exact distribution over the classical bits instead of sampling (circuits
+        /// whose measurements are all terminal).
+        #[arg(long)]
+        probabilities: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parse circuits and report, per file, whether it reads and its size, or the error.
+    Check {
+        /// The circuits.
+        circuits: Vec<PathBuf>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Export formats.
 #[derive(Clone, Copy, ValueEnum)]
 enum ExportFormat {
@@ -161,6 +196,10 @@ fn main() -> ExitCode {
         Command::Check { manifest, json } => cmd::run::check(&manifest, json),
         Command::Replay { trace, json } => cmd::run::replay(&trace, json),
         Command::Abi { json } => cmd::abi::print(json),
+        Command::Q { command } => match command {
+            QCommand::Run { circuit, shots, seed, probabilities, json } => cmd::q::run(&circuit, shots, seed, probabilities, json),
+            QCommand::Check { circuits, json } => cmd::q::check(&circuits, json),
+        },
         Command::Trace { command } => match command {
             TraceCommand::Verify { trace, json } => cmd::trace::verify(&trace, json),
             TraceCommand::Show {
