@@ -72,8 +72,13 @@ pub fn run_to_trace(
         .iter()
         .map(|m| (Hash32::of(&m.bytes), m.bytes.as_slice()))
         .collect();
-    let mut writer =
-        TraceWriter::create(trace, &header, &hashes, p.manifest.host.trace_batch_events)?;
+    let mut writer = TraceWriter::create_with(
+        trace,
+        &header,
+        &hashes,
+        p.manifest.host.trace_batch_events,
+        p.manifest.host.trace_durable,
+    )?;
     if let Some(n) = opts.crash_after {
         writer.crash_after(n);
     }

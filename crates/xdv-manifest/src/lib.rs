@@ -69,6 +69,8 @@ pub struct HostSpec {
     pub memory: Option<u64>,
     /// Events per trace commit.
     pub trace_batch_events: u32,
+    /// Sync every batch commit to disk (survives a host crash, not only a killed process).
+    pub trace_durable: bool,
 }
 
 /// The classical part of a VHM (`[vhm.k]`).

@@ -45,6 +45,7 @@ struct RawHost {
 #[serde(deny_unknown_fields)]
 struct RawTrace {
     batch_events: Option<S<u64>>,
+    durable: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -224,6 +225,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             1,
             1 << 20,
         )? as u32,
+        trace_durable: trace.durable.unwrap_or(false),
     };
 
     if raw.vhm.is_empty() {

@@ -197,7 +197,13 @@ fn main() -> ExitCode {
         Command::Replay { trace, json } => cmd::run::replay(&trace, json),
         Command::Abi { json } => cmd::abi::print(json),
         Command::Q { command } => match command {
-            QCommand::Run { circuit, shots, seed, probabilities, json } => cmd::q::run(&circuit, shots, seed, probabilities, json),
+            QCommand::Run {
+                circuit,
+                shots,
+                seed,
+                probabilities,
+                json,
+            } => cmd::q::run(&circuit, shots, seed, probabilities, json),
             QCommand::Check { circuits, json } => cmd::q::check(&circuits, json),
         },
         Command::Trace { command } => match command {

@@ -422,3 +422,45 @@ fn the_tree_shows_nesting_and_restarts() {
         .iter()
         .any(|r| r["vhm_name"] == "supervisor/w1" && r["parent_id"] == 0 && r["level"] == 2));
 }
+
+#[test]
+fn q_run_counts_and_probabilities_follow_qiskit_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bell.qasm");
+    std::fs::write(&f, "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n").unwrap();
+    let out = xdv()
+        .args(["q", "run", "--probabilities", "--json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["probabilities"]["00"], 0.5);
+    assert_eq!(v["probabilities"]["11"], 0.5);
+    let run = |seed: &str| {
+        let out = xdv()
+            .args(["q", "run", "--shots", "500", "--seed", seed, "--json"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["counts"].clone()
+    };
+    let (a, b) = (run("3"), run("3"));
+    assert_eq!(a, b);
+    assert_eq!(a["00"].as_u64().unwrap() + a["11"].as_u64().unwrap(), 500);
+    let bad = dir.path().join("bad.qasm");
+    std::fs::write(&bad, "OPENQASM 2.0;\nopaque g a;\n").unwrap();
+    let out = xdv()
+        .args(["q", "check"])
+        .arg(&f)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("bell.qasm: ok (2 qubits, 2 bits")
+            && text.contains("bad.qasm:2:1: opaque gates are not supported"),
+        "{text}"
+    );
+    xdv().args(["q", "run"]).arg(&bad).assert().code(2);
+}

@@ -58,6 +58,19 @@ impl TraceWriter {
         modules: &[(Hash32, &[u8])],
         batch: u32,
     ) -> Result<Self, TraceError> {
+        Self::create_with(path, header, modules, batch, false)
+    }
+
+    /// Like [`TraceWriter::create`]; with `durable`, every batch commit is also synced to the
+    /// disk (`synchronous=FULL`), so committed batches survive a host crash or power loss, not
+    /// only a killed process, at the cost of one sync per batch.
+    pub fn create_with(
+        path: &Path,
+        header: &TraceHeader,
+        modules: &[(Hash32, &[u8])],
+        batch: u32,
+        durable: bool,
+    ) -> Result<Self, TraceError> {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let p = PathBuf::from(format!("{}{suffix}", path.display()));
             match std::fs::remove_file(&p) {
@@ -73,11 +86,11 @@ impl TraceWriter {
         }
         let e = sql(path);
         let conn = Connection::open(path).map_err(&e)?;
-        // WAL keeps committed batches safe when the process is killed, and FULL syncs each batch
-        // commit so they survive a host crash too; `finish` folds the WAL back into one file.
+        // WAL keeps committed batches safe when the process is killed; FULL (durable) also syncs
+        // each batch commit so they survive a host crash. `finish` folds the WAL into one file.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(&e)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
             .map_err(&e)?;
         // Zero the space that page splits free, so no stale copy of an event lingers in the file:
         // every non-zero byte of a finished trace is live data that `verify` checks.

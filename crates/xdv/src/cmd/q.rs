@@ -6,7 +6,13 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use xdv_q::{qasm, statevector};
 
-pub(crate) fn run(path: &Path, shots: u64, seed: u64, probabilities: bool, as_json: bool) -> Result<Outcome> {
+pub(crate) fn run(
+    path: &Path,
+    shots: u64,
+    seed: u64,
+    probabilities: bool,
+    as_json: bool,
+) -> Result<Outcome> {
     let circuit = qasm::parse_file(path)?;
     let (qubits, clbits) = (circuit.num_qubits(), circuit.num_clbits());
     if probabilities {
@@ -17,23 +23,43 @@ pub(crate) fn run(path: &Path, shots: u64, seed: u64, probabilities: bool, as_js
             .filter(|(_, p)| *p > 1e-14)
             .collect();
         if as_json {
-            outln!("{}", serde_json::to_string_pretty(&json!({ "circuit": path.display().to_string(), "qubits": qubits, "clbits": clbits, "probabilities": dist }))?);
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({ "circuit": path.display().to_string(), "qubits": qubits, "clbits": clbits, "probabilities": dist })
+                )?
+            );
         } else {
-            let rows: Vec<Vec<String>> = dist.iter().map(|(k, p)| vec![k.clone(), format!("{p:.12}")]).collect();
-            outln!("{} ({qubits} qubits, {clbits} bits): exact distribution", path.display());
+            let rows: Vec<Vec<String>> = dist
+                .iter()
+                .map(|(k, p)| vec![k.clone(), format!("{p:.12}")])
+                .collect();
+            outln!(
+                "{} ({qubits} qubits, {clbits} bits): exact distribution",
+                path.display()
+            );
             out!("{}", table::render(&["outcome", "probability"], &rows));
         }
         return Ok(Outcome::Ok);
     }
-    let counts = statevector::run(&circuit, shots, seed).with_context(|| path.display().to_string())?;
+    let counts =
+        statevector::run(&circuit, shots, seed).with_context(|| path.display().to_string())?;
     if as_json {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "circuit": path.display().to_string(), "qubits": qubits, "clbits": clbits, "shots": shots, "seed": seed, "counts": counts }))?
+            serde_json::to_string_pretty(
+                &json!({ "circuit": path.display().to_string(), "qubits": qubits, "clbits": clbits, "shots": shots, "seed": seed, "counts": counts })
+            )?
         );
     } else {
-        let rows: Vec<Vec<String>> = counts.iter().map(|(k, n)| vec![k.clone(), n.to_string()]).collect();
-        outln!("{} ({qubits} qubits, {clbits} bits): {shots} shots, seed {seed}", path.display());
+        let rows: Vec<Vec<String>> = counts
+            .iter()
+            .map(|(k, n)| vec![k.clone(), n.to_string()])
+            .collect();
+        outln!(
+            "{} ({qubits} qubits, {clbits} bits): {shots} shots, seed {seed}",
+            path.display()
+        );
         out!("{}", table::render(&["outcome", "count"], &rows));
     }
     Ok(Outcome::Ok)
@@ -56,11 +82,21 @@ pub(crate) fn check(paths: &[PathBuf], as_json: bool) -> Result<Outcome> {
     } else {
         for r in &results {
             if r["ok"] == true {
-                outln!("{}: ok ({} qubits, {} bits, {} operations)", r["circuit"].as_str().unwrap_or(""), r["qubits"], r["clbits"], r["ops"]);
+                outln!(
+                    "{}: ok ({} qubits, {} bits, {} operations)",
+                    r["circuit"].as_str().unwrap_or(""),
+                    r["qubits"],
+                    r["clbits"],
+                    r["ops"]
+                );
             } else {
                 outln!("{}", r["error"].as_str().unwrap_or(""));
             }
         }
     }
-    Ok(if any_refused { Outcome::Problem } else { Outcome::Ok })
+    Ok(if any_refused {
+        Outcome::Problem
+    } else {
+        Outcome::Ok
+    })
 }
