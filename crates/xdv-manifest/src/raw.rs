@@ -86,7 +86,7 @@ struct RawPolicy {
 pub(crate) mod defaults {
     pub const SEED: u64 = 0;
     pub const NS_PER_FUEL: u64 = 1;
-    pub const SLICE_FUEL: u64 = 100_000;
+    pub const SLICE_FUEL: u64 = 1_000_000;
     pub const BATCH_EVENTS: u64 = 4096;
     pub const VCPUS: u64 = 1;
     pub const MEMORY_LIMIT: u64 = 1 << 20;

@@ -249,3 +249,48 @@ fn the_small_corpus_reads_or_is_refused_precisely() {
         "hhl_n10 measures undeclared registers: {refused:?}"
     );
 }
+
+/// xdv's exact distributions equal qiskit-aer's (statevector method) within 1e-9, for the corpus
+/// circuits with terminal measurements and for seeded random circuits. The reference is
+/// committed in tests/fixtures/aer_reference.json; `bench/q_reference.py` regenerates it.
+#[test]
+fn statevector_matches_qiskit_aer() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aer_reference.json"),
+    )
+    .unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let circuits = fixture["circuits"].as_array().unwrap();
+    assert!(
+        circuits.len() >= 60,
+        "{} reference circuits",
+        circuits.len()
+    );
+    for c in circuits {
+        let name = c["name"].as_str().unwrap();
+        let circuit = match c["qasm"].as_str() {
+            Some(src) => qasm::parse(src, name).unwrap(),
+            None => qasm::parse_file(&corpus().join(name)).unwrap(),
+        };
+        let ours: Vec<(String, f64)> = statevector::distribution(&circuit)
+            .unwrap()
+            .into_iter()
+            .filter(|(_, p)| *p > 1e-12)
+            .collect();
+        let theirs = c["probabilities"].as_object().unwrap();
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{name}: outcomes {:?} vs {:?}",
+            ours.iter().map(|x| &x.0).collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>()
+        );
+        for (k, p) in &ours {
+            let q = theirs
+                .get(k)
+                .and_then(|v| v.as_f64())
+                .unwrap_or_else(|| panic!("{name}: aer has no outcome {k:?}"));
+            assert!((p - q).abs() < 1e-9, "{name} {k}: xdv {p}, aer {q}");
+        }
+    }
+}

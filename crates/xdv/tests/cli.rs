@@ -435,7 +435,10 @@ fn q_run_counts_and_probabilities_follow_qiskit_keys() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for k in ["00", "11"] {
-        assert!((v["probabilities"][k].as_f64().unwrap() - 0.5).abs() < 1e-12, "{v}");
+        assert!(
+            (v["probabilities"][k].as_f64().unwrap() - 0.5).abs() < 1e-12,
+            "{v}"
+        );
     }
     assert_eq!(v["probabilities"].as_object().unwrap().len(), 2);
     let run = |seed: &str| {
