@@ -377,14 +377,24 @@ impl Hypervisor {
         badge: u64,
     ) -> Result<CapId, HvError> {
         let cap = self.caps.mint(VhmId(holder), object, r, badge);
-        let rights = self
-            .caps
-            .node(
-                self.caps
-                    .resolve(VhmId(holder), cap.0)
-                    .expect("just minted"),
-            )
-            .rights;
+        self.record_cap(sink, holder, cap, None)?;
+        Ok(cap)
+    }
+
+    /// Records a capability just put in `holder`'s table (`from`: the source of a derivation).
+    pub(crate) fn record_cap<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        holder: u32,
+        cap: CapId,
+        from: Option<(VhmId, CapId)>,
+    ) -> Result<(), HvError> {
+        let n = self.caps.node(
+            self.caps
+                .resolve(VhmId(holder), cap.0)
+                .expect("the capability was just created"),
+        );
+        let (object, rights, badge) = (n.object, n.rights, n.badge);
         emit(
             sink,
             &mut self.events,
@@ -395,10 +405,10 @@ impl Hypervisor {
                 object,
                 rights,
                 badge,
-                from: None,
+                from,
             },
         )?;
-        Ok(cap)
+        Ok(())
     }
 
     /// Creates a channel anchored at `anchors` and records it in `creator`'s events.

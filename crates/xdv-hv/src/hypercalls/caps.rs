@@ -42,24 +42,7 @@ impl Hypervisor {
                 let (rights, badge) = (a.u32(1), a.u64(2));
                 match self.caps.derive(me, handle, rights, badge, me) {
                     Ok(cap) => {
-                        let n = self
-                            .caps
-                            .node(self.caps.resolve(me, cap.0).expect("just derived"));
-                        let (object, rights, badge) = (n.object, n.rights, n.badge);
-                        let from = Some((me, xdv_core::CapId(handle)));
-                        emit(
-                            sink,
-                            &mut self.events,
-                            now,
-                            Some(vhm),
-                            EventKind::CapCreated {
-                                cap,
-                                object,
-                                rights,
-                                badge,
-                                from,
-                            },
-                        )?;
+                        self.record_cap(sink, vhm, cap, Some((me, xdv_core::CapId(handle))))?;
                         Outcome::ok(record, cap.0 as i64)
                     }
                     Err(e) => cap_refusal(record, handle, e),

@@ -269,24 +269,7 @@ impl Hypervisor {
                 .map(|c| (c, holder, h))
         });
         if let Some((c, holder, h)) = cap {
-            let n = self
-                .caps
-                .node(self.caps.resolve(VhmId(vhm), c.0).expect("just derived"));
-            let (object, rights, badge) = (n.object, n.rights, n.badge);
-            let from = Some((holder, xdv_core::CapId(h)));
-            emit(
-                sink,
-                &mut self.events,
-                self.now,
-                Some(vhm),
-                EventKind::CapCreated {
-                    cap: c,
-                    object,
-                    rights,
-                    badge,
-                    from,
-                },
-            )?;
+            self.record_cap(sink, vhm, c, Some((holder, xdv_core::CapId(h))))?;
         }
         let mut buf = Vec::with_capacity(RECV_HEADER as usize + msg.bytes.len());
         buf.extend_from_slice(&msg.badge.to_le_bytes());

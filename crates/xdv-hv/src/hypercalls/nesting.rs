@@ -419,26 +419,9 @@ impl Hypervisor {
             }
             let cap = self
                 .caps
-                .derive(me, h, r, badge, VhmId(id))
+                .transfer(me, h, r, badge, VhmId(id))
                 .expect("checked before the child was created");
-            let n = self
-                .caps
-                .node(self.caps.resolve(VhmId(id), cap.0).expect("just derived"));
-            let (object, rights, badge) = (n.object, n.rights, n.badge);
-            let from = Some((me, xdv_core::CapId(h)));
-            emit(
-                sink,
-                &mut self.events,
-                self.now,
-                Some(id),
-                EventKind::CapCreated {
-                    cap,
-                    object,
-                    rights,
-                    badge,
-                    from,
-                },
-            )?;
+            self.record_cap(sink, id, cap, Some((me, xdv_core::CapId(h))))?;
         }
         Ok(Outcome::ok(record, handle.0 as i64))
     }
