@@ -1,10 +1,18 @@
 //! The exact state-vector provider: complex128 amplitudes, qubit k is bit k of the basis index
 //! (the convention Qiskit uses), consecutive one-qubit gates on a qubit fused into one matrix.
+//!
+//! Gate kernels run on rayon's threads for large states. Each amplitude's new value is computed
+//! from the same inputs in the same order whatever the thread count, so results are bit-identical
+//! across machines; sums (measurement probabilities) stay sequential for the same reason.
 
 use crate::circuit::{Circuit, Op};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
+
+/// Below this many amplitudes a kernel runs on one thread (spawning costs more than it saves).
+const PARALLEL_FROM: usize = 1 << 14;
 
 /// Most qubits the provider simulates (2^28 amplitudes × 16 bytes = 4 GiB).
 pub const MAX_QUBITS: usize = 28;
@@ -100,13 +108,12 @@ impl State {
     fn flush(&mut self, q: usize) {
         if let Some(m) = self.pending[q].take() {
             let bit = 1usize << q;
-            for i in 0..self.amps.len() {
-                if i & bit == 0 {
-                    let (a0, a1) = (self.amps[i], self.amps[i | bit]);
-                    self.amps[i] = m[0].mul(a0).add(m[1].mul(a1));
-                    self.amps[i | bit] = m[2].mul(a0).add(m[3].mul(a1));
-                }
-            }
+            let apply = |lo: &mut C64, hi: &mut C64| {
+                let (a0, a1) = (*lo, *hi);
+                *lo = m[0].mul(a0).add(m[1].mul(a1));
+                *hi = m[2].mul(a0).add(m[3].mul(a1));
+            };
+            pairs(&mut self.amps, bit, |_, lo, hi| apply(lo, hi));
         }
     }
 
@@ -135,11 +142,11 @@ impl State {
                 self.flush(*c);
                 self.flush(*t);
                 let (cb, tb) = (1usize << c, 1usize << t);
-                for i in 0..self.amps.len() {
-                    if i & cb != 0 && i & tb == 0 {
-                        self.amps.swap(i, i | tb);
+                pairs(&mut self.amps, tb, |i, lo, hi| {
+                    if i & cb != 0 {
+                        std::mem::swap(lo, hi);
                     }
-                }
+                });
             }
             Op::Measure { q, c } => {
                 let one = self.measure(*q, rng);
@@ -208,6 +215,34 @@ impl State {
     }
 }
 
+/// Calls `f(i, a[i], a[i | bit])` for every index `i` with `bit` clear, in parallel for large
+/// vectors. Each call touches only its own pair, so the order of calls does not matter.
+fn pairs(amps: &mut [C64], bit: usize, f: impl Fn(usize, &mut C64, &mut C64) + Sync) {
+    let block = 2 * bit;
+    let run_block = |base: usize, chunk: &mut [C64]| {
+        let (lo, hi) = chunk.split_at_mut(bit);
+        if bit >= PARALLEL_FROM {
+            lo.par_iter_mut()
+                .zip(hi.par_iter_mut())
+                .enumerate()
+                .for_each(|(k, (a, b))| f(base + k, a, b));
+        } else {
+            for (k, (a, b)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+                f(base + k, a, b);
+            }
+        }
+    };
+    if amps.len() >= PARALLEL_FROM && bit < PARALLEL_FROM {
+        amps.par_chunks_mut(block)
+            .enumerate()
+            .for_each(|(j, chunk)| run_block(j * block, chunk));
+    } else {
+        for (j, chunk) in amps.chunks_mut(block).enumerate() {
+            run_block(j * block, chunk);
+        }
+    }
+}
+
 /// A uniform draw in [0, 1) with 53 random bits.
 fn unit(rng: &mut ChaCha20Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -227,21 +262,10 @@ pub fn distribution(circuit: &Circuit) -> Result<BTreeMap<String, f64>, SimError
     if !circuit.measurements_are_terminal() {
         return Err(SimError::NotTerminal);
     }
-    let mut state = State::new(circuit.num_qubits(), circuit.num_clbits())?;
-    let mut rng = stream(0, 0);
-    let mut measured: Vec<(usize, usize)> = Vec::new();
-    for op in &circuit.ops {
-        match op {
-            Op::Measure { q, c } => {
-                measured.retain(|(_, cc)| cc != c);
-                measured.push((*q, *c));
-            }
-            other => state.apply(other, &mut rng),
-        }
-    }
+    let (probs, measured) = final_probabilities(circuit)?;
     let mut out = BTreeMap::new();
     let mut bits = vec![false; circuit.num_clbits()];
-    for (i, p) in state.probabilities().into_iter().enumerate() {
+    for (i, p) in probs.into_iter().enumerate() {
         if p == 0.0 {
             continue;
         }
@@ -254,25 +278,50 @@ pub fn distribution(circuit: &Circuit) -> Result<BTreeMap<String, f64>, SimError
     Ok(out)
 }
 
+/// Simulates a circuit with terminal measurements up to its measurements: the basis-state
+/// probabilities and the (qubit, classical bit) pairs measured (the last measurement into a bit wins).
+fn final_probabilities(circuit: &Circuit) -> Result<(Vec<f64>, Vec<(usize, usize)>), SimError> {
+    let mut state = State::new(circuit.num_qubits(), circuit.num_clbits())?;
+    let mut rng = stream(0, 0);
+    let mut measured: Vec<(usize, usize)> = Vec::new();
+    for op in &circuit.ops {
+        match op {
+            Op::Measure { q, c } => {
+                measured.retain(|(_, cc)| cc != c);
+                measured.push((*q, *c));
+            }
+            other => state.apply(other, &mut rng),
+        }
+    }
+    Ok((state.probabilities(), measured))
+}
+
 /// Runs `shots` shots and counts the classical outcomes (Qiskit-formatted keys). Circuits whose
 /// measurements are terminal are simulated once and sampled; others run shot by shot. Each shot
 /// draws from its own stream seeded by (seed, shot).
 pub fn run(circuit: &Circuit, shots: u64, seed: u64) -> Result<BTreeMap<String, u64>, SimError> {
     let mut counts = BTreeMap::new();
     if circuit.measurements_are_terminal() {
-        let dist: Vec<(String, f64)> = distribution(circuit)?.into_iter().collect();
+        // Simulate once, then sample basis states from the cumulative distribution and turn only
+        // the sampled ones into keys (a 24-qubit state has 16 M outcomes; a run has few shots).
+        let (probs, measured) = final_probabilities(circuit)?;
+        let mut cumulative = Vec::with_capacity(probs.len());
+        let mut acc = 0.0;
+        for p in probs {
+            acc += p;
+            cumulative.push(acc);
+        }
+        let mut bits = vec![false; circuit.num_clbits()];
         for shot in 0..shots {
-            let u = unit(&mut stream(seed, shot));
-            let mut acc = 0.0;
-            let mut pick = &dist[dist.len() - 1].0;
-            for (k, p) in &dist {
-                acc += p;
-                if u < acc {
-                    pick = k;
-                    break;
-                }
+            let u = unit(&mut stream(seed, shot)) * acc;
+            let i = cumulative
+                .partition_point(|&c| c <= u)
+                .min(cumulative.len() - 1);
+            bits.iter_mut().for_each(|b| *b = false);
+            for (q, c) in &measured {
+                bits[*c] = i & (1 << q) != 0;
             }
-            *counts.entry(pick.clone()).or_insert(0) += 1;
+            *counts.entry(circuit.format_bits(&bits)).or_insert(0) += 1;
         }
         return Ok(counts);
     }

@@ -313,3 +313,39 @@ fn statevector_matches_qiskit_aer() {
         }
     }
 }
+
+/// A state large enough for the parallel kernels gives bit-identical probabilities on one
+/// thread and on many.
+#[test]
+fn parallel_kernels_are_bit_identical_to_one_thread() {
+    let n = 16;
+    let mut src = format!("OPENQASM 2.0; include \"qelib1.inc\"; qreg q[{n}]; creg c[{n}];");
+    for i in 0..n {
+        src += &format!("h q[{i}]; rz({}) q[{i}];", 0.1 * (i + 1) as f64);
+    }
+    for i in 0..n - 1 {
+        src += &format!(
+            "cx q[{i}],q[{}]; ry({}) q[{}];",
+            i + 1,
+            0.3 + 0.05 * i as f64,
+            i + 1
+        );
+    }
+    src += "cx q[15],q[0]; measure q -> c;";
+    let circuit = qasm::parse(&src, "par.qasm").unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| statevector::distribution(&circuit).unwrap());
+    let many = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap()
+        .install(|| statevector::distribution(&circuit).unwrap());
+    assert_eq!(one.len(), many.len());
+    for ((k1, p1), (k2, p2)) in one.iter().zip(&many) {
+        assert_eq!(k1, k2);
+        assert_eq!(p1.to_bits(), p2.to_bits(), "{k1}");
+    }
+}
