@@ -278,9 +278,12 @@ pub fn distribution(circuit: &Circuit) -> Result<BTreeMap<String, f64>, SimError
     Ok(out)
 }
 
+/// (qubit, classical bit) pairs a circuit measures.
+type Measured = Vec<(usize, usize)>;
+
 /// Simulates a circuit with terminal measurements up to its measurements: the basis-state
 /// probabilities and the (qubit, classical bit) pairs measured (the last measurement into a bit wins).
-fn final_probabilities(circuit: &Circuit) -> Result<(Vec<f64>, Vec<(usize, usize)>), SimError> {
+fn final_probabilities(circuit: &Circuit) -> Result<(Vec<f64>, Measured), SimError> {
     let mut state = State::new(circuit.num_qubits(), circuit.num_clbits())?;
     let mut rng = stream(0, 0);
     let mut measured: Vec<(usize, usize)> = Vec::new();
