@@ -1,4 +1,6 @@
-//! The circuit IR: what every front end produces and every provider executes.
+//! The circuit IR: what every front end produces and every provider executes. `U` and `CX` are
+//! universal; `CPhase` and `Swap` are kept whole where the library defines them, so providers can
+//! apply them in one pass.
 
 /// One operation on qubit and classical-bit indices.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,23 @@ pub enum Op {
         c: usize,
         /// Target qubit.
         t: usize,
+    },
+    /// The controlled phase `diag(1, 1, 1, e^{iλ})` on qubits `a` and `b` (symmetric); the
+    /// library's `cp`, `cu1` and `cz` lower to it.
+    CPhase {
+        /// One qubit.
+        a: usize,
+        /// The other.
+        b: usize,
+        /// λ.
+        lambda: f64,
+    },
+    /// Exchange of qubits `a` and `b`; the library's `swap` lowers to it.
+    Swap {
+        /// One qubit.
+        a: usize,
+        /// The other.
+        b: usize,
     },
     /// Measure qubit `q` into classical bit `c`.
     Measure {
@@ -92,7 +111,11 @@ impl Circuit {
             match op {
                 Op::Measure { q, .. } => measured[*q] = true,
                 Op::U { q, .. } if measured[*q] => return false,
-                Op::Cx { c, t } if measured[*c] || measured[*t] => return false,
+                Op::Cx { c: a, t: b } | Op::CPhase { a, b, .. } | Op::Swap { a, b }
+                    if measured[*a] || measured[*b] =>
+                {
+                    return false
+                }
                 Op::Reset { .. } | Op::If { .. } => return false,
                 _ => {}
             }

@@ -148,6 +148,33 @@ impl State {
                     }
                 });
             }
+            Op::CPhase { a, b, lambda } => {
+                self.flush(*a);
+                self.flush(*b);
+                let mask = (1usize << a) | (1usize << b);
+                let phase = C64::polar(1.0, *lambda);
+                let kernel = |(i, x): (usize, &mut C64)| {
+                    if i & mask == mask {
+                        *x = x.mul(phase);
+                    }
+                };
+                if self.amps.len() >= PARALLEL_FROM {
+                    self.amps.par_iter_mut().enumerate().for_each(kernel);
+                } else {
+                    self.amps.iter_mut().enumerate().for_each(kernel);
+                }
+            }
+            Op::Swap { a, b } => {
+                self.flush(*a);
+                self.flush(*b);
+                let (ab, bb) = (1usize << a, 1usize << b);
+                // Exchange the amplitudes of |…1_a…0_b…⟩ and |…0_a…1_b…⟩.
+                for i in 0..self.amps.len() {
+                    if i & ab != 0 && i & bb == 0 {
+                        self.amps.swap(i, (i ^ ab) | bb);
+                    }
+                }
+            }
             Op::Measure { q, c } => {
                 let one = self.measure(*q, rng);
                 self.clbits[*c] = one;

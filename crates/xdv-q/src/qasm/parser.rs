@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 const MAX_INLINE_DEPTH: usize = 64;
 /// Most operations a program may expand to.
 const MAX_OPS: usize = 50_000_000;
+/// The label of the built-in library.
+const LIBRARY: &str = "<built-in qelib1.inc>";
+
 /// Most qubits a program may declare.
 const MAX_QUBITS: usize = 64;
 
@@ -39,6 +42,8 @@ struct GateDef {
     params: Vec<String>,
     qargs: Vec<String>,
     body: Vec<GateStmt>,
+    /// Defined by the built-in library (so its meaning is known exactly).
+    builtin: bool,
 }
 
 /// A quantum or classical argument: a whole register or one element.
@@ -201,7 +206,7 @@ impl Parser {
                         format!("include \"{name}\": only \"qelib1.inc\" is available (built in)"),
                     ));
                 }
-                let mut lib = Parser::new(QELIB1, "<built-in qelib1.inc>")?;
+                let mut lib = Parser::new(QELIB1, LIBRARY)?;
                 while lib.peek().tok != Tok::Eof {
                     lib.statement()?;
                 }
@@ -442,6 +447,7 @@ impl Parser {
                 params,
                 qargs,
                 body,
+                builtin: self.file == LIBRARY,
             },
         );
         Ok(())
@@ -508,6 +514,33 @@ impl Parser {
                     ));
                 };
                 arity(def.params.len(), def.qargs.len())?;
+                // Library gates with a native kernel are kept whole: their definitions equal these
+                // matrices exactly (not only up to a global phase).
+                if def.builtin {
+                    match name {
+                        "cu1" | "cp" => {
+                            out.push(Op::CPhase {
+                                a: qs[0],
+                                b: qs[1],
+                                lambda: params[0],
+                            });
+                            return Ok(());
+                        }
+                        "cz" => {
+                            out.push(Op::CPhase {
+                                a: qs[0],
+                                b: qs[1],
+                                lambda: std::f64::consts::PI,
+                            });
+                            return Ok(());
+                        }
+                        "swap" => {
+                            out.push(Op::Swap { a: qs[0], b: qs[1] });
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
+                }
                 let env: BTreeMap<&str, f64> = def
                     .params
                     .iter()
