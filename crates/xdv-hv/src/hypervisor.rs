@@ -705,18 +705,7 @@ impl Hypervisor {
                 };
                 self.fault(sink, vhm, Some(vcpu), FaultClass::FuelExhausted, detail)
             }
-            Next::Stopped(Stop::Preempted) => {
-                let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
-                let fuel = std::mem::take(&mut slot.slice_used);
-                emit(
-                    sink,
-                    &mut self.events,
-                    now,
-                    Some(vhm),
-                    EventKind::SliceEnded { vcpu, fuel },
-                )?;
-                self.dispatch(sink, vhm, vcpu)
-            }
+            Next::Stopped(Stop::Preempted) => self.end_slice(sink, vhm, vcpu),
             Next::Stopped(Stop::Returned { from_irq: true }) => {
                 emit(
                     sink,
@@ -859,6 +848,24 @@ impl Hypervisor {
         self.vhms[vhm as usize].vcpus[vcpu as usize]
             .vcpu
             .complete(ret);
+        self.dispatch(sink, vhm, vcpu)
+    }
+
+    /// Ends the vCPU's slice (preemption or `yield`): records it and starts the next one.
+    pub(crate) fn end_slice<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+    ) -> Result<(), HvError> {
+        let fuel = std::mem::take(&mut self.vhms[vhm as usize].vcpus[vcpu as usize].slice_used);
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::SliceEnded { vcpu, fuel },
+        )?;
         self.dispatch(sink, vhm, vcpu)
     }
 

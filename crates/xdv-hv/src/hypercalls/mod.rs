@@ -163,17 +163,10 @@ impl Hypervisor {
                 Ok(())
             }
             After::EndSlice => {
-                let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
-                let fuel = std::mem::take(&mut slot.slice_used);
-                slot.vcpu.complete(out.ret);
-                emit(
-                    sink,
-                    &mut self.events,
-                    now,
-                    Some(vhm),
-                    EventKind::SliceEnded { vcpu, fuel },
-                )?;
-                self.dispatch(sink, vhm, vcpu)
+                self.vhms[vhm as usize].vcpus[vcpu as usize]
+                    .vcpu
+                    .complete(out.ret);
+                self.end_slice(sink, vhm, vcpu)
             }
             After::Resume => {
                 self.vhms[vhm as usize].vcpus[vcpu as usize]
