@@ -90,7 +90,7 @@ fn conditionals_resets_and_mid_circuit_measurement_run_shot_by_shot() {
 #[test]
 fn bad_programs_get_errors_with_their_place() {
     let cases = [
-        ("OPENQASM 3.0;", "t.qasm:1:1: unsupported version"),
+        ("OPENQASM 1.0;", "t.qasm:1:1: unsupported version"),
         (
             "OPENQASM 2.0;\nqreg q[1];\nh q[0];",
             "t.qasm:3:1: unknown gate h",
@@ -347,5 +347,40 @@ fn parallel_kernels_are_bit_identical_to_one_thread() {
     for ((k1, p1), (k2, p2)) in one.iter().zip(&many) {
         assert_eq!(k1, k2);
         assert_eq!(p1.to_bits(), p2.to_bits(), "{k1}");
+    }
+}
+
+/// The OpenQASM 3 stdgates subset: `qubit`/`bit` declarations, `stdgates.inc`, measurement by
+/// assignment, and the same gates as OpenQASM 2.
+#[test]
+fn openqasm3_stdgates_subset() {
+    let src = "OPENQASM 3.0;\ninclude \"stdgates.inc\";\nqubit[3] q;\nbit[3] c;\nbit flag;\nh q[0];\ncx q[0], q[1];\ncphase(pi) q[1], q[2];\nc = measure q;\nflag = measure q[0];\n";
+    let d = dist(src);
+    // keys: last register (flag) first, then c (MSB first).
+    close(&d, &[("0 000", 0.5), ("1 011", 0.5)]);
+    let one =
+        "OPENQASM 3;\ninclude \"stdgates.inc\";\nqubit q;\nbit b;\nx q;\nb[0] = measure q[0];\n";
+    close(&dist(one), &[("1", 1.0)]);
+    for (src, want) in [
+        (
+            "OPENQASM 3.0;\nqubit[2] q;\nctrl @ x q[0], q[1];",
+            "t.qasm:3:6: unexpected character '@'",
+        ),
+        (
+            "OPENQASM 2.0;\ninclude \"stdgates.inc\";",
+            "only \"qelib1.inc\"",
+        ),
+        (
+            "OPENQASM 2.0;\nqubit[2] q;",
+            "t.qasm:2:1: `qubit` declarations are OpenQASM 3",
+        ),
+        (
+            "OPENQASM 3.0;\nqubit[2] q;\nbit[2] c;\nc = reset q;",
+            "t.qasm:4:5: only `bits = measure qubits;`",
+        ),
+        ("OPENQASM 4.0;", "unsupported version"),
+    ] {
+        let err = qasm::parse(src, "t.qasm").unwrap_err().to_string();
+        assert!(err.contains(want), "{src:?}\n got:  {err}\n want: {want}");
     }
 }

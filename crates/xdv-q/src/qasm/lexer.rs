@@ -9,7 +9,7 @@ pub(crate) enum Tok {
     Int(u64),
     Real(f64),
     Str(String),
-    /// One of `; , ( ) [ ] { } + - * / ^` or `->` / `==`.
+    /// One of `; , ( ) [ ] { } + - * / ^ =` or `->` / `==`.
     Sym(&'static str),
     Eof,
 }
@@ -22,8 +22,8 @@ pub(crate) struct Token {
     pub(crate) col: usize,
 }
 
-const SYMS: [&str; 15] = [
-    "->", "==", ";", ",", "(", ")", "[", "]", "{", "}", "+", "-", "*", "/", "^",
+const SYMS: [&str; 16] = [
+    "->", "==", "=", ";", ",", "(", ")", "[", "]", "{", "}", "+", "-", "*", "/", "^",
 ];
 
 /// Splits `text` into tokens; `file` labels errors.

@@ -13,6 +13,10 @@ const MAX_OPS: usize = 50_000_000;
 /// The label of the built-in library.
 const LIBRARY: &str = "<built-in qelib1.inc>";
 
+/// Names OpenQASM 3's stdgates.inc has beyond qelib1.inc.
+const STDGATES_EXTRA: &str =
+    "gate phase(lambda) q { p(lambda) q; }\ngate cphase(lambda) a,b { cp(lambda) a,b; }\n";
+
 /// Most qubits a program may declare.
 const MAX_QUBITS: usize = 64;
 
@@ -56,6 +60,9 @@ struct Arg {
 }
 
 pub(crate) struct Parser {
+    /// The program declared `OPENQASM 3`: `qubit`/`bit` declarations, `stdgates.inc` and
+    /// `c = measure q;` are read too.
+    v3: bool,
     toks: Vec<Token>,
     pos: usize,
     file: String,
@@ -66,6 +73,7 @@ pub(crate) struct Parser {
 impl Parser {
     pub(crate) fn new(text: &str, file: &str) -> Result<Self, QasmError> {
         Ok(Self {
+            v3: false,
             toks: lex(text, file)?,
             pos: 0,
             file: file.to_string(),
@@ -160,21 +168,21 @@ impl Parser {
         if matches!(&self.peek().tok, Tok::Ident(s) if s == "OPENQASM") {
             let t = self.next();
             let v = self.next();
-            let ok = match v.tok {
-                Tok::Real(r) => (2.0..3.0).contains(&r),
-                Tok::Int(i) => i == 2,
-                _ => false,
+            let version = match v.tok {
+                Tok::Real(r) if (2.0..3.0).contains(&r) => Some(false),
+                Tok::Real(r) if (3.0..4.0).contains(&r) => Some(true),
+                Tok::Int(2) => Some(false),
+                Tok::Int(3) => Some(true),
+                _ => None,
             };
-            if !ok {
+            let Some(v3) = version else {
                 return Err(self.err_at(
                     t.line,
                     t.col,
-                    format!(
-                        "unsupported version {}: this front end reads OpenQASM 2.0",
-                        Self::describe(&v.tok)
-                    ),
+                    format!("unsupported version {}: this front end reads OpenQASM 2.0 and the stdgates subset of 3", Self::describe(&v.tok)),
                 ));
-            }
+            };
+            self.v3 = v3;
             self.expect_sym(";")?;
         }
         while self.peek().tok != Tok::Eof {
@@ -199,14 +207,16 @@ impl Parser {
                     return Err(self.err_at(f.line, f.col, "expected a file name in quotes"));
                 };
                 self.expect_sym(";")?;
-                if name != "qelib1.inc" {
+                let std = self.v3 && name == "stdgates.inc";
+                if name != "qelib1.inc" && !std {
                     return Err(self.err_at(
                         f.line,
                         f.col,
-                        format!("include \"{name}\": only \"qelib1.inc\" is available (built in)"),
+                        format!("include \"{name}\": only \"qelib1.inc\" (and, in OpenQASM 3, \"stdgates.inc\") is available (built in)"),
                     ));
                 }
-                let mut lib = Parser::new(QELIB1, LIBRARY)?;
+                let text = if std { format!("{QELIB1}\n{STDGATES_EXTRA}") } else { QELIB1.to_string() };
+                let mut lib = Parser::new(&text, LIBRARY)?;
                 while lib.peek().tok != Tok::Eof {
                     lib.statement()?;
                 }
@@ -215,13 +225,22 @@ impl Parser {
                 }
                 Ok(())
             }
-            "qreg" | "creg" => {
-                let quantum = word == "qreg";
+            "qreg" | "creg" | "qubit" | "bit" if self.v3 || matches!(word.as_str(), "qreg" | "creg") => {
+                let quantum = matches!(word.as_str(), "qreg" | "qubit");
+                let v3_style = matches!(word.as_str(), "qubit" | "bit");
                 self.next();
+                // OpenQASM 3: `qubit[n] name;` or `qubit name;`. OpenQASM 2: `qreg name[n];`.
+                let mut size = 1;
+                if v3_style && self.eat_sym("[") {
+                    size = self.int()?;
+                    self.expect_sym("]")?;
+                }
                 let (name, line, col) = self.ident()?;
-                self.expect_sym("[")?;
-                let size = self.int()?;
-                self.expect_sym("]")?;
+                if !v3_style {
+                    self.expect_sym("[")?;
+                    size = self.int()?;
+                    self.expect_sym("]")?;
+                }
                 self.expect_sym(";")?;
                 if size == 0 {
                     return Err(self.err_at(line, col, format!("register {name} has size 0")));
@@ -255,6 +274,7 @@ impl Parser {
                 }
                 Ok(())
             }
+            "qubit" | "bit" => Err(self.err(format!("`{word}` declarations are OpenQASM 3: start the program with `OPENQASM 3.0;`, or use `qreg`/`creg`"))),
             "gate" => self.gate_def(),
             "opaque" => Err(self.err(
                 "opaque gates are not supported: xdv needs every gate's definition to simulate it",
@@ -323,6 +343,19 @@ impl Parser {
                 }
                 Ok(())
             }
+            _ if self.v3 && self.is_measure_assignment() => {
+                // OpenQASM 3: `c = measure q;` or `c[i] = measure q[j];`.
+                let c = self.arg()?;
+                self.expect_sym("=")?;
+                let (m, line, col) = self.ident()?;
+                if m != "measure" {
+                    return Err(self.err_at(line, col, "only `bits = measure qubits;` assignments are supported"));
+                }
+                let q = self.arg()?;
+                self.expect_sym(";")?;
+                let ops = self.measure(&q, &c)?;
+                self.push(ops)
+            }
             _ => {
                 let (name, line, col) = self.ident()?;
                 let params = if self.eat_sym("(") {
@@ -368,6 +401,13 @@ impl Parser {
                 self.push(ops)
             }
         }
+    }
+
+    /// `true` when the statement ahead is `name = …` or `name[i] = …`.
+    fn is_measure_assignment(&self) -> bool {
+        let at = |k: usize| self.toks.get(self.pos + k).map(|t| &t.tok);
+        matches!(at(1), Some(Tok::Sym("=")))
+            || (matches!(at(1), Some(Tok::Sym("["))) && matches!(at(4), Some(Tok::Sym("="))))
     }
 
     fn push(&mut self, ops: Vec<Op>) -> Result<(), QasmError> {
