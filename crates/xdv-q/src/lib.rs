@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod circuit;
+pub mod density;
 pub mod qasm;
 pub mod statevector;
 

@@ -18,41 +18,41 @@ const PARALLEL_FROM: usize = 1 << 14;
 pub const MAX_QUBITS: usize = 28;
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-struct C64 {
-    re: f64,
-    im: f64,
+pub(crate) struct C64 {
+    pub(crate) re: f64,
+    pub(crate) im: f64,
 }
 
 impl C64 {
-    const ZERO: C64 = C64 { re: 0.0, im: 0.0 };
-    const ONE: C64 = C64 { re: 1.0, im: 0.0 };
-    fn polar(r: f64, theta: f64) -> C64 {
+    pub(crate) const ZERO: C64 = C64 { re: 0.0, im: 0.0 };
+    pub(crate) const ONE: C64 = C64 { re: 1.0, im: 0.0 };
+    pub(crate) fn polar(r: f64, theta: f64) -> C64 {
         C64 {
             re: r * theta.cos(),
             im: r * theta.sin(),
         }
     }
-    fn mul(self, o: C64) -> C64 {
+    pub(crate) fn mul(self, o: C64) -> C64 {
         C64 {
             re: self.re * o.re - self.im * o.im,
             im: self.re * o.im + self.im * o.re,
         }
     }
-    fn add(self, o: C64) -> C64 {
+    pub(crate) fn add(self, o: C64) -> C64 {
         C64 {
             re: self.re + o.re,
             im: self.im + o.im,
         }
     }
-    fn norm2(self) -> f64 {
+    pub(crate) fn norm2(self) -> f64 {
         self.re * self.re + self.im * self.im
     }
 }
 
 /// A 2×2 matrix, row major.
-type M2 = [C64; 4];
+pub(crate) type M2 = [C64; 4];
 
-fn u_matrix(theta: f64, phi: f64, lambda: f64) -> M2 {
+pub(crate) fn u_matrix(theta: f64, phi: f64, lambda: f64) -> M2 {
     let (c, s) = ((theta / 2.0).cos(), (theta / 2.0).sin());
     [
         C64::polar(c, 0.0),
@@ -244,7 +244,7 @@ impl State {
 
 /// Calls `f(i, a[i], a[i | bit])` for every index `i` with `bit` clear, in parallel for large
 /// vectors. Each call touches only its own pair, so the order of calls does not matter.
-fn pairs(amps: &mut [C64], bit: usize, f: impl Fn(usize, &mut C64, &mut C64) + Sync) {
+pub(crate) fn pairs(amps: &mut [C64], bit: usize, f: impl Fn(usize, &mut C64, &mut C64) + Sync) {
     let block = 2 * bit;
     let run_block = |base: usize, chunk: &mut [C64]| {
         let (lo, hi) = chunk.split_at_mut(bit);
@@ -271,12 +271,12 @@ fn pairs(amps: &mut [C64], bit: usize, f: impl Fn(usize, &mut C64, &mut C64) + S
 }
 
 /// A uniform draw in [0, 1) with 53 random bits.
-fn unit(rng: &mut ChaCha20Rng) -> f64 {
+pub(crate) fn unit(rng: &mut ChaCha20Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// The random stream for a (seed, shot) pair.
-fn stream(seed: u64, shot: u64) -> ChaCha20Rng {
+pub(crate) fn stream(seed: u64, shot: u64) -> ChaCha20Rng {
     let mut m = b"xdv-statevector".to_vec();
     m.extend_from_slice(&seed.to_le_bytes());
     m.extend_from_slice(&shot.to_le_bytes());

@@ -156,6 +156,16 @@ enum QCommand {
         /// whose measurements are all terminal).
         #[arg(long)]
         probabilities: bool,
+        /// The provider: `statevector` (exact, noiseless) or `density` (thermal relaxation and
+        /// readout error of the built-in device; terminal measurements, at most 12 qubits).
+        #[arg(long, value_enum, default_value_t = Provider::Statevector)]
+        provider: Provider,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the built-in providers and their devices.
+    Providers {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -168,6 +178,15 @@ enum QCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Q providers.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Provider {
+    /// Exact state vector.
+    Statevector,
+    /// Density matrix with thermal relaxation and readout error.
+    Density,
 }
 
 /// Export formats.
@@ -202,8 +221,10 @@ fn main() -> ExitCode {
                 shots,
                 seed,
                 probabilities,
+                provider,
                 json,
-            } => cmd::q::run(&circuit, shots, seed, probabilities, json),
+            } => cmd::q::run(&circuit, shots, seed, probabilities, provider, json),
+            QCommand::Providers { json } => cmd::q::providers(json),
             QCommand::Check { circuits, json } => cmd::q::check(&circuits, json),
         },
         Command::Trace { command } => match command {

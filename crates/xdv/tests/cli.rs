@@ -469,3 +469,30 @@ fn q_run_counts_and_probabilities_follow_qiskit_keys() {
     );
     xdv().args(["q", "run"]).arg(&bad).assert().code(2);
 }
+
+#[test]
+fn q_providers_and_the_density_provider() {
+    let out = xdv().args(["q", "providers", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["name"], "statevector");
+    assert_eq!(v[1]["name"], "density");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.qasm");
+    std::fs::write(&f, "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\ncreg c[1];\nx q[0];\nmeasure q -> c;\n").unwrap();
+    let out = xdv()
+        .args([
+            "q",
+            "run",
+            "--provider",
+            "density",
+            "--probabilities",
+            "--json",
+        ])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // x decays a little during its 50 ns, then readout flips 1 → 0 with 4 %.
+    let p0 = v["probabilities"]["0"].as_f64().unwrap();
+    assert!(p0 > 0.04 && p0 < 0.05, "{v}");
+}

@@ -1,9 +1,10 @@
-//! `xdv q run` and `xdv q check`: circuits on the built-in statevector provider.
+//! `xdv q run`, `xdv q check`, `xdv q providers`: circuits on the built-in providers.
 
-use crate::{table, Outcome};
+use crate::{table, Outcome, Provider};
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use xdv_q::density::{self, Calibration};
 use xdv_q::{qasm, statevector};
 
 pub(crate) fn run(
@@ -11,13 +12,18 @@ pub(crate) fn run(
     shots: u64,
     seed: u64,
     probabilities: bool,
+    provider: Provider,
     as_json: bool,
 ) -> Result<Outcome> {
     let circuit = qasm::parse_file(path)?;
     let (qubits, clbits) = (circuit.num_qubits(), circuit.num_clbits());
     if probabilities {
         // Amplitudes carry rounding noise around 1e-33; outcomes below 1e-14 are zero.
-        let dist: std::collections::BTreeMap<String, f64> = statevector::distribution(&circuit)
+        let dist = match provider {
+            Provider::Statevector => statevector::distribution(&circuit),
+            Provider::Density => density::distribution(&circuit, &Calibration::DEFAULT),
+        };
+        let dist: std::collections::BTreeMap<String, f64> = dist
             .with_context(|| path.display().to_string())?
             .into_iter()
             .filter(|(_, p)| *p > 1e-14)
@@ -99,4 +105,45 @@ pub(crate) fn check(paths: &[PathBuf], as_json: bool) -> Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+pub(crate) fn providers(as_json: bool) -> Result<Outcome> {
+    let c = Calibration::DEFAULT;
+    let list = json!([
+        { "name": "statevector", "kind": "exact state vector (complex128), noiseless", "max_qubits": statevector::MAX_QUBITS,
+          "native": ["U", "CX", "CPhase", "Swap"], "coupling": "all-to-all" },
+        { "name": "density", "kind": "density matrix with thermal relaxation and readout error", "max_qubits": density::MAX_QUBITS,
+          "native": ["U", "CX", "CPhase", "Swap"], "coupling": "all-to-all",
+          "gate_1q_ns": c.gate_1q_ns, "gate_2q_ns": c.gate_2q_ns, "t1_ns": c.t1_ns, "t2_ns": c.t2_ns,
+          "readout_p01": c.readout_p01, "readout_p10": c.readout_p10 },
+    ]);
+    if as_json {
+        outln!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        let rows = vec![
+            vec![
+                "statevector".into(),
+                statevector::MAX_QUBITS.to_string(),
+                "exact, noiseless".into(),
+            ],
+            vec![
+                "density".into(),
+                density::MAX_QUBITS.to_string(),
+                format!(
+                    "1q {} ns, 2q {} ns, T1 {} µs, T2 {} µs, readout {}/{}",
+                    c.gate_1q_ns,
+                    c.gate_2q_ns,
+                    c.t1_ns / 1000.0,
+                    c.t2_ns / 1000.0,
+                    c.readout_p01,
+                    c.readout_p10
+                ),
+            ],
+        ];
+        out!(
+            "{}",
+            table::render(&["provider", "max qubits", "model"], &rows)
+        );
+    }
+    Ok(Outcome::Ok)
 }
