@@ -151,6 +151,9 @@ impl Hypervisor {
                     len,
                 };
                 match self.try_receive(sink, vhm, vcpu, at)? {
+                    // A buffer too small for the waiting message is a bad argument (the message
+                    // stays queued); a closed channel is a state, not a refusal.
+                    Some(abi::E_TOOBIG) => Outcome::refused(record, abi::E_TOOBIG, format!("the next message does not fit a {len}-byte buffer (16-byte header included)")),
                     Some(ret) => Outcome::ok(record, ret),
                     None => {
                         self.channels[channel as usize].ends[end as usize]
