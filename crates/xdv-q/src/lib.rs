@@ -11,6 +11,7 @@
 
 pub mod circuit;
 pub mod density;
+pub mod device;
 pub mod qasm;
 pub mod statevector;
 
