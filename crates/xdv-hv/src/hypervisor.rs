@@ -411,6 +411,26 @@ impl Hypervisor {
         Ok(())
     }
 
+    /// Records capabilities removed from any table, in `vhm`'s events (nothing when none were).
+    pub(crate) fn record_removed<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        cause: RemoveCause,
+        removed: Vec<(VhmId, CapId)>,
+    ) -> Result<(), HvError> {
+        if !removed.is_empty() {
+            emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(vhm),
+                EventKind::CapRemoved { cause, removed },
+            )?;
+        }
+        Ok(())
+    }
+
     /// Creates a channel anchored at `anchors` and records it in `creator`'s events.
     pub(crate) fn new_channel<S: EventSink>(
         &mut self,
@@ -1083,18 +1103,7 @@ impl Hypervisor {
         dead.extend((0..self.vhms[vhm as usize].spec.k.vcpus).map(|i| Object::Vcpu(me, i)));
         dead.extend(anchored.iter().map(|&(c, e)| Object::Endpoint(c, e)));
         let removed = self.caps.purge(me, &dead);
-        if !removed.is_empty() {
-            emit(
-                sink,
-                &mut self.events,
-                now,
-                Some(vhm),
-                EventKind::CapRemoved {
-                    cause: RemoveCause::Stop,
-                    removed,
-                },
-            )?;
-        }
+        self.record_removed(sink, vhm, RemoveCause::Stop, removed)?;
         for (channel, end) in anchored {
             self.close_end(sink, vhm, channel, end)?;
         }

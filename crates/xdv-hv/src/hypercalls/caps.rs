@@ -2,10 +2,10 @@
 
 use super::lifecycle::bare_record;
 use super::{Args, Outcome};
-use crate::hypervisor::{emit, Hypervisor};
+use crate::hypervisor::Hypervisor;
 use crate::HvError;
 use xdv_core::cap::CapError;
-use xdv_core::event::{EventKind, EventSink, RemoveCause};
+use xdv_core::event::{EventSink, RemoveCause};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall};
 
@@ -33,7 +33,6 @@ impl Hypervisor {
         call: Hypercall,
         a: Args,
     ) -> Result<Outcome, HvError> {
-        let now = self.now;
         let me = VhmId(vhm);
         let record = bare_record(call, a);
         let handle = a.u64(0);
@@ -51,34 +50,18 @@ impl Hypervisor {
             Hypercall::CapRevoke => match self.caps.revoke(me, handle) {
                 Ok(removed) => {
                     let n = removed.len() as i64;
-                    if !removed.is_empty() {
-                        emit(
-                            sink,
-                            &mut self.events,
-                            now,
-                            Some(vhm),
-                            EventKind::CapRemoved {
-                                cause: RemoveCause::Revoke,
-                                removed,
-                            },
-                        )?;
-                    }
+                    self.record_removed(sink, vhm, RemoveCause::Revoke, removed)?;
                     Outcome::ok(record, n)
                 }
                 Err(e) => cap_refusal(record, handle, e),
             },
             Hypercall::CapDrop => match self.caps.delete(me, handle) {
                 Ok(()) => {
-                    let removed = vec![(me, xdv_core::CapId(handle))];
-                    emit(
+                    self.record_removed(
                         sink,
-                        &mut self.events,
-                        now,
-                        Some(vhm),
-                        EventKind::CapRemoved {
-                            cause: RemoveCause::Drop,
-                            removed,
-                        },
+                        vhm,
+                        RemoveCause::Drop,
+                        vec![(me, xdv_core::CapId(handle))],
                     )?;
                     Outcome::ok(record, abi::OK)
                 }

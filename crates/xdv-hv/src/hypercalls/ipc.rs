@@ -26,18 +26,17 @@ impl Hypervisor {
         Ok(match call {
             Hypercall::IpcChannel => {
                 let (capacity, out) = (a.u32(0), a.u32(1));
-                let Some(budget) = self
+                let may_create = self
                     .caps
                     .held_by(me)
-                    .find(|n| n.object == Object::Budget(me) && n.rights & rights::CHANNEL != 0)
-                else {
+                    .any(|n| n.object == Object::Budget(me) && n.rights & rights::CHANNEL != 0);
+                if !may_create {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_PERM,
                         "no budget capability with the channel right",
                     ));
-                };
-                let _ = budget;
+                }
                 if !(1..=4096).contains(&capacity) {
                     return Ok(Outcome::refused(
                         record,
