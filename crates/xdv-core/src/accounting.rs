@@ -22,11 +22,13 @@ pub struct ResourceRow {
     pub level: u8,
     /// Domain.
     pub domain: Domain,
-    /// Allocated_Resource: the kind of resource (`vcpu`, `memory`, `fuel`).
+    /// Allocated_Resource: the kind of resource (`vcpu`, `memory`, `fuel`, `qubits`,
+    /// `decoherence`).
     pub resource: String,
-    /// Amount allocated: vCPU index, bytes, or fuel units.
+    /// Amount allocated: vCPU index, bytes, fuel units, logical qubits, or decoherence budget in
+    /// micro-units of log-fidelity.
     pub amount: u64,
-    /// Amount consumed, for consumable resources (fuel).
+    /// Amount consumed, for consumable resources (fuel, decoherence budget).
     pub used: Option<u64>,
     /// Virtual time of the allocation.
     pub start_ns: u64,
@@ -43,6 +45,8 @@ fn split(resource: &Resource) -> (&'static str, u64) {
         Resource::Vcpu(i) => ("vcpu", u64::from(i)),
         Resource::Memory(b) => ("memory", b),
         Resource::Fuel(q) => ("fuel", q),
+        Resource::Qubits(n) => ("qubits", u64::from(n)),
+        Resource::Decoherence(b) => ("decoherence", b),
     }
 }
 

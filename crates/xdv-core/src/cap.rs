@@ -36,12 +36,15 @@ pub mod rights {
     pub const RECV: u32 = 1 << 7;
     /// Budget: create IPC channels.
     pub const CHANNEL: u32 = 1 << 8;
+    /// Q container: submit jobs.
+    pub const SUBMIT: u32 = 1 << 9;
     /// Every right.
-    pub const ALL: u32 = (1 << 9) - 1;
+    pub const ALL: u32 = (1 << 10) - 1;
 
     /// Names of the rights, in bit order.
-    pub const NAMES: [&str; 9] = [
+    pub const NAMES: [&str; 10] = [
         "inspect", "derive", "transfer", "spawn", "wait", "kill", "send", "recv", "channel",
+        "submit",
     ];
 
     /// `"inspect|derive"`-style rendering.
@@ -76,6 +79,10 @@ pub enum Object {
     Module(Hash32),
     /// One end (0 or 1) of an IPC channel.
     Endpoint(ChannelId, u8),
+    /// A VHM's Q container: its logical qubits on one device and its decoherence budget.
+    QContainer(VhmId),
+    /// A Q job of a VHM, by the VHM's job number.
+    QJob(VhmId, u32),
 }
 
 impl Object {
@@ -87,6 +94,8 @@ impl Object {
             Object::Module(_) => 3,
             Object::Endpoint(..) => 4,
             Object::Vcpu(..) => 5,
+            Object::QContainer(_) => 6,
+            Object::QJob(..) => 7,
         }
     }
 
@@ -98,6 +107,8 @@ impl Object {
             Object::Module(_) => "module",
             Object::Endpoint(..) => "endpoint",
             Object::Vcpu(..) => "vcpu",
+            Object::QContainer(_) => "q_container",
+            Object::QJob(..) => "q_job",
         }
     }
 
@@ -107,6 +118,8 @@ impl Object {
             Object::Vhm(v) => Object::Vhm(f(v)),
             Object::Budget(v) => Object::Budget(f(v)),
             Object::Vcpu(v, i) => Object::Vcpu(f(v), i),
+            Object::QContainer(v) => Object::QContainer(f(v)),
+            Object::QJob(v, j) => Object::QJob(f(v), j),
             other => other,
         }
     }
@@ -120,16 +133,20 @@ impl Object {
             Object::Module(_) => INSPECT | DERIVE | TRANSFER | SPAWN,
             Object::Endpoint(..) => INSPECT | DERIVE | TRANSFER | SEND | RECV,
             Object::Vcpu(..) => INSPECT,
+            // Containers and jobs never leave their VHM: a child gets its own container, carved.
+            Object::QContainer(_) => INSPECT | DERIVE | SUBMIT,
+            Object::QJob(..) => INSPECT | WAIT | RECV,
         }
     }
 
     /// A number identifying the object inside its type, for `cap_info`: 0 for VHMs and budgets,
     /// the index for a vCPU, the first 8 bytes of the hash for a module, `channel × 2 + end` for
-    /// an endpoint.
+    /// an endpoint, 0 for a Q container, the job number for a Q job.
     pub fn number(&self) -> u64 {
         match *self {
             // Host-wide VHM ids would tell a guest how many VHMs exist beside it: not exposed.
-            Object::Vhm(_) | Object::Budget(_) => 0,
+            Object::Vhm(_) | Object::Budget(_) | Object::QContainer(_) => 0,
+            Object::QJob(_, j) => u64::from(j),
             Object::Vcpu(_, i) => u64::from(i),
             Object::Module(h) => u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes")),
             Object::Endpoint(c, side) => (u64::from(c) << 1) | u64::from(side),
@@ -145,6 +162,8 @@ impl fmt::Display for Object {
             Object::Vcpu(v, i) => write!(f, "vcpu {i} of {v}"),
             Object::Module(h) => write!(f, "module {}", h.short()),
             Object::Endpoint(c, s) => write!(f, "channel {c} end {s}"),
+            Object::QContainer(v) => write!(f, "q container of {v}"),
+            Object::QJob(v, j) => write!(f, "q job {j} of {v}"),
         }
     }
 }

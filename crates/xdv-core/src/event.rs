@@ -33,6 +33,10 @@ pub enum Resource {
     Memory(u64),
     /// Fuel: the VHM's total fuel quota.
     Fuel(u64),
+    /// Logical qubits of the VHM's Q container.
+    Qubits(u32),
+    /// The Q container's decoherence budget, micro-units of log-fidelity.
+    Decoherence(u64),
 }
 
 impl fmt::Display for Resource {
@@ -41,6 +45,8 @@ impl fmt::Display for Resource {
             Resource::Vcpu(i) => write!(f, "vcpu[{i}]"),
             Resource::Memory(b) => write!(f, "memory {b} B"),
             Resource::Fuel(q) => write!(f, "fuel {q}"),
+            Resource::Qubits(n) => write!(f, "{n} qubits"),
+            Resource::Decoherence(b) => write!(f, "decoherence budget {b} µ"),
         }
     }
 }
@@ -233,6 +239,37 @@ pub enum HypercallRecord {
         /// Buffer length.
         len: u32,
     },
+    /// `q_info(container, what)`.
+    QInfo {
+        /// Container handle as passed.
+        container: u64,
+        /// Which figure.
+        what: u32,
+    },
+    /// `q_submit(container, ptr, len, shots, vector)`: the program text is in the `QJobSubmitted`
+    /// event's hash and in the VHM's memory; the record keeps its length.
+    QSubmit {
+        /// Container handle as passed.
+        container: u64,
+        /// Program length in bytes.
+        len: u32,
+        /// Shots requested.
+        shots: u64,
+        /// Interrupt vector raised on completion (0: none).
+        vector: u32,
+    },
+    /// `q_wait(job)`.
+    QWait {
+        /// Job handle as passed.
+        job: u64,
+    },
+    /// `q_result(job, ptr, len)`.
+    QResult {
+        /// Job handle as passed.
+        job: u64,
+        /// Buffer length.
+        len: u32,
+    },
 }
 
 impl HypercallRecord {
@@ -261,6 +298,10 @@ impl HypercallRecord {
             HypercallRecord::IpcChannel { .. } => "ipc_channel",
             HypercallRecord::IpcSend { .. } => "ipc_send",
             HypercallRecord::IpcRecv { .. } => "ipc_recv",
+            HypercallRecord::QInfo { .. } => "q_info",
+            HypercallRecord::QSubmit { .. } => "q_submit",
+            HypercallRecord::QWait { .. } => "q_wait",
+            HypercallRecord::QResult { .. } => "q_result",
         }
     }
 }
@@ -509,6 +550,52 @@ pub enum EventKind {
         /// The end that closed.
         end: u8,
     },
+    /// The VHM's Q container was placed: logical qubit `i` is `physical[i]` of `device`. The
+    /// `Allocated` events that follow hold its qubits and its decoherence budget.
+    QContainerPlaced {
+        /// The device.
+        device: String,
+        /// Physical qubit of each logical qubit.
+        physical: Vec<u32>,
+        /// The parent container the qubits were carved from, `None` for the device's own.
+        from_parent: bool,
+    },
+    /// A Q job was admitted: its static plan, charged to the container's budget.
+    QJobSubmitted {
+        /// The submitting vCPU.
+        vcpu: VcpuIndex,
+        /// The VHM's job number (from 0).
+        job: u32,
+        /// BLAKE3 hash of the program text.
+        program: Hash32,
+        /// Logical qubits the program declares.
+        qubits: u32,
+        /// Classical bits it measures into.
+        clbits: u32,
+        /// Shots.
+        shots: u64,
+        /// Decoherence cost charged, micro-units.
+        cost: u64,
+        /// Budget left after the charge, micro-units.
+        budget_left: u64,
+        /// Virtual duration: the job completes at this event's time plus this.
+        duration_ns: u64,
+    },
+    /// A Q job completed: the measurement outcomes, one word per shot (bit `c` is classical
+    /// bit `c`). The only outcome-dependent payload of the trace; replay injects it.
+    QJobDone {
+        /// The job number.
+        job: u32,
+        /// Outcome of each shot.
+        outcomes: Vec<u64>,
+    },
+    /// A released container's qubits were reset before going back to their pool.
+    QScrubbed {
+        /// The device.
+        device: String,
+        /// The physical qubits reset.
+        physical: Vec<u32>,
+    },
 }
 
 /// Why capabilities were removed.
@@ -576,6 +663,10 @@ impl EventKind {
             EventKind::IpcDelivered { .. } => "ipc_delivered",
             EventKind::IpcDropped { .. } => "ipc_dropped",
             EventKind::IpcClosed { .. } => "ipc_closed",
+            EventKind::QContainerPlaced { .. } => "q_container_placed",
+            EventKind::QJobSubmitted { .. } => "q_job_submitted",
+            EventKind::QJobDone { .. } => "q_job_done",
+            EventKind::QScrubbed { .. } => "q_scrubbed",
         }
     }
 }
@@ -767,6 +858,45 @@ impl Event {
                 format!("{messages} message(s) dropped at channel {channel} end {end}")
             }
             IpcClosed { channel, end } => format!("channel {channel} end {end} closed"),
+            QContainerPlaced {
+                device,
+                physical,
+                from_parent,
+            } => format!(
+                "q container on {device}{}: physical qubits {physical:?}",
+                if *from_parent {
+                    " (from the parent's)"
+                } else {
+                    ""
+                }
+            ),
+            QJobSubmitted {
+                vcpu,
+                job,
+                program,
+                qubits,
+                clbits,
+                shots,
+                cost,
+                budget_left,
+                duration_ns,
+            } => format!(
+                "vcpu {vcpu} q job {job} admitted: program {}, {qubits} qubits, {clbits} bits, \
+                 {shots} shots, cost {cost} µ (left {budget_left}), {duration_ns} ns",
+                program.short()
+            ),
+            QJobDone { job, outcomes } => {
+                let shown: Vec<String> = outcomes.iter().take(8).map(|o| o.to_string()).collect();
+                format!(
+                    "q job {job} done: {} shots [{}{}]",
+                    outcomes.len(),
+                    shown.join(", "),
+                    if outcomes.len() > 8 { ", …" } else { "" }
+                )
+            }
+            QScrubbed { device, physical } => {
+                format!("q container scrubbed on {device}: physical qubits {physical:?}")
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum Class {
     Start,
     /// A VHM's virtual timer fires.
     Timer,
+    /// A Q job completes.
+    QDone,
     /// A parked vCPU wakes.
     Wake,
     /// A vCPU's hypercall is handled.
@@ -47,6 +49,13 @@ pub enum Target {
         /// The timer's generation when queued.
         generation: u64,
     },
+    /// A VHM's Q job.
+    QJob {
+        /// The VHM.
+        vhm: u32,
+        /// The job number.
+        job: u32,
+    },
 }
 
 /// The total order key of a pending event.
@@ -76,7 +85,7 @@ impl Cds {
     pub fn push(&mut self, time: u64, class: Class, target: Target) {
         let (vhm, vcpu) = match target {
             Target::Vcpu { vhm, vcpu, .. } => (vhm, vcpu),
-            Target::Timer { vhm, .. } => (vhm, 0),
+            Target::Timer { vhm, .. } | Target::QJob { vhm, .. } => (vhm, 0),
         };
         self.seq += 1;
         self.heap.push(Reverse((

@@ -2,6 +2,7 @@
 
 use crate::cds::{Cds, Class, Target};
 use crate::ipc::Channel;
+use crate::q::{Outcomes, QDevice};
 use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm, Wait};
 use crate::HvError;
 use rand_chacha::ChaCha20Rng;
@@ -68,6 +69,13 @@ pub struct Hypervisor {
     pub(crate) cds: Cds,
     pub(crate) now: u64,
     pub(crate) events: u64,
+    /// The host's Q devices (the built-in ones), in `xdv q providers` order.
+    pub(crate) q_devices: Vec<QDevice>,
+    /// Seed of measurement sampling.
+    pub(crate) q_seed: u64,
+    pub(crate) outcomes: Outcomes,
+    /// Jobs a provider executed (replay executes none).
+    pub(crate) provider_runs: u64,
 }
 
 /// A module error placed at the manifest line that names the module.
@@ -129,6 +137,13 @@ impl Hypervisor {
             cds: Cds::default(),
             now: 0,
             events: 0,
+            q_devices: xdv_q::provider::builtin_devices()
+                .into_iter()
+                .map(QDevice::new)
+                .collect(),
+            q_seed: manifest.host.q_seed.unwrap_or(seed),
+            outcomes: Outcomes::Live,
+            provider_runs: 0,
         };
         let bytes_of = |name: &str| {
             modules
@@ -170,7 +185,65 @@ impl Hypervisor {
             }
             hv.specs.push((spec.clone(), m, extra));
         }
+        hv.check_q_placement(manifest)?;
         Ok(hv)
+    }
+
+    /// Places every manifest VHM's Q container on a copy of the devices, in creation order (all
+    /// manifest VHMs are created at time 0, so this is exactly what the run will do), and reports
+    /// the first that does not fit at its place in the manifest.
+    fn check_q_placement(&self, manifest: &Manifest) -> Result<(), HvError> {
+        let mut allocs: Vec<_> = self.q_devices.iter().map(|d| d.alloc.clone()).collect();
+        for (i, spec) in manifest.vhms.iter().enumerate() {
+            let Some(q) = &spec.q else { continue };
+            let (name, at) = &q.device;
+            let err = |at: xdv_manifest::Location, key: &str, message: String| {
+                HvError::Manifest(xdv_manifest::ManifestError {
+                    file: manifest.file.clone(),
+                    line: at.line,
+                    col: at.col,
+                    key: format!("vhm[{i}].q.{key}"),
+                    message,
+                })
+            };
+            let Some(d) = self.device_index(name) else {
+                let known: Vec<&str> = self.q_devices.iter().map(|d| d.device().name).collect();
+                return Err(err(
+                    *at,
+                    "device",
+                    format!("no device {name:?}; the host has {}", known.join(", ")),
+                ));
+            };
+            let pool = spec.parent.map(|p| p as u32);
+            allocs[d]
+                .allocate_in(i as u32, q.qubits as usize, pool)
+                .map_err(|m| {
+                    err(
+                        q.qubits_at,
+                        "qubits",
+                        format!("{} qubits on {name}: {m}", q.qubits),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The index of the device called `name`.
+    pub(crate) fn device_index(&self, name: &str) -> Option<usize> {
+        self.q_devices.iter().position(|d| d.device().name == name)
+    }
+
+    /// Replays job outcomes from a trace instead of running providers: `(VHM id, job) → outcomes`.
+    pub fn use_recorded_outcomes(
+        &mut self,
+        recorded: std::collections::BTreeMap<(u32, u32), Vec<u64>>,
+    ) {
+        self.outcomes = Outcomes::Recorded(recorded);
+    }
+
+    /// How many jobs a provider executed in this run (none in a replay).
+    pub fn provider_runs(&self) -> u64 {
+        self.provider_runs
     }
 
     /// Compiles a module once per (hash, entry); returns its index.
@@ -355,6 +428,38 @@ impl Hypervisor {
                     v.name
                 ));
             }
+            if let Some(c) = &v.q {
+                if !c.conserved() {
+                    return Err(format!(
+                        "vhm{id} ({}): decoherence budget not conserved: {} spent + {} lent > {}",
+                        v.name, c.spent, c.carved, c.budget
+                    ));
+                }
+                let lent: u64 = v
+                    .children
+                    .iter()
+                    .filter_map(|&k| self.vhms[k as usize].q.as_ref())
+                    .map(|k| k.budget)
+                    .sum();
+                if lent != c.carved {
+                    return Err(format!(
+                        "vhm{id} ({}): {} µ lent but its live children hold {lent} µ",
+                        v.name, c.carved
+                    ));
+                }
+                let alloc = &self.q_devices[c.device].alloc;
+                for (l, &p) in c.physical.iter().enumerate() {
+                    let owner = alloc.owner_of(p);
+                    let lent_to_child = owner
+                        .is_some_and(|o| v.children.contains(&o) || self.descends(o, id as u32));
+                    if owner != Some(id as u32) && !lent_to_child {
+                        return Err(format!(
+                            "vhm{id} ({}): logical qubit {l} (physical {p}) is held by {owner:?}",
+                            v.name
+                        ));
+                    }
+                }
+            }
             if let Some(p) = v.parent {
                 if !self.vhms[p as usize].children.contains(&(id as u32)) {
                     return Err(format!(
@@ -365,6 +470,18 @@ impl Hypervisor {
             }
         }
         Ok(())
+    }
+
+    /// `true` when `vhm` is a descendant of `ancestor`.
+    pub(crate) fn descends(&self, vhm: u32, ancestor: u32) -> bool {
+        let mut at = self.vhms.get(vhm as usize).and_then(|v| v.parent);
+        while let Some(p) = at {
+            if p == ancestor {
+                return true;
+            }
+            at = self.vhms[p as usize].parent;
+        }
+        false
     }
 
     /// Puts a new root capability in `holder`'s table and records it.
@@ -524,6 +641,7 @@ impl Hypervisor {
             rng: ChaCha20Rng::from_seed(*blake3::hash(&seed_material).as_bytes()),
             exit: None,
             exit_waiters: Vec::new(),
+            q: None,
             spec,
         });
         let mut parent_cap = None;
@@ -579,6 +697,9 @@ impl Hypervisor {
             )?;
         }
         self.vhms[id as usize].allocations = allocations;
+        if let Some(q) = self.vhms[id as usize].spec.q.clone() {
+            self.place_container(sink, id, &q)?;
+        }
         let mut failure = None;
         for _ in 0..vcpus {
             let v = &mut self.vhms[id as usize];
@@ -633,6 +754,14 @@ impl Hypervisor {
                 let v = &self.vhms[vhm as usize];
                 v.running() && v.timer_generation == generation && v.timer.is_some()
             }
+            Target::QJob { vhm, job } => {
+                let v = &self.vhms[vhm as usize];
+                v.running()
+                    && v.q
+                        .as_ref()
+                        .and_then(|c| c.jobs.get(&job))
+                        .is_some_and(|j| !j.done)
+            }
             Target::Vcpu {
                 vhm,
                 vcpu,
@@ -675,6 +804,7 @@ impl Hypervisor {
                 )?;
                 self.raise_irq(sink, vhm, vcpu, xdv_k::abi::TIMER_VECTOR, tick as i64)?;
             }
+            Target::QJob { vhm, job } => self.complete_job(sink, vhm, job)?,
             Target::Vcpu { vhm, vcpu, .. } => {
                 let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
                 slot.ahead = 0;
@@ -815,6 +945,7 @@ impl Hypervisor {
                 interrupted = i;
                 i64::from(i)
             }
+            Wait::QJob(_) => xdv_k::abi::OK,
             Wait::Child(child) => {
                 let (reason, _) = self.vhms[child as usize]
                     .exit
@@ -1084,6 +1215,7 @@ impl Hypervisor {
                 },
             )?;
         }
+        self.release_container(sink, vhm)?;
         let me = VhmId(vhm);
         let anchored: Vec<(u32, u8)> = self
             .channels
@@ -1099,7 +1231,7 @@ impl Hypervisor {
             .collect();
         // Handles on the VHM itself stay, so its parent can still wait for it (and learn how
         // it ended) until it drops them.
-        let mut dead: Vec<Object> = vec![Object::Budget(me)];
+        let mut dead: Vec<Object> = vec![Object::Budget(me), Object::QContainer(me)];
         dead.extend((0..self.vhms[vhm as usize].spec.k.vcpus).map(|i| Object::Vcpu(me, i)));
         dead.extend(anchored.iter().map(|&(c, e)| Object::Endpoint(c, e)));
         let removed = self.caps.purge(me, &dead);

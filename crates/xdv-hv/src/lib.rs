@@ -13,6 +13,7 @@ pub mod cds;
 mod hypercalls;
 mod hypervisor;
 mod ipc;
+mod q;
 pub mod replay;
 pub mod run;
 mod vhm;

@@ -4,7 +4,7 @@ use crate::hypervisor::Hypervisor;
 use crate::HvError;
 use serde::Serialize;
 use std::path::Path;
-use xdv_core::event::{Event, EventSink, SinkError};
+use xdv_core::event::{Event, EventKind, EventSink, SinkError};
 use xdv_core::trace::{TraceError, TraceReader};
 use xdv_manifest::{LoadedModule, Manifest};
 
@@ -31,6 +31,8 @@ pub struct ReplayReport {
     pub trace_complete: bool,
     /// The first difference, `None` when identical.
     pub divergence: Option<Divergence>,
+    /// Q jobs a provider executed during the replay: always 0, outcomes come from the trace.
+    pub provider_runs: u64,
 }
 
 impl ReplayReport {
@@ -137,7 +139,20 @@ pub fn replay_trace(path: &Path) -> Result<ReplayReport, HvError> {
         divergence: None,
         buf: Vec::with_capacity(256),
     };
+    // Job outcomes come from the recording: replay reproduces the guests' behaviour without
+    // running any provider.
+    let outcomes = checker
+        .recorded
+        .iter()
+        .filter_map(|(e, _)| match (&e.kind, e.vhm) {
+            (EventKind::QJobDone { job, outcomes }, Some(v)) => {
+                Some(((v.0, *job), outcomes.clone()))
+            }
+            _ => None,
+        })
+        .collect();
     let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
+    hv.use_recorded_outcomes(outcomes);
     match hv.run(&mut checker) {
         Ok(_) => {}
         Err(HvError::Sink(SinkError::Diverged { .. } | SinkError::Stopped(_))) => {}
@@ -156,5 +171,6 @@ pub fn replay_trace(path: &Path) -> Result<ReplayReport, HvError> {
         events_recorded,
         trace_complete: complete,
         divergence: checker.divergence,
+        provider_runs: hv.provider_runs(),
     })
 }

@@ -40,6 +40,8 @@ pub(crate) enum Wait {
     Sleep { until: u64, interrupted: bool },
     /// `vhm_wait`: the VHM stopping.
     Child(u32),
+    /// `q_wait`: the VHM's job completing.
+    QJob(u32),
     /// `ipc_recv`: a message (or the peer closing) at an end of a channel.
     Recv(Inbox),
     /// `ipc_send` with the park flag: room in the queue of `to_end`.
@@ -117,6 +119,8 @@ pub(crate) struct Vhm {
     pub(crate) exit: Option<(ExitReason, u64)>,
     /// vCPUs parked in `vhm_wait` on this VHM.
     pub(crate) exit_waiters: Vec<(u32, u32)>,
+    /// Its Q container, while it holds one.
+    pub(crate) q: Option<crate::q::Container>,
 }
 
 impl Vhm {

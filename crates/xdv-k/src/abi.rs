@@ -11,7 +11,7 @@
 pub use wasmi::ValType;
 
 /// Version of the hypercall ABI.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The export a guest provides to receive interrupts: `(vector: i32, arg: i64) -> ()`.
 pub const IRQ_EXPORT: &str = "xdv_irq";
@@ -49,8 +49,14 @@ pub const E_QUOTA: i64 = -9;
 pub const E_FULL: i64 = -10;
 /// The other end of the channel is closed.
 pub const E_CLOSED: i64 = -11;
-/// The VHM has children (`policy_set`).
+/// Busy: the VHM has children (`policy_set`), a qubit is lent to a child (`q_submit`), or a
+/// job has not finished (`q_result`).
 pub const E_BUSY: i64 = -12;
+
+/// Most bytes of a Q program `q_submit` reads.
+pub const MAX_Q_PROGRAM: u32 = 64 * 1024;
+/// Most shots of one Q job.
+pub const MAX_Q_SHOTS: u64 = 65_536;
 
 /// Error codes with their names and meanings, for documentation and messages.
 pub const ERROR_CODES: &[(i64, &str, &str)] = &[
@@ -89,7 +95,11 @@ pub const ERROR_CODES: &[(i64, &str, &str)] = &[
         "E_CLOSED",
         "the other end of the channel is closed",
     ),
-    (E_BUSY, "E_BUSY", "the VHM has children"),
+    (
+        E_BUSY,
+        "E_BUSY",
+        "the VHM has children, a qubit is lent to a child, or a job has not finished",
+    ),
 ];
 
 /// The name of an error code, `"?"` for unknown values.
@@ -147,6 +157,14 @@ pub enum Hypercall {
     IpcSend,
     /// `ipc_recv`: park until a message arrives.
     IpcRecv,
+    /// `q_info`: a figure of a Q container.
+    QInfo,
+    /// `q_submit`: admit an OpenQASM program as a job on a Q container.
+    QSubmit,
+    /// `q_wait`: park until a Q job completes.
+    QWait,
+    /// `q_result`: copy a completed job's outcomes into memory and release the job.
+    QResult,
 }
 
 /// Groups of hypercalls.
@@ -160,6 +178,8 @@ pub enum Group {
     Nesting,
     /// Channels between VHMs.
     Ipc,
+    /// Q containers and jobs.
+    Q,
 }
 
 /// The deepest privilege level: L1 are manifest VHMs, L(n+1) their children.
@@ -212,6 +232,10 @@ pub const HYPERCALLS: &[HypercallDesc] = &[
     HypercallDesc { call: Hypercall::IpcChannel, name: "ipc_channel", group: Group::Ipc, params: &[I32, I32], result: Some(I32), max_level: u8::MAX, rights: "budget: channel", doc: "create a channel of `capacity` messages each way; writes both endpoint handles (2 × u64) at `out_ptr`" },
     HypercallDesc { call: Hypercall::IpcSend, name: "ipc_send", group: Group::Ipc, params: &[I64, I32, I32, I64, I32], result: Some(I32), max_level: u8::MAX, rights: "endpoint: send; cap: transfer", doc: "copy `len` bytes at `ptr` (and a derived copy of `cap`, 0 for none) to the other end; E_FULL, or park when `flags` bit 0; E_CLOSED" },
     HypercallDesc { call: Hypercall::IpcRecv, name: "ipc_recv", group: Group::Ipc, params: &[I64, I32, I32], result: Some(I64), max_level: u8::MAX, rights: "endpoint: recv", doc: "park until a message arrives; write badge u64, cap u64, then the payload at `ptr`; the payload length, E_TOOBIG, E_CLOSED" },
+    HypercallDesc { call: Hypercall::QInfo, name: "q_info", group: Group::Q, params: &[I64, I32], result: Some(I64), max_level: u8::MAX, rights: "container: inspect", doc: "a figure of the container: 0 logical qubits, 1 decoherence budget left (µ), 2 budget spent (µ), 3 qubits not lent to children; E_INVAL for another `what`" },
+    HypercallDesc { call: Hypercall::QSubmit, name: "q_submit", group: Group::Q, params: &[I64, I32, I32, I64, I32], result: Some(I64), max_level: u8::MAX, rights: "container: submit", doc: "admit the OpenQASM program at `ptr` as a job of `shots` shots; raise `vector` on completion (0: none); a job handle, or E_INVAL, E_QUOTA (over the decoherence budget), E_BUSY, E_TOOBIG, E_FAULT" },
+    HypercallDesc { call: Hypercall::QWait, name: "q_wait", group: Group::Q, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "job: wait", doc: "park until the job completes; 0" },
+    HypercallDesc { call: Hypercall::QResult, name: "q_result", group: Group::Q, params: &[I64, I32, I32], result: Some(I64), max_level: u8::MAX, rights: "job: recv", doc: "write one u64 per shot (bit c = classical bit c) at `ptr` and release the job; the number of shots, E_BUSY (not finished), E_TOOBIG, E_FAULT" },
 ];
 
 impl Hypercall {

@@ -71,6 +71,21 @@ pub struct HostSpec {
     pub trace_batch_events: u32,
     /// Sync every batch commit to disk (survives a host crash, not only a killed process).
     pub trace_durable: bool,
+    /// Seed of the Q providers' measurement sampling (`[host.q] seed`); the host seed when unset.
+    pub q_seed: Option<u64>,
+}
+
+/// The quantum part of a VHM (`[vhm.q]`): a container of logical qubits on one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QSpec {
+    /// The device and where it is written (a nested VHM's is its parent's).
+    pub device: (String, Location),
+    /// Logical qubits.
+    pub qubits: u32,
+    /// Where `qubits` is written, for allocation errors.
+    pub qubits_at: Location,
+    /// Decoherence budget, micro-units of log-fidelity.
+    pub budget: u64,
 }
 
 /// The classical part of a VHM (`[vhm.k]`).
@@ -127,6 +142,8 @@ pub struct VhmSpec {
     pub k: KSpec,
     /// Policy.
     pub policy: PolicySpec,
+    /// Quantum part, if any.
+    pub q: Option<QSpec>,
 }
 
 /// A validated manifest.

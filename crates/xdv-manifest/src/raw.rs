@@ -3,7 +3,7 @@
 use crate::size::ByteSize;
 use crate::{
     BadHypercallPolicy, ChannelSpec, HostSpec, KSpec, Location, Manifest, ManifestError,
-    PolicySpec, VhmSpec, WASM_PAGE,
+    PolicySpec, QSpec, VhmSpec, WASM_PAGE,
 };
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -39,6 +39,29 @@ struct RawHost {
     time_limit_ns: Option<S<u64>>,
     memory: Option<S<ByteSize>>,
     trace: Option<RawTrace>,
+    q: Option<RawHostQ>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHostQ {
+    seed: Option<S<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQ {
+    device: Option<S<String>>,
+    qubits: S<u64>,
+    budget: Option<S<Number>>,
+}
+
+/// A TOML number: decoherence budgets are written in units of log-fidelity, `2` or `0.5`.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum Number {
+    Int(i64),
+    Float(f64),
 }
 
 #[derive(Deserialize, Default)]
@@ -54,6 +77,7 @@ struct RawVhm {
     name: S<String>,
     parent: Option<S<String>>,
     k: S<RawK>,
+    q: Option<S<RawQ>>,
     policy: Option<S<RawPolicy>>,
 }
 
@@ -96,6 +120,8 @@ pub(crate) mod defaults {
     pub const FUEL_QUOTA: u64 = 100_000_000;
     pub const CHILDREN_WHEN_NESTING: u64 = 16;
     pub const CHANNEL_CAPACITY: u64 = 16;
+    /// Decoherence budget, micro-units (10 units of log-fidelity).
+    pub const Q_BUDGET: u64 = 10_000_000;
 }
 
 struct Ctx<'a> {
@@ -226,6 +252,11 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             1 << 20,
         )? as u32,
         trace_durable: trace.durable.unwrap_or(false),
+        q_seed: host_raw
+            .q
+            .as_ref()
+            .and_then(|q| q.seed.as_ref())
+            .map(|s| *s.get_ref()),
     };
 
     if raw.vhm.is_empty() {
@@ -410,6 +441,66 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 Some(pi)
             }
         };
+        let q = match &v.q {
+            None => None,
+            Some(rq) => {
+                let rq = rq.get_ref();
+                let qubits = *rq.qubits.get_ref();
+                if !(1..=1024).contains(&qubits) {
+                    return Err(cx.err(
+                        rq.qubits.span(),
+                        key("q.qubits"),
+                        format!("must be between 1 and 1024, got {qubits}"),
+                    ));
+                }
+                let budget = match &rq.budget {
+                    None => defaults::Q_BUDGET,
+                    Some(b) => {
+                        let units = match *b.get_ref() {
+                            Number::Int(i) => i as f64,
+                            Number::Float(f) => f,
+                        };
+                        if !(units > 0.0 && units <= 1e6) {
+                            return Err(cx.err(
+                                b.span(),
+                                key("q.budget"),
+                                format!("a decoherence budget is a number of log-fidelity units above 0 and at most 1000000, got {units}"),
+                            ));
+                        }
+                        (units * 1e6).round() as u64
+                    }
+                };
+                let device = match (&rq.device, parent) {
+                    (Some(d), _) => (d.get_ref().clone(), cx.loc(d.span())),
+                    (None, Some(pi)) => match &vhms[pi].q {
+                        Some(pq) => pq.device.clone(),
+                        None => {
+                            return Err(cx.err(
+                                v.q.as_ref().expect("present").span(),
+                                key("q"),
+                                format!(
+                                    "{:?} has no Q container to carve a child's qubits from (add [vhm.q] to it)",
+                                    vhms[pi].name
+                                ),
+                            ))
+                        }
+                    },
+                    (None, None) => {
+                        return Err(cx.err(
+                            v.q.as_ref().expect("present").span(),
+                            key("q.device"),
+                            "a Q container needs a device (see `xdv q providers`); only a nested VHM inherits its parent's",
+                        ))
+                    }
+                };
+                Some(QSpec {
+                    device,
+                    qubits: qubits as u32,
+                    qubits_at: cx.loc(rq.qubits.span()),
+                    budget,
+                })
+            }
+        };
         let spec = VhmSpec {
             name: name.clone(),
             parent,
@@ -433,6 +524,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 max_children,
                 create_channels: p.create_channels.unwrap_or(false),
             },
+            q,
         };
         if let (Some(pi), Some(pn)) = (parent, &v.parent) {
             check_fits_parent(&vhms, pi, &spec).map_err(|m| cx.err(pn.span(), key("parent"), m))?;
@@ -554,6 +646,46 @@ fn check_fits_parent(vhms: &[VhmSpec], parent: usize, child: &VhmSpec) -> Result
             p.name,
             ByteSize(p.policy.memory_quota - used_mem)
         ));
+    }
+    if let Some(cq) = &child.q {
+        let Some(pq) = &p.q else {
+            return Err(format!(
+                "{:?} has no Q container to carve a child's qubits from (add [vhm.q] to it)",
+                p.name
+            ));
+        };
+        let (d, pd) = (&cq.device.0, &pq.device.0);
+        if d != pd {
+            return Err(format!(
+                "a child's qubits come from its parent's container on {pd:?}, not {d:?}"
+            ));
+        }
+        let used_q: u32 = siblings
+            .iter()
+            .filter_map(|s| s.q.as_ref())
+            .map(|q| q.qubits)
+            .sum();
+        if used_q + cq.qubits > pq.qubits {
+            return Err(format!(
+                "over quota: qubits: {:?} has {} of its {} qubits left",
+                p.name,
+                pq.qubits - used_q,
+                pq.qubits
+            ));
+        }
+        let used_b: u64 = siblings
+            .iter()
+            .filter_map(|s| s.q.as_ref())
+            .map(|q| q.budget)
+            .sum();
+        if used_b + cq.budget > pq.budget {
+            return Err(format!(
+                "over quota: decoherence budget: {:?} has {} of its {} µ left",
+                p.name,
+                pq.budget - used_b,
+                pq.budget
+            ));
+        }
     }
     let used_fuel: u64 = siblings.iter().map(|s| s.policy.fuel_quota).sum();
     if used_fuel + child.policy.fuel_quota > p.policy.fuel_quota {

@@ -103,6 +103,26 @@ impl Circuit {
         self.cregs.iter().map(|r| r.size).sum()
     }
 
+    /// Which qubits some operation acts on (barriers do not count).
+    pub fn touched_qubits(&self) -> Vec<bool> {
+        fn mark(op: &Op, t: &mut [bool]) {
+            match op {
+                Op::U { q, .. } | Op::Measure { q, .. } | Op::Reset { q } => t[*q] = true,
+                Op::Cx { c: a, t: b } | Op::CPhase { a, b, .. } | Op::Swap { a, b } => {
+                    t[*a] = true;
+                    t[*b] = true;
+                }
+                Op::Barrier { .. } => {}
+                Op::If { op, .. } => mark(op, t),
+            }
+        }
+        let mut t = vec![false; self.num_qubits()];
+        for op in &self.ops {
+            mark(op, &mut t);
+        }
+        t
+    }
+
     /// `true` when no operation follows a measurement on the same qubit and nothing is
     /// conditioned or reset: the outcome distribution is then the final state's.
     pub fn measurements_are_terminal(&self) -> bool {

@@ -149,6 +149,17 @@ pub fn distribution(
     circuit: &Circuit,
     cal: &Calibration,
 ) -> Result<BTreeMap<String, f64>, SimError> {
+    Ok(bit_distribution(circuit, cal)?
+        .into_iter()
+        .map(|(bits, p)| (circuit.format_bits(&bits), p))
+        .collect())
+}
+
+/// The distribution over the classical bits, keyed by the bits themselves (index = bit number).
+fn bit_distribution(
+    circuit: &Circuit,
+    cal: &Calibration,
+) -> Result<BTreeMap<Vec<bool>, f64>, SimError> {
     if !circuit.measurements_are_terminal() {
         return Err(SimError::NotTerminal);
     }
@@ -215,24 +226,39 @@ pub fn distribution(
                 bits[*c] = truth != flip;
             }
             if weight > 0.0 {
-                *out.entry(circuit.format_bits(&bits)).or_insert(0.0) += weight;
+                *out.entry(bits.clone()).or_insert(0.0) += weight;
             }
         }
     }
     Ok(out)
 }
 
-/// Samples `shots` outcomes from the noisy distribution; shot `i` draws from the stream seeded
-/// by (seed, i), as the statevector provider does.
+/// Samples `shots` outcomes from the noisy distribution and counts them (Qiskit-formatted keys).
 pub fn run(
     circuit: &Circuit,
     cal: &Calibration,
     shots: u64,
     seed: u64,
 ) -> Result<BTreeMap<String, u64>, SimError> {
-    let dist: Vec<(String, f64)> = distribution(circuit, cal)?.into_iter().collect();
-    let total: f64 = dist.iter().map(|(_, p)| p).sum();
     let mut counts = BTreeMap::new();
+    sample(circuit, cal, shots, seed, |bits| {
+        *counts.entry(circuit.format_bits(bits)).or_insert(0) += 1;
+    })?;
+    Ok(counts)
+}
+
+/// Samples `shots` outcomes from the noisy distribution, handing each shot's classical bits to
+/// `each` in shot order; shot `i` draws from the stream seeded by (seed, i), as the statevector
+/// provider does.
+pub fn sample(
+    circuit: &Circuit,
+    cal: &Calibration,
+    shots: u64,
+    seed: u64,
+    mut each: impl FnMut(&[bool]),
+) -> Result<(), SimError> {
+    let dist: Vec<(Vec<bool>, f64)> = bit_distribution(circuit, cal)?.into_iter().collect();
+    let total: f64 = dist.iter().map(|(_, p)| p).sum();
     for shot in 0..shots {
         let u = crate::statevector::unit(&mut crate::statevector::stream(seed, shot)) * total;
         let mut acc = 0.0;
@@ -244,7 +270,7 @@ pub fn run(
                 break;
             }
         }
-        *counts.entry(pick.clone()).or_insert(0) += 1;
+        each(pick);
     }
-    Ok(counts)
+    Ok(())
 }

@@ -7,7 +7,7 @@
 //! is deterministic: the first fit from the lowest-numbered qubit, growing by the lowest-numbered
 //! neighbour.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A coupling map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,8 @@ impl Coupling {
 pub struct Allocator {
     adjacency: Vec<Vec<usize>>,
     owner: Vec<Option<u32>>,
+    /// Where each owner's qubits came from: the device (`None`) or a parent container.
+    pools: BTreeMap<u32, Option<u32>>,
 }
 
 impl Allocator {
@@ -104,6 +106,7 @@ impl Allocator {
         Self {
             adjacency,
             owner: vec![None; n],
+            pools: BTreeMap::new(),
         }
     }
 
@@ -117,21 +120,37 @@ impl Allocator {
         self.owner.iter().filter(|o| o.is_none()).count()
     }
 
-    /// Allocates `want` connected qubits to `owner`: first with a guard ring, then, if that is
-    /// impossible, without one. Returns the qubits, sorted, or why nothing fits.
+    /// Allocates `want` connected free qubits of the device to `owner`: first with a guard ring,
+    /// then, if that is impossible, without one. Returns the qubits, sorted, or why nothing fits.
     pub fn allocate(&mut self, owner: u32, want: usize) -> Result<Vec<usize>, String> {
+        self.allocate_in(owner, want, None)
+    }
+
+    /// Allocates `want` connected qubits to `owner` out of `pool`: the device's free qubits
+    /// (`None`) or those a container `Some(parent)` holds and has not lent out — how a nested
+    /// child gets a subset of its parent's qubits. The guard ring keeps the new set away from
+    /// every other owner except the pool itself. [`Allocator::release`] returns the qubits to the pool.
+    pub fn allocate_in(
+        &mut self,
+        owner: u32,
+        want: usize,
+        pool: Option<u32>,
+    ) -> Result<Vec<usize>, String> {
         if want == 0 {
             return Err("a container needs at least one qubit".into());
+        }
+        if self.pools.contains_key(&owner) || pool == Some(owner) {
+            return Err(format!("container {owner} already holds qubits"));
         }
         let guarded: Vec<bool> = (0..self.qubits())
             .map(|q| {
                 self.adjacency[q]
                     .iter()
-                    .any(|&n| self.owner[n].is_some_and(|o| o != owner))
+                    .any(|&n| self.owner[n].is_some_and(|o| o != owner && Some(o) != pool))
             })
             .collect();
         for use_guard in [true, false] {
-            let allowed = |q: usize| self.owner[q].is_none() && !(use_guard && guarded[q]);
+            let allowed = |q: usize| self.owner[q] == pool && !(use_guard && guarded[q]);
             for start in (0..self.qubits()).filter(|&q| allowed(q)) {
                 let mut set = BTreeSet::from([start]);
                 while set.len() < want {
@@ -151,27 +170,44 @@ impl Allocator {
                     for &q in &set {
                         self.owner[q] = Some(owner);
                     }
+                    self.pools.insert(owner, pool);
                     return Ok(set.into_iter().collect());
                 }
             }
         }
-        Err(format!(
-            "no {want} connected free qubits on this device ({} of {} free)",
-            self.free(),
-            self.qubits()
-        ))
+        let free = self.owner.iter().filter(|o| **o == pool).count();
+        Err(match pool {
+            None => format!(
+                "no {want} connected free qubits on this device ({free} of {} free)",
+                self.qubits()
+            ),
+            Some(_) => format!(
+                "no {want} connected qubits left in the parent's container ({free} not lent out)"
+            ),
+        })
     }
 
-    /// Frees every qubit `owner` holds; returns them, sorted.
+    /// Returns every qubit `owner` holds to the pool it came from; returns them, sorted. The
+    /// owner's own children must have released theirs first.
     pub fn release(&mut self, owner: u32) -> Vec<usize> {
+        let pool = self.pools.remove(&owner).unwrap_or(None);
+        debug_assert!(
+            !self.pools.values().any(|p| *p == Some(owner)),
+            "container {owner} released before its children"
+        );
         let mut freed = Vec::new();
         for (q, o) in self.owner.iter_mut().enumerate() {
             if *o == Some(owner) {
-                *o = None;
+                *o = pool;
                 freed.push(q);
             }
         }
         freed
+    }
+
+    /// The device's adjacency lists (sorted).
+    pub fn adjacency(&self) -> &[Vec<usize>] {
+        &self.adjacency
     }
 
     /// Who holds qubit `q`.

@@ -326,14 +326,28 @@ fn final_probabilities(circuit: &Circuit) -> Result<(Vec<f64>, Measured), SimErr
     Ok((state.probabilities(), measured))
 }
 
-/// Runs `shots` shots and counts the classical outcomes (Qiskit-formatted keys). Circuits whose
-/// measurements are terminal are simulated once and sampled; others run shot by shot. Each shot
-/// draws from its own stream seeded by (seed, shot).
+/// Runs `shots` shots and counts the classical outcomes (Qiskit-formatted keys). Each shot draws
+/// from its own stream seeded by (seed, shot); see [`sample`].
 pub fn run(circuit: &Circuit, shots: u64, seed: u64) -> Result<BTreeMap<String, u64>, SimError> {
     let mut counts = BTreeMap::new();
+    sample(circuit, shots, seed, |bits| {
+        *counts.entry(circuit.format_bits(bits)).or_insert(0) += 1;
+    })?;
+    Ok(counts)
+}
+
+/// Runs `shots` shots and hands each shot's classical bits to `each`, in shot order. Circuits
+/// whose measurements are terminal are simulated once and sampled; others run shot by shot. Shot
+/// `i` draws from its own stream seeded by (seed, i), so a shot's outcome never depends on how
+/// many shots were asked for.
+pub fn sample(
+    circuit: &Circuit,
+    shots: u64,
+    seed: u64,
+    mut each: impl FnMut(&[bool]),
+) -> Result<(), SimError> {
     if circuit.measurements_are_terminal() {
-        // Simulate once, then sample basis states from the cumulative distribution and turn only
-        // the sampled ones into keys (a 24-qubit state has 16 M outcomes; a run has few shots).
+        // Simulate once, then sample basis states from the cumulative distribution.
         let (probs, measured) = final_probabilities(circuit)?;
         let mut cumulative = Vec::with_capacity(probs.len());
         let mut acc = 0.0;
@@ -351,9 +365,9 @@ pub fn run(circuit: &Circuit, shots: u64, seed: u64) -> Result<BTreeMap<String, 
             for (q, c) in &measured {
                 bits[*c] = i & (1 << q) != 0;
             }
-            *counts.entry(circuit.format_bits(&bits)).or_insert(0) += 1;
+            each(&bits);
         }
-        return Ok(counts);
+        return Ok(());
     }
     for shot in 0..shots {
         let mut state = State::new(circuit.num_qubits(), circuit.num_clbits())?;
@@ -361,9 +375,7 @@ pub fn run(circuit: &Circuit, shots: u64, seed: u64) -> Result<BTreeMap<String, 
         for op in &circuit.ops {
             state.apply(op, &mut rng);
         }
-        *counts
-            .entry(circuit.format_bits(&state.clbits))
-            .or_insert(0) += 1;
+        each(&state.clbits);
     }
-    Ok(counts)
+    Ok(())
 }

@@ -66,6 +66,21 @@ pub(super) fn bare_record(call: Hypercall, a: Args) -> HypercallRecord {
             endpoint: a.u64(0),
             len: a.u32(2),
         },
+        Hypercall::QInfo => HypercallRecord::QInfo {
+            container: a.u64(0),
+            what: a.u32(1),
+        },
+        Hypercall::QSubmit => HypercallRecord::QSubmit {
+            container: a.u64(0),
+            len: a.u32(2),
+            shots: a.u64(3),
+            vector: a.u32(4),
+        },
+        Hypercall::QWait => HypercallRecord::QWait { job: a.u64(0) },
+        Hypercall::QResult => HypercallRecord::QResult {
+            job: a.u64(0),
+            len: a.u32(2),
+        },
     }
 }
 

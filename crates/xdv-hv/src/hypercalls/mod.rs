@@ -10,6 +10,7 @@ mod caps;
 mod ipc;
 mod lifecycle;
 mod nesting;
+mod q;
 
 use crate::hypervisor::{emit, Hypervisor};
 use crate::vhm::Wait;
@@ -115,6 +116,7 @@ impl Hypervisor {
                 abi::Group::Capabilities => self.cap_call(sink, vhm, vcpu, req.call, args)?,
                 abi::Group::Nesting => self.nesting_call(sink, vhm, vcpu, req.call, args)?,
                 abi::Group::Ipc => self.ipc_call(sink, vhm, vcpu, req.call, args)?,
+                abi::Group::Q => self.q_call(sink, vhm, vcpu, req.call, args)?,
             }
         };
         if let Some(reason) = &out.refusal {

@@ -15,6 +15,8 @@ use xdv_manifest::{BadHypercallPolicy, KSpec, Location, PolicySpec, VhmSpec, WAS
 
 /// Size of the `vhm_spawn` spec (see docs/abi.md).
 pub(crate) const SPAWN_SPEC_LEN: u32 = 88;
+/// Size of the spec with its Q part: qubits u32, reserved u32 (0), decoherence budget u64 (µ).
+pub(crate) const SPAWN_SPEC_Q_LEN: u32 = 104;
 /// Largest module a guest may pass as bytes.
 const MAX_CODE: u32 = 4 << 20;
 /// Most capabilities passed at spawn.
@@ -36,6 +38,8 @@ struct SpawnSpec {
     max_depth: u32,
     max_children: u32,
     caps: (u32, u32),
+    /// Qubits carved from the parent's container (0: no Q container) and their budget, µ.
+    q: (u32, u32, u64),
 }
 
 fn u32_at(b: &[u8], o: usize) -> u32 {
@@ -62,6 +66,11 @@ impl SpawnSpec {
             max_depth: u32_at(b, 72),
             max_children: u32_at(b, 76),
             caps: (u32_at(b, 80), u32_at(b, 84)),
+            q: if b.len() >= SPAWN_SPEC_Q_LEN as usize {
+                (u32_at(b, 88), u32_at(b, 92), u64_at(b, 96))
+            } else {
+                (0, 0, 0)
+            },
         }
     }
 
@@ -99,6 +108,18 @@ impl SpawnSpec {
         }
         if self.flags & !0b11 != 0 {
             return Err(format!("unknown flags {:#x}", self.flags));
+        }
+        if self.q.1 != 0 {
+            return Err(format!(
+                "reserved field at offset 92 is {:#x}, not 0",
+                self.q.1
+            ));
+        }
+        if self.q.0 > 1024 {
+            return Err(format!("q_qubits must be 0 to 1024, got {}", self.q.0));
+        }
+        if self.q.0 > 0 && self.q.2 == 0 {
+            return Err("a Q container needs a decoherence budget above 0".into());
         }
         if self.caps.0 > MAX_PASSED_CAPS {
             return Err(format!(
@@ -232,7 +253,12 @@ impl Hypervisor {
                 format!("spec is {len} bytes, needs {SPAWN_SPEC_LEN}"),
             ));
         }
-        let raw = match self.read_guest(vhm, vcpu, ptr, SPAWN_SPEC_LEN, SPAWN_SPEC_LEN) {
+        let want = if len >= SPAWN_SPEC_Q_LEN {
+            SPAWN_SPEC_Q_LEN
+        } else {
+            SPAWN_SPEC_LEN
+        };
+        let raw = match self.read_guest(vhm, vcpu, ptr, want, want) {
             Ok(b) => b,
             Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
         };
@@ -367,6 +393,15 @@ impl Hypervisor {
                 format!("over budget: {}", e.0),
             ));
         }
+        if spec.q.0 > 0 {
+            if let Err(reason) = self.q_fits(vhm, spec.q.0, spec.q.2) {
+                return Ok(Outcome::refused(
+                    record,
+                    abi::E_QUOTA,
+                    format!("q container of {} qubits: {reason}", spec.q.0),
+                ));
+            }
+        }
         if let Some(bytes) = loaded {
             let hash = Hash32::of(&bytes);
             sink.module(&hash, &bytes)?;
@@ -409,6 +444,15 @@ impl Hypervisor {
                 max_depth: spec.max_depth,
                 max_children: spec.max_children,
                 create_channels: spec.flags & 2 != 0,
+            },
+            q: match (&parent.q, spec.q.0) {
+                (Some(pq), n) if n > 0 => Some(xdv_manifest::QSpec {
+                    device: pq.device.clone(),
+                    qubits: n,
+                    qubits_at: Location::default(),
+                    budget: spec.q.2,
+                }),
+                _ => None,
             },
         };
         let (id, handle) = self.create_vhm(sink, child, module, Some(vhm), quota)?;

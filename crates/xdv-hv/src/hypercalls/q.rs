@@ -1,0 +1,315 @@
+//! The Q group: container figures, job admission, waiting and results.
+//!
+//! Admission is static and complete before anything runs: the program is parsed, planned on the
+//! container (routing, schedule, decoherence cost) and charged to the budget, or refused with the
+//! reason. The job then completes at `now + duration` on the virtual clock, whatever other VHMs do
+//! with the same device: containers are disjoint, so jobs never queue behind each other.
+
+use super::caps::cap_refusal;
+use super::lifecycle::bare_record;
+use super::{Args, Outcome};
+use crate::hypervisor::{emit, Hypervisor};
+use crate::q::{pack, Job, Outcomes};
+use crate::vhm::Wait;
+use crate::HvError;
+use xdv_core::cap::{rights, Object};
+use xdv_core::event::{EventKind, EventSink, RemoveCause};
+use xdv_core::{Hash32, VhmId};
+use xdv_k::abi::{self, Hypercall, MAX_Q_PROGRAM, MAX_Q_SHOTS};
+
+impl Hypervisor {
+    pub(super) fn q_call<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        call: Hypercall,
+        a: Args,
+    ) -> Result<Outcome, HvError> {
+        let me = VhmId(vhm);
+        let record = bare_record(call, a);
+        let handle = a.u64(0);
+        Ok(match call {
+            Hypercall::QInfo => {
+                let need = |o: &Object| *o == Object::QContainer(me);
+                if let Err(e) = self.caps.require(me, handle, rights::INSPECT, need) {
+                    return Ok(cap_refusal(record, handle, e));
+                }
+                let c = self.vhms[vhm as usize]
+                    .q
+                    .as_ref()
+                    .expect("a live container");
+                let alloc = &self.q_devices[c.device].alloc;
+                let value = match a.u32(1) {
+                    0 => c.physical.len() as u64,
+                    1 => c.left(),
+                    2 => c.spent,
+                    3 => c
+                        .physical
+                        .iter()
+                        .filter(|&&p| alloc.owner_of(p) == Some(vhm))
+                        .count() as u64,
+                    other => {
+                        return Ok(Outcome::refused(
+                            record,
+                            abi::E_INVAL,
+                            format!("q_info: no figure {other} (0 to 3)"),
+                        ))
+                    }
+                };
+                Outcome::ok(record, value as i64)
+            }
+            Hypercall::QSubmit => self.q_submit(sink, vhm, vcpu, a)?,
+            Hypercall::QWait => {
+                let job = match self.job_of(vhm, handle, rights::WAIT) {
+                    Ok(j) => j,
+                    Err(e) => return Ok(cap_refusal(record, handle, e)),
+                };
+                let j = self.vhms[vhm as usize]
+                    .q
+                    .as_mut()
+                    .and_then(|c| c.jobs.get_mut(&job))
+                    .expect("a job capability names a live job");
+                if j.done {
+                    Outcome::ok(record, abi::OK)
+                } else {
+                    j.waiters.push(vcpu);
+                    Outcome::park(record, Wait::QJob(job))
+                }
+            }
+            Hypercall::QResult => {
+                let (ptr, len) = (a.u32(1), a.u32(2));
+                let job = match self.job_of(vhm, handle, rights::RECV) {
+                    Ok(j) => j,
+                    Err(e) => return Ok(cap_refusal(record, handle, e)),
+                };
+                let c = self.vhms[vhm as usize]
+                    .q
+                    .as_ref()
+                    .expect("a live container");
+                let j = &c.jobs[&job];
+                if !j.done {
+                    // Not a refusal: asking early is legitimate; the guest may wait and retry.
+                    return Ok(Outcome::ok(record, abi::E_BUSY));
+                }
+                let need = j.shots.saturating_mul(8);
+                if u64::from(len) < need {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_TOOBIG,
+                        format!(
+                            "the job has {} shots: {need} bytes needed, buffer is {len}",
+                            j.shots
+                        ),
+                    ));
+                }
+                let bytes: Vec<u8> = j.outcomes.iter().flat_map(|w| w.to_le_bytes()).collect();
+                let shots = j.shots;
+                if let Err((code, reason)) = self.write_guest(vhm, vcpu, ptr, &bytes) {
+                    return Ok(Outcome::refused(record, code, reason));
+                }
+                let c = self.vhms[vhm as usize]
+                    .q
+                    .as_mut()
+                    .expect("a live container");
+                let j = c.jobs.remove(&job).expect("present");
+                self.caps
+                    .delete(me, j.cap.0)
+                    .expect("the job's own capability is live");
+                self.record_removed(sink, vhm, RemoveCause::Drop, vec![(me, j.cap)])?;
+                Outcome::ok(record, shots as i64)
+            }
+            other => unreachable!("{other:?} is not in the Q group"),
+        })
+    }
+
+    /// The job number a handle of the caller names, with `right`.
+    fn job_of(&self, vhm: u32, handle: u64, right: u32) -> Result<u32, xdv_core::cap::CapError> {
+        let me = VhmId(vhm);
+        let n = self.caps.require(
+            me,
+            handle,
+            right,
+            |o| matches!(o, Object::QJob(v, _) if *v == me),
+        )?;
+        match n.object {
+            Object::QJob(_, j) => Ok(j),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    fn q_submit<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        a: Args,
+    ) -> Result<Outcome, HvError> {
+        let me = VhmId(vhm);
+        let record = bare_record(Hypercall::QSubmit, a);
+        let (handle, ptr, len, shots, vector) = (a.u64(0), a.u32(1), a.u32(2), a.u64(3), a.u32(4));
+        let refuse = |code: i64, reason: String| -> Result<Outcome, HvError> {
+            Ok(Outcome::refused(record.clone(), code, reason))
+        };
+        let need = |o: &Object| *o == Object::QContainer(me);
+        if let Err(e) = self.caps.require(me, handle, rights::SUBMIT, need) {
+            return Ok(cap_refusal(record.clone(), handle, e));
+        }
+        if !(1..=MAX_Q_SHOTS).contains(&shots) {
+            return refuse(
+                abi::E_INVAL,
+                format!("shots must be 1 to {MAX_Q_SHOTS}, got {shots}"),
+            );
+        }
+        let irq_vectors = self.vhms[vhm as usize].spec.k.irq_vectors;
+        if vector != 0 && vector >= irq_vectors {
+            return refuse(
+                abi::E_INVAL,
+                format!("vector {vector} does not exist (irq_vectors {irq_vectors})"),
+            );
+        }
+        let text = match self.read_guest(vhm, vcpu, ptr, len, MAX_Q_PROGRAM) {
+            Ok(b) => b,
+            Err((code, reason)) => return refuse(code, format!("program: {reason}")),
+        };
+        let program = Hash32::of(&text);
+        let Ok(source) = std::str::from_utf8(&text) else {
+            return refuse(abi::E_INVAL, "the program is not UTF-8".into());
+        };
+        let label = format!(
+            "job{}.qasm",
+            self.vhms[vhm as usize].q.as_ref().map_or(0, |c| c.next_job)
+        );
+        let circuit = match xdv_q::qasm::parse(source, &label) {
+            Ok(c) => c,
+            Err(e) => return refuse(abi::E_INVAL, e.to_string()),
+        };
+        if circuit.num_clbits() > 64 {
+            return refuse(
+                abi::E_INVAL,
+                format!(
+                    "the program has {} classical bits; a job's outcome holds at most 64",
+                    circuit.num_clbits()
+                ),
+            );
+        }
+        let c = self.vhms[vhm as usize]
+            .q
+            .as_ref()
+            .expect("a live container");
+        let dev = &self.q_devices[c.device];
+        let device = dev.device();
+        let max = device.engine.max_qubits();
+        if circuit.num_qubits() > max {
+            return refuse(
+                abi::E_INVAL,
+                format!(
+                    "the program declares {} qubits; the {} provider runs at most {max} per job",
+                    circuit.num_qubits(),
+                    device.engine.name()
+                ),
+            );
+        }
+        let plan = match xdv_q::plan::plan(&circuit, device, &c.physical) {
+            Ok(p) => p,
+            Err(reason) => return refuse(abi::E_INVAL, reason),
+        };
+        // Logical qubits lent to a child are the child's until it stops.
+        let touched = circuit.touched_qubits();
+        if let Some(l) = (0..circuit.num_qubits())
+            .find(|&l| touched[l] && dev.alloc.owner_of(c.physical[l]) != Some(vhm))
+        {
+            return refuse(
+                abi::E_BUSY,
+                format!("logical qubit {l} is lent to a child container"),
+            );
+        }
+        let (Some(cost), Some(duration)) = (plan.cost(shots), plan.duration(shots)) else {
+            return refuse(abi::E_QUOTA, "the job's cost overflows".into());
+        };
+        if cost > c.left() {
+            return refuse(
+                abi::E_QUOTA,
+                format!(
+                    "decoherence budget: the job costs {cost} µ ({} µ per shot × {shots}), {} µ left",
+                    plan.shot_cost,
+                    c.left()
+                ),
+            );
+        }
+        if !self.caps.has_room(me, 1) {
+            return refuse(abi::E_QUOTA, "the capability table is full".into());
+        }
+        let job = c.next_job;
+        let outcomes = match &self.outcomes {
+            Outcomes::Live => {
+                let seed =
+                    xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm as usize].name, job);
+                let mut words = Vec::with_capacity(shots as usize);
+                if let Err(e) = dev
+                    .provider
+                    .execute(&circuit, shots, seed, &mut |bits| words.push(pack(bits)))
+                {
+                    return refuse(abi::E_INVAL, format!("provider: {e}"));
+                }
+                self.provider_runs += 1;
+                words
+            }
+            Outcomes::Recorded(map) => match map.get(&(vhm, job)) {
+                Some(w) => w.clone(),
+                // The recording has no outcome for this job: the replay diverges here.
+                None => return refuse(abi::E_INVAL, format!("no recorded outcome for job {job}")),
+            },
+        };
+        let c = self.vhms[vhm as usize]
+            .q
+            .as_mut()
+            .expect("a live container");
+        c.spent += cost;
+        c.next_job += 1;
+        let budget_left = c.left();
+        let cap = self.mint(
+            sink,
+            vhm,
+            Object::QJob(me, job),
+            rights::INSPECT | rights::WAIT | rights::RECV,
+            0,
+        )?;
+        self.vhms[vhm as usize]
+            .q
+            .as_mut()
+            .expect("a live container")
+            .jobs
+            .insert(
+                job,
+                Job {
+                    vcpu,
+                    vector,
+                    cap,
+                    shots,
+                    done: false,
+                    outcomes,
+                    waiters: Vec::new(),
+                },
+            );
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::QJobSubmitted {
+                vcpu,
+                job,
+                program,
+                qubits: plan.qubits,
+                clbits: plan.clbits,
+                shots,
+                cost,
+                budget_left,
+                duration_ns: duration,
+            },
+        )?;
+        self.schedule_job(vhm, job, self.now.saturating_add(duration));
+        Ok(Outcome::ok(record.clone(), cap.0 as i64))
+    }
+}

@@ -1,0 +1,299 @@
+//! The Q domain inside the hypervisor: the host's devices, each VHM's container, its jobs, and
+//! where job outcomes come from (a provider in a live run, the trace in a replay).
+
+use crate::cds::{Class, Target};
+use crate::hypervisor::{emit, Hypervisor};
+use crate::HvError;
+use std::collections::BTreeMap;
+use xdv_core::cap::{rights, Object};
+use xdv_core::event::{EventKind, EventSink};
+use xdv_core::{CapId, Domain, Resource, VhmId};
+use xdv_manifest::QSpec;
+use xdv_q::device::Allocator;
+use xdv_q::provider::{Device, Provider, Simulator};
+
+/// One device of the host with its allocator. Allocator owners are VHM ids.
+pub(crate) struct QDevice {
+    pub(crate) provider: Box<dyn Provider>,
+    pub(crate) alloc: Allocator,
+}
+
+impl QDevice {
+    pub(crate) fn new(device: Device) -> Self {
+        Self {
+            alloc: Allocator::new(device.coupling),
+            provider: Box::new(Simulator::new(device)),
+        }
+    }
+
+    pub(crate) fn device(&self) -> &Device {
+        self.provider.device()
+    }
+}
+
+/// A VHM's Q container.
+pub(crate) struct Container {
+    /// Index into the host's devices.
+    pub(crate) device: usize,
+    /// Physical qubit of each logical qubit.
+    pub(crate) physical: Vec<usize>,
+    /// The capability the container and its budget are held under.
+    pub(crate) cap: CapId,
+    /// Decoherence budget, micro-units.
+    pub(crate) budget: u64,
+    /// Spent by the VHM's jobs and by its stopped children.
+    pub(crate) spent: u64,
+    /// Lent to live children.
+    pub(crate) carved: u64,
+    /// The next job number.
+    pub(crate) next_job: u32,
+    /// Jobs not yet collected with `q_result`.
+    pub(crate) jobs: BTreeMap<u32, Job>,
+}
+
+impl Container {
+    /// Budget neither spent nor lent to children.
+    pub(crate) fn left(&self) -> u64 {
+        self.budget - self.spent - self.carved
+    }
+
+    /// Budget conservation: spending and lending never exceed the allocation.
+    pub(crate) fn conserved(&self) -> bool {
+        self.spent
+            .checked_add(self.carved)
+            .is_some_and(|used| used <= self.budget)
+    }
+}
+
+/// One admitted job.
+pub(crate) struct Job {
+    /// The submitting vCPU (it receives the completion interrupt).
+    pub(crate) vcpu: u32,
+    /// Completion interrupt vector, 0 for none.
+    pub(crate) vector: u32,
+    pub(crate) cap: CapId,
+    pub(crate) shots: u64,
+    pub(crate) done: bool,
+    /// One word per shot, bit c = classical bit c.
+    pub(crate) outcomes: Vec<u64>,
+    /// vCPUs parked in `q_wait` on it.
+    pub(crate) waiters: Vec<u32>,
+}
+
+/// Where job outcomes come from.
+pub(crate) enum Outcomes {
+    /// Executed by the device's provider when the job is admitted.
+    Live,
+    /// Taken from a recorded trace, by (VHM id, job number): replay never runs a provider.
+    Recorded(BTreeMap<(u32, u32), Vec<u64>>),
+}
+
+/// Packs one shot's classical bits into a word (the caller checked there are at most 64).
+pub(crate) fn pack(bits: &[bool]) -> u64 {
+    debug_assert!(bits.len() <= 64);
+    bits.iter()
+        .enumerate()
+        .fold(0, |w, (i, &b)| w | (u64::from(b) << i))
+}
+
+impl Hypervisor {
+    /// Places a new VHM's container: on its device, or carved out of its parent's container,
+    /// with the budget lent from the parent's. The caller checked that it fits
+    /// ([`Hypervisor::q_fits`] or the manifest check).
+    pub(crate) fn place_container<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        id: u32,
+        q: &QSpec,
+    ) -> Result<(), HvError> {
+        let device = self
+            .device_index(&q.device.0)
+            .expect("the device was checked");
+        let parent = self.vhms[id as usize].parent;
+        let pool = parent.filter(|&p| self.vhms[p as usize].q.is_some());
+        let physical = self.q_devices[device]
+            .alloc
+            .allocate_in(id, q.qubits as usize, pool)
+            .expect("the placement was checked");
+        if let Some(p) = pool {
+            let pc = self.vhms[p as usize]
+                .q
+                .as_mut()
+                .expect("pool has a container");
+            assert!(pc.left() >= q.budget, "the budget was checked");
+            pc.carved += q.budget;
+        }
+        let now = self.now;
+        emit(
+            sink,
+            &mut self.events,
+            now,
+            Some(id),
+            EventKind::QContainerPlaced {
+                device: q.device.0.clone(),
+                physical: physical.iter().map(|&p| p as u32).collect(),
+                from_parent: pool.is_some(),
+            },
+        )?;
+        let cap = self.mint(
+            sink,
+            id,
+            Object::QContainer(VhmId(id)),
+            rights::INSPECT | rights::DERIVE | rights::SUBMIT,
+            0,
+        )?;
+        for resource in [Resource::Qubits(q.qubits), Resource::Decoherence(q.budget)] {
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(id),
+                EventKind::Allocated {
+                    domain: Domain::Q,
+                    resource,
+                    cap,
+                },
+            )?;
+        }
+        self.vhms[id as usize].q = Some(Container {
+            device,
+            physical,
+            cap,
+            budget: q.budget,
+            spent: 0,
+            carved: 0,
+            next_job: 0,
+            jobs: BTreeMap::new(),
+        });
+        Ok(())
+    }
+
+    /// Whether a child of `parent` with `qubits` qubits and `budget` fits the parent's container
+    /// now; the reason when not.
+    pub(crate) fn q_fits(&self, parent: u32, qubits: u32, budget: u64) -> Result<(), String> {
+        let Some(c) = &self.vhms[parent as usize].q else {
+            return Err("the caller has no Q container to carve qubits from".into());
+        };
+        if budget > c.left() {
+            return Err(format!(
+                "decoherence budget: {budget} µ asked, {} µ left",
+                c.left()
+            ));
+        }
+        let mut trial = self.q_devices[c.device].alloc.clone();
+        trial
+            .allocate_in(self.vhms.len() as u32, qubits as usize, Some(parent))
+            .map(|_| ())
+    }
+
+    /// Releases a stopping VHM's container: pending jobs are dropped, the qubits are reset and go
+    /// back to their pool, the budget's unspent part returns to the parent's container and the
+    /// spent part stays spent there.
+    pub(crate) fn release_container<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+    ) -> Result<(), HvError> {
+        let Some(c) = self.vhms[vhm as usize].q.take() else {
+            return Ok(());
+        };
+        let now = self.now;
+        for (resource, used) in [
+            (Resource::Decoherence(c.budget), Some(c.spent)),
+            (Resource::Qubits(c.physical.len() as u32), None),
+        ] {
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::Released {
+                    domain: Domain::Q,
+                    resource,
+                    cap: c.cap,
+                    used,
+                },
+            )?;
+        }
+        let physical = self.q_devices[c.device].alloc.release(vhm);
+        debug_assert_eq!(
+            {
+                let mut p = c.physical.clone();
+                p.sort_unstable();
+                p
+            },
+            physical,
+            "a container releases exactly its qubits"
+        );
+        emit(
+            sink,
+            &mut self.events,
+            now,
+            Some(vhm),
+            EventKind::QScrubbed {
+                device: self.q_devices[c.device].device().name.to_string(),
+                physical: physical.iter().map(|&p| p as u32).collect(),
+            },
+        )?;
+        if let Some(p) = self.vhms[vhm as usize].parent {
+            if let Some(pc) = self.vhms[p as usize].q.as_mut() {
+                pc.carved -= c.budget;
+                pc.spent += c.spent;
+                debug_assert!(pc.conserved());
+            }
+        }
+        Ok(())
+    }
+
+    /// A job's completion time came: its outcomes become readable, `q_wait` returns and the
+    /// completion interrupt is raised.
+    pub(crate) fn complete_job<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        job: u32,
+    ) -> Result<(), HvError> {
+        let c = self.vhms[vhm as usize]
+            .q
+            .as_mut()
+            .expect("a live job has a container");
+        let j = c.jobs.get_mut(&job).expect("a live job exists");
+        j.done = true;
+        let (vcpu, vector, outcomes, waiters) = (
+            j.vcpu,
+            j.vector,
+            j.outcomes.clone(),
+            std::mem::take(&mut j.waiters),
+        );
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::QJobDone { job, outcomes },
+        )?;
+        for w in waiters {
+            self.wake_now(vhm, w);
+        }
+        if vector != 0 {
+            self.raise_irq(sink, vhm, vcpu, vector, i64::from(job))?;
+        }
+        Ok(())
+    }
+
+    /// Queues a job's completion.
+    pub(crate) fn schedule_job(&mut self, vhm: u32, job: u32, at: u64) {
+        self.cds.push(at, Class::QDone, Target::QJob { vhm, job });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_bit_c_at_position_c() {
+        assert_eq!(pack(&[true, false, true]), 0b101);
+        assert_eq!(pack(&[]), 0);
+    }
+}

@@ -1,0 +1,388 @@
+//! The Q domain end to end: containers on shared devices, nested carving, job admission against
+//! decoherence budgets, outcomes recorded and injected on replay, orchestration independence.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use xdv_core::{Event, EventKind};
+use xdv_hv::{prepare, replay_trace, run_in_memory, run_to_trace, RunOptions};
+
+fn placed(events: &[Event]) -> Vec<(String, Vec<u32>)> {
+    let names: std::collections::BTreeMap<_, _> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::VhmCreated { name, .. } => Some((e.vhm.unwrap(), name.clone())),
+            _ => None,
+        })
+        .collect();
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::QContainerPlaced { physical, .. } => {
+                Some((names[&e.vhm.unwrap()].clone(), physical.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn logs(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Hypercall {
+                call: xdv_core::HypercallRecord::Log { bytes, .. },
+                ..
+            } => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ghz_on_three_disjoint_guarded_containers_of_one_device() {
+    let p = prepare(&examples().join("q-ghz.toml")).unwrap();
+    let (s, events) = run(&p);
+    assert!(s.vhms.iter().all(|v| v.code == 0), "{s:#?}");
+    let placed = placed(&events);
+    assert_eq!(placed.len(), 3);
+    let (_, edges) = xdv_q::device::Coupling::HeavyHex { rows: 3, width: 11 }.graph();
+    for (i, (a, qa)) in placed.iter().enumerate() {
+        for (b, qb) in &placed[i + 1..] {
+            let sa: BTreeSet<_> = qa.iter().collect();
+            assert!(qb.iter().all(|q| !sa.contains(q)), "{a} and {b} overlap");
+            let touching = edges.iter().any(|&(x, y)| {
+                (sa.contains(&(x as u32)) && qb.contains(&(y as u32)))
+                    || (sa.contains(&(y as u32)) && qb.contains(&(x as u32)))
+            });
+            assert!(!touching, "{a} and {b} have no guard ring between them");
+        }
+    }
+    // Exact provider: a GHZ state only ever reads 000 or 111.
+    for e in &events {
+        if let EventKind::QJobDone { outcomes, .. } = &e.kind {
+            assert_eq!(outcomes.len(), 1000);
+            assert!(outcomes.iter().all(|&o| o == 0 || o == 7));
+        }
+    }
+    // The three jobs were admitted at the same instant and completed at the same instant: no
+    // VHM's job waits for another's.
+    let done: BTreeSet<u64> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::QJobDone { .. }))
+        .map(|e| e.time_ns)
+        .collect();
+    assert_eq!(done.len(), 1, "{done:?}");
+}
+
+#[test]
+fn replay_injects_recorded_outcomes_without_a_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    for example in ["q-ghz.toml", "q-vqe.toml", "q-budget.toml"] {
+        let p = prepare(&examples().join(example)).unwrap();
+        let trace = dir.path().join(format!("{example}.db"));
+        run_to_trace(&p, &trace, &RunOptions::default()).unwrap();
+        let r = replay_trace(&trace).unwrap();
+        assert!(r.identical(), "{example}: {:?}", r.divergence);
+        assert_eq!(r.provider_runs, 0, "{example}");
+        assert!(r.events_matched > 0);
+    }
+}
+
+#[test]
+fn vqe_loop_converges_to_the_ground_state() {
+    let p = prepare(&examples().join("q-vqe.toml")).unwrap();
+    let (s, events) = run(&p);
+    assert_eq!(s.vhms[0].code, 0, "{s:#?}");
+    let logs = logs(&events);
+    assert!(
+        logs.iter().any(|l| l == "vqe: converged at theta = 64"),
+        "{logs:#?}"
+    );
+}
+
+/// Replaces every outcome payload, the one outcome-dependent part of a trace.
+fn blank_outcomes(events: &[Event]) -> Vec<Event> {
+    events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if let EventKind::QJobDone { outcomes, .. } = &mut e.kind {
+                outcomes.clear();
+            }
+            e
+        })
+        .collect()
+}
+
+/// Runs a GHZ job, collects its outcomes into memory and never looks at them.
+const OBLIVIOUS: &str = r#"(module
+  (import "xdv" "exit" (func $exit (param i32)))
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "q_submit" (func $q_submit (param i64 i32 i32 i64 i32) (result i64)))
+  (import "xdv" "q_wait" (func $q_wait (param i64) (result i32)))
+  (import "xdv" "q_result" (func $q_result (param i64 i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "OPENQASM 2.0; include \"qelib1.inc\"; qreg q[3]; creg c[3]; h q[0]; cx q[0],q[1]; cx q[1],q[2]; measure q -> c;")
+  (func (export "main") (local $j i64)
+    (local.set $j (call $q_submit (call $cap_find (i32.const 6) (i32.const 0)) (i32.const 0) (i32.const 109) (i64.const 500) (i32.const 0)))
+    (drop (call $q_wait (local.get $j)))
+    (drop (call $q_result (local.get $j) (i32.const 8192) (i32.const 4000)))
+    (call $exit (i32.const 0))))"#;
+
+#[test]
+fn orchestration_does_not_depend_on_measurement_outcomes() {
+    let manifest = |q_seed: u64| {
+        std::fs::read_to_string(examples().join("q-ghz.toml"))
+            .unwrap()
+            .replace("seed = 2026", &format!("seed = {q_seed}"))
+            .replace("guests/q-ghz.wat", "ghz.wat")
+    };
+    let mut runs = Vec::new();
+    for q_seed in [1u64, 2, 3, 99] {
+        let (_d, p) = prepare_inline(&manifest(q_seed), &[("ghz.wat", OBLIVIOUS)]);
+        let (s, events) = run(&p);
+        assert!(s.vhms.iter().all(|v| v.code == 0), "{events:#?}");
+        runs.push(events);
+    }
+    for other in &runs[1..] {
+        assert_eq!(blank_outcomes(&runs[0]), blank_outcomes(other));
+        assert_ne!(&runs[0], other, "different seeds sample different outcomes");
+    }
+}
+
+#[test]
+fn budget_refusal_is_recorded_and_leaves_the_neighbour_alone() {
+    let p = prepare(&examples().join("q-budget.toml")).unwrap();
+    let (s, events) = run(&p);
+    assert!(s.vhms.iter().all(|v| v.code == 0), "{s:#?}");
+    let refused: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Refused { call, reason, .. } if call == "q_submit" => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].starts_with("decoherence budget: the job costs"),
+        "{}",
+        refused[0]
+    );
+    // "steady" alone behaves exactly as beside "greedy".
+    let alone = std::fs::read_to_string(examples().join("q-budget.toml")).unwrap();
+    let alone = alone[alone.find("[[vhm]]\nname = \"steady\"").unwrap()..]
+        .replace("guests/q-ghz.wat", "ghz.wat");
+    let guest = std::fs::read_to_string(examples().join("guests/q-ghz.wat")).unwrap();
+    let (_d, p2) = prepare_inline(
+        &format!("[host]\nseed = 11\n{alone}"),
+        &[("ghz.wat", &guest)],
+    );
+    let (_, events_alone) = run(&p2);
+    // Only the physical placement differs (the device's first free qubits): a host-side fact
+    // the guest cannot observe.
+    let unplaced = |events: &[Event]| -> Vec<_> {
+        xdv_hv::project(events, "steady")
+            .into_iter()
+            .map(|(t, mut k)| {
+                if let EventKind::QContainerPlaced { physical, .. }
+                | EventKind::QScrubbed { physical, .. } = &mut k
+                {
+                    physical.clear();
+                }
+                (t, k)
+            })
+            .collect()
+    };
+    assert_eq!(unplaced(&events), unplaced(&events_alone));
+}
+
+/// A parent that tries its first qubit (lent to its child), waits for the child, tries again, and
+/// exits with (first result == E_BUSY) + 2 × (second result ≥ 0).
+const PARENT: &str = r#"(module
+  (import "xdv" "exit" (func $exit (param i32)))
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "vhm_wait" (func $vhm_wait (param i64) (result i64)))
+  (import "xdv" "q_submit" (func $q_submit (param i64 i32 i32 i64 i32) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "OPENQASM 2.0; qreg q[1]; creg c[1]; U(1,0,0) q[0]; measure q[0] -> c[0];")
+  (func (export "main") (local $c i64) (local $a i64) (local $b i64)
+    (local.set $c (call $cap_find (i32.const 6) (i32.const 0)))
+    (local.set $a (call $q_submit (local.get $c) (i32.const 0) (i32.const 72) (i64.const 10) (i32.const 0)))
+    (drop (call $vhm_wait (call $cap_find (i32.const 1) (i32.const 0))))
+    (local.set $b (call $q_submit (local.get $c) (i32.const 0) (i32.const 72) (i64.const 10) (i32.const 0)))
+    (call $exit (i32.add
+      (i32.wrap_i64 (i64.extend_i32_u (i64.eq (local.get $a) (i64.const -12))))
+      (i32.mul (i32.const 2) (i64.ge_s (local.get $b) (i64.const 0)))))))"#;
+
+/// Runs one 10-shot job on its first qubit and exits 0 when admitted.
+const CHILD: &str = r#"(module
+  (import "xdv" "exit" (func $exit (param i32)))
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "q_submit" (func $q_submit (param i64 i32 i32 i64 i32) (result i64)))
+  (import "xdv" "q_wait" (func $q_wait (param i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "OPENQASM 2.0; qreg q[1]; creg c[1]; U(1,0,0) q[0]; measure q[0] -> c[0];")
+  (func (export "main") (local $j i64)
+    (local.set $j (call $q_submit (call $cap_find (i32.const 6) (i32.const 0)) (i32.const 0) (i32.const 72) (i64.const 10) (i32.const 0)))
+    (if (i64.lt_s (local.get $j) (i64.const 0)) (then (call $exit (i32.const 1))))
+    (drop (call $q_wait (local.get $j)))
+    (call $exit (i32.const 0))))"#;
+
+#[test]
+fn a_nested_child_gets_a_subset_of_its_parents_qubits_and_budget() {
+    let manifest = r#"
+[[vhm]]
+name = "parent"
+[vhm.k]
+module = "parent.wat"
+[vhm.q]
+device = "ideal-grid"
+qubits = 4
+budget = 10
+[vhm.policy]
+max_depth = 1
+max_vcpus = 2
+memory_quota = "2 MiB"
+fuel_quota = 200_000_000
+
+[[vhm]]
+name = "child"
+parent = "parent"
+[vhm.k]
+module = "child.wat"
+[vhm.q]
+qubits = 2
+budget = 4
+"#;
+    let (_d, p) = prepare_inline(manifest, &[("parent.wat", PARENT), ("child.wat", CHILD)]);
+    let (s, events) = run(&p);
+    assert_eq!(
+        s.vhms.iter().map(|v| v.code).collect::<Vec<_>>(),
+        vec![3, 0],
+        "{events:#?}"
+    );
+    let placed = placed(&events);
+    let parent: BTreeSet<_> = placed[0].1.iter().collect();
+    assert!(placed[1].1.iter().all(|q| parent.contains(q)));
+    // The child's spending is charged to the parent; its unspent budget came back.
+    let decoherence: Vec<(u64, Option<u64>)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Released {
+                resource: xdv_core::Resource::Decoherence(b),
+                used,
+                ..
+            } => Some((*b, *used)),
+            _ => None,
+        })
+        .collect();
+    let (child_budget, child_used) = decoherence[0];
+    let (parent_budget, parent_used) = decoherence[1];
+    assert_eq!((child_budget, parent_budget), (4_000_000, 10_000_000));
+    let own: u64 = events
+        .iter()
+        .filter_map(|e| match (&e.kind, e.vhm) {
+            (EventKind::QJobSubmitted { cost, .. }, Some(v)) if v == id_of(&events, "parent") => {
+                Some(*cost)
+            }
+            _ => None,
+        })
+        .sum();
+    assert_eq!(parent_used.unwrap(), own + child_used.unwrap());
+}
+
+#[test]
+fn placement_errors_name_the_manifest_line() {
+    let cases = [
+        (
+            "[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.q]\ndevice = \"nowhere\"\nqubits = 2\n",
+            "m.toml:6:10: vhm[0].q.device: no device \"nowhere\"",
+        ),
+        (
+            "[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.q]\ndevice = \"noisy-line\"\nqubits = 13\n",
+            "m.toml:7:10: vhm[0].q.qubits: 13 qubits on noisy-line: no 13 connected free qubits",
+        ),
+        (
+            "[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.q]\nqubits = 1\n",
+            "vhm[0].q.device: a Q container needs a device",
+        ),
+    ];
+    for (manifest, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("g.wat"), SPIN).unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let err = match prepare(&path) {
+            Ok(_) => panic!("{manifest} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(want), "{err}\n  does not contain\n{want}");
+    }
+}
+
+/// Submits a program from memory and exits with the result's error code negated (0 when
+/// admitted).
+fn submitter(program: &str, shots: i64) -> String {
+    format!(
+        r#"(module
+  (import "xdv" "exit" (func $exit (param i32)))
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "q_submit" (func $q_submit (param i64 i32 i32 i64 i32) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{}")
+  (func (export "main") (local $j i64)
+    (local.set $j (call $q_submit (call $cap_find (i32.const 6) (i32.const 0)) (i32.const 0) (i32.const {}) (i64.const {shots}) (i32.const 0)))
+    (if (i64.lt_s (local.get $j) (i64.const 0)) (then (call $exit (i32.wrap_i64 (i64.sub (i64.const 0) (local.get $j))))))
+    (call $exit (i32.const 0))))"#,
+        program.replace('"', "\\\""),
+        program.len()
+    )
+}
+
+#[test]
+fn bad_jobs_are_refused_with_their_reason() {
+    let cases: [(&str, i64, i32, &str); 6] = [
+        (
+            "OPENQASM 2.0; qreg q[1]; foo q[0];",
+            10,
+            1,
+            "job0.qasm:1:26",
+        ),
+        (
+            "OPENQASM 2.0; qreg q[3];",
+            10,
+            1,
+            "declares 3 qubits; the container holds 2",
+        ),
+        ("OPENQASM 2.0; qreg q[1];", 0, 1, "shots must be 1 to 65536"),
+        (
+            "OPENQASM 2.0; qreg q[1]; creg c[65];",
+            1,
+            1,
+            "65 classical bits",
+        ),
+        (
+            "OPENQASM 2.0; qreg q[2]; CX q[0],q[1];",
+            65_536,
+            9,
+            "decoherence budget",
+        ),
+        ("OPENQASM 2.0; qreg q[2]; CX q[0],q[1];", 1, 0, ""),
+    ];
+    for (program, shots, code, reason) in cases {
+        let manifest = "[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.q]\ndevice = \"noisy-line\"\nqubits = 2\nbudget = 1\n";
+        let (_d, p) = prepare_inline(manifest, &[("g.wat", &submitter(program, shots))]);
+        let (s, events) = run_in_memory(&p, 1).unwrap();
+        assert_eq!(s.vhms[0].code, code, "{program}: {events:#?}");
+        let refusal = events.iter().find_map(|e| match &e.kind {
+            EventKind::Refused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        match refusal {
+            Some(r) => assert!(r.contains(reason), "{program}: {r}"),
+            None => assert_eq!(code, 0),
+        }
+    }
+}

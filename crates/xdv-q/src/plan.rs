@@ -1,0 +1,233 @@
+//! Static job planning: what a job will cost before it runs.
+//!
+//! A job's circuit names logical qubits `0..n` of a container; logical qubit `i` sits on the
+//! container's `i`-th physical qubit. The plan maps every operation onto the device: a two-qubit
+//! gate between qubits `d` hops apart in the container is routed with `d − 1` SWAPs there and
+//! back (3 CX each), `cp`/`cz` count as two CX, `swap` as three. Operations are scheduled as soon
+//! as their qubits (and, for a conditioned operation, the classical bits it reads) are ready;
+//! the makespan is one shot's duration, and every qubit the job touches is held, and dephases,
+//! for the whole shot. All of it is integer arithmetic over the device's [`Costs`].
+
+use crate::circuit::{Circuit, Op};
+use crate::provider::{Costs, Device};
+use std::collections::VecDeque;
+
+/// What one job costs, statically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobPlan {
+    /// Logical qubits the circuit declares.
+    pub qubits: u32,
+    /// Classical bits the circuit declares.
+    pub clbits: u32,
+    /// Qubits some operation touches.
+    pub touched: u32,
+    /// One-qubit gates.
+    pub gates_1q: u64,
+    /// Two-qubit gates (CX), routing included.
+    pub gates_2q: u64,
+    /// Of those, CX added to route gates between non-adjacent qubits.
+    pub routing_2q: u64,
+    /// Measurements.
+    pub measurements: u64,
+    /// Resets.
+    pub resets: u64,
+    /// One shot's duration, ns.
+    pub shot_ns: u64,
+    /// One shot's log-fidelity cost, micro-units.
+    pub shot_cost: u64,
+}
+
+impl JobPlan {
+    /// The cost of `shots` shots, `None` on overflow.
+    pub fn cost(&self, shots: u64) -> Option<u64> {
+        self.shot_cost.checked_mul(shots)
+    }
+
+    /// The duration of `shots` shots, `None` on overflow.
+    pub fn duration(&self, shots: u64) -> Option<u64> {
+        self.shot_ns.checked_mul(shots)
+    }
+}
+
+/// Hop distances between the container's qubits inside the container (BFS on the induced
+/// subgraph); `None` where unreachable.
+fn distances(device: &Device, physical: &[usize]) -> Vec<Vec<Option<u64>>> {
+    let (n, edges) = device.coupling.graph();
+    let mut index = vec![None; n];
+    for (i, &p) in physical.iter().enumerate() {
+        index[p] = Some(i);
+    }
+    let mut adj = vec![Vec::new(); physical.len()];
+    for (a, b) in edges {
+        if let (Some(i), Some(j)) = (index[a], index[b]) {
+            adj[i].push(j);
+            adj[j].push(i);
+        }
+    }
+    (0..physical.len())
+        .map(|s| {
+            let mut d = vec![None; physical.len()];
+            d[s] = Some(0);
+            let mut queue = VecDeque::from([s]);
+            while let Some(u) = queue.pop_front() {
+                let du = d[u].expect("queued nodes have a distance");
+                for &v in &adj[u] {
+                    if d[v].is_none() {
+                        d[v] = Some(du + 1);
+                        queue.push_back(v);
+                    }
+                }
+            }
+            d
+        })
+        .collect()
+}
+
+/// Plans `circuit` on the container whose logical qubit `i` is `physical[i]` of `device`.
+/// Refuses, with the reason, a circuit that declares more qubits than the container holds.
+pub fn plan(circuit: &Circuit, device: &Device, physical: &[usize]) -> Result<JobPlan, String> {
+    let n = circuit.num_qubits();
+    if n > physical.len() {
+        return Err(format!(
+            "the circuit declares {n} qubits; the container holds {}",
+            physical.len()
+        ));
+    }
+    let dist = distances(device, physical);
+    let t = device.timing;
+    let costs: Costs = device.costs();
+    let mut p = JobPlan {
+        qubits: n as u32,
+        clbits: circuit.num_clbits() as u32,
+        ..JobPlan::default()
+    };
+    let mut qclock = vec![0u64; n];
+    let mut cclock = vec![0u64; circuit.num_clbits()];
+    let mut ops: Vec<(&Op, u64)> = circuit.ops.iter().map(|op| (op, 0)).collect();
+    // Conditioned ops start after the bits they read are written.
+    let mut i = 0;
+    while i < ops.len() {
+        let (op, ready) = ops[i];
+        i += 1;
+        let two_qubit = |a: usize, b: usize, cx: u64, p: &mut JobPlan| -> Result<u64, String> {
+            let d = dist[a][b].ok_or_else(|| {
+                format!("logical qubits {a} and {b} are not connected in the container")
+            })?;
+            let routing = 6 * d.saturating_sub(1);
+            p.gates_2q += cx + routing;
+            p.routing_2q += routing;
+            Ok((cx + routing) * t.gate_2q_ns)
+        };
+        let (qs, dur): (Vec<usize>, u64) = match op {
+            Op::U { q, .. } => {
+                p.gates_1q += 1;
+                (vec![*q], t.gate_1q_ns)
+            }
+            Op::Cx { c, t: tq } => (vec![*c, *tq], two_qubit(*c, *tq, 1, &mut p)?),
+            Op::CPhase { a, b, .. } => (vec![*a, *b], two_qubit(*a, *b, 2, &mut p)?),
+            Op::Swap { a, b } => (vec![*a, *b], two_qubit(*a, *b, 3, &mut p)?),
+            Op::Measure { q, .. } => {
+                p.measurements += 1;
+                (vec![*q], t.measure_ns)
+            }
+            Op::Reset { q } => {
+                p.resets += 1;
+                (vec![*q], t.reset_ns)
+            }
+            Op::Barrier { qubits } => {
+                let end = qubits.iter().map(|&q| qclock[q]).max().unwrap_or(0);
+                for &q in qubits {
+                    qclock[q] = end;
+                }
+                continue;
+            }
+            Op::If {
+                offset, size, op, ..
+            } => {
+                let ready = cclock[*offset..offset + size]
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(0);
+                // Plan the conditioned op as if it always runs: the static worst case.
+                ops.insert(i, (&**op, ready));
+                continue;
+            }
+        };
+        let start = qs.iter().map(|&q| qclock[q]).max().unwrap_or(0).max(ready);
+        let end = start + dur;
+        for &q in &qs {
+            qclock[q] = end;
+        }
+        if let Op::Measure { c, .. } = op {
+            cclock[*c] = end;
+        }
+    }
+    p.shot_ns = qclock.iter().copied().max().unwrap_or(0);
+    p.touched = circuit.touched_qubits().iter().filter(|&&x| x).count() as u32;
+    let dephasing =
+        u128::from(p.shot_ns) * 1_000_000 / u128::from(costs.t2_ns) * u128::from(p.touched);
+    let total = u128::from(p.gates_1q) * u128::from(costs.gate_1q)
+        + u128::from(p.gates_2q) * u128::from(costs.gate_2q)
+        + u128::from(p.measurements) * u128::from(costs.readout)
+        + dephasing;
+    p.shot_cost = u64::try_from(total).map_err(|_| "the job's cost overflows".to_string())?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::find_device;
+    use crate::qasm;
+
+    fn circuit(src: &str) -> Circuit {
+        qasm::parse(src, "t.qasm").unwrap()
+    }
+
+    #[test]
+    fn bell_pair_costs_what_the_formula_says() {
+        let d = find_device("ideal-grid").unwrap();
+        let c = circuit(
+            "OPENQASM 2.0; include \"qelib1.inc\"; qreg q[2]; creg c[2];
+             h q[0]; cx q[0],q[1]; measure q -> c;",
+        );
+        // Grid 6×6: qubits 0 and 1 are adjacent.
+        let p = plan(&c, &d, &[0, 1]).unwrap();
+        assert_eq!((p.gates_1q, p.gates_2q, p.measurements), (1, 1, 2));
+        assert_eq!(p.shot_ns, 35 + 300 + 1_000);
+        let k = d.costs();
+        let dephase = 1_335 * 1_000_000 / 120_000 * 2;
+        assert_eq!(p.shot_cost, k.gate_1q + k.gate_2q + 2 * k.readout + dephase);
+        assert_eq!(p.cost(10), Some(10 * p.shot_cost));
+    }
+
+    #[test]
+    fn distant_qubits_are_routed() {
+        let d = find_device("noisy-line").unwrap();
+        let c = circuit("OPENQASM 2.0; qreg q[3]; CX q[0],q[2];");
+        let p = plan(&c, &d, &[0, 1, 2]).unwrap();
+        assert_eq!((p.gates_2q, p.routing_2q), (7, 6));
+        assert_eq!(p.shot_ns, 7 * 300);
+    }
+
+    #[test]
+    fn conditioned_ops_wait_for_their_bits() {
+        let d = find_device("noisy-line").unwrap();
+        let c = circuit(
+            "OPENQASM 2.0; include \"qelib1.inc\"; qreg q[2]; creg c[1];
+             measure q[0] -> c[0]; if (c == 1) x q[1];",
+        );
+        let p = plan(&c, &d, &[0, 1]).unwrap();
+        assert_eq!(p.shot_ns, 1_000 + 50);
+        assert_eq!(p.touched, 2);
+    }
+
+    #[test]
+    fn a_circuit_larger_than_its_container_is_refused() {
+        let d = find_device("noisy-line").unwrap();
+        let c = circuit("OPENQASM 2.0; qreg q[3];");
+        let e = plan(&c, &d, &[0, 1]).unwrap_err();
+        assert!(e.contains("declares 3 qubits"), "{e}");
+    }
+}

@@ -1,0 +1,319 @@
+//! Providers and the devices they describe (DESIGN §6).
+//!
+//! A provider executes circuits on one device. The device is the provider's description: qubit
+//! count and coupling map, native gates, gate and measurement durations, gate and readout errors,
+//! T1/T2. From those figures the device derives, once, the integer cost table
+//! ([`Costs`]) that decoherence budgets are charged from, so admission never depends on float
+//! arithmetic at run time.
+//!
+//! Built in: `statevector` devices (exact, noiseless simulation; their error figures describe the
+//! hardware they model and drive only the budget) and the `density` device (thermal relaxation
+//! and readout error simulated, after qiskit-aer's models).
+
+use crate::circuit::Circuit;
+use crate::density::{self, Calibration};
+use crate::device::Coupling;
+use crate::statevector::{self, SimError};
+
+/// Which simulator executes a device's jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Exact state vector, noiseless.
+    Statevector,
+    /// Density matrix with thermal relaxation and readout error.
+    Density,
+}
+
+impl Engine {
+    /// The provider's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Statevector => "statevector",
+            Engine::Density => "density",
+        }
+    }
+
+    /// The most qubits one job may use.
+    pub fn max_qubits(&self) -> usize {
+        match self {
+            Engine::Statevector => statevector::MAX_QUBITS,
+            Engine::Density => density::MAX_QUBITS,
+        }
+    }
+}
+
+/// Durations of the device's operations, in ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// One-qubit gate.
+    pub gate_1q_ns: u64,
+    /// Two-qubit gate (one CX).
+    pub gate_2q_ns: u64,
+    /// Measurement.
+    pub measure_ns: u64,
+    /// Reset.
+    pub reset_ns: u64,
+}
+
+/// Error figures of the device (probabilities).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Errors {
+    /// Error per one-qubit gate.
+    pub gate_1q: f64,
+    /// Error per two-qubit gate.
+    pub gate_2q: f64,
+    /// P(read 1 | prepared 0).
+    pub readout_p01: f64,
+    /// P(read 0 | prepared 1).
+    pub readout_p10: f64,
+}
+
+/// The device's decoherence costs in integer micro-units of log-fidelity (DESIGN §6:
+/// L = Σ −ln(1−ε_gate) + Σ −ln(1−ε_readout) + Σ_q t_q/T2_q).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Costs {
+    /// −ln(1 − ε₁) × 10⁶, rounded.
+    pub gate_1q: u64,
+    /// −ln(1 − ε₂) × 10⁶, rounded.
+    pub gate_2q: u64,
+    /// −ln(1 − ε_readout) × 10⁶ with ε_readout the mean of the two readout errors, rounded.
+    pub readout: u64,
+    /// T2 in ns: a qubit held for t ns costs ⌊t × 10⁶ / T2⌋.
+    pub t2_ns: u64,
+}
+
+/// A device: what a provider describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    /// Its name (`[vhm.q] device`).
+    pub name: &'static str,
+    /// The simulator behind it.
+    pub engine: Engine,
+    /// Its coupling map.
+    pub coupling: Coupling,
+    /// Native gates: what a job is compiled to (U and CX; cp, cz and swap decompose to CX).
+    pub native_gates: &'static [&'static str],
+    /// Operation durations.
+    pub timing: Timing,
+    /// Error figures.
+    pub errors: Errors,
+    /// Energy relaxation time T1, ns.
+    pub t1_ns: u64,
+    /// Dephasing time T2, ns.
+    pub t2_ns: u64,
+    /// One line for `xdv q providers`.
+    pub summary: &'static str,
+}
+
+/// −ln(1 − ε) in micro-units, rounded. Computed once per device.
+fn log_cost(e: f64) -> u64 {
+    (-(1.0 - e).ln() * 1e6).round() as u64
+}
+
+impl Device {
+    /// Its qubit count.
+    pub fn qubits(&self) -> usize {
+        self.coupling.graph().0
+    }
+
+    /// The integer cost table decoherence budgets are charged from.
+    pub fn costs(&self) -> Costs {
+        Costs {
+            gate_1q: log_cost(self.errors.gate_1q),
+            gate_2q: log_cost(self.errors.gate_2q),
+            readout: log_cost((self.errors.readout_p01 + self.errors.readout_p10) / 2.0),
+            t2_ns: self.t2_ns.max(1),
+        }
+    }
+
+    /// The noise model the density engine simulates for this device.
+    pub fn calibration(&self) -> Calibration {
+        Calibration {
+            gate_1q_ns: self.timing.gate_1q_ns as f64,
+            gate_2q_ns: self.timing.gate_2q_ns as f64,
+            t1_ns: self.t1_ns as f64,
+            t2_ns: self.t2_ns as f64,
+            readout_p01: self.errors.readout_p01,
+            readout_p10: self.errors.readout_p10,
+        }
+    }
+
+    /// Describes the coupling map: `grid 6×6`, `heavy-hex 3×11`, ….
+    pub fn topology(&self) -> String {
+        match self.coupling {
+            Coupling::Line(n) => format!("line {n}"),
+            Coupling::Ring(n) => format!("ring {n}"),
+            Coupling::Grid(r, c) => format!("grid {r}×{c}"),
+            Coupling::HeavyHex { rows, width } => format!("heavy-hex {rows}×{width}"),
+        }
+    }
+}
+
+/// Executes jobs on one device.
+pub trait Provider: Send + Sync {
+    /// The device it drives.
+    fn device(&self) -> &Device;
+
+    /// Runs `shots` shots of `circuit` (on the job's logical qubits, from |0…0⟩) and hands each
+    /// shot's classical bits to `each`, in shot order. Shot `i` draws only from the stream
+    /// seeded by `(seed, i)`.
+    fn execute(
+        &self,
+        circuit: &Circuit,
+        shots: u64,
+        seed: u64,
+        each: &mut dyn FnMut(&[bool]),
+    ) -> Result<(), SimError>;
+}
+
+/// A provider backed by one of the built-in simulators.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    device: Device,
+}
+
+impl Simulator {
+    /// A simulator for `device`.
+    pub fn new(device: Device) -> Self {
+        Self { device }
+    }
+}
+
+impl Provider for Simulator {
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn execute(
+        &self,
+        circuit: &Circuit,
+        shots: u64,
+        seed: u64,
+        each: &mut dyn FnMut(&[bool]),
+    ) -> Result<(), SimError> {
+        match self.device.engine {
+            Engine::Statevector => statevector::sample(circuit, shots, seed, each),
+            Engine::Density => {
+                density::sample(circuit, &self.device.calibration(), shots, seed, each)
+            }
+        }
+    }
+}
+
+const NATIVE: &[&str] = &["u", "cx", "measure", "reset", "barrier"];
+
+/// The built-in devices, in `xdv q providers` order.
+pub fn builtin_devices() -> Vec<Device> {
+    vec![
+        Device {
+            name: "ideal-grid",
+            engine: Engine::Statevector,
+            coupling: Coupling::Grid(6, 6),
+            native_gates: NATIVE,
+            timing: Timing {
+                gate_1q_ns: 35,
+                gate_2q_ns: 300,
+                measure_ns: 1_000,
+                reset_ns: 1_000,
+            },
+            errors: Errors {
+                gate_1q: 2e-4,
+                gate_2q: 5e-3,
+                readout_p01: 0.01,
+                readout_p10: 0.02,
+            },
+            t1_ns: 100_000,
+            t2_ns: 120_000,
+            summary: "exact state vector on a 6×6 grid; error figures drive the budget only",
+        },
+        Device {
+            name: "heavy-hex",
+            engine: Engine::Statevector,
+            coupling: Coupling::HeavyHex { rows: 3, width: 11 },
+            native_gates: NATIVE,
+            timing: Timing {
+                gate_1q_ns: 35,
+                gate_2q_ns: 400,
+                measure_ns: 1_500,
+                reset_ns: 1_500,
+            },
+            errors: Errors {
+                gate_1q: 3e-4,
+                gate_2q: 8e-3,
+                readout_p01: 0.015,
+                readout_p10: 0.025,
+            },
+            t1_ns: 120_000,
+            t2_ns: 90_000,
+            summary: "exact state vector on an IBM-style heavy-hex lattice; error figures drive the budget only",
+        },
+        Device {
+            name: "noisy-line",
+            engine: Engine::Density,
+            coupling: Coupling::Line(12),
+            native_gates: NATIVE,
+            timing: Timing {
+                gate_1q_ns: 50,
+                gate_2q_ns: 300,
+                measure_ns: 1_000,
+                reset_ns: 1_000,
+            },
+            errors: Errors {
+                gate_1q: 1e-3,
+                gate_2q: 1e-2,
+                readout_p01: 0.02,
+                readout_p10: 0.04,
+            },
+            t1_ns: 50_000,
+            t2_ns: 70_000,
+            summary: "density matrix with T1/T2 thermal relaxation and readout error simulated",
+        },
+    ]
+}
+
+/// The built-in device called `name`.
+pub fn find_device(name: &str) -> Option<Device> {
+    builtin_devices().into_iter().find(|d| d.name == name)
+}
+
+/// The seed of a job's shot streams: a hash of the Q seed, the owning VHM's name and the job's
+/// number, so a job's outcomes depend on nothing else (not on neighbours, not on timing).
+pub fn job_seed(q_seed: u64, vhm: &str, job: u32) -> u64 {
+    let mut m = b"xdv-q-job".to_vec();
+    m.extend_from_slice(&q_seed.to_le_bytes());
+    m.extend_from_slice(&(vhm.len() as u64).to_le_bytes());
+    m.extend_from_slice(vhm.as_bytes());
+    m.extend_from_slice(&job.to_le_bytes());
+    u64::from_le_bytes(
+        blake3::hash(&m).as_bytes()[..8]
+            .try_into()
+            .expect("8 bytes"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_devices_have_consistent_figures() {
+        for d in builtin_devices() {
+            assert!(d.qubits() > 0, "{}", d.name);
+            assert!(d.t2_ns <= 2 * d.t1_ns, "{}: T2 ≤ 2·T1", d.name);
+            let c = d.costs();
+            assert!(c.gate_2q > c.gate_1q, "{}", d.name);
+            assert_eq!(find_device(d.name).as_ref(), Some(&d));
+        }
+        // −ln(1 − 0.005) = 0.0050125…
+        assert_eq!(find_device("ideal-grid").unwrap().costs().gate_2q, 5013);
+    }
+
+    #[test]
+    fn job_seeds_separate_vhms_and_jobs() {
+        let a = job_seed(1, "a", 0);
+        assert_ne!(a, job_seed(1, "a", 1));
+        assert_ne!(a, job_seed(1, "b", 0));
+        assert_ne!(a, job_seed(2, "a", 0));
+        assert_eq!(a, job_seed(1, "a", 0));
+    }
+}
