@@ -474,8 +474,11 @@ fn q_run_counts_and_probabilities_follow_qiskit_keys() {
 fn q_providers_and_the_density_provider() {
     let out = xdv().args(["q", "providers", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v[0]["name"], "statevector");
-    assert_eq!(v[1]["name"], "density");
+    assert_eq!(v[0]["device"], "ideal-grid");
+    assert_eq!(v[0]["provider"], "statevector");
+    assert_eq!(v[2]["device"], "noisy-line");
+    assert_eq!(v[2]["provider"], "density");
+    assert_eq!(v[1]["coupling"], "heavy-hex 3×11");
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("x.qasm");
     std::fs::write(&f, "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\ncreg c[1];\nx q[0];\nmeasure q -> c;\n").unwrap();

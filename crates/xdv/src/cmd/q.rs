@@ -107,43 +107,85 @@ pub(crate) fn check(paths: &[PathBuf], as_json: bool) -> Result<Outcome> {
     })
 }
 
+/// Lists the host's devices: what `[vhm.q] device` names.
 pub(crate) fn providers(as_json: bool) -> Result<Outcome> {
-    let c = Calibration::DEFAULT;
-    let list = json!([
-        { "name": "statevector", "kind": "exact state vector (complex128), noiseless", "max_qubits": statevector::MAX_QUBITS,
-          "native": ["U", "CX", "CPhase", "Swap"], "coupling": "all-to-all" },
-        { "name": "density", "kind": "density matrix with thermal relaxation and readout error", "max_qubits": density::MAX_QUBITS,
-          "native": ["U", "CX", "CPhase", "Swap"], "coupling": "all-to-all",
-          "gate_1q_ns": c.gate_1q_ns, "gate_2q_ns": c.gate_2q_ns, "t1_ns": c.t1_ns, "t2_ns": c.t2_ns,
-          "readout_p01": c.readout_p01, "readout_p10": c.readout_p10 },
-    ]);
+    let devices = xdv_q::provider::builtin_devices();
     if as_json {
+        let list: Vec<_> = devices
+            .iter()
+            .map(|d| {
+                let k = d.costs();
+                json!({
+                    "device": d.name,
+                    "provider": d.engine.name(),
+                    "qubits": d.qubits(),
+                    "coupling": d.topology(),
+                    "max_qubits_per_job": d.engine.max_qubits(),
+                    "native_gates": d.native_gates,
+                    "gate_1q_ns": d.timing.gate_1q_ns,
+                    "gate_2q_ns": d.timing.gate_2q_ns,
+                    "measure_ns": d.timing.measure_ns,
+                    "reset_ns": d.timing.reset_ns,
+                    "error_1q": d.errors.gate_1q,
+                    "error_2q": d.errors.gate_2q,
+                    "readout_p01": d.errors.readout_p01,
+                    "readout_p10": d.errors.readout_p10,
+                    "t1_ns": d.t1_ns,
+                    "t2_ns": d.t2_ns,
+                    "cost_micro": { "gate_1q": k.gate_1q, "gate_2q": k.gate_2q, "readout": k.readout, "t2_ns": k.t2_ns },
+                    "model": d.summary,
+                })
+            })
+            .collect();
         outln!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        let rows = vec![
-            vec![
-                "statevector".into(),
-                statevector::MAX_QUBITS.to_string(),
-                "exact, noiseless".into(),
-            ],
-            vec![
-                "density".into(),
-                density::MAX_QUBITS.to_string(),
-                format!(
-                    "1q {} ns, 2q {} ns, T1 {} µs, T2 {} µs, readout {}/{}",
-                    c.gate_1q_ns,
-                    c.gate_2q_ns,
-                    c.t1_ns / 1000.0,
-                    c.t2_ns / 1000.0,
-                    c.readout_p01,
-                    c.readout_p10
-                ),
-            ],
-        ];
+        let rows: Vec<Vec<String>> = devices
+            .iter()
+            .map(|d| {
+                vec![
+                    d.name.to_string(),
+                    d.engine.name().to_string(),
+                    format!("{} ({})", d.qubits(), d.topology()),
+                    d.engine.max_qubits().to_string(),
+                    format!(
+                        "{}/{}/{} ns",
+                        d.timing.gate_1q_ns, d.timing.gate_2q_ns, d.timing.measure_ns
+                    ),
+                    format!(
+                        "{}/{}/{}",
+                        d.errors.gate_1q,
+                        d.errors.gate_2q,
+                        (d.errors.readout_p01 + d.errors.readout_p10) / 2.0
+                    ),
+                    format!("{}/{} µs", d.t1_ns / 1000, d.t2_ns / 1000),
+                ]
+            })
+            .collect();
         out!(
             "{}",
-            table::render(&["provider", "max qubits", "model"], &rows)
+            table::render(
+                &[
+                    "device",
+                    "provider",
+                    "qubits (coupling)",
+                    "per job",
+                    "1q/2q/measure",
+                    "errors 1q/2q/readout",
+                    "T1/T2"
+                ],
+                &rows
+            )
         );
+        outln!();
+        for d in &devices {
+            outln!(
+                "{}: {}; native gates {}",
+                d.name,
+                d.summary,
+                d.native_gates.join(", ")
+            );
+        }
+        outln!("\n`xdv q run --provider statevector|density` runs a circuit standalone; `[vhm.q] device = \"…\"` gives a VHM a container on a device.");
     }
     Ok(Outcome::Ok)
 }
