@@ -427,7 +427,9 @@ pub enum EventKind {
         resource: Resource,
         /// The capability the allocation was held under.
         cap: CapId,
-        /// Amount used over the allocation's life, for consumable resources (fuel).
+        /// Amount used over the allocation's life, for consumable resources: fuel and decoherence
+        /// budget the VHM's own vCPUs and jobs consumed (its children's are in `GivenBack` and
+        /// `QReturned`).
         used: Option<u64>,
     },
     /// The VHM stopped and all its resources were released.
@@ -578,7 +580,9 @@ pub enum EventKind {
         cost: u64,
         /// Budget left after the charge, micro-units.
         budget_left: u64,
-        /// Virtual duration: the job completes at this event's time plus this.
+        /// Time it waits for the container's earlier jobs, ns.
+        queued_ns: u64,
+        /// Virtual duration: the job completes `queued_ns + duration_ns` after this event.
         duration_ns: u64,
     },
     /// A Q job completed: the measurement outcomes, one word per shot (bit `c` is classical
@@ -588,6 +592,18 @@ pub enum EventKind {
         job: u32,
         /// Outcome of each shot.
         outcomes: Vec<u64>,
+    },
+    /// A stopped child's container came back to the VHM's: its qubits (scrubbed) and its budget;
+    /// what the child spent stays spent.
+    QReturned {
+        /// The child.
+        child: VhmId,
+        /// Logical qubits returned.
+        qubits: u32,
+        /// The child's budget, micro-units.
+        budget: u64,
+        /// Spent by the child and its descendants, micro-units.
+        used: u64,
     },
     /// A released container's qubits were reset before going back to their pool.
     QScrubbed {
@@ -624,9 +640,9 @@ impl EventKind {
             EventKind::CapRemoved { removed, .. } => {
                 removed.iter_mut().for_each(|(v, _)| *v = f(*v))
             }
-            EventKind::Carved { child, .. } | EventKind::GivenBack { child, .. } => {
-                *child = f(*child)
-            }
+            EventKind::Carved { child, .. }
+            | EventKind::GivenBack { child, .. }
+            | EventKind::QReturned { child, .. } => *child = f(*child),
             _ => {}
         }
         e
@@ -667,6 +683,7 @@ impl EventKind {
             EventKind::QJobSubmitted { .. } => "q_job_submitted",
             EventKind::QJobDone { .. } => "q_job_done",
             EventKind::QScrubbed { .. } => "q_scrubbed",
+            EventKind::QReturned { .. } => "q_returned",
         }
     }
 }
@@ -879,11 +896,17 @@ impl Event {
                 shots,
                 cost,
                 budget_left,
+                queued_ns,
                 duration_ns,
             } => format!(
                 "vcpu {vcpu} q job {job} admitted: program {}, {qubits} qubits, {clbits} bits, \
-                 {shots} shots, cost {cost} µ (left {budget_left}), {duration_ns} ns",
-                program.short()
+                 {shots} shots, cost {cost} µ (left {budget_left}), {duration_ns} ns{}",
+                program.short(),
+                if *queued_ns > 0 {
+                    format!(" after {queued_ns} ns queued")
+                } else {
+                    String::new()
+                }
             ),
             QJobDone { job, outcomes } => {
                 let shown: Vec<String> = outcomes.iter().take(8).map(|o| o.to_string()).collect();
@@ -894,6 +917,14 @@ impl Event {
                     if outcomes.len() > 8 { ", …" } else { "" }
                 )
             }
+            QReturned {
+                child,
+                qubits,
+                budget,
+                used,
+            } => format!(
+                "q container of {child} returned: {qubits} qubits, {used} µ used of {budget}"
+            ),
             QScrubbed { device, physical } => {
                 format!("q container scrubbed on {device}: physical qubits {physical:?}")
             }

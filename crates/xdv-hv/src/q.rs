@@ -10,18 +10,21 @@ use xdv_core::event::{EventKind, EventSink};
 use xdv_core::{CapId, Domain, Resource, VhmId};
 use xdv_manifest::QSpec;
 use xdv_q::device::Allocator;
-use xdv_q::provider::{Device, Provider, Simulator};
+use xdv_q::provider::{Costs, Device, Provider, Simulator};
 
 /// One device of the host with its allocator. Allocator owners are VHM ids.
 pub(crate) struct QDevice {
     pub(crate) provider: Box<dyn Provider>,
     pub(crate) alloc: Allocator,
+    /// The device's cost table, computed once: admission never does float arithmetic.
+    pub(crate) costs: Costs,
 }
 
 impl QDevice {
     pub(crate) fn new(device: Device) -> Self {
         Self {
             alloc: Allocator::new(device.coupling),
+            costs: device.costs(),
             provider: Box::new(Simulator::new(device)),
         }
     }
@@ -43,6 +46,11 @@ pub(crate) struct Container {
     pub(crate) budget: u64,
     /// Spent by the VHM's jobs and by its stopped children.
     pub(crate) spent: u64,
+    /// Spent by the VHM's own jobs (the Resource_Table's `used`).
+    pub(crate) own_spent: u64,
+    /// When the container's last admitted job completes: jobs of one container run one after
+    /// another (they share its qubits); jobs of different containers never wait for each other.
+    pub(crate) busy_until: u64,
     /// Lent to live children.
     pub(crate) carved: u64,
     /// The next job number.
@@ -84,7 +92,9 @@ pub(crate) struct Job {
 pub(crate) enum Outcomes {
     /// Executed by the device's provider when the job is admitted.
     Live,
-    /// Taken from a recorded trace, by (VHM id, job number): replay never runs a provider.
+    /// Taken from a recorded trace, by (VHM id, job number): replay never runs a provider. A job
+    /// the recording has no outcome for (a trace cut short before it completed) gets zeros: its
+    /// completion lies past the recording's end, so no replayed event can show them.
     Recorded(BTreeMap<(u32, u32), Vec<u64>>),
 }
 
@@ -161,6 +171,8 @@ impl Hypervisor {
             cap,
             budget: q.budget,
             spent: 0,
+            own_spent: 0,
+            busy_until: 0,
             carved: 0,
             next_job: 0,
             jobs: BTreeMap::new(),
@@ -199,7 +211,7 @@ impl Hypervisor {
         };
         let now = self.now;
         for (resource, used) in [
-            (Resource::Decoherence(c.budget), Some(c.spent)),
+            (Resource::Decoherence(c.budget), Some(c.own_spent)),
             (Resource::Qubits(c.physical.len() as u32), None),
         ] {
             emit(
@@ -240,6 +252,18 @@ impl Hypervisor {
                 pc.carved -= c.budget;
                 pc.spent += c.spent;
                 debug_assert!(pc.conserved());
+                emit(
+                    sink,
+                    &mut self.events,
+                    now,
+                    Some(p),
+                    EventKind::QReturned {
+                        child: VhmId(vhm),
+                        qubits: c.physical.len() as u32,
+                        budget: c.budget,
+                        used: c.spent,
+                    },
+                )?;
             }
         }
         Ok(())

@@ -17,6 +17,7 @@ fn manifest(seed: u64, with_chaos: bool) -> String {
         for name in ["chaos-a", "chaos-b"] {
             m += &format!(
                 "[[vhm]]\nname = \"{name}\"\n[vhm.k]\nmodule = \"chaos.wat\"\nmemory_limit = \"64 KiB\"\nirq_vectors = 4\n\
+                 [vhm.q]\ndevice = \"noisy-line\"\nqubits = 4\nbudget = 5\n\
                  [vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 3\nmax_children = 3\ncreate_channels = true\n"
             );
         }
@@ -138,6 +139,9 @@ fn chaos_runs_exercise_every_group_and_replay_from_their_traces() {
         "carved",
         "given_back",
         "ipc_sent",
+        "ok q_submit",
+        "q_job_done",
+        "ok q_result",
     ] {
         assert!(
             seen.contains(needed),

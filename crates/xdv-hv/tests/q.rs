@@ -266,7 +266,8 @@ budget = 4
     let placed = placed(&events);
     let parent: BTreeSet<_> = placed[0].1.iter().collect();
     assert!(placed[1].1.iter().all(|q| parent.contains(q)));
-    // The child's spending is charged to the parent; its unspent budget came back.
+    // The child's spending is charged to the parent's budget (QReturned); each Resource_Table
+    // row shows what the VHM's own jobs used.
     let decoherence: Vec<(u64, Option<u64>)> = events
         .iter()
         .filter_map(|e| match &e.kind {
@@ -290,7 +291,124 @@ budget = 4
             _ => None,
         })
         .sum();
-    assert_eq!(parent_used.unwrap(), own + child_used.unwrap());
+    assert_eq!(parent_used.unwrap(), own);
+    let returned = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::QReturned { used, budget, .. } => Some((*used, *budget)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(returned, (child_used.unwrap(), child_budget));
+}
+
+/// Submits the same one-qubit job twice at once, waits for both, exits 0.
+const TWICE: &str = r#"(module
+  (import "xdv" "exit" (func $exit (param i32)))
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "q_submit" (func $q_submit (param i64 i32 i32 i64 i32) (result i64)))
+  (import "xdv" "q_wait" (func $q_wait (param i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "OPENQASM 2.0; qreg q[1]; creg c[1]; U(1,0,0) q[0]; measure q[0] -> c[0];")
+  (func (export "main") (local $c i64) (local $a i64) (local $b i64)
+    (local.set $c (call $cap_find (i32.const 6) (i32.const 0)))
+    (local.set $a (call $q_submit (local.get $c) (i32.const 0) (i32.const 72) (i64.const 10) (i32.const 0)))
+    (local.set $b (call $q_submit (local.get $c) (i32.const 0) (i32.const 72) (i64.const 10) (i32.const 0)))
+    (drop (call $q_wait (local.get $b)))
+    (drop (call $q_wait (local.get $a)))
+    (call $exit (i32.const 0))))"#;
+
+#[test]
+fn jobs_of_one_container_run_one_after_another() {
+    let manifest = "[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.q]\ndevice = \"noisy-line\"\nqubits = 1\n";
+    let (_d, p) = prepare_inline(manifest, &[("g.wat", TWICE)]);
+    let (s, events) = run(&p);
+    assert_eq!(s.vhms[0].code, 0, "{events:#?}");
+    let submitted: Vec<(u64, u64, u64)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::QJobSubmitted {
+                queued_ns,
+                duration_ns,
+                ..
+            } => Some((e.time_ns, *queued_ns, *duration_ns)),
+            _ => None,
+        })
+        .collect();
+    let done: Vec<u64> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::QJobDone { .. }))
+        .map(|e| e.time_ns)
+        .collect();
+    let (t0, q0, d0) = submitted[0];
+    let (t1, q1, d1) = submitted[1];
+    assert_eq!(q0, 0);
+    assert_eq!(
+        t1 + q1,
+        t0 + d0,
+        "the second job starts when the first ends"
+    );
+    assert_eq!(done, vec![t0 + d0, t1 + q1 + d1]);
+}
+
+/// Spawns a child from its own module with a 104-byte spec asking for `qubits` qubits and 1 unit
+/// of budget; the child (same module, `main` entry) finds its container and exits 0, or exits 7
+/// without one. The parent exits with the spawn's error code negated, or the child's exit code.
+const SPAWNER: &str = r#"(module
+  (import "xdv" "exit" (func $exit (param i32)))
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "vhm_spawn" (func $vhm_spawn (param i32 i32) (result i64)))
+  (import "xdv" "vhm_wait" (func $vhm_wait (param i64) (result i64)))
+  (import "xdv" "q_info" (func $q_info (param i64 i32) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "kid")
+  (func (export "main")
+    (if (i64.eq (call $q_info (call $cap_find (i32.const 6) (i32.const 0)) (i32.const 0)) (i64.const 2))
+      (then (call $exit (i32.const 0))))
+    (call $exit (i32.const 7)))
+  (func (export "parent") (local $h i64)
+    (i64.store (i32.const 512) (call $cap_find (i32.const 2) (i32.const 0)))
+    (i64.store (i32.const 520) (call $cap_find (i32.const 3) (i32.const 0)))
+    (i32.store (i32.const 536) (i32.const 0))
+    (i32.store (i32.const 540) (i32.const 3))
+    (i32.store (i32.const 544) (i32.const 1))
+    (i32.store (i32.const 548) (i32.const 1))
+    (i64.store (i32.const 552) (i64.const 65536))
+    (i64.store (i32.const 560) (i64.const 65536))
+    (i64.store (i32.const 568) (i64.const 1000000))
+    (i32.store (i32.const 576) (i32.const 1))
+    (i32.store (i32.const 600) (i32.const 2))
+    (i64.store (i32.const 608) (i64.const 1000000))
+    (local.set $h (call $vhm_spawn (i32.const 512) (i32.const 104)))
+    (if (i64.lt_s (local.get $h) (i64.const 0)) (then (call $exit (i32.wrap_i64 (i64.sub (i64.const 0) (local.get $h))))))
+    (call $exit (i32.wrap_i64 (call $vhm_wait (local.get $h))))))"#;
+
+#[test]
+fn vhm_spawn_carves_a_container_for_the_child() {
+    let manifest = |qubits: u32| {
+        format!(
+            "[[vhm]]\nname = \"p\"\n[vhm.k]\nmodule = \"g.wat\"\nentry = \"parent\"\n[vhm.q]\ndevice = \"ideal-grid\"\nqubits = {qubits}\nbudget = 2\n\
+             [vhm.policy]\nmax_depth = 1\nmax_vcpus = 2\nmemory_quota = \"2 MiB\"\n"
+        )
+    };
+    let (_d, p) = prepare_inline(&manifest(3), &[("g.wat", SPAWNER)]);
+    let (s, events) = run(&p);
+    assert_eq!(
+        s.vhms
+            .iter()
+            .map(|v| (v.name.as_str(), v.code))
+            .collect::<Vec<_>>(),
+        vec![("p", 0), ("p/kid", 0)],
+        "{events:#?}"
+    );
+    let placed = placed(&events);
+    let parent: BTreeSet<_> = placed[0].1.iter().collect();
+    assert_eq!(placed[1].1.len(), 2);
+    assert!(placed[1].1.iter().all(|q| parent.contains(q)));
+    // A parent with one qubit cannot carve two: the spawn is refused with E_QUOTA.
+    let (_d, p) = prepare_inline(&manifest(1), &[("g.wat", SPAWNER)]);
+    let (s, events) = run(&p);
+    assert_eq!(s.vhms[0].code, 9, "{events:#?}");
 }
 
 #[test]

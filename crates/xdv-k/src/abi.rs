@@ -143,7 +143,7 @@ pub enum Hypercall {
     CapInfo,
     /// `cap_find`: the handle of the `index`-th capability of object type `type` in the caller's table, or E_NOENT.
     CapFind,
-    /// `vhm_spawn`: create a child VHM from the 88-byte spec at `ptr`.
+    /// `vhm_spawn`: create a child VHM from the 88- or 104-byte spec at `ptr`.
     VhmSpawn,
     /// `vhm_wait`: park until the child stops.
     VhmWait,
@@ -225,7 +225,7 @@ pub const HYPERCALLS: &[HypercallDesc] = &[
     HypercallDesc { call: Hypercall::CapDrop, name: "cap_drop", group: Group::Capabilities, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "any", doc: "remove `handle` from the caller's table; its derivations move up to its parent" },
     HypercallDesc { call: Hypercall::CapInfo, name: "cap_info", group: Group::Capabilities, params: &[I64, I32], result: Some(I32), max_level: u8::MAX, rights: "any", doc: "write 24 bytes at `out_ptr`: type u32, rights u32, badge u64, object u64" },
     HypercallDesc { call: Hypercall::CapFind, name: "cap_find", group: Group::Capabilities, params: &[I32, I32], result: Some(I64), max_level: u8::MAX, rights: "-", doc: "the handle of the `index`-th capability of object type `type` in the caller's table, or E_NOENT" },
-    HypercallDesc { call: Hypercall::VhmSpawn, name: "vhm_spawn", group: Group::Nesting, params: &[I32, I32], result: Some(I64), max_level: MAX_LEVEL - 1, rights: "budget: spawn; module: spawn", doc: "create a child VHM from the 88-byte spec at `ptr`; a handle on the child (wait, kill, inspect, derive, transfer), or E_PERM, E_QUOTA, E_INVAL" },
+    HypercallDesc { call: Hypercall::VhmSpawn, name: "vhm_spawn", group: Group::Nesting, params: &[I32, I32], result: Some(I64), max_level: MAX_LEVEL - 1, rights: "budget: spawn; module: spawn", doc: "create a child VHM from the 88-byte spec at `ptr` (104 bytes with a Q container carved from the caller's); a handle on the child (wait, kill, inspect, derive, transfer), or E_PERM, E_QUOTA, E_INVAL" },
     HypercallDesc { call: Hypercall::VhmWait, name: "vhm_wait", group: Group::Nesting, params: &[I64], result: Some(I64), max_level: u8::MAX, rights: "vhm: wait", doc: "park until the child stops; (kind << 32) | code: kind 0 exit(code), 1 halted, 2 fault(class), 3 killed, 4 time limit" },
     HypercallDesc { call: Hypercall::VhmKill, name: "vhm_kill", group: Group::Nesting, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "vhm: kill", doc: "stop the child and its subtree (reverse creation order); its budget returns" },
     HypercallDesc { call: Hypercall::PolicySet, name: "policy_set", group: Group::Nesting, params: &[I32, I32], result: Some(I32), max_level: u8::MAX, rights: "-", doc: "lower the caller's own weight and tighten its flags (bit 0: fault on bad hypercalls); only while it has no children (E_BUSY)" },

@@ -460,11 +460,11 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                             Number::Int(i) => i as f64,
                             Number::Float(f) => f,
                         };
-                        if !(units > 0.0 && units <= 1e6) {
+                        if !(1e-6..=1e6).contains(&units) {
                             return Err(cx.err(
                                 b.span(),
                                 key("q.budget"),
-                                format!("a decoherence budget is a number of log-fidelity units above 0 and at most 1000000, got {units}"),
+                                format!("a decoherence budget is a number of log-fidelity units from 0.000001 to 1000000, got {units}"),
                             ));
                         }
                         (units * 1e6).round() as u64

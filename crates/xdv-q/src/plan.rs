@@ -1,16 +1,17 @@
 //! Static job planning: what a job will cost before it runs.
 //!
-//! A job's circuit names logical qubits `0..n` of a container; logical qubit `i` sits on the
-//! container's `i`-th physical qubit. The plan maps every operation onto the device: a two-qubit
-//! gate between qubits `d` hops apart in the container is routed with `d − 1` SWAPs there and
-//! back (3 CX each), `cp`/`cz` count as two CX, `swap` as three. Operations are scheduled as soon
-//! as their qubits (and, for a conditioned operation, the classical bits it reads) are ready;
-//! the makespan is one shot's duration, and every qubit the job touches is held, and dephases,
-//! for the whole shot. All of it is integer arithmetic over the device's [`Costs`].
+//! A job's circuit names logical qubits `0..n` of a container. Whatever physical qubits the
+//! container occupies, it presents its logical qubits as a line (`i` next to `i + 1`), so a
+//! job's cost and duration depend only on the circuit and the device's figures — never on where
+//! the container was placed, which depends on the neighbours. A two-qubit gate between logical
+//! qubits `d` apart is routed through the qubits between them with `d − 1` SWAPs there and back
+//! (3 CX each); `cp`/`cz` count as two CX, `swap` as three. Operations are scheduled as soon as
+//! their qubits (and, for a conditioned operation, the classical bits it reads) are ready; the
+//! makespan is one shot's duration, and every qubit the job touches, routes included, is held,
+//! and dephases, for the whole shot. All of it is integer arithmetic over the device's [`Costs`].
 
 use crate::circuit::{Circuit, Op};
 use crate::provider::{Costs, Device};
-use std::collections::VecDeque;
 
 /// What one job costs, statically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,7 +20,7 @@ pub struct JobPlan {
     pub qubits: u32,
     /// Classical bits the circuit declares.
     pub clbits: u32,
-    /// Qubits some operation touches.
+    /// Qubits the job holds: those some operation acts on, and those routes pass through.
     pub touched: u32,
     /// One-qubit gates.
     pub gates_1q: u64,
@@ -29,7 +30,7 @@ pub struct JobPlan {
     pub routing_2q: u64,
     /// Measurements.
     pub measurements: u64,
-    /// Resets.
+    /// Resets (each costs a readout and a one-qubit gate).
     pub resets: u64,
     /// One shot's duration, ns.
     pub shot_ns: u64,
@@ -49,53 +50,40 @@ impl JobPlan {
     }
 }
 
-/// Hop distances between the container's qubits inside the container (BFS on the induced
-/// subgraph); `None` where unreachable.
-fn distances(device: &Device, physical: &[usize]) -> Vec<Vec<Option<u64>>> {
-    let (n, edges) = device.coupling.graph();
-    let mut index = vec![None; n];
-    for (i, &p) in physical.iter().enumerate() {
-        index[p] = Some(i);
-    }
-    let mut adj = vec![Vec::new(); physical.len()];
-    for (a, b) in edges {
-        if let (Some(i), Some(j)) = (index[a], index[b]) {
-            adj[i].push(j);
-            adj[j].push(i);
+/// The logical qubits a circuit holds: those its operations act on and those its two-qubit
+/// gates are routed through.
+pub fn held_qubits(circuit: &Circuit) -> Vec<bool> {
+    let mut held = circuit.touched_qubits();
+    let mut mark = |op: &Op| {
+        if let Op::Cx { c: a, t: b } | Op::CPhase { a, b, .. } | Op::Swap { a, b } = *op {
+            held[a.min(b)..=a.max(b)].fill(true);
+        }
+    };
+    for op in &circuit.ops {
+        match op {
+            Op::If { op, .. } => mark(op),
+            other => mark(other),
         }
     }
-    (0..physical.len())
-        .map(|s| {
-            let mut d = vec![None; physical.len()];
-            d[s] = Some(0);
-            let mut queue = VecDeque::from([s]);
-            while let Some(u) = queue.pop_front() {
-                let du = d[u].expect("queued nodes have a distance");
-                for &v in &adj[u] {
-                    if d[v].is_none() {
-                        d[v] = Some(du + 1);
-                        queue.push_back(v);
-                    }
-                }
-            }
-            d
-        })
-        .collect()
+    held
 }
 
-/// Plans `circuit` on the container whose logical qubit `i` is `physical[i]` of `device`.
-/// Refuses, with the reason, a circuit that declares more qubits than the container holds.
-pub fn plan(circuit: &Circuit, device: &Device, physical: &[usize]) -> Result<JobPlan, String> {
+/// Plans `circuit` on a container of `container` logical qubits of `device`, whose cost table
+/// is `costs` ([`Device::costs`], computed once per device). Refuses, with the reason, a circuit
+/// that declares more qubits than the container holds.
+pub fn plan(
+    circuit: &Circuit,
+    device: &Device,
+    costs: &Costs,
+    container: usize,
+) -> Result<JobPlan, String> {
     let n = circuit.num_qubits();
-    if n > physical.len() {
+    if n > container {
         return Err(format!(
-            "the circuit declares {n} qubits; the container holds {}",
-            physical.len()
+            "the circuit declares {n} qubits; the container holds {container}"
         ));
     }
-    let dist = distances(device, physical);
     let t = device.timing;
-    let costs: Costs = device.costs();
     let mut p = JobPlan {
         qubits: n as u32,
         clbits: circuit.num_clbits() as u32,
@@ -103,29 +91,30 @@ pub fn plan(circuit: &Circuit, device: &Device, physical: &[usize]) -> Result<Jo
     };
     let mut qclock = vec![0u64; n];
     let mut cclock = vec![0u64; circuit.num_clbits()];
+    // (op, earliest start): conditioned ops start after the bits they read are written.
     let mut ops: Vec<(&Op, u64)> = circuit.ops.iter().map(|op| (op, 0)).collect();
-    // Conditioned ops start after the bits they read are written.
     let mut i = 0;
     while i < ops.len() {
         let (op, ready) = ops[i];
         i += 1;
-        let two_qubit = |a: usize, b: usize, cx: u64, p: &mut JobPlan| -> Result<u64, String> {
-            let d = dist[a][b].ok_or_else(|| {
-                format!("logical qubits {a} and {b} are not connected in the container")
-            })?;
+        let mut two_qubit = |a: usize, b: usize, cx: u64| -> (Vec<usize>, u64) {
+            let d = a.abs_diff(b) as u64;
             let routing = 6 * d.saturating_sub(1);
             p.gates_2q += cx + routing;
             p.routing_2q += routing;
-            Ok((cx + routing) * t.gate_2q_ns)
+            (
+                (a.min(b)..=a.max(b)).collect(),
+                (cx + routing) * t.gate_2q_ns,
+            )
         };
         let (qs, dur): (Vec<usize>, u64) = match op {
             Op::U { q, .. } => {
                 p.gates_1q += 1;
                 (vec![*q], t.gate_1q_ns)
             }
-            Op::Cx { c, t: tq } => (vec![*c, *tq], two_qubit(*c, *tq, 1, &mut p)?),
-            Op::CPhase { a, b, .. } => (vec![*a, *b], two_qubit(*a, *b, 2, &mut p)?),
-            Op::Swap { a, b } => (vec![*a, *b], two_qubit(*a, *b, 3, &mut p)?),
+            Op::Cx { c, t: tq } => two_qubit(*c, *tq, 1),
+            Op::CPhase { a, b, .. } => two_qubit(*a, *b, 2),
+            Op::Swap { a, b } => two_qubit(*a, *b, 3),
             Op::Measure { q, .. } => {
                 p.measurements += 1;
                 (vec![*q], t.measure_ns)
@@ -164,12 +153,13 @@ pub fn plan(circuit: &Circuit, device: &Device, physical: &[usize]) -> Result<Jo
         }
     }
     p.shot_ns = qclock.iter().copied().max().unwrap_or(0);
-    p.touched = circuit.touched_qubits().iter().filter(|&&x| x).count() as u32;
+    p.touched = held_qubits(circuit).iter().filter(|&&x| x).count() as u32;
     let dephasing =
         u128::from(p.shot_ns) * 1_000_000 / u128::from(costs.t2_ns) * u128::from(p.touched);
     let total = u128::from(p.gates_1q) * u128::from(costs.gate_1q)
         + u128::from(p.gates_2q) * u128::from(costs.gate_2q)
         + u128::from(p.measurements) * u128::from(costs.readout)
+        + u128::from(p.resets) * u128::from(costs.readout + costs.gate_1q)
         + dephasing;
     p.shot_cost = u64::try_from(total).map_err(|_| "the job's cost overflows".to_string())?;
     Ok(p)
@@ -193,7 +183,7 @@ mod tests {
              h q[0]; cx q[0],q[1]; measure q -> c;",
         );
         // Grid 6×6: qubits 0 and 1 are adjacent.
-        let p = plan(&c, &d, &[0, 1]).unwrap();
+        let p = plan(&c, &d, &d.costs(), 2).unwrap();
         assert_eq!((p.gates_1q, p.gates_2q, p.measurements), (1, 1, 2));
         assert_eq!(p.shot_ns, 35 + 300 + 1_000);
         let k = d.costs();
@@ -206,9 +196,11 @@ mod tests {
     fn distant_qubits_are_routed() {
         let d = find_device("noisy-line").unwrap();
         let c = circuit("OPENQASM 2.0; qreg q[3]; CX q[0],q[2];");
-        let p = plan(&c, &d, &[0, 1, 2]).unwrap();
+        let p = plan(&c, &d, &d.costs(), 3).unwrap();
         assert_eq!((p.gates_2q, p.routing_2q), (7, 6));
         assert_eq!(p.shot_ns, 7 * 300);
+        // The route holds the qubit in between.
+        assert_eq!(p.touched, 3);
     }
 
     #[test]
@@ -218,7 +210,7 @@ mod tests {
             "OPENQASM 2.0; include \"qelib1.inc\"; qreg q[2]; creg c[1];
              measure q[0] -> c[0]; if (c == 1) x q[1];",
         );
-        let p = plan(&c, &d, &[0, 1]).unwrap();
+        let p = plan(&c, &d, &d.costs(), 2).unwrap();
         assert_eq!(p.shot_ns, 1_000 + 50);
         assert_eq!(p.touched, 2);
     }
@@ -227,7 +219,7 @@ mod tests {
     fn a_circuit_larger_than_its_container_is_refused() {
         let d = find_device("noisy-line").unwrap();
         let c = circuit("OPENQASM 2.0; qreg q[3];");
-        let e = plan(&c, &d, &[0, 1]).unwrap_err();
+        let e = plan(&c, &d, &d.costs(), 2).unwrap_err();
         assert!(e.contains("declares 3 qubits"), "{e}");
     }
 }

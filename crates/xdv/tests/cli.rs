@@ -499,3 +499,40 @@ fn q_providers_and_the_density_provider() {
     let p0 = v["probabilities"]["0"].as_f64().unwrap();
     assert!(p0 > 0.04 && p0 < 0.05, "{v}");
 }
+
+#[test]
+fn a_run_killed_while_q_jobs_are_in_flight_replays_its_committed_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.toml");
+    let text = std::fs::read_to_string(example("q-ghz.toml"))
+        .unwrap()
+        .replace("guests/", &format!("{}/", example("guests").display()))
+        .replace("[host.q]", "[host.trace]\nbatch_events = 10\n[host.q]");
+    std::fs::write(&manifest, text).unwrap();
+    let trace = dir.path().join("killed.xdv");
+    // The three jobs are admitted by event 50 and complete after it.
+    let out = xdv()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--crash-after", "55"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the run was aborted");
+    let out = xdv().arg("replay").arg(&trace).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("50 of 50"), "{text}");
+    let events = String::from_utf8(
+        xdv()
+            .args(["trace", "show"])
+            .arg(&trace)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(events.contains("q job 0 admitted"), "{events}");
+    assert!(!events.contains("q job 0 done"), "{events}");
+}

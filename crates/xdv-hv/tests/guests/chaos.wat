@@ -1,7 +1,8 @@
 ;; chaos: calls every hypercall with values drawn from its seeded random stream — handles that
 ;; are real (found with cap_find), stale, or invented; rights, pointers and lengths that are
 ;; sometimes valid and mostly not — for `rounds` iterations, then exits. Children it manages to
-;; spawn run the same module. Used by the fuzz and property tests.
+;; spawn run the same module. Used by the fuzz and property tests. Each VHM holds a Q container;
+;; children it spawns with a 104-byte spec may get qubits carved from it.
 (module
   (import "xdv" "log" (func $log (param i32 i32) (result i32)))
   (import "xdv" "exit" (func $exit (param i32)))
@@ -23,7 +24,14 @@
   (import "xdv" "ipc_channel" (func $ipc_channel (param i32 i32) (result i32)))
   (import "xdv" "ipc_send" (func $ipc_send (param i64 i32 i32 i64 i32) (result i32)))
   (import "xdv" "ipc_recv" (func $ipc_recv (param i64 i32 i32) (result i64)))
+  (import "xdv" "q_info" (func $q_info (param i64 i32) (result i64)))
+  (import "xdv" "q_submit" (func $q_submit (param i64 i32 i32 i64 i32) (result i64)))
+  (import "xdv" "q_wait" (func $q_wait (param i64) (result i32)))
+  (import "xdv" "q_result" (func $q_result (param i64 i32 i32) (result i64)))
   (memory (export "memory") 1)
+  ;; A Bell pair (60 bytes) and a program with an error.
+  (data (i32.const 9000) "OPENQASM 2.0; qreg q[2]; creg c[2]; CX q[0],q[1]; measure q -> c;")
+  (data (i32.const 9100) "OPENQASM 2.0; qreg q[2]; CX q[0],q[9];")
   (func (export "xdv_irq") (param i32 i64))
 
   ;; A handle: usually one the VHM holds (any type, small index), else 64 random bits.
@@ -64,7 +72,11 @@
     (i32.store (i32.const 4180) (i32.const 4200))
     (i64.store (i32.const 4200) (call $handle (i64.shr_u (local.get $r) (i64.const 36))))
     (i32.store (i32.const 4208) (i32.wrap_i64 (i64.shr_u (local.get $r) (i64.const 40))))
-    (i64.store (i32.const 4216) (i64.const 0)))
+    (i64.store (i32.const 4216) (i64.const 0))
+    ;; Q part (read when the spec is 104 bytes or more): a few qubits and a small budget.
+    (i32.store (i32.const 4184) (i32.wrap_i64 (i64.and (i64.shr_u (local.get $r) (i64.const 44)) (i64.const 3))))
+    (i32.store (i32.const 4188) (i32.wrap_i64 (i64.and (i64.shr_u (local.get $r) (i64.const 46)) (i64.const 0x100))))
+    (i64.store (i32.const 4192) (i64.and (i64.shr_u (local.get $r) (i64.const 20)) (i64.const 0x3fffff))))
 
   (func (export "main") (local $i i32) (local $r i64) (local $a i64) (local $b i64) (local $op i32)
     (loop $round
@@ -97,7 +109,7 @@
         (call $spec (local.get $a))
         (drop (call $vhm_spawn
           (if (result i32) (i64.lt_u (i64.and (local.get $b) (i64.const 7)) (i64.const 6)) (then (i32.const 4096)) (else (call $ptr (local.get $b))))
-          (i32.wrap_i64 (i64.add (i64.const 80) (i64.and (local.get $b) (i64.const 15)))))))
+          (i32.wrap_i64 (i64.add (i64.const 80) (i64.and (local.get $b) (i64.const 31)))))))
       (block $done
         (br_if $done (i32.ne (local.get $op) (i32.const 7)))
         ;; wait only on a real child handle (type 1), so the VHM does not wait forever on itself
@@ -137,6 +149,30 @@
       (block $done
         (br_if $done (i32.ne (local.get $op) (i32.const 17)))
         (call $yield))
+      (block $done
+        (br_if $done (i32.ne (local.get $op) (i32.const 18)))
+        ;; usually the container (type 6) and a real program, else anything
+        (drop (call $q_submit
+          (if (result i64) (i64.lt_u (i64.and (local.get $a) (i64.const 7)) (i64.const 5))
+            (then (call $cap_find (i32.const 6) (i32.const 0))) (else (call $handle (local.get $a))))
+          (if (result i32) (i64.lt_u (i64.and (local.get $b) (i64.const 7)) (i64.const 5))
+            (then (i32.const 9000)) (else (if (result i32) (i64.eqz (i64.and (local.get $b) (i64.const 8))) (then (i32.const 9100)) (else (call $ptr (local.get $b))))))
+          (if (result i32) (i64.lt_u (i64.and (local.get $b) (i64.const 7)) (i64.const 5))
+            (then (i32.const 65)) (else (i32.wrap_i64 (i64.and (i64.shr_u (local.get $b) (i64.const 8)) (i64.const 0x1ffff)))))
+          (i64.and (i64.shr_u (local.get $a) (i64.const 8)) (i64.const 0x1f))
+          (i32.wrap_i64 (i64.and (i64.shr_u (local.get $a) (i64.const 16)) (i64.const 7))))))
+      (block $done
+        (br_if $done (i32.ne (local.get $op) (i32.const 19)))
+        ;; a job handle (type 7) or anything: wait for it, read it into some buffer, or ask a figure
+        (local.set $a (i64.shr_u (local.get $a) (i64.const 2)))
+        (if (i64.eqz (i64.and (local.get $b) (i64.const 3)))
+          (then (drop (call $q_wait (call $cap_find (i32.const 7) (i32.const 0)))))
+          (else (if (i64.eq (i64.and (local.get $b) (i64.const 3)) (i64.const 1))
+            (then (drop (call $q_info (call $handle (local.get $a)) (i32.wrap_i64 (i64.and (i64.shr_u (local.get $b) (i64.const 4)) (i64.const 7))))))
+            (else (drop (call $q_result
+              (if (result i64) (i64.eqz (i64.and (local.get $b) (i64.const 4))) (then (call $cap_find (i32.const 7) (i32.const 0))) (else (call $handle (local.get $a))))
+              (call $ptr (local.get $b))
+              (i32.wrap_i64 (i64.and (i64.shr_u (local.get $b) (i64.const 24)) (i64.const 0x3ff))))))))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $round (i32.lt_u (local.get $i) (i32.const 300))))
     (call $exit (i32.const 0))))

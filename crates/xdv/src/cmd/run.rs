@@ -101,6 +101,11 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
                     "max_children": v.policy.max_children,
                     "create_channels": v.policy.create_channels,
                     "on_bad_hypercall": v.policy.on_bad_hypercall.to_string(),
+                    "q": v.q.as_ref().map(|q| json!({
+                        "device": q.device.0,
+                        "qubits": q.qubits,
+                        "budget_micro": q.budget,
+                    })),
                 })
             })
             .collect();
@@ -109,6 +114,7 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
             serde_json::to_string_pretty(&json!({
                 "manifest": manifest.display().to_string(),
                 "ok": true,
+                "q_seed": p.manifest.host.q_seed,
                 "vhms": vhms,
                 "channels": p.manifest.channels.iter().map(|c| json!({
                     "ends": [p.manifest.vhms[c.ends[0]].name.clone(), p.manifest.vhms[c.ends[1]].name.clone()],
