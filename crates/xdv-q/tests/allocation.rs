@@ -38,4 +38,31 @@ proptest! {
             }
         }
     }
+
+    /// Nested containers come out of their parent's qubits only, stay disjoint from their
+    /// siblings, and go back to the parent (not to the device) when released.
+    #[test]
+    fn nested_containers_are_subsets_returned_to_their_parent(coupling in topology(), parent_size in 1..12usize, kids in proptest::collection::vec(1..4usize, 1..5)) {
+        let mut a = Allocator::new(coupling);
+        let Ok(parent) = a.allocate(100, parent_size) else { return Ok(()) };
+        let mut held: Vec<(u32, Vec<usize>)> = Vec::new();
+        for (i, want) in kids.into_iter().enumerate() {
+            let owner = i as u32;
+            if let Ok(qs) = a.allocate_in(owner, want, Some(100)) {
+                prop_assert!(qs.iter().all(|q| parent.contains(q)), "a subset of the parent's");
+                prop_assert!(a.connected(&qs));
+                for (_, other) in &held {
+                    prop_assert!(qs.iter().all(|q| !other.contains(q)));
+                }
+                held.push((owner, qs));
+            }
+        }
+        let free_before = a.free();
+        for (owner, qs) in held.into_iter().rev() {
+            prop_assert_eq!(a.release(owner), qs.clone());
+            prop_assert!(qs.iter().all(|&q| a.owner_of(q) == Some(100)));
+        }
+        prop_assert_eq!(a.free(), free_before, "nothing went back to the device");
+        prop_assert_eq!(a.release(100), parent);
+    }
 }
