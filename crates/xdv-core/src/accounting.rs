@@ -23,10 +23,10 @@ pub struct ResourceRow {
     /// Domain.
     pub domain: Domain,
     /// Allocated_Resource: the kind of resource (`vcpu`, `memory`, `fuel`, `qubits`,
-    /// `decoherence`).
+    /// `decoherence`, or `window pN [t0, t1)` with the window's port and interval).
     pub resource: String,
-    /// Amount allocated: vCPU index, bytes, fuel units, logical qubits, or decoherence budget in
-    /// micro-units of log-fidelity.
+    /// Amount allocated: vCPU index, bytes, fuel units, logical qubits, decoherence budget in
+    /// micro-units of log-fidelity, or a window's duration in ns.
     pub amount: u64,
     /// Amount consumed, for consumable resources (fuel, decoherence budget).
     pub used: Option<u64>,
@@ -40,13 +40,16 @@ pub struct ResourceRow {
     pub capability_id: u64,
 }
 
-fn split(resource: &Resource) -> (&'static str, u64) {
+/// The row's resource name and amount. A window's name carries its port and interval
+/// (`window p0 [1000, 3000)`); its amount is its duration.
+fn split(resource: &Resource) -> (String, u64) {
     match *resource {
-        Resource::Vcpu(i) => ("vcpu", u64::from(i)),
-        Resource::Memory(b) => ("memory", b),
-        Resource::Fuel(q) => ("fuel", q),
-        Resource::Qubits(n) => ("qubits", u64::from(n)),
-        Resource::Decoherence(b) => ("decoherence", b),
+        Resource::Vcpu(i) => ("vcpu".into(), u64::from(i)),
+        Resource::Memory(b) => ("memory".into(), b),
+        Resource::Fuel(q) => ("fuel".into(), q),
+        Resource::Qubits(n) => ("qubits".into(), u64::from(n)),
+        Resource::Decoherence(b) => ("decoherence".into(), b),
+        Resource::Window { port, t0, t1 } => (format!("window p{port} [{t0}, {t1})"), t1 - t0),
     }
 }
 
@@ -55,7 +58,7 @@ fn split(resource: &Resource) -> (&'static str, u64) {
 #[derive(Debug, Default, Clone)]
 pub struct TableBuilder {
     names: BTreeMap<VhmId, (String, Option<u32>, u8)>,
-    open: BTreeMap<(VhmId, Domain, CapId, &'static str), usize>,
+    open: BTreeMap<(VhmId, Domain, CapId, String), usize>,
     rows: Vec<ResourceRow>,
 }
 
@@ -80,7 +83,7 @@ impl TableBuilder {
             } => {
                 let (kind, amount) = split(resource);
                 self.open
-                    .insert((vhm, *domain, *cap, kind), self.rows.len());
+                    .insert((vhm, *domain, *cap, kind.clone()), self.rows.len());
                 let (vhm_name, parent_id, level) =
                     self.names.get(&vhm).cloned().unwrap_or_default();
                 self.rows.push(ResourceRow {
@@ -89,7 +92,7 @@ impl TableBuilder {
                     parent_id,
                     level,
                     domain: *domain,
-                    resource: kind.to_string(),
+                    resource: kind,
                     amount,
                     used: None,
                     start_ns: e.time_ns,

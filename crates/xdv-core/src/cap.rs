@@ -83,6 +83,8 @@ pub enum Object {
     QContainer(VhmId),
     /// A Q job of a VHM, by the VHM's job number.
     QJob(VhmId, u32),
+    /// A Φ coherence window, by its host-wide number.
+    PhiWindow(VhmId, u32),
 }
 
 impl Object {
@@ -96,6 +98,7 @@ impl Object {
             Object::Vcpu(..) => 5,
             Object::QContainer(_) => 6,
             Object::QJob(..) => 7,
+            Object::PhiWindow(..) => 8,
         }
     }
 
@@ -109,6 +112,7 @@ impl Object {
             Object::Vcpu(..) => "vcpu",
             Object::QContainer(_) => "q_container",
             Object::QJob(..) => "q_job",
+            Object::PhiWindow(..) => "phi_window",
         }
     }
 
@@ -120,6 +124,7 @@ impl Object {
             Object::Vcpu(v, i) => Object::Vcpu(f(v), i),
             Object::QContainer(v) => Object::QContainer(f(v)),
             Object::QJob(v, j) => Object::QJob(f(v), j),
+            Object::PhiWindow(v, w) => Object::PhiWindow(f(v), w),
             other => other,
         }
     }
@@ -136,6 +141,8 @@ impl Object {
             // Containers and jobs never leave their VHM: a child gets its own container, carved.
             Object::QContainer(_) => INSPECT | DERIVE | SUBMIT,
             Object::QJob(..) => INSPECT | WAIT | RECV,
+            // Frames never leave their window, and a window never leaves its VHM.
+            Object::PhiWindow(..) => INSPECT | DERIVE | SUBMIT,
         }
     }
 
@@ -146,7 +153,7 @@ impl Object {
         match *self {
             // Host-wide VHM ids would tell a guest how many VHMs exist beside it: not exposed.
             Object::Vhm(_) | Object::Budget(_) | Object::QContainer(_) => 0,
-            Object::QJob(_, j) => u64::from(j),
+            Object::QJob(_, j) | Object::PhiWindow(_, j) => u64::from(j),
             Object::Vcpu(_, i) => u64::from(i),
             Object::Module(h) => u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes")),
             Object::Endpoint(c, side) => (u64::from(c) << 1) | u64::from(side),
@@ -164,6 +171,7 @@ impl fmt::Display for Object {
             Object::Endpoint(c, s) => write!(f, "channel {c} end {s}"),
             Object::QContainer(v) => write!(f, "q container of {v}"),
             Object::QJob(v, j) => write!(f, "q job {j} of {v}"),
+            Object::PhiWindow(v, w) => write!(f, "phi window {w} of {v}"),
         }
     }
 }

@@ -37,6 +37,15 @@ pub enum Resource {
     Qubits(u32),
     /// The Q container's decoherence budget, micro-units of log-fidelity.
     Decoherence(u64),
+    /// A Φ coherence window: its port and interval.
+    Window {
+        /// The port's index.
+        port: u32,
+        /// Start, ns.
+        t0: u64,
+        /// End, ns.
+        t1: u64,
+    },
 }
 
 impl fmt::Display for Resource {
@@ -47,6 +56,7 @@ impl fmt::Display for Resource {
             Resource::Fuel(q) => write!(f, "fuel {q}"),
             Resource::Qubits(n) => write!(f, "{n} qubits"),
             Resource::Decoherence(b) => write!(f, "decoherence budget {b} µ"),
+            Resource::Window { port, t0, t1 } => write!(f, "window on port {port} [{t0}, {t1}) ns"),
         }
     }
 }
@@ -270,6 +280,32 @@ pub enum HypercallRecord {
         /// Buffer length.
         len: u32,
     },
+    /// `phi_window(spec_ptr, spec_len)`.
+    PhiWindow {
+        /// Spec length.
+        len: u32,
+    },
+    /// `phi_exec(window, ptr, len, out_ptr, out_len)`.
+    PhiExec {
+        /// Window handle as passed.
+        window: u64,
+        /// Transform length in bytes.
+        len: u32,
+        /// Capture buffer length.
+        out_len: u32,
+    },
+    /// `phi_frame(window, name_ptr, name_len, out_ptr)`.
+    PhiFrame {
+        /// Window handle as passed.
+        window: u64,
+        /// The frame's name, when it could be read.
+        name: String,
+    },
+    /// `phi_release(window)`.
+    PhiRelease {
+        /// Window handle as passed.
+        window: u64,
+    },
 }
 
 impl HypercallRecord {
@@ -302,6 +338,10 @@ impl HypercallRecord {
             HypercallRecord::QSubmit { .. } => "q_submit",
             HypercallRecord::QWait { .. } => "q_wait",
             HypercallRecord::QResult { .. } => "q_result",
+            HypercallRecord::PhiWindow { .. } => "phi_window",
+            HypercallRecord::PhiExec { .. } => "phi_exec",
+            HypercallRecord::PhiFrame { .. } => "phi_frame",
+            HypercallRecord::PhiRelease { .. } => "phi_release",
         }
     }
 }
@@ -605,6 +645,59 @@ pub enum EventKind {
         /// Spent by the child and its descendants, micro-units.
         used: u64,
     },
+    /// A Φ coherence window was granted; the `Allocated` event that follows holds it.
+    PhiWindowGranted {
+        /// Host-wide window number.
+        window: u32,
+        /// The port's name.
+        port: String,
+        /// Start, ns.
+        t0: u64,
+        /// End, ns.
+        t1: u64,
+        /// Band, Hz, inclusive.
+        band: (i64, i64),
+        /// Amplitude cap, ppm.
+        max_amp: u32,
+        /// Share grant.
+        shared: bool,
+        /// The window it is nested in.
+        parent: Option<u32>,
+    },
+    /// A transform ran on a window under its contract.
+    PhiExecuted {
+        /// The calling vCPU.
+        vcpu: VcpuIndex,
+        /// The window.
+        window: u32,
+        /// BLAKE3 hash of the transform text.
+        program: Hash32,
+        /// Its extent on the window's timeline, ns.
+        start: u64,
+        /// End, ns.
+        end: u64,
+        /// Every frame it touched afterwards: (name, frequency Hz, phase in 2⁻⁶⁴ turns, clock
+        /// ns, phase defined).
+        frames: Vec<(String, i64, u64, u64, bool)>,
+        /// Plays executed.
+        plays: u32,
+        /// Captures: integrated (I, Q) in micro-units, measurement variability included.
+        captures: Vec<(i64, i64)>,
+    },
+    /// A window lost coherence: its frames' phases are undefined until `set_phase`.
+    PhiDecohered {
+        /// The window.
+        window: u32,
+        /// Why: a dephasing event, or the coherence limit passing.
+        cause: String,
+    },
+    /// A window's frames were moved to a child window's end when the child window closed.
+    PhiBarrier {
+        /// The parent window.
+        window: u32,
+        /// The time its frames now stand at, at least.
+        at_ns: u64,
+    },
     /// A released container's qubits were reset before going back to their pool.
     QScrubbed {
         /// The device.
@@ -684,6 +777,10 @@ impl EventKind {
             EventKind::QJobDone { .. } => "q_job_done",
             EventKind::QScrubbed { .. } => "q_scrubbed",
             EventKind::QReturned { .. } => "q_returned",
+            EventKind::PhiWindowGranted { .. } => "phi_window_granted",
+            EventKind::PhiExecuted { .. } => "phi_executed",
+            EventKind::PhiDecohered { .. } => "phi_decohered",
+            EventKind::PhiBarrier { .. } => "phi_barrier",
         }
     }
 }
@@ -925,6 +1022,48 @@ impl Event {
             } => format!(
                 "q container of {child} returned: {qubits} qubits, {used} µ used of {budget}"
             ),
+            PhiWindowGranted {
+                window,
+                port,
+                t0,
+                t1,
+                band,
+                max_amp,
+                shared,
+                parent,
+            } => format!(
+                "phi window {window} on {port} [{t0}, {t1}) ns, band [{}, {}] Hz, cap {max_amp} ppm{}{}",
+                band.0,
+                band.1,
+                if *shared { ", shared" } else { "" },
+                parent.map(|p| format!(", inside window {p}")).unwrap_or_default()
+            ),
+            PhiExecuted {
+                vcpu,
+                window,
+                program,
+                start,
+                end,
+                frames,
+                plays,
+                captures,
+            } => format!(
+                "vcpu {vcpu} phi transform {} on window {window} [{start}, {end}) ns: {plays} plays, frames {}, captures {captures:?}",
+                program.short(),
+                frames
+                    .iter()
+                    .map(|(n, f, p, c, d)| if *d {
+                        format!("{n}@{c}ns {f}Hz {:.6}rad", *p as f64 / 18_446_744_073_709_551_616.0 * std::f64::consts::TAU)
+                    } else {
+                        format!("{n}@{c}ns {f}Hz phase undefined")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            PhiDecohered { window, cause } => format!("phi window {window} DECOHERED: {cause}"),
+            PhiBarrier { window, at_ns } => {
+                format!("phi window {window} frames barriered to {at_ns} ns")
+            }
             QScrubbed { device, physical } => {
                 format!("q container scrubbed on {device}: physical qubits {physical:?}")
             }

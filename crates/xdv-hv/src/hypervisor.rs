@@ -2,6 +2,7 @@
 
 use crate::cds::{Cds, Class, Target};
 use crate::ipc::Channel;
+use crate::phi::PhiHost;
 use crate::q::{Outcomes, QDevice};
 use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm, Wait};
 use crate::HvError;
@@ -76,6 +77,8 @@ pub struct Hypervisor {
     pub(crate) outcomes: Outcomes,
     /// Jobs a provider executed (replay executes none).
     pub(crate) provider_runs: u64,
+    /// The host's Φ ports and windows.
+    pub(crate) phi: PhiHost,
 }
 
 /// A module error placed at the manifest line that names the module.
@@ -144,6 +147,10 @@ impl Hypervisor {
             q_seed: manifest.host.q_seed.unwrap_or(seed),
             outcomes: Outcomes::Live,
             provider_runs: 0,
+            phi: PhiHost {
+                table: xdv_phi::WindowTable::new(crate::phi::ports(&manifest.host.phi_ports)),
+                held: Default::default(),
+            },
         };
         let bytes_of = |name: &str| {
             modules
@@ -186,6 +193,7 @@ impl Hypervisor {
             hv.specs.push((spec.clone(), m, extra));
         }
         hv.check_q_placement(manifest)?;
+        hv.check_phi_placement(manifest)?;
         Ok(hv)
     }
 
@@ -401,6 +409,16 @@ impl Hypervisor {
     /// carved quota equal to the sum of its live children's quotas. Returns the first violation.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.caps.check()?;
+        self.phi.table.check_invariants()?;
+        for (w, h) in &self.phi.held {
+            let v = &self.vhms[h.owner as usize];
+            if !v.running() || !v.windows.contains(w) {
+                return Err(format!(
+                    "window {w} is held by vhm{} which does not list it",
+                    h.owner
+                ));
+            }
+        }
         for (id, v) in self.vhms.iter().enumerate() {
             if !v.budget.conserved() {
                 return Err(format!(
@@ -642,6 +660,7 @@ impl Hypervisor {
             exit: None,
             exit_waiters: Vec::new(),
             q: None,
+            windows: Vec::new(),
             spec,
         });
         let mut parent_cap = None;
@@ -699,6 +718,9 @@ impl Hypervisor {
         self.vhms[id as usize].allocations = allocations;
         if let Some(q) = self.vhms[id as usize].spec.q.clone() {
             self.place_container(sink, id, &q)?;
+        }
+        if !self.vhms[id as usize].spec.phi.is_empty() {
+            self.grant_spec_windows(sink, id)?;
         }
         let mut failure = None;
         for _ in 0..vcpus {
@@ -893,7 +915,7 @@ impl Hypervisor {
     pub(crate) fn park(&mut self, vhm: u32, vcpu: u32, wait: Wait) {
         let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
         slot.generation += 1;
-        if let Wait::Sleep { until, .. } = wait {
+        if let Wait::Sleep { until, .. } | Wait::Until { until, .. } = wait {
             self.cds.push(
                 until,
                 Class::Wake,
@@ -946,6 +968,7 @@ impl Hypervisor {
                 i64::from(i)
             }
             Wait::QJob(_) => xdv_k::abi::OK,
+            Wait::Until { ret, .. } => ret,
             Wait::Child(child) => {
                 let (reason, _) = self.vhms[child as usize]
                     .exit
@@ -1216,6 +1239,9 @@ impl Hypervisor {
             )?;
         }
         self.release_container(sink, vhm)?;
+        for w in self.vhms[vhm as usize].windows.clone().into_iter().rev() {
+            self.release_window(sink, w)?;
+        }
         let me = VhmId(vhm);
         let anchored: Vec<(u32, u8)> = self
             .channels

@@ -13,6 +13,7 @@ pub mod cds;
 mod hypercalls;
 mod hypervisor;
 mod ipc;
+mod phi;
 mod q;
 pub mod replay;
 pub mod run;

@@ -42,6 +42,8 @@ pub(crate) enum Wait {
     Child(u32),
     /// `q_wait`: the VHM's job completing.
     QJob(u32),
+    /// `phi_exec`: the transform's end on the virtual clock; then the call returns `ret`.
+    Until { until: u64, ret: i64 },
     /// `ipc_recv`: a message (or the peer closing) at an end of a channel.
     Recv(Inbox),
     /// `ipc_send` with the park flag: room in the queue of `to_end`.
@@ -121,6 +123,8 @@ pub(crate) struct Vhm {
     pub(crate) exit_waiters: Vec<(u32, u32)>,
     /// Its Q container, while it holds one.
     pub(crate) q: Option<crate::q::Container>,
+    /// Its Φ windows, in grant order.
+    pub(crate) windows: Vec<xdv_phi::WindowId>,
 }
 
 impl Vhm {

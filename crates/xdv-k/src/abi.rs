@@ -11,7 +11,7 @@
 pub use wasmi::ValType;
 
 /// Version of the hypercall ABI.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// The export a guest provides to receive interrupts: `(vector: i32, arg: i64) -> ()`.
 pub const IRQ_EXPORT: &str = "xdv_irq";
@@ -57,6 +57,10 @@ pub const E_BUSY: i64 = -12;
 pub const MAX_Q_PROGRAM: u32 = 64 * 1024;
 /// Most shots of one Q job.
 pub const MAX_Q_SHOTS: u64 = 65_536;
+/// Most bytes of a Φ transform `phi_exec` reads.
+pub const MAX_PHI_PROGRAM: u32 = 64 * 1024;
+/// Size of the `phi_window` spec.
+pub const PHI_WINDOW_SPEC_LEN: u32 = 48;
 
 /// Error codes with their names and meanings, for documentation and messages.
 pub const ERROR_CODES: &[(i64, &str, &str)] = &[
@@ -165,6 +169,14 @@ pub enum Hypercall {
     QWait,
     /// `q_result`: copy a completed job's outcomes into memory and release the job.
     QResult,
+    /// `phi_window`: ask for a coherence window.
+    PhiWindow,
+    /// `phi_exec`: run a transform on a window under its contract.
+    PhiExec,
+    /// `phi_frame`: read a frame of a window.
+    PhiFrame,
+    /// `phi_release`: give a window back.
+    PhiRelease,
 }
 
 /// Groups of hypercalls.
@@ -180,6 +192,8 @@ pub enum Group {
     Ipc,
     /// Q containers and jobs.
     Q,
+    /// Φ windows, frames and transforms.
+    Phi,
 }
 
 /// The deepest privilege level: L1 are manifest VHMs, L(n+1) their children.
@@ -236,6 +250,10 @@ pub const HYPERCALLS: &[HypercallDesc] = &[
     HypercallDesc { call: Hypercall::QSubmit, name: "q_submit", group: Group::Q, params: &[I64, I32, I32, I64, I32], result: Some(I64), max_level: u8::MAX, rights: "container: submit", doc: "admit the OpenQASM program at `ptr` as a job of `shots` shots; raise `vector` on completion (0: none); a job handle, or E_INVAL, E_QUOTA (over the decoherence budget), E_BUSY, E_TOOBIG, E_FAULT" },
     HypercallDesc { call: Hypercall::QWait, name: "q_wait", group: Group::Q, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "job: wait", doc: "park until the job completes; 0" },
     HypercallDesc { call: Hypercall::QResult, name: "q_result", group: Group::Q, params: &[I64, I32, I32], result: Some(I64), max_level: u8::MAX, rights: "job: recv", doc: "write one u64 per shot (bit c = classical bit c) at `ptr` and release the job; the number of shots, E_BUSY (not finished), E_TOOBIG, E_FAULT" },
+    HypercallDesc { call: Hypercall::PhiWindow, name: "phi_window", group: Group::Phi, params: &[I32, I32], result: Some(I64), max_level: u8::MAX, rights: "-", doc: "ask for a coherence window from the 48-byte spec at `ptr` (inside the parent's window for a nested VHM); a window handle, or E_INVAL, E_BUSY (conflict), E_QUOTA, E_FAULT" },
+    HypercallDesc { call: Hypercall::PhiExec, name: "phi_exec", group: Group::Phi, params: &[I64, I32, I32, I32, I32], result: Some(I64), max_level: u8::MAX, rights: "window: submit", doc: "run the transform text at `ptr` on the window under its contract, park until it ends, write each capture's (I, Q) as 2 × i64 µ at `out_ptr`; the number of captures, or E_INVAL (parse error or contract violation), E_TOOBIG, E_FAULT" },
+    HypercallDesc { call: Hypercall::PhiFrame, name: "phi_frame", group: Group::Phi, params: &[I64, I32, I32, I32], result: Some(I32), max_level: u8::MAX, rights: "window: inspect", doc: "write a frame's frequency (i64 Hz), phase (u64, 2⁻⁶⁴ turns), clock (u64 ns) and defined flag (u64) at `out_ptr`; 0, or E_NOENT, E_FAULT" },
+    HypercallDesc { call: Hypercall::PhiRelease, name: "phi_release", group: Group::Phi, params: &[I64], result: Some(I32), max_level: u8::MAX, rights: "window: submit", doc: "give the window (and the windows nested in it) back; 0, E_BADHANDLE" },
 ];
 
 impl Hypercall {

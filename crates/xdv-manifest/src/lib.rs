@@ -73,6 +73,42 @@ pub struct HostSpec {
     pub trace_durable: bool,
     /// Seed of the Q providers' measurement sampling (`[host.q] seed`); the host seed when unset.
     pub q_seed: Option<u64>,
+    /// The host's Φ ports (`[[host.phi.port]]`), in declaration order.
+    pub phi_ports: Vec<PortSpec>,
+}
+
+/// A Φ port of the host (`[[host.phi.port]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// Its name.
+    pub name: String,
+    /// Time granularity, ns.
+    pub granularity_ns: u64,
+    /// Frequency band, Hz, inclusive.
+    pub band: (i64, i64),
+    /// Largest amplitude, ppm of full scale.
+    pub max_amp_ppm: u32,
+    /// Coherence limit (T2), ns.
+    pub t2_ns: u64,
+}
+
+/// A coherence window a VHM asks for (`[[vhm.phi.window]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowReq {
+    /// The port's index in `host.phi_ports`.
+    pub port: usize,
+    /// Start, ns.
+    pub t0: u64,
+    /// End, ns (exclusive).
+    pub t1: u64,
+    /// Band, Hz; the port's (or the parent window's) when unset.
+    pub band: Option<(i64, i64)>,
+    /// Amplitude cap, ppm; the port's (or the parent window's) when unset.
+    pub max_amp_ppm: Option<u32>,
+    /// Share grant.
+    pub shared: bool,
+    /// Where the window is written.
+    pub at: Location,
 }
 
 /// The quantum part of a VHM (`[vhm.q]`): a container of logical qubits on one device.
@@ -144,6 +180,8 @@ pub struct VhmSpec {
     pub policy: PolicySpec,
     /// Quantum part, if any.
     pub q: Option<QSpec>,
+    /// Φ windows asked for at creation, in order.
+    pub phi: Vec<WindowReq>,
 }
 
 /// A validated manifest.

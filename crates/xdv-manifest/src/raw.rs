@@ -3,7 +3,7 @@
 use crate::size::ByteSize;
 use crate::{
     BadHypercallPolicy, ChannelSpec, HostSpec, KSpec, Location, Manifest, ManifestError,
-    PolicySpec, QSpec, VhmSpec, WASM_PAGE,
+    PolicySpec, PortSpec, QSpec, VhmSpec, WindowReq, WASM_PAGE,
 };
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -40,6 +40,42 @@ struct RawHost {
     memory: Option<S<ByteSize>>,
     trace: Option<RawTrace>,
     q: Option<RawHostQ>,
+    phi: Option<RawHostPhi>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHostPhi {
+    #[serde(default)]
+    port: Vec<S<RawPort>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: S<String>,
+    granularity_ns: Option<S<u64>>,
+    band: S<Vec<Number>>,
+    max_amplitude: Option<S<Number>>,
+    t2_ns: S<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVhmPhi {
+    #[serde(default)]
+    window: Vec<S<RawWindow>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    port: S<String>,
+    start_ns: S<u64>,
+    end_ns: S<u64>,
+    band: Option<S<Vec<Number>>>,
+    max_amplitude: Option<S<Number>>,
+    share: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +114,7 @@ struct RawVhm {
     parent: Option<S<String>>,
     k: S<RawK>,
     q: Option<S<RawQ>>,
+    phi: Option<RawVhmPhi>,
     policy: Option<S<RawPolicy>>,
 }
 
@@ -130,6 +167,50 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A `[low, high]` band in Hz (whole hertz, low ≤ high).
+    fn band(&self, b: &S<Vec<Number>>, key: &str) -> Result<(i64, i64), ManifestError> {
+        let v: Vec<f64> = b
+            .get_ref()
+            .iter()
+            .map(|n| match *n {
+                Number::Int(i) => i as f64,
+                Number::Float(f) => f,
+            })
+            .collect();
+        match v.as_slice() {
+            [lo, hi]
+                if lo.is_finite()
+                    && hi.is_finite()
+                    && lo <= hi
+                    && lo.abs() < 9e18
+                    && hi.abs() < 9e18 =>
+            {
+                Ok((lo.round() as i64, hi.round() as i64))
+            }
+            _ => Err(self.err(
+                b.span(),
+                key,
+                "a band is [low, high] in Hz with low ≤ high, e.g. [4.9e9, 5.1e9]",
+            )),
+        }
+    }
+
+    /// An amplitude between 0 and 1, in ppm.
+    fn amplitude(&self, a: &S<Number>, key: &str) -> Result<u32, ManifestError> {
+        let x = match *a.get_ref() {
+            Number::Int(i) => i as f64,
+            Number::Float(f) => f,
+        };
+        if !(0.0..=1.0).contains(&x) {
+            return Err(self.err(
+                a.span(),
+                key,
+                format!("an amplitude is between 0 and 1 (full scale), got {x}"),
+            ));
+        }
+        Ok((x * 1e6).round() as u32)
+    }
+
     fn loc(&self, span: Range<usize>) -> Location {
         let upto = &self.text[..span.start.min(self.text.len())];
         let line = upto.matches('\n').count() + 1;
@@ -257,7 +338,40 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             .as_ref()
             .and_then(|q| q.seed.as_ref())
             .map(|s| *s.get_ref()),
+        phi_ports: Vec::new(),
     };
+    let mut host = host;
+    for (i, p) in host_raw.phi.iter().flat_map(|h| h.port.iter()).enumerate() {
+        let p = p.get_ref();
+        let key = |k: &str| format!("host.phi.port[{i}].{k}");
+        let name = p.name.get_ref().clone();
+        if name.is_empty() || host.phi_ports.iter().any(|x: &PortSpec| x.name == name) {
+            return Err(cx.err(
+                p.name.span(),
+                key("name"),
+                format!("{name:?}: port names must be unique and not empty"),
+            ));
+        }
+        let band = cx.band(&p.band, &key("band"))?;
+        let max_amp_ppm = match &p.max_amplitude {
+            None => 1_000_000,
+            Some(a) => cx.amplitude(a, &key("max_amplitude"))?,
+        };
+        host.phi_ports.push(PortSpec {
+            name,
+            granularity_ns: cx.ranged(
+                &p.granularity_ns,
+                &key("granularity_ns"),
+                1,
+                1,
+                1_000_000,
+            )?,
+            band,
+            max_amp_ppm,
+            t2_ns: cx.ranged(&Some(p.t2_ns.clone()), &key("t2_ns"), 0, 1, u64::MAX / 4)?,
+        });
+    }
+    let host = host;
 
     if raw.vhm.is_empty() {
         return Err(cx.err(
@@ -501,6 +615,47 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 })
             }
         };
+        let mut phi = Vec::new();
+        for (j, w) in v.phi.iter().flat_map(|p| p.window.iter()).enumerate() {
+            let w = w.get_ref();
+            let wkey = |k: &str| key(&format!("phi.window[{j}].{k}"));
+            let port = host
+                .phi_ports
+                .iter()
+                .position(|p| p.name == *w.port.get_ref())
+                .ok_or_else(|| {
+                    cx.err(
+                        w.port.span(),
+                        wkey("port"),
+                        format!("no port {:?} in [[host.phi.port]]", w.port.get_ref()),
+                    )
+                })?;
+            let (t0, t1) = (*w.start_ns.get_ref(), *w.end_ns.get_ref());
+            if t1 <= t0 {
+                return Err(cx.err(
+                    w.end_ns.span(),
+                    wkey("end_ns"),
+                    format!("the window [{t0}, {t1}) is empty: end_ns must be after start_ns"),
+                ));
+            }
+            let band = match &w.band {
+                None => None,
+                Some(b) => Some(cx.band(b, &wkey("band"))?),
+            };
+            let max_amp_ppm = match &w.max_amplitude {
+                None => None,
+                Some(a) => Some(cx.amplitude(a, &wkey("max_amplitude"))?),
+            };
+            phi.push(WindowReq {
+                port,
+                t0,
+                t1,
+                band,
+                max_amp_ppm,
+                shared: w.share.unwrap_or(false),
+                at: cx.loc(w.start_ns.span()),
+            });
+        }
         let spec = VhmSpec {
             name: name.clone(),
             parent,
@@ -525,6 +680,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 create_channels: p.create_channels.unwrap_or(false),
             },
             q,
+            phi,
         };
         if let (Some(pi), Some(pn)) = (parent, &v.parent) {
             check_fits_parent(&vhms, pi, &spec).map_err(|m| cx.err(pn.span(), key("parent"), m))?;

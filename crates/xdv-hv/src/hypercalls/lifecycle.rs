@@ -81,6 +81,17 @@ pub(super) fn bare_record(call: Hypercall, a: Args) -> HypercallRecord {
             job: a.u64(0),
             len: a.u32(2),
         },
+        Hypercall::PhiWindow => HypercallRecord::PhiWindow { len: a.u32(1) },
+        Hypercall::PhiExec => HypercallRecord::PhiExec {
+            window: a.u64(0),
+            len: a.u32(2),
+            out_len: a.u32(4),
+        },
+        Hypercall::PhiFrame => HypercallRecord::PhiFrame {
+            window: a.u64(0),
+            name: String::new(),
+        },
+        Hypercall::PhiRelease => HypercallRecord::PhiRelease { window: a.u64(0) },
     }
 }
 

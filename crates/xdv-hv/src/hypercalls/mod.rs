@@ -10,6 +10,7 @@ mod caps;
 mod ipc;
 mod lifecycle;
 mod nesting;
+mod phi;
 mod q;
 
 use crate::hypervisor::{emit, Hypervisor};
@@ -117,6 +118,7 @@ impl Hypervisor {
                 abi::Group::Nesting => self.nesting_call(sink, vhm, vcpu, req.call, args)?,
                 abi::Group::Ipc => self.ipc_call(sink, vhm, vcpu, req.call, args)?,
                 abi::Group::Q => self.q_call(sink, vhm, vcpu, req.call, args)?,
+                abi::Group::Phi => self.phi_call(sink, vhm, vcpu, req.call, args)?,
             }
         };
         if let Some(reason) = &out.refusal {

@@ -454,6 +454,8 @@ impl Hypervisor {
                 }),
                 _ => None,
             },
+            // Spawned children ask for windows at run time (`phi_window`).
+            phi: Vec::new(),
         };
         let (id, handle) = self.create_vhm(sink, child, module, Some(vhm), quota)?;
         let handle = handle.expect("create_vhm mints the parent's handle");

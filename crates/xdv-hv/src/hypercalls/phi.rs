@@ -1,0 +1,361 @@
+//! The Φ group: windows asked for at run time, transforms under their contract, frame read-outs.
+//!
+//! A transform is checked completely before it runs (`xdv_phi::exec`); a violation is a
+//! recorded refusal naming the rule and the instruction, and changes nothing. A transform that
+//! runs parks the caller until the transform's end on the virtual clock, so a guest never reads
+//! captures of signals that have not happened yet.
+
+use super::caps::cap_refusal;
+use super::lifecycle::bare_record;
+use super::{Args, Outcome};
+use crate::hypervisor::{emit, Hypervisor};
+use crate::vhm::Wait;
+use crate::HvError;
+use std::collections::BTreeMap;
+use xdv_core::cap::{rights, Object};
+use xdv_core::event::{EventKind, EventSink, HypercallRecord};
+use xdv_core::{Hash32, VhmId};
+use xdv_k::abi::{self, Hypercall, MAX_PHI_PROGRAM, PHI_WINDOW_SPEC_LEN};
+use xdv_phi::{Context, Freq, Program, WindowError, WindowSpec};
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+impl Hypervisor {
+    pub(super) fn phi_call<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        call: Hypercall,
+        a: Args,
+    ) -> Result<Outcome, HvError> {
+        let me = VhmId(vhm);
+        let record = bare_record(call, a);
+        Ok(match call {
+            Hypercall::PhiWindow => {
+                let (ptr, len) = (a.u32(0), a.u32(1));
+                if len != PHI_WINDOW_SPEC_LEN {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!("the window spec is {PHI_WINDOW_SPEC_LEN} bytes, got {len}"),
+                    ));
+                }
+                let b = match self.read_guest(vhm, vcpu, ptr, len, len) {
+                    Ok(b) => b,
+                    Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
+                };
+                let (port, flags) = (u32_at(&b, 0), u32_at(&b, 4));
+                if flags & !1 != 0 || u32_at(&b, 44) != 0 {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        "unknown flags or a non-zero reserved field",
+                    ));
+                }
+                let spec = WindowSpec {
+                    port,
+                    t0: u64_at(&b, 8),
+                    t1: u64_at(&b, 16),
+                    band: (Freq(u64_at(&b, 24) as i64), Freq(u64_at(&b, 32) as i64)),
+                    max_amp: u32_at(&b, 40),
+                    shared: flags & 1 != 0,
+                };
+                if !self.caps.has_room(me, 1) {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_QUOTA,
+                        "the capability table is full",
+                    ));
+                }
+                // A nested VHM's windows lie inside one of its parent's.
+                let parent = match self.vhms[vhm as usize].parent {
+                    None => None,
+                    Some(p) => {
+                        let inside = self.vhms[p as usize].windows.iter().copied().find(|&w| {
+                            self.phi.table.get(w).is_some_and(|w| {
+                                w.spec.port == spec.port
+                                    && w.spec.t0 <= spec.t0
+                                    && spec.t1 <= w.spec.t1
+                            })
+                        });
+                        match inside {
+                            Some(w) => Some(w),
+                            None => return Ok(Outcome::refused(
+                                record,
+                                abi::E_QUOTA,
+                                format!(
+                                    "nesting: no window of the parent contains port {} [{}, {})",
+                                    spec.port, spec.t0, spec.t1
+                                ),
+                            )),
+                        }
+                    }
+                };
+                if spec.t0 < self.now {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!(
+                            "the window starts at {} ns, in the past (now {} ns)",
+                            spec.t0, self.now
+                        ),
+                    ));
+                }
+                match self.grant_window(sink, vhm, spec, parent)? {
+                    Ok(cap) => Outcome::ok(record, cap.0 as i64),
+                    Err(e) => {
+                        let code = match e {
+                            WindowError::Conflict { .. } => abi::E_BUSY,
+                            _ => abi::E_INVAL,
+                        };
+                        Outcome::refused(record, code, e.to_string())
+                    }
+                }
+            }
+            Hypercall::PhiExec => self.phi_exec(sink, vhm, vcpu, a)?,
+            Hypercall::PhiFrame => {
+                let (handle, ptr, len, out) = (a.u64(0), a.u32(1), a.u32(2), a.u32(3));
+                let w = match self.window_of(vhm, handle, rights::INSPECT) {
+                    Ok(w) => w,
+                    Err(e) => return Ok(cap_refusal(record, handle, e)),
+                };
+                let name = match self.read_guest(vhm, vcpu, ptr, len, 64) {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
+                };
+                let record = HypercallRecord::PhiFrame {
+                    window: handle,
+                    name: name.clone(),
+                };
+                let Some(f) = self.phi.held[&w].state.frames.get(&name).copied() else {
+                    // Not a refusal: asking whether a frame exists is legitimate.
+                    return Ok(Outcome::ok(record, abi::E_NOENT));
+                };
+                let mut bytes = Vec::with_capacity(32);
+                bytes.extend_from_slice(&f.freq.0.to_le_bytes());
+                bytes.extend_from_slice(&f.phase.0.to_le_bytes());
+                bytes.extend_from_slice(&f.clock.to_le_bytes());
+                bytes.extend_from_slice(&u64::from(f.defined).to_le_bytes());
+                if let Err((code, reason)) = self.write_guest(vhm, vcpu, out, &bytes) {
+                    return Ok(Outcome::refused(record, code, reason));
+                }
+                Outcome::ok(record, abi::OK)
+            }
+            Hypercall::PhiRelease => {
+                let handle = a.u64(0);
+                let w = match self.window_of(vhm, handle, rights::SUBMIT) {
+                    Ok(w) => w,
+                    Err(e) => return Ok(cap_refusal(record, handle, e)),
+                };
+                self.release_window(sink, w)?;
+                Outcome::ok(record, abi::OK)
+            }
+            other => unreachable!("{other:?} is not in the Φ group"),
+        })
+    }
+
+    /// The window a handle of the caller names, with `right`.
+    fn window_of(&self, vhm: u32, handle: u64, right: u32) -> Result<u32, xdv_core::cap::CapError> {
+        let me = VhmId(vhm);
+        let n = self.caps.require(
+            me,
+            handle,
+            right,
+            |o| matches!(o, Object::PhiWindow(v, _) if *v == me),
+        )?;
+        match n.object {
+            Object::PhiWindow(_, w) => Ok(w),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    fn phi_exec<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        a: Args,
+    ) -> Result<Outcome, HvError> {
+        let record = bare_record(Hypercall::PhiExec, a);
+        let (handle, ptr, len, out, out_len) = (a.u64(0), a.u32(1), a.u32(2), a.u32(3), a.u32(4));
+        let w = match self.window_of(vhm, handle, rights::SUBMIT) {
+            Ok(w) => w,
+            Err(e) => return Ok(cap_refusal(record, handle, e)),
+        };
+        let text = match self.read_guest(vhm, vcpu, ptr, len, MAX_PHI_PROGRAM) {
+            Ok(b) => b,
+            Err((code, reason)) => {
+                return Ok(Outcome::refused(
+                    record,
+                    code,
+                    format!("transform: {reason}"),
+                ))
+            }
+        };
+        let program_hash = Hash32::of(&text);
+        let Ok(source) = std::str::from_utf8(&text) else {
+            return Ok(Outcome::refused(
+                record,
+                abi::E_INVAL,
+                "the transform is not UTF-8",
+            ));
+        };
+        let program = match Program::parse(source, &format!("window{w}.phi")) {
+            Ok(p) => p,
+            Err(e) => return Ok(Outcome::refused(record, abi::E_INVAL, e.to_string())),
+        };
+        let captures = program
+            .stmts
+            .iter()
+            .filter(|(s, _)| matches!(s, xdv_phi::program::Stmt::Capture { .. }))
+            .count() as u32;
+        if u64::from(out_len) < u64::from(captures) * 16 {
+            return Ok(Outcome::refused(
+                record,
+                abi::E_TOOBIG,
+                format!(
+                    "{captures} captures need {} bytes, the buffer is {out_len}",
+                    captures * 16
+                ),
+            ));
+        }
+        // Check the output range before anything runs.
+        if let Err((code, reason)) =
+            self.write_guest(vhm, vcpu, out, &vec![0; captures as usize * 16])
+        {
+            return Ok(Outcome::refused(record, code, reason));
+        }
+        let now = self.now;
+        let held = &self.phi.held[&w];
+        let (spec, since, decohered) = (
+            held.state.spec,
+            held.state.coherent_since,
+            held.state.decohered,
+        );
+        let port = self.phi.table.ports()[spec.port as usize].clone();
+        // Past the coherence limit the window's frames lose their phases.
+        if now > since.saturating_add(port.t2_ns) && !decohered {
+            self.phi.held.get_mut(&w).expect("held").state.decohere();
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::PhiDecohered {
+                    window: w,
+                    cause: format!(
+                        "coherence limit passed ({} ns after the window opened or was re-prepared, T2 {} ns)",
+                        now - since,
+                        port.t2_ns
+                    ),
+                },
+            )?;
+        }
+        let parent = self.phi.table.get(w).and_then(|x| x.parent);
+        let visible: BTreeMap<String, xdv_phi::Frame> = parent
+            .and_then(|p| self.phi.held.get(&p))
+            .map(|h| h.state.frames.clone())
+            .unwrap_or_default();
+        let cx = Context {
+            port: &port,
+            visible: &visible,
+            now,
+        };
+        let v = &mut self.vhms[vhm as usize];
+        let state = &mut self.phi.held.get_mut(&w).expect("held").state;
+        let exec = match xdv_phi::execute(&program, state, &cx, &mut v.rng) {
+            Ok(e) => e,
+            Err(violation) => {
+                return Ok(Outcome::refused(
+                    record,
+                    abi::E_INVAL,
+                    violation.to_string(),
+                ))
+            }
+        };
+        let mut names: Vec<&String> = program
+            .stmts
+            .iter()
+            .flat_map(|(s, _)| frames_named(s))
+            .collect();
+        names.sort();
+        names.dedup();
+        let frames = names
+            .into_iter()
+            .filter_map(|n| {
+                state
+                    .frames
+                    .get(n)
+                    .map(|f| (n.clone(), f.freq.0, f.phase.0, f.clock, f.defined))
+            })
+            .collect();
+        let caps: Vec<(i64, i64)> = exec.captures.iter().map(|(_, c)| (c.i, c.q)).collect();
+        emit(
+            sink,
+            &mut self.events,
+            now,
+            Some(vhm),
+            EventKind::PhiExecuted {
+                vcpu,
+                window: w,
+                program: program_hash,
+                start: exec.start,
+                end: exec.end,
+                frames,
+                plays: exec.plays.len() as u32,
+                captures: caps.clone(),
+            },
+        )?;
+        if exec.dephased {
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::PhiDecohered {
+                    window: w,
+                    cause: "dephasing event (drawn from the VHM's stream at rate 1/T2)".into(),
+                },
+            )?;
+        }
+        let bytes: Vec<u8> = caps
+            .iter()
+            .flat_map(|(i, q)| i.to_le_bytes().into_iter().chain(q.to_le_bytes()))
+            .collect();
+        self.write_guest(vhm, vcpu, out, &bytes)
+            .expect("range checked above");
+        let ret = i64::from(captures);
+        Ok(if exec.end > now {
+            Outcome::park(
+                record,
+                Wait::Until {
+                    until: exec.end,
+                    ret,
+                },
+            )
+        } else {
+            Outcome::ok(record, ret)
+        })
+    }
+}
+
+/// The frames a statement names.
+fn frames_named(s: &xdv_phi::program::Stmt) -> Vec<&String> {
+    use xdv_phi::program::Stmt::*;
+    match s {
+        NewFrame { name, .. } | CopyFrame { name, .. } => vec![name],
+        Play { frame, .. }
+        | Capture { frame, .. }
+        | ShiftPhase { frame, .. }
+        | SetPhase { frame, .. }
+        | ShiftFrequency { frame, .. }
+        | SetFrequency { frame, .. } => vec![frame],
+        Delay { frames, .. } | Barrier { frames } => frames.iter().collect(),
+    }
+}

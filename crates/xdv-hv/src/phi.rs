@@ -1,0 +1,257 @@
+//! The Φ domain inside the hypervisor: the host's ports and windows, each window's frames,
+//! granting windows to VHMs and taking them back.
+
+use crate::hypervisor::{emit, Hypervisor};
+use crate::HvError;
+use std::collections::BTreeMap;
+use xdv_core::cap::{rights, Object};
+use xdv_core::event::{EventKind, EventSink};
+use xdv_core::{CapId, Domain, Resource, VhmId};
+use xdv_manifest::{Manifest, PortSpec, WindowReq};
+use xdv_phi::{Freq, Port, WindowError, WindowId, WindowSpec, WindowState, WindowTable};
+
+/// A granted window: its holder, its frames and the capability it is held under.
+pub(crate) struct Held {
+    pub(crate) owner: u32,
+    pub(crate) cap: CapId,
+    pub(crate) state: WindowState,
+}
+
+/// The host's Φ state.
+#[derive(Default)]
+pub(crate) struct PhiHost {
+    pub(crate) table: WindowTable,
+    pub(crate) held: BTreeMap<WindowId, Held>,
+}
+
+/// The host's ports, from the manifest.
+pub(crate) fn ports(specs: &[PortSpec]) -> Vec<Port> {
+    specs
+        .iter()
+        .map(|p| Port {
+            name: p.name.clone(),
+            granularity_ns: p.granularity_ns,
+            band: (Freq(p.band.0), Freq(p.band.1)),
+            max_amp: p.max_amp_ppm,
+            t2_ns: p.t2_ns,
+        })
+        .collect()
+}
+
+/// The window spec a request asks for, inheriting band and cap from the parent window (or the
+/// port) where it leaves them out; and the parent window: the first window of the parent VHM on
+/// the same port that contains the interval.
+pub(crate) fn resolve(
+    table: &WindowTable,
+    req: &WindowReq,
+    parent_windows: &[WindowId],
+) -> (WindowSpec, Option<WindowId>) {
+    let port = req.port as u32;
+    let parent = parent_windows.iter().copied().find(|&w| {
+        table
+            .get(w)
+            .is_some_and(|w| w.spec.port == port && w.spec.t0 <= req.t0 && req.t1 <= w.spec.t1)
+    });
+    let (band, cap) = match parent.and_then(|p| table.get(p)) {
+        Some(w) => (w.spec.band, w.spec.max_amp),
+        None => {
+            let p = &table.ports()[req.port];
+            (p.band, p.max_amp)
+        }
+    };
+    let spec = WindowSpec {
+        port,
+        t0: req.t0,
+        t1: req.t1,
+        band: req
+            .band
+            .map(|(lo, hi)| (Freq(lo), Freq(hi)))
+            .unwrap_or(band),
+        max_amp: req.max_amp_ppm.unwrap_or(cap),
+        shared: req.shared,
+    };
+    (spec, parent)
+}
+
+impl Hypervisor {
+    /// Grants every manifest VHM's windows on a copy of the table, in creation order, and
+    /// reports the first refusal at its place in the manifest.
+    pub(crate) fn check_phi_placement(&self, manifest: &Manifest) -> Result<(), HvError> {
+        let mut table = self.phi.table.clone();
+        let mut granted: Vec<Vec<WindowId>> = Vec::new();
+        for (i, spec) in manifest.vhms.iter().enumerate() {
+            let mut mine = Vec::new();
+            for (j, req) in spec.phi.iter().enumerate() {
+                let parent_windows = spec.parent.map(|p| granted[p].as_slice()).unwrap_or(&[]);
+                let (ws, parent) = resolve(&table, req, parent_windows);
+                let id = table.allocate(i as u32, ws, parent).map_err(|e| {
+                    HvError::Manifest(xdv_manifest::ManifestError {
+                        file: manifest.file.clone(),
+                        line: req.at.line,
+                        col: req.at.col,
+                        key: format!("vhm[{i}].phi.window[{j}]"),
+                        message: describe(&e, manifest),
+                    })
+                })?;
+                mine.push(id);
+            }
+            granted.push(mine);
+        }
+        Ok(())
+    }
+
+    /// Grants a window to `vhm` (nested in `parent` if given) and records it.
+    pub(crate) fn grant_window<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        spec: WindowSpec,
+        parent: Option<WindowId>,
+    ) -> Result<Result<CapId, WindowError>, HvError> {
+        let id = match self.phi.table.allocate(vhm, spec, parent) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::PhiWindowGranted {
+                window: id,
+                port: self.phi.table.ports()[spec.port as usize].name.clone(),
+                t0: spec.t0,
+                t1: spec.t1,
+                band: (spec.band.0 .0, spec.band.1 .0),
+                max_amp: spec.max_amp,
+                shared: spec.shared,
+                parent,
+            },
+        )?;
+        let cap = self.mint(
+            sink,
+            vhm,
+            Object::PhiWindow(VhmId(vhm), id),
+            rights::INSPECT | rights::DERIVE | rights::SUBMIT,
+            0,
+        )?;
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::Allocated {
+                domain: Domain::Phi,
+                resource: Resource::Window {
+                    port: spec.port,
+                    t0: spec.t0,
+                    t1: spec.t1,
+                },
+                cap,
+            },
+        )?;
+        self.phi.held.insert(
+            id,
+            Held {
+                owner: vhm,
+                cap,
+                state: WindowState::new(spec),
+            },
+        );
+        self.vhms[vhm as usize].windows.push(id);
+        Ok(Ok(cap))
+    }
+
+    /// Grants a new VHM the windows its spec asks for (checked beforehand).
+    pub(crate) fn grant_spec_windows<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        id: u32,
+    ) -> Result<(), HvError> {
+        let reqs = self.vhms[id as usize].spec.phi.clone();
+        let parent_windows = self.vhms[id as usize]
+            .parent
+            .map(|p| self.vhms[p as usize].windows.clone())
+            .unwrap_or_default();
+        for req in &reqs {
+            let (spec, parent) = resolve(&self.phi.table, req, &parent_windows);
+            self.grant_window(sink, id, spec, parent)?
+                .expect("manifest windows were checked before the run");
+        }
+        Ok(())
+    }
+
+    /// Takes a window back with the windows nested in it (deepest first): each is recorded as
+    /// released; a parent window's frames are barriered to the end of its closing child.
+    pub(crate) fn release_window<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        id: WindowId,
+    ) -> Result<(), HvError> {
+        let parents: BTreeMap<WindowId, Option<WindowId>> =
+            self.phi.table.iter().map(|(k, w)| (k, w.parent)).collect();
+        for w in self.phi.table.release(id) {
+            let Some(h) = self.phi.held.remove(&w) else {
+                continue;
+            };
+            let spec = h.state.spec;
+            emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(h.owner),
+                EventKind::Released {
+                    domain: Domain::Phi,
+                    resource: Resource::Window {
+                        port: spec.port,
+                        t0: spec.t0,
+                        t1: spec.t1,
+                    },
+                    cap: h.cap,
+                    used: None,
+                },
+            )?;
+            self.vhms[h.owner as usize].windows.retain(|&x| x != w);
+            let removed = self
+                .caps
+                .purge(VhmId(h.owner), &[Object::PhiWindow(VhmId(h.owner), w)]);
+            self.record_removed(sink, h.owner, xdv_core::event::RemoveCause::Stop, removed)?;
+            let end = h.state.clock();
+            if let Some(p) = parents.get(&w).copied().flatten() {
+                if let Some(ph) = self.phi.held.get_mut(&p) {
+                    if ph.state.clock() < end && !ph.state.frames.is_empty() {
+                        ph.state.barrier_to(end);
+                        let owner = ph.owner;
+                        emit(
+                            sink,
+                            &mut self.events,
+                            self.now,
+                            Some(owner),
+                            EventKind::PhiBarrier {
+                                window: p,
+                                at_ns: end,
+                            },
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A window refusal in manifest terms (port names instead of indices).
+fn describe(e: &WindowError, manifest: &Manifest) -> String {
+    let s = e.to_string();
+    match e {
+        WindowError::Conflict { owner, .. } => {
+            let name = manifest
+                .vhms
+                .get(*owner as usize)
+                .map(|v| v.name.as_str())
+                .unwrap_or("?");
+            s.replace(&format!("of vhm{owner}"), &format!("of {name:?}"))
+        }
+        _ => s,
+    }
+}
