@@ -382,14 +382,16 @@ impl Parser<'_> {
             "constant" => 0,
             "gaussian" => 1,
             "gaussian_square" | "drag" | "sine" => 2,
-            other => return Err(ParseError {
-                file: self.file.to_string(),
-                line: at.line,
-                col: at.col,
-                message: format!(
+            other => {
+                return Err(ParseError {
+                    file: self.file.to_string(),
+                    line: at.line,
+                    col: at.col,
+                    message: format!(
                     "unknown envelope `{other}` (constant, gaussian, gaussian_square, drag, sine)"
                 ),
-            }),
+                })
+            }
         };
         if rest.len() != want {
             return Err(ParseError {

@@ -87,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: QCommand,
     },
+    /// Run and plot Φ transforms standalone.
+    Phi {
+        #[command(subcommand)]
+        command: PhiCommand,
+    },
     /// Print the hypercall ABI table.
     Abi {
         /// Print as JSON.
@@ -135,6 +140,33 @@ enum TraceCommand {
         #[arg(long, value_enum)]
         format: ExportFormat,
         /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PhiCommand {
+    /// Execute one transform on a window under its contract; print frames, plays and captures.
+    Run {
+        /// The transform (text form; see docs/phi.md).
+        transform: PathBuf,
+        #[command(flatten)]
+        window: cmd::phi::WindowArgs,
+        /// Include every play's samples in the JSON output.
+        #[arg(long)]
+        samples: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an SVG of a transform's envelopes (I and Q per frame), phases and captures.
+    Plot {
+        /// The transform.
+        transform: PathBuf,
+        #[command(flatten)]
+        window: cmd::phi::WindowArgs,
+        /// Output file (default: the transform's path with .svg).
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
@@ -194,6 +226,9 @@ pub(crate) enum Provider {
 enum ExportFormat {
     /// One JSON object per event per line.
     Jsonl,
+    /// Chrome/Perfetto trace JSON: vCPU runs, Q jobs and Φ windows and transforms on timelines
+    /// (open in ui.perfetto.dev).
+    Perfetto,
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -244,6 +279,24 @@ fn main() -> ExitCode {
                 format: ExportFormat::Jsonl,
                 output,
             } => cmd::trace::export_jsonl(&trace, output.as_deref()),
+            TraceCommand::Export {
+                trace,
+                format: ExportFormat::Perfetto,
+                output,
+            } => cmd::trace::export_perfetto(&trace, output.as_deref()),
+        },
+        Command::Phi { command } => match command {
+            PhiCommand::Run {
+                transform,
+                window,
+                samples,
+                json,
+            } => cmd::phi::run(&transform, &window, samples, json),
+            PhiCommand::Plot {
+                transform,
+                window,
+                output,
+            } => cmd::phi::plot(&transform, &window, output),
         },
     };
     match result {

@@ -536,3 +536,69 @@ fn a_run_killed_while_q_jobs_are_in_flight_replays_its_committed_prefix() {
     assert!(events.contains("q job 0 admitted"), "{events}");
     assert!(!events.contains("q job 0 done"), "{events}");
 }
+
+#[test]
+fn phi_run_plot_and_perfetto_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = example("transforms/rabi.phi");
+    let out = xdv()
+        .args(["phi", "run", "--json"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 720 ns at exactly 5 GHz is a whole number of turns: only the π/2 shift remains.
+    assert_eq!(v["frames"]["d0"]["phase"], 1u64 << 62);
+    assert_eq!(v["end_ns"], 720);
+    assert_eq!(v["captures"].as_array().unwrap().len(), 1);
+    // A window too short for it: refused with the rule and the place.
+    let out = xdv()
+        .args(["phi", "run", "--window", "0:500"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("contract: fit at 8:1"), "{err}");
+    let svg = dir.path().join("r.svg");
+    xdv()
+        .args(["phi", "plot"])
+        .arg(&t)
+        .arg("-o")
+        .arg(&svg)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("polyline"));
+    let trace = dir.path().join("n.xdv");
+    run_json(&example("phi-nested.toml"), &trace, &[]);
+    let pf = dir.path().join("n.json");
+    xdv()
+        .args(["trace", "export", "--format", "perfetto"])
+        .arg(&trace)
+        .arg("-o")
+        .arg(&pf)
+        .assert()
+        .success();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&pf).unwrap()).unwrap();
+    let names: Vec<&str> = v["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("window 0 of parent")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("transform")),
+        "{names:?}"
+    );
+}

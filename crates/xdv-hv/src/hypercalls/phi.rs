@@ -86,14 +86,16 @@ impl Hypervisor {
                         });
                         match inside {
                             Some(w) => Some(w),
-                            None => return Ok(Outcome::refused(
-                                record,
-                                abi::E_QUOTA,
-                                format!(
+                            None => {
+                                return Ok(Outcome::refused(
+                                    record,
+                                    abi::E_QUOTA,
+                                    format!(
                                     "nesting: no window of the parent contains port {} [{}, {})",
                                     spec.port, spec.t0, spec.t1
                                 ),
-                            )),
+                                ))
+                            }
                         }
                     }
                 };

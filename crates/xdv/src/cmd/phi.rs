@@ -1,0 +1,339 @@
+//! `xdv phi run` and `xdv phi plot`: one transform, standalone, on a window of a port.
+
+use crate::table;
+use crate::Outcome;
+use anyhow::{bail, Context as _, Result};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use xdv_phi::{execute, Context, Execution, Freq, Port, Program, WindowSpec, WindowState};
+
+/// The port and window a standalone transform runs on.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct WindowArgs {
+    /// The port's name (what `newframe` names).
+    #[arg(long, default_value = "q0")]
+    port: String,
+    /// The window, `START:END` in ns.
+    #[arg(long, default_value = "0:100000")]
+    window: String,
+    /// The window's band, `LOW:HIGH` in Hz.
+    #[arg(long, default_value = "4e9:6e9")]
+    band: String,
+    /// The window's amplitude cap (0 to 1).
+    #[arg(long, default_value_t = 1.0)]
+    amp: f64,
+    /// The port's time granularity, ns.
+    #[arg(long, default_value_t = 1)]
+    granularity: u64,
+    /// The port's coherence limit T2, ns.
+    #[arg(long, default_value_t = 1_000_000)]
+    t2: u64,
+    /// Seed of the capture noise and dephasing stream.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn pair(s: &str, what: &str) -> Result<(f64, f64)> {
+    let (a, b) = s
+        .split_once(':')
+        .with_context(|| format!("--{what} is LOW:HIGH, got {s:?}"))?;
+    let p = |x: &str| {
+        x.trim()
+            .parse::<f64>()
+            .with_context(|| format!("--{what}: {x:?} is not a number"))
+    };
+    Ok((p(a)?, p(b)?))
+}
+
+fn setup(args: &WindowArgs) -> Result<(Port, WindowState)> {
+    let (t0, t1) = pair(&args.window, "window")?;
+    let (lo, hi) = pair(&args.band, "band")?;
+    let (Some(lo), Some(hi)) = (Freq::from_hz(lo), Freq::from_hz(hi)) else {
+        bail!("--band: not frequencies");
+    };
+    if !(t0 >= 0.0 && t1 > t0 && t1 < 1e18) || t0.fract() != 0.0 || t1.fract() != 0.0 {
+        bail!(
+            "--window: START:END in whole ns with START < END, got {:?}",
+            args.window
+        );
+    }
+    let Some(cap) = xdv_phi::units::amplitude_ppm(args.amp) else {
+        bail!("--amp is between 0 and 1, got {}", args.amp);
+    };
+    let port = Port {
+        name: args.port.clone(),
+        granularity_ns: args.granularity.max(1),
+        band: (lo, hi),
+        max_amp: 1_000_000,
+        t2_ns: args.t2.max(1),
+    };
+    let spec = WindowSpec {
+        port: 0,
+        t0: t0 as u64,
+        t1: t1 as u64,
+        band: (lo, hi),
+        max_amp: cap,
+        shared: false,
+    };
+    // The same checks a granted window passes.
+    let mut table = xdv_phi::WindowTable::new(vec![port.clone()]);
+    table
+        .allocate(0, spec, None)
+        .map_err(|e| anyhow::anyhow!("window: {e}"))?;
+    Ok((port, WindowState::new(spec)))
+}
+
+fn load(path: &Path, args: &WindowArgs) -> Result<(Execution, WindowState)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let program = Program::parse(&text, &path.display().to_string())?;
+    let (port, mut w) = setup(args)?;
+    let visible = BTreeMap::new();
+    let cx = Context {
+        port: &port,
+        visible: &visible,
+        now: 0,
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let e = execute(&program, &mut w, &cx, &mut rng)?;
+    Ok((e, w))
+}
+
+/// `xdv phi run`.
+pub(crate) fn run(path: &Path, args: &WindowArgs, samples: bool, as_json: bool) -> Result<Outcome> {
+    let (e, w) = load(path, args)?;
+    if as_json {
+        let frames: BTreeMap<&String, serde_json::Value> = w
+            .frames
+            .iter()
+            .map(|(n, f)| {
+                (
+                    n,
+                    json!({
+                        "frequency_hz": f.freq.0,
+                        "phase": f.phase.0,
+                        "phase_rad": f.defined.then(|| f.phase.radians()),
+                        "clock_ns": f.clock,
+                        "defined": f.defined,
+                    }),
+                )
+            })
+            .collect();
+        let plays: Vec<_> = e
+            .plays
+            .iter()
+            .map(|p| {
+                let mut v = json!({
+                    "frame": p.frame, "envelope": p.envelope, "start_ns": p.start,
+                    "samples": p.samples.len(),
+                });
+                if samples {
+                    v["iq"] = json!(p.samples.iter().map(|s| [s.0, s.1]).collect::<Vec<_>>());
+                }
+                v
+            })
+            .collect();
+        let captures: Vec<_> = e
+            .captures
+            .iter()
+            .map(|(f, c)| json!({"frame": f, "start_ns": c.start, "duration_ns": c.duration, "i_micro": c.i, "q_micro": c.q}))
+            .collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "transform": path.display().to_string(),
+                "start_ns": e.start, "end_ns": e.end,
+                "frames": frames, "plays": plays, "captures": captures,
+                "dephased": e.dephased,
+            }))?
+        );
+        return Ok(Outcome::Ok);
+    }
+    outln!(
+        "{}: [{}, {}) ns on window [{}, {}) of {}{}",
+        path.display(),
+        e.start,
+        e.end,
+        w.spec.t0,
+        w.spec.t1,
+        args.port,
+        if e.dephased {
+            " — the window DEPHASED afterwards"
+        } else {
+            ""
+        }
+    );
+    let rows: Vec<Vec<String>> = w
+        .frames
+        .iter()
+        .map(|(n, f)| {
+            vec![
+                n.clone(),
+                f.freq.0.to_string(),
+                if f.defined {
+                    format!("{:.9}", f.phase.radians())
+                } else {
+                    "undefined".into()
+                },
+                f.clock.to_string(),
+            ]
+        })
+        .collect();
+    out!(
+        "{}",
+        table::render(&["frame", "frequency_hz", "phase_rad", "clock_ns"], &rows)
+    );
+    if !e.plays.is_empty() {
+        let rows: Vec<Vec<String>> = e
+            .plays
+            .iter()
+            .map(|p| {
+                let peak = p
+                    .samples
+                    .iter()
+                    .map(|s| (s.0 * s.0 + s.1 * s.1).sqrt())
+                    .fold(0.0, f64::max);
+                vec![
+                    p.frame.clone(),
+                    p.envelope.to_string(),
+                    p.start.to_string(),
+                    p.samples.len().to_string(),
+                    format!("{peak:.6}"),
+                ]
+            })
+            .collect();
+        outln!();
+        out!(
+            "{}",
+            table::render(&["play", "envelope", "start_ns", "samples", "peak"], &rows)
+        );
+    }
+    if !e.captures.is_empty() {
+        let rows: Vec<Vec<String>> = e
+            .captures
+            .iter()
+            .map(|(f, c)| {
+                vec![
+                    f.clone(),
+                    c.start.to_string(),
+                    c.duration.to_string(),
+                    c.i.to_string(),
+                    c.q.to_string(),
+                ]
+            })
+            .collect();
+        outln!();
+        out!(
+            "{}",
+            table::render(
+                &["capture", "start_ns", "duration_ns", "I (µ)", "Q (µ)"],
+                &rows
+            )
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `xdv phi plot`: an SVG with one lane per frame — I (solid) and Q (dashed) of every play over
+/// time, the frame's phase at each play, captures as shaded spans.
+pub(crate) fn plot(path: &Path, args: &WindowArgs, output: Option<PathBuf>) -> Result<Outcome> {
+    let (e, _) = load(path, args)?;
+    let out = output.unwrap_or_else(|| path.with_extension("svg"));
+    let mut lanes: Vec<&str> = e.plays.iter().map(|p| p.frame.as_str()).collect();
+    lanes.extend(e.captures.iter().map(|(f, _)| f.as_str()));
+    lanes.sort();
+    lanes.dedup();
+    let (w, lane_h, left, top) = (1000.0, 120.0, 90.0, 30.0);
+    let span = (e.end - e.start).max(1) as f64;
+    let x = |t: f64| left + (t - e.start as f64) / span * (w - left - 20.0);
+    let height = top + lane_h * lanes.len().max(1) as f64 + 40.0;
+    let mut svg = String::new();
+    writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="monospace" font-size="11">"#
+    )?;
+    writeln!(
+        svg,
+        r#"<text x="{left}" y="18">{} — [{}, {}) ns</text>"#,
+        xml(&path.display().to_string()),
+        e.start,
+        e.end
+    )?;
+    for (k, lane) in lanes.iter().enumerate() {
+        let y0 = top + lane_h * k as f64;
+        let mid = y0 + lane_h / 2.0;
+        let scale = lane_h * 0.45;
+        writeln!(svg, r#"<text x="4" y="{mid}">{}</text>"#, xml(lane))?;
+        writeln!(
+            svg,
+            r##"<line x1="{left}" y1="{mid}" x2="{}" y2="{mid}" stroke="#bbb"/>"##,
+            w - 20.0
+        )?;
+        for (_, c) in e.captures.iter().filter(|(f, _)| f == lane) {
+            let (a, b) = (x(c.start as f64), x((c.start + c.duration) as f64));
+            writeln!(
+                svg,
+                r##"<rect x="{a}" y="{y0}" width="{}" height="{lane_h}" fill="#fd8" fill-opacity="0.4"><title>capture I={} Q={} µ</title></rect>"##,
+                (b - a).max(1.0),
+                c.i,
+                c.q
+            )?;
+        }
+        for p in e.plays.iter().filter(|p| p.frame == *lane) {
+            // At most ~2000 points per play keep the file small.
+            let step = (p.samples.len() / 2000).max(1);
+            for (part, dash, color) in [
+                (0usize, "", "#1f5fbf"),
+                (1, r#" stroke-dasharray="4 3""#, "#c0392b"),
+            ] {
+                let pts: Vec<String> = p
+                    .samples
+                    .iter()
+                    .enumerate()
+                    .step_by(step)
+                    .map(|(i, s)| {
+                        let v = if part == 0 { s.0 } else { s.1 };
+                        format!(
+                            "{:.2},{:.2}",
+                            x((p.start + i as u64) as f64),
+                            mid - v * scale
+                        )
+                    })
+                    .collect();
+                writeln!(
+                    svg,
+                    r#"<polyline fill="none" stroke="{color}"{dash} points="{}"/>"#,
+                    pts.join(" ")
+                )?;
+            }
+            let theta = p.samples.first().map(|s| s.1.atan2(s.0)).unwrap_or(0.0);
+            writeln!(
+                svg,
+                r#"<text x="{}" y="{}">{} φ≈{:.3}</text>"#,
+                x(p.start as f64),
+                y0 + 12.0,
+                p.envelope,
+                theta
+            )?;
+        }
+    }
+    writeln!(
+        svg,
+        r#"<text x="{left}" y="{}">I solid, Q dashed; shaded: captures. Time in ns.</text>"#,
+        height - 10.0
+    )?;
+    writeln!(svg, "</svg>")?;
+    std::fs::write(&out, svg).with_context(|| format!("writing {}", out.display()))?;
+    outln!("{}", out.display());
+    Ok(Outcome::Ok)
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
