@@ -12,12 +12,14 @@ const CHAOS: &str = include_str!("guests/chaos.wat");
 
 fn manifest(seed: u64, with_chaos: bool) -> String {
     let mut m = format!("[host]\nseed = {seed}\nslice_fuel = 3000\ntime_limit_ns = 3_000_000\n");
+    m += "[[host.phi.port]]\nname = \"q0\"\ngranularity_ns = 4\nband = [4.5e9, 5.5e9]\nt2_ns = 50_000\n";
     m += "[[vhm]]\nname = \"bystander\"\n[vhm.k]\nmodule = \"hello.wat\"\nmemory_limit = \"64 KiB\"\n";
     if with_chaos {
-        for name in ["chaos-a", "chaos-b"] {
+        for (name, t0, t1) in [("chaos-a", 0, 1_500_000), ("chaos-b", 1_500_000, 3_000_000)] {
             m += &format!(
                 "[[vhm]]\nname = \"{name}\"\n[vhm.k]\nmodule = \"chaos.wat\"\nmemory_limit = \"64 KiB\"\nirq_vectors = 4\n\
                  [vhm.q]\ndevice = \"noisy-line\"\nqubits = 4\nbudget = 5\n\
+                 [[vhm.phi.window]]\nport = \"q0\"\nstart_ns = {t0}\nend_ns = {t1}\nband = [4.9e9, 5.1e9]\n\
                  [vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 3\nmax_children = 3\ncreate_channels = true\n"
             );
         }
@@ -104,7 +106,7 @@ fn chaos_runs_exercise_every_group_and_replay_from_their_traces() {
     let hello = hello();
     let dir = tempfile::tempdir().unwrap();
     let mut seen = std::collections::BTreeSet::new();
-    for seed in 0..6u64 {
+    for seed in 0..12u64 {
         let (_d, p) = prepare_inline(
             &manifest(seed, true),
             &[("chaos.wat", CHAOS), ("hello.wat", &hello)],
@@ -142,10 +144,12 @@ fn chaos_runs_exercise_every_group_and_replay_from_their_traces() {
         "ok q_submit",
         "q_job_done",
         "ok q_result",
+        "ok phi_exec",
+        "phi_window_granted",
     ] {
         assert!(
             seen.contains(needed),
-            "no {needed} in six chaos runs: {seen:?}"
+            "no {needed} in twelve chaos runs: {seen:?}"
         );
     }
 }

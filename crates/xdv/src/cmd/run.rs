@@ -106,6 +106,14 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
                         "qubits": q.qubits,
                         "budget_micro": q.budget,
                     })),
+                    "phi_windows": v.phi.iter().map(|w| json!({
+                        "port": p.manifest.host.phi_ports[w.port].name,
+                        "start_ns": w.t0,
+                        "end_ns": w.t1,
+                        "band_hz": w.band,
+                        "max_amplitude_ppm": w.max_amp_ppm,
+                        "share": w.shared,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -115,6 +123,13 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
                 "manifest": manifest.display().to_string(),
                 "ok": true,
                 "q_seed": p.manifest.host.q_seed,
+                "phi_ports": p.manifest.host.phi_ports.iter().map(|port| json!({
+                    "name": port.name,
+                    "granularity_ns": port.granularity_ns,
+                    "band_hz": port.band,
+                    "max_amplitude_ppm": port.max_amp_ppm,
+                    "t2_ns": port.t2_ns,
+                })).collect::<Vec<_>>(),
                 "vhms": vhms,
                 "channels": p.manifest.channels.iter().map(|c| json!({
                     "ends": [p.manifest.vhms[c.ends[0]].name.clone(), p.manifest.vhms[c.ends[1]].name.clone()],
