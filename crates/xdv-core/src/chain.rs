@@ -84,6 +84,15 @@ impl ChainHash {
         }
     }
 
+    /// A chain that continues after `len` linked events whose last hash is `head` (resuming a
+    /// trace that was cut short).
+    pub fn resume(head: Hash32, len: u64) -> Self {
+        Self {
+            head,
+            next_seq: len,
+        }
+    }
+
     /// Links the next event's canonical encoding and returns its sequence number and hash.
     pub fn link(&mut self, body: &[u8]) -> (u64, Hash32) {
         let seq = self.next_seq;

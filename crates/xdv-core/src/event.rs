@@ -698,6 +698,25 @@ pub enum EventKind {
         /// The time its frames now stand at, at least.
         at_ns: u64,
     },
+    /// An injected fault (`[[fault]]`, `--chaos`) fired into the VHM; what it does follows.
+    FaultInjected {
+        /// Its index among the manifest's faults.
+        index: u32,
+        /// Its class.
+        class: String,
+    },
+    /// The faulted VHM is created again under its `on_fault = "restart"` policy.
+    Restarting {
+        /// Which restart (from 1).
+        attempt: u32,
+        /// The new incarnation's name.
+        name: String,
+    },
+    /// A restart the policy asked for could not happen.
+    RestartRefused {
+        /// Why.
+        reason: String,
+    },
     /// A released container's qubits were reset before going back to their pool.
     QScrubbed {
         /// The device.
@@ -781,6 +800,9 @@ impl EventKind {
             EventKind::PhiExecuted { .. } => "phi_executed",
             EventKind::PhiDecohered { .. } => "phi_decohered",
             EventKind::PhiBarrier { .. } => "phi_barrier",
+            EventKind::FaultInjected { .. } => "fault_injected",
+            EventKind::Restarting { .. } => "restarting",
+            EventKind::RestartRefused { .. } => "restart_refused",
         }
     }
 }
@@ -1064,6 +1086,9 @@ impl Event {
             PhiBarrier { window, at_ns } => {
                 format!("phi window {window} frames barriered to {at_ns} ns")
             }
+            FaultInjected { index, class } => format!("INJECTED fault {index}: {class}"),
+            Restarting { attempt, name } => format!("restarting as {name:?} (restart {attempt})"),
+            RestartRefused { reason } => format!("restart refused: {reason}"),
             QScrubbed { device, physical } => {
                 format!("q container scrubbed on {device}: physical qubits {physical:?}")
             }

@@ -49,6 +49,13 @@ pub enum Target {
         /// The timer's generation when queued.
         generation: u64,
     },
+    /// An injected fault (`[[fault]]`), by its index.
+    Inject {
+        /// The VHM it targets.
+        vhm: u32,
+        /// The fault's index.
+        index: u32,
+    },
     /// A VHM's Q job.
     QJob {
         /// The VHM.
@@ -85,7 +92,9 @@ impl Cds {
     pub fn push(&mut self, time: u64, class: Class, target: Target) {
         let (vhm, vcpu) = match target {
             Target::Vcpu { vhm, vcpu, .. } => (vhm, vcpu),
-            Target::Timer { vhm, .. } | Target::QJob { vhm, .. } => (vhm, 0),
+            Target::Timer { vhm, .. } | Target::QJob { vhm, .. } | Target::Inject { vhm, .. } => {
+                (vhm, 0)
+            }
         };
         self.seq += 1;
         self.heap.push(Reverse((

@@ -79,6 +79,12 @@ pub struct Hypervisor {
     pub(crate) provider_runs: u64,
     /// The host's Φ ports and windows.
     pub(crate) phi: PhiHost,
+    /// Faults to inject, whether each has fired, and the VHM each targets.
+    pub(crate) faults: Vec<xdv_manifest::FaultSpec>,
+    pub(crate) fired: Vec<bool>,
+    pub(crate) fault_targets: Vec<u32>,
+    /// Restarted VHMs: new id → the incarnation it replaced.
+    pub(crate) restarted_from: std::collections::BTreeMap<u32, VhmId>,
 }
 
 /// A module error placed at the manifest line that names the module.
@@ -151,6 +157,10 @@ impl Hypervisor {
                 table: xdv_phi::WindowTable::new(crate::phi::ports(&manifest.host.phi_ports)),
                 held: Default::default(),
             },
+            faults: manifest.faults.clone(),
+            fired: vec![false; manifest.faults.len()],
+            fault_targets: Vec::new(),
+            restarted_from: Default::default(),
         };
         let bytes_of = |name: &str| {
             modules
@@ -249,6 +259,14 @@ impl Hypervisor {
         self.outcomes = Outcomes::Recorded(recorded);
     }
 
+    /// Resumes a trace cut short: recorded outcomes for the jobs it holds, providers for the rest.
+    pub fn use_resumed_outcomes(
+        &mut self,
+        recorded: std::collections::BTreeMap<(u32, u32), Vec<u64>>,
+    ) {
+        self.outcomes = Outcomes::Resumed(recorded);
+    }
+
     /// How many jobs a provider executed in this run (none in a replay).
     pub fn provider_runs(&self) -> u64 {
         self.provider_runs
@@ -342,6 +360,8 @@ impl Hypervisor {
                 )?;
             }
         }
+        self.queue_injected_faults(&ids);
+        self.fire_counted_faults(sink)?;
         while let Some((key, target)) = self.cds.pop() {
             // Superseded events (a woken sleeper's old deadline, a stopped VHM's pending stop)
             // are dropped without touching the clock.
@@ -357,6 +377,9 @@ impl Hypervisor {
             debug_assert!(key.time >= self.now, "the virtual clock never goes back");
             self.now = key.time;
             self.step(sink, target)?;
+            if !self.faults.is_empty() {
+                self.fire_counted_faults(sink)?;
+            }
         }
         let mut stopped = 0;
         for v in 0..self.vhms.len() {
@@ -661,6 +684,8 @@ impl Hypervisor {
             exit_waiters: Vec::new(),
             q: None,
             windows: Vec::new(),
+            restarts: 0,
+            module,
             spec,
         });
         let mut parent_cap = None;
@@ -776,6 +801,7 @@ impl Hypervisor {
                 let v = &self.vhms[vhm as usize];
                 v.running() && v.timer_generation == generation && v.timer.is_some()
             }
+            Target::Inject { index, .. } => !self.fired[index as usize],
             Target::QJob { vhm, job } => {
                 let v = &self.vhms[vhm as usize];
                 v.running()
@@ -827,6 +853,7 @@ impl Hypervisor {
                 self.raise_irq(sink, vhm, vcpu, xdv_k::abi::TIMER_VECTOR, tick as i64)?;
             }
             Target::QJob { vhm, job } => self.complete_job(sink, vhm, job)?,
+            Target::Inject { index, .. } => self.inject(sink, index as usize)?,
             Target::Vcpu { vhm, vcpu, .. } => {
                 let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
                 slot.ahead = 0;
@@ -1188,7 +1215,8 @@ impl Hypervisor {
                 detail,
             },
         )?;
-        self.terminate(sink, vhm, ExitReason::Fault(class))
+        self.terminate(sink, vhm, ExitReason::Fault(class))?;
+        self.after_fault(sink, vhm, ExitReason::Fault(class))
     }
 
     /// Stops a VHM. In order: its children (reverse creation order, each with its own subtree);

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cds;
+mod faults;
 mod hypercalls;
 mod hypervisor;
 mod ipc;
@@ -21,7 +22,10 @@ mod vhm;
 
 pub use hypervisor::{Hypervisor, RunSummary, VhmSummary};
 pub use replay::{replay_trace, Divergence, ReplayReport};
-pub use run::{prepare, run_in_memory, run_to_trace, Prepared, RunOptions};
+pub use run::{
+    chaos_faults, prepare, prepare_with_chaos, resume_trace, run_in_memory, run_to_trace, Prepared,
+    Resumed, RunOptions,
+};
 
 use xdv_core::event::SinkError;
 use xdv_core::trace::TraceError;

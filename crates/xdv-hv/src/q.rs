@@ -57,6 +57,8 @@ pub(crate) struct Container {
     pub(crate) next_job: u32,
     /// Jobs not yet collected with `q_result`.
     pub(crate) jobs: BTreeMap<u32, Job>,
+    /// An injected provider failure waits for the next job.
+    pub(crate) fail_next: bool,
 }
 
 impl Container {
@@ -96,6 +98,9 @@ pub(crate) enum Outcomes {
     /// the recording has no outcome for (a trace cut short before it completed) gets zeros: its
     /// completion lies past the recording's end, so no replayed event can show them.
     Recorded(BTreeMap<(u32, u32), Vec<u64>>),
+    /// Resuming a trace cut short: recorded outcomes where the recording has them, the provider
+    /// for the rest (which reproduces them: outcomes depend only on the seeds).
+    Resumed(BTreeMap<(u32, u32), Vec<u64>>),
 }
 
 /// Packs one shot's classical bits into a word (the caller checked there are at most 64).
@@ -176,6 +181,7 @@ impl Hypervisor {
             carved: 0,
             next_job: 0,
             jobs: BTreeMap::new(),
+            fail_next: false,
         });
         Ok(())
     }

@@ -81,6 +81,21 @@ impl EventSink for Checker {
     }
 }
 
+/// The job outcomes a recording holds, by (VHM id, job number).
+pub(crate) fn recorded_outcomes(
+    recorded: &[(Event, Vec<u8>)],
+) -> std::collections::BTreeMap<(u32, u32), Vec<u64>> {
+    recorded
+        .iter()
+        .filter_map(|(e, _)| match (&e.kind, e.vhm) {
+            (EventKind::QJobDone { job, outcomes }, Some(v)) => {
+                Some(((v.0, *job), outcomes.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Loads the manifest and modules stored in a trace.
 pub fn load_from_trace(
     reader: &TraceReader,

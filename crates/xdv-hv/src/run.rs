@@ -3,7 +3,7 @@
 use crate::hypervisor::{Hypervisor, RunSummary};
 use crate::HvError;
 use std::path::Path;
-use xdv_core::trace::{ModuleEntry, TraceHeader, TraceWriter};
+use xdv_core::trace::{ModuleEntry, TraceHeader, TraceReader, TraceWriter};
 use xdv_core::{Hash32, MemorySink, ResourceRow, TableBuilder};
 use xdv_manifest::{LoadedModule, Manifest};
 
@@ -25,6 +25,48 @@ pub fn prepare(path: &Path) -> Result<Prepared, HvError> {
     let hv = Hypervisor::new(&manifest, &modules, manifest.host.seed)?;
     hv.check_instantiation(&manifest.file)?;
     Ok(Prepared { manifest, modules })
+}
+
+/// Like [`prepare`], with `chaos`: random faults drawn from that seed are appended to the
+/// manifest as `[[fault]]` tables (so the trace's stored manifest holds them and replays them).
+/// One to four faults, each into a random manifest VHM, of a random class, at a random virtual
+/// time before the time limit (or 1 ms).
+pub fn prepare_with_chaos(path: &Path, chaos: Option<u64>) -> Result<Prepared, HvError> {
+    let Some(seed) = chaos else {
+        return prepare(path);
+    };
+    let manifest = Manifest::from_file(path)?;
+    let text = format!("{}{}", manifest.text, chaos_faults(&manifest, seed));
+    let manifest = Manifest::parse(&text, &manifest.file)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let modules = manifest.load_modules(base)?;
+    let hv = Hypervisor::new(&manifest, &modules, manifest.host.seed)?;
+    hv.check_instantiation(&manifest.file)?;
+    Ok(Prepared { manifest, modules })
+}
+
+/// The `[[fault]]` tables `--chaos seed` adds to a manifest.
+pub fn chaos_faults(manifest: &Manifest, seed: u64) -> String {
+    use rand_core::{RngCore, SeedableRng};
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed ^ 0x0063_6861_6f73);
+    let horizon = manifest.host.time_limit_ns.unwrap_or(1_000_000).max(1);
+    let classes = [
+        "trap",
+        "fuel-exhausted",
+        "bad-hypercall",
+        "kill",
+        "coherence",
+        "q-provider",
+    ];
+    let n = 1 + rng.next_u64() % 4;
+    let mut out = format!("\n# Injected by --chaos {seed}\n");
+    for _ in 0..n {
+        let vhm = &manifest.vhms[(rng.next_u64() % manifest.vhms.len() as u64) as usize].name;
+        let class = classes[(rng.next_u64() % classes.len() as u64) as usize];
+        let at = rng.next_u64() % horizon;
+        out += &format!("[[fault]]\nvhm = {vhm:?}\nat_ns = {at}\nclass = \"{class}\"\n");
+    }
+    out
 }
 
 /// Options of [`run_to_trace`].
@@ -118,5 +160,94 @@ impl xdv_core::EventSink for Tee {
         self.writer.emit(event)?;
         self.table.observe(event);
         Ok(())
+    }
+}
+
+/// What [`resume_trace`] did.
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// The run's summary.
+    pub summary: RunSummary,
+    /// The Resource_Table.
+    pub table: Vec<ResourceRow>,
+    /// The final chain hash.
+    pub head: Hash32,
+    /// Committed events the trace held when resumed (re-derived, then checked byte for byte).
+    pub committed: u64,
+}
+
+/// Continues a run whose writer was killed: rebuilds the exact state by re-executing the run
+/// from the trace's header against its committed events (each reproduced event must equal the
+/// recorded one byte for byte), then appends the rest of the run to the same file. The finished
+/// trace equals that of an uninterrupted run with the same seed, event for event; the resume is
+/// recorded in `run_status` (`resumed_at`), not among the events.
+pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, HvError> {
+    let reader = TraceReader::open(trace)?;
+    let label = trace.display().to_string();
+    let (manifest, modules, seed) = crate::replay::load_from_trace(&reader, &label)?;
+    let mut recorded = Vec::new();
+    reader.for_each_event(|s| {
+        recorded.push((s.event, s.body));
+        Ok(true)
+    })?;
+    drop(reader);
+    let outcomes = crate::replay::recorded_outcomes(&recorded);
+    let (mut writer, committed) = TraceWriter::resume(
+        trace,
+        manifest.host.trace_batch_events,
+        manifest.host.trace_durable,
+    )?;
+    if let Some(n) = crash_after {
+        writer.crash_after(n);
+    }
+    debug_assert_eq!(committed, recorded.len() as u64);
+    let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
+    hv.use_resumed_outcomes(outcomes);
+    let mut sink = ResumeSink {
+        recorded,
+        pos: 0,
+        writer,
+        table: TableBuilder::default(),
+        buf: Vec::with_capacity(256),
+    };
+    let summary = hv.run(&mut sink)?;
+    let table = sink.table.finish();
+    let head = sink.writer.finish(&table)?;
+    Ok(Resumed {
+        summary,
+        table,
+        head,
+        committed,
+    })
+}
+
+/// Checks the re-executed prefix against the committed events, then writes the rest.
+struct ResumeSink {
+    recorded: Vec<(xdv_core::Event, Vec<u8>)>,
+    pos: usize,
+    writer: TraceWriter,
+    table: TableBuilder,
+    buf: Vec<u8>,
+}
+
+impl xdv_core::EventSink for ResumeSink {
+    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), xdv_core::SinkError> {
+        self.writer.module(hash, bytes)
+    }
+
+    fn emit(&mut self, event: &xdv_core::Event) -> Result<(), xdv_core::SinkError> {
+        self.table.observe(event);
+        if let Some((_, body)) = self.recorded.get(self.pos) {
+            self.buf.clear();
+            event.encode_into(&mut self.buf);
+            if self.buf != *body {
+                return Err(xdv_core::SinkError::Diverged {
+                    seq: self.pos as u64,
+                });
+            }
+            self.pos += 1;
+            return Ok(());
+        }
+        self.writer.emit(event)
     }
 }

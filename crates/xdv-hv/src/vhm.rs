@@ -125,6 +125,10 @@ pub(crate) struct Vhm {
     pub(crate) q: Option<crate::q::Container>,
     /// Its Φ windows, in grant order.
     pub(crate) windows: Vec<xdv_phi::WindowId>,
+    /// How many times this VHM (under its base name) was restarted before this incarnation.
+    pub(crate) restarts: u32,
+    /// Its module (index into the hypervisor's compiled modules), for restarts.
+    pub(crate) module: usize,
 }
 
 impl Vhm {

@@ -141,6 +141,8 @@ pub struct KSpec {
     pub irq_vectors: u32,
     /// The vector raised when a message arrives on one of the VHM's endpoints, if any.
     pub ipc_vector: Option<u32>,
+    /// The vector raised when a child under `on_fault = "notify-parent"` faults, if any.
+    pub fault_vector: Option<u32>,
     /// Further modules the VHM holds capabilities to (to spawn children from), with where each is
     /// written.
     pub modules: Vec<(String, Location)>,
@@ -165,6 +167,61 @@ pub struct PolicySpec {
     pub max_children: u32,
     /// Whether the VHM may create IPC channels.
     pub create_channels: bool,
+    /// What happens when the VHM faults.
+    pub on_fault: FaultPolicy,
+    /// Restarts allowed under `on_fault = "restart"`.
+    pub max_restarts: u32,
+}
+
+/// What the hypervisor does when a VHM faults (`[vhm.policy] on_fault`). In every case the
+/// VHM's subtree is stopped and its resources reclaimed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultPolicy {
+    /// The VHM stays stopped.
+    #[default]
+    Kill,
+    /// The VHM is created again from its spec (a new name `name#n`), at most `max_restarts`
+    /// times.
+    Restart,
+    /// The parent is interrupted on its `k.fault_vector` with the child's `vhm_wait` value.
+    NotifyParent,
+}
+
+/// A fault to inject (`[[fault]]`), for tests and demonstrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultSpec {
+    /// The VHM (manifest index).
+    pub vhm: usize,
+    /// When.
+    pub trigger: FaultTrigger,
+    /// What.
+    pub class: InjectedFault,
+}
+
+/// When an injected fault fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultTrigger {
+    /// At this virtual time.
+    AtNs(u64),
+    /// Once this many events have been recorded.
+    AfterEvents(u64),
+}
+
+/// The classes of injected faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// A trap, as if the guest executed `unreachable`.
+    Trap,
+    /// The fuel quota exhausted.
+    FuelExhausted,
+    /// A refused hypercall under a fault policy.
+    BadHypercall,
+    /// The VHM killed (its channel peers see it die).
+    Kill,
+    /// Every Φ window of the VHM loses coherence.
+    Coherence,
+    /// The VHM's next Q job fails in the provider.
+    QProvider,
 }
 
 /// One VHM (`[[vhm]]`).
@@ -197,6 +254,8 @@ pub struct Manifest {
     pub vhms: Vec<VhmSpec>,
     /// IPC channels declared between VHMs.
     pub channels: Vec<ChannelSpec>,
+    /// Faults to inject (`[[fault]]`), in declaration order.
+    pub faults: Vec<FaultSpec>,
 }
 
 /// An IPC channel declared in the manifest (`[[channel]]`).

@@ -2,8 +2,9 @@
 
 use crate::size::ByteSize;
 use crate::{
-    BadHypercallPolicy, ChannelSpec, HostSpec, KSpec, Location, Manifest, ManifestError,
-    PolicySpec, PortSpec, QSpec, VhmSpec, WindowReq, WASM_PAGE,
+    BadHypercallPolicy, ChannelSpec, FaultPolicy, FaultSpec, FaultTrigger, HostSpec, InjectedFault,
+    KSpec, Location, Manifest, ManifestError, PolicySpec, PortSpec, QSpec, VhmSpec, WindowReq,
+    WASM_PAGE,
 };
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -20,6 +21,17 @@ struct Raw {
     vhm: Vec<S<RawVhm>>,
     #[serde(default)]
     channel: Vec<S<RawChannel>>,
+    #[serde(default)]
+    fault: Vec<S<RawFault>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    vhm: S<String>,
+    at_ns: Option<S<u64>>,
+    after_events: Option<S<u64>>,
+    class: S<String>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +139,7 @@ struct RawK {
     entry: Option<S<String>>,
     irq_vectors: Option<S<u64>>,
     ipc_vector: Option<S<u64>>,
+    fault_vector: Option<S<u64>>,
     modules: Option<Vec<S<String>>>,
 }
 
@@ -141,6 +154,8 @@ struct RawPolicy {
     max_depth: Option<S<u64>>,
     max_children: Option<S<u64>>,
     create_channels: Option<bool>,
+    on_fault: Option<S<String>>,
+    max_restarts: Option<S<u64>>,
 }
 
 /// Default values of optional keys (documented in docs/manifest.md).
@@ -506,6 +521,45 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             0,
             4096,
         )? as u32;
+        let on_fault = match &p.on_fault {
+            None => FaultPolicy::Kill,
+            Some(s) => match s.get_ref().as_str() {
+                "kill" => FaultPolicy::Kill,
+                "restart" => FaultPolicy::Restart,
+                "notify-parent" => FaultPolicy::NotifyParent,
+                other => {
+                    return Err(cx.err(
+                        s.span(),
+                        key("policy.on_fault"),
+                        format!("{other:?}: expected \"kill\", \"restart\" or \"notify-parent\""),
+                    ))
+                }
+            },
+        };
+        let max_restarts = cx.ranged(
+            &p.max_restarts,
+            &key("policy.max_restarts"),
+            if on_fault == FaultPolicy::Restart {
+                3
+            } else {
+                0
+            },
+            0,
+            1000,
+        )? as u32;
+        let fault_vector = match &k.fault_vector {
+            None => None,
+            Some(s) if *s.get_ref() >= 1 && *s.get_ref() < u64::from(irq_vectors) => {
+                Some(*s.get_ref() as u32)
+            }
+            Some(s) => {
+                return Err(cx.err(
+                    s.span(),
+                    key("k.fault_vector"),
+                    format!("vector {} is not one of 1..{irq_vectors}", s.get_ref()),
+                ))
+            }
+        };
         let ipc_vector = match &k.ipc_vector {
             None => (irq_vectors > 1).then_some(1),
             Some(s) if *s.get_ref() == 0 => {
@@ -667,6 +721,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 entry,
                 irq_vectors,
                 ipc_vector,
+                fault_vector,
                 modules,
             },
             policy: PolicySpec {
@@ -678,10 +733,35 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 max_depth,
                 max_children,
                 create_channels: p.create_channels.unwrap_or(false),
+                on_fault,
+                max_restarts,
             },
             q,
             phi,
         };
+        if spec.policy.on_fault == FaultPolicy::NotifyParent {
+            let at = p.on_fault.as_ref().expect("set").span();
+            match parent {
+                None => {
+                    return Err(cx.err(
+                        at,
+                        key("policy.on_fault"),
+                        "notify-parent needs a parent: this VHM is not nested",
+                    ))
+                }
+                Some(pi) if vhms[pi].k.fault_vector.is_none() => {
+                    return Err(cx.err(
+                        at,
+                        key("policy.on_fault"),
+                        format!(
+                            "notify-parent: the parent {:?} declares no k.fault_vector to be notified on",
+                            vhms[pi].name
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
         if let (Some(pi), Some(pn)) = (parent, &v.parent) {
             check_fits_parent(&vhms, pi, &spec).map_err(|m| cx.err(pn.span(), key("parent"), m))?;
         } else {
@@ -752,12 +832,59 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             badges,
         });
     }
+    let mut faults = Vec::with_capacity(raw.fault.len());
+    for (i, f) in raw.fault.iter().enumerate() {
+        let f = f.get_ref();
+        let key = |k: &str| format!("fault[{i}].{k}");
+        let vhm = vhms
+            .iter()
+            .position(|x| x.name == *f.vhm.get_ref())
+            .ok_or_else(|| {
+                cx.err(
+                    f.vhm.span(),
+                    key("vhm"),
+                    format!("no VHM named {:?}", f.vhm.get_ref()),
+                )
+            })?;
+        let trigger = match (&f.at_ns, &f.after_events) {
+            (Some(t), None) => FaultTrigger::AtNs(*t.get_ref()),
+            (None, Some(n)) => FaultTrigger::AfterEvents(*n.get_ref()),
+            _ => {
+                return Err(cx.err(
+                    f.class.span(),
+                    key("at_ns"),
+                    "give exactly one of at_ns (virtual time) and after_events (event count)",
+                ))
+            }
+        };
+        let class = match f.class.get_ref().as_str() {
+            "trap" => InjectedFault::Trap,
+            "fuel-exhausted" => InjectedFault::FuelExhausted,
+            "bad-hypercall" => InjectedFault::BadHypercall,
+            "kill" => InjectedFault::Kill,
+            "coherence" => InjectedFault::Coherence,
+            "q-provider" => InjectedFault::QProvider,
+            other => {
+                return Err(cx.err(
+                    f.class.span(),
+                    key("class"),
+                    format!("{other:?}: expected trap, fuel-exhausted, bad-hypercall, kill, coherence or q-provider"),
+                ))
+            }
+        };
+        faults.push(FaultSpec {
+            vhm,
+            trigger,
+            class,
+        });
+    }
     Ok(Manifest {
         file: file.to_string(),
         text: text.to_string(),
         host,
         vhms,
         channels,
+        faults,
     })
 }
 

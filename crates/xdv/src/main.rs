@@ -47,7 +47,15 @@ enum Command {
     /// Run a manifest and record its trace.
     Run {
         /// The manifest (TOML).
-        manifest: PathBuf,
+        #[arg(required_unless_present = "resume")]
+        manifest: Option<PathBuf>,
+        /// Continue the run recorded in this trace, cut short when its writer was killed: the
+        /// committed events are re-derived and checked, the rest is appended.
+        #[arg(long, conflicts_with_all = ["manifest", "trace", "seed", "chaos"])]
+        resume: Option<PathBuf>,
+        /// Inject random faults drawn from this seed (see `[[fault]]` in docs/manifest.md).
+        #[arg(long)]
+        chaos: Option<u64>,
         /// Where to write the trace (default: <manifest name>.xdv in the current directory).
         #[arg(long)]
         trace: Option<PathBuf>,
@@ -241,12 +249,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
+            resume: Some(trace),
+            json,
+            crash_after,
+            ..
+        } => cmd::run::resume(&trace, json, crash_after),
+        Command::Run {
             manifest,
             trace,
             seed,
+            chaos,
             json,
             crash_after,
-        } => cmd::run::run(&manifest, trace, seed, json, crash_after),
+            ..
+        } => cmd::run::run(
+            &manifest.expect("clap requires a manifest without --resume"),
+            trace,
+            seed,
+            chaos,
+            json,
+            crash_after,
+        ),
         Command::Check { manifest, json } => cmd::run::check(&manifest, json),
         Command::Replay { trace, json } => cmd::run::replay(&trace, json),
         Command::Abi { json } => cmd::abi::print(json),

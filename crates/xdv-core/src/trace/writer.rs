@@ -145,6 +145,94 @@ impl TraceWriter {
         })
     }
 
+    /// Reopens a trace that was cut short (its writer was killed) to append to it: checks it is a
+    /// trace, recovers its write-ahead log, verifies its hash chain, and continues the chain
+    /// after its last committed event. Records the resume in `run_status` (`resumed_at`: the
+    /// committed event counts at each resume), never in the events. Returns the writer and the
+    /// number of committed events.
+    pub fn resume(path: &Path, batch: u32, durable: bool) -> Result<(Self, u64), TraceError> {
+        let reader = super::TraceReader::open(path)?;
+        if reader.is_complete()? {
+            return Err(TraceError::NotATrace {
+                path: path.display().to_string(),
+                reason: "the run finished; only a trace cut short can be resumed".into(),
+            });
+        }
+        let header = reader.header()?;
+        let report = reader.verify()?;
+        if !report.intact() {
+            return Err(TraceError::NotATrace {
+                path: path.display().to_string(),
+                reason: format!("it does not verify, so it cannot be resumed: {report:?}"),
+            });
+        }
+        drop(reader);
+        let e = sql(path);
+        let conn = Connection::open(path).map_err(&e)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(&e)?;
+        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
+            .map_err(&e)?;
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(&e)?;
+        let (count, head): (i64, Option<Vec<u8>>) = conn
+            .query_row(
+                "SELECT count(*), (SELECT hash FROM events ORDER BY seq DESC LIMIT 1) FROM events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(&e)?;
+        let count = count as u64;
+        let chain = match head {
+            Some(h) if h.len() == 32 => {
+                ChainHash::resume(Hash32(h.try_into().expect("32 bytes")), count)
+            }
+            _ => ChainHash::genesis(&header.canonical()),
+        };
+        let previous: Option<String> = conn
+            .query_row(
+                "SELECT value FROM run_status WHERE key = 'resumed_at'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        let resumed = match previous {
+            Some(p) => format!("{p},{count}"),
+            None => count.to_string(),
+        };
+        conn.execute(
+            "INSERT OR REPLACE INTO run_status (key, value) VALUES ('resumed_at', ?1)",
+            params![resumed],
+        )
+        .map_err(&e)?;
+        conn.execute_batch("BEGIN").map_err(&e)?;
+        let (tx, rx) = sync_channel(2);
+        let committer_path = path.to_path_buf();
+        let committer = std::thread::Builder::new()
+            .name("xdv-trace".into())
+            .spawn(move || commit_loop(conn, committer_path, chain, u64::from(batch.max(1)), rx))
+            .map_err(|source| TraceError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let batch_size = batch.clamp(1, HANDOFF_CHUNK) as usize;
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                batch: Batch {
+                    bodies: Vec::with_capacity(batch_size * 32),
+                    rows: Vec::with_capacity(batch_size),
+                },
+                batch_size,
+                tx: Some(tx),
+                committer: Some(committer),
+                handed: count,
+                crash_after: None,
+            },
+            count,
+        ))
+    }
+
     /// Makes the process abort (as if killed) after `n` events have been handed to the writer;
     /// every full batch before it is committed first, the partial one is lost. Used by tests of
     /// crash tolerance.

@@ -342,6 +342,14 @@ impl Hypervisor {
         for (w, c) in waiters {
             self.wake_now(w, c);
         }
+        // The peer learns of the death by interrupt (argument E_CLOSED), if it takes IPC ones.
+        let peer = &self.channels[channel as usize].ends[1 - end as usize];
+        let anchor = peer.anchor;
+        if !peer.closed && anchor != vhm && self.vhms[anchor as usize].running() {
+            if let Some(vector) = self.vhms[anchor as usize].spec.k.ipc_vector {
+                self.raise_irq(sink, anchor, 0, vector, abi::E_CLOSED)?;
+            }
+        }
         Ok(())
     }
 }

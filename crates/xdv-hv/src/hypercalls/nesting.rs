@@ -429,6 +429,7 @@ impl Hypervisor {
                 entry: CHILD_ENTRY.into(),
                 irq_vectors: parent.k.irq_vectors,
                 ipc_vector: parent.k.ipc_vector,
+                fault_vector: parent.k.fault_vector,
                 modules: Vec::new(),
             },
             policy: PolicySpec {
@@ -444,6 +445,9 @@ impl Hypervisor {
                 max_depth: spec.max_depth,
                 max_children: spec.max_children,
                 create_channels: spec.flags & 2 != 0,
+                // A spawning parent supervises its children itself (vhm_wait, respawn).
+                on_fault: xdv_manifest::FaultPolicy::Kill,
+                max_restarts: 0,
             },
             q: match (&parent.q, spec.q.0) {
                 (Some(pq), n) if n > 0 => Some(xdv_manifest::QSpec {
@@ -473,7 +477,7 @@ impl Hypervisor {
     }
 
     /// `name`, or `name#2`, `name#3`… if a VHM of that name existed before (a restarted child).
-    fn unique_name(&mut self, name: &str) -> String {
+    pub(crate) fn unique_name(&mut self, name: &str) -> String {
         if !self.names.contains(name) {
             return name.to_string();
         }

@@ -242,9 +242,27 @@ impl Hypervisor {
         if !self.caps.has_room(me, 1) {
             return refuse(abi::E_QUOTA, "the capability table is full".into());
         }
+        if c.fail_next {
+            self.vhms[vhm as usize]
+                .q
+                .as_mut()
+                .expect("a live container")
+                .fail_next = false;
+            return refuse(abi::E_INVAL, "provider: injected failure".into());
+        }
         let job = c.next_job;
-        let outcomes = match &self.outcomes {
-            Outcomes::Live => {
+        let recorded = match &self.outcomes {
+            Outcomes::Live => None,
+            Outcomes::Recorded(map) => Some(
+                map.get(&(vhm, job))
+                    .cloned()
+                    .unwrap_or_else(|| vec![0; shots as usize]),
+            ),
+            Outcomes::Resumed(map) => map.get(&(vhm, job)).cloned(),
+        };
+        let outcomes = match recorded {
+            Some(words) => words,
+            None => {
                 let seed =
                     xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm as usize].name, job);
                 let mut words = Vec::with_capacity(shots as usize);
@@ -257,10 +275,6 @@ impl Hypervisor {
                 self.provider_runs += 1;
                 words
             }
-            Outcomes::Recorded(map) => map
-                .get(&(vhm, job))
-                .cloned()
-                .unwrap_or_else(|| vec![0; shots as usize]),
         };
         let now = self.now;
         let c = self.vhms[vhm as usize]

@@ -18,22 +18,65 @@ pub(crate) fn run(
     manifest: &Path,
     trace: Option<PathBuf>,
     seed: Option<u64>,
+    chaos: Option<u64>,
     json: bool,
     crash_after: Option<u64>,
 ) -> Result<Outcome> {
-    let prepared = prepare(manifest)?;
+    let prepared = xdv_hv::prepare_with_chaos(manifest, chaos)?;
     let trace = trace.unwrap_or_else(|| default_trace(manifest));
     let seed_used = seed.unwrap_or(prepared.manifest.host.seed);
     let (summary, rows, head) = run_to_trace(&prepared, &trace, &RunOptions { seed, crash_after })
         .with_context(|| format!("running {}", manifest.display()))?;
+    report(
+        &manifest.display().to_string(),
+        &trace,
+        seed_used,
+        &summary,
+        &rows,
+        head,
+        json,
+        None,
+    )
+}
+
+/// `xdv run --resume TRACE`.
+pub(crate) fn resume(trace: &Path, json: bool, crash_after: Option<u64>) -> Result<Outcome> {
+    let seed = xdv_core::trace::TraceReader::open(trace)?.header()?.seed;
+    let r = xdv_hv::resume_trace(trace, crash_after)
+        .with_context(|| format!("resuming {}", trace.display()))?;
+    report(
+        &trace.display().to_string(),
+        trace,
+        seed,
+        &r.summary,
+        &r.table,
+        r.head,
+        json,
+        Some(r.committed),
+    )
+}
+
+/// Prints a run's summary, Resource_Table and trace.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    label: &str,
+    trace: &Path,
+    seed_used: u64,
+    summary: &xdv_hv::RunSummary,
+    rows: &[xdv_core::ResourceRow],
+    head: xdv_core::Hash32,
+    json: bool,
+    resumed: Option<u64>,
+) -> Result<Outcome> {
     if json {
         let out = json!({
-            "manifest": manifest.display().to_string(),
+            "manifest": label,
             "trace": trace.display().to_string(),
             "seed": seed_used,
             "events": summary.events,
             "end_ns": summary.end_ns,
             "final_hash": head.to_hex(),
+            "resumed_after_events": resumed,
             "vhms": summary.vhms,
             "resource_table": rows,
         });
@@ -54,7 +97,10 @@ pub(crate) fn run(
             ]
         })
         .collect();
-    outln!("xdv run {} (seed {seed_used})", manifest.display());
+    match resumed {
+        Some(n) => outln!("xdv run --resume {label} (seed {seed_used}): {n} committed events re-derived and checked, the rest appended"),
+        None => outln!("xdv run {label} (seed {seed_used})"),
+    }
     out!(
         "{}",
         table::render(
@@ -64,7 +110,7 @@ pub(crate) fn run(
     );
     outln!();
     outln!("Resource_Table");
-    out!("{}", super::resource_table_text(&rows));
+    out!("{}", super::resource_table_text(rows));
     outln!();
     outln!(
         "trace: {} ({} events, final hash {})",

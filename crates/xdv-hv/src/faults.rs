@@ -1,0 +1,229 @@
+//! Fault policies and fault injection.
+//!
+//! Every fault stops the faulting VHM and reclaims what it held (see
+//! [`Hypervisor::terminate`](crate::Hypervisor)); its policy then decides what follows: nothing
+//! (`kill`), a fresh incarnation from the same spec (`restart`, at most `max_restarts` times),
+//! or an interrupt to the parent (`notify-parent`). Injected faults (`[[fault]]`, `xdv run
+//! --chaos`) fire at a virtual time or an event count and go through exactly the same paths as
+//! real ones.
+
+use crate::cds::{Class, Target};
+use crate::hypervisor::{emit, quota_of, Hypervisor};
+use crate::HvError;
+use xdv_core::event::{EventKind, EventSink, ExitReason, FaultClass};
+use xdv_core::VhmId;
+use xdv_manifest::{FaultPolicy, FaultTrigger, InjectedFault};
+
+impl Hypervisor {
+    /// Queues the manifest's time-triggered faults (their VHMs exist: all are created at 0).
+    pub(crate) fn queue_injected_faults(&mut self, ids: &[u32]) {
+        self.fault_targets = self.faults.iter().map(|f| ids[f.vhm]).collect();
+        for (i, f) in self.faults.iter().enumerate() {
+            if let FaultTrigger::AtNs(t) = f.trigger {
+                self.cds.push(
+                    t,
+                    Class::Fault,
+                    Target::Inject {
+                        vhm: self.fault_targets[i],
+                        index: i as u32,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Fires the event-count faults whose count has been reached, in declaration order.
+    pub(crate) fn fire_counted_faults<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+    ) -> Result<(), HvError> {
+        for i in 0..self.faults.len() {
+            if let FaultTrigger::AfterEvents(n) = self.faults[i].trigger {
+                if !self.fired[i] && self.events >= n {
+                    self.inject(sink, i)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires injected fault `i` into its VHM, if that VHM still runs.
+    pub(crate) fn inject<S: EventSink>(&mut self, sink: &mut S, i: usize) -> Result<(), HvError> {
+        if self.fired[i] {
+            return Ok(());
+        }
+        self.fired[i] = true;
+        let vhm = self.fault_targets[i];
+        if !self.vhms[vhm as usize].running() {
+            return Ok(());
+        }
+        let class = self.faults[i].class;
+        let name = match class {
+            InjectedFault::Trap => "trap",
+            InjectedFault::FuelExhausted => "fuel-exhausted",
+            InjectedFault::BadHypercall => "bad-hypercall",
+            InjectedFault::Kill => "kill",
+            InjectedFault::Coherence => "coherence",
+            InjectedFault::QProvider => "q-provider",
+        };
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::FaultInjected {
+                index: i as u32,
+                class: name.into(),
+            },
+        )?;
+        let detail = format!("injected fault {i} ({name})");
+        match class {
+            InjectedFault::Trap => self.fault(sink, vhm, None, FaultClass::Trap, detail),
+            InjectedFault::FuelExhausted => {
+                self.fault(sink, vhm, None, FaultClass::FuelExhausted, detail)
+            }
+            InjectedFault::BadHypercall => {
+                self.fault(sink, vhm, None, FaultClass::BadHypercall, detail)
+            }
+            InjectedFault::Kill => self.terminate(sink, vhm, ExitReason::Killed),
+            InjectedFault::Coherence => {
+                for w in self.vhms[vhm as usize].windows.clone() {
+                    if let Some(h) = self.phi.held.get_mut(&w) {
+                        h.state.decohere();
+                        emit(
+                            sink,
+                            &mut self.events,
+                            self.now,
+                            Some(vhm),
+                            EventKind::PhiDecohered {
+                                window: w,
+                                cause: detail.clone(),
+                            },
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+            InjectedFault::QProvider => {
+                if let Some(c) = self.vhms[vhm as usize].q.as_mut() {
+                    c.fail_next = true;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies the faulted VHM's policy after it stopped.
+    pub(crate) fn after_fault<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        reason: ExitReason,
+    ) -> Result<(), HvError> {
+        let v = &self.vhms[vhm as usize];
+        match v.spec.policy.on_fault {
+            FaultPolicy::Kill => Ok(()),
+            FaultPolicy::NotifyParent => {
+                let Some(p) = v.parent else { return Ok(()) };
+                let Some(vector) = self.vhms[p as usize].spec.k.fault_vector else {
+                    return Ok(());
+                };
+                self.raise_irq(sink, p, 0, vector, reason.wait_value())
+            }
+            FaultPolicy::Restart => self.restart(sink, vhm),
+        }
+    }
+
+    /// Creates the VHM again from its spec, under a new name, if its policy still allows and
+    /// everything it needs is free again; records the attempt either way.
+    fn restart<S: EventSink>(&mut self, sink: &mut S, vhm: u32) -> Result<(), HvError> {
+        let v = &self.vhms[vhm as usize];
+        let attempt = v.restarts + 1;
+        let (parent, module) = (v.parent, v.module);
+        if attempt > v.spec.policy.max_restarts {
+            return emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(vhm),
+                EventKind::RestartRefused {
+                    reason: format!("max_restarts ({}) reached", v.spec.policy.max_restarts),
+                },
+            )
+            .map_err(HvError::from);
+        }
+        let mut spec = v.spec.clone();
+        if let Some(p) = parent {
+            if !self.vhms[p as usize].running() {
+                return Ok(());
+            }
+        }
+        let quota = match parent {
+            Some(_) => v.quota,
+            None => quota_of(&spec),
+        };
+        if let Some(reason) = self.restart_blocker(vhm, &quota) {
+            return emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(vhm),
+                EventKind::RestartRefused { reason },
+            )
+            .map_err(HvError::from);
+        }
+        let base = spec.name.split('#').next().unwrap_or_default().to_string();
+        spec.name = self.unique_name(&base);
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::Restarting {
+                attempt,
+                name: spec.name.clone(),
+            },
+        )?;
+        let (id, _) = self.create_vhm(sink, spec, module, parent, quota)?;
+        self.vhms[id as usize].restarts = attempt;
+        self.restarted_from.insert(id, VhmId(vhm));
+        Ok(())
+    }
+
+    /// Why a restart cannot happen now: the parent's budget, the container's qubits or the
+    /// windows are no longer free.
+    fn restart_blocker(&self, vhm: u32, quota: &xdv_core::budget::Quota) -> Option<String> {
+        let v = &self.vhms[vhm as usize];
+        if let Some(p) = v.parent {
+            if let Err(e) = self.vhms[p as usize].budget.can_carve(quota) {
+                return Some(format!("the parent's budget: {}", e.0));
+            }
+        }
+        if let Some(q) = &v.spec.q {
+            let d = self.device_index(&q.device.0)?;
+            let pool = v.parent.filter(|&p| self.vhms[p as usize].q.is_some());
+            if let Some(p) = pool {
+                if let Err(e) = self.q_fits(p, q.qubits, q.budget) {
+                    return Some(e);
+                }
+            } else {
+                let mut trial = self.q_devices[d].alloc.clone();
+                if let Err(e) = trial.allocate(u32::MAX, q.qubits as usize) {
+                    return Some(format!("qubits: {e}"));
+                }
+            }
+        }
+        let parent_windows = v
+            .parent
+            .map(|p| self.vhms[p as usize].windows.clone())
+            .unwrap_or_default();
+        let mut table = self.phi.table.clone();
+        for req in &v.spec.phi {
+            let (spec, parent) = crate::phi::resolve(&table, req, &parent_windows);
+            if let Err(e) = table.allocate(u32::MAX, spec, parent) {
+                return Some(format!("window: {e}"));
+            }
+        }
+        None
+    }
+}
