@@ -602,3 +602,55 @@ fn phi_run_plot_and_perfetto_export() {
         "{names:?}"
     );
 }
+
+/// Kills a run at many points (some twice: the resumed run is killed again) and resumes it:
+/// every finished trace equals the uninterrupted run's, event for event (same final hash).
+#[test]
+fn a_killed_run_resumes_to_the_uninterrupted_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.toml");
+    let text = std::fs::read_to_string(example("faults.toml"))
+        .unwrap()
+        .replace("guests/", &format!("{}/", example("guests").display()))
+        .replace("time_limit_ns = 5_000_000", "time_limit_ns = 5_000_000\n[host.trace]\nbatch_events = 16");
+    std::fs::write(&manifest, text).unwrap();
+    let full = run_json(&manifest, &dir.path().join("full.xdv"), &[]);
+    let (events, head) = (full["events"].as_u64().unwrap(), full["final_hash"].clone());
+    assert!(events > 100);
+    let mut points: Vec<u64> = (1..events).step_by(37).collect();
+    points.push(events - 1);
+    for (k, n) in points.into_iter().enumerate() {
+        let trace = dir.path().join(format!("k{n}.xdv"));
+        let out = xdv()
+            .arg("run")
+            .arg(&manifest)
+            .arg("--trace")
+            .arg(&trace)
+            .args(["--crash-after", &n.to_string()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the run was aborted at {n}");
+        let twice = k % 3 == 0 && n + 40 < events;
+        if twice {
+            // Kill the resumed run too, further on.
+            let out = xdv()
+                .args(["run", "--resume"])
+                .arg(&trace)
+                .args(["--crash-after", &(n + 40).to_string()])
+                .output()
+                .unwrap();
+            assert!(!out.status.success());
+        }
+        let out = xdv()
+            .args(["run", "--json", "--resume"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{n}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["events"], events, "killed at {n}");
+        assert_eq!(v["final_hash"], head, "killed at {n}");
+        let resumed = v["resumed_after_events"].as_u64().unwrap();
+        assert!(resumed <= if twice { n + 40 } else { n }, "{n}: {resumed}");
+    }
+}
