@@ -148,12 +148,14 @@ impl Object {
 
     /// A number identifying the object inside its type, for `cap_info`: 0 for VHMs and budgets,
     /// the index for a vCPU, the first 8 bytes of the hash for a module, `channel × 2 + end` for
-    /// an endpoint, 0 for a Q container, the job number for a Q job.
+    /// an endpoint, 0 for a Q container or a Φ window, the job number for a Q job.
     pub fn number(&self) -> u64 {
         match *self {
             // Host-wide VHM ids would tell a guest how many VHMs exist beside it: not exposed.
             Object::Vhm(_) | Object::Budget(_) | Object::QContainer(_) => 0,
-            Object::QJob(_, j) | Object::PhiWindow(_, j) => u64::from(j),
+            Object::QJob(_, j) => u64::from(j),
+            // Window numbers are host-wide: they would tell how many windows others hold.
+            Object::PhiWindow(..) => 0,
             Object::Vcpu(_, i) => u64::from(i),
             Object::Module(h) => u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes")),
             Object::Endpoint(c, side) => (u64::from(c) << 1) | u64::from(side),
@@ -550,6 +552,15 @@ impl CapSpace {
         for o in dead {
             ids.extend(self.by_object.get(o).into_iter().flatten());
         }
+        let removed = ids.into_iter().map(|i| self.remove(i)).collect();
+        self.debug_check();
+        removed
+    }
+
+    /// Removes every capability naming `object`, in any table, in creation order (the object
+    /// was destroyed: a released window, a finished job).
+    pub fn destroy(&mut self, object: &Object) -> Vec<(VhmId, CapId)> {
+        let ids: BTreeSet<usize> = self.by_object.get(object).cloned().unwrap_or_default();
         let removed = ids.into_iter().map(|i| self.remove(i)).collect();
         self.debug_check();
         removed

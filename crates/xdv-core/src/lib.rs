@@ -26,6 +26,6 @@ pub use event::{
 pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 
 /// Version of the canonical event encoding. Bumped on any change to [`EventKind`]'s layout.
-pub const EVENT_SCHEMA_VERSION: u32 = 3;
+pub const EVENT_SCHEMA_VERSION: u32 = 4;
 /// Version of the trace file layout (tables and header keys).
 pub const TRACE_FORMAT_VERSION: u32 = 1;

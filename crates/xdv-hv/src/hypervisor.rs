@@ -85,6 +85,8 @@ pub struct Hypervisor {
     pub(crate) fault_targets: Vec<u32>,
     /// Restarted VHMs: new id → the incarnation it replaced.
     pub(crate) restarted_from: std::collections::BTreeMap<u32, VhmId>,
+    /// Check every invariant after every step (simulation testing).
+    pub(crate) check_each_step: bool,
 }
 
 /// A module error placed at the manifest line that names the module.
@@ -161,6 +163,7 @@ impl Hypervisor {
             fired: vec![false; manifest.faults.len()],
             fault_targets: Vec::new(),
             restarted_from: Default::default(),
+            check_each_step: false,
         };
         let bytes_of = |name: &str| {
             modules
@@ -265,6 +268,12 @@ impl Hypervisor {
         recorded: std::collections::BTreeMap<(u32, u32), Vec<u64>>,
     ) {
         self.outcomes = Outcomes::Resumed(recorded);
+    }
+
+    /// Checks every invariant ([`Hypervisor::check_invariants`]) after every step; the run stops
+    /// with [`HvError::Invariant`] at the first violation.
+    pub fn check_every_step(&mut self, on: bool) {
+        self.check_each_step = on;
     }
 
     /// How many jobs a provider executed in this run (none in a replay).
@@ -379,6 +388,14 @@ impl Hypervisor {
             self.step(sink, target)?;
             if !self.faults.is_empty() {
                 self.fire_counted_faults(sink)?;
+            }
+            if self.check_each_step {
+                self.check_invariants()
+                    .map_err(|message| HvError::Invariant {
+                        event: self.events,
+                        time_ns: self.now,
+                        message,
+                    })?;
             }
         }
         let mut stopped = 0;

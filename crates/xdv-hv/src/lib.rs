@@ -56,6 +56,16 @@ pub enum HvError {
     /// The event sink stopped the run.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// An invariant failed (checked after every event when asked for: simulation testing).
+    #[error("invariant violated after event {event} (t = {time_ns} ns): {message}")]
+    Invariant {
+        /// Events recorded when the check failed (the bad one is the last).
+        event: u64,
+        /// Virtual time.
+        time_ns: u64,
+        /// Which invariant and how.
+        message: String,
+    },
 }
 
 /// Projects a run's events onto one VHM: its events' times and contents, without the host-wide

@@ -84,6 +84,21 @@ impl Hypervisor {
             for (j, req) in spec.phi.iter().enumerate() {
                 let parent_windows = spec.parent.map(|p| granted[p].as_slice()).unwrap_or(&[]);
                 let (ws, parent) = resolve(&table, req, parent_windows);
+                if let (Some(pi), None) = (spec.parent, parent) {
+                    return Err(HvError::Manifest(xdv_manifest::ManifestError {
+                        file: manifest.file.clone(),
+                        line: req.at.line,
+                        col: req.at.col,
+                        key: format!("vhm[{i}].phi.window[{j}]"),
+                        message: format!(
+                            "nesting: no window of the parent {:?} contains [{}, {}) on port {:?}",
+                            manifest.vhms[pi].name,
+                            req.t0,
+                            req.t1,
+                            table.ports()[req.port].name
+                        ),
+                    }));
+                }
                 let id = table.allocate(i as u32, ws, parent).map_err(|e| {
                     HvError::Manifest(xdv_manifest::ManifestError {
                         file: manifest.file.clone(),
@@ -212,9 +227,7 @@ impl Hypervisor {
                 },
             )?;
             self.vhms[h.owner as usize].windows.retain(|&x| x != w);
-            let removed = self
-                .caps
-                .purge(VhmId(h.owner), &[Object::PhiWindow(VhmId(h.owner), w)]);
+            let removed = self.caps.destroy(&Object::PhiWindow(VhmId(h.owner), w));
             self.record_removed(sink, h.owner, xdv_core::event::RemoveCause::Stop, removed)?;
             let end = h.state.clock();
             if let Some(p) = parents.get(&w).copied().flatten() {

@@ -76,6 +76,11 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Abort the process after this many events (crash tests).
     pub crash_after: Option<u64>,
+    /// Stop the run after this many events, as a crashed host would, leaving the trace cut
+    /// short at its last commit (in-process crash simulation).
+    pub stop_after: Option<u64>,
+    /// Check every invariant after every event (simulation testing).
+    pub check_invariants: bool,
 }
 
 /// The header of a run's trace.
@@ -108,6 +113,7 @@ pub fn run_to_trace(
 ) -> Result<(RunSummary, Vec<ResourceRow>, Hash32), HvError> {
     let seed = opts.seed.unwrap_or(p.manifest.host.seed);
     let mut hv = Hypervisor::new(&p.manifest, &p.modules, seed)?;
+    hv.check_every_step(opts.check_invariants);
     let header = header(p, seed);
     let hashes: Vec<(Hash32, &[u8])> = p
         .modules
@@ -127,6 +133,7 @@ pub fn run_to_trace(
     let mut tee = Tee {
         writer,
         table: TableBuilder::default(),
+        stop_after: opts.stop_after,
     };
     let summary = hv.run(&mut tee)?;
     let table = tee.table.finish();
@@ -149,6 +156,7 @@ pub fn run_in_memory(
 struct Tee {
     writer: TraceWriter,
     table: TableBuilder,
+    stop_after: Option<u64>,
 }
 
 impl xdv_core::EventSink for Tee {
@@ -157,6 +165,9 @@ impl xdv_core::EventSink for Tee {
     }
 
     fn emit(&mut self, event: &xdv_core::Event) -> Result<(), xdv_core::SinkError> {
+        if self.stop_after == Some(self.writer.len()) {
+            return Err(xdv_core::SinkError::Stopped("simulated host crash".into()));
+        }
         self.writer.emit(event)?;
         self.table.observe(event);
         Ok(())

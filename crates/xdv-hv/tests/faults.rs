@@ -11,7 +11,11 @@ use xdv_hv::prepare;
 fn policies_restart_notify_and_contain() {
     let p = prepare(&examples().join("faults.toml")).unwrap();
     let (s, events) = run(&p);
-    let exits: Vec<(&str, &str)> = s.vhms.iter().map(|v| (v.name.as_str(), v.exit.as_str())).collect();
+    let exits: Vec<(&str, &str)> = s
+        .vhms
+        .iter()
+        .map(|v| (v.name.as_str(), v.exit.as_str()))
+        .collect();
     assert_eq!(
         exits,
         vec![
@@ -46,7 +50,10 @@ fn policies_restart_notify_and_contain() {
         &[("hello.wat", &std::fs::read_to_string(examples().join("guests/hello.wat")).unwrap())],
     );
     let (_, alone) = run(&alone);
-    assert_eq!(xdv_hv::project(&events, "bystander"), xdv_hv::project(&alone, "bystander"));
+    assert_eq!(
+        xdv_hv::project(&events, "bystander"),
+        xdv_hv::project(&alone, "bystander")
+    );
 }
 
 #[test]

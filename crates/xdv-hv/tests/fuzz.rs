@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use xdv_core::{Event, EventKind};
 use xdv_k::abi;
 
-const CHAOS: &str = include_str!("guests/chaos.wat");
+const CHAOS: &str = include_str!("../../xdv-sim/guests/chaos.wat");
 
 fn manifest(seed: u64, with_chaos: bool) -> String {
     let mut m = format!("[host]\nseed = {seed}\nslice_fuel = 3000\ntime_limit_ns = 3_000_000\n");

@@ -244,3 +244,29 @@ fn windows_show_in_the_resource_table() {
         "released when the VHMs stop"
     );
 }
+
+/// Releases its window, then checks that its other capabilities (its budget, type 2) are still
+/// there and the window's is gone: exits 0 when both hold.
+const RELEASER: &str = r#"(module
+  (import "xdv" "exit" (func $exit (param i32)))
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "phi_release" (func $phi_release (param i64) (result i32)))
+  (func (export "main")
+    (if (i32.ne (call $phi_release (call $cap_find (i32.const 8) (i32.const 0))) (i32.const 0))
+      (then (call $exit (i32.const 1))))
+    (if (i64.lt_s (call $cap_find (i32.const 2) (i32.const 0)) (i64.const 0))
+      (then (call $exit (i32.const 2))))
+    (if (i64.ge_s (call $cap_find (i32.const 8) (i32.const 0)) (i64.const 0))
+      (then (call $exit (i32.const 3))))
+    (call $exit (i32.const 0))))"#;
+
+#[test]
+fn releasing_a_window_removes_only_its_capabilities() {
+    let m = format!(
+        "{PORTS}[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"r.wat\"\n{}",
+        window("q0", 0, 1000, ("4.9e9", "5.1e9"), false)
+    );
+    let (_d, p) = prepare_inline(&m, &[("r.wat", RELEASER)]);
+    let (s, events) = run(&p);
+    assert_eq!(s.vhms[0].code, 0, "{events:#?}");
+}

@@ -64,6 +64,7 @@ fn play(c: &mut Criterion) {
                 port: &p,
                 visible: &visible,
                 now: 0,
+                delegated: &[],
             };
             black_box(execute(&program, &mut w, &cx, &mut rng).unwrap());
         })

@@ -15,7 +15,7 @@
 //! multiplies per sample, no `exp` in the loop), which keeps a 10 000-sample play to a few
 //! microseconds and agrees with the closed form to 1e-9 (tested).
 
-use crate::units::{amplitude_ppm, Ppm};
+use crate::units::Ppm;
 
 /// A complex sample (I, Q).
 pub type Sample = (f64, f64);
@@ -164,7 +164,9 @@ impl Envelope {
                 amp, sigma, beta, ..
             } => amp.abs() * (1.0 + beta.abs() / sigma),
         };
-        amplitude_ppm(bound)
+        // Rounded up: a bound must not shrink.
+        let v = (bound * 1e6).ceil();
+        (v.is_finite() && v <= 1e6).then_some(v as Ppm)
     }
 
     /// Appends the samples, each rotated by the frame phase `(cos θ, sin θ)`.

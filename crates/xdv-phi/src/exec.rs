@@ -121,6 +121,8 @@ pub enum Rule {
     Coherence,
     /// A frame with an undefined phase is played or captured.
     Decohered,
+    /// Plays and captures stay out of intervals delegated to nested windows.
+    Delegated,
     /// Post-check: the executed effect differs from the declared one (an internal error).
     Accounting,
 }
@@ -136,6 +138,7 @@ impl fmt::Display for Rule {
             Rule::Band => "band",
             Rule::Coherence => "coherence budget",
             Rule::Decohered => "decohered",
+            Rule::Delegated => "delegated",
             Rule::Accounting => "phase accounting",
         })
     }
@@ -160,6 +163,8 @@ pub struct Played {
     pub frame: String,
     /// Start, ns.
     pub start: u64,
+    /// The frame's phase at the start (the samples are rotated by it).
+    pub phase: Phase,
     /// The envelope's name.
     pub envelope: &'static str,
     /// Samples, rotated by the frame's phase at the start.
@@ -203,6 +208,8 @@ pub struct Context<'a> {
     pub visible: &'a BTreeMap<String, Frame>,
     /// Frames do not start before this time (the caller's clock), ns.
     pub now: u64,
+    /// Intervals delegated to windows nested in this one: nothing plays or captures there.
+    pub delegated: &'a [(u64, u64)],
 }
 
 fn align_up(t: u64, g: u64) -> u64 {
@@ -352,17 +359,23 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
                 if !frames[frame].defined {
                     return Err(undefined(at, frame));
                 }
-                let peak = envelope.peak_ppm().unwrap_or(u32::MAX);
-                if peak > spec.max_amp {
-                    return Err(violation(
-                        Rule::Amplitude,
-                        at,
-                        format!(
-                            "{} peaks at {peak} ppm, above the window's cap {} ppm",
-                            envelope.name(),
-                            spec.max_amp
-                        ),
-                    ));
+                delegated(at, frame, frames[frame].clock, envelope.duration(), cx)?;
+                match envelope.peak_ppm() {
+                    Some(peak) if peak <= spec.max_amp => {}
+                    peak => {
+                        return Err(violation(
+                            Rule::Amplitude,
+                            at,
+                            format!(
+                                "{} peaks at {}, above the window's cap {} ppm",
+                                envelope.name(),
+                                peak.map_or("more than full scale".to_string(), |p| format!(
+                                    "{p} ppm"
+                                )),
+                                spec.max_amp
+                            ),
+                        ));
+                    }
                 }
                 timed(frame, envelope.duration(), &mut frames)?;
             }
@@ -380,6 +393,7 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
                 if !frames[frame].defined {
                     return Err(undefined(at, frame));
                 }
+                delegated(at, frame, frames[frame].clock, *duration, cx)?;
                 timed(frame, *duration, &mut frames)?;
             }
             Stmt::Barrier { frames: names } => {
@@ -449,6 +463,21 @@ fn band(at: Loc, f: Freq, spec: &WindowSpec) -> Violation {
             f.0, spec.band.0 .0, spec.band.1 .0
         ),
     )
+}
+
+/// A play or capture on `[t, t + d)` must stay out of the intervals delegated to nested windows.
+fn delegated(at: Loc, frame: &str, t: u64, d: u64, cx: &Context) -> Result<(), Violation> {
+    match cx.delegated.iter().find(|(a, b)| t < *b && *a < t.saturating_add(d)) {
+        Some((a, b)) => Err(violation(
+            Rule::Delegated,
+            at,
+            format!(
+                "`{frame}` would act on [{t}, {}) ns, inside [{a}, {b}) ns delegated to a nested window",
+                t.saturating_add(d)
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn undefined(at: Loc, frame: &str) -> Violation {
@@ -530,6 +559,7 @@ pub fn execute(
                 plays.push(Played {
                     frame: frame.clone(),
                     start: f.clock,
+                    phase: f.phase,
                     envelope: envelope.name(),
                     samples,
                 });

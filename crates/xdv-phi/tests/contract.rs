@@ -35,6 +35,7 @@ fn run(text: &str, w: &mut WindowState, t2: u64) -> Result<xdv_phi::Execution, x
         port: &p,
         visible: &visible,
         now: 0,
+        delegated: &[],
     };
     execute(
         &Program::parse(text, "t.phi").unwrap(),
@@ -169,7 +170,7 @@ proptest! {
         });
         let p = port(u64::MAX);
         let visible = BTreeMap::new();
-        let cx = Context { port: &p, visible: &visible, now: 0 };
+        let cx = Context { port: &p, visible: &visible, now: 0, delegated: &[] };
         execute(&program, &mut w, &cx, &mut ChaCha20Rng::seed_from_u64(1)).unwrap();
         // Independent model.
         let mut m: BTreeMap<&str, (i64, u64, u64)> = BTreeMap::new(); // (Hz, phase, clock)
@@ -199,4 +200,35 @@ proptest! {
             prop_assert_eq!((got.freq.0, got.phase.0, got.clock), m[f], "frame {}", f);
         }
     }
+}
+
+#[test]
+fn nothing_plays_inside_an_interval_delegated_to_a_nested_window() {
+    let mut w = window();
+    let p = port(u64::MAX);
+    let visible = BTreeMap::new();
+    let cx = Context {
+        port: &p,
+        visible: &visible,
+        now: 0,
+        delegated: &[(1100, 1200)],
+    };
+    let program = |t: &str| Program::parse(t, "t.phi").unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let v = execute(
+        &program("frame d = newframe(q0, 5e9, 0); play(d, constant(0.1, 200));"),
+        &mut w,
+        &cx,
+        &mut rng,
+    )
+    .unwrap_err();
+    assert_eq!(v.rule, Rule::Delegated, "{v}");
+    // Delays may cross it; plays after it are fine.
+    execute(
+        &program("frame d = newframe(q0, 5e9, 0); delay[200] d; play(d, constant(0.1, 100));"),
+        &mut w,
+        &cx,
+        &mut rng,
+    )
+    .unwrap();
 }

@@ -95,6 +95,19 @@ enum Command {
         #[command(subcommand)]
         command: QCommand,
     },
+    /// Deterministic simulation testing: random hosts, VHM trees, guests, faults and crashes,
+    /// invariants checked after every event, replay, resume and non-interference compared.
+    Sim {
+        /// How many seeds.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run and plot Φ transforms standalone.
     Phi {
         #[command(subcommand)]
@@ -308,6 +321,7 @@ fn main() -> ExitCode {
                 output,
             } => cmd::trace::export_perfetto(&trace, output.as_deref()),
         },
+        Command::Sim { seeds, from, json } => cmd::sim::sim(from, seeds, json),
         Command::Phi { command } => match command {
             PhiCommand::Run {
                 transform,

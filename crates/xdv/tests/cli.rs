@@ -612,7 +612,10 @@ fn a_killed_run_resumes_to_the_uninterrupted_trace() {
     let text = std::fs::read_to_string(example("faults.toml"))
         .unwrap()
         .replace("guests/", &format!("{}/", example("guests").display()))
-        .replace("time_limit_ns = 5_000_000", "time_limit_ns = 5_000_000\n[host.trace]\nbatch_events = 16");
+        .replace(
+            "time_limit_ns = 5_000_000",
+            "time_limit_ns = 5_000_000\n[host.trace]\nbatch_events = 16",
+        );
     std::fs::write(&manifest, text).unwrap();
     let full = run_json(&manifest, &dir.path().join("full.xdv"), &[]);
     let (events, head) = (full["events"].as_u64().unwrap(), full["final_hash"].clone());
@@ -646,7 +649,11 @@ fn a_killed_run_resumes_to_the_uninterrupted_trace() {
             .arg(&trace)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{n}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["events"], events, "killed at {n}");
         assert_eq!(v["final_hash"], head, "killed at {n}");

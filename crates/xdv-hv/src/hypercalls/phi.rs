@@ -89,7 +89,7 @@ impl Hypervisor {
                             None => {
                                 return Ok(Outcome::refused(
                                     record,
-                                    abi::E_QUOTA,
+                                    abi::E_INVAL,
                                     format!(
                                     "nesting: no window of the parent contains port {} [{}, {})",
                                     spec.port, spec.t0, spec.t1
@@ -227,11 +227,11 @@ impl Hypervisor {
                 ),
             ));
         }
-        // Check the output range before anything runs.
-        if let Err((code, reason)) =
-            self.write_guest(vhm, vcpu, out, &vec![0; captures as usize * 16])
-        {
-            return Ok(Outcome::refused(record, code, reason));
+        // Check the output range before anything runs (reading it changes nothing).
+        if captures > 0 {
+            if let Err((code, reason)) = self.read_guest(vhm, vcpu, out, captures * 16, out_len) {
+                return Ok(Outcome::refused(record, code, reason));
+            }
         }
         let now = self.now;
         let held = &self.phi.held[&w];
@@ -264,10 +264,18 @@ impl Hypervisor {
             .and_then(|p| self.phi.held.get(&p))
             .map(|h| h.state.frames.clone())
             .unwrap_or_default();
+        let delegated: Vec<(u64, u64)> = self
+            .phi
+            .table
+            .iter()
+            .filter(|(_, x)| x.parent == Some(w))
+            .map(|(_, x)| (x.spec.t0, x.spec.t1))
+            .collect();
         let cx = Context {
             port: &port,
             visible: &visible,
             now,
+            delegated: &delegated,
         };
         let v = &mut self.vhms[vhm as usize];
         let state = &mut self.phi.held.get_mut(&w).expect("held").state;

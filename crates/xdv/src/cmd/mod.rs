@@ -4,6 +4,7 @@ pub(crate) mod abi;
 pub(crate) mod phi;
 pub(crate) mod q;
 pub(crate) mod run;
+pub(crate) mod sim;
 pub(crate) mod trace;
 
 use crate::table;

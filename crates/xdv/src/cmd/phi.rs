@@ -97,6 +97,7 @@ fn load(path: &Path, args: &WindowArgs) -> Result<(Execution, WindowState)> {
         port: &port,
         visible: &visible,
         now: 0,
+        delegated: &[],
     };
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
     let e = execute(&program, &mut w, &cx, &mut rng)?;
@@ -310,14 +311,13 @@ pub(crate) fn plot(path: &Path, args: &WindowArgs, output: Option<PathBuf>) -> R
                     pts.join(" ")
                 )?;
             }
-            let theta = p.samples.first().map(|s| s.1.atan2(s.0)).unwrap_or(0.0);
             writeln!(
                 svg,
-                r#"<text x="{}" y="{}">{} φ≈{:.3}</text>"#,
+                r#"<text x="{}" y="{}">{} φ={:.3}</text>"#,
                 x(p.start as f64),
                 y0 + 12.0,
                 p.envelope,
-                theta
+                p.phase.radians()
             )?;
         }
     }

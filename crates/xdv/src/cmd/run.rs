@@ -25,8 +25,16 @@ pub(crate) fn run(
     let prepared = xdv_hv::prepare_with_chaos(manifest, chaos)?;
     let trace = trace.unwrap_or_else(|| default_trace(manifest));
     let seed_used = seed.unwrap_or(prepared.manifest.host.seed);
-    let (summary, rows, head) = run_to_trace(&prepared, &trace, &RunOptions { seed, crash_after })
-        .with_context(|| format!("running {}", manifest.display()))?;
+    let (summary, rows, head) = run_to_trace(
+        &prepared,
+        &trace,
+        &RunOptions {
+            seed,
+            crash_after,
+            ..RunOptions::default()
+        },
+    )
+    .with_context(|| format!("running {}", manifest.display()))?;
     report(
         &manifest.display().to_string(),
         &trace,

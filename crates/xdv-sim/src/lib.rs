@@ -1,0 +1,490 @@
+//! Deterministic simulation testing, in the spirit of TigerBeetle's VOPR and FoundationDB's
+//! simulator.
+//!
+//! From one seed, [`simulate`] generates a host (slice length, time limit, commit batch, a Φ
+//! port), a set of VHMs with guests from a library of behaviours (compute, a runaway, a trap,
+//! the chaos guest that calls every hypercall with random arguments — capabilities, spawning,
+//! IPC, Q jobs, Φ windows and transforms — a Φ user and a Q user), random fault policies and
+//! random injected faults; then it checks, in order:
+//!
+//! 1. **Invariants after every event** (`Hypervisor::check_invariants`): budgets conserved, no
+//!    capability with amplified rights, nothing dangling after a revoke, tables consistent, Q
+//!    containers disjoint and budgets conserved, Φ windows disjoint unless shared.
+//! 2. **Replay equality**: the trace re-executes to the same events, byte for byte.
+//! 3. **Resume equality**: the run is stopped at a random event as a crashed host would stop,
+//!    then resumed from its trace; the finished trace has the uninterrupted run's final hash.
+//! 4. **Non-interference**: the last VHM, a bystander no fault targets and no channel reaches,
+//!    behaves exactly as when it runs alone (its own events, with host-side numbering masked).
+//!
+//! The first failure names the seed, the check and the first bad event; the same seed
+//! reproduces it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::fmt::Write as _;
+use std::path::Path;
+use xdv_core::{Event, EventKind};
+use xdv_hv::{
+    prepare, replay_trace, resume_trace, run_in_memory, run_to_trace, HvError, RunOptions,
+};
+
+/// The chaos guest: every hypercall with random handles and arguments.
+pub const CHAOS_GUEST: &str = include_str!("../guests/chaos.wat");
+
+/// The library of guest behaviours the simulator draws from: (file name, WAT).
+pub const GUESTS: &[(&str, &str)] = &[
+    (
+        "compute.wat",
+        include_str!("../../../examples/guests/compute.wat"),
+    ),
+    (
+        "hello.wat",
+        include_str!("../../../examples/guests/hello.wat"),
+    ),
+    (
+        "crash.wat",
+        include_str!("../../../examples/guests/crash.wat"),
+    ),
+    (
+        "runaway.wat",
+        include_str!("../../../examples/guests/runaway.wat"),
+    ),
+    ("chaos.wat", CHAOS_GUEST),
+    (
+        "phi-pulse.wat",
+        include_str!("../../../examples/guests/phi-pulse.wat"),
+    ),
+    (
+        "q-ghz.wat",
+        include_str!("../../../examples/guests/q-ghz.wat"),
+    ),
+];
+
+/// What one seed's simulation did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// VHMs declared.
+    pub vhms: u32,
+    /// Faults injected (declared).
+    pub faults: u32,
+    /// Events of the run, each followed by a full invariant check.
+    pub events: u64,
+    /// Events compared by the replay, the resume and the non-interference checks.
+    pub events_compared: u64,
+    /// Where the simulated crash stopped the run.
+    pub crashed_at: u64,
+}
+
+/// The first thing that went wrong, with the seed that reproduces it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SimFailure {
+    /// The seed.
+    pub seed: u64,
+    /// Which check: `invariant`, `replay`, `resume`, `non-interference`, `run`.
+    pub check: String,
+    /// The first bad event's sequence number, when there is one.
+    pub event: Option<u64>,
+    /// What was wrong.
+    pub detail: String,
+}
+
+impl std::fmt::Display for SimFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seed {}: {} check failed", self.seed, self.check)?;
+        if let Some(e) = self.event {
+            write!(f, " at event {e}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+struct Gen {
+    rng: ChaCha20Rng,
+}
+
+impl Gen {
+    fn below(&mut self, n: u64) -> u64 {
+        self.rng.next_u64() % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// The generated host: the full manifest and the bystander's manifest alone.
+struct Host {
+    manifest: String,
+    alone: String,
+    vhms: u32,
+    faults: u32,
+}
+
+const PORT: &str = "[[host.phi.port]]\nname = \"q0\"\ngranularity_ns = 4\nband = [4.5e9, 5.5e9]\nt2_ns = 200_000\n";
+
+fn generate(seed: u64) -> Host {
+    let mut g = Gen {
+        rng: ChaCha20Rng::seed_from_u64(seed),
+    };
+    let slice = *g.pick(&[1_000u64, 5_000, 20_000]);
+    let limit = 300_000 + g.below(1_200_000);
+    let batch = *g.pick(&[64u64, 1024, 4096]);
+    let host = format!(
+        "[host]\nseed = {}\nslice_fuel = {slice}\ntime_limit_ns = {limit}\n[host.trace]\nbatch_events = {batch}\n{PORT}",
+        g.rng.next_u64()
+    );
+    let n = 2 + g.below(4) as usize;
+    let mut m = String::new();
+    let mut chaos = Vec::new();
+    let mut slot = 0u64;
+    let mut window = |m: &mut String, share: bool| {
+        // Disjoint 40 µs slots on q0 keep manifest windows from conflicting.
+        let (t0, t1) = (slot * 40_000, (slot + 1) * 40_000);
+        slot += 1;
+        let _ = write!(
+            m,
+            "[[vhm.phi.window]]\nport = \"q0\"\nstart_ns = {t0}\nend_ns = {t1}\nband = [4.9e9, 5.1e9]\nmax_amplitude = 0.5\nshare = {share}\n"
+        );
+    };
+    for i in 0..n {
+        let name = format!("v{i}");
+        let kind = *g.pick(&["compute", "crash", "runaway", "chaos", "chaos", "phi", "q"]);
+        let policy = *g.pick(&["kill", "kill", "restart"]);
+        let _ = write!(
+            m,
+            "[[vhm]]\nname = \"{name}\"\n[vhm.k]\nmemory_limit = \"64 KiB\"\nirq_vectors = 4\n"
+        );
+        match kind {
+            "chaos" => {
+                chaos.push(name.clone());
+                let _ = write!(
+                    m,
+                    "module = \"chaos.wat\"\n[vhm.q]\ndevice = \"ideal-grid\"\nqubits = 2\nbudget = 5\n"
+                );
+                window(&mut m, false);
+                let _ = write!(
+                    m,
+                    "[vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 3\nmax_children = 3\ncreate_channels = true\non_fault = \"{policy}\"\n"
+                );
+            }
+            "phi" => {
+                let _ = writeln!(m, "module = \"phi-pulse.wat\"");
+                window(&mut m, false);
+                let _ = write!(m, "[vhm.policy]\non_fault = \"{policy}\"\n");
+            }
+            "q" => {
+                let _ = write!(
+                    m,
+                    "module = \"q-ghz.wat\"\n[vhm.q]\ndevice = \"heavy-hex\"\nqubits = 3\nbudget = 200\n[vhm.policy]\non_fault = \"{policy}\"\n"
+                );
+            }
+            "runaway" => {
+                let _ = write!(
+                    m,
+                    "module = \"runaway.wat\"\n[vhm.policy]\nfuel_quota = {}\non_fault = \"{policy}\"\n",
+                    100_000 + g.below(2_000_000)
+                );
+            }
+            other => {
+                let _ = write!(
+                    m,
+                    "module = \"{other}.wat\"\n[vhm.policy]\non_fault = \"{policy}\"\n"
+                );
+            }
+        }
+    }
+    if chaos.len() >= 2 {
+        let _ = write!(
+            m,
+            "[[channel]]\nends = [\"{}\", \"{}\"]\ncapacity = 2\n",
+            chaos[0], chaos[1]
+        );
+    }
+    // The bystander: never targeted, never connected.
+    let kind = *g.pick(&["compute", "hello", "phi", "q"]);
+    let mut b = String::from("[[vhm]]\nname = \"bystander\"\n[vhm.k]\nmemory_limit = \"64 KiB\"\n");
+    match kind {
+        "phi" => {
+            b += "module = \"phi-pulse.wat\"\n";
+            window(&mut b, false);
+        }
+        "q" => b +=
+            "module = \"q-ghz.wat\"\n[vhm.q]\ndevice = \"heavy-hex\"\nqubits = 3\nbudget = 200\n",
+        other => {
+            let _ = writeln!(b, "module = \"{other}.wat\"");
+        }
+    }
+    let faults = g.below(4) as u32;
+    let mut f = String::new();
+    let classes = [
+        "trap",
+        "fuel-exhausted",
+        "bad-hypercall",
+        "kill",
+        "coherence",
+        "q-provider",
+    ];
+    for _ in 0..faults {
+        let vhm = g.below(n as u64);
+        let class = *g.pick(&classes);
+        if g.below(2) == 0 {
+            let _ = write!(
+                f,
+                "[[fault]]\nvhm = \"v{vhm}\"\nat_ns = {}\nclass = \"{class}\"\n",
+                g.below(limit)
+            );
+        } else {
+            let _ = write!(
+                f,
+                "[[fault]]\nvhm = \"v{vhm}\"\nafter_events = {}\nclass = \"{class}\"\n",
+                g.below(3000)
+            );
+        }
+    }
+    Host {
+        manifest: format!("{host}{m}{b}{f}"),
+        alone: format!("{host}{b}"),
+        vhms: n as u32 + 1,
+        faults,
+    }
+}
+
+fn write_dir(dir: &Path, manifest: &str, name: &str) -> std::path::PathBuf {
+    for (file, text) in GUESTS {
+        let p = dir.join(file);
+        if !p.exists() {
+            std::fs::write(&p, text).expect("write a guest");
+        }
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, manifest).expect("write the manifest");
+    path
+}
+
+/// A VHM's own events with the host's numbering of shared resources masked: physical qubits
+/// and window numbers depend on what else the host holds, never on what the VHM does.
+fn masked(events: &[Event], vhm: &str) -> Vec<(u64, EventKind)> {
+    xdv_hv::project(events, vhm)
+        .into_iter()
+        .map(|(t, mut k)| {
+            match &mut k {
+                EventKind::QContainerPlaced { physical, .. }
+                | EventKind::QScrubbed { physical, .. } => physical.clear(),
+                EventKind::PhiWindowGranted { window, .. }
+                | EventKind::PhiExecuted { window, .. }
+                | EventKind::PhiDecohered { window, .. }
+                | EventKind::PhiBarrier { window, .. } => *window = 0,
+                EventKind::CapCreated {
+                    object: xdv_core::cap::Object::PhiWindow(_, w),
+                    ..
+                } => *w = 0,
+                _ => {}
+            }
+            (t, k)
+        })
+        .collect()
+}
+
+/// Simulates one seed; the report, or the first failure.
+pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
+    let fail = |check: &str, event: Option<u64>, detail: String| SimFailure {
+        seed,
+        check: check.into(),
+        event,
+        detail,
+    };
+    let host = generate(seed);
+    // Traces go to memory-backed storage where there is one: the simulator tests the trace's
+    // contents, not the disk, and fsyncs would dominate its time.
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .map_err(|e| fail("run", None, e.to_string()))?;
+    let path = write_dir(dir.path(), &host.manifest, "sim.toml");
+    let p = prepare(&path).map_err(|e| fail("run", None, format!("{e}\n{}", host.manifest)))?;
+    // 1. Invariants after every event (in memory: the checked run is the reference run).
+    let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, p.manifest.host.seed)
+        .map_err(|e| fail("run", None, e.to_string()))?;
+    hv.check_every_step(true);
+    let mut sink = xdv_core::MemorySink::default();
+    let summary = match hv.run(&mut sink) {
+        Ok(s) => s,
+        Err(HvError::Invariant {
+            event,
+            time_ns,
+            message,
+        }) => {
+            return Err(fail(
+                "invariant",
+                Some(event.saturating_sub(1)),
+                format!("t = {time_ns} ns: {message}"),
+            ))
+        }
+        Err(e) => return Err(fail("run", None, e.to_string())),
+    };
+    let full_events = sink.events;
+    // 2. The same run to a trace: identical events, then replayed from the trace alone.
+    let trace = dir.path().join("sim.xdv");
+    let (_, _, head) = run_to_trace(&p, &trace, &RunOptions::default())
+        .map_err(|e| fail("run", None, e.to_string()))?;
+    // The checked run's events, chained like a trace's, end in the same hash.
+    let mut chain =
+        xdv_core::ChainHash::genesis(&xdv_hv::run::header(&p, p.manifest.host.seed).canonical());
+    let mut buf = Vec::new();
+    for e in &full_events {
+        buf.clear();
+        e.encode_into(&mut buf);
+        chain.link(&buf);
+    }
+    if chain.head() != head {
+        return Err(fail(
+            "replay",
+            None,
+            format!(
+                "a second run of the same seed ends in {}, not {}",
+                head.short(),
+                chain.head().short()
+            ),
+        ));
+    }
+    let events = summary.events;
+    let mut compared = 0;
+    let r = replay_trace(&trace).map_err(|e| fail("replay", None, e.to_string()))?;
+    if let Some(d) = r.divergence {
+        return Err(fail(
+            "replay",
+            Some(d.seq),
+            format!("recorded {:?}, replayed {:?}", d.recorded, d.replayed),
+        ));
+    }
+    compared += r.events_matched + events;
+    // 3. A crash at a random event, then resume.
+    let mut g = Gen {
+        rng: ChaCha20Rng::seed_from_u64(seed ^ 0x5eed_c4a5),
+    };
+    let crashed_at = 1 + g.below(events.saturating_sub(1).max(1));
+    let cut = dir.path().join("cut.xdv");
+    let stop = RunOptions {
+        stop_after: Some(crashed_at),
+        ..RunOptions::default()
+    };
+    match run_to_trace(&p, &cut, &stop) {
+        Err(HvError::Sink(_)) => {}
+        Ok(_) => {}
+        Err(e) => return Err(fail("resume", Some(crashed_at), e.to_string())),
+    }
+    let resumed =
+        resume_trace(&cut, None).map_err(|e| fail("resume", Some(crashed_at), e.to_string()))?;
+    if resumed.head != head {
+        return Err(fail(
+            "resume",
+            Some(crashed_at),
+            format!(
+                "crashed at event {crashed_at} and resumed: final hash {} instead of {}",
+                resumed.head.short(),
+                head.short()
+            ),
+        ));
+    }
+    compared += events;
+    // 4. Non-interference of the bystander.
+    let alone_path = write_dir(dir.path(), &host.alone, "alone.toml");
+    let alone = prepare(&alone_path).map_err(|e| fail("non-interference", None, e.to_string()))?;
+    let (_, alone_events) = run_in_memory(&alone, alone.manifest.host.seed)
+        .map_err(|e| fail("non-interference", None, e.to_string()))?;
+    let (a, b) = (
+        masked(&full_events, "bystander"),
+        masked(&alone_events, "bystander"),
+    );
+    if a != b {
+        let i = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
+        return Err(fail(
+            "non-interference",
+            Some(i as u64),
+            format!(
+                "the bystander's event {i} differs: beside neighbours {:?}, alone {:?}",
+                a.get(i),
+                b.get(i)
+            ),
+        ));
+    }
+    compared += a.len() as u64;
+    Ok(SimReport {
+        seed,
+        vhms: host.vhms,
+        faults: host.faults,
+        events,
+        events_compared: compared,
+        crashed_at,
+    })
+}
+
+/// Simulates seeds `from .. from + n` on `threads` worker threads (each seed is independent and
+/// deterministic, so the outcome does not depend on the thread count). Returns the reports of
+/// the seeds that passed, in seed order, and the failure of the lowest failing seed.
+pub fn simulate_many(from: u64, n: u64, threads: usize) -> (Vec<SimReport>, Option<SimFailure>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicU64::new(0);
+    let results: Mutex<Vec<Result<SimReport, SimFailure>>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n {
+                    break;
+                }
+                let r = simulate(from.wrapping_add(k));
+                results
+                    .lock()
+                    .expect("no worker panics while holding the lock")
+                    .push(r);
+            });
+        }
+    });
+    let mut reports = Vec::new();
+    let mut failure: Option<SimFailure> = None;
+    for r in results.into_inner().expect("workers finished") {
+        match r {
+            Ok(r) => reports.push(r),
+            Err(f) => {
+                if failure.as_ref().is_none_or(|g| f.seed < g.seed) {
+                    failure = Some(f);
+                }
+            }
+        }
+    }
+    reports.sort_by_key(|r| r.seed);
+    (reports, failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_a_function_of_the_seed() {
+        assert_eq!(generate(7).manifest, generate(7).manifest);
+        assert_ne!(generate(7).manifest, generate(8).manifest);
+    }
+
+    #[test]
+    fn a_handful_of_seeds_pass() {
+        for seed in 0..8 {
+            if let Err(f) = simulate(seed) {
+                panic!("{f}");
+            }
+        }
+    }
+}
