@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cds;
+pub mod compliance;
 mod faults;
 mod hypercalls;
 mod hypervisor;
@@ -20,6 +21,7 @@ pub mod replay;
 pub mod run;
 mod vhm;
 
+pub use compliance::compliance;
 pub use hypervisor::{Hypervisor, RunSummary, VhmSummary};
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{

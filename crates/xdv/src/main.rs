@@ -95,6 +95,16 @@ enum Command {
         #[command(subcommand)]
         command: QCommand,
     },
+    /// Check a trace against the XDV-014 §12 compliance items it can show (isolation,
+    /// deterministic virtualization by replay, nested invariants, replay of the decisions' order,
+    /// domains kept apart), with evidence.
+    Compliance {
+        /// The trace file.
+        trace: PathBuf,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Deterministic simulation testing: random hosts, VHM trees, guests, faults and crashes,
     /// invariants checked after every event, replay, resume and non-interference compared.
     Sim {
@@ -322,6 +332,7 @@ fn main() -> ExitCode {
             } => cmd::trace::export_perfetto(&trace, output.as_deref()),
         },
         Command::Sim { seeds, from, json } => cmd::sim::sim(from, seeds, json),
+        Command::Compliance { trace, json } => cmd::compliance::compliance(&trace, json),
         Command::Phi { command } => match command {
             PhiCommand::Run {
                 transform,

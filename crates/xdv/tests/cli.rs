@@ -661,3 +661,92 @@ fn a_killed_run_resumes_to_the_uninterrupted_trace() {
         assert!(resumed <= if twice { n + 40 } else { n }, "{n}: {resumed}");
     }
 }
+
+/// Rewrites the first event `f` changes and re-chains every hash after it (a forgery that
+/// `trace verify` cannot see).
+fn forge(trace: &Path, mut f: impl FnMut(&mut xdv_core::Event) -> bool) {
+    use xdv_core::{chain::ChainHash, trace::TraceReader, Event};
+    let header = TraceReader::open(trace).unwrap().header().unwrap();
+    let conn = rusqlite::Connection::open(trace).unwrap();
+    let rows: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT seq, body FROM events ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut chain = ChainHash::genesis(&header.canonical());
+    let mut done = false;
+    for (seq, body) in rows {
+        let mut event = Event::decode(&body).unwrap();
+        if !done {
+            done = f(&mut event);
+        }
+        let body = event.encode();
+        let (_, hash) = chain.link(&body);
+        conn.execute(
+            "UPDATE events SET body = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![body, &hash.0[..], seq],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "UPDATE run_status SET value = ?1 WHERE key = 'final_hash'",
+        [chain.head().to_hex()],
+    )
+    .unwrap();
+    assert!(done, "nothing to forge");
+}
+
+#[test]
+fn compliance_passes_real_runs_and_fails_forgeries() {
+    use xdv_core::{Domain, EventKind};
+    let dir = tempfile::tempdir().unwrap();
+    for example_name in [
+        "faults.toml",
+        "q-ghz.toml",
+        "phi-nested.toml",
+        "client-server.toml",
+    ] {
+        let trace = dir.path().join(format!("{example_name}.xdv"));
+        run_json(&example(example_name), &trace, &[]);
+        let out = xdv()
+            .args(["compliance", "--json"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{example_name}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["compliant"], true);
+        assert_eq!(v["items"].as_array().unwrap().len(), 5);
+    }
+    // Fuel accounted in the Q domain: §12.5 and, since a replay disagrees, §12.2 and §12.4 fail.
+    let trace = dir.path().join("forged.xdv");
+    run_json(&example("hello.toml"), &trace, &[]);
+    forge(&trace, |e| match &mut e.kind {
+        EventKind::Allocated { domain, .. } if *domain == Domain::K => {
+            *domain = Domain::Q;
+            true
+        }
+        _ => false,
+    });
+    let out = xdv()
+        .args(["compliance", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<u64> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["pass"] == false)
+        .map(|i| i["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(failed, vec![2, 4, 5], "{v}");
+}

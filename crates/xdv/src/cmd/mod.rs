@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 pub(crate) mod abi;
+pub(crate) mod compliance;
 pub(crate) mod phi;
 pub(crate) mod q;
 pub(crate) mod run;

@@ -1,0 +1,402 @@
+//! The compliance report: the items of XDV-014 §12 that a trace can show, each checked from the
+//! recorded events (and a replay) with its evidence.
+
+use crate::replay::replay_trace;
+use crate::HvError;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use xdv_core::cap::Object;
+use xdv_core::event::{Event, EventKind, HypercallRecord, Resource};
+use xdv_core::trace::TraceReader;
+use xdv_core::{Domain, VhmId};
+
+/// One compliance item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    /// Its number in §12.
+    pub number: u32,
+    /// What it requires.
+    pub requirement: &'static str,
+    /// Whether the trace shows it.
+    pub pass: bool,
+    /// What was checked and found.
+    pub evidence: Vec<String>,
+}
+
+/// Checks the §12 items on a trace.
+pub fn compliance(path: &Path) -> Result<Vec<Item>, HvError> {
+    let reader = TraceReader::open(path)?;
+    let events = reader.events()?;
+    drop(reader);
+    let replay = replay_trace(path)?;
+    Ok(vec![
+        isolation(&events),
+        deterministic(&replay),
+        nesting(&events),
+        reconstruction(&events, &replay),
+        domains(&events),
+    ])
+}
+
+fn item(
+    number: u32,
+    requirement: &'static str,
+    problems: Vec<String>,
+    mut evidence: Vec<String>,
+) -> Item {
+    let pass = problems.is_empty();
+    evidence.extend(problems.into_iter().map(|p| format!("VIOLATION: {p}")));
+    Item {
+        number,
+        requirement,
+        pass,
+        evidence,
+    }
+}
+
+/// The parent of each VHM.
+fn parents(events: &[Event]) -> BTreeMap<VhmId, Option<VhmId>> {
+    events
+        .iter()
+        .filter_map(|e| match (&e.kind, e.vhm) {
+            (EventKind::VhmCreated { parent, .. }, Some(v)) => Some((v, *parent)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn descends(parents: &BTreeMap<VhmId, Option<VhmId>>, v: VhmId, of: VhmId) -> bool {
+    let mut at = parents.get(&v).copied().flatten();
+    while let Some(p) = at {
+        if p == of {
+            return true;
+        }
+        at = parents.get(&p).copied().flatten();
+    }
+    false
+}
+
+/// §12.1: capabilities name only what their holder may hold; Q containers and exclusive Φ
+/// windows never overlap; a fault stops only the faulting VHM and its subtree.
+fn isolation(events: &[Event]) -> Item {
+    let parents = parents(events);
+    let mut problems = Vec::new();
+    let (mut caps, mut faults, mut containers) = (0u64, 0u64, 0u64);
+    for (i, e) in events.iter().enumerate() {
+        let Some(holder) = e.vhm else { continue };
+        if let EventKind::CapCreated { object, from, .. } = &e.kind {
+            caps += 1;
+            // Objects tied to a VHM are held by that VHM only (their rights exclude transfer).
+            let owner = match object {
+                Object::Budget(v)
+                | Object::Vcpu(v, _)
+                | Object::QContainer(v)
+                | Object::QJob(v, _)
+                | Object::PhiWindow(v, _) => Some(*v),
+                _ => None,
+            };
+            if owner.is_some_and(|o| o != holder) {
+                problems.push(format!("event {i}: {holder} holds {object}"));
+            }
+            // The hypervisor mints a handle on a VHM only for its parent; others get one only
+            // by an explicit transfer (`from` names it).
+            if let (Object::Vhm(child), None) = (object, from) {
+                if parents.get(child).copied().flatten() != Some(holder) {
+                    problems.push(format!(
+                        "event {i}: {holder} was given a handle on {child}, not its child"
+                    ));
+                }
+            }
+        }
+        if let EventKind::Fault { .. } = &e.kind {
+            faults += 1;
+            // Every VHM that stops before the faulting VHM's exit belongs to its subtree.
+            for later in &events[i + 1..] {
+                if let (EventKind::VhmExited { .. }, Some(v)) = (&later.kind, later.vhm) {
+                    if v == holder {
+                        break;
+                    }
+                    if !descends(&parents, v, holder) {
+                        problems.push(format!("event {i}: the fault of {holder} stopped {v}"));
+                    }
+                }
+            }
+        }
+    }
+    // Q containers: physical qubits held by one live container at a time (per device), except
+    // a child's, carved from its parent's.
+    let mut held: BTreeMap<(String, u32), VhmId> = BTreeMap::new();
+    let mut placed: BTreeMap<VhmId, (String, Vec<u32>)> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let Some(v) = e.vhm else { continue };
+        match &e.kind {
+            EventKind::QContainerPlaced {
+                device,
+                physical,
+                from_parent,
+            } => {
+                containers += 1;
+                for &q in physical {
+                    if let Some(other) = held.get(&(device.clone(), q)) {
+                        let nested = *from_parent && descends(&parents, v, *other);
+                        if !nested {
+                            problems.push(format!("event {i}: qubit {q} of {device} given to {v} while {other} holds it"));
+                        }
+                    }
+                    held.insert((device.clone(), q), v);
+                }
+                placed.insert(v, (device.clone(), physical.clone()));
+            }
+            EventKind::QScrubbed { device, physical } => {
+                for &q in physical {
+                    if held.get(&(device.clone(), q)) == Some(&v) {
+                        // Back to the parent, if the qubits came from it.
+                        let back = parents.get(&v).copied().flatten().filter(|p| {
+                            placed
+                                .get(p)
+                                .is_some_and(|(d, ph)| d == device && ph.contains(&q))
+                        });
+                        match back {
+                            Some(p) => held.insert((device.clone(), q), p),
+                            None => held.remove(&(device.clone(), q)),
+                        };
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Φ windows: exclusive windows of one scope never overlap.
+    let mut live: BTreeMap<u32, (String, u64, u64, bool, Option<u32>, (i64, i64))> =
+        BTreeMap::new();
+    let mut windows = 0u64;
+    for (i, e) in events.iter().enumerate() {
+        match &e.kind {
+            EventKind::PhiWindowGranted {
+                window,
+                port,
+                t0,
+                t1,
+                band,
+                shared,
+                parent,
+                ..
+            } => {
+                windows += 1;
+                for (w, (p, a, b, s, par, bd)) in &live {
+                    let overlap = p == port && par == parent && *a < *t1 && *t0 < *b;
+                    let allowed = *s && *shared && (bd.1 < band.0 || band.1 < bd.0);
+                    if overlap && !allowed {
+                        problems.push(format!(
+                            "event {i}: window {window} overlaps window {w} on {port}"
+                        ));
+                    }
+                }
+                live.insert(*window, (port.clone(), *t0, *t1, *shared, *parent, *band));
+            }
+            EventKind::Released {
+                domain: Domain::Phi,
+                resource: Resource::Window { port, t0, t1 },
+                ..
+            } => {
+                let w = live
+                    .iter()
+                    .find(|(_, (_, a, b, ..))| a == t0 && b == t1)
+                    .map(|(w, _)| *w);
+                let _ = port;
+                if let Some(w) = w {
+                    live.remove(&w);
+                }
+            }
+            _ => {}
+        }
+    }
+    item(
+        1,
+        "VHMs are fully isolated",
+        problems,
+        vec![
+            format!("{caps} capabilities created, each naming only objects its holder may hold"),
+            format!("{containers} Q containers placed, no qubit held by two unrelated VHMs"),
+            format!("{windows} Φ windows granted, no exclusive overlap within a scope"),
+            format!("{faults} faults, each stopping only the faulting VHM and its subtree"),
+        ],
+    )
+}
+
+/// §12.2: the run re-executes from its trace alone to the same events.
+fn deterministic(replay: &crate::ReplayReport) -> Item {
+    let mut problems = Vec::new();
+    if let Some(d) = &replay.divergence {
+        problems.push(format!("replay diverges at event {}", d.seq));
+    }
+    if replay.provider_runs != 0 {
+        problems.push("the replay needed a Q provider".into());
+    }
+    item(
+        2,
+        "Domain resources are virtualized deterministically",
+        problems,
+        vec![format!(
+            "replay from the trace alone reproduced {} of {} events byte for byte{}, with no Q provider",
+            replay.events_matched,
+            replay.events_recorded,
+            if replay.trace_complete { "" } else { " (trace cut short)" }
+        )],
+    )
+}
+
+/// §12.3: levels, carving and giving back, nested containers and windows inside their parents',
+/// budgets within their allocations.
+fn nesting(events: &[Event]) -> Item {
+    let mut problems = Vec::new();
+    let mut level: BTreeMap<VhmId, u8> = BTreeMap::new();
+    let (mut nested, mut carved, mut given) = (0u64, 0u64, 0u64);
+    let mut open: BTreeSet<VhmId> = BTreeSet::new();
+    for (i, e) in events.iter().enumerate() {
+        let Some(v) = e.vhm else { continue };
+        match &e.kind {
+            EventKind::VhmCreated {
+                parent, level: l, ..
+            } => {
+                level.insert(v, *l);
+                match parent {
+                    None if *l != 1 => {
+                        problems.push(format!("event {i}: {v} has no parent but level {l}"))
+                    }
+                    Some(p) => {
+                        nested += 1;
+                        if level.get(p).map(|pl| pl + 1) != Some(*l) || *l > 8 {
+                            problems.push(format!("event {i}: {v} at level {l} under {p}"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            EventKind::Carved { child, .. } => {
+                carved += 1;
+                open.insert(*child);
+            }
+            EventKind::GivenBack { child, .. } => {
+                given += 1;
+                if !open.remove(child) {
+                    problems.push(format!(
+                        "event {i}: {child}'s quota given back without being carved"
+                    ));
+                }
+            }
+            EventKind::Released {
+                resource: Resource::Decoherence(b) | Resource::Fuel(b),
+                used: Some(u),
+                ..
+            } if u > b => {
+                problems.push(format!("event {i}: {v} used {u} of {b}"));
+            }
+            _ => {}
+        }
+    }
+    item(
+        3,
+        "Nested execution preserves invariants",
+        problems,
+        vec![
+            format!("{nested} nested VHMs, each one level below its parent, none deeper than L8"),
+            format!("{carved} quotas carved, {given} given back, none given back twice"),
+            "fuel and decoherence used within every allocation".into(),
+        ],
+    )
+}
+
+/// §12.4: creation, allocation, nesting and termination, in their order, reproduced by replay.
+fn reconstruction(events: &[Event], replay: &crate::ReplayReport) -> Item {
+    let count = |f: fn(&EventKind) -> bool| events.iter().filter(|e| f(&e.kind)).count();
+    let created = count(|k| matches!(k, EventKind::VhmCreated { .. }));
+    let allocated = count(|k| {
+        matches!(
+            k,
+            EventKind::Allocated { .. }
+                | EventKind::QContainerPlaced { .. }
+                | EventKind::PhiWindowGranted { .. }
+        )
+    });
+    let nested = count(|k| matches!(k, EventKind::Carved { .. }));
+    let ended = count(|k| matches!(k, EventKind::VhmExited { .. } | EventKind::Released { .. }));
+    let mut problems = Vec::new();
+    if !replay.identical() {
+        problems.push("replay does not reproduce the recorded order".into());
+    }
+    item(
+        4,
+        "Replay reconstructs virtualization decisions",
+        problems,
+        vec![format!(
+            "{created} creations, {allocated} allocations, {nested} nestings and {ended} terminations and releases reproduced in order by the replay"
+        )],
+    )
+}
+
+/// §12.5: every resource is accounted in its own domain, and the calls of a domain act only on
+/// that domain's objects.
+fn domains(events: &[Event]) -> Item {
+    let mut problems = Vec::new();
+    let mut objects: BTreeMap<(VhmId, u64), Object> = BTreeMap::new();
+    let (mut resources, mut calls) = (0u64, 0u64);
+    for (i, e) in events.iter().enumerate() {
+        let Some(v) = e.vhm else { continue };
+        match &e.kind {
+            EventKind::CapCreated { cap, object, .. } => {
+                objects.insert((v, cap.0), *object);
+            }
+            EventKind::Allocated {
+                domain, resource, ..
+            }
+            | EventKind::Released {
+                domain, resource, ..
+            } => {
+                resources += 1;
+                let expected = match resource {
+                    Resource::Vcpu(_) | Resource::Memory(_) | Resource::Fuel(_) => Domain::K,
+                    Resource::Qubits(_) | Resource::Decoherence(_) => Domain::Q,
+                    Resource::Window { .. } => Domain::Phi,
+                };
+                if *domain != expected {
+                    problems.push(format!(
+                        "event {i}: {resource} accounted in domain {domain}"
+                    ));
+                }
+            }
+            EventKind::Hypercall { call, ret, .. } if *ret >= 0 => {
+                let (handle, want): (u64, fn(&Object) -> bool) = match call {
+                    HypercallRecord::QSubmit { container, .. } => {
+                        (*container, |o| matches!(o, Object::QContainer(_)))
+                    }
+                    HypercallRecord::QResult { job, .. } | HypercallRecord::QWait { job } => {
+                        (*job, |o| matches!(o, Object::QJob(..)))
+                    }
+                    HypercallRecord::PhiExec { window, .. } => {
+                        (*window, |o| matches!(o, Object::PhiWindow(..)))
+                    }
+                    _ => continue,
+                };
+                calls += 1;
+                match objects.get(&(v, handle)) {
+                    Some(o) if want(o) => {}
+                    other => {
+                        problems.push(format!("event {i}: {} succeeded on {other:?}", call.name()))
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    item(
+        5,
+        "No domain semantics are collapsed under virtualization",
+        problems,
+        vec![
+            format!("{resources} allocations and releases, each in its own domain (K: vCPUs, memory, fuel; Q: qubits, decoherence; Φ: windows)"),
+            format!("{calls} successful Q and Φ calls, each on an object of its own domain"),
+        ],
+    )
+}
