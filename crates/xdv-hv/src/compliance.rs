@@ -168,8 +168,8 @@ fn isolation(events: &[Event]) -> Item {
         }
     }
     // Φ windows: exclusive windows of one scope never overlap.
-    let mut live: BTreeMap<u32, (String, u64, u64, bool, Option<u32>, (i64, i64))> =
-        BTreeMap::new();
+    // window → (port, t0, t1, shared, parent, band)
+    let mut live: BTreeMap<u32, LiveWindow> = BTreeMap::new();
     let mut windows = 0u64;
     for (i, e) in events.iter().enumerate() {
         match &e.kind {
@@ -224,6 +224,9 @@ fn isolation(events: &[Event]) -> Item {
         ],
     )
 }
+
+/// A granted window as the isolation check tracks it: (port, t0, t1, shared, parent, band).
+type LiveWindow = (String, u64, u64, bool, Option<u32>, (i64, i64));
 
 /// §12.2: the run re-executes from its trace alone to the same events.
 fn deterministic(replay: &crate::ReplayReport) -> Item {
