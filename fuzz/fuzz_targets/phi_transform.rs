@@ -29,6 +29,10 @@ fuzz_target!(|data: &[u8]| {
         fn next_u32(&mut self) -> u32 { self.next_u64() as u32 }
         fn next_u64(&mut self) -> u64 { self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1); self.0 }
         fn fill_bytes(&mut self, d: &mut [u8]) { for b in d { *b = self.next_u64() as u8 } }
+        fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(d);
+            Ok(())
+        }
     }
     // Samples are bounded by the window: at most 50 000 per transform.
     let _ = execute(&program, &mut w, &cx, &mut Counter(1));

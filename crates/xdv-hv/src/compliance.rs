@@ -28,11 +28,12 @@ pub struct Item {
 pub fn compliance(path: &Path) -> Result<Vec<Item>, HvError> {
     let reader = TraceReader::open(path)?;
     let events = reader.events()?;
+    let verify = reader.verify()?;
     drop(reader);
     let replay = replay_trace(path)?;
     Ok(vec![
         isolation(&events),
-        deterministic(&replay),
+        deterministic(&replay, &verify),
         nesting(&events),
         reconstruction(&events, &replay),
         domains(&events),
@@ -167,9 +168,9 @@ fn isolation(events: &[Event]) -> Item {
             _ => {}
         }
     }
-    // Φ windows: exclusive windows of one scope never overlap.
-    // window → (port, t0, t1, shared, parent, band)
-    let mut live: BTreeMap<u32, LiveWindow> = BTreeMap::new();
+    // Φ windows: exclusive windows of one scope never overlap. A release closes its holder's
+    // window of that interval.
+    let mut live: BTreeMap<u32, (VhmId, LiveWindow)> = BTreeMap::new();
     let mut windows = 0u64;
     for (i, e) in events.iter().enumerate() {
         match &e.kind {
@@ -184,7 +185,7 @@ fn isolation(events: &[Event]) -> Item {
                 ..
             } => {
                 windows += 1;
-                for (w, (p, a, b, s, par, bd)) in &live {
+                for (w, (_, (p, a, b, s, par, bd))) in &live {
                     let overlap = p == port && par == parent && *a < *t1 && *t0 < *b;
                     let allowed = *s && *shared && (bd.1 < band.0 || band.1 < bd.0);
                     if overlap && !allowed {
@@ -193,18 +194,21 @@ fn isolation(events: &[Event]) -> Item {
                         ));
                     }
                 }
-                live.insert(*window, (port.clone(), *t0, *t1, *shared, *parent, *band));
+                let holder = e.vhm.unwrap_or(VhmId(u32::MAX));
+                live.insert(
+                    *window,
+                    (holder, (port.clone(), *t0, *t1, *shared, *parent, *band)),
+                );
             }
             EventKind::Released {
                 domain: Domain::Phi,
-                resource: Resource::Window { port, t0, t1 },
+                resource: Resource::Window { t0, t1, .. },
                 ..
             } => {
                 let w = live
                     .iter()
-                    .find(|(_, (_, a, b, ..))| a == t0 && b == t1)
+                    .find(|(_, (h, (_, a, b, ..)))| Some(*h) == e.vhm && a == t0 && b == t1)
                     .map(|(w, _)| *w);
-                let _ = port;
                 if let Some(w) = w {
                     live.remove(&w);
                 }
@@ -229,8 +233,11 @@ fn isolation(events: &[Event]) -> Item {
 type LiveWindow = (String, u64, u64, bool, Option<u32>, (i64, i64));
 
 /// §12.2: the run re-executes from its trace alone to the same events.
-fn deterministic(replay: &crate::ReplayReport) -> Item {
+fn deterministic(replay: &crate::ReplayReport, verify: &xdv_core::trace::VerifyReport) -> Item {
     let mut problems = Vec::new();
+    if !verify.intact() {
+        problems.push(format!("the trace does not verify: {verify:?}"));
+    }
     if let Some(d) = &replay.divergence {
         problems.push(format!("replay diverges at event {}", d.seq));
     }
@@ -242,7 +249,7 @@ fn deterministic(replay: &crate::ReplayReport) -> Item {
         "Domain resources are virtualized deterministically",
         problems,
         vec![format!(
-            "replay from the trace alone reproduced {} of {} events byte for byte{}, with no Q provider",
+            "hash chain intact; replay from the trace alone reproduced {} of {} events byte for byte{}, with no Q provider",
             replay.events_matched,
             replay.events_recorded,
             if replay.trace_complete { "" } else { " (trace cut short)" }

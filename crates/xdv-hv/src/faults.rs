@@ -11,7 +11,6 @@ use crate::cds::{Class, Target};
 use crate::hypervisor::{emit, quota_of, Hypervisor};
 use crate::HvError;
 use xdv_core::event::{EventKind, EventSink, ExitReason, FaultClass};
-use xdv_core::VhmId;
 use xdv_manifest::{FaultPolicy, FaultTrigger, InjectedFault};
 
 impl Hypervisor {
@@ -54,9 +53,6 @@ impl Hypervisor {
         }
         self.fired[i] = true;
         let vhm = self.fault_targets[i];
-        if !self.vhms[vhm as usize].running() {
-            return Ok(());
-        }
         let class = self.faults[i].class;
         let name = match class {
             InjectedFault::Trap => "trap",
@@ -66,6 +62,7 @@ impl Hypervisor {
             InjectedFault::Coherence => "coherence",
             InjectedFault::QProvider => "q-provider",
         };
+        let running = self.vhms[vhm as usize].running();
         emit(
             sink,
             &mut self.events,
@@ -73,9 +70,16 @@ impl Hypervisor {
             Some(vhm),
             EventKind::FaultInjected {
                 index: i as u32,
-                class: name.into(),
+                class: if running {
+                    name.into()
+                } else {
+                    format!("{name} (the VHM had stopped: no effect)")
+                },
             },
         )?;
+        if !running {
+            return Ok(());
+        }
         let detail = format!("injected fault {i} ({name})");
         match class {
             InjectedFault::Trap => self.fault(sink, vhm, None, FaultClass::Trap, detail),
@@ -186,7 +190,6 @@ impl Hypervisor {
         )?;
         let (id, _) = self.create_vhm(sink, spec, module, parent, quota)?;
         self.vhms[id as usize].restarts = attempt;
-        self.restarted_from.insert(id, VhmId(vhm));
         Ok(())
     }
 

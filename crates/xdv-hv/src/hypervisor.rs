@@ -83,8 +83,6 @@ pub struct Hypervisor {
     pub(crate) faults: Vec<xdv_manifest::FaultSpec>,
     pub(crate) fired: Vec<bool>,
     pub(crate) fault_targets: Vec<u32>,
-    /// Restarted VHMs: new id → the incarnation it replaced.
-    pub(crate) restarted_from: std::collections::BTreeMap<u32, VhmId>,
     /// Check every invariant after every step (simulation testing).
     pub(crate) check_each_step: bool,
 }
@@ -162,7 +160,6 @@ impl Hypervisor {
             faults: manifest.faults.clone(),
             fired: vec![false; manifest.faults.len()],
             fault_targets: Vec::new(),
-            restarted_from: Default::default(),
             check_each_step: false,
         };
         let bytes_of = |name: &str| {
