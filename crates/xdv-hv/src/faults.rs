@@ -54,14 +54,7 @@ impl Hypervisor {
         self.fired[i] = true;
         let vhm = self.fault_targets[i];
         let class = self.faults[i].class;
-        let name = match class {
-            InjectedFault::Trap => "trap",
-            InjectedFault::FuelExhausted => "fuel-exhausted",
-            InjectedFault::BadHypercall => "bad-hypercall",
-            InjectedFault::Kill => "kill",
-            InjectedFault::Coherence => "coherence",
-            InjectedFault::QProvider => "q-provider",
-        };
+        let name = class.name();
         let running = self.vhms[vhm as usize].running();
         emit(
             sink,

@@ -187,6 +187,31 @@ pub enum FaultPolicy {
     NotifyParent,
 }
 
+impl FaultPolicy {
+    /// The manifest's word for it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultPolicy::Kill => "kill",
+            FaultPolicy::Restart => "restart",
+            FaultPolicy::NotifyParent => "notify-parent",
+        }
+    }
+}
+
+impl InjectedFault {
+    /// The manifest's word for it (`[[fault]] class`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            InjectedFault::Trap => "trap",
+            InjectedFault::FuelExhausted => "fuel-exhausted",
+            InjectedFault::BadHypercall => "bad-hypercall",
+            InjectedFault::Kill => "kill",
+            InjectedFault::Coherence => "coherence",
+            InjectedFault::QProvider => "q-provider",
+        }
+    }
+}
+
 /// A fault to inject (`[[fault]]`), for tests and demonstrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultSpec {

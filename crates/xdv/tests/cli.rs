@@ -315,47 +315,25 @@ fn unreadable_inputs_are_usage_errors() {
 /// would: the trace then verifies, but replay must catch the lie.
 #[test]
 fn replay_reports_the_first_divergent_event_of_a_re_chained_forgery() {
-    use xdv_core::{chain::ChainHash, trace::TraceReader, Event, EventKind, HypercallRecord};
+    use xdv_core::{EventKind, HypercallRecord};
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("forged.xdv");
     run_json(&example("hello.toml"), &trace, &[]);
-    let header = TraceReader::open(&trace).unwrap().header().unwrap();
-    let conn = rusqlite::Connection::open(&trace).unwrap();
-    let rows: Vec<(i64, Vec<u8>)> = conn
-        .prepare("SELECT seq, body FROM events ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut chain = ChainHash::genesis(&header.canonical());
     let mut forged_seq = None;
-    for (seq, body) in rows {
-        let mut event = Event::decode(&body).unwrap();
-        if forged_seq.is_none() {
-            if let EventKind::Hypercall {
-                call: HypercallRecord::Log { bytes, .. },
-                ..
-            } = &mut event.kind
-            {
-                bytes[0] = b'J';
-                forged_seq = Some(seq);
-            }
+    let mut seq = 0;
+    forge(&trace, |event| {
+        seq += 1;
+        if let EventKind::Hypercall {
+            call: HypercallRecord::Log { bytes, .. },
+            ..
+        } = &mut event.kind
+        {
+            bytes[0] = b'J';
+            forged_seq = Some(seq - 1);
+            return true;
         }
-        let body = event.encode();
-        let (_, hash) = chain.link(&body);
-        conn.execute(
-            "UPDATE events SET body = ?1, hash = ?2 WHERE seq = ?3",
-            rusqlite::params![body, &hash.0[..], seq],
-        )
-        .unwrap();
-    }
-    conn.execute(
-        "UPDATE run_status SET value = ?1 WHERE key = 'final_hash'",
-        [chain.head().to_hex()],
-    )
-    .unwrap();
-    drop(conn);
+        false
+    });
     xdv()
         .args(["trace", "verify"])
         .arg(&trace)

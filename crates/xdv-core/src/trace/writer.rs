@@ -118,8 +118,19 @@ impl TraceWriter {
         )
         .map_err(&e)?;
         conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
+        Self::start(path, conn, ChainHash::genesis(&header.canonical()), batch)
+    }
+
+    /// Starts the committer on an open connection (inside a transaction) whose chain stands at
+    /// `chain`.
+    fn start(
+        path: &Path,
+        conn: Connection,
+        chain: ChainHash,
+        batch: u32,
+    ) -> Result<Self, TraceError> {
         let (tx, rx) = sync_channel(2);
-        let chain = ChainHash::genesis(&header.canonical());
+        let handed = chain.len();
         let committer_path = path.to_path_buf();
         let committer = std::thread::Builder::new()
             .name("xdv-trace".into())
@@ -140,7 +151,7 @@ impl TraceWriter {
             batch_size,
             tx: Some(tx),
             committer: Some(committer),
-            handed: 0,
+            handed,
             crash_after: None,
         })
     }
@@ -206,31 +217,7 @@ impl TraceWriter {
         )
         .map_err(&e)?;
         conn.execute_batch("BEGIN").map_err(&e)?;
-        let (tx, rx) = sync_channel(2);
-        let committer_path = path.to_path_buf();
-        let committer = std::thread::Builder::new()
-            .name("xdv-trace".into())
-            .spawn(move || commit_loop(conn, committer_path, chain, u64::from(batch.max(1)), rx))
-            .map_err(|source| TraceError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let batch_size = batch.clamp(1, HANDOFF_CHUNK) as usize;
-        Ok((
-            Self {
-                path: path.to_path_buf(),
-                batch: Batch {
-                    bodies: Vec::with_capacity(batch_size * 32),
-                    rows: Vec::with_capacity(batch_size),
-                },
-                batch_size,
-                tx: Some(tx),
-                committer: Some(committer),
-                handed: count,
-                crash_after: None,
-            },
-            count,
-        ))
+        Ok((Self::start(path, conn, chain, batch)?, count))
     }
 
     /// Makes the process abort (as if killed) after `n` events have been handed to the writer;

@@ -25,6 +25,22 @@ pub(crate) fn cap_refusal(record: xdv_core::HypercallRecord, handle: u64, e: Cap
 }
 
 impl Hypervisor {
+    /// The number inside one of the caller's own objects that `handle` names with `right`:
+    /// `pick` gives it for an object of the wanted type belonging to the caller, `None` else.
+    pub(super) fn own_number(
+        &self,
+        vhm: u32,
+        handle: u64,
+        right: u32,
+        pick: impl Fn(&xdv_core::cap::Object, VhmId) -> Option<u32>,
+    ) -> Result<u32, CapError> {
+        let me = VhmId(vhm);
+        let n = self
+            .caps
+            .require(me, handle, right, |o| pick(o, me).is_some())?;
+        Ok(pick(&n.object, me).expect("checked by require"))
+    }
+
     pub(super) fn cap_call<S: EventSink>(
         &mut self,
         sink: &mut S,

@@ -164,17 +164,10 @@ impl Hypervisor {
 
     /// The window a handle of the caller names, with `right`.
     fn window_of(&self, vhm: u32, handle: u64, right: u32) -> Result<u32, xdv_core::cap::CapError> {
-        let me = VhmId(vhm);
-        let n = self.caps.require(
-            me,
-            handle,
-            right,
-            |o| matches!(o, Object::PhiWindow(v, _) if *v == me),
-        )?;
-        match n.object {
-            Object::PhiWindow(_, w) => Ok(w),
-            _ => unreachable!("checked above"),
-        }
+        self.own_number(vhm, handle, right, |o, me| match *o {
+            Object::PhiWindow(v, w) if v == me => Some(w),
+            _ => None,
+        })
     }
 
     fn phi_exec<S: EventSink>(

@@ -126,17 +126,10 @@ impl Hypervisor {
 
     /// The job number a handle of the caller names, with `right`.
     fn job_of(&self, vhm: u32, handle: u64, right: u32) -> Result<u32, xdv_core::cap::CapError> {
-        let me = VhmId(vhm);
-        let n = self.caps.require(
-            me,
-            handle,
-            right,
-            |o| matches!(o, Object::QJob(v, _) if *v == me),
-        )?;
-        match n.object {
-            Object::QJob(_, j) => Ok(j),
-            _ => unreachable!("checked above"),
-        }
+        self.own_number(vhm, handle, right, |o, me| match *o {
+            Object::QJob(v, j) if v == me => Some(j),
+            _ => None,
+        })
     }
 
     fn q_submit<S: EventSink>(

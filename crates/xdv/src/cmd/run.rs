@@ -155,6 +155,9 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
                     "max_children": v.policy.max_children,
                     "create_channels": v.policy.create_channels,
                     "on_bad_hypercall": v.policy.on_bad_hypercall.to_string(),
+                    "on_fault": v.policy.on_fault.name(),
+                    "max_restarts": v.policy.max_restarts,
+                    "fault_vector": v.k.fault_vector,
                     "q": v.q.as_ref().map(|q| json!({
                         "device": q.device.0,
                         "qubits": q.qubits,
@@ -185,6 +188,14 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
                     "t2_ns": port.t2_ns,
                 })).collect::<Vec<_>>(),
                 "vhms": vhms,
+                "faults": p.manifest.faults.iter().map(|f| json!({
+                    "vhm": p.manifest.vhms[f.vhm].name,
+                    "trigger": match f.trigger {
+                        xdv_manifest::FaultTrigger::AtNs(t) => json!({"at_ns": t}),
+                        xdv_manifest::FaultTrigger::AfterEvents(n) => json!({"after_events": n}),
+                    },
+                    "class": f.class.name(),
+                })).collect::<Vec<_>>(),
                 "channels": p.manifest.channels.iter().map(|c| json!({
                     "ends": [p.manifest.vhms[c.ends[0]].name.clone(), p.manifest.vhms[c.ends[1]].name.clone()],
                     "capacity": c.capacity,
