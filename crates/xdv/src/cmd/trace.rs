@@ -262,7 +262,8 @@ pub(crate) fn tree(trace: &Path, as_json: bool) -> Result<Outcome> {
 }
 
 /// Chrome/Perfetto trace JSON (`{"traceEvents": […]}`, times in µs): process 1 holds one track
-/// per vCPU (from its start to its halt or its VHM's exit, hypercalls as instants), process 2
+/// per vCPU (its run from start to halt or its VHM's exit, each scheduling slice inside it,
+/// hypercalls as instants), process 2
 /// one track per VHM's Q jobs (admission to completion), process 3 one track per Φ port
 /// (granted windows over their interval, transforms over their extent).
 pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>) -> Result<Outcome> {
@@ -276,6 +277,8 @@ pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>) -> Result<Out
     let us = |ns: u64| ns as f64 / 1000.0;
     let mut out: Vec<Value> = Vec::new();
     let mut started: BTreeMap<(VhmId, u32), u64> = BTreeMap::new();
+    // Where each vCPU's current slice began: its start, its last slice end, or a wake.
+    let mut slice_from: BTreeMap<(VhmId, u32), u64> = BTreeMap::new();
     let mut ports: BTreeMap<String, u64> = BTreeMap::new();
     let mut window_port: BTreeMap<u32, u64> = BTreeMap::new();
     let mut jobs: BTreeMap<(VhmId, u32), (u64, u64)> = BTreeMap::new();
@@ -286,6 +289,7 @@ pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>) -> Result<Out
         match (&e.kind, e.vhm) {
             (EventKind::VcpuStarted { vcpu }, Some(v)) => {
                 started.insert((v, *vcpu), t);
+                slice_from.insert((v, *vcpu), t);
                 out.push(json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid(v, *vcpu),
                     "args": {"name": format!("{} vcpu {vcpu}", name(Some(v)))}}));
             }
@@ -300,6 +304,13 @@ pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>) -> Result<Out
                     let t0 = started.remove(&k).expect("listed");
                     out.push(json!({"ph": "X", "name": format!("run ({reason})"), "pid": 1, "tid": tid(k.0, k.1), "ts": us(t0), "dur": us(t - t0)}));
                 }
+            }
+            (EventKind::SliceEnded { vcpu, fuel }, Some(v)) => {
+                let t0 = slice_from.insert((v, *vcpu), t).unwrap_or(t);
+                out.push(json!({"ph": "X", "name": "slice", "pid": 1, "tid": tid(v, *vcpu), "ts": us(t0), "dur": us(t - t0), "args": {"fuel": fuel}}));
+            }
+            (EventKind::VcpuWoken { vcpu, .. }, Some(v)) => {
+                slice_from.insert((v, *vcpu), t);
             }
             (EventKind::Hypercall { vcpu, call, ret }, Some(v)) => {
                 out.push(json!({"ph": "i", "s": "t", "name": call.name(), "pid": 1, "tid": tid(v, *vcpu), "ts": us(t), "args": {"ret": ret}}));
