@@ -183,6 +183,29 @@ impl Hypervisor {
         )?;
         let (id, _) = self.create_vhm(sink, spec, module, parent, quota)?;
         self.vhms[id as usize].restarts = attempt;
+        // A manifest VHM gets back its capabilities to the manifest's extra modules.
+        let extra = self
+            .specs
+            .iter()
+            .find(|(s, _, _)| s.name == base)
+            .map(|(_, _, e)| e.clone())
+            .unwrap_or_default();
+        for e in extra {
+            if !self.vhms[id as usize].running() {
+                break;
+            }
+            let hash = self.modules[e].0;
+            self.mint(
+                sink,
+                id,
+                xdv_core::cap::Object::Module(hash),
+                xdv_core::cap::rights::INSPECT
+                    | xdv_core::cap::rights::DERIVE
+                    | xdv_core::cap::rights::TRANSFER
+                    | xdv_core::cap::rights::SPAWN,
+                0,
+            )?;
+        }
         Ok(())
     }
 
