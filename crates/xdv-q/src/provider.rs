@@ -268,6 +268,27 @@ pub fn builtin_devices() -> Vec<Device> {
             t2_ns: 70_000,
             summary: "density matrix with T1/T2 thermal relaxation and readout error simulated",
         },
+        Device {
+            name: "noisy-ring",
+            engine: Engine::Density,
+            coupling: Coupling::Ring(10),
+            native_gates: NATIVE,
+            timing: Timing {
+                gate_1q_ns: 40,
+                gate_2q_ns: 250,
+                measure_ns: 800,
+                reset_ns: 800,
+            },
+            errors: Errors {
+                gate_1q: 5e-4,
+                gate_2q: 7e-3,
+                readout_p01: 0.015,
+                readout_p10: 0.03,
+            },
+            t1_ns: 80_000,
+            t2_ns: 100_000,
+            summary: "density matrix on a ring of 10 with T1/T2 thermal relaxation and readout error simulated",
+        },
     ]
 }
 
