@@ -29,10 +29,18 @@ pub fn compliance(path: &Path) -> Result<Vec<Item>, HvError> {
     let reader = TraceReader::open(path)?;
     let events = reader.events()?;
     let verify = reader.verify()?;
+    // Port names by index, from the manifest the trace holds (releases name ports by index).
+    let (manifest, _, _) = crate::replay::load_from_trace(&reader, &path.display().to_string())?;
+    let ports: Vec<String> = manifest
+        .host
+        .phi_ports
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
     drop(reader);
     let replay = replay_trace(path)?;
     Ok(vec![
-        isolation(&events),
+        isolation(&events, &ports),
         deterministic(&replay, &verify),
         nesting(&events),
         reconstruction(&events, &replay),
@@ -80,7 +88,7 @@ fn descends(parents: &BTreeMap<VhmId, Option<VhmId>>, v: VhmId, of: VhmId) -> bo
 
 /// §12.1: capabilities name only what their holder may hold; Q containers and exclusive Φ
 /// windows never overlap; a fault stops only the faulting VHM and its subtree.
-fn isolation(events: &[Event]) -> Item {
+fn isolation(events: &[Event], ports: &[String]) -> Item {
     let parents = parents(events);
     let mut problems = Vec::new();
     let (mut caps, mut faults, mut containers) = (0u64, 0u64, 0u64);
@@ -169,7 +177,7 @@ fn isolation(events: &[Event]) -> Item {
         }
     }
     // Φ windows: exclusive windows of one scope never overlap. A release closes its holder's
-    // window of that interval.
+    // window of that port and interval.
     let mut live: BTreeMap<u32, (VhmId, LiveWindow)> = BTreeMap::new();
     let mut windows = 0u64;
     for (i, e) in events.iter().enumerate() {
@@ -202,12 +210,17 @@ fn isolation(events: &[Event]) -> Item {
             }
             EventKind::Released {
                 domain: Domain::Phi,
-                resource: Resource::Window { t0, t1, .. },
+                resource: Resource::Window { port, t0, t1 },
                 ..
             } => {
                 let w = live
                     .iter()
-                    .find(|(_, (h, (_, a, b, ..)))| Some(*h) == e.vhm && a == t0 && b == t1)
+                    .find(|(_, (h, (p, a, b, ..)))| {
+                        Some(*h) == e.vhm
+                            && ports.get(*port as usize) == Some(p)
+                            && a == t0
+                            && b == t1
+                    })
                     .map(|(w, _)| *w);
                 if let Some(w) = w {
                     live.remove(&w);

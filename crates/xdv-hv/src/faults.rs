@@ -239,6 +239,12 @@ impl Hypervisor {
         let mut table = self.phi.table.clone();
         for req in &v.spec.phi {
             let (spec, parent) = crate::phi::resolve(&table, req, &parent_windows);
+            if v.parent.is_some() && parent.is_none() {
+                return Some(format!(
+                    "window: no window of the parent contains [{}, {}) any more",
+                    req.t0, req.t1
+                ));
+            }
             if let Err(e) = table.allocate(u32::MAX, spec, parent) {
                 return Some(format!("window: {e}"));
             }

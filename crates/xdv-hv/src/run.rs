@@ -222,6 +222,12 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
         buf: Vec::with_capacity(256),
     };
     let summary = hv.run(&mut sink)?;
+    if sink.pos < sink.recorded.len() {
+        return Err(HvError::Sink(xdv_core::SinkError::Diverged {
+            seq: sink.pos as u64,
+        }));
+    }
+    sink.writer.confirm_status()?;
     let table = sink.table.finish();
     let head = sink.writer.finish(&table)?;
     Ok(Resumed {
@@ -258,6 +264,13 @@ impl xdv_core::EventSink for ResumeSink {
             }
             self.pos += 1;
             return Ok(());
+        }
+        if self.pos == self.recorded.len() {
+            // The whole committed prefix was re-derived: the resume is real.
+            self.pos += 1;
+            self.writer
+                .confirm_status()
+                .map_err(|e| xdv_core::SinkError::Store(e.to_string()))?;
         }
         self.writer.emit(event)
     }

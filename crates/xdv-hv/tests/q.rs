@@ -504,3 +504,56 @@ fn bad_jobs_are_refused_with_their_reason() {
         }
     }
 }
+
+/// Submits a program the density provider cannot run (a reset), then a good one, then 70 more
+/// without collecting any; exits with the number admitted.
+const PICKY: &str = r#"(module
+  (import "xdv" "exit" (func $exit (param i32)))
+  (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+  (import "xdv" "q_submit" (func $q_submit (param i64 i32 i32 i64 i32) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "OPENQASM 2.0; qreg q[1]; creg c[1]; reset q[0]; measure q[0] -> c[0];")
+  (data (i32.const 100) "OPENQASM 2.0; qreg q[1]; creg c[1]; U(1,0,0) q[0]; measure q[0] -> c[0];")
+  (func (export "main") (local $c i64) (local $n i32) (local $i i32)
+    (local.set $c (call $cap_find (i32.const 6) (i32.const 0)))
+    (if (i64.ge_s (call $q_submit (local.get $c) (i32.const 0) (i32.const 69) (i64.const 4) (i32.const 0)) (i64.const 0))
+      (then (local.set $n (i32.add (local.get $n) (i32.const 1)))))
+    (loop $more
+      (if (i64.ge_s (call $q_submit (local.get $c) (i32.const 100) (i32.const 72) (i64.const 4) (i32.const 0)) (i64.const 0))
+        (then (local.set $n (i32.add (local.get $n) (i32.const 1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $i) (i32.const 71))))
+    (call $exit (local.get $n))))"#;
+
+/// A provider's refusal is decided from the circuit alone, so the replay (which runs no
+/// provider) refuses it too; and a container holds at most 64 uncollected jobs.
+#[test]
+fn provider_refusals_replay_and_uncollected_jobs_are_bounded() {
+    let m = "[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.q]\ndevice = \"noisy-line\"\nqubits = 1\nbudget = 1000\n";
+    let (dir, p) = prepare_inline(m, &[("g.wat", PICKY)]);
+    let (s, events) = run(&p);
+    assert_eq!(s.vhms[0].code, xdv_k::abi::MAX_Q_JOBS as i32, "{events:#?}");
+    let reasons: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Refused { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reasons[0].contains("needs every measurement at the end"),
+        "{}",
+        reasons[0]
+    );
+    assert!(
+        reasons
+            .last()
+            .unwrap()
+            .contains("64 jobs not yet collected"),
+        "{reasons:?}"
+    );
+    let trace = dir.path().join("p.xdv");
+    run_to_trace(&p, &trace, &RunOptions::default()).unwrap();
+    let r = replay_trace(&trace).unwrap();
+    assert!(r.identical(), "{:?}", r.divergence);
+}

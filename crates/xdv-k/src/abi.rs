@@ -57,6 +57,10 @@ pub const E_BUSY: i64 = -12;
 pub const MAX_Q_PROGRAM: u32 = 64 * 1024;
 /// Most shots of one Q job.
 pub const MAX_Q_SHOTS: u64 = 65_536;
+/// Most operations a Q program may expand to once its gates are inlined.
+pub const MAX_Q_OPS: usize = 1_000_000;
+/// Most jobs a Q container holds at once (admitted and not yet collected with `q_result`).
+pub const MAX_Q_JOBS: usize = 64;
 /// Most bytes of a Φ transform `phi_exec` reads.
 pub const MAX_PHI_PROGRAM: u32 = 64 * 1024;
 /// Size of the `phi_window` spec.

@@ -29,6 +29,11 @@ use rand_core::RngCore;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// Most samples one play may produce (one per ns: about 1 ms of signal, 16 MiB).
+pub const MAX_PLAY_SAMPLES: u64 = 1 << 20;
+/// Most samples one transform may produce in all (64 MiB).
+pub const MAX_TRANSFORM_SAMPLES: u64 = 1 << 22;
+
 /// A frame: a port, a frequency, an exact phase and a clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame {
@@ -123,6 +128,8 @@ pub enum Rule {
     Decohered,
     /// Plays and captures stay out of intervals delegated to nested windows.
     Delegated,
+    /// A play, or the transform's plays together, would produce too many samples.
+    Size,
     /// Post-check: the executed effect differs from the declared one (an internal error).
     Accounting,
 }
@@ -139,6 +146,7 @@ impl fmt::Display for Rule {
             Rule::Coherence => "coherence budget",
             Rule::Decohered => "decohered",
             Rule::Delegated => "delegated",
+            Rule::Size => "size",
             Rule::Accounting => "phase accounting",
         })
     }
@@ -252,6 +260,7 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
     };
     let mut limit = w.coherent_since.saturating_add(cx.port.t2_ns);
     let mut restart = None;
+    let mut samples = 0u64;
     for (stmt, at) in &program.stmts {
         let at = *at;
         // Fetch (or catch up) the frames the statement names.
@@ -360,6 +369,17 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
                     return Err(undefined(at, frame));
                 }
                 delegated(at, frame, frames[frame].clock, envelope.duration(), cx)?;
+                let d = envelope.duration();
+                samples = samples.saturating_add(d);
+                if d > MAX_PLAY_SAMPLES || samples > MAX_TRANSFORM_SAMPLES {
+                    return Err(violation(
+                        Rule::Size,
+                        at,
+                        format!(
+                            "plays produce one sample per ns: at most {MAX_PLAY_SAMPLES} per play and {MAX_TRANSFORM_SAMPLES} per transform (this play {d}, the transform {samples} so far)"
+                        ),
+                    ));
+                }
                 match envelope.peak_ppm() {
                     Some(peak) if peak <= spec.max_amp => {}
                     peak => {

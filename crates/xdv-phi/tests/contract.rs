@@ -232,3 +232,31 @@ fn nothing_plays_inside_an_interval_delegated_to_a_nested_window() {
     )
     .unwrap();
 }
+
+#[test]
+fn huge_plays_are_refused_before_any_sample_is_made() {
+    let mut w = WindowState::new(WindowSpec {
+        port: 0,
+        t0: 0,
+        t1: 1 << 40,
+        band: (Freq(4_900_000_000), Freq(5_100_000_000)),
+        max_amp: 500_000,
+        shared: false,
+    });
+    let v = run(
+        "frame d = newframe(q0, 5e9, 0); play(d, constant(0.1, 1000000000));",
+        &mut w,
+        u64::MAX,
+    )
+    .unwrap_err();
+    assert_eq!(v.rule, Rule::Size, "{v}");
+    let many = "play(d, constant(0.1, 1048576));".repeat(5);
+    let v = run(
+        &format!("frame d = newframe(q0, 5e9, 0); {many}"),
+        &mut w,
+        u64::MAX,
+    )
+    .unwrap_err();
+    assert_eq!(v.rule, Rule::Size, "{v}");
+    assert!(w.frames.is_empty());
+}

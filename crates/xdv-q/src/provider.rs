@@ -154,6 +154,11 @@ pub trait Provider: Send + Sync {
     /// The device it drives.
     fn device(&self) -> &Device;
 
+    /// Whether the provider runs `circuit` at all, decided from the circuit alone (so a replay,
+    /// which runs no provider, takes the same decision); the reason when not. A circuit it
+    /// accepts never fails in [`Provider::execute`].
+    fn accepts(&self, circuit: &Circuit) -> Result<(), String>;
+
     /// Runs `shots` shots of `circuit` (on the job's logical qubits, from |0…0⟩) and hands each
     /// shot's classical bits to `each`, in shot order. Shot `i` draws only from the stream
     /// seeded by `(seed, i)`.
@@ -182,6 +187,24 @@ impl Simulator {
 impl Provider for Simulator {
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn accepts(&self, circuit: &Circuit) -> Result<(), String> {
+        let max = self.device.engine.max_qubits();
+        if circuit.num_qubits() > max {
+            return Err(format!(
+                "the program declares {} qubits; the {} provider runs at most {max} per job",
+                circuit.num_qubits(),
+                self.device.engine.name()
+            ));
+        }
+        if self.device.engine == Engine::Density && !circuit.measurements_are_terminal() {
+            return Err(format!(
+                "the density provider of {} needs every measurement at the end (no reset, no if, no gate after a measurement)",
+                self.device.name
+            ));
+        }
+        Ok(())
     }
 
     fn execute(

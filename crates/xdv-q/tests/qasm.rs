@@ -436,3 +436,22 @@ fn density_matches_qiskit_aer_noisy() {
         );
     }
 }
+
+/// Nested gate definitions double the program at every level; the expansion is refused as soon
+/// as it passes the limit, not after it has been built.
+#[test]
+fn nested_definitions_cannot_blow_up() {
+    let mut src = String::from("OPENQASM 2.0; qreg q[1]; gate g0 a { U(0,0,0) a; }\n");
+    for i in 1..40 {
+        src += &format!("gate g{i} a {{ g{} a; g{} a; }}\n", i - 1, i - 1);
+    }
+    src += "g39 q[0];\n";
+    let t = std::time::Instant::now();
+    let e = xdv_q::qasm::parse_limited(&src, "bomb.qasm", 10_000).unwrap_err();
+    assert!(
+        e.message.contains("expands to more than 10000 operations"),
+        "{e}"
+    );
+    // Refused before expanding: well under a second even in a debug build.
+    assert!(t.elapsed().as_secs() < 5);
+}

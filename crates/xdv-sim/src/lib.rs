@@ -445,7 +445,21 @@ pub fn simulate_many(from: u64, n: u64, threads: usize) -> (Vec<SimReport>, Opti
                 if k >= n {
                     break;
                 }
-                let r = simulate(from.wrapping_add(k));
+                let seed = from.wrapping_add(k);
+                // A panic is a failure of its seed like any other, not the end of the sweep.
+                let r = std::panic::catch_unwind(|| simulate(seed)).unwrap_or_else(|p| {
+                    let detail = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "a panic".into());
+                    Err(SimFailure {
+                        seed,
+                        check: "panic".into(),
+                        event: None,
+                        detail,
+                    })
+                });
                 results
                     .lock()
                     .expect("no worker panics while holding the lock")

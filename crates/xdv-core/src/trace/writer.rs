@@ -30,6 +30,8 @@ enum Msg {
     Module(Hash32, Vec<u8>),
     /// Reply once everything sent before is committed.
     Sync(SyncSender<()>),
+    /// Set a `run_status` entry.
+    Status(&'static str, String),
     /// Write the Resource_Table and the final status, fold the WAL, and stop.
     Finish(Vec<ResourceRow>),
 }
@@ -47,6 +49,9 @@ pub struct TraceWriter {
     handed: u64,
     /// Test hook: abort the process after this many events (a crash at a chosen point).
     crash_after: Option<u64>,
+    /// A `run_status` entry to write once the caller confirms it (`resumed_at`, written only
+    /// after the resumed run has re-derived the committed prefix).
+    pending_status: Option<(&'static str, String)>,
 }
 
 impl TraceWriter {
@@ -153,14 +158,24 @@ impl TraceWriter {
             committer: Some(committer),
             handed,
             crash_after: None,
+            pending_status: None,
         })
+    }
+
+    /// Writes the pending `run_status` entry (the resume record) with the next commit.
+    pub fn confirm_status(&mut self) -> Result<(), TraceError> {
+        match self.pending_status.take() {
+            Some((k, v)) => self.send(Msg::Status(k, v)),
+            None => Ok(()),
+        }
     }
 
     /// Reopens a trace that was cut short (its writer was killed) to append to it: checks it is a
     /// trace, recovers its write-ahead log, verifies its hash chain, and continues the chain
     /// after its last committed event. Records the resume in `run_status` (`resumed_at`: the
-    /// committed event counts at each resume), never in the events. Returns the writer and the
-    /// number of committed events.
+    /// committed event counts at each resume; written by [`TraceWriter::confirm_status`] once the
+    /// caller has re-derived the prefix), never in the events. Returns the writer and the number
+    /// of committed events.
     pub fn resume(path: &Path, batch: u32, durable: bool) -> Result<(Self, u64), TraceError> {
         let reader = super::TraceReader::open(path)?;
         if reader.is_complete()? {
@@ -211,13 +226,10 @@ impl TraceWriter {
             Some(p) => format!("{p},{count}"),
             None => count.to_string(),
         };
-        conn.execute(
-            "INSERT OR REPLACE INTO run_status (key, value) VALUES ('resumed_at', ?1)",
-            params![resumed],
-        )
-        .map_err(&e)?;
         conn.execute_batch("BEGIN").map_err(&e)?;
-        Ok((Self::start(path, conn, chain, batch)?, count))
+        let mut w = Self::start(path, conn, chain, batch)?;
+        w.pending_status = Some(("resumed_at", resumed));
+        Ok((w, count))
     }
 
     /// Makes the process abort (as if killed) after `n` events have been handed to the writer;
@@ -374,6 +386,13 @@ fn commit_loop(
             }
             Msg::Sync(ack) => {
                 let _ = ack.send(());
+            }
+            Msg::Status(key, value) => {
+                conn.execute(
+                    "INSERT OR REPLACE INTO run_status (key, value) VALUES (?1, ?2)",
+                    params![key, value],
+                )
+                .map_err(&e)?;
             }
             Msg::Finish(table) => return finish(&conn, &path, &chain, &table),
         }

@@ -174,7 +174,7 @@ impl Hypervisor {
             "job{}.qasm",
             self.vhms[vhm as usize].q.as_ref().map_or(0, |c| c.next_job)
         );
-        let circuit = match xdv_q::qasm::parse(source, &label) {
+        let circuit = match xdv_q::qasm::parse_limited(source, &label, abi::MAX_Q_OPS) {
             Ok(c) => c,
             Err(e) => return refuse(abi::E_INVAL, e.to_string()),
         };
@@ -193,14 +193,16 @@ impl Hypervisor {
             .expect("a live container");
         let dev = &self.q_devices[c.device];
         let device = dev.device();
-        let max = device.engine.max_qubits();
-        if circuit.num_qubits() > max {
+        // Decided from the circuit alone, so a replay (which runs no provider) decides alike.
+        if let Err(reason) = dev.provider.accepts(&circuit) {
+            return refuse(abi::E_INVAL, reason);
+        }
+        if c.jobs.len() >= abi::MAX_Q_JOBS {
             return refuse(
-                abi::E_INVAL,
+                abi::E_BUSY,
                 format!(
-                    "the program declares {} qubits; the {} provider runs at most {max} per job",
-                    circuit.num_qubits(),
-                    device.engine.name()
+                    "the container holds {} jobs not yet collected with q_result",
+                    abi::MAX_Q_JOBS
                 ),
             );
         }
@@ -222,6 +224,8 @@ impl Hypervisor {
         let (Some(cost), Some(duration)) = (plan.cost(shots), plan.duration(shots)) else {
             return refuse(abi::E_QUOTA, "the job's cost overflows".into());
         };
+        // Every shot costs at least one micro-unit: even an empty circuit uses the device.
+        let cost = cost.max(shots);
         if cost > c.left() {
             return refuse(
                 abi::E_QUOTA,
@@ -244,14 +248,18 @@ impl Hypervisor {
             return refuse(abi::E_INVAL, "provider: injected failure".into());
         }
         let job = c.next_job;
+        // A recording with the wrong number of shots (a forgery) is not trusted: zeros are
+        // used instead, and the replayed `q_job_done` then differs from the recorded one.
+        let fits = |w: &Vec<u64>| w.len() as u64 == shots;
         let recorded = match &self.outcomes {
             Outcomes::Live => None,
             Outcomes::Recorded(map) => Some(
                 map.get(&(vhm, job))
+                    .filter(|w| fits(w))
                     .cloned()
                     .unwrap_or_else(|| vec![0; shots as usize]),
             ),
-            Outcomes::Resumed(map) => map.get(&(vhm, job)).cloned(),
+            Outcomes::Resumed(map) => map.get(&(vhm, job)).filter(|w| fits(w)).cloned(),
         };
         let outcomes = match recorded {
             Some(words) => words,
@@ -259,12 +267,9 @@ impl Hypervisor {
                 let seed =
                     xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm as usize].name, job);
                 let mut words = Vec::with_capacity(shots as usize);
-                if let Err(e) = dev
-                    .provider
+                dev.provider
                     .execute(&circuit, shots, seed, &mut |bits| words.push(pack(bits)))
-                {
-                    return refuse(abi::E_INVAL, format!("provider: {e}"));
-                }
+                    .expect("the provider accepted the circuit");
                 self.provider_runs += 1;
                 words
             }

@@ -30,7 +30,13 @@ pub struct QasmError {
 
 /// Parses an OpenQASM 2.0 program into a circuit; `file` labels errors.
 pub fn parse(text: &str, file: &str) -> Result<Circuit, QasmError> {
-    parser::Parser::new(text, file)?.program()
+    parse_limited(text, file, parser::MAX_OPS)
+}
+
+/// Like [`parse`], refusing programs that expand to more than `max_ops` operations — checked
+/// while gate definitions are inlined, so nested definitions cannot blow up first.
+pub fn parse_limited(text: &str, file: &str, max_ops: usize) -> Result<Circuit, QasmError> {
+    parser::Parser::new(text, file, max_ops)?.program()
 }
 
 /// Reads and parses a file.

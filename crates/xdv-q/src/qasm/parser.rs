@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 /// Deepest gate-definition nesting inlined before giving up (recursion is impossible in valid
 /// OpenQASM 2, since a gate may only use gates defined before it; this bounds hostile input).
 const MAX_INLINE_DEPTH: usize = 64;
-/// Most operations a program may expand to.
-const MAX_OPS: usize = 50_000_000;
+/// Most operations a program may expand to, by default (see [`crate::qasm::parse_limited`]).
+pub(crate) const MAX_OPS: usize = 5_000_000;
 /// The label of the built-in library.
 const LIBRARY: &str = "<built-in qelib1.inc>";
 
@@ -68,10 +68,13 @@ pub(crate) struct Parser {
     file: String,
     gates: BTreeMap<String, GateDef>,
     circuit: Circuit,
+    /// Most operations the program may expand to; checked while gates are inlined, so a short
+    /// program of nested definitions cannot grow without bound before it is refused.
+    max_ops: usize,
 }
 
 impl Parser {
-    pub(crate) fn new(text: &str, file: &str) -> Result<Self, QasmError> {
+    pub(crate) fn new(text: &str, file: &str, max_ops: usize) -> Result<Self, QasmError> {
         Ok(Self {
             v3: false,
             toks: lex(text, file)?,
@@ -79,6 +82,7 @@ impl Parser {
             file: file.to_string(),
             gates: BTreeMap::new(),
             circuit: Circuit::default(),
+            max_ops,
         })
     }
 
@@ -216,7 +220,7 @@ impl Parser {
                     ));
                 }
                 let text = if std { format!("{QELIB1}\n{STDGATES_EXTRA}") } else { QELIB1.to_string() };
-                let mut lib = Parser::new(&text, LIBRARY)?;
+                let mut lib = Parser::new(&text, LIBRARY, self.max_ops)?;
                 while lib.peek().tok != Tok::Eof {
                     lib.statement()?;
                 }
@@ -411,9 +415,10 @@ impl Parser {
     }
 
     fn push(&mut self, ops: Vec<Op>) -> Result<(), QasmError> {
-        if self.circuit.ops.len() + ops.len() > MAX_OPS {
+        if self.circuit.ops.len() + ops.len() > self.max_ops {
             return Err(self.err(format!(
-                "the program expands to more than {MAX_OPS} operations"
+                "the program expands to more than {} operations",
+                self.max_ops
             )));
         }
         self.circuit.ops.extend(ops);
@@ -510,6 +515,16 @@ impl Parser {
                 line,
                 col,
                 format!("gate {name}: definitions nest deeper than {MAX_INLINE_DEPTH}"),
+            ));
+        }
+        if self.circuit.ops.len() + out.len() >= self.max_ops {
+            return Err(self.err_at(
+                line,
+                col,
+                format!(
+                    "gate {name}: the program expands to more than {} operations",
+                    self.max_ops
+                ),
             ));
         }
         let arity = |want_p: usize, want_q: usize| -> Result<(), QasmError> {
