@@ -85,6 +85,12 @@ pub struct Hypervisor {
     pub(crate) fault_targets: Vec<u32>,
     /// Check every invariant after every step (simulation testing).
     pub(crate) check_each_step: bool,
+    /// Recorded Φ captures by (VHM id, the VHM's transform number), used instead of the
+    /// computed ones in a replay or resume: captures are floating-point integrals, so a replay
+    /// on another platform's maths library takes them from the trace, as Q outcomes.
+    pub(crate) phi_captures: Option<crate::replay::RecordedCaptures>,
+    /// Transforms each VHM has run, numbering them for `phi_captures`.
+    pub(crate) phi_execs: std::collections::BTreeMap<u32, u64>,
 }
 
 /// A module error placed at the manifest line that names the module.
@@ -161,6 +167,8 @@ impl Hypervisor {
             fired: vec![false; manifest.faults.len()],
             fault_targets: Vec::new(),
             check_each_step: false,
+            phi_captures: None,
+            phi_execs: Default::default(),
         };
         let bytes_of = |name: &str| {
             modules
@@ -257,6 +265,11 @@ impl Hypervisor {
         recorded: std::collections::BTreeMap<(u32, u32), Vec<u64>>,
     ) {
         self.outcomes = Outcomes::Recorded(recorded);
+    }
+
+    /// Takes Φ captures from a recording, by (VHM id, transform number), where it has them.
+    pub fn use_recorded_captures(&mut self, recorded: crate::replay::RecordedCaptures) {
+        self.phi_captures = Some(recorded);
     }
 
     /// Resumes a trace cut short: recorded outcomes for the jobs it holds, providers for the rest.

@@ -96,6 +96,25 @@ pub(crate) fn recorded_outcomes(
         .collect()
 }
 
+/// Φ captures from a recording: (VHM id, the VHM's transform number) → each capture's (I, Q).
+pub type RecordedCaptures = std::collections::BTreeMap<(u32, u64), Vec<(i64, i64)>>;
+
+/// The Φ captures a recording holds, by (VHM id, the VHM's transform number).
+pub(crate) fn recorded_captures(recorded: &[(Event, Vec<u8>)]) -> RecordedCaptures {
+    let mut count: std::collections::BTreeMap<u32, u64> = Default::default();
+    recorded
+        .iter()
+        .filter_map(|(e, _)| match (&e.kind, e.vhm) {
+            (EventKind::PhiExecuted { captures, .. }, Some(v)) => {
+                let n = count.entry(v.0).or_insert(0);
+                *n += 1;
+                Some(((v.0, *n - 1), captures.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Loads the manifest and modules stored in a trace.
 pub fn load_from_trace(
     reader: &TraceReader,
@@ -168,6 +187,7 @@ pub fn replay_trace(path: &Path) -> Result<ReplayReport, HvError> {
         .collect();
     let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
     hv.use_recorded_outcomes(outcomes);
+    hv.use_recorded_captures(recorded_captures(&checker.recorded));
     match hv.run(&mut checker) {
         Ok(_) => {}
         Err(HvError::Sink(SinkError::Diverged { .. } | SinkError::Stopped(_))) => {}

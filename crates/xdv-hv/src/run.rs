@@ -203,6 +203,7 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
     })?;
     drop(reader);
     let outcomes = crate::replay::recorded_outcomes(&recorded);
+    let captures = crate::replay::recorded_captures(&recorded);
     let (mut writer, committed) = TraceWriter::resume(
         trace,
         manifest.host.trace_batch_events,
@@ -214,6 +215,7 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
     debug_assert_eq!(committed, recorded.len() as u64);
     let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
     hv.use_resumed_outcomes(outcomes);
+    hv.use_recorded_captures(captures);
     let mut sink = ResumeSink {
         recorded,
         pos: 0,

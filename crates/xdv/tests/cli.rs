@@ -728,3 +728,36 @@ fn compliance_passes_real_runs_and_fails_forgeries() {
         .collect();
     assert_eq!(failed, vec![2, 4, 5], "{v}");
 }
+
+/// Φ captures are injected from the trace on replay (like Q outcomes, they are measured values):
+/// a forged capture passes its own `phi_executed` event and is caught where the guest logs it.
+#[test]
+fn replay_takes_phi_captures_from_the_trace() {
+    use xdv_core::EventKind;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("phi.xdv");
+    run_json(&example("phi-timeshare.toml"), &trace, &[]);
+    let mut at = None;
+    let mut seq = 0u64;
+    forge(&trace, |e| {
+        seq += 1;
+        if let EventKind::PhiExecuted { captures, .. } = &mut e.kind {
+            if let Some(c) = captures.first_mut() {
+                c.0 += 1;
+                at = Some(seq - 1);
+                return true;
+            }
+        }
+        false
+    });
+    let out = xdv()
+        .args(["replay", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["report"]["divergence"];
+    assert!(d["seq"].as_u64().unwrap() > at.unwrap(), "{d}");
+    assert!(d["recorded"].to_string().contains("Log"), "{d}");
+}
