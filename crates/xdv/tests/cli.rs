@@ -761,3 +761,57 @@ fn replay_takes_phi_captures_from_the_trace() {
     assert!(d["seq"].as_u64().unwrap() > at.unwrap(), "{d}");
     assert!(d["recorded"].to_string().contains("Log"), "{d}");
 }
+
+/// The isolation and nesting items fail on traces that show a breach.
+#[test]
+fn compliance_isolation_and_nesting_items_can_fail() {
+    use xdv_core::{cap::Object, EventKind, VhmId};
+    let dir = tempfile::tempdir().unwrap();
+    let failed = |trace: &Path| -> Vec<u64> {
+        let out = xdv()
+            .args(["compliance", "--json"])
+            .arg(trace)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["pass"] == false)
+            .map(|i| i["number"].as_u64().unwrap())
+            .collect()
+    };
+    // A VHM holding another VHM's budget.
+    let trace = dir.path().join("iso.xdv");
+    run_json(&example("fair-share.toml"), &trace, &[]);
+    forge(&trace, |e| match (&mut e.kind, e.vhm) {
+        (
+            EventKind::CapCreated {
+                object: o @ Object::Budget(_),
+                ..
+            },
+            Some(v),
+        ) if v == VhmId(1) => {
+            *o = Object::Budget(VhmId(0));
+            true
+        }
+        _ => false,
+    });
+    assert!(failed(&trace).contains(&1));
+    // A child two levels below its parent.
+    let trace = dir.path().join("nest.xdv");
+    run_json(&example("supervisor.toml"), &trace, &[]);
+    forge(&trace, |e| match &mut e.kind {
+        EventKind::VhmCreated {
+            parent: Some(_),
+            level,
+            ..
+        } => {
+            *level += 1;
+            true
+        }
+        _ => false,
+    });
+    assert!(failed(&trace).contains(&3));
+}
