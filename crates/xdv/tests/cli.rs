@@ -791,8 +791,8 @@ fn compliance_isolation_and_nesting_items_can_fail() {
                 object: o @ Object::Budget(_),
                 ..
             },
-            Some(v),
-        ) if v == VhmId(1) => {
+            Some(VhmId(1)),
+        ) => {
             *o = Object::Budget(VhmId(0));
             true
         }
