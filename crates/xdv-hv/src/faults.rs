@@ -36,6 +36,9 @@ impl Hypervisor {
         &mut self,
         sink: &mut S,
     ) -> Result<(), HvError> {
+        if self.events < self.next_counted_fault {
+            return Ok(());
+        }
         for i in 0..self.faults.len() {
             if let FaultTrigger::AfterEvents(n) = self.faults[i].trigger {
                 if !self.fired[i] && self.events >= n {
@@ -43,7 +46,22 @@ impl Hypervisor {
                 }
             }
         }
+        self.next_counted_fault = self.next_count_threshold();
         Ok(())
+    }
+
+    /// The smallest event count an unfired count-triggered fault waits for (`u64::MAX`: none), so
+    /// the scheduler loop checks one number per step.
+    pub(crate) fn next_count_threshold(&self) -> u64 {
+        self.faults
+            .iter()
+            .zip(&self.fired)
+            .filter_map(|(f, fired)| match f.trigger {
+                FaultTrigger::AfterEvents(n) if !fired => Some(n),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// Fires injected fault `i` into its VHM, if that VHM still runs.

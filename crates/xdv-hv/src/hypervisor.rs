@@ -82,6 +82,8 @@ pub struct Hypervisor {
     /// Faults to inject, whether each has fired, and the VHM each targets.
     pub(crate) faults: Vec<xdv_manifest::FaultSpec>,
     pub(crate) fired: Vec<bool>,
+    /// The smallest event count an unfired count-triggered fault waits for.
+    pub(crate) next_counted_fault: u64,
     pub(crate) fault_targets: Vec<u32>,
     /// Check every invariant after every step (simulation testing).
     pub(crate) check_each_step: bool,
@@ -165,6 +167,7 @@ impl Hypervisor {
             },
             faults: manifest.faults.clone(),
             fired: vec![false; manifest.faults.len()],
+            next_counted_fault: 0,
             fault_targets: Vec::new(),
             check_each_step: false,
             phi_captures: None,
@@ -224,13 +227,7 @@ impl Hypervisor {
             let Some(q) = &spec.q else { continue };
             let (name, at) = &q.device;
             let err = |at: xdv_manifest::Location, key: &str, message: String| {
-                HvError::Manifest(xdv_manifest::ManifestError {
-                    file: manifest.file.clone(),
-                    line: at.line,
-                    col: at.col,
-                    key: format!("vhm[{i}].q.{key}"),
-                    message,
-                })
+                HvError::Manifest(manifest.error_at(at, format!("vhm[{i}].q.{key}"), message))
             };
             let Some(d) = self.device_index(name) else {
                 let known: Vec<&str> = self.q_devices.iter().map(|d| d.device().name).collect();
@@ -396,9 +393,7 @@ impl Hypervisor {
             debug_assert!(key.time >= self.now, "the virtual clock never goes back");
             self.now = key.time;
             self.step(sink, target)?;
-            if !self.faults.is_empty() {
-                self.fire_counted_faults(sink)?;
-            }
+            self.fire_counted_faults(sink)?;
             if self.check_each_step {
                 self.check_invariants()
                     .map_err(|message| HvError::Invariant {

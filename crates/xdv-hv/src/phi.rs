@@ -38,6 +38,22 @@ pub(crate) fn ports(specs: &[PortSpec]) -> Vec<Port> {
         .collect()
 }
 
+/// The first of `windows` on `port` whose interval contains `[t0, t1)`: the window a nested
+/// VHM's request lies in.
+pub(crate) fn containing(
+    table: &WindowTable,
+    windows: &[WindowId],
+    port: u32,
+    t0: u64,
+    t1: u64,
+) -> Option<WindowId> {
+    windows.iter().copied().find(|&w| {
+        table
+            .get(w)
+            .is_some_and(|w| w.spec.port == port && w.spec.t0 <= t0 && t1 <= w.spec.t1)
+    })
+}
+
 /// The window spec a request asks for, inheriting band and cap from the parent window (or the
 /// port) where it leaves them out; and the parent window: the first window of the parent VHM on
 /// the same port that contains the interval.
@@ -47,11 +63,7 @@ pub(crate) fn resolve(
     parent_windows: &[WindowId],
 ) -> (WindowSpec, Option<WindowId>) {
     let port = req.port as u32;
-    let parent = parent_windows.iter().copied().find(|&w| {
-        table
-            .get(w)
-            .is_some_and(|w| w.spec.port == port && w.spec.t0 <= req.t0 && req.t1 <= w.spec.t1)
-    });
+    let parent = containing(table, parent_windows, port, req.t0, req.t1);
     let (band, cap) = match parent.and_then(|p| table.get(p)) {
         Some(w) => (w.spec.band, w.spec.max_amp),
         None => {
@@ -85,28 +97,24 @@ impl Hypervisor {
                 let parent_windows = spec.parent.map(|p| granted[p].as_slice()).unwrap_or(&[]);
                 let (ws, parent) = resolve(&table, req, parent_windows);
                 if let (Some(pi), None) = (spec.parent, parent) {
-                    return Err(HvError::Manifest(xdv_manifest::ManifestError {
-                        file: manifest.file.clone(),
-                        line: req.at.line,
-                        col: req.at.col,
-                        key: format!("vhm[{i}].phi.window[{j}]"),
-                        message: format!(
+                    return Err(HvError::Manifest(manifest.error_at(
+                        req.at,
+                        format!("vhm[{i}].phi.window[{j}]"),
+                        format!(
                             "nesting: no window of the parent {:?} contains [{}, {}) on port {:?}",
                             manifest.vhms[pi].name,
                             req.t0,
                             req.t1,
                             table.ports()[req.port].name
                         ),
-                    }));
+                    )));
                 }
                 let id = table.allocate(i as u32, ws, parent).map_err(|e| {
-                    HvError::Manifest(xdv_manifest::ManifestError {
-                        file: manifest.file.clone(),
-                        line: req.at.line,
-                        col: req.at.col,
-                        key: format!("vhm[{i}].phi.window[{j}]"),
-                        message: describe(&e, manifest),
-                    })
+                    HvError::Manifest(manifest.error_at(
+                        req.at,
+                        format!("vhm[{i}].phi.window[{j}]"),
+                        describe(&e, manifest),
+                    ))
                 })?;
                 mine.push(id);
             }

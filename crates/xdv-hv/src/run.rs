@@ -19,12 +19,7 @@ pub struct Prepared {
 /// the manifest's keys and quotas, the modules against the ABI, and instantiation under each
 /// VHM's memory limit.
 pub fn prepare(path: &Path) -> Result<Prepared, HvError> {
-    let manifest = Manifest::from_file(path)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let modules = manifest.load_modules(base)?;
-    let hv = Hypervisor::new(&manifest, &modules, manifest.host.seed)?;
-    hv.check_instantiation(&manifest.file)?;
-    Ok(Prepared { manifest, modules })
+    prepare_with_chaos(path, None)
 }
 
 /// Like [`prepare`], with `chaos`: random faults drawn from that seed are appended to the
@@ -32,12 +27,11 @@ pub fn prepare(path: &Path) -> Result<Prepared, HvError> {
 /// One to four faults, each into a random manifest VHM, of a random class, at a random virtual
 /// time before the time limit (or 1 ms).
 pub fn prepare_with_chaos(path: &Path, chaos: Option<u64>) -> Result<Prepared, HvError> {
-    let Some(seed) = chaos else {
-        return prepare(path);
-    };
-    let manifest = Manifest::from_file(path)?;
-    let text = format!("{}{}", manifest.text, chaos_faults(&manifest, seed));
-    let manifest = Manifest::parse(&text, &manifest.file)?;
+    let mut manifest = Manifest::from_file(path)?;
+    if let Some(seed) = chaos {
+        let text = format!("{}{}", manifest.text, chaos_faults(&manifest, seed));
+        manifest = Manifest::parse(&text, &manifest.file)?;
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let modules = manifest.load_modules(base)?;
     let hv = Hypervisor::new(&manifest, &modules, manifest.host.seed)?;
@@ -50,19 +44,12 @@ pub fn chaos_faults(manifest: &Manifest, seed: u64) -> String {
     use rand_core::{RngCore, SeedableRng};
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed ^ 0x0063_6861_6f73);
     let horizon = manifest.host.time_limit_ns.unwrap_or(1_000_000).max(1);
-    let classes = [
-        "trap",
-        "fuel-exhausted",
-        "bad-hypercall",
-        "kill",
-        "coherence",
-        "q-provider",
-    ];
+    let classes = xdv_manifest::InjectedFault::ALL;
     let n = 1 + rng.next_u64() % 4;
     let mut out = format!("\n# Injected by --chaos {seed}\n");
     for _ in 0..n {
         let vhm = &manifest.vhms[(rng.next_u64() % manifest.vhms.len() as u64) as usize].name;
-        let class = classes[(rng.next_u64() % classes.len() as u64) as usize];
+        let class = classes[(rng.next_u64() % classes.len() as u64) as usize].name();
         let at = rng.next_u64() % horizon;
         out += &format!("[[fault]]\nvhm = {vhm:?}\nat_ns = {at}\nclass = \"{class}\"\n");
     }

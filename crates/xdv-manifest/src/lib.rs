@@ -35,6 +35,20 @@ pub struct ManifestError {
     pub message: String,
 }
 
+impl Manifest {
+    /// An error found after parsing (a placement the host refuses, a module that does not
+    /// compile), placed at `at` under `key`.
+    pub fn error_at(&self, at: Location, key: String, message: String) -> ManifestError {
+        ManifestError {
+            file: self.file.clone(),
+            line: at.line,
+            col: at.col,
+            key,
+            message,
+        }
+    }
+}
+
 /// A place in the manifest text, kept for errors found after parsing (missing module files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Location {
@@ -199,6 +213,16 @@ impl FaultPolicy {
 }
 
 impl InjectedFault {
+    /// Every class, in the order the documentation lists them.
+    pub const ALL: [InjectedFault; 6] = [
+        InjectedFault::Trap,
+        InjectedFault::FuelExhausted,
+        InjectedFault::BadHypercall,
+        InjectedFault::Kill,
+        InjectedFault::Coherence,
+        InjectedFault::QProvider,
+    ];
+
     /// The manifest's word for it (`[[fault]] class`).
     pub fn name(&self) -> &'static str {
         match self {
@@ -348,13 +372,7 @@ impl Manifest {
         self.module_paths()
             .into_iter()
             .map(|(name, at, key)| {
-                let err = |message: String| ManifestError {
-                    file: self.file.clone(),
-                    line: at.line,
-                    col: at.col,
-                    key: key.clone(),
-                    message,
-                };
+                let err = |message: String| self.error_at(at, key.clone(), message);
                 let path: PathBuf = base_dir.join(&name);
                 let bytes = std::fs::read(&path)
                     .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;

@@ -549,14 +549,22 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         )? as u32;
         let fault_vector = match &k.fault_vector {
             None => None,
-            Some(s) if *s.get_ref() >= 1 && *s.get_ref() < u64::from(irq_vectors) => {
-                Some(*s.get_ref() as u32)
+            Some(s) if *s.get_ref() == 0 => {
+                return Err(cx.err(
+                    s.span(),
+                    key("k.fault_vector"),
+                    "vector 0 is the virtual timer; use 1 or above",
+                ))
             }
+            Some(s) if *s.get_ref() < u64::from(irq_vectors) => Some(*s.get_ref() as u32),
             Some(s) => {
                 return Err(cx.err(
                     s.span(),
                     key("k.fault_vector"),
-                    format!("vector {} is not one of 1..{irq_vectors}", s.get_ref()),
+                    format!(
+                        "vector {} does not exist: irq_vectors is {irq_vectors}",
+                        s.get_ref()
+                    ),
                 ))
             }
         };
@@ -833,8 +841,8 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         });
     }
     let mut faults = Vec::with_capacity(raw.fault.len());
-    for (i, f) in raw.fault.iter().enumerate() {
-        let f = f.get_ref();
+    for (i, table) in raw.fault.iter().enumerate() {
+        let f = table.get_ref();
         let key = |k: &str| format!("fault[{i}].{k}");
         let vhm = vhms
             .iter()
@@ -849,28 +857,37 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         let trigger = match (&f.at_ns, &f.after_events) {
             (Some(t), None) => FaultTrigger::AtNs(*t.get_ref()),
             (None, Some(n)) => FaultTrigger::AfterEvents(*n.get_ref()),
-            _ => {
+            // Both given: point at the second; neither: at the table.
+            (Some(_), Some(n)) => {
                 return Err(cx.err(
-                    f.class.span(),
+                    n.span(),
+                    key("after_events"),
+                    "give exactly one of at_ns (virtual time) and after_events (event count)",
+                ))
+            }
+            (None, None) => {
+                return Err(cx.err(
+                    table.span(),
                     key("at_ns"),
                     "give exactly one of at_ns (virtual time) and after_events (event count)",
                 ))
             }
         };
-        let class = match f.class.get_ref().as_str() {
-            "trap" => InjectedFault::Trap,
-            "fuel-exhausted" => InjectedFault::FuelExhausted,
-            "bad-hypercall" => InjectedFault::BadHypercall,
-            "kill" => InjectedFault::Kill,
-            "coherence" => InjectedFault::Coherence,
-            "q-provider" => InjectedFault::QProvider,
-            other => {
-                return Err(cx.err(
-                    f.class.span(),
-                    key("class"),
-                    format!("{other:?}: expected trap, fuel-exhausted, bad-hypercall, kill, coherence or q-provider"),
-                ))
-            }
+        let Some(&class) = InjectedFault::ALL
+            .iter()
+            .find(|c| c.name() == f.class.get_ref())
+        else {
+            let names: Vec<&str> = InjectedFault::ALL.iter().map(|c| c.name()).collect();
+            let (last, rest) = names.split_last().expect("classes exist");
+            return Err(cx.err(
+                f.class.span(),
+                key("class"),
+                format!(
+                    "{:?}: expected {} or {last}",
+                    f.class.get_ref(),
+                    rest.join(", ")
+                ),
+            ));
         };
         faults.push(FaultSpec {
             vhm,

@@ -204,6 +204,27 @@ impl Hypervisor {
             })
     }
 
+    /// Reads a program text of at most `max` bytes from the caller's memory: its BLAKE3 hash
+    /// (what the trace records) and the text, or the refusal to return (`what` names the
+    /// program in the reason).
+    pub(crate) fn read_text(
+        &self,
+        vhm: u32,
+        vcpu: u32,
+        ptr: u32,
+        len: u32,
+        max: u32,
+        what: &str,
+    ) -> Result<(xdv_core::Hash32, String), (i64, String)> {
+        let bytes = self
+            .read_guest(vhm, vcpu, ptr, len, max)
+            .map_err(|(code, reason)| (code, format!("{what}: {reason}")))?;
+        let hash = xdv_core::Hash32::of(&bytes);
+        String::from_utf8(bytes)
+            .map(|text| (hash, text))
+            .map_err(|_| (abi::E_INVAL, format!("the {what} is not UTF-8")))
+    }
+
     /// Writes into the caller's memory, or the refusal to return.
     pub(crate) fn write_guest(
         &mut self,

@@ -14,7 +14,7 @@ use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, EventSink, HypercallRecord};
-use xdv_core::{Hash32, VhmId};
+use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall, MAX_PHI_PROGRAM, PHI_WINDOW_SPEC_LEN};
 use xdv_phi::{Context, Freq, Program, WindowError, WindowSpec};
 
@@ -77,13 +77,13 @@ impl Hypervisor {
                 let parent = match self.vhms[vhm as usize].parent {
                     None => None,
                     Some(p) => {
-                        let inside = self.vhms[p as usize].windows.iter().copied().find(|&w| {
-                            self.phi.table.get(w).is_some_and(|w| {
-                                w.spec.port == spec.port
-                                    && w.spec.t0 <= spec.t0
-                                    && spec.t1 <= w.spec.t1
-                            })
-                        });
+                        let inside = crate::phi::containing(
+                            &self.phi.table,
+                            &self.vhms[p as usize].windows,
+                            spec.port,
+                            spec.t0,
+                            spec.t1,
+                        );
                         match inside {
                             Some(w) => Some(w),
                             None => {
@@ -183,25 +183,12 @@ impl Hypervisor {
             Ok(w) => w,
             Err(e) => return Ok(cap_refusal(record, handle, e)),
         };
-        let text = match self.read_guest(vhm, vcpu, ptr, len, MAX_PHI_PROGRAM) {
-            Ok(b) => b,
-            Err((code, reason)) => {
-                return Ok(Outcome::refused(
-                    record,
-                    code,
-                    format!("transform: {reason}"),
-                ))
-            }
-        };
-        let program_hash = Hash32::of(&text);
-        let Ok(source) = std::str::from_utf8(&text) else {
-            return Ok(Outcome::refused(
-                record,
-                abi::E_INVAL,
-                "the transform is not UTF-8",
-            ));
-        };
-        let program = match Program::parse(source, &format!("window{w}.phi")) {
+        let (program_hash, source) =
+            match self.read_text(vhm, vcpu, ptr, len, MAX_PHI_PROGRAM, "transform") {
+                Ok(t) => t,
+                Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
+            };
+        let program = match Program::parse(&source, &format!("window{w}.phi")) {
             Ok(p) => p,
             Err(e) => return Ok(Outcome::refused(record, abi::E_INVAL, e.to_string())),
         };

@@ -15,7 +15,7 @@ use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, EventSink, RemoveCause};
-use xdv_core::{Hash32, VhmId};
+use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall, MAX_Q_PROGRAM, MAX_Q_SHOTS};
 
 impl Hypervisor {
@@ -162,19 +162,16 @@ impl Hypervisor {
                 format!("vector {vector} does not exist (irq_vectors {irq_vectors})"),
             );
         }
-        let text = match self.read_guest(vhm, vcpu, ptr, len, MAX_Q_PROGRAM) {
-            Ok(b) => b,
-            Err((code, reason)) => return refuse(code, format!("program: {reason}")),
-        };
-        let program = Hash32::of(&text);
-        let Ok(source) = std::str::from_utf8(&text) else {
-            return refuse(abi::E_INVAL, "the program is not UTF-8".into());
+        let (program, source) = match self.read_text(vhm, vcpu, ptr, len, MAX_Q_PROGRAM, "program")
+        {
+            Ok(t) => t,
+            Err((code, reason)) => return refuse(code, reason),
         };
         let label = format!(
             "job{}.qasm",
             self.vhms[vhm as usize].q.as_ref().map_or(0, |c| c.next_job)
         );
-        let circuit = match xdv_q::qasm::parse_limited(source, &label, abi::MAX_Q_OPS) {
+        let circuit = match xdv_q::qasm::parse_limited(&source, &label, abi::MAX_Q_OPS) {
             Ok(c) => c,
             Err(e) => return refuse(abi::E_INVAL, e.to_string()),
         };

@@ -49,13 +49,13 @@ pub(crate) fn run(
 
 /// `xdv run --resume TRACE`.
 pub(crate) fn resume(trace: &Path, json: bool, crash_after: Option<u64>) -> Result<Outcome> {
-    let seed = xdv_core::trace::TraceReader::open(trace)?.header()?.seed;
+    let header = xdv_core::trace::TraceReader::open(trace)?.header()?;
     let r = xdv_hv::resume_trace(trace, crash_after)
         .with_context(|| format!("resuming {}", trace.display()))?;
     report(
-        &trace.display().to_string(),
+        &header.manifest_name,
         trace,
-        seed,
+        header.seed,
         &r.summary,
         &r.table,
         r.head,
@@ -106,7 +106,10 @@ fn report(
         })
         .collect();
     match resumed {
-        Some(n) => outln!("xdv run --resume {label} (seed {seed_used}): {n} committed events re-derived and checked, the rest appended"),
+        Some(n) => outln!(
+            "xdv run --resume {} ({label}, seed {seed_used}): {n} committed events re-derived and checked, the rest appended",
+            trace.display()
+        ),
         None => outln!("xdv run {label} (seed {seed_used})"),
     }
     out!(
