@@ -182,6 +182,32 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// An interrupt vector the VHM handles: 1 to `irq_vectors − 1` (0 is the timer's).
+    fn vector(
+        &self,
+        v: &Option<S<u64>>,
+        key: &str,
+        irq_vectors: u32,
+    ) -> Result<Option<u32>, ManifestError> {
+        match v {
+            None => Ok(None),
+            Some(s) if *s.get_ref() == 0 => Err(self.err(
+                s.span(),
+                key,
+                "vector 0 is the virtual timer; use 1 or above",
+            )),
+            Some(s) if *s.get_ref() < u64::from(irq_vectors) => Ok(Some(*s.get_ref() as u32)),
+            Some(s) => Err(self.err(
+                s.span(),
+                key,
+                format!(
+                    "vector {} does not exist: irq_vectors is {irq_vectors}",
+                    s.get_ref()
+                ),
+            )),
+        }
+    }
+
     /// A `[low, high]` band in Hz (whole hertz, low ≤ high).
     fn band(&self, b: &S<Vec<Number>>, key: &str) -> Result<(i64, i64), ManifestError> {
         let v: Vec<f64> = b
@@ -547,47 +573,10 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             0,
             1000,
         )? as u32;
-        let fault_vector = match &k.fault_vector {
-            None => None,
-            Some(s) if *s.get_ref() == 0 => {
-                return Err(cx.err(
-                    s.span(),
-                    key("k.fault_vector"),
-                    "vector 0 is the virtual timer; use 1 or above",
-                ))
-            }
-            Some(s) if *s.get_ref() < u64::from(irq_vectors) => Some(*s.get_ref() as u32),
-            Some(s) => {
-                return Err(cx.err(
-                    s.span(),
-                    key("k.fault_vector"),
-                    format!(
-                        "vector {} does not exist: irq_vectors is {irq_vectors}",
-                        s.get_ref()
-                    ),
-                ))
-            }
-        };
+        let fault_vector = cx.vector(&k.fault_vector, &key("k.fault_vector"), irq_vectors)?;
         let ipc_vector = match &k.ipc_vector {
             None => (irq_vectors > 1).then_some(1),
-            Some(s) if *s.get_ref() == 0 => {
-                return Err(cx.err(
-                    s.span(),
-                    key("k.ipc_vector"),
-                    "vector 0 is the virtual timer; use 1 or above",
-                ))
-            }
-            Some(s) if *s.get_ref() < u64::from(irq_vectors) => Some(*s.get_ref() as u32),
-            Some(s) => {
-                return Err(cx.err(
-                    s.span(),
-                    key("k.ipc_vector"),
-                    format!(
-                        "vector {} does not exist: irq_vectors is {irq_vectors}",
-                        s.get_ref()
-                    ),
-                ))
-            }
+            given => cx.vector(given, &key("k.ipc_vector"), irq_vectors)?,
         };
         let mut modules = Vec::new();
         for (j, m) in k.modules.iter().flatten().enumerate() {
