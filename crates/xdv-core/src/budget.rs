@@ -33,6 +33,9 @@ pub struct Budget {
     pub own_memory: u64,
     /// Fuel the VHM consumed itself, plus what its stopped children consumed.
     pub fuel_spent: u64,
+    /// Host memory held on the VHM's behalf beyond its linear memories (queued IPC messages it
+    /// sent, module code it loaded), bytes; part of its memory quota, like its own memory.
+    pub held: u64,
     /// Sum of the quotas of the live children (`children` counts them).
     pub carved: Quota,
 }
@@ -49,6 +52,7 @@ impl Budget {
             own_vcpus: vcpus,
             own_memory: u64::from(vcpus) * memory_limit,
             fuel_spent: 0,
+            held: 0,
             carved: Quota::default(),
         };
         b.assert_conserved();
@@ -58,6 +62,49 @@ impl Budget {
     /// Fuel left for the VHM's own vCPUs: quota − spent − carved.
     pub fn fuel_left(&self) -> u64 {
         self.quota.fuel - self.fuel_spent - self.carved.fuel
+    }
+
+    /// Memory left for host-held bytes or children: quota − own memory − held − carved.
+    pub fn memory_left(&self) -> u64 {
+        self.quota.memory - self.own_memory - self.held - self.carved.memory
+    }
+
+    /// Holds `bytes` of host memory for the VHM (a queued message, loaded code).
+    ///
+    /// # Errors
+    ///
+    /// [`CarveError`] naming both amounts when they do not fit what is left; nothing changes.
+    pub fn hold(&mut self, bytes: u64) -> Result<(), CarveError> {
+        let left = self.memory_left();
+        if bytes > left {
+            return Err(CarveError(format!(
+                "memory budget: needs {bytes} bytes, {left} left"
+            )));
+        }
+        self.held += bytes;
+        self.assert_conserved();
+        Ok(())
+    }
+
+    /// Lets go of `bytes` held by [`Budget::hold`].
+    pub fn unhold(&mut self, bytes: u64) {
+        assert!(bytes <= self.held, "unhold {bytes} of {} held", self.held);
+        self.held -= bytes;
+    }
+
+    /// Charges `fuel` of host work done for the VHM outside its vCPUs (timer ticks, Q
+    /// simulation), when it fits what is left.
+    ///
+    /// # Errors
+    ///
+    /// [`CarveError`] naming both amounts when the fuel left cannot pay; nothing is charged.
+    pub fn charge(&mut self, fuel: u64) -> Result<(), CarveError> {
+        let left = self.fuel_left();
+        if fuel > left {
+            return Err(CarveError(format!("fuel: needs {fuel}, {left} left")));
+        }
+        self.spend(fuel);
+        Ok(())
     }
 
     /// Checks whether `child` fits in what is left, without changing anything.
@@ -89,7 +136,7 @@ impl Budget {
                 child.vcpus, vcpus_left
             )));
         }
-        let memory_left = q.memory - self.own_memory - c.memory;
+        let memory_left = self.memory_left();
         if child.memory > memory_left {
             return Err(CarveError(format!(
                 "memory: asked {} bytes, {} left",
@@ -150,6 +197,7 @@ impl Budget {
             && self
                 .own_memory
                 .checked_add(c.memory)
+                .and_then(|m| m.checked_add(self.held))
                 .is_some_and(|m| m <= q.memory)
             && self
                 .fuel_spent
@@ -210,5 +258,18 @@ mod tests {
         b.give_back(&q(2, 2 << 16, 400, 1, 0), 150);
         assert_eq!(b.fuel_left(), 1000 - 150 - 100);
         assert!(b.conserved());
+    }
+
+    #[test]
+    fn held_memory_and_charged_fuel_come_out_of_the_same_budget() {
+        let mut b = Budget::new(q(2, 4 << 16, 1000, 2, 2), 1, 1 << 16);
+        b.hold(2 << 16).unwrap();
+        assert!(b.hold((1 << 16) + 1).unwrap_err().0.starts_with("memory budget"));
+        assert!(b.can_carve(&q(1, 2 << 16, 1, 0, 0)).is_err());
+        b.unhold(2 << 16);
+        assert!(b.can_carve(&q(1, 2 << 16, 1, 0, 0)).is_ok());
+        b.charge(600).unwrap();
+        assert!(b.charge(401).unwrap_err().0.starts_with("fuel"));
+        assert_eq!(b.fuel_left(), 400);
     }
 }

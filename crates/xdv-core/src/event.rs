@@ -724,6 +724,26 @@ pub enum EventKind {
         /// The physical qubits reset.
         physical: Vec<u32>,
     },
+    /// Host work done for the VHM outside its vCPUs, charged to its fuel before the work ran
+    /// (schema 5). Appended last, so older traces keep decoding.
+    HostWork {
+        /// What the work was.
+        work: WorkKind,
+        /// The work's size in its own unit (amplitude updates for a Q job).
+        units: u64,
+        /// Fuel charged for it.
+        fuel: u64,
+    },
+}
+
+/// Kinds of host work charged to a VHM's fuel ([`EventKind::HostWork`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkKind {
+    /// A Q job's simulation, by its job number; units are amplitude updates.
+    QSimulation {
+        /// The job number.
+        job: u32,
+    },
 }
 
 /// Why capabilities were removed.
@@ -800,6 +820,7 @@ impl EventKind {
             EventKind::PhiExecuted { .. } => "phi_executed",
             EventKind::PhiDecohered { .. } => "phi_decohered",
             EventKind::PhiBarrier { .. } => "phi_barrier",
+            EventKind::HostWork { .. } => "host_work",
             EventKind::FaultInjected { .. } => "fault_injected",
             EventKind::Restarting { .. } => "restarting",
             EventKind::RestartRefused { .. } => "restart_refused",
@@ -1083,6 +1104,11 @@ impl Event {
                     .join(", ")
             ),
             PhiDecohered { window, cause } => format!("phi window {window} DECOHERED: {cause}"),
+            HostWork { work, units, fuel } => match work {
+                WorkKind::QSimulation { job } => {
+                    format!("q job {job} simulation: {units} amplitude updates, {fuel} fuel")
+                }
+            },
             PhiBarrier { window, at_ns } => {
                 format!("phi window {window} frames barriered to {at_ns} ns")
             }

@@ -26,6 +26,7 @@ pub use event::{
 pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 
 /// Version of the canonical event encoding. Bumped on any change to [`EventKind`]'s layout.
-pub const EVENT_SCHEMA_VERSION: u32 = 4;
+/// Schema 5 appended `HostWork`; schema-4 bodies decode unchanged.
+pub const EVENT_SCHEMA_VERSION: u32 = 5;
 /// Version of the trace file layout (tables and header keys).
 pub const TRACE_FORMAT_VERSION: u32 = 1;

@@ -65,6 +65,13 @@ impl Hypervisor {
     }
 
     /// Fires injected fault `i` into its VHM, if that VHM still runs.
+    /// `true` when the VHM the `i`-th injected fault targets still runs.
+    pub(crate) fn inject_target_running(&self, i: u32) -> bool {
+        self.fault_targets
+            .get(i as usize)
+            .is_some_and(|&v| self.vhms[v as usize].running())
+    }
+
     pub(crate) fn inject<S: EventSink>(&mut self, sink: &mut S, i: usize) -> Result<(), HvError> {
         if self.fired[i] {
             return Ok(());

@@ -384,14 +384,24 @@ impl Hypervisor {
             if !self.is_live(target) {
                 continue;
             }
-            if let Some(limit) = self.host.time_limit_ns {
-                if key.time > limit {
-                    self.now = limit;
-                    break;
-                }
+            // The time limit, and in any case the horizon: no clock computes past it.
+            let limit = self
+                .host
+                .time_limit_ns
+                .map_or(xdv_k::abi::TIME_HORIZON_NS, |l| {
+                    l.min(xdv_k::abi::TIME_HORIZON_NS)
+                });
+            if key.time > limit {
+                self.now = self.now.max(limit);
+                break;
             }
-            debug_assert!(key.time >= self.now, "the virtual clock never goes back");
-            self.now = key.time;
+            assert!(key.time >= self.now, "the virtual clock never goes back");
+            // A fault injected into a stopped VHM is recorded without moving the clock: a
+            // stopped VHM cannot make the host run longer.
+            if !matches!(target, Target::Inject { index, .. } if !self.inject_target_running(index))
+            {
+                self.now = key.time;
+            }
             self.step(sink, target)?;
             self.fire_counted_faults(sink)?;
             if self.check_each_step {
@@ -855,16 +865,37 @@ impl Hypervisor {
                 let Some(t) = v.timer.as_mut() else {
                     return Ok(());
                 };
-                if v.vcpus[t.vcpu as usize].state == VcpuState::Halted {
+                let slot = &v.vcpus[t.vcpu as usize];
+                if slot.state == VcpuState::Halted {
                     // The timer belongs to the vCPU that armed it and stops when that vCPU halts.
                     v.timer = None;
                     return Ok(());
                 }
+                if slot.irq_pending & (1 << xdv_k::abi::TIMER_VECTOR) != 0 {
+                    // The last tick is not delivered yet: coalesce, and re-arm at its delivery,
+                    // so a guest that never takes its ticks costs the host nothing more.
+                    t.suspended = true;
+                    return Ok(());
+                }
+                if let Err(e) = v.budget.charge(xdv_k::abi::TIMER_TICK_FUEL) {
+                    let vcpu = t.vcpu;
+                    v.timer = None;
+                    let detail = format!("timer tick: {}", e.0);
+                    return self.fault(sink, vhm, Some(vcpu), FaultClass::FuelExhausted, detail);
+                }
+                v.fuel_used += xdv_k::abi::TIMER_TICK_FUEL;
+                let t = v.timer.as_mut().expect("checked above");
                 t.ticks += 1;
-                t.next += t.period;
-                let (tick, next, vcpu) = (t.ticks, t.next, t.vcpu);
-                self.cds
-                    .push(next, Class::Timer, Target::Timer { vhm, generation });
+                let (tick, vcpu) = (t.ticks, t.vcpu);
+                match t.next.checked_add(t.period) {
+                    Some(next) if next <= xdv_k::abi::TIME_HORIZON_NS => {
+                        t.next = next;
+                        self.cds
+                            .push(next, Class::Timer, Target::Timer { vhm, generation });
+                    }
+                    // The next tick would be past the horizon: this was the last.
+                    _ => v.timer = None,
+                }
                 emit(
                     sink,
                     &mut self.events,
@@ -1098,7 +1129,10 @@ impl Hypervisor {
         let s = &v.vcpus[vcpu as usize];
         let ns = u128::from(s.fuel - s.anchor_fuel) * u128::from(self.host.ns_per_fuel)
             / u128::from(v.spec.policy.weight);
-        s.anchor_time + u64::try_from(ns).unwrap_or(u64::MAX / 2)
+        // Saturates past the horizon: the run loop stops there.
+        s.anchor_time
+            .saturating_add(u64::try_from(ns).unwrap_or(u64::MAX))
+            .min(xdv_k::abi::TIME_HORIZON_NS + 1)
     }
 
     /// Runs a vCPU from the current time until its next stop and queues that stop at the vCPU's
@@ -1124,6 +1158,9 @@ impl Hypervisor {
                     Some(vhm),
                     EventKind::IrqDelivered { vcpu, vector, arg },
                 )?;
+            }
+            if vector == xdv_k::abi::TIMER_VECTOR {
+                self.rearm_timer(vhm);
             }
         }
         let v = &mut self.vhms[vhm as usize];
@@ -1168,6 +1205,25 @@ impl Hypervisor {
             },
         );
         Ok(())
+    }
+
+    /// Re-arms a timer whose ticks were coalesced while one was pending, one period after now.
+    fn rearm_timer(&mut self, vhm: u32) {
+        let now = self.now;
+        let v = &mut self.vhms[vhm as usize];
+        let generation = v.timer_generation;
+        let Some(t) = v.timer.as_mut().filter(|t| t.suspended) else {
+            return;
+        };
+        t.suspended = false;
+        match now.checked_add(t.period) {
+            Some(next) if next <= xdv_k::abi::TIME_HORIZON_NS => {
+                t.next = next;
+                self.cds
+                    .push(next, Class::Timer, Target::Timer { vhm, generation });
+            }
+            _ => v.timer = None,
+        }
     }
 
     /// Makes `vector` pending on a vCPU and cuts its sleep short. Dropped (and recorded) when the
@@ -1315,6 +1371,11 @@ impl Hypervisor {
         for (channel, end) in anchored {
             self.close_end(sink, vhm, channel, end)?;
         }
+        self.hand_over_sent(sink, vhm)?;
+        // Everything the host held for the VHM is let go: its queued messages went to their
+        // receivers or were dropped, a parked send's message went with its vCPU.
+        let b = &mut self.vhms[vhm as usize].budget;
+        b.unhold(b.held);
         // Drop the instances: a stopped VHM keeps only its record.
         self.vhms[vhm as usize].vcpus.clear();
         emit(

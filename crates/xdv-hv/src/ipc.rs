@@ -11,6 +11,8 @@ use xdv_core::VhmId;
 
 /// Largest payload of one message, in bytes.
 pub(crate) const MAX_MESSAGE: u32 = 64 * 1024;
+/// Host bytes a queued message costs its sender beyond its payload (its queue entry).
+pub(crate) const MESSAGE_OVERHEAD: u64 = 64;
 /// Bytes `ipc_recv` writes before the payload: badge (u64) and capability handle (u64).
 pub(crate) const RECV_HEADER: u32 = 16;
 
@@ -21,6 +23,15 @@ pub(crate) struct Message {
     pub(crate) badge: u64,
     /// The capability to derive into the receiver: its holder and handle at send time.
     pub(crate) cap: Option<(VhmId, u64)>,
+    /// The sending VHM, whose memory budget holds the message until it is received or dropped.
+    pub(crate) sender: u32,
+}
+
+impl Message {
+    /// The host bytes the message holds in its sender's memory budget.
+    pub(crate) fn cost(&self) -> u64 {
+        self.bytes.len() as u64 + MESSAGE_OVERHEAD
+    }
 }
 
 /// One end of a channel.

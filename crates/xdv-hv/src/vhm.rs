@@ -96,6 +96,9 @@ pub(crate) struct Timer {
     pub(crate) next: u64,
     pub(crate) vcpu: u32,
     pub(crate) ticks: u64,
+    /// A tick fired while the previous one was still pending: ticks are coalesced and the
+    /// timer is re-armed, one period on, when the pending one is delivered.
+    pub(crate) suspended: bool,
 }
 
 /// One VHM.

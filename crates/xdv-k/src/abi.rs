@@ -19,6 +19,13 @@ pub const IRQ_EXPORT: &str = "xdv_irq";
 pub const MEMORY_EXPORT: &str = "memory";
 /// The interrupt vector of the VHM's virtual timer.
 pub const TIMER_VECTOR: u32 = 0;
+/// The virtual-time horizon, in ns (2⁶², about 146 years): no request may name a time past
+/// it (a sleep, a timer's next tick, a Φ window's end), and a run stops there as at a time
+/// limit, so no clock arithmetic can wrap.
+pub const TIME_HORIZON_NS: u64 = 1 << 62;
+/// Fuel every timer tick costs the VHM, charged when the tick fires (the host's work to queue,
+/// record and deliver it); a VHM whose fuel cannot pay faults as out of fuel.
+pub const TIMER_TICK_FUEL: u64 = 64;
 /// Longest message `log` accepts, in bytes.
 pub const MAX_LOG_BYTES: u32 = 4096;
 
@@ -59,6 +66,9 @@ pub const MAX_Q_PROGRAM: u32 = 64 * 1024;
 pub const MAX_Q_SHOTS: u64 = 65_536;
 /// Most operations a Q program may expand to once its gates are inlined.
 pub const MAX_Q_OPS: usize = 1_000_000;
+/// Amplitude updates of Q simulation one unit of fuel pays for: `q_submit` charges
+/// ⌈work ÷ this⌉ fuel to the VHM before the job runs, or refuses it (`E_QUOTA`).
+pub const Q_WORK_PER_FUEL: u64 = 16;
 /// Most jobs a Q container holds at once (admitted and not yet collected with `q_result`).
 pub const MAX_Q_JOBS: usize = 64;
 /// Most bytes of a Φ transform `phi_exec` reads.

@@ -6,13 +6,73 @@ use crate::KError;
 use std::fmt;
 use wasmi::ValType;
 use wasmi::{
-    Func, Memory, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store, StoreLimits,
-    StoreLimitsBuilder, Val,
+    Func, Memory, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store, Val,
 };
 
-/// Per-store data: the memory limiter.
+/// Most table elements the tables of one vCPU may hold in all (at most 512 KiB of host memory at
+/// 8 bytes an element): tables are host memory a module declares, outside its linear memory.
+pub const MAX_TABLE_ELEMENTS: usize = 65_536;
+
+/// The limiter of one vCPU's store: linear memory up to its `memory_limit`, tables up to
+/// [`MAX_TABLE_ELEMENTS`], one instance, one memory, four tables. It remembers why it last said
+/// no, so an instantiation error can give both numbers.
+pub struct Footprint {
+    memory_limit: usize,
+    table_elements: usize,
+    denied: Option<String>,
+}
+
+impl wasmi::ResourceLimiter for Footprint {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        let ok = desired <= self.memory_limit;
+        if !ok {
+            self.denied = Some(format!(
+                "a linear memory of {desired} bytes exceeds memory_limit ({} bytes)",
+                self.memory_limit
+            ));
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        let total = self.table_elements - current.min(self.table_elements) + desired;
+        let ok = desired >= current && total <= MAX_TABLE_ELEMENTS;
+        if ok {
+            self.table_elements = total;
+        } else {
+            self.denied = Some(format!(
+                "tables of {total} elements exceed the {MAX_TABLE_ELEMENTS} a vCPU may hold"
+            ));
+        }
+        Ok(ok)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// Per-store data: the limiter.
 pub struct VcpuData {
-    limits: StoreLimits,
+    limits: Footprint,
 }
 
 /// The host error every hypercall returns: it suspends the guest and hands the call to the
@@ -84,24 +144,33 @@ impl Vcpu {
     /// Instantiates `module` with its linear memory capped at `memory_limit` bytes. Fuel is set
     /// only after instantiation, so a module with a start function is refused.
     pub fn new(engine: &KEngine, module: &GuestModule, memory_limit: u64) -> Result<Self, KError> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(usize::try_from(memory_limit).unwrap_or(usize::MAX))
-            .memories(1)
-            .tables(4)
-            .instances(1)
-            .build();
+        let limits = Footprint {
+            memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
+            table_elements: 0,
+            denied: None,
+        };
         let mut store = Store::new(&engine.engine, VcpuData { limits });
         store.limiter(|d| &mut d.limits);
         store
             .set_fuel(0)
             .map_err(|e| KError::Instantiate(e.to_string()))?;
-        let instance = engine.linker.instantiate_and_start(&mut store, &module.module).map_err(|e| {
-            if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) {
-                KError::Instantiate("the module has a start function; xdv starts guests only through their entry export".into())
-            } else {
-                KError::Instantiate(e.to_string())
+        let instance = match engine.linker.instantiate_and_start(&mut store, &module.module) {
+            Ok(i) => i,
+            Err(e) if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) => {
+                return Err(KError::Instantiate("the module has a start function; xdv starts guests only through their entry export".into()));
             }
-        })?;
+            Err(e) => {
+                // The limiter's own words carry the numbers; the engine's name internal types.
+                let message = store.data_mut().limits.denied.take().unwrap_or_else(|| {
+                    let text = e.to_string();
+                    match text.find("Table(") {
+                        Some(_) => "an element segment does not fit its table".to_string(),
+                        None => text,
+                    }
+                });
+                return Err(KError::Instantiate(message));
+            }
+        };
         let entry = instance
             .get_func(&store, &module.entry)
             .ok_or_else(|| KError::Abi(format!("no entry export {:?}", module.entry)))?;

@@ -159,6 +159,15 @@ pub trait Provider: Send + Sync {
     /// accepts never fails in [`Provider::execute`].
     fn accepts(&self, circuit: &Circuit) -> Result<(), String>;
 
+    /// The host work of [`Provider::execute`] on `circuit` for `shots` shots, in amplitude
+    /// updates, decided from the circuit alone (admission charges it before the job runs, and a
+    /// replay decides alike). Saturates at `u64::MAX`.
+    fn work(&self, circuit: &Circuit, shots: u64) -> u64;
+
+    /// The bytes of simulation state [`Provider::execute`] holds while it runs `circuit`.
+    /// Saturates at `u64::MAX`.
+    fn state_bytes(&self, circuit: &Circuit) -> u64;
+
     /// Runs `shots` shots of `circuit` (on the job's logical qubits, from |0…0⟩) and hands each
     /// shot's classical bits to `each`, in shot order. Shot `i` draws only from the stream
     /// seeded by `(seed, i)`.
@@ -205,6 +214,40 @@ impl Provider for Simulator {
             ));
         }
         Ok(())
+    }
+
+    fn work(&self, circuit: &Circuit, shots: u64) -> u64 {
+        let n = circuit.num_qubits() as u32;
+        let ops = circuit.ops.len() as u64;
+        let pow = |base: u64, e: u32| base.checked_pow(e).unwrap_or(u64::MAX);
+        match self.device.engine {
+            // One pass over 2ⁿ amplitudes per operation; then each shot samples the
+            // distribution (a binary search) — or, with mid-circuit measurement, re-runs it.
+            Engine::Statevector if circuit.measurements_are_terminal() => ops
+                .saturating_add(1)
+                .saturating_mul(pow(2, n))
+                .saturating_add(shots.saturating_mul(u64::from(n) + 1)),
+            Engine::Statevector => shots
+                .saturating_mul(ops.saturating_add(1))
+                .saturating_mul(pow(2, n)),
+            // 4ⁿ matrix entries per operation and noise channel; each shot scans the
+            // distribution of up to 2ⁿ outcomes.
+            Engine::Density => ops
+                .saturating_add(1)
+                .saturating_mul(2)
+                .saturating_mul(pow(4, n))
+                .saturating_add(shots.saturating_mul(pow(2, n))),
+        }
+    }
+
+    fn state_bytes(&self, circuit: &Circuit) -> u64 {
+        let n = circuit.num_qubits() as u32;
+        // One complex f64 (16 bytes) per amplitude or matrix entry.
+        let entries = match self.device.engine {
+            Engine::Statevector => 2u64.checked_pow(n),
+            Engine::Density => 4u64.checked_pow(n),
+        };
+        entries.map_or(u64::MAX, |e| e.saturating_mul(16))
     }
 
     fn execute(

@@ -101,7 +101,21 @@ impl Hypervisor {
                         Err(e) => return Ok(cap_refusal(record, cap, e)),
                     }
                 };
-                let msg = Message { bytes, badge, cap };
+                let msg = Message {
+                    bytes,
+                    badge,
+                    cap,
+                    sender: vhm,
+                };
+                // The sender's memory budget holds the message until it is received.
+                let cost = msg.cost();
+                if let Err(e) = self.vhms[vhm as usize].budget.hold(cost) {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_QUOTA,
+                        format!("a queued message of {len} bytes: {}", e.0),
+                    ));
+                }
                 let to_end = 1 - end;
                 match self.try_send(sink, vhm, vcpu, channel, to_end, msg)? {
                     Ok(ret) => Outcome::ok(record, ret),
@@ -118,7 +132,10 @@ impl Hypervisor {
                             },
                         )
                     }
-                    Err(_) => Outcome::ok(record, abi::E_FULL),
+                    Err(_) => {
+                        self.vhms[vhm as usize].budget.unhold(cost);
+                        Outcome::ok(record, abi::E_FULL)
+                    }
                 }
             }
             Hypercall::IpcRecv => {
@@ -181,6 +198,7 @@ impl Hypervisor {
         let ch = &mut self.channels[channel as usize];
         // Either end closed ends the conversation: the receiver's, or the sender's own.
         if ch.ends[to_end as usize].closed || ch.ends[1 - to_end as usize].closed {
+            self.vhms[msg.sender as usize].budget.unhold(msg.cost());
             return Ok(Ok(abi::E_CLOSED));
         }
         if !ch.has_room(to_end) {
@@ -257,6 +275,7 @@ impl Hypervisor {
             .pop_front()
             .expect("front exists");
         let senders = std::mem::take(&mut ch.ends[end as usize].send_waiters);
+        self.vhms[msg.sender as usize].budget.unhold(msg.cost());
         // The capability is derived into the receiver now, with the rights it had at send time;
         // one revoked in flight arrives as none.
         let cap = msg.cap.and_then(|(holder, h)| {
@@ -300,6 +319,56 @@ impl Hypervisor {
         Ok(Some(i64::from(msg.bytes.len() as u32)))
     }
 
+    /// Hands the messages a stopping VHM sent, still queued at open ends, to the receiving end's
+    /// anchor: a queued message is memory of its sender's budget, and a stopped VHM's budget
+    /// holds nothing, so the receiver's budget takes each one it has room for (in queue order),
+    /// and the rest are dropped, recorded per queue in the stopping VHM's events. A message sent
+    /// just before exiting is still delivered when its receiver can hold it.
+    pub(crate) fn hand_over_sent<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+    ) -> Result<(), HvError> {
+        for channel in 0..self.channels.len() {
+            for end in 0..2u8 {
+                let e = &self.channels[channel].ends[end as usize];
+                if e.closed || !e.queue.iter().any(|m| m.sender == vhm) {
+                    continue;
+                }
+                let anchor = e.anchor;
+                let queue = std::mem::take(&mut self.channels[channel].ends[end as usize].queue);
+                let mut kept = std::collections::VecDeque::with_capacity(queue.len());
+                let mut dropped = 0u32;
+                for mut m in queue {
+                    if m.sender == vhm {
+                        let receiver = &mut self.vhms[anchor as usize];
+                        if anchor == vhm || !receiver.running() || receiver.budget.hold(m.cost()).is_err() {
+                            dropped += 1;
+                            continue;
+                        }
+                        m.sender = anchor;
+                    }
+                    kept.push_back(m);
+                }
+                self.channels[channel].ends[end as usize].queue = kept;
+                if dropped > 0 {
+                    emit(
+                        sink,
+                        &mut self.events,
+                        self.now,
+                        Some(vhm),
+                        EventKind::IpcDropped {
+                            channel: channel as u32,
+                            end,
+                            messages: dropped,
+                        },
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Closes one end (its anchor stopped): drops its queue, wakes every vCPU parked on the
     /// channel (they see E_CLOSED or what is left to receive), records it in `vhm`'s events.
     pub(crate) fn close_end<S: EventSink>(
@@ -313,7 +382,10 @@ impl Hypervisor {
         let e = &mut ch.ends[end as usize];
         e.closed = true;
         let dropped = e.queue.len() as u32;
-        e.queue.clear();
+        for m in std::mem::take(&mut e.queue) {
+            self.vhms[m.sender as usize].budget.unhold(m.cost());
+        }
+        let ch = &mut self.channels[channel as usize];
         let mut waiters = Vec::new();
         for side in &mut ch.ends {
             waiters.append(&mut side.recv_waiters);

@@ -140,7 +140,8 @@ impl Hypervisor {
                     Outcome::park(
                         record,
                         Wait::Sleep {
-                            until: until as u64,
+                            // "Sleep forever" wakes at the horizon, where the run stops anyway.
+                            until: (until as u64).min(abi::TIME_HORIZON_NS),
                             interrupted: false,
                         },
                     )
@@ -151,8 +152,25 @@ impl Hypervisor {
             Hypercall::Random => Outcome::ok(record, v.rng.next_u64() as i64),
             Hypercall::TimerSet => {
                 let period = a.i64(0);
+                let first = now.checked_add(period as u64);
                 if period < 0 {
                     Outcome::refused(record, abi::E_INVAL, format!("negative period {period}"))
+                } else if period > 0 && !first.is_some_and(|t| t <= abi::TIME_HORIZON_NS) {
+                    Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!(
+                            "period {period} ns puts the first tick past the time horizon ({} ns)",
+                            abi::TIME_HORIZON_NS
+                        ),
+                    )
+                } else if period > 0 && !v.vcpus[vcpu as usize].vcpu.has_irq_handler() {
+                    // Every tick would be dropped: host work with nothing to show for it.
+                    Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!("a timer needs an {} export to deliver its ticks to", abi::IRQ_EXPORT),
+                    )
                 } else {
                     v.timer_generation += 1;
                     v.timer = (period > 0).then(|| Timer {
@@ -160,6 +178,7 @@ impl Hypervisor {
                         next: now + period as u64,
                         vcpu,
                         ticks: 0,
+                        suspended: false,
                     });
                     if let Some(t) = v.timer {
                         self.cds.push(

@@ -14,7 +14,7 @@ use crate::q::{pack, Job, Outcomes};
 use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, EventSink, RemoveCause};
+use xdv_core::event::{WorkKind, EventKind, EventSink, RemoveCause};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall, MAX_Q_PROGRAM, MAX_Q_SHOTS};
 
@@ -236,6 +236,30 @@ impl Hypervisor {
         if !self.caps.has_room(me, 1) {
             return refuse(abi::E_QUOTA, "the capability table is full".into());
         }
+        // The host's own work and memory for the simulation, decided from the circuit alone
+        // (a replay, which runs no provider, decides alike), are charged before it runs.
+        let state = dev.provider.state_bytes(&circuit);
+        let quota = self.vhms[vhm as usize].quota.memory;
+        if state > quota {
+            return refuse(
+                abi::E_QUOTA,
+                format!(
+                    "memory budget: simulating {} qubits holds {state} bytes of state, over the memory_quota of {quota} bytes",
+                    circuit.num_qubits()
+                ),
+            );
+        }
+        let work = dev.provider.work(&circuit, shots);
+        let work_fuel = work.div_ceil(abi::Q_WORK_PER_FUEL);
+        let fuel_left = self.vhms[vhm as usize].budget.fuel_left();
+        if work_fuel > fuel_left {
+            return refuse(
+                abi::E_QUOTA,
+                format!(
+                    "fuel: simulating the job takes {work} amplitude updates ({work_fuel} fuel), {fuel_left} fuel left"
+                ),
+            );
+        }
         if c.fail_next {
             self.vhms[vhm as usize]
                 .q
@@ -272,10 +296,12 @@ impl Hypervisor {
             }
         };
         let now = self.now;
-        let c = self.vhms[vhm as usize]
-            .q
-            .as_mut()
-            .expect("a live container");
+        let v = &mut self.vhms[vhm as usize];
+        v.budget
+            .charge(work_fuel)
+            .expect("the work's fuel was checked above");
+        v.fuel_used += work_fuel;
+        let c = v.q.as_mut().expect("a live container");
         c.spent += cost;
         c.own_spent += cost;
         c.next_job += 1;
@@ -323,6 +349,17 @@ impl Hypervisor {
                 budget_left,
                 queued_ns,
                 duration_ns: duration,
+            },
+        )?;
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::HostWork {
+                work: WorkKind::QSimulation { job },
+                units: work,
+                fuel: work_fuel,
             },
         )?;
         self.schedule_job(vhm, job, done_at);
