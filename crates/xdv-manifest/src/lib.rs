@@ -4,6 +4,11 @@
 //! parses the manifest stored in a trace); [`Manifest::load_modules`] then reads the guest modules
 //! the manifest names. Every error is a [`ManifestError`] that names the file, line, column and
 //! key. The keys are documented in `docs/manifest.md`.
+//!
+//! Files are read only when they are regular files (a FIFO, a device or a directory is refused
+//! before it is opened, so nothing blocks or reads without end), and only up to a limit:
+//! [`MAX_MANIFEST_BYTES`] for the manifest, [`MAX_MODULE_BYTES`] for each module. The manifest
+//! text is limited in [`Manifest::parse`] too, since replay parses the copy stored in a trace.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,6 +23,15 @@ pub use size::ByteSize;
 
 /// Size of a WebAssembly page; memory limits are whole pages.
 pub const WASM_PAGE: u64 = 65_536;
+
+/// Largest manifest, in bytes (1 MiB): a larger file, or larger text given to
+/// [`Manifest::parse`], is refused at `1:1` before the TOML parser sees it.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Largest guest module file, in bytes (16 MiB), `.wasm` binary or `.wat` text alike. A larger
+/// file is refused at the manifest key that names it; at most this many bytes and one more are
+/// ever read, so a file that grows while it is read is refused too.
+pub const MAX_MODULE_BYTES: u64 = 16 << 20;
 
 /// A manifest error: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -328,20 +342,43 @@ pub struct LoadedModule {
 }
 
 impl Manifest {
-    /// Reads and validates a manifest file.
+    /// Reads and validates a manifest file: a regular file of at most [`MAX_MANIFEST_BYTES`].
     pub fn from_file(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+        let err = |message: String| ManifestError {
             file: path.display().to_string(),
             line: 1,
             col: 1,
             key: String::new(),
-            message: format!("cannot read manifest: {e}"),
-        })?;
+            message,
+        };
+        let bytes = read_regular(
+            path,
+            MAX_MANIFEST_BYTES,
+            "the manifest",
+            "MAX_MANIFEST_BYTES",
+        )
+        .map_err(|e| err(format!("cannot read manifest: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| err("cannot read manifest: it is not valid UTF-8".into()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Parses and validates manifest text; `file` labels errors.
+    /// Parses and validates manifest text of at most [`MAX_MANIFEST_BYTES`]; `file` labels
+    /// errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(ManifestError {
+                file: file.to_string(),
+                line: 1,
+                col: 1,
+                key: String::new(),
+                message: format!(
+                    "the manifest is {} bytes, more than the {} a manifest may be (MAX_MANIFEST_BYTES)",
+                    text.len(),
+                    MAX_MANIFEST_BYTES
+                ),
+            });
+        }
         raw::parse(text, file)
     }
 
@@ -367,14 +404,15 @@ impl Manifest {
     }
 
     /// Reads every module the manifest names ([`Manifest::module_paths`]), relative to
-    /// `base_dir`, assembling `.wat` text.
+    /// `base_dir`, assembling `.wat` text. Each must be a regular file of at most
+    /// [`MAX_MODULE_BYTES`].
     pub fn load_modules(&self, base_dir: &Path) -> Result<Vec<LoadedModule>, ManifestError> {
         self.module_paths()
             .into_iter()
             .map(|(name, at, key)| {
                 let err = |message: String| self.error_at(at, key.clone(), message);
                 let path: PathBuf = base_dir.join(&name);
-                let bytes = std::fs::read(&path)
+                let bytes = read_regular(&path, MAX_MODULE_BYTES, "a module", "MAX_MODULE_BYTES")
                     .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
                 let bytes = if path
                     .extension()
@@ -398,6 +436,62 @@ impl Manifest {
                 Ok(LoadedModule { name, bytes })
             })
             .collect()
+    }
+}
+
+/// Reads `path` if it is a regular file of at most `limit` bytes (`what`, `limit_name`: for the
+/// message). The type is checked before the file is opened, so a FIFO never blocks and a device
+/// is never read, and again on the open file, in case it was replaced in between. At most
+/// `limit + 1` bytes are read, so a file growing meanwhile is refused too.
+fn read_regular(path: &Path, limit: u64, what: &str, limit_name: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let regular = |meta: &std::fs::Metadata| -> Result<(), String> {
+        if meta.is_file() {
+            Ok(())
+        } else {
+            Err(format!("not a regular file ({})", kind(&meta.file_type())))
+        }
+    };
+    let too_big = || format!("larger than {limit} bytes, the most {what} may be ({limit_name})");
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    regular(&meta)?;
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    regular(&file.metadata().map_err(|e| e.to_string())?)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// What a file that is not a regular file is, for messages.
+fn kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
     }
 }
 

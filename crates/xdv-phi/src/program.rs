@@ -14,11 +14,18 @@
 //!
 //! Envelopes: `constant(a, d)`, `gaussian(a, d, σ)`, `gaussian_square(a, d, σ, width)`,
 //! `drag(a, d, σ, β)`, `sine(a, d, f, φ)`. Numbers may be written as expressions of literals and
-//! `pi` with `+ - * /`, unary minus and parentheses; durations are non-negative integers. Every
-//! error names `file:line:col`.
+//! `pi` with `+ - * /`, unary minus and parentheses, nested at most [`MAX_EXPR_DEPTH`] levels;
+//! durations are non-negative integers. Every error names `file:line:col`.
 
 use crate::envelope::Envelope;
 use std::fmt;
+
+/// Deepest nesting of a number expression: each opening parenthesis and each unary minus counts
+/// one level, and the number or `pi` inside one more, so `-(1)` has three. A deeper expression is
+/// refused at the token that goes past the limit (`expression nested deeper than 64 levels`),
+/// so the parser, which evaluates as it reads, never recurses deeper than this. Binary operators
+/// do not nest (`1+1+…+1` is read in a loop) and are not limited.
+pub const MAX_EXPR_DEPTH: usize = 64;
 
 /// A parse error with its place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -292,34 +299,36 @@ impl Parser<'_> {
         }
     }
     /// expr := term (('+'|'-') term)*
-    fn expr(&mut self) -> Result<f64, ParseError> {
-        let mut v = self.term()?;
+    ///
+    /// `depth` counts the levels above it (see [`MAX_EXPR_DEPTH`]).
+    fn expr(&mut self, depth: usize) -> Result<f64, ParseError> {
+        let mut v = self.term(depth)?;
         loop {
             match self.peek() {
                 Tok::Sym('+') => {
                     self.pos += 1;
-                    v += self.term()?;
+                    v += self.term(depth)?;
                 }
                 Tok::Sym('-') => {
                     self.pos += 1;
-                    v -= self.term()?;
+                    v -= self.term(depth)?;
                 }
                 _ => return Ok(v),
             }
         }
     }
-    fn term(&mut self) -> Result<f64, ParseError> {
-        let mut v = self.unary()?;
+    fn term(&mut self, depth: usize) -> Result<f64, ParseError> {
+        let mut v = self.unary(depth)?;
         loop {
             match self.peek() {
                 Tok::Sym('*') => {
                     self.pos += 1;
-                    v *= self.unary()?;
+                    v *= self.unary(depth)?;
                 }
                 Tok::Sym('/') => {
                     self.pos += 1;
                     let at = self.loc();
-                    let d = self.unary()?;
+                    let d = self.unary(depth)?;
                     if d == 0.0 {
                         return Err(ParseError {
                             file: self.file.to_string(),
@@ -334,15 +343,21 @@ impl Parser<'_> {
             }
         }
     }
-    fn unary(&mut self) -> Result<f64, ParseError> {
+    fn unary(&mut self, depth: usize) -> Result<f64, ParseError> {
+        // Even a number is one level.
+        if depth + 1 > MAX_EXPR_DEPTH {
+            return self.err(format!(
+                "expression nested deeper than {MAX_EXPR_DEPTH} levels"
+            ));
+        }
         match self.peek().clone() {
             Tok::Sym('-') => {
                 self.pos += 1;
-                Ok(-self.unary()?)
+                Ok(-self.unary(depth + 1)?)
             }
             Tok::Sym('(') => {
                 self.pos += 1;
-                let v = self.expr()?;
+                let v = self.expr(depth + 1)?;
                 self.sym(')')?;
                 Ok(v)
             }
@@ -369,13 +384,13 @@ impl Parser<'_> {
         let at = self.loc();
         let name = self.ident()?;
         self.sym('(')?;
-        let amp = self.expr()?;
+        let amp = self.expr(0)?;
         self.sym(',')?;
         let duration = self.duration()?;
         let mut rest = Vec::new();
         while self.peek() == &Tok::Sym(',') {
             self.pos += 1;
-            rest.push(self.expr()?);
+            rest.push(self.expr(0)?);
         }
         self.sym(')')?;
         let want = match name.as_str() {
@@ -452,9 +467,9 @@ impl Parser<'_> {
                     "newframe" => {
                         let port = self.ident()?;
                         self.sym(',')?;
-                        let freq = self.expr()?;
+                        let freq = self.expr(0)?;
                         self.sym(',')?;
-                        let phase = self.expr()?;
+                        let phase = self.expr(0)?;
                         Stmt::NewFrame {
                             name,
                             port,
@@ -505,7 +520,7 @@ impl Parser<'_> {
                 self.sym('(')?;
                 let frame = self.ident()?;
                 self.sym(',')?;
-                let v = self.expr()?;
+                let v = self.expr(0)?;
                 self.sym(')')?;
                 match word.as_str() {
                     "shift_phase" => Stmt::ShiftPhase { frame, by: v },

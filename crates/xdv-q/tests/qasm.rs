@@ -455,3 +455,132 @@ fn nested_definitions_cannot_blow_up() {
     // Refused before expanding: well under a second even in a debug build.
     assert!(t.elapsed().as_secs() < 5);
 }
+
+/// The head of a one-qubit program whose `rz` angle follows; an expression's first token is at
+/// column `HEAD.len() + 1`.
+const HEAD: &str = "OPENQASM 2.0; include \"qelib1.inc\"; qreg q[1]; rz(";
+
+fn rz(angle: &str) -> Result<xdv_q::Circuit, qasm::QasmError> {
+    qasm::parse(&format!("{HEAD}{angle}) q[0];\n"), "deep.qasm")
+}
+
+/// Hostile angles — 30 000 parentheses, signs, functions, or operators in a chain — are refused
+/// at the token that passes the limit, with a normal error, not a stack overflow (in parsing,
+/// evaluating or dropping the tree). Run on a test thread's 2 MiB stack.
+#[test]
+fn deep_expressions_are_refused_with_their_place() {
+    use qasm::MAX_EXPR_DEPTH;
+    let n = 30_000;
+    let msg = format!("expression nested deeper than {MAX_EXPR_DEPTH} levels");
+    let at = |col: usize| format!("deep.qasm:1:{col}: {msg}");
+    let base = HEAD.len() + 1;
+    // The 65th level is the 65th `(`, sign or function name.
+    for (angle, col) in [
+        (format!("{}1{}", "(".repeat(n), ")".repeat(n)), base + 64),
+        (format!("{}1", "-".repeat(n)), base + 64),
+        (format!("{}1", "+".repeat(n)), base + 64),
+        (format!("{}1", "-(".repeat(n / 2)), base + 64),
+        (
+            format!("{}1{}", "sin(".repeat(n), ")".repeat(n)),
+            base + 64 * 4,
+        ),
+    ] {
+        assert_eq!(rz(&angle).unwrap_err().to_string(), at(col));
+    }
+    // Chains: refused at the operator that would make the 65th level.
+    for op in ["+", "-", "*", "/", "^"] {
+        let angle = format!("1{}", format!("{op}1").repeat(n));
+        assert_eq!(
+            rz(&angle).unwrap_err().to_string(),
+            at(base + 64 * 2 - 1),
+            "{op}"
+        );
+    }
+}
+
+#[test]
+fn expressions_up_to_the_limit_are_read() {
+    let depth = qasm::MAX_EXPR_DEPTH;
+    // 63 parentheses around a number: 64 levels.
+    let ok = format!("{}1{}", "(".repeat(depth - 1), ")".repeat(depth - 1));
+    assert!(rz(&ok).is_ok());
+    let deep = format!("({ok})");
+    assert!(rz(&deep).unwrap_err().message.contains("nested deeper"));
+    // A chain of 64 terms is 64 levels (63 operators above the first term).
+    let chain = |terms: usize| format!("0{}", "+0.01".repeat(terms - 1));
+    assert!(rz(&chain(depth)).is_ok());
+    assert!(rz(&chain(depth + 1)).is_err());
+    // Signs and functions: 63 of them above a number.
+    assert!(rz(&format!("{}1", "-".repeat(depth - 1))).is_ok());
+    let sin = format!("{}1{}", "sin(".repeat(depth - 1), ")".repeat(depth - 1));
+    assert!(rz(&sin).is_ok());
+    // Gate bodies are bounded the same way.
+    let body = format!(
+        "OPENQASM 2.0; qreg q[1]; gate g(t) a {{ U({}t{},0,0) a; }}\ng(1) q[0];\n",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    );
+    let e = qasm::parse(&body, "g.qasm").unwrap_err();
+    assert_eq!((e.line, e.col), (1, 42 + depth), "{e}");
+}
+
+/// `if (…) if (…) …` is refused before it descends, however long the chain.
+#[test]
+fn chained_ifs_are_refused_before_they_recurse() {
+    let src = format!(
+        "OPENQASM 2.0; include \"qelib1.inc\"; qreg q[1]; creg c[1];\n{} x q[0];\n",
+        "if (c == 0) ".repeat(20_000)
+    );
+    assert_eq!(
+        qasm::parse(&src, "if.qasm").unwrap_err().to_string(),
+        "if.qasm:2:5: an if statement cannot contain another"
+    );
+}
+
+/// Definitions that expand to nothing are bounded by the work they take: 2⁴⁰ applications of an
+/// empty gate are refused after `max_ops × INLINE_STEPS_PER_OP`, at the statement that applies them.
+#[test]
+fn definitions_expanding_to_nothing_cannot_hang() {
+    for body in ["", "barrier a;"] {
+        let mut src = format!("OPENQASM 2.0; qreg q[1]; gate g0 a {{ {body} }}\n");
+        for i in 1..40 {
+            src += &format!("gate g{i} a {{ g{} a; g{} a; }}\n", i - 1, i - 1);
+        }
+        src += "g39 q[0];\n";
+        let e = qasm::parse_limited(&src, "empty.qasm", 10_000).unwrap_err();
+        assert_eq!((e.line, e.col), (41, 1), "{e}");
+        let steps = 10_000 * qasm::INLINE_STEPS_PER_OP;
+        assert!(
+            e.message.ends_with(&format!(
+                "takes more than {steps} gate applications (4 per operation allowed)"
+            )),
+            "{e}"
+        );
+    }
+    // A gate that calls itself stops at the inlining depth, at the statement's place.
+    let e = qasm::parse(
+        "OPENQASM 2.0; qreg q[1];\ngate r a { r a; r a; }\n r q[0];",
+        "r.qasm",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "r.qasm:3:2: gate r: definitions nest deeper than {}",
+            qasm::MAX_INLINE_DEPTH
+        )
+    );
+}
+
+/// Thousands of includes of the library parse it once.
+#[test]
+fn repeated_includes_are_cheap() {
+    let src = format!(
+        "OPENQASM 2.0; qreg q[1]; creg c[1];\n{}h q[0]; measure q -> c;\n",
+        "include \"qelib1.inc\";\n".repeat(3_000)
+    );
+    let t = std::time::Instant::now();
+    let c = qasm::parse(&src, "inc.qasm").unwrap();
+    assert_eq!(c.ops.len(), 2);
+    assert!(t.elapsed().as_secs() < 2, "{:?}", t.elapsed());
+}

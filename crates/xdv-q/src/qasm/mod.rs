@@ -5,11 +5,38 @@
 //! `barrier`, `if (creg == n) op;`, register broadcasting, and parameter expressions (`pi`,
 //! `+ - * / ^`, unary minus, `sin cos tan exp ln sqrt`). `opaque` gates and other includes are
 //! refused. Every error names `file:line:col`; nothing panics on bad input.
+//!
+//! Hostile text is bounded before it can exhaust the host: an expression nests at most
+//! [`MAX_EXPR_DEPTH`] levels, gate definitions inline at most [`MAX_INLINE_DEPTH`] deep and make
+//! at most [`INLINE_STEPS_PER_OP`] applications per operation allowed, and an `if` cannot hold
+//! another `if`. Each limit is checked while parsing, before a deep tree or a long expansion is
+//! built, and is refused as an ordinary [`QasmError`].
 
 mod lexer;
 mod parser;
 
 use crate::circuit::Circuit;
+
+/// Deepest nesting of a parameter expression. Each pair of parentheses, each unary sign, each
+/// function call (`sin(…)`) and each binary operator counts one level on the path down to a
+/// number or a name, which is one level itself: `((1))` has three, `1+2*3` three, and a chain
+/// `1+1+…+1` of 65 terms 65. A deeper expression is refused at the token that goes past the
+/// limit with `expression nested deeper than 64 levels`, before the tree is built, so neither
+/// parsing, evaluating nor dropping it recurses deeper than this.
+pub const MAX_EXPR_DEPTH: usize = 64;
+
+/// Deepest gate-definition nesting inlined before giving up (recursion is impossible in valid
+/// OpenQASM 2, since a gate may only use gates defined before it; this bounds hostile input such
+/// as a gate that calls itself).
+pub const MAX_INLINE_DEPTH: usize = 64;
+
+/// Gate applications the inliner may make per operation the program is allowed
+/// ([`parse_limited`]'s `max_ops`): at most `max_ops × 4` in all, counted over the whole
+/// program. This bounds the work spent on definitions that expand to nothing (empty bodies,
+/// barriers only), which the operation limit alone does not see: forty nested definitions that
+/// each call an empty gate twice would otherwise take 2⁴⁰ applications. The library's gates take
+/// at most 3⅓ applications per operation (`sx`: 10 for 3), the QASMBench small corpus at most 3.1.
+pub const INLINE_STEPS_PER_OP: usize = 4;
 
 /// The built-in `qelib1.inc`.
 pub const QELIB1: &str = include_str!("qelib1.inc");

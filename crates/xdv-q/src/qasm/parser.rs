@@ -1,13 +1,11 @@
 //! The OpenQASM 2.0 parser and gate inliner.
 
 use super::lexer::{lex, Tok, Token};
-use super::{QasmError, QELIB1};
+use super::{QasmError, INLINE_STEPS_PER_OP, MAX_EXPR_DEPTH, MAX_INLINE_DEPTH, QELIB1};
 use crate::circuit::{Circuit, Op, Register};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
-/// Deepest gate-definition nesting inlined before giving up (recursion is impossible in valid
-/// OpenQASM 2, since a gate may only use gates defined before it; this bounds hostile input).
-const MAX_INLINE_DEPTH: usize = 64;
 /// Most operations a program may expand to, by default (see [`crate::qasm::parse_limited`]).
 pub(crate) const MAX_OPS: usize = 5_000_000;
 /// The label of the built-in library.
@@ -71,6 +69,11 @@ pub(crate) struct Parser {
     /// Most operations the program may expand to; checked while gates are inlined, so a short
     /// program of nested definitions cannot grow without bound before it is refused.
     max_ops: usize,
+    /// Gate applications inlined so far, against `max_ops × INLINE_STEPS_PER_OP`.
+    steps: Cell<usize>,
+    /// The libraries already included (a second include of one adds nothing, so it is not
+    /// parsed again).
+    included: Vec<String>,
 }
 
 impl Parser {
@@ -83,6 +86,8 @@ impl Parser {
             gates: BTreeMap::new(),
             circuit: Circuit::default(),
             max_ops,
+            steps: Cell::new(0),
+            included: Vec::new(),
         })
     }
 
@@ -219,6 +224,12 @@ impl Parser {
                         format!("include \"{name}\": only \"qelib1.inc\" (and, in OpenQASM 3, \"stdgates.inc\") is available (built in)"),
                     ));
                 }
+                // Library gates never replace a definition already made, so including a library
+                // again changes nothing; skipping it keeps thousands of includes cheap.
+                if self.included.contains(&name) {
+                    return Ok(());
+                }
+                self.included.push(name);
                 let text = if std { format!("{QELIB1}\n{STDGATES_EXTRA}") } else { QELIB1.to_string() };
                 let mut lib = Parser::new(&text, LIBRARY, self.max_ops)?;
                 while lib.peek().tok != Tok::Eof {
@@ -327,6 +338,10 @@ impl Parser {
                         format!("classical register {reg} is not declared"),
                     ));
                 };
+                // Refused before descending, so a chain `if (…) if (…) …` cannot recurse.
+                if matches!(&self.peek().tok, Tok::Ident(w) if w == "if") {
+                    return Err(self.err_at(line, col, "an if statement cannot contain another"));
+                }
                 let start = self.circuit.ops.len();
                 self.statement()?;
                 let inner: Vec<Op> = self.circuit.ops.drain(start..).collect();
@@ -515,6 +530,18 @@ impl Parser {
                 line,
                 col,
                 format!("gate {name}: definitions nest deeper than {MAX_INLINE_DEPTH}"),
+            ));
+        }
+        let steps = self.steps.get() + 1;
+        self.steps.set(steps);
+        let max_steps = self.max_ops.saturating_mul(INLINE_STEPS_PER_OP);
+        if steps > max_steps {
+            return Err(self.err_at(
+                line,
+                col,
+                format!(
+                    "gate {name}: inlining the program's gates takes more than {max_steps} gate applications ({INLINE_STEPS_PER_OP} per operation allowed)"
+                ),
             ));
         }
         if self.circuit.ops.len() + out.len() >= self.max_ops {
@@ -708,7 +735,7 @@ impl Parser {
             return Ok(v);
         }
         loop {
-            v.push(self.expr(0)?);
+            v.push(self.expr(0, 0)?.0);
             if self.eat_sym(close) {
                 return Ok(v);
             }
@@ -716,9 +743,19 @@ impl Parser {
         }
     }
 
+    /// The error for an expression deeper than [`MAX_EXPR_DEPTH`], at the current token.
+    fn too_deep(&self) -> QasmError {
+        self.err(format!(
+            "expression nested deeper than {MAX_EXPR_DEPTH} levels"
+        ))
+    }
+
     /// Precedence climbing: `+ -` < `* /` < `^` (right associative) < unary minus.
-    fn expr(&mut self, min: u8) -> Result<Expr, QasmError> {
-        let mut lhs = self.unary()?;
+    ///
+    /// `depth` is the number of levels above this expression (see [`MAX_EXPR_DEPTH`]); the
+    /// result comes with its own height, and `depth + height` never passes the limit.
+    fn expr(&mut self, min: u8, depth: usize) -> Result<(Expr, usize), QasmError> {
+        let (mut lhs, mut height) = self.unary(depth)?;
         loop {
             let (op, prec, right) = match self.peek().tok {
                 Tok::Sym("+") => ('+', 1, false),
@@ -726,43 +763,55 @@ impl Parser {
                 Tok::Sym("*") => ('*', 2, false),
                 Tok::Sym("/") => ('/', 2, false),
                 Tok::Sym("^") => ('^', 3, true),
-                _ => return Ok(lhs),
+                _ => return Ok((lhs, height)),
             };
             if prec < min {
-                return Ok(lhs);
+                return Ok((lhs, height));
+            }
+            // The new node sits one level above its left operand, which may already be a long
+            // left-leaning chain built by this loop.
+            if depth + height + 1 > MAX_EXPR_DEPTH {
+                return Err(self.too_deep());
             }
             self.next();
-            let rhs = self.expr(if right { prec } else { prec + 1 })?;
+            let (rhs, h) = self.expr(if right { prec } else { prec + 1 }, depth + 1)?;
             lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs));
+            height = 1 + height.max(h);
         }
     }
 
-    fn unary(&mut self) -> Result<Expr, QasmError> {
+    fn unary(&mut self, depth: usize) -> Result<(Expr, usize), QasmError> {
+        // Even a number or a name is one level.
+        if depth + 1 > MAX_EXPR_DEPTH {
+            return Err(self.too_deep());
+        }
         if self.eat_sym("-") {
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            let (e, h) = self.unary(depth + 1)?;
+            return Ok((Expr::Neg(Box::new(e)), h + 1));
         }
         if self.eat_sym("+") {
-            return self.unary();
+            let (e, h) = self.unary(depth + 1)?;
+            return Ok((e, h + 1));
         }
         let t = self.next();
         match t.tok {
-            Tok::Int(i) => Ok(Expr::Num(i as f64)),
-            Tok::Real(r) => Ok(Expr::Num(r)),
+            Tok::Int(i) => Ok((Expr::Num(i as f64), 1)),
+            Tok::Real(r) => Ok((Expr::Num(r), 1)),
             Tok::Sym("(") => {
-                let e = self.expr(0)?;
+                let (e, h) = self.expr(0, depth + 1)?;
                 self.expect_sym(")")?;
-                Ok(e)
+                Ok((e, h + 1))
             }
-            Tok::Ident(name) if name == "pi" => Ok(Expr::Num(std::f64::consts::PI)),
+            Tok::Ident(name) if name == "pi" => Ok((Expr::Num(std::f64::consts::PI), 1)),
             Tok::Ident(name)
                 if matches!(name.as_str(), "sin" | "cos" | "tan" | "exp" | "ln" | "sqrt") =>
             {
                 self.expect_sym("(")?;
-                let e = self.expr(0)?;
+                let (e, h) = self.expr(0, depth + 1)?;
                 self.expect_sym(")")?;
-                Ok(Expr::Func(name, Box::new(e)))
+                Ok((Expr::Func(name, Box::new(e)), h + 1))
             }
-            Tok::Ident(name) => Ok(Expr::Param(name)),
+            Tok::Ident(name) => Ok((Expr::Param(name), 1)),
             other => Err(self.err_at(
                 t.line,
                 t.col,
