@@ -219,7 +219,7 @@ impl Hypervisor {
             if !self.vhms[id as usize].running() {
                 break;
             }
-            let hash = self.modules[e].0;
+            let hash = self.modules.hash(e);
             self.mint(
                 sink,
                 id,

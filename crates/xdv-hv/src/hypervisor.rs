@@ -14,8 +14,8 @@ use xdv_core::cap::{rights, CapSpace, Object};
 use xdv_core::event::{
     Event, EventKind, EventSink, ExitReason, FaultClass, RemoveCause, SinkError,
 };
-use xdv_core::{CapId, Domain, Hash32, Resource, VhmId};
-use xdv_k::{GuestModule, KEngine, Stop, Vcpu};
+use xdv_core::{CapId, Domain, Resource, VhmId};
+use xdv_k::{KEngine, Stop, Vcpu};
 use xdv_manifest::{HostSpec, LoadedModule, Manifest, VhmSpec};
 
 /// How one VHM ended, for `xdv run`'s summary.
@@ -53,8 +53,8 @@ pub struct Hypervisor {
     pub(crate) engine: KEngine,
     pub(crate) host: HostSpec,
     pub(crate) seed: u64,
-    /// Compiled modules: (hash, entry) → module; the index is stable.
-    pub(crate) modules: Vec<(Hash32, GuestModule)>,
+    /// Guest modules: bytes by hash, compiled per (hash, entry), reference-counted.
+    pub(crate) modules: crate::modules::Modules,
     /// Manifest VHMs with their module index, and extra module indices per VHM.
     pub(crate) specs: Vec<(VhmSpec, usize, Vec<usize>)>,
     pub(crate) manifest_channels: Vec<xdv_manifest::ChannelSpec>,
@@ -63,8 +63,6 @@ pub struct Hypervisor {
     pub(crate) names: std::collections::BTreeSet<String>,
     /// The next `#n` suffix to try for each base name of a spawned child.
     pub(crate) next_suffix: std::collections::BTreeMap<String, u32>,
-    /// Bytes of every module by hash (manifest modules and those loaded at run time).
-    pub(crate) module_bytes: std::collections::BTreeMap<Hash32, Vec<u8>>,
     pub(crate) caps: CapSpace,
     pub(crate) channels: Vec<Channel>,
     pub(crate) cds: Cds,
@@ -139,16 +137,12 @@ impl Hypervisor {
             engine: KEngine::new(),
             host: manifest.host.clone(),
             seed,
-            modules: Vec::new(),
+            modules: crate::modules::Modules::with_bytes(modules.iter().map(|m| m.bytes.clone())),
             specs: Vec::with_capacity(manifest.vhms.len()),
             manifest_channels: manifest.channels.clone(),
             vhms: Vec::new(),
             names: Default::default(),
             next_suffix: Default::default(),
-            module_bytes: modules
-                .iter()
-                .map(|m| (Hash32::of(&m.bytes), m.bytes.clone()))
-                .collect(),
             caps: CapSpace::default(),
             channels: Vec::new(),
             cds: Cds::default(),
@@ -211,6 +205,9 @@ impl Hypervisor {
                     })?,
                 );
             }
+            // A restart may need a manifest module at any time: never reclaimed.
+            hv.modules.pin(m);
+            extra.iter().for_each(|&e| hv.modules.pin(e));
             hv.specs.push((spec.clone(), m, extra));
         }
         hv.check_q_placement(manifest)?;
@@ -290,24 +287,14 @@ impl Hypervisor {
 
     /// Compiles a module once per (hash, entry); returns its index.
     pub(crate) fn compile(&mut self, bytes: &[u8], entry: &str) -> Result<usize, xdv_k::KError> {
-        let hash = Hash32::of(bytes);
-        if let Some(i) = self
-            .modules
-            .iter()
-            .position(|(h, g)| *h == hash && g.entry_name() == entry)
-        {
-            return Ok(i);
-        }
-        let g = GuestModule::new(&self.engine, bytes, entry)?;
-        self.modules.push((hash, g));
-        Ok(self.modules.len() - 1)
+        self.modules.compile(&self.engine, bytes, entry)
     }
 
     /// Instantiates every manifest vCPU once without running it, to report instantiation errors
     /// (memory over the limit, start functions) before a run.
     pub fn check_instantiation(&self, file: &str) -> Result<(), HvError> {
         for (i, (spec, m, _)) in self.specs.iter().enumerate() {
-            Vcpu::new(&self.engine, &self.modules[*m].1, spec.k.memory_limit).map_err(|e| {
+            Vcpu::new(&self.engine, self.modules.get(*m), spec.k.memory_limit).map_err(|e| {
                 module_error(
                     file,
                     &format!("vhm[{i}].k.module"),
@@ -347,7 +334,7 @@ impl Hypervisor {
             let parent = spec.parent.map(|p| ids[p]);
             let (id, _) = self.create_vhm(sink, spec, m, parent, quota)?;
             for e in extra {
-                let hash = self.modules[e].0;
+                let hash = self.modules.hash(e);
                 self.mint(
                     sink,
                     id,
@@ -471,6 +458,44 @@ impl Hypervisor {
                 return Err(format!(
                     "window {w} is held by vhm{} which does not list it",
                     h.owner
+                ));
+            }
+        }
+        self.modules.check(|m| {
+            self.vhms
+                .iter()
+                .filter(|v| v.running() && v.module == m)
+                .count() as u32
+        })?;
+        // The host footprint: what each running VHM's budget holds is exactly its queued (or
+        // parked) messages and the modules it loaded.
+        let mut queued: std::collections::BTreeMap<u32, u64> = Default::default();
+        for ch in &self.channels {
+            for m in ch.ends.iter().flat_map(|e| &e.queue) {
+                *queued.entry(m.sender).or_default() += m.cost();
+            }
+        }
+        for v in &self.vhms {
+            for s in &v.vcpus {
+                if let Some(Wait::Send { msg, .. }) = &s.wait {
+                    *queued.entry(msg.sender).or_default() += msg.cost();
+                }
+            }
+        }
+        for (id, v) in self.vhms.iter().enumerate() {
+            if v.running() {
+                let want = queued.get(&(id as u32)).copied().unwrap_or(0)
+                    + v.loaded.values().sum::<u64>();
+                if v.budget.held != want {
+                    return Err(format!(
+                        "vhm{id} ({}): holds {} host bytes, but its messages and modules take {want}",
+                        v.name, v.budget.held
+                    ));
+                }
+            } else if queued.contains_key(&(id as u32)) {
+                return Err(format!(
+                    "vhm{id} ({}) stopped with messages still charged to it",
+                    v.name
                 ));
             }
         }
@@ -690,7 +715,7 @@ impl Hypervisor {
                 parent: parent.map(VhmId),
                 level,
                 weight: spec.policy.weight,
-                module: self.modules[module].0,
+                module: self.modules.hash(module),
             },
         )?;
         self.names.insert(spec.name.clone());
@@ -717,9 +742,11 @@ impl Hypervisor {
             q: None,
             windows: Vec::new(),
             restarts: 0,
+            loaded: Default::default(),
             module,
             spec,
         });
+        self.modules.acquire(module);
         let mut parent_cap = None;
         if let Some(p) = parent {
             self.vhms[p as usize].children.push(id);
@@ -751,7 +778,7 @@ impl Hypervisor {
                 self.mint(sink, id, Object::Vcpu(VhmId(id), i), rights::INSPECT, 0)?,
             ));
         }
-        let hash = self.modules[module].0;
+        let hash = self.modules.hash(module);
         self.mint(
             sink,
             id,
@@ -782,7 +809,7 @@ impl Hypervisor {
         let mut failure = None;
         for _ in 0..vcpus {
             let v = &mut self.vhms[id as usize];
-            match Vcpu::new(&self.engine, &self.modules[module].1, v.spec.k.memory_limit) {
+            match Vcpu::new(&self.engine, self.modules.get(module), v.spec.k.memory_limit) {
                 Ok(vcpu) => v.vcpus.push(VcpuSlot {
                     vcpu,
                     state: VcpuState::Pending(Next::Start),
@@ -1376,8 +1403,21 @@ impl Hypervisor {
         // receivers or were dropped, a parked send's message went with its vCPU.
         let b = &mut self.vhms[vhm as usize].budget;
         b.unhold(b.held);
-        // Drop the instances: a stopped VHM keeps only its record.
+        // Drop the instances: a stopped VHM keeps only its record. Its module goes too when
+        // nobody else runs it and no capability names it.
         self.vhms[vhm as usize].vcpus.clear();
+        let v = &self.vhms[vhm as usize];
+        let module = v.module;
+        self.modules.release(module);
+        let mut hashes: Vec<_> = v.loaded.keys().copied().collect();
+        hashes.push(self.modules.hash(module));
+        let (caps, vhms) = (&self.caps, self.vhms.len() as u32);
+        self.modules.sweep(&hashes, |hash| {
+            (0..vhms).any(|v| {
+                caps.held_by(VhmId(v))
+                    .any(|n| n.object == Object::Module(*hash))
+            })
+        });
         emit(
             sink,
             &mut self.events,

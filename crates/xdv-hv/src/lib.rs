@@ -15,6 +15,7 @@ mod faults;
 mod hypercalls;
 mod hypervisor;
 mod ipc;
+pub mod modules;
 mod phi;
 mod q;
 pub mod replay;

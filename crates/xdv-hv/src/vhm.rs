@@ -130,6 +130,9 @@ pub(crate) struct Vhm {
     pub(crate) windows: Vec<xdv_phi::WindowId>,
     /// How many times this VHM (under its base name) was restarted before this incarnation.
     pub(crate) restarts: u32,
+    /// Modules the VHM loaded from bytes, with the footprint each holds in its memory budget
+    /// (once per module).
+    pub(crate) loaded: std::collections::BTreeMap<xdv_core::Hash32, u64>,
     /// Its module (index into the hypervisor's compiled modules), for restarts.
     pub(crate) module: usize,
 }

@@ -6,6 +6,7 @@ use super::{Args, Outcome};
 use crate::hypervisor::{emit, Hypervisor, CHILD_ENTRY};
 use crate::vhm::Wait;
 use crate::HvError;
+use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
 use xdv_core::budget::Quota;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, EventSink, ExitReason, HypercallRecord};
@@ -318,10 +319,10 @@ impl Hypervisor {
                 }
             };
             let bytes = self
-                .module_bytes
-                .get(&hash)
-                .cloned()
-                .expect("every module capability names stored bytes");
+                .modules
+                .bytes(&hash)
+                .expect("every module capability names stored bytes")
+                .to_vec();
             match self.compile(&bytes, CHILD_ENTRY) {
                 Ok(m) => (m, None),
                 Err(e) => {
@@ -339,8 +340,51 @@ impl Hypervisor {
                     return Ok(Outcome::refused(record, code, format!("code: {reason}")))
                 }
             };
+            // Loading is host work and host memory, charged to the caller before it is done:
+            // fuel for compiling, and the module's footprint held in its memory budget (once
+            // per distinct module it loads, whatever other VHMs loaded).
+            let hash = Hash32::of(&bytes);
+            let v = &self.vhms[vhm as usize];
+            let footprint = if v.loaded.contains_key(&hash) {
+                0
+            } else {
+                bytes.len() as u64 * MODULE_FOOTPRINT_FACTOR
+            };
+            let fuel = bytes.len() as u64 * MODULE_LOAD_FUEL_PER_BYTE;
+            if fuel > v.budget.fuel_left() {
+                return Ok(Outcome::refused(
+                    record,
+                    abi::E_QUOTA,
+                    format!(
+                        "code: loading {} bytes takes {fuel} fuel, {} left",
+                        bytes.len(),
+                        v.budget.fuel_left()
+                    ),
+                ));
+            }
+            if footprint > v.budget.memory_left() {
+                return Ok(Outcome::refused(
+                    record,
+                    abi::E_QUOTA,
+                    format!(
+                        "code: memory budget: the module holds {footprint} bytes ({} bytes × {MODULE_FOOTPRINT_FACTOR}), {} left",
+                        bytes.len(),
+                        v.budget.memory_left()
+                    ),
+                ));
+            }
+            let v = &mut self.vhms[vhm as usize];
+            v.budget.charge(fuel).expect("checked above");
+            v.fuel_used += fuel;
             match self.compile(&bytes, CHILD_ENTRY) {
-                Ok(m) => (m, Some(bytes)),
+                Ok(m) => {
+                    let v = &mut self.vhms[vhm as usize];
+                    if footprint > 0 {
+                        v.budget.hold(footprint).expect("checked above");
+                        v.loaded.insert(hash, footprint);
+                    }
+                    (m, Some(bytes))
+                }
                 Err(e) => return Ok(Outcome::refused(record, abi::E_INVAL, format!("code: {e}"))),
             }
         };
@@ -415,7 +459,6 @@ impl Hypervisor {
                     size: bytes.len() as u64,
                 },
             )?;
-            self.module_bytes.entry(hash).or_insert(bytes);
         }
         let parent = &self.vhms[vhm as usize].spec;
         let child = VhmSpec {
@@ -424,7 +467,7 @@ impl Hypervisor {
             k: KSpec {
                 vcpus: spec.vcpus,
                 memory_limit: spec.memory_limit,
-                module: self.modules[module].0.to_hex(),
+                module: self.modules.hash(module).to_hex(),
                 module_at: Location::default(),
                 entry: CHILD_ENTRY.into(),
                 irq_vectors: parent.k.irq_vectors,

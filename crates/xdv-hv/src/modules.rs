@@ -1,0 +1,160 @@
+//! The host's guest modules: their bytes by hash and their compiled forms, reference-counted
+//! by the running VHMs that use them.
+//!
+//! Manifest modules are pinned: a restart may need them at any time. A module loaded at run time
+//! (`vhm_spawn` from bytes) is compiled once per (hash, entry) and its compiled code dropped when
+//! the last running VHM using it stops; its bytes go too, unless a capability still names it
+//! (whoever holds that capability may spawn from it later). So a spawn → wait → drop loop holds
+//! one module at a time, not every module it ever loaded.
+
+use std::collections::BTreeMap;
+use xdv_core::Hash32;
+use xdv_k::{GuestModule, KEngine, KError};
+
+/// Host bytes one loaded module costs the VHM that loads it, per byte of its code: the bytes
+/// themselves and an allowance of three bytes per byte for wasmi's compiled form of them.
+pub const MODULE_FOOTPRINT_FACTOR: u64 = 4;
+/// Fuel a VHM pays per byte of code it loads (validation and eager compilation are host work).
+pub const MODULE_LOAD_FUEL_PER_BYTE: u64 = 1;
+
+struct Entry {
+    hash: Hash32,
+    entry: String,
+    compiled: Option<GuestModule>,
+    /// Running VHMs whose vCPUs run this module.
+    users: u32,
+    pinned: bool,
+}
+
+/// The module table. Indices are stable for the life of the host.
+#[derive(Default)]
+pub(crate) struct Modules {
+    entries: Vec<Entry>,
+    bytes: BTreeMap<Hash32, Vec<u8>>,
+}
+
+impl Modules {
+    /// A table holding the manifest's modules' bytes (pinned once compiled with [`Modules::pin`]).
+    pub(crate) fn with_bytes(bytes: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        Self {
+            entries: Vec::new(),
+            bytes: bytes.into_iter().map(|b| (Hash32::of(&b), b)).collect(),
+        }
+    }
+
+    /// The index of `(hash of bytes, entry)`, compiling it when it has no compiled form. The
+    /// bytes are kept (the trace and later spawns need them).
+    pub(crate) fn compile(
+        &mut self,
+        engine: &KEngine,
+        bytes: &[u8],
+        entry: &str,
+    ) -> Result<usize, KError> {
+        let hash = Hash32::of(bytes);
+        let at = self
+            .entries
+            .iter()
+            .position(|e| e.hash == hash && e.entry == entry);
+        if let Some(i) = at {
+            if self.entries[i].compiled.is_some() {
+                return Ok(i);
+            }
+        }
+        let compiled = GuestModule::new(engine, bytes, entry)?;
+        self.bytes.entry(hash).or_insert_with(|| bytes.to_vec());
+        Ok(match at {
+            Some(i) => {
+                self.entries[i].compiled = Some(compiled);
+                i
+            }
+            None => {
+                self.entries.push(Entry {
+                    hash,
+                    entry: entry.to_string(),
+                    compiled: Some(compiled),
+                    users: 0,
+                    pinned: false,
+                });
+                self.entries.len() - 1
+            }
+        })
+    }
+
+    /// Keeps module `i` compiled for the life of the host (a manifest module).
+    pub(crate) fn pin(&mut self, i: usize) {
+        self.entries[i].pinned = true;
+    }
+
+    /// The bytes of `hash`, if kept.
+    pub(crate) fn bytes(&self, hash: &Hash32) -> Option<&[u8]> {
+        self.bytes.get(hash).map(Vec::as_slice)
+    }
+
+    /// The hash of module `i`.
+    pub(crate) fn hash(&self, i: usize) -> Hash32 {
+        self.entries[i].hash
+    }
+
+    /// The compiled module `i`.
+    ///
+    /// # Panics
+    ///
+    /// When module `i` was reclaimed: only a module with a running user, a pinned one or one
+    /// just compiled is ever instantiated.
+    pub(crate) fn get(&self, i: usize) -> &GuestModule {
+        self.entries[i]
+            .compiled
+            .as_ref()
+            .expect("an instantiated module is compiled")
+    }
+
+    /// A VHM running module `i` was created.
+    pub(crate) fn acquire(&mut self, i: usize) {
+        self.entries[i].users += 1;
+    }
+
+    /// A VHM running module `i` stopped.
+    pub(crate) fn release(&mut self, i: usize) {
+        let e = &mut self.entries[i];
+        assert!(e.users > 0, "module {i} released more often than acquired");
+        e.users -= 1;
+    }
+
+    /// Reclaims what nobody needs of the modules `hashes`: the compiled form of every unpinned
+    /// entry no running VHM uses, and the bytes of a hash with no compiled entry left, unless
+    /// `named(hash)` (a capability names it, and its holder may spawn from it).
+    pub(crate) fn sweep<'a>(
+        &mut self,
+        hashes: impl IntoIterator<Item = &'a Hash32>,
+        named: impl Fn(&Hash32) -> bool,
+    ) {
+        for hash in hashes {
+            let mut in_use = false;
+            for e in self.entries.iter_mut().filter(|e| e.hash == *hash) {
+                if e.users == 0 && !e.pinned {
+                    e.compiled = None;
+                }
+                in_use |= e.compiled.is_some();
+            }
+            if !in_use && !named(hash) {
+                self.bytes.remove(hash);
+            }
+        }
+    }
+
+    /// Checks that every module counts as users exactly the running VHMs that run it; returns
+    /// the first violation.
+    pub(crate) fn check(&self, users: impl Fn(usize) -> u32) -> Result<(), String> {
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.users != users(i) {
+                return Err(format!(
+                    "module {i} ({}) counts {} users, {} running VHMs use it",
+                    e.hash.short(),
+                    e.users,
+                    users(i)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
