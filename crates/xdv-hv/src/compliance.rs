@@ -1,14 +1,14 @@
 //! The compliance report: the items of XDV-014 §12 that a trace can show, each checked from the
 //! recorded events (and a replay) with its evidence.
 
-use crate::replay::replay_trace;
+use crate::replay::{replay_trace, replay_trace_with, ReplayOptions, ReplayReport};
 use crate::HvError;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xdv_core::cap::Object;
 use xdv_core::event::{Event, EventKind, HypercallRecord, Resource};
-use xdv_core::trace::TraceReader;
+use xdv_core::trace::{PublicKey, SignatureStatus, TraceReader, VerifyOptions, VerifyReport};
 use xdv_core::{Domain, VhmId};
 
 /// One compliance item.
@@ -24,11 +24,49 @@ pub struct Item {
     pub evidence: Vec<String>,
 }
 
+/// The compliance report of a trace: the §12 items, whether the run finished, and its signature.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The §12 items.
+    pub items: Vec<Item>,
+    /// `false` when the trace was cut short: its end is not recorded, so it cannot be compliant.
+    pub complete: bool,
+    /// The signature as `trace verify` found it.
+    pub signature: SignatureStatus,
+}
+
+impl Report {
+    /// `true` when every item passes (a cut-short trace fails §12.4).
+    pub fn compliant(&self) -> bool {
+        self.items.iter().all(|i| i.pass)
+    }
+}
+
 /// Checks the §12 items on a trace.
+///
+/// # Errors
+///
+/// [`HvError`] when the trace cannot be read or its stored manifest does not parse.
 pub fn compliance(path: &Path) -> Result<Vec<Item>, HvError> {
+    Ok(report(path, None)?.items)
+}
+
+/// Checks the §12 items on a trace, and its signature; with `key`, a valid signature by that key
+/// is required (§12.2 fails without one). Runs three checks besides the events' own: `trace
+/// verify` (with this xdv's engine), a replay from the trace alone (no provider), and a
+/// re-deriving replay (the providers and the Φ executor run from the trace's seeds, and their
+/// outcomes and captures must equal the recorded ones).
+///
+/// # Errors
+///
+/// [`HvError`] when the trace cannot be read or its stored manifest does not parse.
+pub fn report(path: &Path, key: Option<PublicKey>) -> Result<Report, HvError> {
     let reader = TraceReader::open(path)?;
     let events = reader.events()?;
-    let verify = reader.verify()?;
+    let verify = reader.verify_with(&VerifyOptions {
+        engine: Some(xdv_k::ENGINE_ID.to_string()),
+        key,
+    })?;
     // Port names by index, from the manifest the trace holds (releases name ports by index).
     let (manifest, _, _) = crate::replay::load_from_trace(&reader, &path.display().to_string())?;
     let ports: Vec<String> = manifest
@@ -38,14 +76,26 @@ pub fn compliance(path: &Path) -> Result<Vec<Item>, HvError> {
         .map(|p| p.name.clone())
         .collect();
     drop(reader);
-    let replay = replay_trace(path)?;
-    Ok(vec![
-        isolation(&events, &ports),
-        deterministic(&replay, &verify),
-        nesting(&events),
-        reconstruction(&events, &replay),
-        domains(&events),
-    ])
+    let replay = replay_trace(path).map_err(|e| e.to_string());
+    let rederived = replay_trace_with(
+        path,
+        &ReplayOptions {
+            rederive: true,
+            phi_tolerance: 0,
+        },
+    )
+    .map_err(|e| e.to_string());
+    Ok(Report {
+        items: vec![
+            isolation(&events, &ports),
+            deterministic(&replay, &rederived, &verify),
+            nesting(&events),
+            reconstruction(&events, &replay, &verify),
+            domains(&events),
+        ],
+        complete: verify.complete,
+        signature: verify.signature,
+    })
 }
 
 fn item(
@@ -245,29 +295,80 @@ fn isolation(events: &[Event], ports: &[String]) -> Item {
 /// A granted window as the isolation check tracks it: (port, t0, t1, shared, parent, band).
 type LiveWindow = (String, u64, u64, bool, Option<u32>, (i64, i64));
 
-/// §12.2: the run re-executes from its trace alone to the same events.
-fn deterministic(replay: &crate::ReplayReport, verify: &xdv_core::trace::VerifyReport) -> Item {
+/// A divergence in words: where, and what differs.
+fn diverged(what: &str, r: &ReplayReport) -> Option<String> {
+    if let Some(p) = &r.problem {
+        return Some(format!("{what}: {p}"));
+    }
+    r.divergence.as_ref().map(|d| {
+        format!(
+            "{what} diverges at event {}{}",
+            d.seq,
+            d.reason
+                .as_ref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
+/// §12.2: the run re-executes from its trace alone to the same events, and its measured inputs
+/// are the ones the providers give from its seeds.
+fn deterministic(
+    replay: &Result<ReplayReport, String>,
+    rederived: &Result<ReplayReport, String>,
+    verify: &VerifyReport,
+) -> Item {
     let mut problems = Vec::new();
+    let mut evidence = Vec::new();
     if let Some(p) = &verify.problem {
         problems.push(format!("the trace does not verify: {p}"));
     }
-    if let Some(d) = &replay.divergence {
-        problems.push(format!("replay diverges at event {}", d.seq));
+    match replay {
+        Ok(r) => {
+            problems.extend(diverged("replay", r));
+            if r.provider_runs != 0 {
+                problems.push("the replay needed a Q provider".into());
+            }
+            evidence.push(format!(
+                "{}replay from the trace alone reproduced {} of {} events byte for byte{}, with no Q provider",
+                if verify.intact() { "hash chain intact; " } else { "" },
+                r.events_matched,
+                r.events_recorded,
+                if r.trace_complete { "" } else { " (trace cut short)" }
+            ));
+        }
+        Err(e) => problems.push(format!("the trace does not replay: {e}")),
     }
-    if replay.provider_runs != 0 {
-        problems.push("the replay needed a Q provider".into());
+    match rederived {
+        Ok(r) => {
+            problems.extend(diverged(
+                "re-deriving the Q outcomes and Φ captures from the seeds",
+                r,
+            ));
+            if r.identical() {
+                evidence.push(format!(
+                    "the Q providers and the Φ executor, re-run from the trace's seeds, gave the recorded outcomes of {} jobs and captures of {} transforms",
+                    r.q_jobs_checked, r.phi_transforms_checked
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("the trace does not re-derive: {e}")),
     }
+    evidence.push(match &verify.signature {
+        SignatureStatus::Valid { public_key } => {
+            format!("signed by {public_key}: the signature verifies")
+        }
+        SignatureStatus::Unsigned => {
+            "unsigned: nothing proves its holder did not edit it and re-chain it".into()
+        }
+        other => other.describe(),
+    });
     item(
         2,
         "Domain resources are virtualized deterministically",
         problems,
-        vec![format!(
-            "{}replay from the trace alone reproduced {} of {} events byte for byte{}, with no Q provider",
-            if verify.intact() { "hash chain intact; " } else { "" },
-            replay.events_matched,
-            replay.events_recorded,
-            if replay.trace_complete { "" } else { " (trace cut short)" }
-        )],
+        evidence,
     )
 }
 
@@ -333,7 +434,11 @@ fn nesting(events: &[Event]) -> Item {
 }
 
 /// §12.4: creation, allocation, nesting and termination, in their order, reproduced by replay.
-fn reconstruction(events: &[Event], replay: &crate::ReplayReport) -> Item {
+fn reconstruction(
+    events: &[Event],
+    replay: &Result<ReplayReport, String>,
+    verify: &VerifyReport,
+) -> Item {
     let count = |f: fn(&EventKind) -> bool| events.iter().filter(|e| f(&e.kind)).count();
     let created = count(|k| matches!(k, EventKind::VhmCreated { .. }));
     let allocated = count(|k| {
@@ -347,8 +452,14 @@ fn reconstruction(events: &[Event], replay: &crate::ReplayReport) -> Item {
     let nested = count(|k| matches!(k, EventKind::Carved { .. }));
     let ended = count(|k| matches!(k, EventKind::VhmExited { .. } | EventKind::Released { .. }));
     let mut problems = Vec::new();
-    if !replay.identical() {
+    if !replay.as_ref().is_ok_and(ReplayReport::identical) {
         problems.push("replay does not reproduce the recorded order".into());
+    }
+    if !verify.complete {
+        problems.push(format!(
+            "the trace was CUT SHORT after {} events (its run did not finish, or its end was removed): it records no end of the run, no final status and no signature, so nothing proves that no events were removed from its end",
+            verify.events_verified
+        ));
     }
     item(
         4,

@@ -53,6 +53,10 @@ enum Command {
         /// committed events are re-derived and checked, the rest is appended.
         #[arg(long, conflicts_with_all = ["manifest", "trace", "seed", "chaos"])]
         resume: Option<PathBuf>,
+        /// Sign the trace when the run finishes with this secret key file (`xdv trace keygen`):
+        /// the signature and the public key are stored in the trace.
+        #[arg(long, value_name = "KEY")]
+        sign_key: Option<PathBuf>,
         /// Inject random faults drawn from this seed (see `[[fault]]` in docs/manifest.md).
         #[arg(long)]
         chaos: Option<u64>,
@@ -81,6 +85,14 @@ enum Command {
     Replay {
         /// The trace file.
         trace: PathBuf,
+        /// Run the Q providers and the Φ executor from the trace's seeds instead of injecting
+        /// the recorded outcomes and captures, and compare them with the recorded ones.
+        #[arg(long)]
+        rederive: bool,
+        /// With --rederive: accept Φ captures within this many µ of the recorded ones (default
+        /// 0: exactly equal).
+        #[arg(long, value_name = "MICRO", default_value_t = 0, requires = "rederive")]
+        phi_tolerance: u64,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -101,6 +113,9 @@ enum Command {
     Compliance {
         /// The trace file.
         trace: PathBuf,
+        /// Require a valid signature by this public key file.
+        #[arg(long, value_name = "PUB")]
+        key: Option<PathBuf>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -133,10 +148,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TraceCommand {
-    /// Check the hash chain and the trace's integrity.
+    /// Check the hash chain and the trace's integrity (and its signature).
     Verify {
         /// The trace file.
         trace: PathBuf,
+        /// Require a valid signature by this public key file (`xdv trace keygen` writes it):
+        /// exit 1 when the trace is unsigned, cut short, or signed otherwise.
+        #[arg(long, value_name = "PUB")]
+        key: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -162,6 +181,12 @@ enum TraceCommand {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Make an Ed25519 key pair for signing traces: the secret key in OUT, the public key in
+    /// OUT.pub (neither may exist).
+    Keygen {
+        /// The secret key file to write.
+        out: PathBuf,
     },
     /// Export the events.
     Export {
@@ -275,8 +300,9 @@ fn main() -> ExitCode {
             resume: Some(trace),
             json,
             crash_after,
+            sign_key,
             ..
-        } => cmd::run::resume(&trace, json, crash_after),
+        } => cmd::run::resume(&trace, json, crash_after, sign_key.as_deref()),
         Command::Run {
             manifest,
             trace,
@@ -284,6 +310,7 @@ fn main() -> ExitCode {
             chaos,
             json,
             crash_after,
+            sign_key,
             ..
         } => cmd::run::run(
             &manifest.expect("clap requires a manifest without --resume"),
@@ -292,9 +319,15 @@ fn main() -> ExitCode {
             chaos,
             json,
             crash_after,
+            sign_key.as_deref(),
         ),
         Command::Check { manifest, json } => cmd::run::check(&manifest, json),
-        Command::Replay { trace, json } => cmd::run::replay(&trace, json),
+        Command::Replay {
+            trace,
+            rederive,
+            phi_tolerance,
+            json,
+        } => cmd::run::replay(&trace, rederive, phi_tolerance, json),
         Command::Abi { json } => cmd::abi::print(json),
         Command::Q { command } => match command {
             QCommand::Run {
@@ -309,7 +342,10 @@ fn main() -> ExitCode {
             QCommand::Check { circuits, json } => cmd::q::check(&circuits, json),
         },
         Command::Trace { command } => match command {
-            TraceCommand::Verify { trace, json } => cmd::trace::verify(&trace, json),
+            TraceCommand::Verify { trace, key, json } => {
+                cmd::trace::verify(&trace, key.as_deref(), json)
+            }
+            TraceCommand::Keygen { out } => cmd::trace::keygen(&out),
             TraceCommand::Show {
                 trace,
                 tree: true,
@@ -332,7 +368,9 @@ fn main() -> ExitCode {
             } => cmd::trace::export_perfetto(&trace, output.as_deref()),
         },
         Command::Sim { seeds, from, json } => cmd::sim::sim(from, seeds, json),
-        Command::Compliance { trace, json } => cmd::compliance::compliance(&trace, json),
+        Command::Compliance { trace, key, json } => {
+            cmd::compliance::compliance(&trace, key.as_deref(), json)
+        }
         Command::Phi { command } => match command {
             PhiCommand::Run {
                 transform,

@@ -6,17 +6,52 @@
 //! - `events(seq, time_ns, vhm, kind, body, hash)`: `body` is the canonical event encoding, `hash`
 //!   the chain hash after it; the other columns are views of `body` for people using `sqlite3`.
 //! - `resource_table(...)`: the spec's Resource_Table, written when the run finishes.
-//! - `run_status(key, value)`: `status` (`running` or `complete`), `event_count`, `final_hash`.
+//! - `run_status(key, value)`: `status` (`running` or `complete`), `event_count`, `final_hash`,
+//!   `resumed_at`, and for a signed trace `signature` and `signed_by` ([`sign`]).
 //!
 //! Events are committed in batches; a killed writer loses at most its uncommitted tail.
 
 mod header;
+mod inputs;
 mod reader;
+pub mod sign;
 mod writer;
 
 pub use header::{ModuleEntry, TraceHeader};
-pub use reader::{StoredEvent, TraceReader, VerifyReport};
+pub use inputs::InputCheck;
+pub use reader::{StoredEvent, TraceReader, VerifyOptions, VerifyReport};
+pub use sign::{sign_trace, PublicKey, SecretKey, SignatureStatus};
 pub use writer::TraceWriter;
+
+/// The oldest trace format this xdv reads ([`crate::TRACE_FORMAT_VERSION`] is the newest).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
+/// The oldest event schema this xdv reads ([`crate::EVENT_SCHEMA_VERSION`] is the newest). Newer
+/// schemas only append event kinds (postcard encodes a variant by its index), so older bodies
+/// still decode; a replay of an older-schema trace may still diverge where the hypervisor's
+/// behaviour changed since, and says so.
+pub const OLDEST_EVENT_SCHEMA: u32 = 4;
+
+/// The `header` keys of a trace, all required, no others allowed.
+pub const HEADER_KEYS: &[&str] = &[
+    "format_version",
+    "event_schema",
+    "xdv_version",
+    "engine",
+    "seed",
+    "manifest_name",
+    "manifest_text",
+    "modules",
+];
+
+/// The `run_status` keys a trace may hold; `status` is required, the others depend on it.
+pub const RUN_STATUS_KEYS: &[&str] = &[
+    "status",
+    "event_count",
+    "final_hash",
+    "resumed_at",
+    "signature",
+    "signed_by",
+];
 
 /// Errors of the trace store.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +70,14 @@ pub enum TraceError {
         /// The trace file.
         path: String,
         /// What is missing or wrong.
+        reason: String,
+    },
+    /// A key file is unreadable or not a key of the kind asked for.
+    #[error("{path}: {reason}")]
+    Key {
+        /// The key file.
+        path: String,
+        /// What is wrong.
         reason: String,
     },
     /// Filesystem error.

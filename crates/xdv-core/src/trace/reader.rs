@@ -1,6 +1,10 @@
 //! Reads and verifies a trace.
 
-use super::{sql, TraceError, TraceHeader};
+use super::sign::{self, PublicKey, SignatureStatus};
+use super::{
+    sql, InputCheck, TraceError, TraceHeader, HEADER_KEYS, OLDEST_EVENT_SCHEMA,
+    OLDEST_FORMAT_VERSION, RUN_STATUS_KEYS,
+};
 use crate::accounting::{derive_resource_table, ResourceRow};
 use crate::chain::{ChainHash, Hash32};
 use crate::event::Event;
@@ -8,6 +12,7 @@ use crate::ids::{Domain, VhmId};
 use crate::{EVENT_SCHEMA_VERSION, TRACE_FORMAT_VERSION};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// One stored event with its place in the chain.
@@ -28,13 +33,21 @@ pub struct StoredEvent {
 pub struct VerifyReport {
     /// Events whose chain link checked out, from the first.
     pub events_verified: u64,
-    /// `true` when the run finished and wrote its final status.
+    /// `true` when the run finished and wrote its final status. A trace that was cut short has
+    /// no final status and no signature: nothing in it proves that no events were removed from
+    /// its end.
     pub complete: bool,
     /// Chain hash after the last verified event.
     pub head: String,
     /// The first integrity problem found, if any. `None` means the trace is intact (possibly cut
     /// short, see `complete`).
     pub problem: Option<String>,
+    /// The signature's state (checked only when nothing before it failed).
+    pub signature: SignatureStatus,
+    /// The trace format the trace was written in.
+    pub format_version: u32,
+    /// The event schema its bodies are encoded in.
+    pub event_schema: u32,
 }
 
 impl VerifyReport {
@@ -42,6 +55,17 @@ impl VerifyReport {
     pub fn intact(&self) -> bool {
         self.problem.is_none()
     }
+}
+
+/// What [`TraceReader::verify_with`] checks beyond the trace's own consistency.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// The engine the header must name (`xdv_k::ENGINE_ID` of the verifying xdv): a trace of
+    /// another engine cannot be re-executed by this one. `None` skips the check.
+    pub engine: Option<String>,
+    /// Require a valid signature by this key: an unsigned trace, a trace cut short (which
+    /// carries no signature), or one signed by another key fails.
+    pub key: Option<PublicKey>,
 }
 
 /// An open trace file.
@@ -85,11 +109,13 @@ impl TraceReader {
             path: path.to_path_buf(),
         };
         let h = reader.header()?;
-        if h.format_version != TRACE_FORMAT_VERSION || h.event_schema != EVENT_SCHEMA_VERSION {
+        let formats = OLDEST_FORMAT_VERSION..=TRACE_FORMAT_VERSION;
+        let schemas = OLDEST_EVENT_SCHEMA..=EVENT_SCHEMA_VERSION;
+        if !formats.contains(&h.format_version) || !schemas.contains(&h.event_schema) {
             return Err(TraceError::NotATrace {
                 path: path.display().to_string(),
                 reason: format!(
-                    "format {} / event schema {} (this xdv reads {TRACE_FORMAT_VERSION} / {EVENT_SCHEMA_VERSION})",
+                    "format {} / event schema {} (this xdv reads formats {OLDEST_FORMAT_VERSION}–{TRACE_FORMAT_VERSION} / event schemas {OLDEST_EVENT_SCHEMA}–{EVENT_SCHEMA_VERSION})",
                     h.format_version, h.event_schema
                 ),
             });
@@ -204,88 +230,197 @@ impl TraceReader {
 
     /// The Resource_Table as stored at the end of the run, or derived from the committed events
     /// when the run was cut short (the `bool` is `true` when derived).
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::Sqlite`] when the table cannot be read; [`TraceError::NotATrace`] when a
+    /// stored row names no domain xdv knows.
     pub fn resource_table(&self) -> Result<(Vec<ResourceRow>, bool), TraceError> {
         if !self.is_complete()? {
             return Ok((derive_resource_table(&self.events()?), true));
         }
+        let rows = self
+            .stored_table()?
+            .map_err(|reason| TraceError::NotATrace {
+                path: self.path.display().to_string(),
+                reason,
+            })?;
+        Ok((rows, false))
+    }
+
+    /// The stored `resource_table` rows; the inner error names a row whose domain is unknown.
+    fn stored_table(&self) -> Result<Result<Vec<ResourceRow>, String>, TraceError> {
         let e = sql(&self.path);
         let mut stmt = self
             .conn
-            .prepare("SELECT vhm_id, vhm_name, parent_id, level, domain, allocated_resource, amount, used, start_ns, end_ns, duration_ns, capability_id FROM resource_table ORDER BY row")
+            .prepare("SELECT vhm_id, vhm_name, parent_id, level, domain, allocated_resource, amount, used, start_ns, end_ns, duration_ns, capability_id, row FROM resource_table ORDER BY row")
             .map_err(&e)?;
         let rows = stmt
             .query_map([], |r| {
                 let domain: String = r.get(4)?;
-                Ok(ResourceRow {
-                    vhm_id: r.get(0)?,
-                    vhm_name: r.get(1)?,
-                    parent_id: r.get(2)?,
-                    level: r.get(3)?,
-                    domain: match domain.as_str() {
-                        "Q" => Domain::Q,
-                        "Phi" => Domain::Phi,
-                        _ => Domain::K,
+                let row: i64 = r.get(12)?;
+                Ok((
+                    row,
+                    domain,
+                    ResourceRow {
+                        vhm_id: r.get(0)?,
+                        vhm_name: r.get(1)?,
+                        parent_id: r.get(2)?,
+                        level: r.get(3)?,
+                        domain: Domain::K,
+                        resource: r.get(5)?,
+                        amount: r.get::<_, i64>(6)? as u64,
+                        used: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                        start_ns: r.get::<_, i64>(8)? as u64,
+                        end_ns: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+                        duration_ns: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+                        capability_id: r.get::<_, i64>(11)? as u64,
                     },
-                    resource: r.get(5)?,
-                    amount: r.get::<_, i64>(6)? as u64,
-                    used: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-                    start_ns: r.get::<_, i64>(8)? as u64,
-                    end_ns: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
-                    duration_ns: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
-                    capability_id: r.get::<_, i64>(11)? as u64,
-                })
+                ))
             })
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(&e)?;
-        Ok((rows, false))
+        let mut out = Vec::with_capacity(rows.len());
+        for (i, (row, domain, mut r)) in rows.into_iter().enumerate() {
+            r.domain = match domain.as_str() {
+                "K" => Domain::K,
+                "Q" => Domain::Q,
+                "Phi" => Domain::Phi,
+                other => {
+                    return Ok(Err(format!(
+                        "resource_table row {row}: unknown domain {other:?}"
+                    )))
+                }
+            };
+            if row != i as i64 {
+                return Ok(Err(format!(
+                    "resource_table rows are not numbered from 0 without gaps (row {row} at place {i})"
+                )));
+            }
+            out.push(r);
+        }
+        Ok(Ok(out))
     }
 
-    /// Checks the trace's integrity: SQLite's own page check, every module's hash, the header as
-    /// the chain's genesis, every event's link and columns, the final status, and the
-    /// Resource_Table against the events. Stops at the first problem.
+    /// Every `(key, value)` row of a key-value table, in key order.
+    fn key_values(&self, table: &str) -> Result<BTreeMap<String, String>, TraceError> {
+        let e = sql(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT key, value FROM {table}"))
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|it| it.collect::<Result<BTreeMap<String, String>, _>>())
+            .map_err(&e)?;
+        Ok(rows)
+    }
+
+    /// Checks the trace's integrity: SQLite's own page check, the header's keys and engine,
+    /// every module row (hash, size) and every module the header and the events name, the header
+    /// as the chain's genesis, every event's link and columns, the recorded job outcomes against
+    /// their jobs, the `run_status` keys and the final status, the Resource_Table against the
+    /// events, and the signature when there is one. Stops at the first problem.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError`] when the file cannot be read; integrity problems are in the report.
     pub fn verify(&self) -> Result<VerifyReport, TraceError> {
+        self.verify_with(&VerifyOptions::default())
+    }
+
+    /// [`TraceReader::verify`], also checking the header's engine and requiring a signature by a
+    /// given key, as `opts` asks.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError`] when the file cannot be read; integrity problems are in the report.
+    pub fn verify_with(&self, opts: &VerifyOptions) -> Result<VerifyReport, TraceError> {
+        Ok(self.verify_inner(opts)?.0)
+    }
+
+    /// Verifies, and returns the message a signature of this trace covers (for an intact,
+    /// complete trace).
+    pub(crate) fn verify_for_signing(&self) -> Result<(VerifyReport, Option<Vec<u8>>), TraceError> {
+        self.verify_inner(&VerifyOptions::default())
+    }
+
+    fn verify_inner(
+        &self,
+        opts: &VerifyOptions,
+    ) -> Result<(VerifyReport, Option<Vec<u8>>), TraceError> {
         let header = self.header()?;
-        let complete = self.is_complete()?;
+        let status = self.key_values("run_status")?;
+        let complete = status.get("status").map(String::as_str) == Some("complete");
         let mut chain = ChainHash::genesis(&header.canonical());
-        let report = |chain: &ChainHash, problem: Option<String>| VerifyReport {
+        let report = |chain: &ChainHash, problem: Option<String>, signature| VerifyReport {
             events_verified: chain.len(),
             complete,
             head: chain.head().to_hex(),
             problem,
+            signature,
+            format_version: header.format_version,
+            event_schema: header.event_schema,
         };
+        macro_rules! fail {
+            ($($t:tt)*) => {
+                return Ok((report(&chain, Some(format!($($t)*)), SignatureStatus::NotChecked), None))
+            };
+        }
         let check: String = self
             .conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(sql(&self.path))?;
         if check != "ok" {
-            return Ok(report(
-                &chain,
-                Some(format!("SQLite integrity check: {check}")),
-            ));
+            fail!("SQLite integrity check: {check}");
         }
-        for m in &header.modules {
-            match self.module(&m.hash)? {
-                None => {
-                    return Ok(report(
-                        &chain,
-                        Some(format!("module {} ({}) is missing", m.name, m.hash.short())),
-                    ))
+        // The header: only the keys its canonical encoding covers.
+        if let Some(k) = self
+            .key_values("header")?
+            .keys()
+            .find(|k| !HEADER_KEYS.contains(&k.as_str()))
+        {
+            fail!("header has an unknown key `{k}` (not covered by the hash chain)");
+        }
+        // Every module row: its hash is the BLAKE3 of its bytes, its size their length.
+        let mut stored: BTreeMap<Hash32, u64> = BTreeMap::new();
+        {
+            let e = sql(&self.path);
+            let mut stmt = self
+                .conn
+                .prepare("SELECT hash, size, bytes FROM modules ORDER BY hash")
+                .map_err(&e)?;
+            let mut rows = stmt.query([]).map_err(&e)?;
+            while let Some(row) = rows.next().map_err(&e)? {
+                let hex: String = row.get(0).map_err(&e)?;
+                let size: i64 = row.get(1).map_err(&e)?;
+                let bytes: Vec<u8> = row.get(2).map_err(&e)?;
+                let hash = match Hash32::from_hex(&hex) {
+                    Some(h) if h.to_hex() == hex => h,
+                    _ => fail!("modules row {hex:?}: not a lower-case BLAKE3 hash"),
+                };
+                if Hash32::of(&bytes) != hash {
+                    fail!("module {}: its bytes do not match its hash", hash.short());
                 }
-                Some(bytes) if Hash32::of(&bytes) != m.hash => {
-                    return Ok(report(
-                        &chain,
-                        Some(format!(
-                            "module {} does not match its hash {}",
-                            m.name,
-                            m.hash.short()
-                        )),
-                    ))
+                if size != bytes.len() as i64 {
+                    fail!(
+                        "module {}: `size` says {size} bytes, it holds {}",
+                        hash.short(),
+                        bytes.len()
+                    );
                 }
-                Some(_) => {}
+                stored.insert(hash, size as u64);
             }
         }
-        let mut problem = None;
+        let mut referenced: BTreeSet<Hash32> = BTreeSet::new();
+        for m in &header.modules {
+            if !stored.contains_key(&m.hash) {
+                fail!("module {} ({}) is missing", m.name, m.hash.short());
+            }
+            referenced.insert(m.hash);
+        }
         let mut events = Vec::new();
+        let mut inputs = InputCheck::default();
         let e = sql(&self.path);
         let mut stmt = self
             .conn
@@ -298,72 +433,212 @@ impl TraceReader {
             let vhm: Option<i64> = row.get(2).map_err(&e)?;
             let kind: String = row.get(3).map_err(&e)?;
             let body: Vec<u8> = row.get(4).map_err(&e)?;
-            let stored: Vec<u8> = row.get(5).map_err(&e)?;
+            let stored_hash: Vec<u8> = row.get(5).map_err(&e)?;
             if seq as u64 != chain.len() {
-                problem = Some(format!(
-                    "event {} is missing (found {seq} next)",
-                    chain.len()
-                ));
-                break;
+                fail!("event {} is missing (found {seq} next)", chain.len());
             }
             let mut next = chain;
             let (_, hash) = next.link(&body);
-            if stored != hash.0 {
-                problem = Some(format!(
+            if stored_hash != hash.0 {
+                fail!(
                     "event {seq}: hash chain broken (stored {}, computed {})",
-                    short_hex(&stored),
+                    short_hex(&stored_hash),
                     hash.short()
-                ));
-                break;
+                );
             }
             let event = match Event::decode(&body) {
                 Ok(ev) => ev,
-                Err(err) => {
-                    problem = Some(format!("event {seq}: body does not decode: {err}"));
-                    break;
-                }
+                Err(err) => fail!("event {seq}: body does not decode: {err}"),
             };
             if event.time_ns as i64 != time
                 || event.vhm.map(|v| i64::from(v.0)) != vhm
                 || event.kind.name() != kind
             {
-                problem = Some(format!(
-                    "event {seq}: columns (time_ns, vhm, kind) disagree with the hashed body"
-                ));
-                break;
+                fail!("event {seq}: columns (time_ns, vhm, kind) disagree with the hashed body");
             }
-            if let crate::EventKind::ModuleLoaded { hash, .. } = &event.kind {
-                match self.module(hash)? {
-                    Some(bytes) if Hash32::of(&bytes) == *hash => {}
-                    _ => {
-                        problem = Some(format!(
-                            "event {seq}: module {} is missing or altered",
-                            hash.short()
-                        ));
-                        break;
-                    }
+            let module = match &event.kind {
+                crate::EventKind::ModuleLoaded { hash, .. }
+                | crate::EventKind::VhmCreated { module: hash, .. }
+                | crate::EventKind::CapCreated {
+                    object: crate::cap::Object::Module(hash),
+                    ..
+                } => Some(*hash),
+                _ => None,
+            };
+            if let Some(hash) = module {
+                if !stored.contains_key(&hash) {
+                    fail!("event {seq}: module {} is missing or altered", hash.short());
                 }
+                referenced.insert(hash);
+            }
+            if let crate::EventKind::HostStarted { seed, .. } = &event.kind {
+                if *seed != header.seed {
+                    fail!(
+                        "event {seq}: the run started with seed {seed}, the header says {}",
+                        header.seed
+                    );
+                }
+            }
+            if let Err(why) = inputs.observe(&event) {
+                fail!("event {seq} ({}): {why}", event.kind.name());
             }
             chain = next;
             events.push(event);
         }
-        if problem.is_none() && complete {
-            let count = self.status_value("event_count")?;
-            let final_hash = self.final_hash()?;
-            if count != Some(chain.len().to_string()) {
-                problem = Some(format!(
-                    "run status says {} events, trace holds {}",
-                    count.unwrap_or_default(),
-                    chain.len()
-                ));
-            } else if final_hash != Some(chain.head()) {
-                problem = Some("final hash does not match the last event's hash".into());
-            } else if self.resource_table()?.0 != derive_resource_table(&events) {
-                problem =
-                    Some("resource_table does not match the one derived from the events".into());
+        drop(rows);
+        drop(stmt);
+        // The header is under the chain; whether this xdv can stand behind its engine is not.
+        if let Some(engine) = &opts.engine {
+            if &header.engine != engine {
+                fail!(
+                    "header names engine `{}`, not this xdv's `{engine}`: the trace was not written by this engine (or its header was edited and the chain recomputed)",
+                    header.engine
+                );
             }
         }
-        Ok(report(&chain, problem))
+        // run_status: known keys only, and the ones the status calls for.
+        if let Some(k) = status
+            .keys()
+            .find(|k| !RUN_STATUS_KEYS.contains(&k.as_str()))
+        {
+            fail!("run_status has an unknown key `{k}`");
+        }
+        let signed = status.contains_key("signature") || status.contains_key("signed_by");
+        match status.get("status").map(String::as_str) {
+            None => fail!("run_status has no `status` (it must say `running` or `complete`)"),
+            Some("complete") => {}
+            Some("running") => {
+                if let Some(k) = ["event_count", "final_hash", "signature", "signed_by"]
+                    .into_iter()
+                    .find(|k| status.contains_key(*k))
+                {
+                    fail!(
+                        "run_status says `running` but holds `{k}`, which only a finished run writes"
+                    );
+                }
+            }
+            Some(other) => fail!("run_status `status` is {other:?}, not `running` or `complete`"),
+        }
+        if let Some(r) = status.get("resumed_at") {
+            let counts: Option<Vec<u64>> = r.split(',').map(|n| n.parse().ok()).collect();
+            let ok = counts.is_some_and(|c| {
+                c.windows(2).all(|w| w[0] <= w[1]) && c.iter().all(|&n| n <= chain.len())
+            });
+            if !ok {
+                fail!("run_status `resumed_at` {r:?} is not a list of committed event counts");
+            }
+        }
+        let table = match self.stored_table()? {
+            Ok(t) => t,
+            Err(why) => fail!("{why}"),
+        };
+        if !complete {
+            if !table.is_empty() {
+                fail!(
+                    "the run is marked `running` but its resource_table holds {} rows (written only when a run finishes)",
+                    table.len()
+                );
+            }
+            let signature = if opts.key.is_some() {
+                fail!(
+                    "the trace was cut short ({} events committed): it carries no signature, so nothing proves that no events were removed from its end",
+                    chain.len()
+                );
+            } else {
+                SignatureStatus::Unsigned
+            };
+            return Ok((report(&chain, None, signature), None));
+        }
+        let count = status.get("event_count");
+        if count != Some(&chain.len().to_string()) {
+            fail!(
+                "run status says {} events, trace holds {}",
+                count.cloned().unwrap_or_default(),
+                chain.len()
+            );
+        }
+        if status.get("final_hash").and_then(|h| Hash32::from_hex(h)) != Some(chain.head()) {
+            fail!("final hash does not match the last event's hash");
+        }
+        if table != derive_resource_table(&events) {
+            fail!("resource_table does not match the one derived from the events");
+        }
+        if let Some(h) = stored.keys().find(|h| !referenced.contains(h)) {
+            fail!(
+                "module {} is stored but neither the header nor any event names it",
+                h.short()
+            );
+        }
+        let rows: Vec<(Hash32, u64)> = stored.into_iter().collect();
+        let msg = sign::message(
+            &header,
+            chain.len(),
+            &chain.head(),
+            &sign::modules_digest(&rows),
+            status.get("resumed_at").map_or("", String::as_str),
+        );
+        let signature = if signed {
+            let (Some(sig), Some(by)) = (status.get("signature"), status.get("signed_by")) else {
+                fail!("run_status holds only one of `signature` and `signed_by`");
+            };
+            let Some(key) = PublicKey::from_hex(by) else {
+                fail!("run_status `signed_by` is not an Ed25519 public key");
+            };
+            let Some(sig) = sign::unhex::<64>(sig) else {
+                fail!("run_status `signature` is not 64 bytes of hex");
+            };
+            if !key.verifies(&msg, &sig) {
+                let status = SignatureStatus::Invalid {
+                    public_key: key.to_hex(),
+                    reason: "it does not verify: the trace changed after it was signed".into(),
+                };
+                return Ok((
+                    report(
+                        &chain,
+                        Some(format!(
+                            "the signature by {key} does not verify: the trace changed after it was signed"
+                        )),
+                        status,
+                    ),
+                    None,
+                ));
+            }
+            SignatureStatus::Valid {
+                public_key: key.to_hex(),
+            }
+        } else {
+            SignatureStatus::Unsigned
+        };
+        if let Some(want) = &opts.key {
+            match &signature {
+                SignatureStatus::Valid { public_key } if *public_key == want.to_hex() => {}
+                SignatureStatus::Valid { public_key } => {
+                    return Ok((
+                        report(
+                            &chain,
+                            Some(format!(
+                                "signed by another key ({public_key}), not by {want}"
+                            )),
+                            signature.clone(),
+                        ),
+                        None,
+                    ))
+                }
+                _ => {
+                    return Ok((
+                        report(
+                            &chain,
+                            Some(format!(
+                                "the trace is not signed (a signature by {want} was required)"
+                            )),
+                            signature.clone(),
+                        ),
+                        None,
+                    ))
+                }
+            }
+        }
+        Ok((report(&chain, None, signature), Some(msg)))
     }
 
     /// Names of the VHMs in creation order, from the events.

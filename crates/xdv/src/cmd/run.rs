@@ -4,7 +4,9 @@ use crate::{table, Outcome};
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use xdv_hv::{prepare, replay_trace, run_to_trace, RunOptions};
+use xdv_core::trace::{sign_trace, PublicKey, SecretKey};
+use xdv_hv::replay::{replay_trace_with, ReplayOptions};
+use xdv_hv::{prepare, run_to_trace, RunOptions};
 
 /// The default trace path: the manifest's file stem with `.xdv`, in the current directory.
 fn default_trace(manifest: &Path) -> PathBuf {
@@ -21,7 +23,9 @@ pub(crate) fn run(
     chaos: Option<u64>,
     json: bool,
     crash_after: Option<u64>,
+    sign_key: Option<&Path>,
 ) -> Result<Outcome> {
+    let key = sign_key.map(SecretKey::read).transpose()?;
     let prepared = xdv_hv::prepare_with_chaos(manifest, chaos)?;
     let trace = trace.unwrap_or_else(|| default_trace(manifest));
     let seed_used = seed.unwrap_or(prepared.manifest.host.seed);
@@ -35,6 +39,10 @@ pub(crate) fn run(
         },
     )
     .with_context(|| format!("running {}", manifest.display()))?;
+    let signed = key
+        .map(|k| sign_trace(&trace, &k))
+        .transpose()
+        .with_context(|| format!("signing {}", trace.display()))?;
     report(
         &manifest.display().to_string(),
         &trace,
@@ -44,14 +52,56 @@ pub(crate) fn run(
         head,
         json,
         None,
+        signed,
     )
 }
 
 /// `xdv run --resume TRACE`.
-pub(crate) fn resume(trace: &Path, json: bool, crash_after: Option<u64>) -> Result<Outcome> {
+pub(crate) fn resume(
+    trace: &Path,
+    json: bool,
+    crash_after: Option<u64>,
+    sign_key: Option<&Path>,
+) -> Result<Outcome> {
+    let key = sign_key.map(SecretKey::read).transpose()?;
     let header = xdv_core::trace::TraceReader::open(trace)?.header()?;
     let r = xdv_hv::resume_trace(trace, crash_after)
         .with_context(|| format!("resuming {}", trace.display()))?;
+    let signed = match key {
+        None => None,
+        Some(k) => {
+            // The committed prefix came from a file that may have been edited: its Q outcomes
+            // and Φ captures were injected, not computed. Re-derive them before signing for it.
+            let check = replay_trace_with(
+                trace,
+                &ReplayOptions {
+                    rederive: true,
+                    phi_tolerance: 0,
+                },
+            )?;
+            if !check.identical() {
+                eprintln!(
+                    "{}: finished but NOT signed: the resumed trace does not re-derive ({})",
+                    trace.display(),
+                    check
+                        .divergence
+                        .as_ref()
+                        .map(|d| format!(
+                            "event {}{}",
+                            d.seq,
+                            d.reason
+                                .as_ref()
+                                .map(|x| format!(": {x}"))
+                                .unwrap_or_default()
+                        ))
+                        .or(check.problem.clone())
+                        .unwrap_or_default()
+                );
+                return Ok(Outcome::Problem);
+            }
+            Some(sign_trace(trace, &k).with_context(|| format!("signing {}", trace.display()))?)
+        }
+    };
     report(
         &header.manifest_name,
         trace,
@@ -61,6 +111,7 @@ pub(crate) fn resume(trace: &Path, json: bool, crash_after: Option<u64>) -> Resu
         r.head,
         json,
         Some(r.committed),
+        signed,
     )
 }
 
@@ -75,6 +126,7 @@ fn report(
     head: xdv_core::Hash32,
     json: bool,
     resumed: Option<u64>,
+    signed: Option<PublicKey>,
 ) -> Result<Outcome> {
     if json {
         let out = json!({
@@ -85,6 +137,7 @@ fn report(
             "end_ns": summary.end_ns,
             "final_hash": head.to_hex(),
             "resumed_after_events": resumed,
+            "signed_by": signed.map(|k| k.to_hex()),
             "vhms": summary.vhms,
             "resource_table": rows,
         });
@@ -124,10 +177,11 @@ fn report(
     out!("{}", super::resource_table_text(rows));
     outln!();
     outln!(
-        "trace: {} ({} events, final hash {})",
+        "trace: {} ({} events, final hash {}{})",
         trace.display(),
         summary.events,
-        head.short()
+        head.short(),
+        signed.map_or(String::new(), |k| format!(", signed by {k}"))
     );
     Ok(Outcome::Ok)
 }
@@ -216,8 +270,14 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub(crate) fn replay(trace: &Path, json: bool) -> Result<Outcome> {
-    let verify = xdv_core::trace::TraceReader::open(trace)?.verify()?;
+pub(crate) fn replay(
+    trace: &Path,
+    rederive: bool,
+    phi_tolerance: u64,
+    json: bool,
+) -> Result<Outcome> {
+    let verify = xdv_core::trace::TraceReader::open(trace)?
+        .verify_with(&super::trace::verify_options(None)?)?;
     if let Some(problem) = &verify.problem {
         if json {
             outln!(
@@ -232,7 +292,13 @@ pub(crate) fn replay(trace: &Path, json: bool) -> Result<Outcome> {
         }
         return Ok(Outcome::Problem);
     }
-    let report = replay_trace(trace)?;
+    let report = replay_trace_with(
+        trace,
+        &ReplayOptions {
+            rederive,
+            phi_tolerance,
+        },
+    )?;
     if json {
         outln!(
             "{}",
@@ -240,8 +306,15 @@ pub(crate) fn replay(trace: &Path, json: bool) -> Result<Outcome> {
                 &json!({ "identical": report.identical(), "report": report })
             )?
         );
+    } else if let Some(p) = &report.problem {
+        outln!("{}: NOT replayed: {p}", trace.display());
     } else if let Some(d) = &report.divergence {
-        outln!("{}: replay DIVERGED at event {}", trace.display(), d.seq);
+        outln!(
+            "{}: {} DIVERGED at event {}",
+            trace.display(),
+            if rederive { "re-derivation" } else { "replay" },
+            d.seq
+        );
         let show = |e: &Option<xdv_core::Event>| {
             e.as_ref().map_or("(no event)".to_string(), |e| {
                 format!(
@@ -254,20 +327,48 @@ pub(crate) fn replay(trace: &Path, json: bool) -> Result<Outcome> {
                 )
             })
         };
+        if let Some(reason) = &d.reason {
+            outln!("  {reason}");
+        }
         outln!("  recorded: {}", show(&d.recorded));
-        outln!("  replayed: {}", show(&d.replayed));
+        outln!(
+            "  {}: {}",
+            if rederive { "re-derived" } else { "replayed" },
+            show(&d.replayed)
+        );
     } else {
         let cut = if report.trace_complete {
             String::new()
         } else {
-            " (the trace was cut short; its committed prefix replays exactly)".into()
+            " (the trace was CUT SHORT: its committed prefix replays exactly, but nothing proves that no events were removed from its end)".into()
+        };
+        let derived = if rederive {
+            format!(
+                "; the Q providers and the Φ executor re-derived the recorded outcomes of {} jobs and captures of {} transforms{}",
+                report.q_jobs_checked,
+                report.phi_transforms_checked,
+                if report.phi_within_tolerance.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} within ±{phi_tolerance} µ, not equal: events {:?})",
+                        report.phi_within_tolerance.len(),
+                        report.phi_within_tolerance
+                    )
+                }
+            )
+        } else {
+            String::new()
         };
         outln!(
-            "{}: replay identical: {} of {} events{cut}",
+            "{}: replay identical: {} of {} events{cut}{derived}",
             trace.display(),
             report.events_matched,
             report.events_recorded
         );
+    }
+    if let (Some(note), false) = (&report.note, json) {
+        outln!("  note: {note}");
     }
     Ok(if report.identical() {
         Outcome::Ok

@@ -6,18 +6,33 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use xdv_core::trace::{StoredEvent, TraceReader};
+use xdv_core::trace::{
+    PublicKey, SecretKey, SignatureStatus, StoredEvent, TraceReader, VerifyOptions,
+};
 use xdv_core::{EventKind, VhmId};
 
-pub(crate) fn verify(trace: &Path, as_json: bool) -> Result<Outcome> {
+/// The verify options of this xdv: its engine, and the key asked for.
+pub(crate) fn verify_options(key: Option<&Path>) -> Result<VerifyOptions> {
+    Ok(VerifyOptions {
+        engine: Some(xdv_k::ENGINE_ID.to_string()),
+        key: key.map(PublicKey::read).transpose()?,
+    })
+}
+
+pub(crate) fn verify(trace: &Path, key: Option<&Path>, as_json: bool) -> Result<Outcome> {
+    let opts = verify_options(key)?;
     let reader = TraceReader::open(trace)?;
-    let report = reader.verify()?;
+    let report = reader.verify_with(&opts)?;
     if as_json {
         outln!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({ "trace": trace.display().to_string(), "intact": report.intact(), "report": report })
-            )?
+            serde_json::to_string_pretty(&json!({
+                "trace": trace.display().to_string(),
+                "intact": report.intact(),
+                "complete": report.complete,
+                "signature": report.signature,
+                "report": report,
+            }))?
         );
     } else if let Some(p) = &report.problem {
         outln!(
@@ -27,14 +42,19 @@ pub(crate) fn verify(trace: &Path, as_json: bool) -> Result<Outcome> {
         );
     } else if report.complete {
         outln!(
-            "{}: ok: {} events, hash chain intact, final hash {}",
+            "{}: ok: {} events, hash chain intact, final hash {}; {}",
             trace.display(),
             report.events_verified,
-            report.head
+            report.head,
+            match &report.signature {
+                SignatureStatus::Valid { public_key } =>
+                    format!("signed by {public_key}, signature valid"),
+                _ => "UNSIGNED: the chain shows the trace is consistent, not that its holder did not edit it and recompute the chain".into(),
+            }
         );
     } else {
         outln!(
-            "{}: ok up to the last commit: {} events verified; the run was cut short (the writer stopped before finishing)",
+            "{}: CUT SHORT: {} events verified up to the last commit, but the run did not finish (its writer stopped, or its end was removed): the trace has no final status and no signature, so nothing proves that no events were removed from its end (`xdv run --resume` finishes a run whose writer was killed)",
             trace.display(),
             report.events_verified
         );
@@ -44,6 +64,23 @@ pub(crate) fn verify(trace: &Path, as_json: bool) -> Result<Outcome> {
     } else {
         Outcome::Problem
     })
+}
+
+/// `xdv trace keygen OUT`: a new Ed25519 key pair from the operating system's random source.
+pub(crate) fn keygen(out: &Path) -> Result<Outcome> {
+    use rand_core::RngCore;
+    let mut seed = [0u8; 32];
+    rand_core::OsRng.try_fill_bytes(&mut seed).map_err(|e| {
+        anyhow::anyhow!("drawing a key from the operating system's random source: {e}")
+    })?;
+    let key = SecretKey::from_seed(seed);
+    let public = key.write_pair(out)?;
+    outln!(
+        "secret key: {} (keep it private: whoever holds it can sign traces)",
+        out.display()
+    );
+    outln!("public key: {} ({})", public.display(), key.public());
+    Ok(Outcome::Ok)
 }
 
 /// One event as JSON: its place, its VHM's name, a readable line and the structured kind.
