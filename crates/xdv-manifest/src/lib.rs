@@ -33,6 +33,14 @@ pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// ever read, so a file that grows while it is read is refused too.
 pub const MAX_MODULE_BYTES: u64 = 16 << 20;
 
+/// The virtual-time horizon, ns (2⁶², the same as `xdv_k::abi::TIME_HORIZON_NS`): no window may
+/// end past it.
+pub const TIME_HORIZON_NS: u64 = 1 << 62;
+
+/// Memory a VHM's default `memory_quota` holds above `vcpus × memory_limit` (256 KiB): room for
+/// what the host holds on its behalf (queued IPC messages it sent, module code it loads).
+pub const DEFAULT_MEMORY_HEADROOM: u64 = 256 * 1024;
+
 /// A manifest error: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{col}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
@@ -199,6 +207,10 @@ pub struct PolicySpec {
     pub on_fault: FaultPolicy,
     /// Restarts allowed under `on_fault = "restart"`.
     pub max_restarts: u32,
+    /// Φ port-time, ns: how much window time a top-level VHM may hold at once, summed over its
+    /// windows (its manifest windows and those `phi_window` grants it). Defaults to the sum of
+    /// its manifest windows; a nested VHM's windows lie in its parent's and need none.
+    pub phi_port_time: u64,
 }
 
 /// What the hypervisor does when a VHM faults (`[vhm.policy] on_fault`). In every case the

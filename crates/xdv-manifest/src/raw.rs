@@ -156,6 +156,7 @@ struct RawPolicy {
     create_channels: Option<bool>,
     on_fault: Option<S<String>>,
     max_restarts: Option<S<u64>>,
+    phi_port_time: Option<S<u64>>,
 }
 
 /// Default values of optional keys (documented in docs/manifest.md).
@@ -501,6 +502,9 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         )?;
         let need = vcpus * memory_limit;
         let memory_quota = match &p.memory_quota {
+            // A top-level VHM gets headroom for what the host holds for it; a static child's
+            // default is exactly what its vCPUs need, so it fits a parent sized for them.
+            None if v.parent.is_none() => need + crate::DEFAULT_MEMORY_HEADROOM,
             None => need,
             Some(s) => {
                 let q = s.get_ref().0;
@@ -689,6 +693,16 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                     format!("the window [{t0}, {t1}) is empty: end_ns must be after start_ns"),
                 ));
             }
+            if t1 > crate::TIME_HORIZON_NS {
+                return Err(cx.err(
+                    w.end_ns.span(),
+                    wkey("end_ns"),
+                    format!(
+                        "{t1} is past the time horizon ({} ns)",
+                        crate::TIME_HORIZON_NS
+                    ),
+                ));
+            }
             let band = match &w.band {
                 None => None,
                 Some(b) => Some(cx.band(b, &wkey("band"))?),
@@ -707,6 +721,24 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 at: cx.loc(w.start_ns.span()),
             });
         }
+        // Port-time: Φ windows a top-level VHM may hold at once, ns summed over its windows.
+        let static_port_time = phi
+            .iter()
+            .fold(0u64, |sum, w: &WindowReq| sum.saturating_add(w.t1 - w.t0));
+        let phi_port_time = match &p.phi_port_time {
+            None => static_port_time,
+            Some(s) if *s.get_ref() < static_port_time => {
+                return Err(cx.err(
+                    s.span(),
+                    key("policy.phi_port_time"),
+                    format!(
+                        "over quota: the VHM's [[vhm.phi.window]] tables hold {static_port_time} ns, more than phi_port_time {}",
+                        s.get_ref()
+                    ),
+                ))
+            }
+            Some(s) => *s.get_ref(),
+        };
         let spec = VhmSpec {
             name: name.clone(),
             parent,
@@ -732,6 +764,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 create_channels: p.create_channels.unwrap_or(false),
                 on_fault,
                 max_restarts,
+                phi_port_time,
             },
             q,
             phi,

@@ -4,9 +4,9 @@ use super::caps::{cap_code, cap_refusal};
 use super::lifecycle::bare_record;
 use super::{Args, Outcome};
 use crate::hypervisor::{emit, Hypervisor, CHILD_ENTRY};
+use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
 use crate::vhm::Wait;
 use crate::HvError;
-use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
 use xdv_core::budget::Quota;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, EventSink, ExitReason, HypercallRecord};
@@ -491,6 +491,8 @@ impl Hypervisor {
                 // A spawning parent supervises its children itself (vhm_wait, respawn).
                 on_fault: xdv_manifest::FaultPolicy::Kill,
                 max_restarts: 0,
+                // A spawned child's windows lie in its parent's: it needs no port-time.
+                phi_port_time: 0,
             },
             q: match (&parent.q, spec.q.0) {
                 (Some(pq), n) if n > 0 => Some(xdv_manifest::QSpec {

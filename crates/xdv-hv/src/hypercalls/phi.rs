@@ -99,6 +99,41 @@ impl Hypervisor {
                         }
                     }
                 };
+                if spec.t1 > abi::TIME_HORIZON_NS {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!(
+                            "the window ends at {} ns, past the time horizon ({} ns)",
+                            spec.t1,
+                            abi::TIME_HORIZON_NS
+                        ),
+                    ));
+                }
+                // A top-level VHM's authority over the host's ports is its port-time quota; a
+                // nested VHM's is the parent window it lies in (checked above).
+                if parent.is_none() {
+                    let v = &self.vhms[vhm as usize];
+                    let held: u64 = v
+                        .windows
+                        .iter()
+                        .filter_map(|w| self.phi.table.get(*w))
+                        .filter(|w| w.parent.is_none())
+                        .map(|w| w.spec.t1 - w.spec.t0)
+                        .sum();
+                    let quota = v.spec.policy.phi_port_time;
+                    let want = spec.t1.saturating_sub(spec.t0);
+                    if want > quota.saturating_sub(held) {
+                        return Ok(Outcome::refused(
+                            record,
+                            abi::E_PERM,
+                            format!(
+                                "Φ port-time: the window holds {want} ns, {} ns of phi_port_time {quota} left",
+                                quota.saturating_sub(held)
+                            ),
+                        ));
+                    }
+                }
                 if spec.t0 < self.now {
                     return Ok(Outcome::refused(
                         record,
