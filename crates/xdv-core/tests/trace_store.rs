@@ -96,3 +96,220 @@ fn deleted_reordered_or_edited_rows_fail_verification() {
         assert!(!v.intact(), "{sql} went unnoticed");
     }
 }
+
+#[test]
+fn plain_edits_outside_the_events_fail_verification_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let edits = [
+        ("UPDATE modules SET size = 7", "`size` says 7 bytes"),
+        ("DELETE FROM run_status WHERE key = 'status'", "no `status`"),
+        (
+            "INSERT INTO run_status VALUES ('note', 'x')",
+            "unknown key `note`",
+        ),
+        (
+            "INSERT INTO header VALUES ('note', 'x')",
+            "unknown key `note`",
+        ),
+        (
+            "UPDATE run_status SET value = 'running' WHERE key = 'status'",
+            "holds `event_count`",
+        ),
+        (
+            "UPDATE modules SET hash = upper(hash)",
+            "not a lower-case BLAKE3 hash",
+        ),
+        ("DELETE FROM modules", "is missing"),
+        (
+            "INSERT INTO run_status VALUES ('signed_by', 'ab')",
+            "only one of `signature` and `signed_by`",
+        ),
+    ];
+    for (sql, reason) in edits {
+        let p = dir.path().join("t.xdv");
+        write(&p, 100, 64, true);
+        rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let v = TraceReader::open(&p).unwrap().verify().unwrap();
+        let problem = v.problem.unwrap_or_else(|| panic!("{sql} went unnoticed"));
+        assert!(problem.contains(reason), "{sql}: {problem}");
+    }
+    // A trace cut short holds no Resource_Table and no final status.
+    let p = dir.path().join("cut.xdv");
+    write(&p, 100, 64, false);
+    rusqlite::Connection::open(&p)
+        .unwrap()
+        .execute_batch("INSERT INTO resource_table VALUES (0, 1, 'x', NULL, 1, 'K', 'fuel', 1, NULL, 0, NULL, NULL, 1)")
+        .unwrap();
+    let v = TraceReader::open(&p).unwrap().verify().unwrap();
+    assert!(v.problem.unwrap().contains("marked `running`"));
+}
+
+#[test]
+fn recorded_outcomes_must_fit_their_job() {
+    use xdv_core::trace::InputCheck;
+    let at = |kind| Event {
+        time_ns: 0,
+        vhm: Some(VhmId(0)),
+        kind,
+    };
+    let submitted = at(EventKind::QJobSubmitted {
+        vcpu: 0,
+        job: 0,
+        program: Hash32::of(b"p"),
+        qubits: 2,
+        clbits: 2,
+        shots: 3,
+        cost: 1,
+        budget_left: 0,
+        queued_ns: 0,
+        duration_ns: 1,
+    });
+    let done = |outcomes: Vec<u64>| at(EventKind::QJobDone { job: 0, outcomes });
+    let check = |outcomes: Vec<u64>| {
+        let mut c = InputCheck::default();
+        c.observe(&submitted).unwrap();
+        c.observe(&done(outcomes))
+    };
+    assert!(check(vec![0, 3, 1]).is_ok());
+    assert!(check(vec![0, 4, 1])
+        .unwrap_err()
+        .contains("shot 1 records outcome 4"));
+    assert!(check(vec![0, 1])
+        .unwrap_err()
+        .contains("2 outcomes for 3 shots"));
+    assert!(InputCheck::default()
+        .observe(&done(vec![0]))
+        .unwrap_err()
+        .contains("never admitted"));
+}
+
+#[test]
+fn a_signature_covers_the_finished_trace_and_names_its_key() {
+    use xdv_core::trace::{sign_trace, PublicKey, SecretKey, SignatureStatus, VerifyOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::from_seed([1; 32]);
+    let other = SecretKey::from_seed([2; 32]);
+    let need = |k: &SecretKey| VerifyOptions {
+        engine: Some("test".into()),
+        key: Some(k.public()),
+    };
+    let p = dir.path().join("t.xdv");
+    write(&p, 100, 64, true);
+    let r = TraceReader::open(&p).unwrap();
+    assert_eq!(r.verify().unwrap().signature, SignatureStatus::Unsigned);
+    assert!(r
+        .verify_with(&need(&key))
+        .unwrap()
+        .problem
+        .unwrap()
+        .contains("not signed"));
+    drop(r);
+    assert_eq!(sign_trace(&p, &key).unwrap(), key.public());
+    let r = TraceReader::open(&p).unwrap();
+    let v = r.verify_with(&need(&key)).unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(
+        v.signature,
+        SignatureStatus::Valid {
+            public_key: key.public().to_hex()
+        }
+    );
+    assert!(r
+        .verify_with(&need(&other))
+        .unwrap()
+        .problem
+        .unwrap()
+        .contains("another key"));
+    let wrong_engine = VerifyOptions {
+        engine: Some("other".into()),
+        key: None,
+    };
+    assert!(r
+        .verify_with(&wrong_engine)
+        .unwrap()
+        .problem
+        .unwrap()
+        .contains("engine"));
+    drop(r);
+    // A trace cut short is not signed.
+    let cut = dir.path().join("cut.xdv");
+    write(&cut, 100, 64, false);
+    assert!(sign_trace(&cut, &key).is_err());
+
+    // Every edit after signing that the chain cannot see breaks the signature.
+    for sql in [
+        "INSERT INTO run_status VALUES ('resumed_at', '0')",
+        "UPDATE events SET kind = kind",
+        "UPDATE modules SET size = size",
+        "UPDATE run_status SET value = (SELECT value FROM run_status WHERE key = 'signed_by') WHERE key = 'signed_by'",
+    ] {
+        let p = dir.path().join("s.xdv");
+        write(&p, 100, 64, true);
+        sign_trace(&p, &key).unwrap();
+        rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let v = TraceReader::open(&p).unwrap().verify().unwrap();
+        if !sql.contains("resumed_at") {
+            assert!(v.intact(), "a no-op edit keeps the signature");
+        } else {
+            assert!(
+                matches!(v.signature, SignatureStatus::Invalid { .. }),
+                "{sql}: {v:?}"
+            );
+        }
+    }
+
+    // Key files: the pair round-trips, each kind refuses the other.
+    let kp = dir.path().join("host.key");
+    let public = key.write_pair(&kp).unwrap();
+    assert_eq!(SecretKey::read(&kp).unwrap().public(), key.public());
+    assert_eq!(PublicKey::read(&public).unwrap(), key.public());
+    assert!(PublicKey::read(&kp).is_err());
+    assert!(SecretKey::read(&public).is_err());
+    assert!(key.write_pair(&kp).is_err(), "never replaces a key");
+    std::fs::write(
+        dir.path().join("bare"),
+        format!("{}\n", key.public().to_hex()),
+    )
+    .unwrap();
+    assert_eq!(
+        PublicKey::read(&dir.path().join("bare")).unwrap(),
+        key.public()
+    );
+}
+
+/// Traces written by the format-1 writer before signatures and the stricter checks still open,
+/// verify and read back (the binary's `trace show` and `accounting` are tested in
+/// `crates/xdv/tests/forgery.rs`).
+#[test]
+fn format_1_fixtures_still_read_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, events) in [
+        ("format-1-hello.xdv", 65),
+        ("format-1-q-ghz.xdv", 95),
+        ("format-1-phi-nested.xdv", 67),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+            &p,
+        )
+        .unwrap();
+        let r = TraceReader::open(&p).unwrap();
+        let h = r.header().unwrap();
+        assert_eq!((h.format_version, h.event_schema), (1, 4));
+        let v = r.verify().unwrap();
+        assert!(v.intact() && v.complete, "{name}: {v:?}");
+        assert_eq!(v.events_verified, events);
+        assert_eq!(r.events().unwrap().len() as u64, events);
+        let (table, derived) = r.resource_table().unwrap();
+        assert!(!derived && !table.is_empty());
+    }
+}

@@ -213,7 +213,7 @@ pub fn message(
 /// the bytes too.
 pub(crate) fn modules_digest(rows: &[(Hash32, u64)]) -> Hash32 {
     let mut sorted: Vec<&(Hash32, u64)> = rows.iter().collect();
-    sorted.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
+    sorted.sort_by_key(|r| r.0);
     let mut h = blake3::Hasher::new();
     h.update(MODULES_TAG);
     for (hash, size) in sorted {

@@ -54,7 +54,7 @@ pub(crate) fn verify(trace: &Path, key: Option<&Path>, as_json: bool) -> Result<
         );
     } else {
         outln!(
-            "{}: CUT SHORT: {} events verified up to the last commit, but the run did not finish (its writer stopped, or its end was removed): the trace has no final status and no signature, so nothing proves that no events were removed from its end (`xdv run --resume` finishes a run whose writer was killed)",
+            "{}: CUT SHORT: {} events verified up to the last commit, but the run was cut short (its writer stopped before finishing, or its end was removed): the trace has no final status and no signature, so nothing proves that no events were removed from its end (`xdv run --resume` finishes a run whose writer was killed)",
             trace.display(),
             report.events_verified
         );
