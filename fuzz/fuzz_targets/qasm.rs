@@ -5,7 +5,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(c) = xdv_q::qasm::parse(text, "fuzz.qasm") {
+        // q_submit's operation limit (xdv_k::abi::MAX_Q_OPS), which also bounds the inlining work.
+        if let Ok(c) = xdv_q::qasm::parse_limited(text, "fuzz.qasm", 1_000_000) {
             let d = xdv_q::provider::find_device("ideal-grid").expect("built in");
             let _ = xdv_q::plan::plan(&c, &d, &d.costs(), 36);
             let _ = c.measurements_are_terminal();
