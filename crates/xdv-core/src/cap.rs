@@ -1,14 +1,28 @@
 //! Capabilities: per-VHM handle tables over one host-wide derivation tree (DESIGN §4).
 //!
-//! A VHM names kernel objects only through handles, 64-bit `(slot, generation)` values into its
-//! own table. Every capability is a node of one derivation tree: a node is minted by the
+//! A VHM names kernel objects only through handles, 64-bit `(slot, tag, generation)` values into
+//! its own table. Every capability is a node of one derivation tree: a node is minted by the
 //! hypervisor (no parent) or derived from another with rights that are a subset of its source's.
-//! Node ids grow in creation order, so "every descendant, in creation order" is a sorted walk.
+//! Node ids grow in creation order and are never reused, so "every descendant, in creation order"
+//! is a sorted walk.
 //!
-//! Invariants (checked by [`CapSpace::check`], asserted in debug builds after every change and
-//! exercised by property tests): a live node's rights are a subset of its parent's; a live node is
+//! **What a VHM can observe depends only on its own history and its explicit links.** Its tag is
+//! a function of its name ([`tag_of`]), never of other tables; its slots and generations change
+//! only with what enters and leaves its own table; the number `cap_info` reports for an endpoint
+//! is the holder's own number for the channel ([`CapSpace::info_number`]), not the host-wide one.
+//!
+//! **Host cost is bounded.** Removed nodes are reclaimed at once, so the space holds only live
+//! nodes ([`CapSpace::footprint_bytes`]); each table keeps one generation word per slot it ever
+//! used, and a slot is retired (never reused) when its generation would wrap. A node's children
+//! are a shared *sibling group*; deleting a node merges its group into its parent's, smaller into
+//! larger, so any sequence of `n` derivations and removals rewrites O(n log n) links
+//! ([`CapSpace::relinks`]).
+//!
+//! Invariants (checked by [`CapSpace::check`], asserted in debug builds after every change while
+//! the space is small, and exercised by property tests): a live node's rights are a subset of its parent's; a live node is
 //! reachable through exactly one slot of its owner's table with the slot's current generation; a
-//! removed node is reachable through none.
+//! removed node is reachable through none; sibling groups and parent links agree; each table's
+//! channel numbers count exactly its live endpoint capabilities.
 
 use crate::chain::Hash32;
 use crate::ids::{CapId, VhmId};
@@ -63,7 +77,7 @@ pub mod rights {
     }
 }
 
-/// A channel's host-wide number.
+/// A channel's host-wide number (never shown to guests: see [`CapSpace::info_number`]).
 pub type ChannelId = u32;
 
 /// A kernel object a capability names.
@@ -146,9 +160,11 @@ impl Object {
         }
     }
 
-    /// A number identifying the object inside its type, for `cap_info`: 0 for VHMs and budgets,
-    /// the index for a vCPU, the first 8 bytes of the hash for a module, `channel × 2 + end` for
-    /// an endpoint, 0 for a Q container or a Φ window, the job number for a Q job.
+    /// The part of `cap_info`'s number that does not depend on the holder: 0 for VHMs and
+    /// budgets, the index for a vCPU, the first 8 bytes of the hash for a module, the end, 0 or
+    /// 1, for an endpoint, 0 for a Q container or a Φ window, the job number for a Q job. What
+    /// `cap_info` reports is [`CapSpace::info_number`], which adds the holder's own channel
+    /// number to an endpoint's.
     pub fn number(&self) -> u64 {
         match *self {
             // Host-wide VHM ids would tell a guest how many VHMs exist beside it: not exposed.
@@ -158,7 +174,8 @@ impl Object {
             Object::PhiWindow(..) => 0,
             Object::Vcpu(_, i) => u64::from(i),
             Object::Module(h) => u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes")),
-            Object::Endpoint(c, side) => (u64::from(c) << 1) | u64::from(side),
+            // Channel numbers are host-wide: they would tell how many channels others created.
+            Object::Endpoint(_, side) => u64::from(side),
         }
     }
 }
@@ -191,7 +208,8 @@ pub enum CapError {
     WrongType,
     /// The badge of an already badged capability cannot change.
     Badge,
-    /// The destination table holds [`MAX_CAPS_PER_VHM`] capabilities already.
+    /// The destination table holds [`MAX_CAPS_PER_VHM`] capabilities already (or, after about
+    /// 2^43 fills, every slot number it can use is taken or retired).
     TableFull,
 }
 
@@ -210,6 +228,45 @@ impl fmt::Display for CapError {
     }
 }
 
+/// A capability's host-wide id: its position in creation order, never reused.
+pub type NodeId = usize;
+
+/// A sibling group's id (internal, never shown).
+type GroupId = u64;
+
+/// Host bytes one live capability costs at most, everything included, with every B-tree node
+/// at its minimum occupancy (5 of 11 entries): its [`Node`] (96 bytes) in the node map (≤ 282),
+/// its entry in the per-object index, in the worst case a new object with an index set of its
+/// own (≤ 270), the group of its own children, in the worst case holding one child (≤ 217), and
+/// its place in its parent's group (≤ 29): 798, rounded up. The per-table costs are separate
+/// ([`CAP_SLOT_BYTES`], [`CAP_CHANNEL_BYTES`]); `tests/cap_properties.rs` checks all three
+/// against a counting allocator.
+pub const CAP_ENTRY_BYTES: u64 = 1024;
+
+/// Host bytes a table spends per slot it has ever used, live or not: 24 bytes, twice over for
+/// the vector's growth, and its place in the free list (≤ 24). A slot's generation must outlive
+/// its capability so that a stale handle stays stale, so slots are never given back to the host
+/// (until the table is unregistered). A table has at most 1 + the most capabilities it held at
+/// once + one retired slot per 2^19 − 1 fills of a slot.
+pub const CAP_SLOT_BYTES: u64 = 72;
+
+/// Host bytes per channel a table currently numbers, one it holds an endpoint of or one with an
+/// end anchored at the holder (≤ 60 at minimum occupancy, rounded up).
+pub const CAP_CHANNEL_BYTES: u64 = 96;
+
+/// The handle tag of the VHM called `name`: the first 4 bytes (little-endian) of
+/// `BLAKE3(name)`, masked to 20 bits, with 0 replaced by 1 so that a tag is never 0.
+///
+/// A function of the name alone, never of other tables: two VHMs may share a tag. That is
+/// harmless, because a handle is only ever resolved in the table of the VHM presenting it: a
+/// handle copied from a VHM with the same tag that happens to resolve names one of the
+/// presenter's *own* capabilities, which it could name anyway.
+pub fn tag_of(name: &str) -> u32 {
+    let hash = blake3::hash(name.as_bytes());
+    let word = u32::from_le_bytes(hash.as_bytes()[..4].try_into().expect("4 bytes"));
+    (word & CapId::MAX_TAG).max(1)
+}
+
 /// A capability: one node of the derivation tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -223,68 +280,134 @@ pub struct Node {
     pub owner: VhmId,
     /// Its handle in the owner's table.
     pub handle: CapId,
-    parent: Option<usize>,
-    children: Vec<usize>,
-    alive: bool,
+    /// The group of its parent's children it belongs to; `None` for a root.
+    siblings: Option<GroupId>,
+    /// The group of its own children; `None` when it has none.
+    children: Option<GroupId>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// The children of one node. A node's children point at the group, not at the node, so that a
+/// deleted node's children can join its parent's by moving the smaller group into the larger.
+#[derive(Debug, Clone)]
+struct Group {
+    parent: NodeId,
+    members: BTreeSet<NodeId>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// The generation of the slot's current (or last) capability; 0 before the first fill.
+    generation: u32,
+    node: Option<NodeId>,
+}
+
+/// A table's own number for a channel (what `cap_info` reports for its endpoints).
+#[derive(Debug, Clone)]
+struct ChannelNumber {
+    number: u64,
+    /// Live endpoint capabilities on the channel in this table.
+    caps: u32,
+    /// An end of the channel is anchored at the holder: the number stays while it is.
+    anchored: bool,
+}
+
+#[derive(Debug, Clone)]
 struct Table {
     /// The holder's tag, part of every handle in the table.
     tag: u32,
-    /// Slot i holds (generation, node). Slot 0 is never used, so handle 0 is always invalid.
-    slots: Vec<(u32, Option<usize>)>,
+    /// Slot i. Slot 0 is never used, so handle 0 is always invalid.
+    slots: Vec<Slot>,
+    /// Empty slots that can be filled again (not retired), lowest first.
     free: BTreeSet<u32>,
     live: usize,
+    /// Empty slots at [`CapId::MAX_GENERATION`]: never filled again.
+    retired: usize,
+    /// The holder's numbers for the channels it holds endpoints of or anchors.
+    channels: BTreeMap<ChannelId, ChannelNumber>,
+    /// The next channel number: channels are numbered in the order they first appear in the
+    /// table (again, with a new number, after leaving it).
+    next_channel: u64,
+}
+
+impl Table {
+    fn number_channel(&mut self, channel: ChannelId) -> &mut ChannelNumber {
+        let next = &mut self.next_channel;
+        self.channels.entry(channel).or_insert_with(|| {
+            let number = *next;
+            *next += 1;
+            ChannelNumber {
+                number,
+                caps: 0,
+                anchored: false,
+            }
+        })
+    }
+
+    /// Slots still fillable: free ones and never-used slot numbers.
+    fn room(&self) -> usize {
+        self.free.len() + (CapId::MAX_SLOT as usize + 1 - self.slots.len())
+    }
 }
 
 /// Every capability of the host: the derivation tree and each VHM's table.
 #[derive(Debug, Clone, Default)]
 pub struct CapSpace {
-    nodes: Vec<Node>,
+    /// Live nodes only, by id (creation order).
+    nodes: BTreeMap<NodeId, Node>,
+    next_node: NodeId,
+    /// Non-empty sibling groups, each owned by a live node.
+    groups: BTreeMap<GroupId, Group>,
+    next_group: GroupId,
     tables: BTreeMap<VhmId, Table>,
     /// Live capabilities per object, for destroying an object's capabilities everywhere.
-    by_object: BTreeMap<Object, BTreeSet<usize>>,
-    /// The table each tag was last given to.
-    tags: BTreeMap<u32, VhmId>,
+    by_object: BTreeMap<Object, BTreeSet<NodeId>>,
+    /// Group memberships rewritten by removals, a work counter.
+    relinks: u64,
+    /// Slots of every table together (what a full check walks besides the nodes).
+    slots_total: usize,
 }
 
 impl CapSpace {
-    /// Creates `vhm`'s empty table. Its tag comes from the VHM's name, so it does not depend on
-    /// other VHMs; a tag already used by a live table is probed onward deterministically.
+    /// Creates `vhm`'s empty table, tagged [`tag_of`]`(name)`: its handles depend on its name and
+    /// its own history only.
     pub fn register(&mut self, vhm: VhmId, name: &str) {
-        let mask = (1u32 << 20) - 1;
-        let hash = blake3::hash(name.as_bytes());
-        let mut tag = u32::from_le_bytes(hash.as_bytes()[..4].try_into().expect("4 bytes")) & mask;
-        while tag == 0
-            || self
-                .tags
-                .get(&tag)
-                .is_some_and(|v| self.tables.get(v).is_some_and(|t| t.live > 0))
-        {
-            tag = (tag + 1) & mask;
+        let table = Table {
+            tag: tag_of(name),
+            slots: vec![Slot {
+                generation: 0,
+                node: None,
+            }],
+            free: BTreeSet::new(),
+            live: 0,
+            retired: 0,
+            channels: BTreeMap::new(),
+            next_channel: 0,
+        };
+        let old = self.tables.insert(vhm, table);
+        assert!(old.is_none(), "{vhm}'s table is registered once");
+        self.slots_total += 1;
+    }
+
+    /// Forgets `vhm`'s table, which must be empty (a stopped VHM, after [`CapSpace::purge`]), to
+    /// give its slots' memory back. Its handles stay invalid: nothing resolves in a missing table,
+    /// and nothing can be put in one ([`CapSpace::has_room`] is false).
+    pub fn unregister(&mut self, vhm: VhmId) {
+        if let Some(t) = self.tables.get(&vhm) {
+            assert!(t.live == 0, "{vhm}'s table is empty before it is forgotten");
+            self.slots_total -= t.slots.len();
+            self.tables.remove(&vhm);
         }
-        self.tags.insert(tag, vhm);
-        self.tables.insert(
-            vhm,
-            Table {
-                tag,
-                slots: vec![(0, None)],
-                ..Table::default()
-            },
-        );
     }
 
     /// Resolves `handle` in `owner`'s table to a live node id.
-    pub fn resolve(&self, owner: VhmId, handle: u64) -> Result<usize, CapError> {
+    pub fn resolve(&self, owner: VhmId, handle: u64) -> Result<NodeId, CapError> {
         let h = CapId(handle);
         let table = self.tables.get(&owner).ok_or(CapError::BadHandle)?;
         match table.slots.get(h.slot() as usize) {
-            Some(&(generation, Some(node)))
-                if h.slot() != 0 && h.tag() == table.tag && generation == h.generation() =>
-            {
-                Ok(node)
-            }
+            Some(&Slot {
+                generation,
+                node: Some(node),
+            }) if h.slot() != 0 && h.tag() == table.tag && generation == h.generation() => Ok(node),
             _ => Err(CapError::BadHandle),
         }
     }
@@ -297,7 +420,7 @@ impl CapSpace {
         needed: u32,
         is_type: impl Fn(&Object) -> bool,
     ) -> Result<&Node, CapError> {
-        let n = &self.nodes[self.resolve(owner, handle)?];
+        let n = self.node(self.resolve(owner, handle)?);
         if !is_type(&n.object) {
             return Err(CapError::WrongType);
         }
@@ -307,9 +430,9 @@ impl CapSpace {
         Ok(n)
     }
 
-    /// The node with id `id`.
-    pub fn node(&self, id: usize) -> &Node {
-        &self.nodes[id]
+    /// The live node with id `id` (from [`CapSpace::resolve`]); panics for a removed one.
+    pub fn node(&self, id: NodeId) -> &Node {
+        self.nodes.get(&id).expect("a live capability")
     }
 
     /// Live capabilities held by `owner`, in slot order.
@@ -317,7 +440,7 @@ impl CapSpace {
         self.tables.get(&owner).into_iter().flat_map(move |t| {
             t.slots
                 .iter()
-                .filter_map(move |(_, n)| n.map(|i| &self.nodes[i]))
+                .filter_map(move |s| s.node.map(|i| self.node(i)))
         })
     }
 
@@ -326,53 +449,155 @@ impl CapSpace {
         self.tables.get(&owner).map_or(0, |t| t.live)
     }
 
+    /// Number of live capabilities on the host: the nodes the space holds (removed ones are
+    /// reclaimed at once).
+    pub fn live_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Group memberships rewritten by removals so far, a work counter: a deleted node's children
+    /// join its parent's children smaller group into larger, so over any sequence of `n`
+    /// insertions and removals this stays O(n log n).
+    pub fn relinks(&self) -> u64 {
+        self.relinks
+    }
+
+    /// Host bytes `owner`'s capabilities cost at most: `live × CAP_ENTRY_BYTES + slots ×
+    /// CAP_SLOT_BYTES + numbered channels × CAP_CHANNEL_BYTES`. It never exceeds
+    /// `MAX_CAPS_PER_VHM × (CAP_ENTRY_BYTES + CAP_SLOT_BYTES + CAP_CHANNEL_BYTES)` plus the
+    /// retired slots and the channels anchored at `owner`, and does not grow with fuel when the
+    /// number of capabilities does not. 0 for an unknown VHM.
+    pub fn footprint_bytes(&self, owner: VhmId) -> u64 {
+        self.tables.get(&owner).map_or(0, |t| {
+            t.live as u64 * CAP_ENTRY_BYTES
+                + t.slots.len() as u64 * CAP_SLOT_BYTES
+                + t.channels.len() as u64 * CAP_CHANNEL_BYTES
+        })
+    }
+
+    /// What `cap_info` reports as the number of the capability `node`, in its holder's terms:
+    /// [`Object::number`], except for an endpoint `holder's channel number × 2 + end`, where
+    /// the holder numbers channels from 0 in the order they first appear in its table (an
+    /// endpoint capability arriving, or an end anchored at it with [`CapSpace::anchor`]). A
+    /// channel keeps its number while the holder holds an endpoint of it or anchors an end;
+    /// after that, if it comes back, it gets a new one. The number depends on the holder's own
+    /// history only, never on how many channels others created.
+    pub fn info_number(&self, node: &Node) -> u64 {
+        match node.object {
+            Object::Endpoint(channel, end) => self
+                .endpoint_number(node.owner, channel, end)
+                .expect("a held endpoint's channel is numbered"),
+            other => other.number(),
+        }
+    }
+
+    /// `holder`'s number for `end` of `channel` (as [`CapSpace::info_number`]): for the IPC
+    /// interrupt's `arg`. `None` when `holder` neither holds an endpoint of the channel nor
+    /// anchors one of its ends.
+    pub fn endpoint_number(&self, holder: VhmId, channel: ChannelId, end: u8) -> Option<u64> {
+        let n = self.tables.get(&holder)?.channels.get(&channel)?;
+        Some((n.number << 1) | u64::from(end & 1))
+    }
+
+    /// Records that an end of `channel` is anchored at `holder`, so it keeps its number for the
+    /// channel (for the IPC interrupt) while the end is open, even when it holds no endpoint
+    /// capability. Forgotten when the holder is purged. Call it when the channel is created,
+    /// before minting its endpoints.
+    pub fn anchor(&mut self, holder: VhmId, channel: ChannelId) {
+        self.tables
+            .get_mut(&holder)
+            .expect("a VHM's table is registered before use")
+            .number_channel(channel)
+            .anchored = true;
+    }
+
     fn insert(
         &mut self,
         owner: VhmId,
         object: Object,
         rights: u32,
         badge: u64,
-        parent: Option<usize>,
+        parent: Option<NodeId>,
     ) -> CapId {
-        let id = self.nodes.len();
+        let id = self.next_node;
+        self.next_node += 1;
+        let rights = rights & object.valid_rights();
         let table = self
             .tables
             .get_mut(&owner)
             .expect("a VHM's table is registered before use");
+        assert!(
+            table.live < MAX_CAPS_PER_VHM && table.room() > 0,
+            "callers check has_room first"
+        );
         let slot = match table.free.pop_first() {
             Some(s) => s,
             None => {
-                table.slots.push((0, None));
+                table.slots.push(Slot {
+                    generation: 0,
+                    node: None,
+                });
+                self.slots_total += 1;
                 (table.slots.len() - 1) as u32
             }
         };
         let entry = &mut table.slots[slot as usize];
-        // Generations live in 19 bits of a handle; skip 0 so a zeroed handle never resolves.
-        entry.0 = (entry.0 + 1) & 0x7_FFFF;
-        if entry.0 == 0 {
-            entry.0 = 1;
-        }
-        entry.1 = Some(id);
+        assert!(
+            entry.node.is_none() && entry.generation < CapId::MAX_GENERATION,
+            "a free slot is empty and not retired"
+        );
+        // Generations run 1 … MAX_GENERATION and never wrap: 0 never resolves, and a slot at the
+        // last generation is retired when freed.
+        entry.generation += 1;
+        entry.node = Some(id);
         table.live += 1;
-        let handle = CapId::new(slot, table.tag, entry.0);
-        self.nodes.push(Node {
-            object,
-            rights: rights & object.valid_rights(),
-            badge,
-            owner,
-            handle,
-            parent,
-            children: Vec::new(),
-            alive: true,
-        });
-        if let Some(p) = parent {
-            self.nodes[p].children.push(id);
+        let handle = CapId::new(slot, table.tag, entry.generation);
+        if let Object::Endpoint(channel, _) = object {
+            table.number_channel(channel).caps += 1;
         }
+        let siblings = parent.map(|p| {
+            let pn = self.nodes.get_mut(&p).expect("a live source");
+            assert!(
+                rights & !pn.rights == 0 && pn.object == object,
+                "a derivation keeps the object and never amplifies"
+            );
+            let g = *pn.children.get_or_insert_with(|| {
+                let g = self.next_group;
+                self.next_group += 1;
+                self.groups.insert(
+                    g,
+                    Group {
+                        parent: p,
+                        members: BTreeSet::new(),
+                    },
+                );
+                g
+            });
+            self.groups
+                .get_mut(&g)
+                .expect("a node's group exists")
+                .members
+                .insert(id);
+            g
+        });
+        self.nodes.insert(
+            id,
+            Node {
+                object,
+                rights,
+                badge,
+                owner,
+                handle,
+                siblings,
+                children: None,
+            },
+        );
         self.by_object.entry(object).or_default().insert(id);
         handle
     }
 
-    /// Mints a root capability (the hypervisor creating an object for `owner`).
+    /// Mints a root capability (the hypervisor creating an object for `owner`). The caller has
+    /// checked [`CapSpace::has_room`] (a fresh table always has room).
     pub fn mint(&mut self, owner: VhmId, object: Object, rights: u32, badge: u64) -> CapId {
         let h = self.insert(owner, object, rights, badge, None);
         self.debug_check();
@@ -391,9 +616,9 @@ impl CapSpace {
         badge: u64,
         into: VhmId,
         needed: u32,
-    ) -> Result<(usize, u64), CapError> {
+    ) -> Result<(NodeId, u64), CapError> {
         let src = self.resolve(owner, handle)?;
-        let s = &self.nodes[src];
+        let s = self.node(src);
         if s.rights & needed != needed || rights & !s.rights != 0 {
             return Err(CapError::Rights);
         }
@@ -451,84 +676,148 @@ impl CapSpace {
         needed: u32,
     ) -> Result<CapId, CapError> {
         let (src, badge) = self.can_derive(owner, handle, rights, badge, into, needed)?;
-        let object = self.nodes[src].object;
+        let object = self.node(src).object;
         let h = self.insert(into, object, rights, badge, Some(src));
         self.debug_check();
         Ok(h)
     }
 
-    /// `true` when `owner`'s table can take `n` more capabilities.
+    /// `true` when `owner`'s table can take `n` more capabilities: it holds at most
+    /// `MAX_CAPS_PER_VHM − n` and has `n` slots left that are neither in use nor retired.
     pub fn has_room(&self, owner: VhmId, n: usize) -> bool {
         self.tables
             .get(&owner)
-            .is_some_and(|t| t.live + n <= MAX_CAPS_PER_VHM)
+            .is_some_and(|t| t.live + n <= MAX_CAPS_PER_VHM && t.room() >= n)
     }
 
-    fn remove(&mut self, id: usize) -> (VhmId, CapId) {
-        let children = std::mem::take(&mut self.nodes[id].children);
-        let parent = self.nodes[id].parent;
-        // Children of a removed node move up to its parent, so a revoke from above still reaches them.
-        for &c in &children {
-            self.nodes[c].parent = parent;
+    /// Removes node `id` (delete semantics): its children move up to its parent (or become roots,
+    /// for a root), so a revoke from above still reaches them.
+    fn remove(&mut self, id: NodeId) -> (VhmId, CapId) {
+        let node = self
+            .nodes
+            .remove(&id)
+            .expect("a capability is removed once");
+        if let Some(g) = node.siblings {
+            let group = self.groups.get_mut(&g).expect("a node's group exists");
+            assert!(group.members.remove(&id), "a node is in its sibling group");
         }
-        if let Some(p) = parent {
-            let siblings = &mut self.nodes[p].children;
-            siblings.retain(|&c| c != id);
-            siblings.extend(children);
-            siblings.sort_unstable();
-        }
-        self.unlink(id)
-    }
-
-    /// Marks a node removed and frees its slot, leaving the tree links to the caller.
-    fn unlink(&mut self, id: usize) -> (VhmId, CapId) {
-        let n = &mut self.nodes[id];
-        debug_assert!(n.alive, "a capability is removed once");
-        n.alive = false;
-        let (owner, handle, object) = (n.owner, n.handle, n.object);
-        if let Some(set) = self.by_object.get_mut(&object) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.by_object.remove(&object);
+        match (node.siblings, node.children) {
+            (None, None) => {}
+            (Some(g), None) => {
+                if self.groups[&g].members.is_empty() {
+                    let parent = self.groups.remove(&g).expect("the group exists").parent;
+                    self.nodes
+                        .get_mut(&parent)
+                        .expect("a group's parent is live")
+                        .children = None;
+                }
+            }
+            // A root's children become roots: each node does so at most once.
+            (None, Some(c)) => {
+                let group = self.groups.remove(&c).expect("the group exists");
+                for m in group.members {
+                    self.nodes.get_mut(&m).expect("a live member").siblings = None;
+                    self.relinks += 1;
+                }
+            }
+            // The children join the parent's: move the smaller group into the larger one, which
+            // then belongs to the parent.
+            (Some(g), Some(c)) => {
+                let parent = self.groups[&g].parent;
+                let (small, large) =
+                    if self.groups[&g].members.len() >= self.groups[&c].members.len() {
+                        (c, g)
+                    } else {
+                        (g, c)
+                    };
+                let moved = self
+                    .groups
+                    .remove(&small)
+                    .expect("the group exists")
+                    .members;
+                for &m in &moved {
+                    self.nodes.get_mut(&m).expect("a live member").siblings = Some(large);
+                }
+                self.relinks += moved.len() as u64;
+                let into = self.groups.get_mut(&large).expect("the group exists");
+                into.members.extend(moved);
+                into.parent = parent;
+                self.nodes
+                    .get_mut(&parent)
+                    .expect("a group's parent is live")
+                    .children = Some(large);
             }
         }
-
-        let table = self
-            .tables
-            .get_mut(&owner)
-            .expect("the owner's table exists");
-        table.slots[handle.slot() as usize].1 = None;
-        table.free.insert(handle.slot());
-        table.live -= 1;
-        (owner, handle)
+        self.unlink(id, &node)
     }
 
-    fn descendants(&self, id: usize) -> Vec<usize> {
-        let mut out = Vec::new();
-        let mut stack = self.nodes[id].children.clone();
-        while let Some(c) = stack.pop() {
-            out.push(c);
-            stack.extend(&self.nodes[c].children);
+    /// Takes a removed node out of the object index and its owner's table.
+    fn unlink(&mut self, id: NodeId, n: &Node) -> (VhmId, CapId) {
+        let set = self
+            .by_object
+            .get_mut(&n.object)
+            .expect("a live capability is indexed");
+        assert!(set.remove(&id), "a live capability is indexed");
+        if set.is_empty() {
+            self.by_object.remove(&n.object);
         }
-        out.sort_unstable();
-        out
+        let table = self
+            .tables
+            .get_mut(&n.owner)
+            .expect("the owner's table exists");
+        let slot = n.handle.slot();
+        let entry = &mut table.slots[slot as usize];
+        assert!(entry.node == Some(id), "a live capability is in its slot");
+        entry.node = None;
+        if entry.generation == CapId::MAX_GENERATION {
+            // Filling it again would wrap the generation and revive stale handles: retire it.
+            table.retired += 1;
+        } else {
+            table.free.insert(slot);
+        }
+        table.live -= 1;
+        if let Object::Endpoint(channel, _) = n.object {
+            let number = table
+                .channels
+                .get_mut(&channel)
+                .expect("a held endpoint's channel is numbered");
+            number.caps -= 1;
+            if number.caps == 0 && !number.anchored {
+                table.channels.remove(&channel);
+            }
+        }
+        (n.owner, n.handle)
     }
 
     /// Removes every descendant of `owner`'s `handle` (not the capability itself), in creation
     /// order, returning each removed `(holder, handle)`.
     pub fn revoke(&mut self, owner: VhmId, handle: u64) -> Result<Vec<(VhmId, CapId)>, CapError> {
         let id = self.resolve(owner, handle)?;
-        // The whole subtree goes: no links to repair inside it, only the root's child list.
-        let subtree = self.descendants(id);
+        // The whole subtree goes: no links to repair inside it, only the root's child group.
+        let mut stack: Vec<GroupId> = self
+            .nodes
+            .get_mut(&id)
+            .expect("a live capability")
+            .children
+            .take()
+            .into_iter()
+            .collect();
+        let mut subtree = Vec::new();
+        while let Some(g) = stack.pop() {
+            let group = self.groups.remove(&g).expect("a node's group exists");
+            for m in group.members {
+                stack.extend(self.node(m).children);
+                subtree.push(m);
+            }
+        }
+        subtree.sort_unstable();
         let removed = subtree
             .into_iter()
             .map(|d| {
-                self.nodes[d].children.clear();
-                self.nodes[d].parent = None;
-                self.unlink(d)
+                let n = self.nodes.remove(&d).expect("a live descendant");
+                self.unlink(d, &n)
             })
             .collect();
-        self.nodes[id].children.clear();
         self.debug_check();
         Ok(removed)
     }
@@ -541,18 +830,23 @@ impl CapSpace {
         Ok(())
     }
 
-    /// Removes every capability `owner` holds and every capability anywhere that names one of
-    /// the `dead` objects, in creation order. Returns the removed `(holder, handle)` pairs.
+    /// The VHM `owner` stopped: removes every capability it holds and every capability anywhere
+    /// that names one of the `dead` objects, in creation order, and forgets its channel numbers
+    /// (its anchored ends are closed). Returns the removed `(holder, handle)` pairs.
     pub fn purge(&mut self, owner: VhmId, dead: &[Object]) -> Vec<(VhmId, CapId)> {
-        let mut ids: BTreeSet<usize> = self
+        let mut ids: BTreeSet<NodeId> = self
             .tables
             .get(&owner)
-            .map(|t| t.slots.iter().filter_map(|(_, n)| *n).collect())
+            .map(|t| t.slots.iter().filter_map(|s| s.node).collect())
             .unwrap_or_default();
         for o in dead {
             ids.extend(self.by_object.get(o).into_iter().flatten());
         }
         let removed = ids.into_iter().map(|i| self.remove(i)).collect();
+        if let Some(t) = self.tables.get_mut(&owner) {
+            assert!(t.live == 0, "a purged table is empty");
+            t.channels.clear();
+        }
         self.debug_check();
         removed
     }
@@ -560,7 +854,7 @@ impl CapSpace {
     /// Removes every capability naming `object`, in any table, in creation order (the object
     /// was destroyed: a released window, a finished job).
     pub fn destroy(&mut self, object: &Object) -> Vec<(VhmId, CapId)> {
-        let ids: BTreeSet<usize> = self.by_object.get(object).cloned().unwrap_or_default();
+        let ids: BTreeSet<NodeId> = self.by_object.get(object).cloned().unwrap_or_default();
         let removed = ids.into_iter().map(|i| self.remove(i)).collect();
         self.debug_check();
         removed
@@ -576,49 +870,128 @@ impl CapSpace {
 
     /// Checks every invariant; returns the first violation.
     pub fn check(&self) -> Result<(), String> {
-        for (id, n) in self.nodes.iter().enumerate() {
+        for (&id, n) in &self.nodes {
+            if id >= self.next_node {
+                return Err(format!("capability {id} has an id from the future"));
+            }
             let slot = self
                 .tables
                 .get(&n.owner)
                 .and_then(|t| t.slots.get(n.handle.slot() as usize).copied());
-            if n.alive {
-                if slot != Some((n.handle.generation(), Some(id))) {
+            if !slot.is_some_and(|s| s.generation == n.handle.generation() && s.node == Some(id)) {
+                return Err(format!(
+                    "capability {id} is not in its owner's table at {}",
+                    n.handle
+                ));
+            }
+            if self.tables[&n.owner].tag != n.handle.tag() {
+                return Err(format!("capability {id} has another table's tag"));
+            }
+            if n.rights & !n.object.valid_rights() != 0 {
+                return Err(format!(
+                    "capability {id} holds rights its type does not have"
+                ));
+            }
+            if !self
+                .by_object
+                .get(&n.object)
+                .is_some_and(|s| s.contains(&id))
+            {
+                return Err(format!("capability {id} is not indexed by its object"));
+            }
+            if let Some(g) = n.siblings {
+                let Some(group) = self.groups.get(&g) else {
+                    return Err(format!("capability {id} is in a missing group"));
+                };
+                let p = group.parent;
+                let Some(parent) = self.nodes.get(&p) else {
+                    return Err(format!("capability {id} has a dead parent {p}"));
+                };
+                if !group.members.contains(&id) || parent.children != Some(g) {
+                    return Err(format!("capability {id} is unlinked from its parent {p}"));
+                }
+                if n.rights & !parent.rights != 0 {
                     return Err(format!(
-                        "capability {id} is not in its owner's table at {}",
-                        n.handle
+                        "capability {id} has rights its parent {p} lacks (amplified)"
                     ));
                 }
-                if n.rights & !n.object.valid_rights() != 0 {
+                if n.object != parent.object {
                     return Err(format!(
-                        "capability {id} holds rights its type does not have"
+                        "capability {id} names another object than its parent"
                     ));
                 }
-                if let Some(p) = n.parent {
-                    let parent = &self.nodes[p];
-                    if !parent.alive || !parent.children.contains(&id) {
-                        return Err(format!("capability {id} has a dead or unlinked parent {p}"));
-                    }
-                    if n.rights & !parent.rights != 0 {
-                        return Err(format!(
-                            "capability {id} has rights its parent {p} lacks (amplified)"
-                        ));
-                    }
-                    if n.object != parent.object {
-                        return Err(format!(
-                            "capability {id} names another object than its parent"
-                        ));
-                    }
+                if p >= id {
+                    return Err(format!("capability {id} is older than its parent {p}"));
                 }
-            } else if slot.is_some_and(|(_, node)| node == Some(id)) {
-                return Err(format!("removed capability {id} still resolves"));
+            }
+            if let Some(g) = n.children {
+                if self.groups.get(&g).is_none_or(|gr| gr.parent != id) {
+                    return Err(format!("capability {id}'s children group is not its own"));
+                }
             }
         }
+        for (g, group) in &self.groups {
+            if group.members.is_empty() {
+                return Err(format!("sibling group {g} is empty"));
+            }
+            for m in &group.members {
+                if self.nodes.get(m).is_none_or(|n| n.siblings != Some(*g)) {
+                    return Err(format!("sibling group {g} holds {m}, which is not in it"));
+                }
+            }
+        }
+        let indexed: usize = self.by_object.values().map(BTreeSet::len).sum();
+        if indexed != self.nodes.len() || self.by_object.values().any(BTreeSet::is_empty) {
+            return Err(format!(
+                "the object index holds {indexed} capabilities, the tree {}",
+                self.nodes.len()
+            ));
+        }
         for (vhm, t) in &self.tables {
-            let live = t.slots.iter().filter(|(_, n)| n.is_some()).count();
-            if live != t.live {
+            let used = t.slots.iter().skip(1).filter(|s| s.node.is_some()).count();
+            if used != t.live || t.slots[0].node.is_some() {
                 return Err(format!(
-                    "{vhm}: live count {} but {live} slots in use",
+                    "{vhm}: live count {} but {used} slots in use",
                     t.live
+                ));
+            }
+            let retired = t
+                .slots
+                .iter()
+                .skip(1)
+                .filter(|s| s.node.is_none() && s.generation == CapId::MAX_GENERATION)
+                .count();
+            if retired != t.retired
+                || t.free.len() + t.live + t.retired + 1 != t.slots.len()
+                || t.free.iter().any(|&f| {
+                    t.slots.get(f as usize).is_none_or(|s| {
+                        f == 0 || s.node.is_some() || s.generation >= CapId::MAX_GENERATION
+                    })
+                })
+            {
+                return Err(format!("{vhm}: free and retired slots disagree"));
+            }
+            if t.slots.iter().any(|s| s.generation > CapId::MAX_GENERATION) {
+                return Err(format!("{vhm}: a generation past the maximum"));
+            }
+            let mut held: BTreeMap<ChannelId, u32> = BTreeMap::new();
+            for s in &t.slots {
+                if let Some(Object::Endpoint(c, _)) =
+                    s.node.and_then(|i| self.nodes.get(&i)).map(|n| n.object)
+                {
+                    *held.entry(c).or_default() += 1;
+                }
+            }
+            let numbers: BTreeSet<u64> = t.channels.values().map(|c| c.number).collect();
+            if numbers.len() != t.channels.len()
+                || numbers.last().is_some_and(|&n| n >= t.next_channel)
+                || t.channels.iter().any(|(c, n)| {
+                    n.caps != held.get(c).copied().unwrap_or(0) || (n.caps == 0 && !n.anchored)
+                })
+                || held.keys().any(|c| !t.channels.contains_key(c))
+            {
+                return Err(format!(
+                    "{vhm}: channel numbers disagree with its endpoints"
                 ));
             }
         }
@@ -626,8 +999,9 @@ impl CapSpace {
     }
 
     fn debug_check(&self) {
+        // A full check walks every node and slot: only while that stays small.
         #[cfg(debug_assertions)]
-        if self.nodes.len() < 4096 {
+        if self.nodes.len() + self.slots_total < 2048 {
             if let Err(e) = self.check() {
                 panic!("capability invariant broken: {e}");
             }
@@ -708,6 +1082,182 @@ mod tests {
         assert_eq!(removed.len(), 2);
         assert_eq!(s.count(B), 0);
         assert!(s.resolve(A, other.0).is_ok());
+        s.check().unwrap();
+    }
+
+    /// A name whose tag equals `tag_of(name)`, other than `name` (brute force over ~2^20 names).
+    fn colliding(name: &str) -> String {
+        let tag = tag_of(name);
+        (0u64..)
+            .map(|i| format!("n{i}"))
+            .find(|n| n != name && tag_of(n) == tag)
+            .expect("some name collides")
+    }
+
+    #[test]
+    fn tags_depend_on_the_name_alone_and_a_shared_tag_is_harmless() {
+        assert!((1..=CapId::MAX_TAG).contains(&tag_of("a")));
+        let other = colliding("a");
+        // Alone, and after a VHM with the same tag that already holds capabilities.
+        let mut alone = CapSpace::default();
+        alone.register(A, "a");
+        let mut beside = CapSpace::default();
+        beside.register(B, &other);
+        let theirs = beside.mint(B, Object::Budget(B), ALL, 0);
+        beside.register(A, "a");
+        let mine = beside.mint(A, Object::Budget(A), ALL, 0);
+        assert_eq!(mine, alone.mint(A, Object::Budget(A), ALL, 0));
+        // Same tag, same slot, same generation: the same value, resolved per table.
+        assert_eq!(mine, theirs);
+        let id = beside.resolve(A, theirs.0).unwrap();
+        assert_eq!(
+            beside.node(id).owner,
+            A,
+            "it names the presenter's own capability"
+        );
+        assert_eq!(beside.node(id).object, Object::Budget(A));
+        beside.check().unwrap();
+    }
+
+    #[test]
+    fn a_slot_is_retired_before_its_generation_wraps() {
+        let mut s = space();
+        let root = s.mint(A, Object::Module(Hash32::of(b"m")), ALL, 0);
+        let first = s.derive(A, root.0, INSPECT, 0, A).unwrap();
+        s.delete(A, first.0).unwrap();
+        let mut last = first;
+        // Every generation of slot 2, 1 … MAX_GENERATION, once.
+        for generation in 2..=CapId::MAX_GENERATION {
+            let h = s.insert(A, Object::Module(Hash32::of(b"m")), INSPECT, 0, None);
+            assert_eq!((h.slot(), h.generation()), (first.slot(), generation));
+            let id = s.resolve(A, h.0).unwrap();
+            s.remove(id);
+            last = h;
+        }
+        s.check().unwrap();
+        let t = &s.tables[&A];
+        assert_eq!((t.retired, t.free.len()), (1, 0), "slot 2 is retired");
+        // The next capability takes a fresh slot; no old handle of slot 2 ever resolves again.
+        let next = s.derive(A, root.0, INSPECT, 0, A).unwrap();
+        assert_eq!((next.slot(), next.generation()), (first.slot() + 1, 1));
+        for stale in [first, last] {
+            assert_eq!(s.resolve(A, stale.0), Err(CapError::BadHandle));
+        }
+        assert!(
+            s.footprint_bytes(A) >= 4 * CAP_SLOT_BYTES,
+            "the retired slot is charged"
+        );
+        s.check().unwrap();
+    }
+
+    #[test]
+    fn sixty_five_thousand_drops_and_a_hub_chain_take_n_log_n_relinks() {
+        let mut s = space();
+        const M: u32 = INSPECT | DERIVE | TRANSFER | SPAWN;
+        let root = s.mint(A, Object::Module(Hash32::of(b"m")), ALL, 0);
+        let handles: Vec<CapId> = (0..65_000)
+            .map(|_| s.derive(A, root.0, M, 0, A).unwrap())
+            .collect();
+        for h in &handles {
+            s.delete(A, h.0).unwrap();
+        }
+        assert_eq!((s.live_nodes(), s.relinks()), (1, 0));
+        // A chain of hubs with many leaves under the deepest: deleting the hubs deepest first
+        // moves the leaves up each time; smaller into larger, they move not at all.
+        const HUBS: usize = 30_000;
+        const LEAVES: usize = 30_000;
+        let mut hubs = vec![root];
+        for _ in 0..HUBS {
+            let top = *hubs.last().unwrap();
+            hubs.push(s.derive(A, top.0, M, 0, A).unwrap());
+        }
+        let deepest = *hubs.last().unwrap();
+        for _ in 0..LEAVES {
+            s.derive(A, deepest.0, M, 0, A).unwrap();
+        }
+        for h in hubs[1..].iter().rev() {
+            s.delete(A, h.0).unwrap();
+        }
+        let n = (HUBS + LEAVES) as u64;
+        assert!(
+            s.relinks() <= n * 17,
+            "{} relinks for {n} nodes",
+            s.relinks()
+        );
+        s.check().unwrap();
+        assert_eq!(s.revoke(A, root.0).unwrap().len(), LEAVES);
+        assert_eq!(s.live_nodes(), 1);
+        assert!(s.groups.is_empty());
+        s.check().unwrap();
+    }
+
+    #[test]
+    fn removed_capabilities_are_reclaimed() {
+        let mut s = space();
+        const E: u32 = INSPECT | DERIVE | TRANSFER | SEND | RECV;
+        let root = s.mint(A, Object::Endpoint(3, 1), ALL, 0);
+        let keep = s.derive(A, root.0, E, 0, B).unwrap();
+        // One round first, so that A's table has the two slots the loop uses.
+        let d = s.derive(A, root.0, E, 0, A).unwrap();
+        s.derive(A, d.0, E, 0, A).unwrap();
+        s.revoke(A, d.0).unwrap();
+        s.delete(A, d.0).unwrap();
+        let before = (
+            s.live_nodes(),
+            s.groups.len(),
+            s.by_object.len(),
+            s.footprint_bytes(A),
+        );
+        for i in 0..100_000u32 {
+            let d = s.derive(A, root.0, E, 0, A).unwrap();
+            let d2 = s.derive(A, d.0, E, 0, A).unwrap();
+            if i % 2 == 0 {
+                s.delete(A, d.0).unwrap();
+                s.delete(A, d2.0).unwrap();
+            } else {
+                s.revoke(A, root.0).unwrap();
+                s.derive(A, root.0, E, 0, B).unwrap();
+            }
+        }
+        let after = (
+            s.live_nodes(),
+            s.groups.len(),
+            s.by_object.len(),
+            s.footprint_bytes(A),
+        );
+        assert_eq!(before, after, "host memory does not grow with fuel");
+        assert!(s.resolve(B, keep.0).is_err(), "revoked along the way");
+        s.check().unwrap();
+    }
+
+    #[test]
+    fn channel_numbers_are_the_holders_own() {
+        let mut s = space();
+        // A numbers channels in its own order of first appearance, whatever their host numbers.
+        let a9 = s.mint(A, Object::Endpoint(9, 1), ALL, 0);
+        s.anchor(A, 4);
+        let a4 = s.mint(A, Object::Endpoint(4, 0), ALL, 0);
+        let b9 = s.derive(A, a9.0, SEND | INSPECT, 0, B).unwrap();
+        let num =
+            |s: &CapSpace, v: VhmId, h: CapId| s.info_number(s.node(s.resolve(v, h.0).unwrap()));
+        assert_eq!(num(&s, A, a9), 1);
+        assert_eq!(num(&s, A, a4), 2);
+        assert_eq!(num(&s, B, b9), 1, "B's first channel");
+        // Leaving the table forgets the number, unless an end is anchored at the holder.
+        s.delete(A, a4.0).unwrap();
+        assert_eq!(s.endpoint_number(A, 4, 0), Some(2));
+        s.delete(B, b9.0).unwrap();
+        assert_eq!(s.endpoint_number(B, 9, 1), None);
+        let b9 = s.derive(A, a9.0, SEND, 0, B).unwrap();
+        assert_eq!(
+            num(&s, B, b9),
+            3,
+            "a channel that comes back gets a new number"
+        );
+        assert_eq!(Object::Endpoint(9, 1).number(), 1, "no host-wide number");
+        s.purge(A, &[]);
+        assert_eq!(s.endpoint_number(A, 4, 0), None, "a purged holder forgets");
+        assert_eq!(s.footprint_bytes(A), 3 * CAP_SLOT_BYTES);
         s.check().unwrap();
     }
 }

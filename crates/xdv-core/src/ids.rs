@@ -19,10 +19,12 @@ pub type VcpuIndex = u32;
 /// A capability handle: a 64-bit value meaningful only inside the VHM whose table holds it.
 ///
 /// Layout: bits 0–23 the slot, bits 24–43 the holder's tag, bits 44–62 the slot's generation
-/// (modulo 2^19); bit 63 is always 0, so a handle is never a negative `i64` (an error code). The tag is derived from the holder's name (unique among live VHMs), so a handle
-/// copied from another VHM fails to resolve even when slot and generation match, and a VHM's
-/// handle values never depend on how many VHMs exist beside it. The generation makes a handle
-/// stale once its slot is reused.
+/// (1 … [`CapId::MAX_GENERATION`]); bit 63 is always 0, so a handle is never a negative `i64` (an
+/// error code). The tag is a function of the holder's name alone (`xdv_core::cap::tag_of`), so a
+/// VHM's handle values never depend on which VHMs exist beside it; two VHMs may share a tag, which
+/// is harmless because a handle is only ever resolved in its presenter's own table. The
+/// generation makes a handle stale once its slot is reused; a slot whose generation reaches the
+/// maximum is retired rather than reused, so a stale handle stays stale forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CapId(pub u64);
 
@@ -30,6 +32,13 @@ impl CapId {
     const SLOT_BITS: u32 = 24;
     const TAG_BITS: u32 = 20;
     const GEN_BITS: u32 = 19;
+    /// The largest slot number a handle can carry.
+    pub const MAX_SLOT: u32 = (1 << Self::SLOT_BITS) - 1;
+    /// The largest generation a handle can carry; a slot filled at this generation is retired
+    /// when it is next freed.
+    pub const MAX_GENERATION: u32 = (1 << Self::GEN_BITS) - 1;
+    /// The largest holder tag.
+    pub const MAX_TAG: u32 = (1 << Self::TAG_BITS) - 1;
 
     /// Builds a handle from its slot, its holder's tag and the slot's generation.
     pub const fn new(slot: u32, tag: u32, generation: u32) -> Self {

@@ -72,7 +72,10 @@ pub struct Window {
     pub parent: Option<WindowId>,
 }
 
-/// Why a window was refused; each names the rule and, for a conflict, the other window.
+/// Why a window was refused; each names the rule that failed. The messages (what the trace
+/// records, what a refused `phi_window` reports) mention only the request itself and, for a
+/// nested window, its parent: never another holder, its window numbers or its intervals. The
+/// fields of a conflict still name the other window, for the operator's tools.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WindowError {
     /// The port does not exist.
@@ -107,10 +110,10 @@ pub enum WindowError {
     #[error("amplitude: cap {0} ppm is above the allowed {1} ppm")]
     Amplitude(Ppm, Ppm),
     /// The parent window does not exist.
-    #[error("no window {0}")]
+    #[error("nesting: the parent window is gone")]
     NoWindow(WindowId),
     /// A nested window leaves its parent.
-    #[error("nesting: [{t0}, {t1}) on port {port} is not inside parent window {parent} ([{p0}, {p1}) on port {pport})")]
+    #[error("nesting: [{t0}, {t1}) on port {port} is not inside the parent window ([{p0}, {p1}) on port {pport})")]
     Outside {
         /// Asked start.
         t0: u64,
@@ -127,18 +130,26 @@ pub enum WindowError {
         /// Parent port.
         pport: PortId,
     },
-    /// It overlaps another window without both share grants and disjoint bands.
-    #[error("conflict: overlaps window {other} [{o0}, {o1}) of vhm{owner}{why}")]
+    /// It overlaps another window without both share grants and disjoint bands. The message
+    /// says only that the port is not free throughout the requested interval, and which rule the request
+    /// itself could not meet.
+    #[error("conflict: port {port} is not free throughout [{t0}, {t1}){why}")]
     Conflict {
-        /// The conflicting window.
+        /// The requested port.
+        port: PortId,
+        /// The requested start.
+        t0: u64,
+        /// The requested end.
+        t1: u64,
+        /// The conflicting window (not in the message).
         other: WindowId,
         /// Its start.
         o0: u64,
         /// Its end.
         o1: u64,
-        /// Its holder.
+        /// Its holder (not in the message).
         owner: u32,
-        /// Why sharing does not apply.
+        /// Why sharing does not apply, in terms of the request alone.
         why: &'static str,
     },
 }
@@ -254,14 +265,20 @@ impl WindowTable {
                     continue;
                 }
                 let ow = &self.windows[&other];
-                let why = if !(spec.shared && ow.spec.shared) {
-                    " (both need a share grant)"
-                } else if !bands_disjoint(spec.band, ow.spec.band) {
-                    " (shared, but the bands overlap)"
-                } else {
+                if spec.shared && ow.spec.shared && bands_disjoint(spec.band, ow.spec.band) {
                     continue;
+                }
+                // Whether the other window is shared, or where its band lies, is its holder's
+                // business: the reason depends on the request only.
+                let why = if spec.shared {
+                    " for a shared window in this band"
+                } else {
+                    " (a window without a share grant needs the port to itself)"
                 };
                 return Err(WindowError::Conflict {
+                    port: spec.port,
+                    t0: spec.t0,
+                    t1: spec.t1,
                     other,
                     o0,
                     o1,
@@ -419,8 +436,16 @@ mod tests {
         let e = t.allocate(3, w(96, 104, LO, HI, false), None).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "conflict: overlaps window 0 [0, 100) of vhm1 (both need a share grant)"
+            "conflict: port 0 is not free throughout [96, 104) (a window without a share grant needs the port to itself)"
         );
+        assert!(matches!(
+            e,
+            WindowError::Conflict {
+                other: 0,
+                owner: 1,
+                ..
+            }
+        ));
         t.release(a);
         t.allocate(3, w(0, 100, LO, HI, false), None).unwrap();
         t.check_invariants().unwrap();
@@ -432,7 +457,19 @@ mod tests {
         t.allocate(1, w(0, 100, LO, MID, true), None).unwrap();
         t.allocate(2, w(0, 100, MID + 1, HI, true), None).unwrap();
         let e = t.allocate(3, w(0, 100, MID, MID, true), None).unwrap_err();
-        assert!(e.to_string().contains("the bands overlap"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "conflict: port 0 is not free throughout [0, 100) for a shared window in this band"
+        );
+        // An exclusive holder's window reads the same to a shared request.
+        t.allocate(4, w(100, 200, LO, HI, false), None).unwrap();
+        let e2 = t
+            .allocate(3, w(100, 200, MID, MID, true), None)
+            .unwrap_err();
+        assert_eq!(
+            e2.to_string(),
+            e.to_string().replace("[0, 100)", "[100, 200)")
+        );
         t.check_invariants().unwrap();
     }
 
