@@ -264,7 +264,11 @@ mod tests {
     fn held_memory_and_charged_fuel_come_out_of_the_same_budget() {
         let mut b = Budget::new(q(2, 4 << 16, 1000, 2, 2), 1, 1 << 16);
         b.hold(2 << 16).unwrap();
-        assert!(b.hold((1 << 16) + 1).unwrap_err().0.starts_with("memory budget"));
+        assert!(b
+            .hold((1 << 16) + 1)
+            .unwrap_err()
+            .0
+            .starts_with("memory budget"));
         assert!(b.can_carve(&q(1, 2 << 16, 1, 0, 0)).is_err());
         b.unhold(2 << 16);
         assert!(b.can_carve(&q(1, 2 << 16, 1, 0, 0)).is_ok());

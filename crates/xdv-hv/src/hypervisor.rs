@@ -484,8 +484,8 @@ impl Hypervisor {
         }
         for (id, v) in self.vhms.iter().enumerate() {
             if v.running() {
-                let want = queued.get(&(id as u32)).copied().unwrap_or(0)
-                    + v.loaded.values().sum::<u64>();
+                let want =
+                    queued.get(&(id as u32)).copied().unwrap_or(0) + v.loaded.values().sum::<u64>();
                 if v.budget.held != want {
                     return Err(format!(
                         "vhm{id} ({}): holds {} host bytes, but its messages and modules take {want}",
@@ -809,7 +809,11 @@ impl Hypervisor {
         let mut failure = None;
         for _ in 0..vcpus {
             let v = &mut self.vhms[id as usize];
-            match Vcpu::new(&self.engine, self.modules.get(module), v.spec.k.memory_limit) {
+            match Vcpu::new(
+                &self.engine,
+                self.modules.get(module),
+                v.spec.k.memory_limit,
+            ) {
                 Ok(vcpu) => v.vcpus.push(VcpuSlot {
                     vcpu,
                     state: VcpuState::Pending(Next::Start),
@@ -1412,12 +1416,20 @@ impl Hypervisor {
         let mut hashes: Vec<_> = v.loaded.keys().copied().collect();
         hashes.push(self.modules.hash(module));
         let (caps, vhms) = (&self.caps, self.vhms.len() as u32);
-        self.modules.sweep(&hashes, |hash| {
+        let gone = self.modules.sweep(&hashes, |hash| {
             (0..vhms).any(|v| {
                 caps.held_by(VhmId(v))
                     .any(|n| n.object == Object::Module(*hash))
             })
         });
+        // A module the host no longer holds is no longer charged to the VHMs that loaded it.
+        for hash in gone {
+            for v in self.vhms.iter_mut().filter(|v| v.running()) {
+                if let Some(footprint) = v.loaded.remove(&hash) {
+                    v.budget.unhold(footprint);
+                }
+            }
+        }
         emit(
             sink,
             &mut self.events,

@@ -122,12 +122,14 @@ impl Modules {
 
     /// Reclaims what nobody needs of the modules `hashes`: the compiled form of every unpinned
     /// entry no running VHM uses, and the bytes of a hash with no compiled entry left, unless
-    /// `named(hash)` (a capability names it, and its holder may spawn from it).
+    /// `named(hash)` (a capability names it, and its holder may spawn from it). Returns the
+    /// hashes the host no longer holds anything of.
     pub(crate) fn sweep<'a>(
         &mut self,
         hashes: impl IntoIterator<Item = &'a Hash32>,
         named: impl Fn(&Hash32) -> bool,
-    ) {
+    ) -> Vec<Hash32> {
+        let mut gone = Vec::new();
         for hash in hashes {
             let mut in_use = false;
             for e in self.entries.iter_mut().filter(|e| e.hash == *hash) {
@@ -136,10 +138,11 @@ impl Modules {
                 }
                 in_use |= e.compiled.is_some();
             }
-            if !in_use && !named(hash) {
-                self.bytes.remove(hash);
+            if !in_use && !named(hash) && self.bytes.remove(hash).is_some() {
+                gone.push(*hash);
             }
         }
+        gone
     }
 
     /// Checks that every module counts as users exactly the running VHMs that run it; returns

@@ -69,6 +69,9 @@ pub const MAX_Q_OPS: usize = 1_000_000;
 /// Amplitude updates of Q simulation one unit of fuel pays for: `q_submit` charges
 /// ⌈work ÷ this⌉ fuel to the VHM before the job runs, or refuses it (`E_QUOTA`).
 pub const Q_WORK_PER_FUEL: u64 = 16;
+/// Largest badge a capability may carry (2⁶³−1): `cap_derive` and `vhm_spawn` refuse larger
+/// ones with `E_INVAL`, as the manifest refuses them in `badges`.
+pub const MAX_BADGE: u64 = i64::MAX as u64;
 /// Most jobs a Q container holds at once (admitted and not yet collected with `q_result`).
 pub const MAX_Q_JOBS: usize = 64;
 /// Most bytes of a Φ transform `phi_exec` reads.

@@ -29,8 +29,8 @@ const CASES: &[(&str, &str)] = &[
         ":8:16: vhm[0].policy.memory_quota: over quota: 2 vCPU(s) × memory_limit 1 MiB = 2 MiB exceeds memory_quota 1 MiB",
     ),
     (
-        "[host]\nmemory = \"1 MiB\"\n[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[[vhm]]\nname = \"b\"\n[vhm.k]\nmodule = \"g.wat\"\n",
-        ":8:8: vhm[1].policy.memory_quota: over quota: VHM memory quotas up to \"b\" sum to 2 MiB, more than host.memory 1 MiB",
+        "[host]\nmemory = \"2 MiB\"\n[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[[vhm]]\nname = \"b\"\n[vhm.k]\nmodule = \"g.wat\"\n",
+        ":8:8: vhm[1].policy.memory_quota: over quota: VHM memory quotas up to \"b\" sum to 2560 KiB, more than host.memory 2 MiB",
     ),
     ("[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.policy]\non_bad_hypercall = \"ignore\"\n", ":6:20: vhm[0].policy.on_bad_hypercall: \"ignore\": expected \"error\" or \"fault\""),
     ("[host]\nslice_fuel = 0\n[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n", ":2:14: host.slice_fuel: must be between 1"),

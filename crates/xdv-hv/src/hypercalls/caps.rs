@@ -55,6 +55,13 @@ impl Hypervisor {
         Ok(match call {
             Hypercall::CapDerive => {
                 let (rights, badge) = (a.u32(1), a.u64(2));
+                if badge > abi::MAX_BADGE {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!("badge {badge} is over the largest, {}", abi::MAX_BADGE),
+                    ));
+                }
                 match self.caps.derive(me, handle, rights, badge, me) {
                     Ok(cap) => {
                         self.record_cap(sink, vhm, cap, Some((me, xdv_core::CapId(handle))))?;

@@ -342,7 +342,10 @@ impl Hypervisor {
                 for mut m in queue {
                     if m.sender == vhm {
                         let receiver = &mut self.vhms[anchor as usize];
-                        if anchor == vhm || !receiver.running() || receiver.budget.hold(m.cost()).is_err() {
+                        if anchor == vhm
+                            || !receiver.running()
+                            || receiver.budget.hold(m.cost()).is_err()
+                        {
                             dropped += 1;
                             continue;
                         }

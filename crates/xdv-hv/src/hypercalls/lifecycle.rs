@@ -169,7 +169,10 @@ impl Hypervisor {
                     Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!("a timer needs an {} export to deliver its ticks to", abi::IRQ_EXPORT),
+                        format!(
+                            "a timer needs an {} export to deliver its ticks to",
+                            abi::IRQ_EXPORT
+                        ),
                     )
                 } else {
                     v.timer_generation += 1;

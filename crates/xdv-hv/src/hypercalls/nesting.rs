@@ -405,6 +405,16 @@ impl Hypervisor {
             };
             for c in table.chunks_exact(24) {
                 let (h, r, badge) = (u64_at(c, 0), u32_at(c, 8), u64_at(c, 16));
+                if badge > abi::MAX_BADGE {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        format!(
+                            "passing handle {h:#x}: badge {badge} is over the largest, {}",
+                            abi::MAX_BADGE
+                        ),
+                    ));
+                }
                 if let Err(e) = self.caps.can_derive(me, h, r, badge, me, rights::TRANSFER) {
                     return Ok(Outcome::refused(
                         record,

@@ -14,7 +14,7 @@ use crate::q::{pack, Job, Outcomes};
 use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{WorkKind, EventKind, EventSink, RemoveCause};
+use xdv_core::event::{EventKind, EventSink, RemoveCause, WorkKind};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall, MAX_Q_PROGRAM, MAX_Q_SHOTS};
 
