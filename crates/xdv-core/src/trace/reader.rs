@@ -77,6 +77,12 @@ pub struct TraceReader {
 impl TraceReader {
     /// Opens a trace. A trace left behind by a killed writer is recovered (its WAL replayed) when
     /// the file is writable, and read as it is otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::NotATrace`] when the file is missing, lacks the xdv tables, has a header
+    /// that does not read, or is of a format or event schema this xdv does not read;
+    /// [`TraceError::Sqlite`] when SQLite cannot open it.
     pub fn open(path: &Path) -> Result<Self, TraceError> {
         if !path.is_file() {
             return Err(TraceError::NotATrace {
@@ -124,6 +130,10 @@ impl TraceReader {
     }
 
     /// The run's header.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::NotATrace`] when a key is missing or malformed; [`TraceError::Sqlite`].
     pub fn header(&self) -> Result<TraceHeader, TraceError> {
         let mut stmt = self
             .conn
@@ -145,6 +155,10 @@ impl TraceReader {
     }
 
     /// A stored module's bytes, by hash.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::Sqlite`] when the table cannot be read.
     pub fn module(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, TraceError> {
         self.conn
             .query_row(
@@ -168,11 +182,19 @@ impl TraceReader {
     }
 
     /// `true` when the run finished (its final status was committed).
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::Sqlite`] when the table cannot be read.
     pub fn is_complete(&self) -> Result<bool, TraceError> {
         Ok(self.status_value("status")?.as_deref() == Some("complete"))
     }
 
     /// The final chain hash the writer recorded, for a complete trace.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::Sqlite`] when the table cannot be read.
     pub fn final_hash(&self) -> Result<Option<Hash32>, TraceError> {
         Ok(self
             .status_value("final_hash")?
@@ -181,6 +203,11 @@ impl TraceReader {
 
     /// Visits stored events in sequence order. Rows that do not decode are reported as errors
     /// naming the sequence number.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::NotATrace`] for a row that does not decode, or the error `f` returns;
+    /// [`TraceError::Sqlite`].
     pub fn for_each_event(
         &self,
         mut f: impl FnMut(StoredEvent) -> Result<bool, String>,
@@ -219,6 +246,10 @@ impl TraceReader {
     }
 
     /// All stored events, decoded.
+    ///
+    /// # Errors
+    ///
+    /// As [`TraceReader::for_each_event`].
     pub fn events(&self) -> Result<Vec<Event>, TraceError> {
         let mut out = Vec::new();
         self.for_each_event(|s| {
@@ -642,6 +673,10 @@ impl TraceReader {
     }
 
     /// Names of the VHMs in creation order, from the events.
+    ///
+    /// # Errors
+    ///
+    /// As [`TraceReader::for_each_event`].
     pub fn vhm_names(&self) -> Result<Vec<(VhmId, String)>, TraceError> {
         let mut out = Vec::new();
         self.for_each_event(|s| {
