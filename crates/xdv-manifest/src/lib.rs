@@ -454,8 +454,18 @@ impl Manifest {
 /// Reads `path` if it is a regular file of at most `limit` bytes (`what`, `limit_name`: for the
 /// message). The type is checked before the file is opened, so a FIFO never blocks and a device
 /// is never read, and again on the open file, in case it was replaced in between. At most
-/// `limit + 1` bytes are read, so a file growing meanwhile is refused too.
-fn read_regular(path: &Path, limit: u64, what: &str, limit_name: &str) -> Result<Vec<u8>, String> {
+/// `limit + 1` bytes are read, so a file growing meanwhile is refused too. The CLI reads every
+/// input file this way.
+///
+/// # Errors
+///
+/// The reason, without the path: not found, not a regular file, or over the limit.
+pub fn read_regular(
+    path: &Path,
+    limit: u64,
+    what: &str,
+    limit_name: &str,
+) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let regular = |meta: &std::fs::Metadata| -> Result<(), String> {
         if meta.is_file() {

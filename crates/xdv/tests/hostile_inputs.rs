@@ -99,6 +99,29 @@ fn phi_run_refuses_a_deep_phase_with_its_place() {
 }
 
 /// A manifest of one VHM whose module is `module`.
+#[test]
+fn q_run_and_phi_run_read_only_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for file in [Path::new("/dev/zero"), fifo.as_path()] {
+        for cmd in [&["q", "run"][..], &["q", "check"], &["phi", "run"], &["phi", "plot"]] {
+            let mut args: Vec<&std::ffi::OsStr> = cmd.iter().map(|a| a.as_ref()).collect();
+            args.push(file.as_os_str());
+            let (code, out, err) = run(&args);
+            assert!(matches!(code, Some(1) | Some(2)), "{cmd:?} {file:?}: {code:?} {err}");
+            assert!(
+                err.contains("not a regular file") || out.contains("not a regular file"),
+                "{cmd:?} {file:?}: {out}{err}"
+            );
+        }
+    }
+}
+
 fn manifest_with(dir: &Path, module: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("m.toml");
     std::fs::write(

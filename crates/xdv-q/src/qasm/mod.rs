@@ -68,12 +68,31 @@ pub fn parse_limited(text: &str, file: &str, max_ops: usize) -> Result<Circuit, 
 
 /// Reads and parses a file.
 pub fn parse_file(path: &std::path::Path) -> Result<Circuit, QasmError> {
+    use std::io::Read;
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| QasmError {
+    let err = |message: String| QasmError {
         file: file.clone(),
         line: 1,
         col: 1,
-        message: format!("cannot read: {e}"),
-    })?;
+        message,
+    };
+    // Only a regular file, and only up to the limit: a FIFO would block, a device never end.
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(err("cannot read: not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "larger than {MAX_FILE_BYTES} bytes, the most a program file may be (MAX_FILE_BYTES)"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| err("cannot read: not UTF-8".into()))?;
     parse(&text, &file)
 }
+
+/// Largest program file [`parse_file`] reads (64 MiB; the largest QASMBench circuit is 3.3 MB).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;

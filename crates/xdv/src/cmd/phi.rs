@@ -87,9 +87,13 @@ fn setup(args: &WindowArgs) -> Result<(Port, WindowState)> {
     Ok((port, WindowState::new(spec)))
 }
 
+/// Largest transform file `xdv phi run` and `xdv phi plot` read.
+const MAX_TRANSFORM_FILE: u64 = 64 << 20;
+
 fn load(path: &Path, args: &WindowArgs) -> Result<(Execution, WindowState)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = xdv_manifest::read_regular(path, MAX_TRANSFORM_FILE, "a transform file", "64 MiB")
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).with_context(|| format!("reading {}", path.display()))?;
     let program = Program::parse(&text, &path.display().to_string())?;
     let (port, mut w) = setup(args)?;
     let visible = BTreeMap::new();
