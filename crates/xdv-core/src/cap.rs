@@ -1097,6 +1097,11 @@ mod tests {
     #[test]
     fn tags_depend_on_the_name_alone_and_a_shared_tag_is_harmless() {
         assert!((1..=CapId::MAX_TAG).contains(&tag_of("a")));
+        assert_eq!(
+            tag_of("supervisor"),
+            0xccb59,
+            "docs/abi.md's example handle"
+        );
         let other = colliding("a");
         // Alone, and after a VHM with the same tag that already holds capabilities.
         let mut alone = CapSpace::default();
