@@ -4,12 +4,16 @@
 //! From one seed, [`simulate`] generates a host (slice length, time limit, commit batch, a Φ
 //! port), a set of VHMs with guests from a library of behaviours (compute, a runaway, a trap,
 //! the chaos guest that calls every hypercall with random arguments — capabilities, spawning,
-//! IPC, Q jobs, Φ windows and transforms — a Φ user and a Q user), random fault policies and
+//! IPC, Q jobs, Φ windows and transforms — a Φ user, a Q user and the hostile-host guest that
+//! attacks what the host spends: deep program text, table bombs, IPC floods, handler-less
+//! timers, far-future requests and derive/drop storms), random fault policies and
 //! random injected faults; then it checks, in order:
 //!
 //! 1. **Invariants after every event** (`Hypervisor::check_invariants`): budgets conserved, no
 //!    capability with amplified rights, nothing dangling after a revoke, tables consistent, Q
-//!    containers disjoint and budgets conserved, Φ windows disjoint unless shared.
+//!    containers disjoint and budgets conserved, Φ windows disjoint unless shared, the host
+//!    footprint (every host-held byte charged to a running VHM's budget, every compiled module
+//!    used); and over the whole run, a clock that never goes back nor past the horizon.
 //! 2. **Replay equality**: the trace re-executes to the same events, byte for byte.
 //! 3. **Resume equality**: the run is stopped at a random event as a crashed host would stop,
 //!    then resumed from its trace; the finished trace has the uninterrupted run's final hash.
@@ -34,6 +38,10 @@ use xdv_hv::{
 /// The chaos guest: every hypercall with random handles and arguments.
 pub const CHAOS_GUEST: &str = include_str!("../guests/chaos.wat");
 
+/// The hostile-host guest: deep program text, a table bomb, an IPC flood, a handler-less
+/// timer, far-future requests or a derive/drop storm, drawn from its random stream.
+pub const HOSTILE_HOST_GUEST: &str = include_str!("../guests/hostile-host.wat");
+
 /// The library of guest behaviours the simulator draws from: (file name, WAT).
 pub const GUESTS: &[(&str, &str)] = &[
     (
@@ -53,6 +61,7 @@ pub const GUESTS: &[(&str, &str)] = &[
         include_str!("../../../examples/guests/runaway.wat"),
     ),
     ("chaos.wat", CHAOS_GUEST),
+    ("hostile-host.wat", HOSTILE_HOST_GUEST),
     (
         "phi-pulse.wat",
         include_str!("../../../examples/guests/phi-pulse.wat"),
@@ -152,7 +161,9 @@ fn generate(seed: u64) -> Host {
     };
     for i in 0..n {
         let name = format!("v{i}");
-        let kind = *g.pick(&["compute", "crash", "runaway", "chaos", "chaos", "phi", "q"]);
+        let kind = *g.pick(&[
+            "compute", "crash", "runaway", "chaos", "chaos", "phi", "q", "hostile",
+        ]);
         let policy = *g.pick(&["kill", "kill", "restart"]);
         let _ = write!(
             m,
@@ -169,6 +180,17 @@ fn generate(seed: u64) -> Host {
                 let _ = write!(
                     m,
                     "[vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 3\nmax_children = 3\ncreate_channels = true\non_fault = \"{policy}\"\n"
+                );
+            }
+            "hostile" => {
+                let _ = write!(
+                    m,
+                    "module = \"hostile-host.wat\"\n[vhm.q]\ndevice = \"ideal-grid\"\nqubits = 1\nbudget = 5\n"
+                );
+                window(&mut m, false);
+                let _ = write!(
+                    m,
+                    "[vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 1\nmax_children = 2\ncreate_channels = true\non_fault = \"{policy}\"\n"
                 );
             }
             "phi" => {
@@ -330,6 +352,22 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
         Err(e) => return Err(fail("run", None, e.to_string())),
     };
     let full_events = sink.events;
+    // The clock never goes back, and no event is past the horizon.
+    if let Some(i) = full_events
+        .windows(2)
+        .position(|w| w[1].time_ns < w[0].time_ns || w[1].time_ns > xdv_k::abi::TIME_HORIZON_NS)
+    {
+        return Err(fail(
+            "invariant",
+            Some(i as u64 + 1),
+            format!(
+                "event {} at {} ns follows one at {} ns",
+                i + 1,
+                full_events[i + 1].time_ns,
+                full_events[i].time_ns
+            ),
+        ));
+    }
     // 2. The same run to a trace: identical events, then replayed from the trace alone.
     let trace = dir.path().join("sim.xdv");
     let (_, _, head) = run_to_trace(&p, &trace, &RunOptions::default())
