@@ -461,12 +461,8 @@ impl Hypervisor {
                 ));
             }
         }
-        self.modules.check(|m| {
-            self.vhms
-                .iter()
-                .filter(|v| v.running() && v.module == m)
-                .count() as u32
-        })?;
+        self.modules
+            .check(self.vhms.iter().filter(|v| v.running()).map(|v| v.module))?;
         // The host footprint: what each running VHM's budget holds is exactly its queued (or
         // parked) messages and the modules it loaded.
         let mut queued: std::collections::BTreeMap<u32, u64> = Default::default();
@@ -486,6 +482,14 @@ impl Hypervisor {
             if v.running() {
                 let want =
                     queued.get(&(id as u32)).copied().unwrap_or(0) + v.loaded.values().sum::<u64>();
+                let charge = self.cap_charge(id as u32);
+                if charge > v.budget.memory_left() {
+                    return Err(format!(
+                        "vhm{id} ({}): its capability table holds {charge} charged bytes, over the {} its memory budget has left",
+                        v.name,
+                        v.budget.memory_left()
+                    ));
+                }
                 if v.budget.held != want {
                     return Err(format!(
                         "vhm{id} ({}): holds {} host bytes, but its messages and modules take {want}",
@@ -656,6 +660,9 @@ impl Hypervisor {
     ) -> Result<u32, HvError> {
         let channel = self.channels.len() as u32;
         self.channels.push(Channel::new(capacity, anchors));
+        // Each anchor numbers the channel in its own table, for cap_info and IPC interrupts.
+        self.caps.anchor(VhmId(anchors[0]), channel);
+        self.caps.anchor(VhmId(anchors[1]), channel);
         emit(
             sink,
             &mut self.events,

@@ -12,6 +12,7 @@
 pub mod cds;
 pub mod compliance;
 mod faults;
+pub mod footprint;
 mod hypercalls;
 mod hypervisor;
 mod ipc;

@@ -147,15 +147,21 @@ impl Modules {
 
     /// Checks that every module counts as users exactly the running VHMs that run it; returns
     /// the first violation.
-    pub(crate) fn check(&self, users: impl Fn(usize) -> u32) -> Result<(), String> {
-        for (i, e) in self.entries.iter().enumerate() {
-            if e.users != users(i) {
+    pub(crate) fn check(&self, running: impl Iterator<Item = usize>) -> Result<(), String> {
+        let mut users = vec![0u32; self.entries.len()];
+        for m in running {
+            users[m] += 1;
+        }
+        for (i, (e, &n)) in self.entries.iter().zip(&users).enumerate() {
+            if e.users != n {
                 return Err(format!(
-                    "module {i} ({}) counts {} users, {} running VHMs use it",
+                    "module {i} ({}) counts {} users, {n} running VHMs use it",
                     e.hash.short(),
-                    e.users,
-                    users(i)
+                    e.users
                 ));
+            }
+            if n > 0 && e.compiled.is_none() {
+                return Err(format!("module {i} is used but was reclaimed"));
             }
         }
         Ok(())

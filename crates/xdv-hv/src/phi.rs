@@ -265,13 +265,14 @@ impl Hypervisor {
 fn describe(e: &WindowError, manifest: &Manifest) -> String {
     let s = e.to_string();
     match e {
-        WindowError::Conflict { owner, .. } => {
+        // Operators write the manifest and see all of it: name the other window's holder.
+        WindowError::Conflict { owner, o0, o1, .. } => {
             let name = manifest
                 .vhms
                 .get(*owner as usize)
                 .map(|v| v.name.as_str())
                 .unwrap_or("?");
-            s.replace(&format!("of vhm{owner}"), &format!("of {name:?}"))
+            format!("{s}: it overlaps [{o0}, {o1}) of {name:?}")
         }
         _ => s,
     }

@@ -51,7 +51,7 @@ fn overlapping_exclusive_windows_are_refused_at_their_place() {
         Err(e) => e.to_string(),
     };
     assert!(
-        err.contains("vhm[1].phi.window[0]: conflict: overlaps window 0 [0, 1000) of \"a\" (both need a share grant)"),
+        err.contains("vhm[1].phi.window[0]: conflict: port 0 is not free throughout [996, 2000) (a window without a share grant needs the port to itself): it overlaps [0, 1000) of \"a\""),
         "{err}"
     );
 }

@@ -154,7 +154,10 @@ impl Vcpu {
         store
             .set_fuel(0)
             .map_err(|e| KError::Instantiate(e.to_string()))?;
-        let instance = match engine.linker.instantiate_and_start(&mut store, &module.module) {
+        let instance = match engine
+            .linker
+            .instantiate_and_start(&mut store, &module.module)
+        {
             Ok(i) => i,
             Err(e) if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) => {
                 return Err(KError::Instantiate("the module has a start function; xdv starts guests only through their entry export".into()));

@@ -44,7 +44,10 @@ fn run_measured(manifest: &Path) -> (i32, u64, PathBuf) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let rss = stderr
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .unwrap_or_else(|| panic!("no RSS in {stderr}"))
         .parse()
         .unwrap();
@@ -59,7 +62,11 @@ fn events(trace: &Path) -> Vec<serde_json::Value> {
         .arg(trace)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -98,7 +105,8 @@ fn an_ipc_flood_is_held_in_the_senders_memory_budget() {
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $again (i32.lt_u (local.get $i) (i32.const 4096))))
         (call $exit (i32.const 0))))"#;
-    let manifest = "[[vhm]]\nname = \"flood\"\n[vhm.k]\nmodule = \"flood.wat\"\nmemory_limit = \"64 KiB\"\n\
+    let manifest =
+        "[[vhm]]\nname = \"flood\"\n[vhm.k]\nmodule = \"flood.wat\"\nmemory_limit = \"64 KiB\"\n\
                     [vhm.policy]\nmemory_quota = \"128 KiB\"\ncreate_channels = true\n";
     let (_d, m) = scenario(&[("m.toml", manifest), ("flood.wat", guest)]);
     let (code, rss, trace) = run_measured(&m);
@@ -119,7 +127,8 @@ fn an_ipc_flood_is_held_in_the_senders_memory_budget() {
 /// anything is allocated, with both numbers.
 #[test]
 fn a_table_bomb_is_refused_at_instantiation() {
-    let guest = r#"(module (table 50000000 funcref) (memory (export "memory") 1) (func (export "main")))"#;
+    let guest =
+        r#"(module (table 50000000 funcref) (memory (export "memory") 1) (func (export "main")))"#;
     let manifest = "[[vhm]]\nname = \"bomb\"\n[vhm.k]\nmodule = \"bomb.wat\"\nvcpus = 4\nmemory_limit = \"64 KiB\"\n";
     let (_d, m) = scenario(&[("m.toml", manifest), ("bomb.wat", guest)]);
     let out = xdv().arg("check").arg(&m).output().unwrap();
@@ -139,7 +148,7 @@ fn a_table_bomb_is_refused_at_instantiation() {
 /// first: (prefix up to the payload, suffix after it).
 fn module_with_custom_section(payload: usize) -> (Vec<u8>, Vec<u8>) {
     let body = wat::parse_str(r#"(module (func (export "main")))"#).unwrap();
-    let mut leb = |mut n: usize, out: &mut Vec<u8>| loop {
+    let leb = |mut n: usize, out: &mut Vec<u8>| loop {
         let b = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
@@ -217,7 +226,11 @@ fn modules_of_stopped_children_are_reclaimed() {
     assert_eq!(texts(&ev, "loader", "module_loaded").len(), 32);
     assert_eq!(ev.iter().filter(|e| e["kind"] == "vhm_exited").count(), 33);
     // Fuel: at least a unit per byte loaded.
-    let out = xdv().args(["trace", "accounting", "--json"]).arg(&trace).output().unwrap();
+    let out = xdv()
+        .args(["trace", "accounting", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let used = rows["resource_table"]
         .as_array()
@@ -289,7 +302,8 @@ fn timer_ticks_are_bounded_by_fuel() {
 /// charged before it runs, so it is refused, and a bystander finishes as it does alone.
 #[test]
 fn q_simulation_work_is_charged_before_the_job_runs() {
-    let mut program = String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[20];\ncreg c[20];\n");
+    let mut program =
+        String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[20];\ncreg c[20];\n");
     program.push_str("gate g0 a,b { cx a,b; cx b,a; }\n");
     for level in 1..=5 {
         let prev = level - 1;
@@ -318,7 +332,11 @@ fn q_simulation_work_is_charged_before_the_job_runs() {
                     [[vhm]]\nname = \"bystander\"\n[vhm.k]\nmodule = \"idle.wat\"\n";
     let idle = r#"(module (memory (export "memory") 1) (func (export "main") (local $i i32)
         (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))))"#;
-    let (_d, m) = scenario(&[("m.toml", manifest), ("heavy.wat", &guest), ("idle.wat", idle)]);
+    let (_d, m) = scenario(&[
+        ("m.toml", manifest),
+        ("heavy.wat", &guest),
+        ("idle.wat", idle),
+    ]);
     let (code, _, trace) = run_measured(&m);
     assert_eq!(code, 0);
     let ev = events(&trace);
@@ -399,7 +417,11 @@ fn phi_windows_need_port_time() {
     let manifest = "[[host.phi.port]]\nname = \"q0\"\ngranularity_ns = 4\nband = [4.5e9, 5.5e9]\nmax_amplitude = 1.0\nt2_ns = 100_000\n\
                     [[vhm]]\nname = \"taker\"\n[vhm.k]\nmodule = \"taker.wat\"\n\
                     [[vhm]]\nname = \"owner\"\n[vhm.k]\nmodule = \"owner.wat\"\n[vhm.policy]\nphi_port_time = 10000\n";
-    let (_d, m) = scenario(&[("m.toml", manifest), ("taker.wat", taker), ("owner.wat", owner)]);
+    let (_d, m) = scenario(&[
+        ("m.toml", manifest),
+        ("taker.wat", taker),
+        ("owner.wat", owner),
+    ]);
     let (code, _, trace) = run_measured(&m);
     assert_eq!(code, 0);
     let ev = events(&trace);

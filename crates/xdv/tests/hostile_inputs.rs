@@ -109,11 +109,19 @@ fn q_run_and_phi_run_read_only_regular_files() {
         .unwrap()
         .success());
     for file in [Path::new("/dev/zero"), fifo.as_path()] {
-        for cmd in [&["q", "run"][..], &["q", "check"], &["phi", "run"], &["phi", "plot"]] {
+        for cmd in [
+            &["q", "run"][..],
+            &["q", "check"],
+            &["phi", "run"],
+            &["phi", "plot"],
+        ] {
             let mut args: Vec<&std::ffi::OsStr> = cmd.iter().map(|a| a.as_ref()).collect();
             args.push(file.as_os_str());
             let (code, out, err) = run(&args);
-            assert!(matches!(code, Some(1) | Some(2)), "{cmd:?} {file:?}: {code:?} {err}");
+            assert!(
+                matches!(code, Some(1) | Some(2)),
+                "{cmd:?} {file:?}: {code:?} {err}"
+            );
             assert!(
                 err.contains("not a regular file") || out.contains("not a regular file"),
                 "{cmd:?} {file:?}: {out}{err}"
@@ -260,7 +268,7 @@ fn a_guest_executing_a_deep_transform_is_refused_and_recorded() {
     let show = run_and_show(dir.path(), &m);
     let refusal = show
         .lines()
-        .find(|l| l.contains("REFUSED vcpu 0 phi_exec: window"))
+        .find(|l| l.contains("REFUSED vcpu 0 phi_exec: transform.phi"))
         .unwrap_or_else(|| panic!("no refusal in\n{show}"));
     assert!(
         refusal.ends_with(".phi:2:81: expression nested deeper than 64 levels"),

@@ -62,6 +62,9 @@ impl Hypervisor {
                         format!("badge {badge} is over the largest, {}", abi::MAX_BADGE),
                     ));
                 }
+                if let Err(reason) = self.cap_room(vhm, 1, 0) {
+                    return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
+                }
                 match self.caps.derive(me, handle, rights, badge, me) {
                     Ok(cap) => {
                         self.record_cap(sink, vhm, cap, Some((me, xdv_core::CapId(handle))))?;
@@ -100,7 +103,7 @@ impl Hypervisor {
                         info[0..4].copy_from_slice(&n.object.type_code().to_le_bytes());
                         info[4..8].copy_from_slice(&n.rights.to_le_bytes());
                         info[8..16].copy_from_slice(&n.badge.to_le_bytes());
-                        info[16..24].copy_from_slice(&n.object.number().to_le_bytes());
+                        info[16..24].copy_from_slice(&self.caps.info_number(n).to_le_bytes());
                         match self.write_guest(vhm, vcpu, a.u32(1), &info) {
                             Ok(()) => Outcome::ok(record, abi::OK),
                             Err((code, reason)) => Outcome::refused(record, code, reason),

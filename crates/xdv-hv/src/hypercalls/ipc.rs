@@ -51,6 +51,9 @@ impl Hypervisor {
                         "the capability table is full",
                     ));
                 }
+                if let Err(reason) = self.cap_room(vhm, 2, 1) {
+                    return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
+                }
                 // Check the output range before creating anything.
                 if let Err((code, reason)) = self.write_guest(vhm, vcpu, out, &[0; 16]) {
                     return Ok(Outcome::refused(record, code, reason));
@@ -109,13 +112,20 @@ impl Hypervisor {
                 };
                 // The sender's memory budget holds the message until it is received.
                 let cost = msg.cost();
-                if let Err(e) = self.vhms[vhm as usize].budget.hold(cost) {
+                let free = self.memory_free(vhm);
+                if cost > free {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_QUOTA,
-                        format!("a queued message of {len} bytes: {}", e.0),
+                        format!(
+                            "a queued message of {len} bytes: memory budget: needs {cost} bytes, {free} left"
+                        ),
                     ));
                 }
+                self.vhms[vhm as usize]
+                    .budget
+                    .hold(cost)
+                    .expect("fits the memory left");
                 let to_end = 1 - end;
                 match self.try_send(sink, vhm, vcpu, channel, to_end, msg)? {
                     Ok(ret) => Outcome::ok(record, ret),
@@ -228,7 +238,11 @@ impl Hypervisor {
             let a = &self.vhms[anchor as usize];
             if let Some(vector) = a.spec.k.ipc_vector {
                 if a.running() && a.vcpus.first().is_some_and(|s| s.vcpu.has_irq_handler()) {
-                    let number = Object::Endpoint(channel, to_end).number() as i64;
+                    // The anchor's own number for the channel: nothing host-wide reaches the guest.
+                    let number =
+                        self.caps
+                            .endpoint_number(VhmId(anchor), channel, to_end)
+                            .expect("an anchored end is numbered") as i64;
                     self.raise_irq(sink, anchor, 0, vector, number)?;
                 }
             }
@@ -278,7 +292,8 @@ impl Hypervisor {
         self.vhms[msg.sender as usize].budget.unhold(msg.cost());
         // The capability is derived into the receiver now, with the rights it had at send time;
         // one revoked in flight arrives as none.
-        let cap = msg.cap.and_then(|(holder, h)| {
+        let room = self.cap_room(vhm, 1, 1).is_ok();
+        let cap = msg.cap.filter(|_| room).and_then(|(holder, h)| {
             let r = self
                 .caps
                 .resolve(holder, h)

@@ -155,7 +155,7 @@ impl Hypervisor {
                 let first = now.checked_add(period as u64);
                 if period < 0 {
                     Outcome::refused(record, abi::E_INVAL, format!("negative period {period}"))
-                } else if period > 0 && !first.is_some_and(|t| t <= abi::TIME_HORIZON_NS) {
+                } else if period > 0 && first.is_none_or(|t| t > abi::TIME_HORIZON_NS) {
                     Outcome::refused(
                         record,
                         abi::E_INVAL,

@@ -362,14 +362,14 @@ impl Hypervisor {
                     ),
                 ));
             }
-            if footprint > v.budget.memory_left() {
+            let free = self.memory_free(vhm);
+            if footprint > free {
                 return Ok(Outcome::refused(
                     record,
                     abi::E_QUOTA,
                     format!(
-                        "code: memory budget: the module holds {footprint} bytes ({} bytes × {MODULE_FOOTPRINT_FACTOR}), {} left",
+                        "code: memory budget: the module holds {footprint} bytes ({} bytes × {MODULE_FOOTPRINT_FACTOR}), {free} left",
                         bytes.len(),
-                        v.budget.memory_left()
                     ),
                 ));
             }
@@ -438,6 +438,20 @@ impl Hypervisor {
                 record,
                 abi::E_QUOTA,
                 "the capability table is full",
+            ));
+        }
+        if let Err(reason) = self.cap_room(vhm, 1, 0) {
+            return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
+        }
+        if quota.memory > self.memory_free(vhm) {
+            return Ok(Outcome::refused(
+                record,
+                abi::E_QUOTA,
+                format!(
+                    "over budget: memory: asked {} bytes, {} left beside what the host holds for this VHM",
+                    quota.memory,
+                    self.memory_free(vhm)
+                ),
             ));
         }
         if let Err(e) = self.vhms[vhm as usize].budget.can_carve(&quota) {

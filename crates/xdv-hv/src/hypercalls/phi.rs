@@ -73,6 +73,9 @@ impl Hypervisor {
                         "the capability table is full",
                     ));
                 }
+                if let Err(reason) = self.cap_room(vhm, 1, 0) {
+                    return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
+                }
                 // A nested VHM's windows lie inside one of its parent's.
                 let parent = match self.vhms[vhm as usize].parent {
                     None => None,
@@ -223,7 +226,8 @@ impl Hypervisor {
                 Ok(t) => t,
                 Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
             };
-        let program = match Program::parse(&source, &format!("window{w}.phi")) {
+        // The label names no host-wide number: refusal reasons are the guest's to read.
+        let program = match Program::parse(&source, "transform.phi") {
             Ok(p) => p,
             Err(e) => return Ok(Outcome::refused(record, abi::E_INVAL, e.to_string())),
         };

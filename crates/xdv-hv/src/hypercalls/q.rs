@@ -236,6 +236,9 @@ impl Hypervisor {
         if !self.caps.has_room(me, 1) {
             return refuse(abi::E_QUOTA, "the capability table is full".into());
         }
+        if let Err(reason) = self.cap_room(vhm, 1, 0) {
+            return refuse(abi::E_QUOTA, reason);
+        }
         // The host's own work and memory for the simulation, decided from the circuit alone
         // (a replay, which runs no provider, decides alike), are charged before it runs.
         let state = dev.provider.state_bytes(&circuit);
