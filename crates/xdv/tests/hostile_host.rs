@@ -453,3 +453,42 @@ fn badges_over_the_documented_range_are_refused() {
     assert!(refused.iter().all(|r| r.contains("is over the largest")));
     assert!(texts(&ev, "b", "vhm_exited")[0].starts_with("exited: exit(0)"));
 }
+
+/// A derive loop: the capability table grows only while the memory budget holds it (128
+/// capabilities free, then 1096 bytes each), so a VHM with 64 KiB of headroom is refused
+/// after about 180 copies, not after 65 536.
+#[test]
+fn capability_tables_are_held_in_the_memory_budget() {
+    let guest = r#"(module
+      (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+      (import "xdv" "cap_derive" (func $cap_derive (param i64 i32 i64) (result i64)))
+      (import "xdv" "exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "main") (local $i i32) (local $ok i32)
+        (loop $l
+          (if (i64.ge_s (call $cap_derive (call $cap_find (i32.const 3) (i32.const 0)) (i32.const 1) (i64.const 0)) (i64.const 0))
+            (then (local.set $ok (i32.add (local.get $ok) (i32.const 1)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+        (call $exit (local.get $ok))))"#;
+    let manifest = "[[vhm]]\nname = \"d\"\n[vhm.k]\nmodule = \"d.wat\"\nmemory_limit = \"64 KiB\"\n\
+                    [vhm.policy]\nmemory_quota = \"128 KiB\"\n";
+    let (_d, m) = scenario(&[("m.toml", manifest), ("d.wat", guest)]);
+    let (code, _, trace) = run_measured(&m);
+    assert_eq!(code, 0);
+    let ev = events(&trace);
+    let exit = &texts(&ev, "d", "vhm_exited")[0];
+    let derived: u64 = exit
+        .strip_prefix("exited: exit(")
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The VHM starts with 3 capabilities: 125 free, then 65 536 / 1096 = 59 charged.
+    assert_eq!(derived, 125 + 59, "{exit}");
+    let refused = texts(&ev, "d", "refused");
+    assert!(
+        refused[0].contains("memory budget: the capability table needs 1096 more bytes"),
+        "{refused:?}"
+    );
+}
