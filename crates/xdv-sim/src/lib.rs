@@ -87,6 +87,8 @@ pub struct SimReport {
     pub events_compared: u64,
     /// Where the simulated crash stopped the run.
     pub crashed_at: u64,
+    /// Fuel the VHMs spent in all (each VHM's own, guest code and charged host work).
+    pub fuel_used: u64,
 }
 
 /// The first thing that went wrong, with the seed that reproduces it.
@@ -465,6 +467,7 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
         events,
         events_compared: compared,
         crashed_at,
+        fuel_used: summary.vhms.iter().map(|v| v.fuel_used).sum(),
     })
 }
 

@@ -51,6 +51,9 @@ fn run_measured(manifest: &Path) -> (i32, u64, PathBuf) {
         .unwrap_or_else(|| panic!("no RSS in {stderr}"))
         .parse()
         .unwrap();
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let first = text.split('"').nth(1).unwrap_or("?");
+    eprintln!("scenario {first:?}: peak RSS {rss} KiB");
     // GNU time exits with the command's status.
     (out.status.code().unwrap_or(-1), rss, trace)
 }

@@ -16,6 +16,12 @@ pub(crate) fn sim(from: u64, seeds: u64, as_json: bool) -> Result<Outcome> {
     let compared: u64 = reports.iter().map(|r| r.events_compared).sum();
     let faults: u64 = reports.iter().map(|r| u64::from(r.faults)).sum();
     let vhms: u64 = reports.iter().map(|r| u64::from(r.vhms)).sum();
+    let fuel: u64 = reports.iter().map(|r| r.fuel_used).sum();
+    // Events per unit of fuel the VHMs spent: what a bounded budget bounds (reliability.md).
+    let most_per_fuel = reports
+        .iter()
+        .map(|r| r.events as f64 / r.fuel_used.max(1) as f64)
+        .fold(0.0, f64::max);
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     if as_json {
         outln!(
@@ -23,6 +29,7 @@ pub(crate) fn sim(from: u64, seeds: u64, as_json: bool) -> Result<Outcome> {
             serde_json::to_string_pretty(&json!({
                 "from": from, "seeds": seeds, "passed": done, "threads": threads, "vhms": vhms, "faults_injected": faults,
                 "events_checked": events, "events_compared": compared,
+                "fuel_used": fuel, "most_events_per_fuel": most_per_fuel,
                 "seconds": secs, "events_checked_per_second": events as f64 / secs,
                 "failure": failure,
             }))?
