@@ -744,6 +744,12 @@ pub enum WorkKind {
         /// The job number.
         job: u32,
     },
+    /// The samples a Φ transform's plays produced, by the VHM's transform number (from 0);
+    /// units are samples.
+    PhiSamples {
+        /// The transform number.
+        transform: u64,
+    },
 }
 
 /// Why capabilities were removed.
@@ -1107,6 +1113,9 @@ impl Event {
             HostWork { work, units, fuel } => match work {
                 WorkKind::QSimulation { job } => {
                     format!("q job {job} simulation: {units} amplitude updates, {fuel} fuel")
+                }
+                WorkKind::PhiSamples { transform } => {
+                    format!("phi transform {transform} samples: {units} samples, {fuel} fuel")
                 }
             },
             PhiBarrier { window, at_ns } => {

@@ -72,6 +72,10 @@ pub const Q_WORK_PER_FUEL: u64 = 16;
 /// Largest badge a capability may carry (2⁶³−1): `cap_derive` and `vhm_spawn` refuse larger
 /// ones with `E_INVAL`, as the manifest refuses them in `badges`.
 pub const MAX_BADGE: u64 = i64::MAX as u64;
+/// Φ samples one unit of fuel pays for: `phi_exec` charges ⌈samples ÷ this⌉ fuel for the
+/// samples its plays produce, and refuses (`E_INVAL`, rule `size`) a transform whose samples
+/// the VHM's fuel or memory (16 bytes a sample, within its `memory_quota`) cannot pay for.
+pub const PHI_SAMPLES_PER_FUEL: u64 = 16;
 /// Most jobs a Q container holds at once (admitted and not yet collected with `q_result`).
 pub const MAX_Q_JOBS: usize = 64;
 /// Most bytes of a Φ transform `phi_exec` reads.

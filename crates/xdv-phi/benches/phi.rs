@@ -65,6 +65,7 @@ fn play(c: &mut Criterion) {
                 visible: &visible,
                 now: 0,
                 delegated: &[],
+                max_samples: xdv_phi::exec::MAX_TRANSFORM_SAMPLES,
             };
             black_box(execute(&program, &mut w, &cx, &mut rng).unwrap());
         })

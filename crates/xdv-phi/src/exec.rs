@@ -218,6 +218,9 @@ pub struct Context<'a> {
     pub now: u64,
     /// Intervals delegated to windows nested in this one: nothing plays or captures there.
     pub delegated: &'a [(u64, u64)],
+    /// Most samples the transform's plays may produce in all: what the caller can pay for (the
+    /// hypervisor: the VHM's memory and fuel), at most [`MAX_TRANSFORM_SAMPLES`].
+    pub max_samples: u64,
 }
 
 fn align_up(t: u64, g: u64) -> u64 {
@@ -371,6 +374,19 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
                 delegated(at, frame, frames[frame].clock, envelope.duration(), cx)?;
                 let d = envelope.duration();
                 samples = samples.saturating_add(d);
+                if samples > cx.max_samples
+                    && d <= MAX_PLAY_SAMPLES
+                    && samples <= MAX_TRANSFORM_SAMPLES
+                {
+                    return Err(violation(
+                        Rule::Size,
+                        at,
+                        format!(
+                            "the plays produce {samples} samples so far, more than the {} the VHM's budget pays for",
+                            cx.max_samples
+                        ),
+                    ));
+                }
                 if d > MAX_PLAY_SAMPLES || samples > MAX_TRANSFORM_SAMPLES {
                     return Err(violation(
                         Rule::Size,

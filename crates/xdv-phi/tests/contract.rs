@@ -36,6 +36,7 @@ fn run(text: &str, w: &mut WindowState, t2: u64) -> Result<xdv_phi::Execution, x
         visible: &visible,
         now: 0,
         delegated: &[],
+        max_samples: xdv_phi::exec::MAX_TRANSFORM_SAMPLES,
     };
     execute(
         &Program::parse(text, "t.phi").unwrap(),
@@ -170,7 +171,7 @@ proptest! {
         });
         let p = port(u64::MAX);
         let visible = BTreeMap::new();
-        let cx = Context { port: &p, visible: &visible, now: 0, delegated: &[] };
+        let cx = Context { port: &p, visible: &visible, now: 0, delegated: &[], max_samples: xdv_phi::exec::MAX_TRANSFORM_SAMPLES };
         execute(&program, &mut w, &cx, &mut ChaCha20Rng::seed_from_u64(1)).unwrap();
         // Independent model.
         let mut m: BTreeMap<&str, (i64, u64, u64)> = BTreeMap::new(); // (Hz, phase, clock)
@@ -212,6 +213,7 @@ fn nothing_plays_inside_an_interval_delegated_to_a_nested_window() {
         visible: &visible,
         now: 0,
         delegated: &[(1100, 1200)],
+        max_samples: xdv_phi::exec::MAX_TRANSFORM_SAMPLES,
     };
     let program = |t: &str| Program::parse(t, "t.phi").unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(1);

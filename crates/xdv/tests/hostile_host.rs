@@ -474,7 +474,8 @@ fn capability_tables_are_held_in_the_memory_budget() {
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
         (call $exit (local.get $ok))))"#;
-    let manifest = "[[vhm]]\nname = \"d\"\n[vhm.k]\nmodule = \"d.wat\"\nmemory_limit = \"64 KiB\"\n\
+    let manifest =
+        "[[vhm]]\nname = \"d\"\n[vhm.k]\nmodule = \"d.wat\"\nmemory_limit = \"64 KiB\"\n\
                     [vhm.policy]\nmemory_quota = \"128 KiB\"\n";
     let (_d, m) = scenario(&[("m.toml", manifest), ("d.wat", guest)]);
     let (code, _, trace) = run_measured(&m);
@@ -493,5 +494,39 @@ fn capability_tables_are_held_in_the_memory_budget() {
     assert!(
         refused[0].contains("memory budget: the capability table needs 1096 more bytes"),
         "{refused:?}"
+    );
+}
+
+/// Φ samples are host memory and work: a 200 µs play (200 000 samples) by a VHM whose memory
+/// quota holds 81 920 is refused before any is generated; a short one is charged its fuel.
+#[test]
+fn phi_samples_are_charged_to_memory_and_fuel() {
+    let guest = r#"(module
+      (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+      (import "xdv" "phi_exec" (func $phi_exec (param i64 i32 i32 i32 i32) (result i64)))
+      (import "xdv" "exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "frame d = newframe(q0, 5e9, 0); play(d, constant(0.25, 200000));")
+      (data (i32.const 100) "frame d = newframe(q0, 5e9, 0); play(d, constant(0.25, 3200));")
+      (func (export "main")
+        (drop (call $phi_exec (call $cap_find (i32.const 8) (i32.const 0)) (i32.const 0) (i32.const 64) (i32.const 0) (i32.const 0)))
+        (drop (call $phi_exec (call $cap_find (i32.const 8) (i32.const 0)) (i32.const 100) (i32.const 62) (i32.const 0) (i32.const 0)))
+        (call $exit (i32.const 0))))"#;
+    let manifest = "[[host.phi.port]]\nname = \"q0\"\ngranularity_ns = 4\nband = [4.5e9, 5.5e9]\nmax_amplitude = 1.0\nt2_ns = 10_000_000\n\
+                    [[vhm]]\nname = \"p\"\n[vhm.k]\nmodule = \"p.wat\"\nmemory_limit = \"64 KiB\"\n\
+                    [vhm.policy]\nmemory_quota = \"1280 KiB\"\n\
+                    [[vhm.phi.window]]\nport = \"q0\"\nstart_ns = 0\nend_ns = 1_000_000\nband = [4.9e9, 5.1e9]\nmax_amplitude = 0.5\n";
+    let (_d, m) = scenario(&[("m.toml", manifest), ("p.wat", guest)]);
+    let (code, _, trace) = run_measured(&m);
+    assert_eq!(code, 0);
+    let ev = events(&trace);
+    let refused = texts(&ev, "p", "refused");
+    assert!(
+        refused[0].ends_with("phi_exec: contract: size at 1:33: the plays produce 200000 samples so far, more than the 81920 the VHM's budget pays for"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        texts(&ev, "p", "host_work"),
+        vec!["phi transform 0 samples: 3200 samples, 200 fuel".to_string()]
     );
 }

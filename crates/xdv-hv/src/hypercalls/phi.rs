@@ -13,7 +13,7 @@ use crate::vhm::Wait;
 use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, EventSink, HypercallRecord};
+use xdv_core::event::{EventKind, EventSink, HypercallRecord, WorkKind};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall, MAX_PHI_PROGRAM, PHI_WINDOW_SPEC_LEN};
 use xdv_phi::{Context, Freq, Program, WindowError, WindowSpec};
@@ -290,11 +290,23 @@ impl Hypervisor {
             .filter(|(_, x)| x.parent == Some(w))
             .map(|(_, x)| (x.spec.t0, x.spec.t1))
             .collect();
+        // The samples the plays produce are host memory and work: at most what the VHM's
+        // memory quota holds (16 bytes a sample) and its fuel pays for, checked before anything
+        // is generated, and charged after.
+        let v = &self.vhms[vhm as usize];
+        let max_samples = (v.quota.memory / 16)
+            .min(
+                v.budget
+                    .fuel_left()
+                    .saturating_mul(abi::PHI_SAMPLES_PER_FUEL),
+            )
+            .min(xdv_phi::exec::MAX_TRANSFORM_SAMPLES);
         let cx = Context {
             port: &port,
             visible: &visible,
             now,
             delegated: &delegated,
+            max_samples,
         };
         let v = &mut self.vhms[vhm as usize];
         let state = &mut self.phi.held.get_mut(&w).expect("held").state;
@@ -328,6 +340,8 @@ impl Hypervisor {
         let n = self.phi_execs.entry(vhm).or_insert(0);
         let number = *n;
         *n += 1;
+        let samples: u64 = exec.plays.iter().map(|p| p.samples.len() as u64).sum();
+        let sample_fuel = samples.div_ceil(abi::PHI_SAMPLES_PER_FUEL);
         if let Some(rec) = self
             .phi_captures
             .as_ref()
@@ -352,6 +366,24 @@ impl Hypervisor {
                 captures: caps.clone(),
             },
         )?;
+        if samples > 0 {
+            let v = &mut self.vhms[vhm as usize];
+            v.budget
+                .charge(sample_fuel)
+                .expect("the contract admitted only samples the fuel pays for");
+            v.fuel_used += sample_fuel;
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::HostWork {
+                    work: WorkKind::PhiSamples { transform: number },
+                    units: samples,
+                    fuel: sample_fuel,
+                },
+            )?;
+        }
         if exec.dephased {
             emit(
                 sink,

@@ -102,6 +102,7 @@ fn load(path: &Path, args: &WindowArgs) -> Result<(Execution, WindowState)> {
         visible: &visible,
         now: 0,
         delegated: &[],
+        max_samples: xdv_phi::exec::MAX_TRANSFORM_SAMPLES,
     };
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
     let e = execute(&program, &mut w, &cx, &mut rng)?;
