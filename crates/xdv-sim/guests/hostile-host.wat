@@ -1,8 +1,8 @@
 ;; hostile-host: attacks on what the host spends, one drawn from the VHM's random stream
 ;; (vCPU 0), each repeated while its budget lasts:
-;;   0 deep program text: a q_submit and a phi_exec of 20 000 nested parentheses
+;;   0 deep program text: a q_submit and a phi_exec of 2 000 nested parentheses
 ;;   1 a table bomb: spawn a child from bytes declaring a table of 50 000 000 elements, 4 vCPUs
-;;   2 an IPC flood: two channels of 4096 messages, 32 KiB each, until refused
+;;   2 an IPC flood: two channels of 4096 messages, 4 KiB each, until refused
 ;;   3 a handler-less timer of period 1 ns, then a sleep past the horizon
 ;;   4 far-future requests: timer_set(i64::MAX), a window ending at 2^64 - 4, sleep(i64::MAX)
 ;;   5 a derive/drop storm: 400 derived capabilities dropped again
@@ -61,10 +61,10 @@
       (i32.store (i32.const 300) (i32.const 0x305d7128)) ;; ") q[0];" tail at 300: ")q[0" ...
       (i32.store (i32.const 300) (i32.const 0x30715b29))
       (i32.store (i32.const 304) (i32.const 0x003b295d))
-      (local.set $len (call $deep (i32.const 16) (i32.const 50) (i32.const 20000) (i32.const 300) (i32.const 7)))
+      (local.set $len (call $deep (i32.const 16) (i32.const 50) (i32.const 2000) (i32.const 300) (i32.const 7)))
       (drop (call $q_submit (call $cap_find (i32.const 6) (i32.const 0)) (i32.const 1024) (local.get $len) (i64.const 1) (i32.const 0)))
       (i32.store (i32.const 300) (i32.const 0x000a3b29))
-      (local.set $len (call $deep (i32.const 80) (i32.const 50) (i32.const 20000) (i32.const 300) (i32.const 3)))
+      (local.set $len (call $deep (i32.const 80) (i32.const 50) (i32.const 2000) (i32.const 300) (i32.const 3)))
       (drop (call $phi_exec (call $cap_find (i32.const 8) (i32.const 0)) (i32.const 1024) (local.get $len) (i32.const 0) (i32.const 0)))
       (call $exit (i32.const 0))))
     ;; 1: a table bomb, spawned with 4 vCPUs
@@ -89,8 +89,8 @@
       (drop (call $channel (i32.const 4096) (i32.const 32)))
       (drop (call $channel (i32.const 4096) (i32.const 48)))
       (loop $flood
-        (drop (call $send (i64.load (i32.const 32)) (i32.const 0) (i32.const 32768) (i64.const 0) (i32.const 0)))
-        (drop (call $send (i64.load (i32.const 48)) (i32.const 0) (i32.const 32768) (i64.const 0) (i32.const 0)))
+        (drop (call $send (i64.load (i32.const 32)) (i32.const 0) (i32.const 4096) (i64.const 0) (i32.const 0)))
+        (drop (call $send (i64.load (i32.const 48)) (i32.const 0) (i32.const 4096) (i64.const 0) (i32.const 0)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br_if $flood (i32.lt_u (local.get $i) (i32.const 200))))
       (call $exit (i32.const 0))))

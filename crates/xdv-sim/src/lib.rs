@@ -114,6 +114,10 @@ impl std::fmt::Display for SimFailure {
     }
 }
 
+/// A VHM name whose 20-bit capability tag equals the bystander's (found by brute force;
+/// checked by a test), so that simulated hosts include a tag collision.
+pub const TAG_TWIN_OF_BYSTANDER: &str = "c727144";
+
 struct Gen {
     rng: ChaCha20Rng,
 }
@@ -161,8 +165,20 @@ fn generate(seed: u64) -> Host {
             "[[vhm.phi.window]]\nport = \"q0\"\nstart_ns = {t0}\nend_ns = {t1}\nband = [4.9e9, 5.1e9]\nmax_amplitude = 0.5\nshare = {share}\n"
         );
     };
-    for i in 0..n {
-        let name = format!("v{i}");
+    // Half the hosts name their first VHM so that its capability tag collides with the
+    // bystander's: the bystander's handles and events must not care.
+    let collide = g.below(2) == 0;
+    let names: Vec<String> = (0..n)
+        .map(|i| {
+            if i == 0 && collide {
+                TAG_TWIN_OF_BYSTANDER.to_string()
+            } else {
+                format!("v{i}")
+            }
+        })
+        .collect();
+    for name in &names {
+        let name = name.clone();
         let kind = *g.pick(&[
             "compute", "crash", "runaway", "chaos", "chaos", "phi", "q", "hostile",
         ]);
@@ -253,18 +269,18 @@ fn generate(seed: u64) -> Host {
         "q-provider",
     ];
     for _ in 0..faults {
-        let vhm = g.below(n as u64);
+        let vhm = &names[g.below(n as u64) as usize];
         let class = *g.pick(&classes);
         if g.below(2) == 0 {
             let _ = write!(
                 f,
-                "[[fault]]\nvhm = \"v{vhm}\"\nat_ns = {}\nclass = \"{class}\"\n",
+                "[[fault]]\nvhm = \"{vhm}\"\nat_ns = {}\nclass = \"{class}\"\n",
                 g.below(limit)
             );
         } else {
             let _ = write!(
                 f,
-                "[[fault]]\nvhm = \"v{vhm}\"\nafter_events = {}\nclass = \"{class}\"\n",
+                "[[fault]]\nvhm = \"{vhm}\"\nafter_events = {}\nclass = \"{class}\"\n",
                 g.below(3000)
             );
         }
@@ -532,6 +548,14 @@ mod tests {
     fn generation_is_a_function_of_the_seed() {
         assert_eq!(generate(7).manifest, generate(7).manifest);
         assert_ne!(generate(7).manifest, generate(8).manifest);
+    }
+
+    #[test]
+    fn the_tag_twin_collides_with_the_bystander() {
+        assert_eq!(
+            xdv_core::cap::tag_of(TAG_TWIN_OF_BYSTANDER),
+            xdv_core::cap::tag_of("bystander")
+        );
     }
 
     #[test]
