@@ -530,3 +530,18 @@ fn phi_samples_are_charged_to_memory_and_fuel() {
         vec!["phi transform 0 samples: 3200 samples, 200 fuel".to_string()]
     );
 }
+
+/// An element segment past its table's end is an instantiation error in words, not the
+/// engine's internal debug text.
+#[test]
+fn a_failing_element_segment_reads_as_words() {
+    let guest = r#"(module (table 1 funcref) (func $f) (elem (i32.const 5) $f)
+      (memory (export "memory") 1) (func (export "main")))"#;
+    let manifest = "[[vhm]]\nname = \"e\"\n[vhm.k]\nmodule = \"e.wat\"\n";
+    let (_d, m) = scenario(&[("m.toml", manifest), ("e.wat", guest)]);
+    let out = xdv().arg("check").arg(&m).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("an element segment does not fit its table"), "{err}");
+    assert!(!err.contains("Stored"), "{err}");
+}
