@@ -4,7 +4,9 @@
 //! - queued IPC messages it sent, and modules it loaded: held in `Budget::held`
 //!   (`hypercalls/ipc.rs`, `hypercalls/nesting.rs`);
 //! - its capability table: [`CapSpace::footprint_bytes`] over a free allowance of
-//!   [`FREE_CAP_BYTES`], checked before every capability a guest's call adds to it.
+//!   [`FREE_CAP_BYTES`], checked before every capability a guest's call adds to it;
+//! - its uncollected Q jobs' outcomes (8 bytes a shot, and a record) over [`FREE_JOB_BYTES`],
+//!   checked when a job is admitted.
 //!
 //! So a VHM's budgets bound the host memory it can make xdv hold (docs/reliability.md, "Host
 //! resources").
@@ -12,6 +14,10 @@
 use crate::hypervisor::Hypervisor;
 use xdv_core::cap::{CAP_ENTRY_BYTES, CAP_SLOT_BYTES};
 use xdv_core::VhmId;
+
+/// Bytes of uncollected Q job outcomes every VHM holds free of charge (64 KiB: 8 000 shots),
+/// so a container of a VHM sized exactly for its vCPUs still runs ordinary jobs.
+pub const FREE_JOB_BYTES: u64 = 64 * 1024;
 
 /// Capability-table bytes every VHM holds free of charge: 128 capabilities' worth, more than
 /// the hypervisor mints for a VHM of 64 vCPUs (its budget, vCPUs, module, Q container, windows,
@@ -26,21 +32,48 @@ impl Hypervisor {
             .saturating_sub(FREE_CAP_BYTES)
     }
 
-    /// Memory `vhm`'s budget has left for host-held bytes, its capability table or children.
+    /// The bytes of `vhm`'s uncollected Q jobs (outcome words and records).
+    pub(crate) fn job_bytes(&self, vhm: u32) -> u64 {
+        self.vhms[vhm as usize]
+            .q
+            .as_ref()
+            .map_or(0, |c| c.jobs.values().map(|j| j.held).sum())
+    }
+
+    /// The part of `vhm`'s uncollected Q jobs charged to its memory budget.
+    pub(crate) fn job_charge(&self, vhm: u32) -> u64 {
+        self.job_bytes(vhm).saturating_sub(FREE_JOB_BYTES)
+    }
+
+    /// The charged bytes a new job of `bytes` would add.
+    pub(crate) fn job_growth(&self, vhm: u32, bytes: u64) -> u64 {
+        let now = self.job_bytes(vhm);
+        (now + bytes).saturating_sub(FREE_JOB_BYTES) - now.saturating_sub(FREE_JOB_BYTES)
+    }
+
+    /// Memory `vhm`'s budget has left for host-held bytes, its capability table, its Q jobs or
+    /// children.
     pub(crate) fn memory_free(&self, vhm: u32) -> u64 {
         self.vhms[vhm as usize]
             .budget
             .memory_left()
             .saturating_sub(self.cap_charge(vhm))
+            .saturating_sub(self.job_charge(vhm))
+    }
+
+    /// The charged bytes `n` more capabilities (and `channels` more numbered channels) would add
+    /// to `vhm`'s capability table.
+    pub(crate) fn cap_growth(&self, vhm: u32, n: u64, channels: u64) -> u64 {
+        let now = self.caps.footprint_bytes(VhmId(vhm));
+        let grow =
+            n * (CAP_ENTRY_BYTES + CAP_SLOT_BYTES) + channels * xdv_core::cap::CAP_CHANNEL_BYTES;
+        (now + grow).saturating_sub(FREE_CAP_BYTES) - now.saturating_sub(FREE_CAP_BYTES)
     }
 
     /// Checks that `n` more capabilities (and `channels` more numbered channels) fit `vhm`'s
     /// memory budget; the refusal's reason when not.
     pub(crate) fn cap_room(&self, vhm: u32, n: u64, channels: u64) -> Result<(), String> {
-        let now = self.caps.footprint_bytes(VhmId(vhm));
-        let grow =
-            n * (CAP_ENTRY_BYTES + CAP_SLOT_BYTES) + channels * xdv_core::cap::CAP_CHANNEL_BYTES;
-        let more = (now + grow).saturating_sub(FREE_CAP_BYTES) - now.saturating_sub(FREE_CAP_BYTES);
+        let more = self.cap_growth(vhm, n, channels);
         let free = self.memory_free(vhm);
         if more > free {
             return Err(format!(

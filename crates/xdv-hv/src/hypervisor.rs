@@ -482,10 +482,10 @@ impl Hypervisor {
             if v.running() {
                 let want =
                     queued.get(&(id as u32)).copied().unwrap_or(0) + v.loaded.values().sum::<u64>();
-                let charge = self.cap_charge(id as u32);
+                let charge = self.cap_charge(id as u32) + self.job_charge(id as u32);
                 if charge > v.budget.memory_left() {
                     return Err(format!(
-                        "vhm{id} ({}): its capability table holds {charge} charged bytes, over the {} its memory budget has left",
+                        "vhm{id} ({}): its capability table and Q jobs hold {charge} charged bytes, over the {} its memory budget has left",
                         v.name,
                         v.budget.memory_left()
                     ));
@@ -1405,6 +1405,8 @@ impl Hypervisor {
         dead.extend((0..self.vhms[vhm as usize].spec.k.vcpus).map(|i| Object::Vcpu(me, i)));
         dead.extend(anchored.iter().map(|&(c, e)| Object::Endpoint(c, e)));
         let removed = self.caps.purge(me, &dead);
+        // Nothing is ever put in a stopped VHM's table: give its slots back.
+        self.caps.unregister(me);
         self.record_removed(sink, vhm, RemoveCause::Stop, removed)?;
         for (channel, end) in anchored {
             self.close_end(sink, vhm, channel, end)?;
@@ -1416,7 +1418,7 @@ impl Hypervisor {
         b.unhold(b.held);
         // Drop the instances: a stopped VHM keeps only its record. Its module goes too when
         // nobody else runs it and no capability names it.
-        self.vhms[vhm as usize].vcpus.clear();
+        self.vhms[vhm as usize].vcpus = Vec::new();
         let v = &self.vhms[vhm as usize];
         let module = v.module;
         self.modules.release(module);

@@ -86,6 +86,9 @@ pub(crate) struct Job {
     pub(crate) done: bool,
     /// One word per shot, bit c = classical bit c.
     pub(crate) outcomes: Vec<u64>,
+    /// Host bytes the job keeps until `q_result` takes it (its outcome words and its record),
+    /// charged to its VHM's memory budget beyond a free allowance (`footprint.rs`).
+    pub(crate) held: u64,
     /// vCPUs parked in `q_wait` on it.
     pub(crate) waiters: Vec<u32>,
 }

@@ -305,6 +305,22 @@ impl Vcpu {
     /// Copies `len` bytes at `ptr` out of the guest's exported memory, refusing out-of-range,
     /// over-`max` or memory-less requests with the ABI's error code.
     pub fn read_guest(&self, ptr: i64, len: i64, max: u32) -> Result<Vec<u8>, i64> {
+        let (start, end) = self.guest_range(ptr, len, max)?;
+        let mem = self.memory.ok_or(abi::E_NOMEM)?;
+        Ok(mem.data(&self.store)[start..end].to_vec())
+    }
+
+    /// Checks `[ptr, ptr + len)` as [`Vcpu::read_guest`] does, without copying anything: for a
+    /// buffer the host will write later (`ipc_recv`), so that checking costs nothing per byte.
+    ///
+    /// # Errors
+    ///
+    /// The ABI error code, as [`Vcpu::read_guest`].
+    pub fn check_guest(&self, ptr: i64, len: i64, max: u32) -> Result<(), i64> {
+        self.guest_range(ptr, len, max).map(|_| ())
+    }
+
+    fn guest_range(&self, ptr: i64, len: i64, max: u32) -> Result<(usize, usize), i64> {
         let mem = self.memory.ok_or(abi::E_NOMEM)?;
         if ptr < 0 || len < 0 {
             return Err(abi::E_FAULT);
@@ -312,14 +328,17 @@ impl Vcpu {
         if len > i64::from(max) {
             return Err(abi::E_TOOBIG);
         }
-        let data = mem.data(&self.store);
+        let size = mem.data(&self.store).len();
         let (start, end) = (
             ptr as usize,
             (ptr as usize)
                 .checked_add(len as usize)
                 .ok_or(abi::E_FAULT)?,
         );
-        data.get(start..end).map(<[u8]>::to_vec).ok_or(abi::E_FAULT)
+        if end > size {
+            return Err(abi::E_FAULT);
+        }
+        Ok((start, end))
     }
 
     /// Copies `bytes` into the guest's exported memory at `ptr`, refusing out-of-range or

@@ -205,6 +205,9 @@ pub struct Execution {
     pub captures: Vec<(String, Captured)>,
     /// Whether a dephasing event struck the window afterwards.
     pub dephased: bool,
+    /// The host work it took, in samples: those its plays produced, and those its captures
+    /// summed (bounded statically, before it ran).
+    pub work: u64,
 }
 
 /// What the transform may see besides its window.
@@ -245,7 +248,11 @@ struct Plan {
     start: u64,
     end: u64,
     restart: Option<u64>,
+    work: u64,
 }
+
+/// Most frames a window holds (its own and those transforms added): each is host memory.
+pub const MAX_FRAMES_PER_WINDOW: usize = 256;
 
 /// The static pass: checks the contract and derives the frames the transform must leave behind,
 /// with its extent.
@@ -264,6 +271,18 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
     let mut limit = w.coherent_since.saturating_add(cx.port.t2_ns);
     let mut restart = None;
     let mut samples = 0u64;
+    // Host work beyond the samples: each capture sums the samples of the plays it overlaps.
+    let (mut plays, mut capture_work) = (0u64, 0u64);
+    let over_budget = |at: Loc, total: u64| {
+        violation(
+            Rule::Size,
+            at,
+            format!(
+                "the plays produce {total} samples so far, more than the {} the VHM's budget pays for",
+                cx.max_samples
+            ),
+        )
+    };
     for (stmt, at) in &program.stmts {
         let at = *at;
         // Fetch (or catch up) the frames the statement names.
@@ -374,18 +393,12 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
                 delegated(at, frame, frames[frame].clock, envelope.duration(), cx)?;
                 let d = envelope.duration();
                 samples = samples.saturating_add(d);
-                if samples > cx.max_samples
+                plays += 1;
+                if samples.saturating_add(capture_work) > cx.max_samples
                     && d <= MAX_PLAY_SAMPLES
                     && samples <= MAX_TRANSFORM_SAMPLES
                 {
-                    return Err(violation(
-                        Rule::Size,
-                        at,
-                        format!(
-                            "the plays produce {samples} samples so far, more than the {} the VHM's budget pays for",
-                            cx.max_samples
-                        ),
-                    ));
+                    return Err(over_budget(at, samples));
                 }
                 if d > MAX_PLAY_SAMPLES || samples > MAX_TRANSFORM_SAMPLES {
                     return Err(violation(
@@ -431,6 +444,20 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
                 }
                 delegated(at, frame, frames[frame].clock, *duration, cx)?;
                 timed(frame, *duration, &mut frames)?;
+                capture_work = capture_work
+                    .saturating_add(plays)
+                    .saturating_add(plays.saturating_mul(*duration).min(samples));
+                if samples.saturating_add(capture_work) > cx.max_samples {
+                    return Err(violation(
+                        Rule::Size,
+                        at,
+                        format!(
+                            "the plays and captures take {} samples of work so far, more than the {} the VHM's budget pays for",
+                            samples.saturating_add(capture_work),
+                            cx.max_samples
+                        ),
+                    ));
+                }
             }
             Stmt::Barrier { frames: names } => {
                 for n in names {
@@ -482,11 +509,20 @@ fn pre_check(program: &Program, w: &WindowState, cx: &Context) -> Result<Plan, V
         start = opens;
         end = opens;
     }
+    let held = w.frames.len() + frames.keys().filter(|n| !w.frames.contains_key(*n)).count();
+    if held > MAX_FRAMES_PER_WINDOW {
+        return Err(violation(
+            Rule::Size,
+            Loc::default(),
+            format!("the window would hold {held} frames, more than {MAX_FRAMES_PER_WINDOW}"),
+        ));
+    }
     Ok(Plan {
         frames,
         start,
         end,
         restart,
+        work: samples.saturating_add(capture_work),
     })
 }
 
@@ -542,6 +578,7 @@ pub fn execute(
         start,
         end,
         restart,
+        work,
     } = pre_check(program, w, cx)?;
     let g = cx.port.granularity_ns.max(1);
     let opens = align_up(cx.now.max(w.spec.t0), g);
@@ -727,6 +764,7 @@ pub fn execute(
         plays,
         captures,
         dephased,
+        work,
     })
 }
 

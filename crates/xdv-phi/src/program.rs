@@ -20,6 +20,9 @@
 use crate::envelope::Envelope;
 use std::fmt;
 
+/// Longest name (of a frame or a port) a transform may use, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
 /// Deepest nesting of a number expression: each opening parenthesis and each unary minus counts
 /// one level, and the number or `pi` inside one more, so `-(1)` has three. A deeper expression is
 /// refused at the token that goes past the limit (`expression nested deeper than 64 levels`),
@@ -279,6 +282,10 @@ impl Parser<'_> {
     }
     fn ident(&mut self) -> Result<String, ParseError> {
         match self.peek().clone() {
+            Tok::Ident(s) if s.len() > MAX_NAME_BYTES => self.err(format!(
+                "a name is at most {MAX_NAME_BYTES} bytes, this one {}",
+                s.len()
+            )),
             Tok::Ident(s) => {
                 self.pos += 1;
                 Ok(s)

@@ -542,6 +542,9 @@ fn a_failing_element_segment_reads_as_words() {
     let out = xdv().arg("check").arg(&m).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("an element segment does not fit its table"), "{err}");
+    assert!(
+        err.contains("an element segment does not fit its table"),
+        "{err}"
+    );
     assert!(!err.contains("Stored"), "{err}");
 }

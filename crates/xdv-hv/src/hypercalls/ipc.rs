@@ -167,7 +167,14 @@ impl Hypervisor {
                         format!("buffer of {len} bytes cannot hold the {RECV_HEADER}-byte header"),
                     ));
                 }
-                if let Err((code, reason)) = self.read_guest(vhm, vcpu, ptr, len, u32::MAX) {
+                let checked = self.vhms[vhm as usize].vcpus[vcpu as usize]
+                    .vcpu
+                    .check_guest(i64::from(ptr), i64::from(len), u32::MAX);
+                if let Err(code) = checked {
+                    let reason = format!(
+                        "cannot read {len} bytes at {ptr:#x}: {}",
+                        abi::error_name(code)
+                    );
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 let at = Inbox {
@@ -288,6 +295,11 @@ impl Hypervisor {
             .queue
             .pop_front()
             .expect("front exists");
+        // A drained queue gives its memory back: capacity nobody is charged for.
+        let q = &mut ch.ends[end as usize].queue;
+        if q.is_empty() && q.capacity() > 16 {
+            q.shrink_to_fit();
+        }
         let senders = std::mem::take(&mut ch.ends[end as usize].send_waiters);
         self.vhms[msg.sender as usize].budget.unhold(msg.cost());
         // The capability is derived into the receiver now, with the rights it had at send time;
@@ -356,14 +368,17 @@ impl Hypervisor {
                 let mut dropped = 0u32;
                 for mut m in queue {
                     if m.sender == vhm {
-                        let receiver = &mut self.vhms[anchor as usize];
-                        if anchor == vhm
-                            || !receiver.running()
-                            || receiver.budget.hold(m.cost()).is_err()
-                        {
+                        let fits = anchor != vhm
+                            && self.vhms[anchor as usize].running()
+                            && m.cost() <= self.memory_free(anchor);
+                        if !fits {
                             dropped += 1;
                             continue;
                         }
+                        self.vhms[anchor as usize]
+                            .budget
+                            .hold(m.cost())
+                            .expect("fits the memory left");
                         m.sender = anchor;
                     }
                     kept.push_back(m);

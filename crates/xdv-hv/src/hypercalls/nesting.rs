@@ -443,14 +443,17 @@ impl Hypervisor {
         if let Err(reason) = self.cap_room(vhm, 1, 0) {
             return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
         }
-        if quota.memory > self.memory_free(vhm) {
+        // The child's memory comes out of what is left once the parent's handle on it is held.
+        let free = self
+            .memory_free(vhm)
+            .saturating_sub(self.cap_growth(vhm, 1, 0));
+        if quota.memory > free {
             return Ok(Outcome::refused(
                 record,
                 abi::E_QUOTA,
                 format!(
-                    "over budget: memory: asked {} bytes, {} left beside what the host holds for this VHM",
+                    "over budget: memory: asked {} bytes, {free} left beside what the host holds for this VHM",
                     quota.memory,
-                    self.memory_free(vhm)
                 ),
             ));
         }

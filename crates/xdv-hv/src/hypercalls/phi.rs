@@ -122,8 +122,7 @@ impl Hypervisor {
                         .iter()
                         .filter_map(|w| self.phi.table.get(*w))
                         .filter(|w| w.parent.is_none())
-                        .map(|w| w.spec.t1 - w.spec.t0)
-                        .sum();
+                        .fold(0u64, |sum, w| sum.saturating_add(w.spec.t1 - w.spec.t0));
                     let quota = v.spec.policy.phi_port_time;
                     let want = spec.t1.saturating_sub(spec.t0);
                     if want > quota.saturating_sub(held) {
@@ -340,7 +339,7 @@ impl Hypervisor {
         let n = self.phi_execs.entry(vhm).or_insert(0);
         let number = *n;
         *n += 1;
-        let samples: u64 = exec.plays.iter().map(|p| p.samples.len() as u64).sum();
+        let samples = exec.work;
         let sample_fuel = samples.div_ceil(abi::PHI_SAMPLES_PER_FUEL);
         if let Some(rec) = self
             .phi_captures

@@ -11,6 +11,9 @@ use super::lifecycle::bare_record;
 use super::{Args, Outcome};
 use crate::hypervisor::{emit, Hypervisor};
 use crate::q::{pack, Job, Outcomes};
+
+/// Host bytes a job's record costs beside its outcome words (8 bytes a shot).
+const JOB_RECORD_BYTES: u64 = 128;
 use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
@@ -252,6 +255,19 @@ impl Hypervisor {
                 ),
             );
         }
+        // The outcome words stay on the host until q_result: held in the memory budget.
+        let job_bytes = shots * 8 + JOB_RECORD_BYTES;
+        let free = self
+            .memory_free(vhm)
+            .saturating_sub(self.cap_growth(vhm, 1, 0));
+        if self.job_growth(vhm, job_bytes) > free {
+            return refuse(
+                abi::E_QUOTA,
+                format!(
+                    "memory budget: the job's {shots} outcomes hold {job_bytes} bytes until q_result, {free} left"
+                ),
+            );
+        }
         let work = dev.provider.work(&circuit, shots);
         let work_fuel = work.div_ceil(abi::Q_WORK_PER_FUEL);
         let fuel_left = self.vhms[vhm as usize].budget.fuel_left();
@@ -260,6 +276,24 @@ impl Hypervisor {
                 abi::E_QUOTA,
                 format!(
                     "fuel: simulating the job takes {work} amplitude updates ({work_fuel} fuel), {fuel_left} fuel left"
+                ),
+            );
+        }
+        let busy_until = self.vhms[vhm as usize]
+            .q
+            .as_ref()
+            .expect("a live container")
+            .busy_until;
+        let completes = self
+            .now
+            .saturating_add(busy_until.saturating_sub(self.now))
+            .saturating_add(duration);
+        if completes > abi::TIME_HORIZON_NS {
+            return refuse(
+                abi::E_INVAL,
+                format!(
+                    "the job would complete at {completes} ns, past the time horizon ({} ns)",
+                    abi::TIME_HORIZON_NS
                 ),
             );
         }
@@ -304,6 +338,7 @@ impl Hypervisor {
             .charge(work_fuel)
             .expect("the work's fuel was checked above");
         v.fuel_used += work_fuel;
+
         let c = v.q.as_mut().expect("a live container");
         c.spent += cost;
         c.own_spent += cost;
@@ -311,6 +346,7 @@ impl Hypervisor {
         let budget_left = c.left();
         let queued_ns = c.busy_until.saturating_sub(now);
         let done_at = now.saturating_add(queued_ns).saturating_add(duration);
+
         c.busy_until = done_at;
         let cap = self.mint(
             sink,
@@ -334,6 +370,7 @@ impl Hypervisor {
                     done: false,
                     outcomes,
                     waiters: Vec::new(),
+                    held: job_bytes,
                 },
             );
         emit(
