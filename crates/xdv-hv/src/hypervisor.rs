@@ -461,8 +461,14 @@ impl Hypervisor {
                 ));
             }
         }
-        self.modules
-            .check(self.vhms.iter().filter(|v| v.running()).map(|v| v.module))?;
+        self.modules.check(
+            self.vhms.iter().filter(|v| v.running()).map(|v| v.module),
+            |hash| {
+                self.vhms
+                    .iter()
+                    .any(|v| v.running() && v.loaded.contains_key(hash))
+            },
+        )?;
         // The host footprint: what each running VHM's budget holds is exactly its queued (or
         // parked) messages and the modules it loaded.
         let mut queued: std::collections::BTreeMap<u32, u64> = Default::default();
@@ -1416,23 +1422,17 @@ impl Hypervisor {
         // receivers or were dropped, a parked send's message went with its vCPU.
         let b = &mut self.vhms[vhm as usize].budget;
         b.unhold(b.held);
-        // Drop the instances: a stopped VHM keeps only its record. Its module goes too when
-        // nobody else runs it and no capability names it.
+        // Drop the instances: a stopped VHM keeps only its record. A module loaded at run time
+        // lives while a VHM runs it: when the last one stops, its code and bytes go, every
+        // capability naming it is destroyed, and the VHMs that loaded it stop paying for it.
         self.vhms[vhm as usize].vcpus = Vec::new();
-        let v = &self.vhms[vhm as usize];
-        let module = v.module;
+        let module = self.vhms[vhm as usize].module;
         self.modules.release(module);
-        let mut hashes: Vec<_> = v.loaded.keys().copied().collect();
-        hashes.push(self.modules.hash(module));
-        let (caps, vhms) = (&self.caps, self.vhms.len() as u32);
-        let gone = self.modules.sweep(&hashes, |hash| {
-            (0..vhms).any(|v| {
-                caps.held_by(VhmId(v))
-                    .any(|n| n.object == Object::Module(*hash))
-            })
-        });
-        // A module the host no longer holds is no longer charged to the VHMs that loaded it.
-        for hash in gone {
+        let hash = self.modules.hash(module);
+        if self.modules.unused(&hash) {
+            self.modules.retire(&hash);
+            let removed = self.caps.destroy(&Object::Module(hash));
+            self.record_removed(sink, vhm, RemoveCause::Stop, removed)?;
             for v in self.vhms.iter_mut().filter(|v| v.running()) {
                 if let Some(footprint) = v.loaded.remove(&hash) {
                     v.budget.unhold(footprint);

@@ -2,10 +2,12 @@
 //! by the running VHMs that use them.
 //!
 //! Manifest modules are pinned: a restart may need them at any time. A module loaded at run time
-//! (`vhm_spawn` from bytes) is compiled once per (hash, entry) and its compiled code dropped when
-//! the last running VHM using it stops; its bytes go too, unless a capability still names it
-//! (whoever holds that capability may spawn from it later). So a spawn → wait → drop loop holds
-//! one module at a time, not every module it ever loaded.
+//! (`vhm_spawn` from bytes, or from a capability on such a module) is compiled once per (hash,
+//! entry) when a spawn from it succeeds, and kept while a VHM runs it; the VHMs that spawned from
+//! it pay for it meanwhile (`Vhm::loaded`). When the last VHM running it stops, its compiled code
+//! and bytes are dropped, the hypervisor destroys the capabilities naming it, and its loaders
+//! stop paying. So a spawn → wait → drop loop holds one module at a time, not every module it
+//! ever loaded.
 
 use std::collections::BTreeMap;
 use xdv_core::Hash32;
@@ -120,34 +122,50 @@ impl Modules {
         e.users -= 1;
     }
 
-    /// Reclaims what nobody needs of the modules `hashes`: the compiled form of every unpinned
-    /// entry no running VHM uses, and the bytes of a hash with no compiled entry left, unless
-    /// `named(hash)` (a capability names it, and its holder may spawn from it). Returns the
-    /// hashes the host no longer holds anything of.
-    pub(crate) fn sweep<'a>(
-        &mut self,
-        hashes: impl IntoIterator<Item = &'a Hash32>,
-        named: impl Fn(&Hash32) -> bool,
-    ) -> Vec<Hash32> {
-        let mut gone = Vec::new();
-        for hash in hashes {
-            let mut in_use = false;
-            for e in self.entries.iter_mut().filter(|e| e.hash == *hash) {
-                if e.users == 0 && !e.pinned {
-                    e.compiled = None;
-                }
-                in_use |= e.compiled.is_some();
-            }
-            if !in_use && !named(hash) && self.bytes.remove(hash).is_some() {
-                gone.push(*hash);
-            }
-        }
-        gone
+    /// `true` when a manifest module has `hash`: it is kept for the life of the host.
+    pub(crate) fn pinned(&self, hash: &Hash32) -> bool {
+        self.entries.iter().any(|e| e.hash == *hash && e.pinned)
     }
 
-    /// Checks that every module counts as users exactly the running VHMs that run it; returns
-    /// the first violation.
-    pub(crate) fn check(&self, running: impl Iterator<Item = usize>) -> Result<(), String> {
+    /// `true` when `hash` is a run-time module no running VHM runs.
+    pub(crate) fn unused(&self, hash: &Hash32) -> bool {
+        !self.pinned(hash)
+            && self
+                .entries
+                .iter()
+                .filter(|e| e.hash == *hash)
+                .all(|e| e.users == 0)
+    }
+
+    /// Drops the compiled forms and the bytes of the run-time module `hash`: the last VHM that
+    /// ran it stopped.
+    ///
+    /// # Panics
+    ///
+    /// When a VHM still runs it.
+    pub(crate) fn retire(&mut self, hash: &Hash32) {
+        if self.pinned(hash) {
+            return;
+        }
+        for e in self.entries.iter_mut().filter(|e| e.hash == *hash) {
+            assert!(
+                e.users == 0,
+                "module {} retired while it runs",
+                hash.short()
+            );
+            e.compiled = None;
+        }
+        self.bytes.remove(hash);
+    }
+
+    /// Checks that every module counts as users exactly the running VHMs that run it, and that
+    /// every run-time module the host keeps is paid for by a running VHM that loaded it
+    /// (`paid`); returns the first violation.
+    pub(crate) fn check(
+        &self,
+        running: impl Iterator<Item = usize>,
+        paid: impl Fn(&Hash32) -> bool,
+    ) -> Result<(), String> {
         let mut users = vec![0u32; self.entries.len()];
         for m in running {
             users[m] += 1;
@@ -162,6 +180,20 @@ impl Modules {
             }
             if n > 0 && e.compiled.is_none() {
                 return Err(format!("module {i} is used but was reclaimed"));
+            }
+            if !e.pinned && e.compiled.is_some() && !paid(&e.hash) {
+                return Err(format!(
+                    "module {i} ({}) is compiled, but no running VHM that loaded it pays for it",
+                    e.hash.short()
+                ));
+            }
+        }
+        for hash in self.bytes.keys() {
+            if !self.pinned(hash) && !paid(hash) {
+                return Err(format!(
+                    "the bytes of module {} are kept, but no running VHM that loaded it pays for them",
+                    hash.short()
+                ));
             }
         }
         Ok(())

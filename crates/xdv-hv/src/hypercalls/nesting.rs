@@ -302,7 +302,7 @@ impl Hypervisor {
         let name = self.unique_name(&format!("{}/{short}", self.vhms[vhm as usize].name));
         let record = HypercallRecord::VhmSpawn { name: name.clone() };
         // The module: by capability, or bytes from the caller's memory.
-        let (module, loaded) = if spec.module != 0 {
+        let (hash, bytes, from_code) = if spec.module != 0 {
             let hash = match self.caps.require(me, spec.module, rights::SPAWN, |o| {
                 matches!(o, Object::Module(_))
             }) {
@@ -323,16 +323,7 @@ impl Hypervisor {
                 .bytes(&hash)
                 .expect("every module capability names stored bytes")
                 .to_vec();
-            match self.compile(&bytes, CHILD_ENTRY) {
-                Ok(m) => (m, None),
-                Err(e) => {
-                    return Ok(Outcome::refused(
-                        record,
-                        abi::E_INVAL,
-                        format!("module {}: {e}", hash.short()),
-                    ))
-                }
-            }
+            (hash, bytes, false)
         } else {
             let bytes = match self.read_guest(vhm, vcpu, spec.code.0, spec.code.1, MAX_CODE) {
                 Ok(b) => b,
@@ -340,53 +331,12 @@ impl Hypervisor {
                     return Ok(Outcome::refused(record, code, format!("code: {reason}")))
                 }
             };
-            // Loading is host work and host memory, charged to the caller before it is done:
-            // fuel for compiling, and the module's footprint held in its memory budget (once
-            // per distinct module it loads, whatever other VHMs loaded).
-            let hash = Hash32::of(&bytes);
-            let v = &self.vhms[vhm as usize];
-            let footprint = if v.loaded.contains_key(&hash) {
-                0
-            } else {
-                bytes.len() as u64 * MODULE_FOOTPRINT_FACTOR
-            };
-            let fuel = bytes.len() as u64 * MODULE_LOAD_FUEL_PER_BYTE;
-            if fuel > v.budget.fuel_left() {
-                return Ok(Outcome::refused(
-                    record,
-                    abi::E_QUOTA,
-                    format!(
-                        "code: loading {} bytes takes {fuel} fuel, {} left",
-                        bytes.len(),
-                        v.budget.fuel_left()
-                    ),
-                ));
-            }
-            let free = self.memory_free(vhm);
-            if footprint > free {
-                return Ok(Outcome::refused(
-                    record,
-                    abi::E_QUOTA,
-                    format!(
-                        "code: memory budget: the module holds {footprint} bytes ({} bytes × {MODULE_FOOTPRINT_FACTOR}), {free} left",
-                        bytes.len(),
-                    ),
-                ));
-            }
-            let v = &mut self.vhms[vhm as usize];
-            v.budget.charge(fuel).expect("checked above");
-            v.fuel_used += fuel;
-            match self.compile(&bytes, CHILD_ENTRY) {
-                Ok(m) => {
-                    let v = &mut self.vhms[vhm as usize];
-                    if footprint > 0 {
-                        v.budget.hold(footprint).expect("checked above");
-                        v.loaded.insert(hash, footprint);
-                    }
-                    (m, Some(bytes))
-                }
-                Err(e) => return Ok(Outcome::refused(record, abi::E_INVAL, format!("code: {e}"))),
-            }
+            (Hash32::of(&bytes), bytes, true)
+        };
+        let what = if from_code {
+            "code".to_string()
+        } else {
+            format!("module {}", hash.short())
         };
         // Capabilities to pass: each must be held with the transfer right and asked rights ⊆ held.
         let mut passed = Vec::with_capacity(spec.caps.0 as usize);
@@ -473,6 +423,59 @@ impl Hypervisor {
                 ));
             }
         }
+        // Last, so that a refused spawn compiles nothing. A module loaded at run time is host
+        // work and host memory, charged to the caller before it is compiled: fuel for validating and compiling it, on every spawn from it
+        // (whatever other VHMs did), and its footprint held in the caller's memory budget once
+        // per distinct module, for as long as the caller runs. Manifest modules are the host's.
+        let mut footprint = 0;
+        if !self.modules.pinned(&hash) {
+            let v = &self.vhms[vhm as usize];
+            if !v.loaded.contains_key(&hash) {
+                footprint = bytes.len() as u64 * MODULE_FOOTPRINT_FACTOR;
+            }
+            let fuel = bytes.len() as u64 * MODULE_LOAD_FUEL_PER_BYTE;
+            if fuel > v.budget.fuel_left() {
+                return Ok(Outcome::refused(
+                    record,
+                    abi::E_QUOTA,
+                    format!(
+                        "{what}: loading {} bytes takes {fuel} fuel, {} left",
+                        bytes.len(),
+                        v.budget.fuel_left()
+                    ),
+                ));
+            }
+            let free = self.memory_free(vhm);
+            if footprint > free {
+                return Ok(Outcome::refused(
+                    record,
+                    abi::E_QUOTA,
+                    format!(
+                        "{what}: memory budget: the module holds {footprint} bytes ({} bytes × {MODULE_FOOTPRINT_FACTOR}), {free} left",
+                        bytes.len(),
+                    ),
+                ));
+            }
+            let v = &mut self.vhms[vhm as usize];
+            v.budget.charge(fuel).expect("checked above");
+            v.fuel_used += fuel;
+        }
+        let module = match self.compile(&bytes, CHILD_ENTRY) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Outcome::refused(
+                    record,
+                    abi::E_INVAL,
+                    format!("{what}: {e}"),
+                ))
+            }
+        };
+        if footprint > 0 {
+            let v = &mut self.vhms[vhm as usize];
+            v.budget.hold(footprint).expect("checked above");
+            v.loaded.insert(hash, footprint);
+        }
+        let loaded = from_code.then_some(bytes);
         if let Some(bytes) = loaded {
             let hash = Hash32::of(&bytes);
             sink.module(&hash, &bytes)?;
