@@ -165,6 +165,20 @@ impl Hypervisor {
                 format!("vector {vector} does not exist (irq_vectors {irq_vectors})"),
             );
         }
+        // Cheap refusals first: a full container parses nothing.
+        let held_jobs = self.vhms[vhm as usize]
+            .q
+            .as_ref()
+            .map_or(0, |c| c.jobs.len());
+        if held_jobs >= abi::MAX_Q_JOBS {
+            return refuse(
+                abi::E_BUSY,
+                format!(
+                    "the container holds {} jobs not yet collected with q_result",
+                    abi::MAX_Q_JOBS
+                ),
+            );
+        }
         let (program, source) = match self.read_text(vhm, vcpu, ptr, len, MAX_Q_PROGRAM, "program")
         {
             Ok(t) => t,
@@ -196,15 +210,6 @@ impl Hypervisor {
         // Decided from the circuit alone, so a replay (which runs no provider) decides alike.
         if let Err(reason) = dev.provider.accepts(&circuit) {
             return refuse(abi::E_INVAL, reason);
-        }
-        if c.jobs.len() >= abi::MAX_Q_JOBS {
-            return refuse(
-                abi::E_BUSY,
-                format!(
-                    "the container holds {} jobs not yet collected with q_result",
-                    abi::MAX_Q_JOBS
-                ),
-            );
         }
         let plan = match xdv_q::plan::plan(&circuit, device, &dev.costs, c.physical.len()) {
             Ok(p) => p,
