@@ -333,6 +333,13 @@ impl Hypervisor {
             let quota = quota_of(&spec);
             let parent = spec.parent.map(|p| ids[p]);
             let (id, _) = self.create_vhm(sink, spec, m, parent, quota)?;
+            // A VHM that failed to instantiate (only when `check_instantiation` was skipped)
+            // has stopped, and a stopped VHM's table takes nothing.
+            let extra = if self.vhms[id as usize].running() {
+                extra
+            } else {
+                Vec::new()
+            };
             for e in extra {
                 let hash = self.modules.hash(e);
                 self.mint(
@@ -349,6 +356,10 @@ impl Hypervisor {
             let ends = [ids[c.ends[0]], ids[c.ends[1]]];
             let channel = self.new_channel(sink, ends[0], c.capacity, ends)?;
             for (e, &holder) in ends.iter().enumerate() {
+                if !self.vhms[holder as usize].running() {
+                    self.channels[channel as usize].ends[e].closed = true;
+                    continue;
+                }
                 let r = rights::INSPECT
                     | rights::DERIVE
                     | rights::TRANSFER
@@ -667,8 +678,11 @@ impl Hypervisor {
         let channel = self.channels.len() as u32;
         self.channels.push(Channel::new(capacity, anchors));
         // Each anchor numbers the channel in its own table, for cap_info and IPC interrupts.
-        self.caps.anchor(VhmId(anchors[0]), channel);
-        self.caps.anchor(VhmId(anchors[1]), channel);
+        for a in anchors {
+            if self.vhms[a as usize].running() {
+                self.caps.anchor(VhmId(a), channel);
+            }
+        }
         emit(
             sink,
             &mut self.events,

@@ -181,7 +181,7 @@ impl Modules {
             if n > 0 && e.compiled.is_none() {
                 return Err(format!("module {i} is used but was reclaimed"));
             }
-            if !e.pinned && e.compiled.is_some() && !paid(&e.hash) {
+            if !self.pinned(&e.hash) && e.compiled.is_some() && !paid(&e.hash) {
                 return Err(format!(
                     "module {i} ({}) is compiled, but no running VHM that loaded it pays for it",
                     e.hash.short()

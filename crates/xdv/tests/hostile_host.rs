@@ -548,3 +548,60 @@ fn a_failing_element_segment_reads_as_words() {
     );
     assert!(!err.contains("Stored"), "{err}");
 }
+
+/// The fuel and memory a module load costs must fit beside the child's quota: a spawn whose
+/// child takes almost all the fuel left, from a 64 KiB module, is refused (not carved short),
+/// and a smaller quota then fits.
+#[test]
+fn a_module_load_is_paid_beside_the_childs_quota() {
+    const PAYLOAD: usize = 1 << 16;
+    let (prefix, suffix) = module_with_custom_section(PAYLOAD);
+    let total = prefix.len() + PAYLOAD + suffix.len();
+    let code_at = 4096;
+    let suffix_at = code_at + prefix.len() + PAYLOAD;
+    let guest = format!(
+        r#"(module
+      (import "xdv" "cap_find" (func $cap_find (param i32 i32) (result i64)))
+      (import "xdv" "vhm_spawn" (func $vhm_spawn (param i32 i32) (result i64)))
+      (import "xdv" "vhm_wait" (func $vhm_wait (param i64) (result i64)))
+      (import "xdv" "exit" (func $exit (param i32)))
+      (memory (export "memory") 2)
+      (data (i32.const 0) "b")
+      (data (i32.const {code_at}) "{prefix}")
+      (data (i32.const {suffix_at}) "{suffix}")
+      (func (export "main") (local $q i64) (local $h i64)
+        (i64.store (i32.const 512) (call $cap_find (i32.const 2) (i32.const 0)))
+        (i32.store (i32.const 528) (i32.const {code_at}))
+        (i32.store (i32.const 532) (i32.const {total}))
+        (i32.store (i32.const 540) (i32.const 1))
+        (i32.store (i32.const 544) (i32.const 1))
+        (i32.store (i32.const 548) (i32.const 1))
+        (i64.store (i32.const 552) (i64.const 65536))
+        (i64.store (i32.const 560) (i64.const 65536))
+        (i32.store (i32.const 576) (i32.const 1))
+        (local.set $q (i64.const 999000))
+        (loop $l
+          (i64.store (i32.const 568) (local.get $q))
+          (local.set $h (call $vhm_spawn (i32.const 512) (i32.const 88)))
+          (if (i64.ge_s (local.get $h) (i64.const 0))
+            (then (drop (call $vhm_wait (local.get $h))) (call $exit (i32.const 0))))
+          (local.set $q (i64.sub (local.get $q) (i64.const 100)))
+          (br_if $l (i64.gt_s (local.get $q) (i64.const 0))))
+        (call $exit (i32.const 1))))"#,
+        prefix = wat_bytes(&prefix),
+        suffix = wat_bytes(&suffix),
+    );
+    let manifest = "[[vhm]]\nname = \"p\"\n[vhm.k]\nmodule = \"p.wat\"\nmemory_limit = \"128 KiB\"\n\
+                    [vhm.policy]\nmax_vcpus = 2\nmemory_quota = \"1 MiB\"\nfuel_quota = 1_000_000\nmax_depth = 1\n";
+    let (_d, m) = scenario(&[("m.toml", manifest), ("p.wat", &guest)]);
+    let (code, _, trace) = run_measured(&m);
+    assert_eq!(code, 0);
+    let ev = events(&trace);
+    assert!(texts(&ev, "p", "refused")
+        .iter()
+        .any(|r| r.contains("takes 65") && r.contains("left beside the child's fuel_quota")));
+    assert_eq!(
+        texts(&ev, "p", "vhm_exited")[0].split(',').next(),
+        Some("exited: exit(0)")
+    );
+}

@@ -424,9 +424,11 @@ impl Hypervisor {
             }
         }
         // Last, so that a refused spawn compiles nothing. A module loaded at run time is host
-        // work and host memory, charged to the caller before it is compiled: fuel for validating and compiling it, on every spawn from it
-        // (whatever other VHMs did), and its footprint held in the caller's memory budget once
-        // per distinct module, for as long as the caller runs. Manifest modules are the host's.
+        // work and host memory, charged to the caller before it is compiled: fuel for validating
+        // and compiling it, on every spawn from it (whatever other VHMs did), and its footprint
+        // held in the caller's memory budget once per distinct module, while a VHM runs it.
+        // Both must fit beside the child's quota, which is carved right after. Manifest modules
+        // are the host's.
         let mut footprint = 0;
         if !self.modules.pinned(&hash) {
             let v = &self.vhms[vhm as usize];
@@ -434,24 +436,27 @@ impl Hypervisor {
                 footprint = bytes.len() as u64 * MODULE_FOOTPRINT_FACTOR;
             }
             let fuel = bytes.len() as u64 * MODULE_LOAD_FUEL_PER_BYTE;
-            if fuel > v.budget.fuel_left() {
+            let fuel_left = v.budget.fuel_left().saturating_sub(quota.fuel);
+            if fuel > fuel_left {
                 return Ok(Outcome::refused(
                     record,
                     abi::E_QUOTA,
                     format!(
-                        "{what}: loading {} bytes takes {fuel} fuel, {} left",
+                        "{what}: loading {} bytes takes {fuel} fuel, {fuel_left} left beside the child's fuel_quota",
                         bytes.len(),
-                        v.budget.fuel_left()
                     ),
                 ));
             }
-            let free = self.memory_free(vhm);
+            let free = self
+                .memory_free(vhm)
+                .saturating_sub(self.cap_growth(vhm, 1, 0))
+                .saturating_sub(quota.memory);
             if footprint > free {
                 return Ok(Outcome::refused(
                     record,
                     abi::E_QUOTA,
                     format!(
-                        "{what}: memory budget: the module holds {footprint} bytes ({} bytes × {MODULE_FOOTPRINT_FACTOR}), {free} left",
+                        "{what}: memory budget: the module holds {footprint} bytes ({} bytes × {MODULE_FOOTPRINT_FACTOR}), {free} left beside the child's memory_quota",
                         bytes.len(),
                     ),
                 ));
