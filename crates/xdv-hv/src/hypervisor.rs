@@ -678,9 +678,12 @@ impl Hypervisor {
         let channel = self.channels.len() as u32;
         self.channels.push(Channel::new(capacity, anchors));
         // Each anchor numbers the channel in its own table, for cap_info and IPC interrupts.
-        for a in anchors {
+        for (end, a) in anchors.into_iter().enumerate() {
             if self.vhms[a as usize].running() {
                 self.caps.anchor(VhmId(a), channel);
+                self.vhms[a as usize]
+                    .anchored_ends
+                    .push((channel, end as u8));
             }
         }
         emit(
@@ -770,6 +773,8 @@ impl Hypervisor {
             windows: Vec::new(),
             restarts: 0,
             loaded: Default::default(),
+            anchored_ends: Vec::new(),
+            sent_to: Default::default(),
             module,
             spec,
         });
@@ -1407,17 +1412,10 @@ impl Hypervisor {
             self.release_window(sink, w)?;
         }
         let me = VhmId(vhm);
-        let anchored: Vec<(u32, u8)> = self
-            .channels
-            .iter()
-            .enumerate()
-            .flat_map(|(c, ch)| {
-                (0..2u8)
-                    .filter(move |&e| {
-                        ch.ends[e as usize].anchor == vhm && !ch.ends[e as usize].closed
-                    })
-                    .map(move |e| (c as u32, e))
-            })
+        // The VHM's own list, not a scan of every channel: stopping costs what it created.
+        let anchored: Vec<(u32, u8)> = std::mem::take(&mut self.vhms[vhm as usize].anchored_ends)
+            .into_iter()
+            .filter(|&(c, e)| !self.channels[c as usize].ends[e as usize].closed)
             .collect();
         // Handles on the VHM itself stay, so its parent can still wait for it (and learn how
         // it ended) until it drops them.

@@ -130,6 +130,11 @@ pub(crate) struct Vhm {
     pub(crate) windows: Vec<xdv_phi::WindowId>,
     /// How many times this VHM (under its base name) was restarted before this incarnation.
     pub(crate) restarts: u32,
+    /// Channel ends anchored at the VHM, in creation order: closed when it stops.
+    pub(crate) anchored_ends: Vec<(u32, u8)>,
+    /// Channel ends the VHM has queued messages at (some may have been received since): where
+    /// its undelivered messages are when it stops.
+    pub(crate) sent_to: std::collections::BTreeSet<(u32, u8)>,
     /// Modules the VHM loaded from bytes, with the footprint each holds in its memory budget
     /// (once per module).
     pub(crate) loaded: std::collections::BTreeMap<xdv_core::Hash32, u64>,

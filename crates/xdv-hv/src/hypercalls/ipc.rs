@@ -223,7 +223,9 @@ impl Hypervisor {
         }
         let (len, badge, with_cap) = (msg.bytes.len() as u32, msg.badge, msg.cap.is_some());
         let end = &mut ch.ends[to_end as usize];
+        let sender = msg.sender;
         end.queue.push_back(msg);
+        self.vhms[sender as usize].sent_to.insert((channel, to_end));
         let waiters = std::mem::take(&mut end.recv_waiters);
         let anchor = end.anchor;
         emit(
@@ -356,8 +358,10 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
     ) -> Result<(), HvError> {
-        for channel in 0..self.channels.len() {
-            for end in 0..2u8 {
+        // Only the ends it sent to (in channel and end order), not every channel of the host.
+        for (channel, end) in std::mem::take(&mut self.vhms[vhm as usize].sent_to) {
+            let channel = channel as usize;
+            {
                 let e = &self.channels[channel].ends[end as usize];
                 if e.closed || !e.queue.iter().any(|m| m.sender == vhm) {
                     continue;
