@@ -47,8 +47,7 @@ impl Hypervisor {
 
     /// The charged bytes a new job of `bytes` would add.
     pub(crate) fn job_growth(&self, vhm: u32, bytes: u64) -> u64 {
-        let now = self.job_bytes(vhm);
-        (now + bytes).saturating_sub(FREE_JOB_BYTES) - now.saturating_sub(FREE_JOB_BYTES)
+        charged_growth(self.job_bytes(vhm), bytes, FREE_JOB_BYTES)
     }
 
     /// Memory `vhm`'s budget has left for host-held bytes, its capability table, its Q jobs or
@@ -64,10 +63,9 @@ impl Hypervisor {
     /// The charged bytes `n` more capabilities (and `channels` more numbered channels) would add
     /// to `vhm`'s capability table.
     pub(crate) fn cap_growth(&self, vhm: u32, n: u64, channels: u64) -> u64 {
-        let now = self.caps.footprint_bytes(VhmId(vhm));
         let grow =
             n * (CAP_ENTRY_BYTES + CAP_SLOT_BYTES) + channels * xdv_core::cap::CAP_CHANNEL_BYTES;
-        (now + grow).saturating_sub(FREE_CAP_BYTES) - now.saturating_sub(FREE_CAP_BYTES)
+        charged_growth(self.caps.footprint_bytes(VhmId(vhm)), grow, FREE_CAP_BYTES)
     }
 
     /// Checks that `n` more capabilities (and `channels` more numbered channels) fit `vhm`'s
@@ -82,4 +80,9 @@ impl Hypervisor {
         }
         Ok(())
     }
+}
+
+/// How much of `grow` more bytes, on top of `now`, falls beyond a free allowance of `free`.
+fn charged_growth(now: u64, grow: u64, free: u64) -> u64 {
+    now.saturating_add(grow).saturating_sub(free) - now.saturating_sub(free)
 }

@@ -376,19 +376,19 @@ impl Hypervisor {
         }
         self.queue_injected_faults(&ids);
         self.fire_counted_faults(sink)?;
+        // The time limit, and in any case the horizon: no clock computes past it.
+        let limit = self
+            .host
+            .time_limit_ns
+            .map_or(xdv_k::abi::TIME_HORIZON_NS, |l| {
+                l.min(xdv_k::abi::TIME_HORIZON_NS)
+            });
         while let Some((key, target)) = self.cds.pop() {
             // Superseded events (a woken sleeper's old deadline, a stopped VHM's pending stop)
             // are dropped without touching the clock.
             if !self.is_live(target) {
                 continue;
             }
-            // The time limit, and in any case the horizon: no clock computes past it.
-            let limit = self
-                .host
-                .time_limit_ns
-                .map_or(xdv_k::abi::TIME_HORIZON_NS, |l| {
-                    l.min(xdv_k::abi::TIME_HORIZON_NS)
-                });
             if key.time > limit {
                 self.now = self.now.max(limit);
                 break;
@@ -940,25 +940,16 @@ impl Hypervisor {
                     t.suspended = true;
                     return Ok(());
                 }
-                if let Err(e) = v.budget.charge(xdv_k::abi::TIMER_TICK_FUEL) {
-                    let vcpu = t.vcpu;
+                let vcpu = t.vcpu;
+                if let Err(e) = v.charge_host_work(xdv_k::abi::TIMER_TICK_FUEL) {
                     v.timer = None;
                     let detail = format!("timer tick: {}", e.0);
                     return self.fault(sink, vhm, Some(vcpu), FaultClass::FuelExhausted, detail);
                 }
-                v.fuel_used += xdv_k::abi::TIMER_TICK_FUEL;
                 let t = v.timer.as_mut().expect("checked above");
                 t.ticks += 1;
-                let (tick, vcpu) = (t.ticks, t.vcpu);
-                match t.next.checked_add(t.period) {
-                    Some(next) if next <= xdv_k::abi::TIME_HORIZON_NS => {
-                        t.next = next;
-                        self.cds
-                            .push(next, Class::Timer, Target::Timer { vhm, generation });
-                    }
-                    // The next tick would be past the horizon: this was the last.
-                    _ => v.timer = None,
-                }
+                let (tick, last) = (t.ticks, t.next);
+                self.arm_timer_after(vhm, generation, last);
                 emit(
                     sink,
                     &mut self.events,
@@ -1272,14 +1263,23 @@ impl Hypervisor {
 
     /// Re-arms a timer whose ticks were coalesced while one was pending, one period after now.
     fn rearm_timer(&mut self, vhm: u32) {
-        let now = self.now;
         let v = &mut self.vhms[vhm as usize];
         let generation = v.timer_generation;
         let Some(t) = v.timer.as_mut().filter(|t| t.suspended) else {
             return;
         };
         t.suspended = false;
-        match now.checked_add(t.period) {
+        self.arm_timer_after(vhm, generation, self.now);
+    }
+
+    /// Queues the VHM's next timer tick one period after `from`; a tick past the horizon is
+    /// never queued, and the timer then ends.
+    fn arm_timer_after(&mut self, vhm: u32, generation: u64, from: u64) {
+        let v = &mut self.vhms[vhm as usize];
+        let Some(t) = v.timer.as_mut() else {
+            return;
+        };
+        match from.checked_add(t.period) {
             Some(next) if next <= xdv_k::abi::TIME_HORIZON_NS => {
                 t.next = next;
                 self.cds
@@ -1432,8 +1432,9 @@ impl Hypervisor {
         self.hand_over_sent(sink, vhm)?;
         // Everything the host held for the VHM is let go: its queued messages went to their
         // receivers or were dropped, a parked send's message went with its vCPU.
-        let b = &mut self.vhms[vhm as usize].budget;
-        b.unhold(b.held);
+        let v = &mut self.vhms[vhm as usize];
+        v.budget.unhold(v.budget.held);
+        v.loaded.clear();
         // Drop the instances: a stopped VHM keeps only its record. A module loaded at run time
         // lives while a VHM runs it: when the last one stops, its code and bytes go, every
         // capability naming it is destroyed, and the VHMs that loaded it stop paying for it.

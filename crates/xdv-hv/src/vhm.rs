@@ -146,4 +146,19 @@ impl Vhm {
     pub(crate) fn running(&self) -> bool {
         self.exit.is_none()
     }
+
+    /// Charges `fuel` of host work done for the VHM outside its vCPUs (a timer tick, a Q
+    /// simulation, Φ samples, a module load) to its budget and to what it has used.
+    ///
+    /// # Errors
+    ///
+    /// The budget's refusal when its fuel left cannot pay; nothing is charged.
+    pub(crate) fn charge_host_work(
+        &mut self,
+        fuel: u64,
+    ) -> Result<(), xdv_core::budget::CarveError> {
+        self.budget.charge(fuel)?;
+        self.fuel_used += fuel;
+        Ok(())
+    }
 }

@@ -76,6 +76,8 @@ pub const MAX_BADGE: u64 = i64::MAX as u64;
 /// samples its plays produce, and refuses (`E_INVAL`, rule `size`) a transform whose samples
 /// the VHM's fuel or memory (16 bytes a sample, within its `memory_quota`) cannot pay for.
 pub const PHI_SAMPLES_PER_FUEL: u64 = 16;
+/// Host bytes one Φ sample takes (an I/Q pair of f64), against the VHM's `memory_quota`.
+pub const PHI_SAMPLE_BYTES: u64 = 16;
 /// Most jobs a Q container holds at once (admitted and not yet collected with `q_result`).
 pub const MAX_Q_JOBS: usize = 64;
 /// Most bytes of a Φ transform `phi_exec` reads.

@@ -306,18 +306,21 @@ impl Hypervisor {
         self.vhms[msg.sender as usize].budget.unhold(msg.cost());
         // The capability is derived into the receiver now, with the rights it had at send time;
         // one revoked in flight arrives as none.
-        let room = self.cap_room(vhm, 1, 1).is_ok();
-        let cap = msg.cap.filter(|_| room).and_then(|(holder, h)| {
-            let r = self
-                .caps
-                .resolve(holder, h)
-                .ok()
-                .map(|id| self.caps.node(id).rights)?;
-            self.caps
-                .derive(holder, h, r, 0, VhmId(vhm))
-                .ok()
-                .map(|c| (c, holder, h))
-        });
+        // A capability the receiver's memory budget cannot hold arrives as none.
+        let cap = msg
+            .cap
+            .filter(|_| self.cap_room(vhm, 1, 1).is_ok())
+            .and_then(|(holder, h)| {
+                let r = self
+                    .caps
+                    .resolve(holder, h)
+                    .ok()
+                    .map(|id| self.caps.node(id).rights)?;
+                self.caps
+                    .derive(holder, h, r, 0, VhmId(vhm))
+                    .ok()
+                    .map(|c| (c, holder, h))
+            });
         if let Some((c, holder, h)) = cap {
             self.record_cap(sink, vhm, c, Some((holder, xdv_core::CapId(h))))?;
         }
@@ -360,48 +363,59 @@ impl Hypervisor {
     ) -> Result<(), HvError> {
         // Only the ends it sent to (in channel and end order), not every channel of the host.
         for (channel, end) in std::mem::take(&mut self.vhms[vhm as usize].sent_to) {
-            let channel = channel as usize;
-            {
-                let e = &self.channels[channel].ends[end as usize];
-                if e.closed || !e.queue.iter().any(|m| m.sender == vhm) {
-                    continue;
-                }
-                let anchor = e.anchor;
-                let queue = std::mem::take(&mut self.channels[channel].ends[end as usize].queue);
-                let mut kept = std::collections::VecDeque::with_capacity(queue.len());
-                let mut dropped = 0u32;
-                for mut m in queue {
-                    if m.sender == vhm {
-                        let fits = anchor != vhm
-                            && self.vhms[anchor as usize].running()
-                            && m.cost() <= self.memory_free(anchor);
-                        if !fits {
-                            dropped += 1;
-                            continue;
-                        }
-                        self.vhms[anchor as usize]
-                            .budget
-                            .hold(m.cost())
-                            .expect("fits the memory left");
-                        m.sender = anchor;
-                    }
-                    kept.push_back(m);
-                }
-                self.channels[channel].ends[end as usize].queue = kept;
-                if dropped > 0 {
-                    emit(
-                        sink,
-                        &mut self.events,
-                        self.now,
-                        Some(vhm),
-                        EventKind::IpcDropped {
-                            channel: channel as u32,
-                            end,
-                            messages: dropped,
-                        },
-                    )?;
-                }
+            let e = &mut self.channels[channel as usize].ends[end as usize];
+            if e.closed || !e.queue.iter().any(|m| m.sender == vhm) {
+                continue;
             }
+            let anchor = e.anchor;
+            let queue = std::mem::take(&mut e.queue);
+            let mut kept = std::collections::VecDeque::with_capacity(queue.len());
+            let mut dropped = 0u32;
+            for mut m in queue {
+                if m.sender == vhm {
+                    let fits = anchor != vhm
+                        && self.vhms[anchor as usize].running()
+                        && m.cost() <= self.memory_free(anchor);
+                    if !fits {
+                        dropped += 1;
+                        continue;
+                    }
+                    self.vhms[anchor as usize]
+                        .budget
+                        .hold(m.cost())
+                        .expect("fits the memory left");
+                    m.sender = anchor;
+                }
+                kept.push_back(m);
+            }
+            self.channels[channel as usize].ends[end as usize].queue = kept;
+            self.record_dropped(sink, vhm, channel, end, dropped)?;
+        }
+        Ok(())
+    }
+
+    /// Records, in `vhm`'s events, that `messages` queued at `end` of `channel` were dropped
+    /// (nothing when none were).
+    fn record_dropped<S: EventSink>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        channel: u32,
+        end: u8,
+        messages: u32,
+    ) -> Result<(), HvError> {
+        if messages > 0 {
+            emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(vhm),
+                EventKind::IpcDropped {
+                    channel,
+                    end,
+                    messages,
+                },
+            )?;
         }
         Ok(())
     }
@@ -428,19 +442,7 @@ impl Hypervisor {
             waiters.append(&mut side.recv_waiters);
             waiters.append(&mut side.send_waiters);
         }
-        if dropped > 0 {
-            emit(
-                sink,
-                &mut self.events,
-                self.now,
-                Some(vhm),
-                EventKind::IpcDropped {
-                    channel,
-                    end,
-                    messages: dropped,
-                },
-            )?;
-        }
+        self.record_dropped(sink, vhm, channel, end, dropped)?;
         emit(
             sink,
             &mut self.events,

@@ -461,9 +461,9 @@ impl Hypervisor {
                     ),
                 ));
             }
-            let v = &mut self.vhms[vhm as usize];
-            v.budget.charge(fuel).expect("checked above");
-            v.fuel_used += fuel;
+            self.vhms[vhm as usize]
+                .charge_host_work(fuel)
+                .expect("checked above");
         }
         let module = match self.compile(&bytes, CHILD_ENTRY) {
             Ok(m) => m,
@@ -480,9 +480,7 @@ impl Hypervisor {
             v.budget.hold(footprint).expect("checked above");
             v.loaded.insert(hash, footprint);
         }
-        let loaded = from_code.then_some(bytes);
-        if let Some(bytes) = loaded {
-            let hash = Hash32::of(&bytes);
+        if from_code {
             sink.module(&hash, &bytes)?;
             emit(
                 sink,

@@ -293,7 +293,7 @@ impl Hypervisor {
         // memory quota holds (16 bytes a sample) and its fuel pays for, checked before anything
         // is generated, and charged after.
         let v = &self.vhms[vhm as usize];
-        let max_samples = (v.quota.memory / 16)
+        let max_samples = (v.quota.memory / abi::PHI_SAMPLE_BYTES)
             .min(
                 v.budget
                     .fuel_left()
@@ -366,11 +366,9 @@ impl Hypervisor {
             },
         )?;
         if samples > 0 {
-            let v = &mut self.vhms[vhm as usize];
-            v.budget
-                .charge(sample_fuel)
+            self.vhms[vhm as usize]
+                .charge_host_work(sample_fuel)
                 .expect("the contract admitted only samples the fuel pays for");
-            v.fuel_used += sample_fuel;
             emit(
                 sink,
                 &mut self.events,

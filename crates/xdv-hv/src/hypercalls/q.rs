@@ -284,20 +284,14 @@ impl Hypervisor {
                 ),
             );
         }
-        let busy_until = self.vhms[vhm as usize]
-            .q
-            .as_ref()
-            .expect("a live container")
-            .busy_until;
-        let completes = self
-            .now
-            .saturating_add(busy_until.saturating_sub(self.now))
-            .saturating_add(duration);
-        if completes > abi::TIME_HORIZON_NS {
+        // The job waits for the container's earlier jobs, then runs for `duration`.
+        let queued_ns = c.busy_until.saturating_sub(self.now);
+        let done_at = self.now.saturating_add(queued_ns).saturating_add(duration);
+        if done_at > abi::TIME_HORIZON_NS {
             return refuse(
                 abi::E_INVAL,
                 format!(
-                    "the job would complete at {completes} ns, past the time horizon ({} ns)",
+                    "the job would complete at {done_at} ns, past the time horizon ({} ns)",
                     abi::TIME_HORIZON_NS
                 ),
             );
@@ -337,20 +331,15 @@ impl Hypervisor {
                 words
             }
         };
-        let now = self.now;
         let v = &mut self.vhms[vhm as usize];
-        v.budget
-            .charge(work_fuel)
+        v.charge_host_work(work_fuel)
             .expect("the work's fuel was checked above");
-        v.fuel_used += work_fuel;
 
         let c = v.q.as_mut().expect("a live container");
         c.spent += cost;
         c.own_spent += cost;
         c.next_job += 1;
         let budget_left = c.left();
-        let queued_ns = c.busy_until.saturating_sub(now);
-        let done_at = now.saturating_add(queued_ns).saturating_add(duration);
 
         c.busy_until = done_at;
         let cap = self.mint(
