@@ -40,9 +40,67 @@ pub struct Budget {
     pub carved: Quota,
 }
 
-/// Why a carve was refused, naming the dimension.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CarveError(pub String);
+/// Why a carve, a hold or a charge was refused, naming the dimension and both amounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CarveError {
+    /// The VHM's nesting depth allows no children.
+    NoChildren,
+    /// The child would nest deeper than allowed.
+    Depth {
+        /// The deepest a child may nest below the VHM.
+        max: u32,
+        /// Asked.
+        asked: u32,
+    },
+    /// The VHM has as many live children as allowed.
+    Children {
+        /// Live.
+        live: u32,
+        /// Allowed.
+        allowed: u32,
+    },
+    /// vCPUs asked beyond what is left.
+    Vcpus {
+        /// Asked.
+        asked: u32,
+        /// Left.
+        left: u32,
+    },
+    /// Memory asked (a child's quota, or bytes to hold) beyond what is left.
+    Memory {
+        /// Asked, bytes.
+        asked: u64,
+        /// Left, bytes.
+        left: u64,
+    },
+    /// Fuel asked (a child's quota, or host work to charge) beyond what is left.
+    Fuel {
+        /// Asked.
+        asked: u64,
+        /// Left.
+        left: u64,
+    },
+}
+
+impl std::fmt::Display for CarveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CarveError::NoChildren => f.write_str("nesting depth: this VHM may not have children"),
+            CarveError::Depth { max, asked } => write!(
+                f,
+                "nesting depth: a child may nest at most {max} level(s) below it, asked {asked}"
+            ),
+            CarveError::Children { live, allowed } => {
+                write!(f, "child count: {live} live of {allowed} allowed")
+            }
+            CarveError::Vcpus { asked, left } => write!(f, "vcpus: asked {asked}, {left} left"),
+            CarveError::Memory { asked, left } => {
+                write!(f, "memory: asked {asked} bytes, {left} left")
+            }
+            CarveError::Fuel { asked, left } => write!(f, "fuel: asked {asked}, {left} left"),
+        }
+    }
+}
 
 impl Budget {
     /// A budget whose own use is `vcpus` vCPUs of `memory_limit` bytes each.
@@ -77,9 +135,7 @@ impl Budget {
     pub fn hold(&mut self, bytes: u64) -> Result<(), CarveError> {
         let left = self.memory_left();
         if bytes > left {
-            return Err(CarveError(format!(
-                "memory budget: needs {bytes} bytes, {left} left"
-            )));
+            return Err(CarveError::Memory { asked: bytes, left });
         }
         self.held += bytes;
         self.assert_conserved();
@@ -101,7 +157,7 @@ impl Budget {
     pub fn charge(&mut self, fuel: u64) -> Result<(), CarveError> {
         let left = self.fuel_left();
         if fuel > left {
-            return Err(CarveError(format!("fuel: needs {fuel}, {left} left")));
+            return Err(CarveError::Fuel { asked: fuel, left });
         }
         self.spend(fuel);
         Ok(())
@@ -112,43 +168,39 @@ impl Budget {
         let q = &self.quota;
         let c = &self.carved;
         if q.depth == 0 {
-            return Err(CarveError(
-                "nesting depth: this VHM may not have children".into(),
-            ));
+            return Err(CarveError::NoChildren);
         }
         if child.depth >= q.depth {
-            return Err(CarveError(format!(
-                "nesting depth: a child may nest at most {} level(s) below it, asked {}",
-                q.depth - 1,
-                child.depth
-            )));
+            return Err(CarveError::Depth {
+                max: q.depth - 1,
+                asked: child.depth,
+            });
         }
         if c.children >= q.children {
-            return Err(CarveError(format!(
-                "child count: {} live of {} allowed",
-                c.children, q.children
-            )));
+            return Err(CarveError::Children {
+                live: c.children,
+                allowed: q.children,
+            });
         }
         let vcpus_left = q.vcpus - self.own_vcpus - c.vcpus;
         if child.vcpus > vcpus_left {
-            return Err(CarveError(format!(
-                "vcpus: asked {}, {} left",
-                child.vcpus, vcpus_left
-            )));
+            return Err(CarveError::Vcpus {
+                asked: child.vcpus,
+                left: vcpus_left,
+            });
         }
         let memory_left = self.memory_left();
         if child.memory > memory_left {
-            return Err(CarveError(format!(
-                "memory: asked {} bytes, {} left",
-                child.memory, memory_left
-            )));
+            return Err(CarveError::Memory {
+                asked: child.memory,
+                left: memory_left,
+            });
         }
         if child.fuel > self.fuel_left() {
-            return Err(CarveError(format!(
-                "fuel: asked {}, {} left",
-                child.fuel,
-                self.fuel_left()
-            )));
+            return Err(CarveError::Fuel {
+                asked: child.fuel,
+                left: self.fuel_left(),
+            });
         }
         Ok(())
     }
@@ -229,32 +281,36 @@ mod tests {
     fn carving_respects_every_dimension_and_gives_back() {
         let mut b = Budget::new(q(4, 4 << 16, 1000, 2, 2), 1, 1 << 16);
         assert!(b.carve(&q(2, 2 << 16, 400, 1, 0)).is_ok());
-        assert!(b
-            .can_carve(&q(2, 1 << 16, 100, 0, 0))
-            .unwrap_err()
-            .0
-            .starts_with("vcpus"));
-        assert!(b
-            .can_carve(&q(1, 2 << 16, 100, 0, 0))
-            .unwrap_err()
-            .0
-            .starts_with("memory"));
-        assert!(b
-            .can_carve(&q(1, 1 << 16, 601, 0, 0))
-            .unwrap_err()
-            .0
-            .starts_with("fuel"));
-        assert!(b
-            .can_carve(&q(1, 1 << 16, 1, 2, 0))
-            .unwrap_err()
-            .0
-            .starts_with("nesting"));
+        assert_eq!(
+            b.can_carve(&q(2, 1 << 16, 100, 0, 0)),
+            Err(CarveError::Vcpus { asked: 2, left: 1 })
+        );
+        assert_eq!(
+            b.can_carve(&q(1, 2 << 16, 100, 0, 0)),
+            Err(CarveError::Memory {
+                asked: 2 << 16,
+                left: 1 << 16
+            })
+        );
+        assert_eq!(
+            b.can_carve(&q(1, 1 << 16, 601, 0, 0)),
+            Err(CarveError::Fuel {
+                asked: 601,
+                left: 600
+            })
+        );
+        assert_eq!(
+            b.can_carve(&q(1, 1 << 16, 1, 2, 0)),
+            Err(CarveError::Depth { max: 1, asked: 2 })
+        );
         b.carve(&q(1, 1 << 16, 100, 0, 0)).unwrap();
-        assert!(b
-            .can_carve(&q(0, 0, 0, 0, 0))
-            .unwrap_err()
-            .0
-            .starts_with("child count"));
+        assert_eq!(
+            b.can_carve(&q(0, 0, 0, 0, 0)),
+            Err(CarveError::Children {
+                live: 2,
+                allowed: 2
+            })
+        );
         b.give_back(&q(2, 2 << 16, 400, 1, 0), 150);
         assert_eq!(b.fuel_left(), 1000 - 150 - 100);
         assert!(b.conserved());
@@ -264,16 +320,24 @@ mod tests {
     fn held_memory_and_charged_fuel_come_out_of_the_same_budget() {
         let mut b = Budget::new(q(2, 4 << 16, 1000, 2, 2), 1, 1 << 16);
         b.hold(2 << 16).unwrap();
-        assert!(b
-            .hold((1 << 16) + 1)
-            .unwrap_err()
-            .0
-            .starts_with("memory budget"));
+        assert_eq!(
+            b.hold((1 << 16) + 1),
+            Err(CarveError::Memory {
+                asked: (1 << 16) + 1,
+                left: 1 << 16
+            })
+        );
         assert!(b.can_carve(&q(1, 2 << 16, 1, 0, 0)).is_err());
         b.unhold(2 << 16);
         assert!(b.can_carve(&q(1, 2 << 16, 1, 0, 0)).is_ok());
         b.charge(600).unwrap();
-        assert!(b.charge(401).unwrap_err().0.starts_with("fuel"));
+        assert_eq!(
+            b.charge(401),
+            Err(CarveError::Fuel {
+                asked: 401,
+                left: 400
+            })
+        );
         assert_eq!(b.fuel_left(), 400);
     }
 }

@@ -9,6 +9,7 @@ use crate::budget::Quota;
 use crate::cap::{rights, ChannelId, Object};
 use crate::chain::Hash32;
 use crate::ids::{CapId, Domain, VcpuIndex, VhmId};
+use crate::refusal::{DecoherenceCause, FaultDetail, Refusal, RestartRefusal};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -450,13 +451,14 @@ pub enum EventKind {
         /// The vCPU.
         vcpu: VcpuIndex,
     },
-    /// The VHM faulted.
-    Fault {
+    /// The VHM faulted, with its detail in words (schemas 4 and 5; schema 6 writes
+    /// [`EventKind::Fault`]).
+    LegacyFault {
         /// The fault class.
         class: FaultClass,
         /// The vCPU at fault, if one.
         vcpu: Option<VcpuIndex>,
-        /// A human-readable detail (trap message, refused call).
+        /// The detail as words.
         detail: String,
     },
     /// A resource was returned to the host.
@@ -505,14 +507,14 @@ pub enum EventKind {
         /// What.
         removed: Vec<(VhmId, CapId)>,
     },
-    /// A hypercall was refused: the call, and why (the `Hypercall` event that follows carries the
-    /// error code returned).
-    Refused {
+    /// A hypercall was refused, the reason in words (schemas 4 and 5; schema 6 writes
+    /// [`EventKind::Refused`]).
+    LegacyRefused {
         /// The calling vCPU.
         vcpu: VcpuIndex,
         /// The call's ABI name.
         call: String,
-        /// Why, naming the handle or argument.
+        /// The reason as words.
         reason: String,
     },
     /// Part of the VHM's budget was carved out for a new child.
@@ -684,11 +686,12 @@ pub enum EventKind {
         /// Captures: integrated (I, Q) in micro-units, measurement variability included.
         captures: Vec<(i64, i64)>,
     },
-    /// A window lost coherence: its frames' phases are undefined until `set_phase`.
-    PhiDecohered {
+    /// A window lost coherence, the cause in words (schemas 4 and 5; schema 6 writes
+    /// [`EventKind::PhiDecohered`]).
+    LegacyPhiDecohered {
         /// The window.
         window: u32,
-        /// Why: a dephasing event, or the coherence limit passing.
+        /// The cause as words.
         cause: String,
     },
     /// A window's frames were moved to a child window's end when the child window closed.
@@ -698,11 +701,12 @@ pub enum EventKind {
         /// The time its frames now stand at, at least.
         at_ns: u64,
     },
-    /// An injected fault (`[[fault]]`, `--chaos`) fired into the VHM; what it does follows.
-    FaultInjected {
+    /// An injected fault fired, its effect in words (schemas 4 and 5; schema 6 writes
+    /// [`EventKind::FaultInjected`]).
+    LegacyFaultInjected {
         /// Its index among the manifest's faults.
         index: u32,
-        /// Its class.
+        /// Its class, and the words on a stopped VHM.
         class: String,
     },
     /// The faulted VHM is created again under its `on_fault = "restart"` policy.
@@ -712,9 +716,10 @@ pub enum EventKind {
         /// The new incarnation's name.
         name: String,
     },
-    /// A restart the policy asked for could not happen.
-    RestartRefused {
-        /// Why.
+    /// A restart the policy asked for could not happen, the reason in words (schemas 4 and 5;
+    /// schema 6 writes [`EventKind::RestartRefused`]).
+    LegacyRestartRefused {
+        /// The reason as words.
         reason: String,
     },
     /// A released container's qubits were reset before going back to their pool.
@@ -733,6 +738,47 @@ pub enum EventKind {
         units: u64,
         /// Fuel charged for it.
         fuel: u64,
+    },
+    /// The VHM faulted (schema 6).
+    Fault {
+        /// The fault class.
+        class: FaultClass,
+        /// The vCPU at fault, if one.
+        vcpu: Option<VcpuIndex>,
+        /// What the fault was.
+        detail: FaultDetail,
+    },
+    /// A hypercall was refused: the call, and why (schema 6). The `Hypercall` event that
+    /// follows carries the error code returned.
+    Refused {
+        /// The calling vCPU.
+        vcpu: VcpuIndex,
+        /// The call's ABI name.
+        call: String,
+        /// Why.
+        reason: Refusal,
+    },
+    /// A window lost coherence: its frames' phases are undefined until `set_phase` (schema 6).
+    PhiDecohered {
+        /// The window.
+        window: u32,
+        /// Why.
+        cause: DecoherenceCause,
+    },
+    /// A restart the policy asked for could not happen (schema 6).
+    RestartRefused {
+        /// Why.
+        reason: RestartRefusal,
+    },
+    /// An injected fault (`[[fault]]`, `--chaos`) fired into the VHM; what it does follows
+    /// (schema 6).
+    FaultInjected {
+        /// Its index among the manifest's faults.
+        index: u32,
+        /// Its class, as the manifest names it (`trap`, `kill`, …).
+        class: String,
+        /// `true` when the VHM had already stopped: the fault had no effect.
+        stopped: bool,
     },
 }
 
@@ -802,13 +848,13 @@ impl EventKind {
             EventKind::TimerFired { .. } => "timer_fired",
             EventKind::VcpuWoken { .. } => "vcpu_woken",
             EventKind::VcpuHalted { .. } => "vcpu_halted",
-            EventKind::Fault { .. } => "fault",
+            EventKind::Fault { .. } | EventKind::LegacyFault { .. } => "fault",
             EventKind::Released { .. } => "released",
             EventKind::VhmExited { .. } => "vhm_exited",
             EventKind::HostFinished { .. } => "host_finished",
             EventKind::CapCreated { .. } => "cap_created",
             EventKind::CapRemoved { .. } => "cap_removed",
-            EventKind::Refused { .. } => "refused",
+            EventKind::Refused { .. } | EventKind::LegacyRefused { .. } => "refused",
             EventKind::Carved { .. } => "carved",
             EventKind::GivenBack { .. } => "given_back",
             EventKind::ModuleLoaded { .. } => "module_loaded",
@@ -824,12 +870,18 @@ impl EventKind {
             EventKind::QReturned { .. } => "q_returned",
             EventKind::PhiWindowGranted { .. } => "phi_window_granted",
             EventKind::PhiExecuted { .. } => "phi_executed",
-            EventKind::PhiDecohered { .. } => "phi_decohered",
+            EventKind::PhiDecohered { .. } | EventKind::LegacyPhiDecohered { .. } => {
+                "phi_decohered"
+            }
             EventKind::PhiBarrier { .. } => "phi_barrier",
             EventKind::HostWork { .. } => "host_work",
-            EventKind::FaultInjected { .. } => "fault_injected",
+            EventKind::FaultInjected { .. } | EventKind::LegacyFaultInjected { .. } => {
+                "fault_injected"
+            }
             EventKind::Restarting { .. } => "restarting",
-            EventKind::RestartRefused { .. } => "restart_refused",
+            EventKind::RestartRefused { .. } | EventKind::LegacyRestartRefused { .. } => {
+                "restart_refused"
+            }
         }
     }
 }
@@ -934,6 +986,14 @@ impl Event {
                 "FAULT {class}{}: {detail}",
                 vcpu.map(|v| format!(" on vcpu {v}")).unwrap_or_default()
             ),
+            LegacyFault {
+                class,
+                vcpu,
+                detail,
+            } => format!(
+                "FAULT {class}{}: {detail}",
+                vcpu.map(|v| format!(" on vcpu {v}")).unwrap_or_default()
+            ),
             Released {
                 domain,
                 resource,
@@ -973,6 +1033,9 @@ impl Event {
                     .join(", ")
             ),
             Refused { vcpu, call, reason } => format!("REFUSED vcpu {vcpu} {call}: {reason}"),
+            LegacyRefused { vcpu, call, reason } => {
+                format!("REFUSED vcpu {vcpu} {call}: {reason}")
+            }
             Carved { child, quota } => format!(
                 "carved for {child}: {} vcpus, {} B, {} fuel, depth {}, {} children",
                 quota.vcpus, quota.memory, quota.fuel, quota.depth, quota.children
@@ -1110,6 +1173,9 @@ impl Event {
                     .join(", ")
             ),
             PhiDecohered { window, cause } => format!("phi window {window} DECOHERED: {cause}"),
+            LegacyPhiDecohered { window, cause } => {
+                format!("phi window {window} DECOHERED: {cause}")
+            }
             HostWork { work, units, fuel } => match work {
                 WorkKind::QSimulation { job } => {
                     format!("q job {job} simulation: {units} amplitude updates, {fuel} fuel")
@@ -1121,9 +1187,22 @@ impl Event {
             PhiBarrier { window, at_ns } => {
                 format!("phi window {window} frames barriered to {at_ns} ns")
             }
-            FaultInjected { index, class } => format!("INJECTED fault {index}: {class}"),
+            FaultInjected {
+                index,
+                class,
+                stopped,
+            } => format!(
+                "INJECTED fault {index}: {class}{}",
+                if *stopped {
+                    " (the VHM had stopped: no effect)"
+                } else {
+                    ""
+                }
+            ),
+            LegacyFaultInjected { index, class } => format!("INJECTED fault {index}: {class}"),
             Restarting { attempt, name } => format!("restarting as {name:?} (restart {attempt})"),
             RestartRefused { reason } => format!("restart refused: {reason}"),
+            LegacyRestartRefused { reason } => format!("restart refused: {reason}"),
             QScrubbed { device, physical } => {
                 format!("q container scrubbed on {device}: physical qubits {physical:?}")
             }
@@ -1208,5 +1287,76 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(Event::decode(&longer).is_err());
+    }
+
+    /// Schema 6: what a refusal, a fault, a restart refusal or a decoherence records is codes
+    /// and numbers. The words `describe` prints are not in the bytes, so rewording them can
+    /// change no trace hash.
+    #[test]
+    fn typed_reasons_encode_as_codes_not_words() {
+        use crate::refusal::*;
+        let kinds = [
+            EventKind::Refused {
+                vcpu: 0,
+                call: "q_submit".into(),
+                reason: Refusal::Short {
+                    need_for: Need::JobDecoherence,
+                    need: 11_053_900,
+                    left: 5_784_400,
+                },
+            },
+            EventKind::Fault {
+                class: FaultClass::FuelExhausted,
+                vcpu: Some(1),
+                detail: FaultDetail::FuelUsedUp {
+                    quota: 1000,
+                    spent: 1000,
+                    carved: 0,
+                },
+            },
+            EventKind::RestartRefused {
+                reason: RestartRefusal::MaxRestarts { max: 2 },
+            },
+            EventKind::PhiDecohered {
+                window: 3,
+                cause: DecoherenceCause::Limit {
+                    elapsed: 20_000,
+                    t2: 10_000,
+                },
+            },
+        ];
+        for kind in kinds {
+            let e = Event {
+                time_ns: 7,
+                vhm: Some(VhmId(1)),
+                kind,
+            };
+            let bytes = e.encode();
+            assert_eq!(Event::decode(&bytes).unwrap(), e);
+            // Only the ABI name of a call is text: at most 8 more bytes of codes and varints.
+            assert!(bytes.len() <= 24, "{} bytes: {}", bytes.len(), e.describe());
+            let words = e.describe();
+            assert!(words.len() > bytes.len(), "{words}");
+        }
+    }
+
+    /// The variants schema 6 appended decode where older schemas' bodies cannot reach them:
+    /// an older body of the same name decodes as its `Legacy` form.
+    #[test]
+    fn an_older_refusal_body_decodes_as_its_legacy_form() {
+        let legacy = Event {
+            time_ns: 1,
+            vhm: Some(VhmId(0)),
+            kind: EventKind::LegacyRefused {
+                vcpu: 0,
+                call: "cap_info".into(),
+                reason: "handle 0x0: no such capability".into(),
+            },
+        };
+        let back = Event::decode(&legacy.encode()).unwrap();
+        assert_eq!(back.kind.name(), "refused");
+        assert!(back
+            .describe()
+            .contains("REFUSED vcpu 0 cap_info: handle 0x0"));
     }
 }

@@ -15,6 +15,7 @@ pub mod cap;
 pub mod chain;
 pub mod event;
 pub mod ids;
+pub mod refusal;
 pub mod trace;
 
 pub use accounting::{derive_resource_table, ResourceRow, TableBuilder};
@@ -26,7 +27,9 @@ pub use event::{
 pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 
 /// Version of the canonical event encoding. Bumped on any change to [`EventKind`]'s layout.
-/// Schema 5 appended `HostWork`; schema-4 bodies decode unchanged.
-pub const EVENT_SCHEMA_VERSION: u32 = 5;
+/// Schema 5 appended `HostWork`. Schema 6 appended `Fault`, `Refused`, `PhiDecohered` and
+/// `RestartRefused` with typed reasons ([`refusal`]) in place of words; the variants of those
+/// names in schemas 4 and 5 decode as their `Legacy…` forms, so older bodies decode unchanged.
+pub const EVENT_SCHEMA_VERSION: u32 = 6;
 /// Version of the trace file layout (tables and header keys).
 pub const TRACE_FORMAT_VERSION: u32 = 1;

@@ -287,12 +287,15 @@ fn a_signature_covers_the_finished_trace_and_names_its_key() {
 /// verify and read back (the binary's `trace show` and `accounting` are tested in
 /// `crates/xdv/tests/forgery.rs`).
 #[test]
-fn format_1_fixtures_still_read_and_verify() {
+fn older_schema_fixtures_still_read_and_verify() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, events) in [
-        ("format-1-hello.xdv", 65),
-        ("format-1-q-ghz.xdv", 95),
-        ("format-1-phi-nested.xdv", 67),
+    for (name, events, schema) in [
+        ("format-1-hello.xdv", 65, 4),
+        ("format-1-q-ghz.xdv", 95, 4),
+        ("format-1-phi-nested.xdv", 67, 4),
+        ("schema-5-faults.xdv", 129, 5),
+        ("schema-5-hostile.xdv", 69, 5),
+        ("schema-5-phi-decoherence.xdv", 69, 5),
     ] {
         let p = dir.path().join(name);
         std::fs::copy(
@@ -304,11 +307,30 @@ fn format_1_fixtures_still_read_and_verify() {
         .unwrap();
         let r = TraceReader::open(&p).unwrap();
         let h = r.header().unwrap();
-        assert_eq!((h.format_version, h.event_schema), (1, 4));
+        assert_eq!((h.format_version, h.event_schema), (1, schema));
         let v = r.verify().unwrap();
         assert!(v.intact() && v.complete, "{name}: {v:?}");
         assert_eq!(v.events_verified, events);
-        assert_eq!(r.events().unwrap().len() as u64, events);
+        let all = r.events().unwrap();
+        assert_eq!(all.len() as u64, events);
+        // Older schemas wrote words where schema 6 writes codes: those events decode as their
+        // legacy forms, never as the typed ones.
+        assert!(all.iter().all(|e| !matches!(
+            e.kind,
+            EventKind::Refused { .. }
+                | EventKind::Fault { .. }
+                | EventKind::RestartRefused { .. }
+                | EventKind::PhiDecohered { .. }
+                | EventKind::FaultInjected { .. }
+        )));
+        if name == "schema-5-faults.xdv" {
+            assert!(all
+                .iter()
+                .any(|e| matches!(&e.kind, EventKind::LegacyRestartRefused { reason } if reason.contains("max_restarts"))));
+            assert!(all
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::LegacyFault { .. })));
+        }
         let (table, derived) = r.resource_table().unwrap();
         assert!(!derived && !table.is_empty());
     }

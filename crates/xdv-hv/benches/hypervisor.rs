@@ -136,7 +136,8 @@ fn create_vhm(c: &mut Criterion) {
                 for i in 0..N {
                     let mut spec = m.vhms[0].clone();
                     spec.name = format!("g{i}");
-                    hv.create_vhm(&mut w, spec, 0, None, quota).unwrap();
+                    hv.create_vhm(&mut xdv_hv::driver::Live(&mut w), spec, 0, None, quota)
+                        .unwrap();
                 }
                 // Until every creation event is committed to the file.
                 w.finish(&[]).unwrap();

@@ -8,9 +8,11 @@
 //! real ones.
 
 use crate::cds::{Class, Target};
+use crate::driver::Driver;
 use crate::hypervisor::{emit, quota_of, Hypervisor};
 use crate::HvError;
-use xdv_core::event::{EventKind, EventSink, ExitReason, FaultClass};
+use xdv_core::event::{EventKind, ExitReason, FaultClass};
+use xdv_core::refusal::{DecoherenceCause, FaultDetail, QCarve, RestartRefusal};
 use xdv_manifest::{FaultPolicy, FaultTrigger, InjectedFault};
 
 impl Hypervisor {
@@ -32,10 +34,7 @@ impl Hypervisor {
     }
 
     /// Fires the event-count faults whose count has been reached, in declaration order.
-    pub(crate) fn fire_counted_faults<S: EventSink>(
-        &mut self,
-        sink: &mut S,
-    ) -> Result<(), HvError> {
+    pub(crate) fn fire_counted_faults<S: Driver>(&mut self, sink: &mut S) -> Result<(), HvError> {
         if self.events < self.next_counted_fault {
             return Ok(());
         }
@@ -72,7 +71,7 @@ impl Hypervisor {
             .is_some_and(|&v| self.vhms[v as usize].running())
     }
 
-    pub(crate) fn inject<S: EventSink>(&mut self, sink: &mut S, i: usize) -> Result<(), HvError> {
+    pub(crate) fn inject<S: Driver>(&mut self, sink: &mut S, i: usize) -> Result<(), HvError> {
         if self.fired[i] {
             return Ok(());
         }
@@ -88,17 +87,14 @@ impl Hypervisor {
             Some(vhm),
             EventKind::FaultInjected {
                 index: i as u32,
-                class: if running {
-                    name.into()
-                } else {
-                    format!("{name} (the VHM had stopped: no effect)")
-                },
+                class: name.into(),
+                stopped: !running,
             },
         )?;
         if !running {
             return Ok(());
         }
-        let detail = format!("injected fault {i} ({name})");
+        let detail = FaultDetail::Injected { index: i as u32 };
         match class {
             InjectedFault::Trap => self.fault(sink, vhm, None, FaultClass::Trap, detail),
             InjectedFault::FuelExhausted => {
@@ -119,7 +115,7 @@ impl Hypervisor {
                             Some(vhm),
                             EventKind::PhiDecohered {
                                 window: w,
-                                cause: detail.clone(),
+                                cause: DecoherenceCause::Injected { index: i as u32 },
                             },
                         )?;
                     }
@@ -136,7 +132,7 @@ impl Hypervisor {
     }
 
     /// Applies the faulted VHM's policy after it stopped.
-    pub(crate) fn after_fault<S: EventSink>(
+    pub(crate) fn after_fault<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -158,7 +154,7 @@ impl Hypervisor {
 
     /// Creates the VHM again from its spec, under a new name, if its policy still allows and
     /// everything it needs is free again; records the attempt either way.
-    fn restart<S: EventSink>(&mut self, sink: &mut S, vhm: u32) -> Result<(), HvError> {
+    fn restart<S: Driver>(&mut self, sink: &mut S, vhm: u32) -> Result<(), HvError> {
         let v = &self.vhms[vhm as usize];
         let attempt = v.restarts + 1;
         let (parent, module) = (v.parent, v.module);
@@ -169,7 +165,9 @@ impl Hypervisor {
                 self.now,
                 Some(vhm),
                 EventKind::RestartRefused {
-                    reason: format!("max_restarts ({}) reached", v.spec.policy.max_restarts),
+                    reason: RestartRefusal::MaxRestarts {
+                        max: v.spec.policy.max_restarts,
+                    },
                 },
             )
             .map_err(HvError::from);
@@ -236,11 +234,11 @@ impl Hypervisor {
 
     /// Why a restart cannot happen now: the parent's budget, the container's qubits or the
     /// windows are no longer free.
-    fn restart_blocker(&self, vhm: u32, quota: &xdv_core::budget::Quota) -> Option<String> {
+    fn restart_blocker(&self, vhm: u32, quota: &xdv_core::budget::Quota) -> Option<RestartRefusal> {
         let v = &self.vhms[vhm as usize];
         if let Some(p) = v.parent {
             if let Err(e) = self.vhms[p as usize].budget.can_carve(quota) {
-                return Some(format!("the parent's budget: {}", e.0));
+                return Some(RestartRefusal::ParentBudget(e));
             }
         }
         if let Some(q) = &v.spec.q {
@@ -248,12 +246,12 @@ impl Hypervisor {
             let pool = v.parent.filter(|&p| self.vhms[p as usize].q.is_some());
             if let Some(p) = pool {
                 if let Err(e) = self.q_fits(p, q.qubits, q.budget) {
-                    return Some(e);
+                    return Some(RestartRefusal::Qubits(e));
                 }
             } else {
                 let mut trial = self.q_devices[d].alloc.clone();
-                if let Err(e) = trial.allocate(u32::MAX, q.qubits as usize) {
-                    return Some(format!("qubits: {e}"));
+                if trial.allocate(u32::MAX, q.qubits as usize).is_err() {
+                    return Some(RestartRefusal::Qubits(QCarve::Qubits { asked: q.qubits }));
                 }
             }
         }
@@ -265,13 +263,16 @@ impl Hypervisor {
         for req in &v.spec.phi {
             let (spec, parent) = crate::phi::resolve(&table, req, &parent_windows);
             if v.parent.is_some() && parent.is_none() {
-                return Some(format!(
-                    "window: no window of the parent contains [{}, {}) any more",
-                    req.t0, req.t1
-                ));
+                return Some(RestartRefusal::NoParentWindow {
+                    t0: req.t0,
+                    t1: req.t1,
+                });
             }
             if let Err(e) = table.allocate(u32::MAX, spec, parent) {
-                return Some(format!("window: {e}"));
+                return Some(RestartRefusal::Window(crate::phi::window_refusal(
+                    &e,
+                    spec.shared,
+                )));
             }
         }
         None

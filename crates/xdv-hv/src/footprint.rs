@@ -13,6 +13,7 @@
 
 use crate::hypervisor::Hypervisor;
 use xdv_core::cap::{CAP_ENTRY_BYTES, CAP_SLOT_BYTES};
+use xdv_core::refusal::{Need, Refusal};
 use xdv_core::VhmId;
 
 /// Bytes of uncollected Q job outcomes every VHM holds free of charge (64 KiB: 8 000 shots),
@@ -70,13 +71,15 @@ impl Hypervisor {
 
     /// Checks that `n` more capabilities (and `channels` more numbered channels) fit `vhm`'s
     /// memory budget; the refusal's reason when not.
-    pub(crate) fn cap_room(&self, vhm: u32, n: u64, channels: u64) -> Result<(), String> {
+    pub(crate) fn cap_room(&self, vhm: u32, n: u64, channels: u64) -> Result<(), Refusal> {
         let more = self.cap_growth(vhm, n, channels);
         let free = self.memory_free(vhm);
         if more > free {
-            return Err(format!(
-                "memory budget: the capability table needs {more} more bytes, {free} left"
-            ));
+            return Err(Refusal::Short {
+                need_for: Need::CapTable,
+                need: more,
+                left: free,
+            });
         }
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! The hypervisor state and its event loop.
 
 use crate::cds::{Cds, Class, Target};
+use crate::driver::{Driver, Live};
 use crate::ipc::Channel;
 use crate::phi::PhiHost;
-use crate::q::{Outcomes, QDevice};
+use crate::q::QDevice;
 use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm, Wait};
 use crate::HvError;
 use rand_chacha::ChaCha20Rng;
@@ -14,6 +15,7 @@ use xdv_core::cap::{rights, CapSpace, Object};
 use xdv_core::event::{
     Event, EventKind, EventSink, ExitReason, FaultClass, RemoveCause, SinkError,
 };
+use xdv_core::refusal::FaultDetail;
 use xdv_core::{CapId, Domain, Resource, VhmId};
 use xdv_k::{KEngine, Stop, Vcpu};
 use xdv_manifest::{HostSpec, LoadedModule, Manifest, VhmSpec};
@@ -72,9 +74,6 @@ pub struct Hypervisor {
     pub(crate) q_devices: Vec<QDevice>,
     /// Seed of measurement sampling.
     pub(crate) q_seed: u64,
-    pub(crate) outcomes: Outcomes,
-    /// Jobs a provider executed (replay executes none).
-    pub(crate) provider_runs: u64,
     /// The host's Φ ports and windows.
     pub(crate) phi: PhiHost,
     /// Faults to inject, whether each has fired, and the VHM each targets.
@@ -85,11 +84,7 @@ pub struct Hypervisor {
     pub(crate) fault_targets: Vec<u32>,
     /// Check every invariant after every step (simulation testing).
     pub(crate) check_each_step: bool,
-    /// Recorded Φ captures by (VHM id, the VHM's transform number), used instead of the
-    /// computed ones in a replay or resume: captures are floating-point integrals, so a replay
-    /// on another platform's maths library takes them from the trace, as Q outcomes.
-    pub(crate) phi_captures: Option<crate::replay::RecordedCaptures>,
-    /// Transforms each VHM has run, numbering them for `phi_captures`.
+    /// Transforms each VHM has run, numbering them for `HostWork` records.
     pub(crate) phi_execs: std::collections::BTreeMap<u32, u64>,
 }
 
@@ -153,8 +148,6 @@ impl Hypervisor {
                 .map(QDevice::new)
                 .collect(),
             q_seed: manifest.host.q_seed.unwrap_or(seed),
-            outcomes: Outcomes::Live,
-            provider_runs: 0,
             phi: PhiHost {
                 table: xdv_phi::WindowTable::new(crate::phi::ports(&manifest.host.phi_ports)),
                 held: Default::default(),
@@ -164,7 +157,6 @@ impl Hypervisor {
             next_counted_fault: 0,
             fault_targets: Vec::new(),
             check_each_step: false,
-            phi_captures: None,
             phi_execs: Default::default(),
         };
         let bytes_of = |name: &str| {
@@ -253,36 +245,10 @@ impl Hypervisor {
         self.q_devices.iter().position(|d| d.device().name == name)
     }
 
-    /// Replays job outcomes from a trace instead of running providers: `(VHM id, job) → outcomes`.
-    pub fn use_recorded_outcomes(
-        &mut self,
-        recorded: std::collections::BTreeMap<(u32, u32), Vec<u64>>,
-    ) {
-        self.outcomes = Outcomes::Recorded(recorded);
-    }
-
-    /// Takes Φ captures from a recording, by (VHM id, transform number), where it has them.
-    pub fn use_recorded_captures(&mut self, recorded: crate::replay::RecordedCaptures) {
-        self.phi_captures = Some(recorded);
-    }
-
-    /// Resumes a trace cut short: recorded outcomes for the jobs it holds, providers for the rest.
-    pub fn use_resumed_outcomes(
-        &mut self,
-        recorded: std::collections::BTreeMap<(u32, u32), Vec<u64>>,
-    ) {
-        self.outcomes = Outcomes::Resumed(recorded);
-    }
-
     /// Checks every invariant ([`Hypervisor::check_invariants`]) after every step; the run stops
     /// with [`HvError::Invariant`] at the first violation.
     pub fn check_every_step(&mut self, on: bool) {
         self.check_each_step = on;
-    }
-
-    /// How many jobs a provider executed in this run (none in a replay).
-    pub fn provider_runs(&self) -> u64 {
-        self.provider_runs
     }
 
     /// Compiles a module once per (hash, entry); returns its index.
@@ -312,6 +278,12 @@ impl Hypervisor {
     /// (statically nested ones under their parents), then the manifest's channels, then processes
     /// events in the CDS order until none is left or the time limit is reached.
     pub fn run<S: EventSink>(&mut self, sink: &mut S) -> Result<RunSummary, HvError> {
+        self.run_driven(&mut Live(sink))
+    }
+
+    /// [`Hypervisor::run`] under `driver`, which receives the events and supplies the measured
+    /// inputs (Q outcomes, Φ captures): a replay or a resume.
+    pub fn run_driven<D: Driver>(&mut self, sink: &mut D) -> Result<RunSummary, HvError> {
         let roots = self
             .specs
             .iter()
@@ -604,7 +576,7 @@ impl Hypervisor {
     }
 
     /// Puts a new root capability in `holder`'s table and records it.
-    pub(crate) fn mint<S: EventSink>(
+    pub(crate) fn mint<S: Driver>(
         &mut self,
         sink: &mut S,
         holder: u32,
@@ -618,7 +590,7 @@ impl Hypervisor {
     }
 
     /// Records a capability just put in `holder`'s table (`from`: the source of a derivation).
-    pub(crate) fn record_cap<S: EventSink>(
+    pub(crate) fn record_cap<S: Driver>(
         &mut self,
         sink: &mut S,
         holder: u32,
@@ -648,7 +620,7 @@ impl Hypervisor {
     }
 
     /// Records capabilities removed from any table, in `vhm`'s events (nothing when none were).
-    pub(crate) fn record_removed<S: EventSink>(
+    pub(crate) fn record_removed<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -668,7 +640,7 @@ impl Hypervisor {
     }
 
     /// Creates a channel anchored at `anchors` and records it in `creator`'s events.
-    pub(crate) fn new_channel<S: EventSink>(
+    pub(crate) fn new_channel<S: Driver>(
         &mut self,
         sink: &mut S,
         creator: u32,
@@ -701,7 +673,7 @@ impl Hypervisor {
     /// instantiates each vCPU and queues its start. An instantiation failure faults the new VHM
     /// only. The caller has checked that the quota fits the parent's budget. Returns the new id and,
     /// for a child, the parent's handle on it.
-    pub fn create_vhm<S: EventSink>(
+    pub fn create_vhm<S: Driver>(
         &mut self,
         sink: &mut S,
         mut spec: VhmSpec,
@@ -860,18 +832,18 @@ impl Hypervisor {
                     irq_args: vec![0; v.spec.k.irq_vectors as usize],
                 }),
                 Err(e) => {
-                    failure = Some(e.to_string());
+                    failure = Some(e.trap_code());
                     break;
                 }
             }
         }
-        if let Some(detail) = failure {
+        if let Some(code) = failure {
             self.fault(
                 sink,
                 id,
                 None,
                 FaultClass::Trap,
-                format!("instantiation failed: {detail}"),
+                FaultDetail::Instantiation(code),
             )?;
         } else {
             for i in 0..vcpus {
@@ -921,7 +893,7 @@ impl Hypervisor {
     }
 
     /// Applies one live event.
-    fn step<S: EventSink>(&mut self, sink: &mut S, target: Target) -> Result<(), HvError> {
+    fn step<S: Driver>(&mut self, sink: &mut S, target: Target) -> Result<(), HvError> {
         match target {
             Target::Timer { vhm, generation } => {
                 let v = &mut self.vhms[vhm as usize];
@@ -943,7 +915,7 @@ impl Hypervisor {
                 let vcpu = t.vcpu;
                 if let Err(e) = v.charge_host_work(xdv_k::abi::TIMER_TICK_FUEL) {
                     v.timer = None;
-                    let detail = format!("timer tick: {}", e.0);
+                    let detail = FaultDetail::TimerTick(e);
                     return self.fault(sink, vhm, Some(vcpu), FaultClass::FuelExhausted, detail);
                 }
                 let t = v.timer.as_mut().expect("checked above");
@@ -978,7 +950,7 @@ impl Hypervisor {
         Ok(())
     }
 
-    fn handle<S: EventSink>(
+    fn handle<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -1001,13 +973,10 @@ impl Hypervisor {
             Next::FuelOut => {
                 let quota = self.vhms[vhm as usize].spec.policy.fuel_quota;
                 let b = self.vhms[vhm as usize].budget;
-                let detail = if b.carved.fuel > 0 {
-                    format!(
-                        "fuel used up: quota {quota}, {} spent, {} carved for children",
-                        b.fuel_spent, b.carved.fuel
-                    )
-                } else {
-                    format!("fuel quota of {quota} used up")
+                let detail = FaultDetail::FuelUsedUp {
+                    quota,
+                    spent: b.fuel_spent,
+                    carved: b.carved.fuel,
                 };
                 self.fault(sink, vhm, Some(vcpu), FaultClass::FuelExhausted, detail)
             }
@@ -1037,9 +1006,13 @@ impl Hypervisor {
                 }
                 Ok(())
             }
-            Next::Stopped(Stop::Trap(msg)) => {
-                self.fault(sink, vhm, Some(vcpu), FaultClass::Trap, msg)
-            }
+            Next::Stopped(Stop::Trap(code)) => self.fault(
+                sink,
+                vhm,
+                Some(vcpu),
+                FaultClass::Trap,
+                FaultDetail::Trap(code),
+            ),
             Next::Stopped(Stop::Hypercall(req)) => self.hypercall(sink, vhm, vcpu, req),
         }
     }
@@ -1089,7 +1062,7 @@ impl Hypervisor {
 
     /// Completes the wait of a woken vCPU, or parks it again if what it waits for is not there
     /// (another receiver took the message first).
-    fn wake<S: EventSink>(&mut self, sink: &mut S, vhm: u32, vcpu: u32) -> Result<(), HvError> {
+    fn wake<S: Driver>(&mut self, sink: &mut S, vhm: u32, vcpu: u32) -> Result<(), HvError> {
         let now = self.now;
         let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
         slot.anchor_time = now.max(slot.anchor_time);
@@ -1160,7 +1133,7 @@ impl Hypervisor {
     }
 
     /// Ends the vCPU's slice (preemption or `yield`): records it and starts the next one.
-    pub(crate) fn end_slice<S: EventSink>(
+    pub(crate) fn end_slice<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -1191,7 +1164,7 @@ impl Hypervisor {
 
     /// Runs a vCPU from the current time until its next stop and queues that stop at the vCPU's
     /// new clock. Pending interrupts are delivered first (a deterministic point).
-    pub(crate) fn dispatch<S: EventSink>(
+    pub(crate) fn dispatch<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -1291,7 +1264,7 @@ impl Hypervisor {
 
     /// Makes `vector` pending on a vCPU and cuts its sleep short. Dropped (and recorded) when the
     /// guest has no interrupt handler.
-    pub(crate) fn raise_irq<S: EventSink>(
+    pub(crate) fn raise_irq<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -1337,13 +1310,13 @@ impl Hypervisor {
     }
 
     /// Records a fault and stops the VHM and its subtree.
-    pub(crate) fn fault<S: EventSink>(
+    pub(crate) fn fault<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
         vcpu: Option<u32>,
         class: FaultClass,
-        detail: String,
+        detail: FaultDetail,
     ) -> Result<(), HvError> {
         emit(
             sink,
@@ -1365,7 +1338,7 @@ impl Hypervisor {
     /// and every capability naming its objects; the channel ends anchored at it (queues dropped,
     /// waiters woken); its exit record; its quota back to its parent; vCPUs waiting on it woken.
     /// Nothing of any other VHM is touched except through those links.
-    pub(crate) fn terminate<S: EventSink>(
+    pub(crate) fn terminate<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,

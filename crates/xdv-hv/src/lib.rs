@@ -11,6 +11,7 @@
 
 pub mod cds;
 pub mod compliance;
+pub mod driver;
 mod faults;
 pub mod footprint;
 mod hypercalls;

@@ -1,11 +1,13 @@
 //! The Φ domain inside the hypervisor: the host's ports and windows, each window's frames,
 //! granting windows to VHMs and taking them back.
 
+use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
 use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, EventSink};
+use xdv_core::event::EventKind;
+use xdv_core::refusal::{PhiRule, Refusal, ShareRule, WindowRefusal};
 use xdv_core::{CapId, Domain, Resource, VhmId};
 use xdv_manifest::{Manifest, PortSpec, WindowReq};
 use xdv_phi::{Freq, Port, WindowError, WindowId, WindowSpec, WindowState, WindowTable};
@@ -25,6 +27,71 @@ pub(crate) struct PhiHost {
 }
 
 /// The host's ports, from the manifest.
+/// A window refusal as the trace records it: the request's own terms only (`shared`: whether
+/// the request asked for a share grant).
+pub(crate) fn window_refusal(e: &WindowError, shared: bool) -> WindowRefusal {
+    match *e {
+        WindowError::NoPort(port) => WindowRefusal::NoPort { port },
+        WindowError::Empty(t0, t1) => WindowRefusal::Empty { t0, t1 },
+        WindowError::Alignment {
+            t0,
+            t1,
+            granularity,
+        } => WindowRefusal::Alignment {
+            t0,
+            t1,
+            granularity,
+        },
+        WindowError::Band {
+            lo,
+            hi,
+            outer_lo,
+            outer_hi,
+        } => WindowRefusal::Band {
+            lo,
+            hi,
+            outer_lo,
+            outer_hi,
+        },
+        WindowError::Amplitude(asked, allowed) => WindowRefusal::Amplitude { asked, allowed },
+        WindowError::NoWindow(_) => WindowRefusal::ParentGone,
+        WindowError::Outside { t0, t1, .. } => WindowRefusal::Outside { t0, t1 },
+        WindowError::Conflict { port, t0, t1, .. } => WindowRefusal::Conflict {
+            port,
+            t0,
+            t1,
+            share: if shared {
+                ShareRule::BandOverlap
+            } else {
+                ShareRule::NotShared
+            },
+        },
+    }
+}
+
+/// A contract violation as the trace records it: the rule and the instruction's place.
+pub(crate) fn contract_refusal(v: &xdv_phi::exec::Violation) -> Refusal {
+    use xdv_phi::exec::Rule as R;
+    let rule = match v.rule {
+        R::Ownership => PhiRule::Ownership,
+        R::Port => PhiRule::Port,
+        R::Fit => PhiRule::Fit,
+        R::Alignment => PhiRule::Alignment,
+        R::Amplitude => PhiRule::Amplitude,
+        R::Band => PhiRule::Band,
+        R::Coherence => PhiRule::Coherence,
+        R::Decohered => PhiRule::Decohered,
+        R::Delegated => PhiRule::Delegated,
+        R::Size => PhiRule::Size,
+        R::Accounting => PhiRule::Accounting,
+    };
+    Refusal::PhiContract {
+        rule,
+        line: u32::try_from(v.at.line).unwrap_or(u32::MAX),
+        col: u32::try_from(v.at.col).unwrap_or(u32::MAX),
+    }
+}
+
 pub(crate) fn ports(specs: &[PortSpec]) -> Vec<Port> {
     specs
         .iter()
@@ -124,7 +191,7 @@ impl Hypervisor {
     }
 
     /// Grants a window to `vhm` (nested in `parent` if given) and records it.
-    pub(crate) fn grant_window<S: EventSink>(
+    pub(crate) fn grant_window<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -186,7 +253,7 @@ impl Hypervisor {
     }
 
     /// Grants a new VHM the windows its spec asks for (checked beforehand).
-    pub(crate) fn grant_spec_windows<S: EventSink>(
+    pub(crate) fn grant_spec_windows<S: Driver>(
         &mut self,
         sink: &mut S,
         id: u32,
@@ -206,7 +273,7 @@ impl Hypervisor {
 
     /// Takes a window back with the windows nested in it (deepest first): each is recorded as
     /// released; a parent window's frames are barriered to the end of its closing child.
-    pub(crate) fn release_window<S: EventSink>(
+    pub(crate) fn release_window<S: Driver>(
         &mut self,
         sink: &mut S,
         id: WindowId,

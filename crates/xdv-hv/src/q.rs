@@ -1,12 +1,15 @@
-//! The Q domain inside the hypervisor: the host's devices, each VHM's container, its jobs, and
-//! where job outcomes come from (a provider in a live run, the trace in a replay).
+//! The Q domain inside the hypervisor: the host's devices, each VHM's container and its jobs.
+//! A job's outcomes are asked of the driver at its completion (`driver.rs`): a provider runs
+//! it in a live run, the trace supplies them in a replay.
 
 use crate::cds::{Class, Target};
+use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
 use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, EventSink};
+use xdv_core::event::EventKind;
+use xdv_core::refusal::QCarve;
 use xdv_core::{CapId, Domain, Resource, VhmId};
 use xdv_manifest::QSpec;
 use xdv_q::device::Allocator;
@@ -84,26 +87,16 @@ pub(crate) struct Job {
     pub(crate) cap: CapId,
     pub(crate) shots: u64,
     pub(crate) done: bool,
-    /// One word per shot, bit c = classical bit c.
+    /// One word per shot, bit c = classical bit c: empty until the job is done.
     pub(crate) outcomes: Vec<u64>,
+    /// What the job runs, until its completion asks the driver for its outcomes: then dropped.
+    /// A container holds at most `MAX_Q_JOBS` jobs of at most `MAX_Q_OPS` operations.
+    pub(crate) run: Option<(xdv_q::Circuit, u64)>,
     /// Host bytes the job keeps until `q_result` takes it (its outcome words and its record),
     /// charged to its VHM's memory budget beyond a free allowance (`footprint.rs`).
     pub(crate) held: u64,
     /// vCPUs parked in `q_wait` on it.
     pub(crate) waiters: Vec<u32>,
-}
-
-/// Where job outcomes come from.
-pub(crate) enum Outcomes {
-    /// Executed by the device's provider when the job is admitted.
-    Live,
-    /// Taken from a recorded trace, by (VHM id, job number): replay never runs a provider. A job
-    /// the recording has no outcome for (a trace cut short before it completed) gets zeros: its
-    /// completion lies past the recording's end, so no replayed event can show them.
-    Recorded(BTreeMap<(u32, u32), Vec<u64>>),
-    /// Resuming a trace cut short: recorded outcomes where the recording has them, the provider
-    /// for the rest (which reproduces them: outcomes depend only on the seeds).
-    Resumed(BTreeMap<(u32, u32), Vec<u64>>),
 }
 
 /// Packs one shot's classical bits into a word (the caller checked there are at most 64).
@@ -118,7 +111,7 @@ impl Hypervisor {
     /// Places a new VHM's container: on its device, or carved out of its parent's container,
     /// with the budget lent from the parent's. The caller checked that it fits
     /// ([`Hypervisor::q_fits`] or the manifest check).
-    pub(crate) fn place_container<S: EventSink>(
+    pub(crate) fn place_container<S: Driver>(
         &mut self,
         sink: &mut S,
         id: u32,
@@ -191,26 +184,27 @@ impl Hypervisor {
 
     /// Whether a child of `parent` with `qubits` qubits and `budget` fits the parent's container
     /// now; the reason when not.
-    pub(crate) fn q_fits(&self, parent: u32, qubits: u32, budget: u64) -> Result<(), String> {
+    pub(crate) fn q_fits(&self, parent: u32, qubits: u32, budget: u64) -> Result<(), QCarve> {
         let Some(c) = &self.vhms[parent as usize].q else {
-            return Err("the caller has no Q container to carve qubits from".into());
+            return Err(QCarve::NoContainer);
         };
         if budget > c.left() {
-            return Err(format!(
-                "decoherence budget: {budget} µ asked, {} µ left",
-                c.left()
-            ));
+            return Err(QCarve::Decoherence {
+                asked: budget,
+                left: c.left(),
+            });
         }
         let mut trial = self.q_devices[c.device].alloc.clone();
         trial
             .allocate_in(self.vhms.len() as u32, qubits as usize, Some(parent))
             .map(|_| ())
+            .map_err(|_| QCarve::Qubits { asked: qubits })
     }
 
     /// Releases a stopping VHM's container: pending jobs are dropped, the qubits are reset and go
     /// back to their pool, the budget's unspent part returns to the parent's container and the
     /// spent part stays spent there.
-    pub(crate) fn release_container<S: EventSink>(
+    pub(crate) fn release_container<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -280,7 +274,7 @@ impl Hypervisor {
 
     /// A job's completion time came: its outcomes become readable, `q_wait` returns and the
     /// completion interrupt is raised.
-    pub(crate) fn complete_job<S: EventSink>(
+    pub(crate) fn complete_job<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -290,14 +284,33 @@ impl Hypervisor {
             .q
             .as_mut()
             .expect("a live job has a container");
+        let device = c.device;
+        let j = c.jobs.get_mut(&job).expect("a live job exists");
+        let (circuit, seed) = j.run.take().expect("a job completes once");
+        let shots = j.shots;
+        let run = crate::driver::QJobRun {
+            vhm: VhmId(vhm),
+            job,
+            shots,
+            provider: self.q_devices[device].provider.as_ref(),
+            circuit: &circuit,
+            seed,
+        };
+        let mut outcomes = sink.q_outcomes(&run)?;
+        // A driver's outcomes of another length (a forged recording) are not trusted: zeros
+        // are used instead, and a replay's `q_job_done` then differs from the recorded one.
+        if outcomes.len() as u64 != shots {
+            outcomes = vec![0; usize::try_from(shots).expect("shots are bounded")];
+        }
+        drop(circuit);
+        let c = self.vhms[vhm as usize]
+            .q
+            .as_mut()
+            .expect("a live job has a container");
         let j = c.jobs.get_mut(&job).expect("a live job exists");
         j.done = true;
-        let (vcpu, vector, outcomes, waiters) = (
-            j.vcpu,
-            j.vector,
-            j.outcomes.clone(),
-            std::mem::take(&mut j.waiters),
-        );
+        j.outcomes.clone_from(&outcomes);
+        let (vcpu, vector, waiters) = (j.vcpu, j.vector, std::mem::take(&mut j.waiters));
         emit(
             sink,
             &mut self.events,

@@ -6,14 +6,21 @@
 //! ([`ReplayOptions::rederive`]) injects nothing: it runs the Q providers and the Φ executor
 //! live, from the seeds in the trace, and so also checks that the recorded inputs are the ones
 //! the run produced.
+//!
+//! The replay is a [`Driver`] of the hypervisor that streams the trace through an
+//! [`EventCursor`]: each replayed event is compared with the next recorded one, and each
+//! measured input is read from the recorded event about to be compared. Its memory does not
+//! grow with the trace's length.
 
+use crate::driver::{recorded_captures, recorded_outcomes, Driver, QJobRun};
 use crate::hypervisor::Hypervisor;
 use crate::HvError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use xdv_core::event::{Event, EventKind, EventSink, SinkError};
-use xdv_core::trace::{InputCheck, TraceError, TraceReader};
+use xdv_core::trace::{EventCursor, InputCheck, TraceError, TraceReader};
+use xdv_core::VhmId;
 use xdv_manifest::{LoadedModule, Manifest};
 
 /// The first event where a replay and its trace differ.
@@ -66,16 +73,13 @@ pub struct ReplayReport {
     pub phi_transforms_checked: u64,
     /// `phi_executed` events accepted within the Φ tolerance although not equal.
     pub phi_within_tolerance: Vec<u64>,
-    /// Why the replay is not evidence although it may not have diverged (a header naming
-    /// another engine); the replay did not run.
+    /// Why the trace was not replayed (a header naming another engine, or an older event
+    /// schema); the replay did not run.
     pub problem: Option<String>,
     /// The trace's format and event schema.
     pub format_version: u32,
     /// The event schema of its bodies.
     pub event_schema: u32,
-    /// Set when the trace was recorded by an older event schema: a divergence may then come
-    /// from hypervisor behaviour that changed since, not from an edit.
-    pub note: Option<String>,
 }
 
 impl ReplayReport {
@@ -85,9 +89,9 @@ impl ReplayReport {
     }
 }
 
-struct Checker {
-    recorded: Vec<(Event, Vec<u8>)>,
-    pos: usize,
+struct Checker<'r> {
+    recorded: EventCursor<'r>,
+    pos: u64,
     complete: bool,
     divergence: Option<Divergence>,
     buf: Vec<u8>,
@@ -99,10 +103,11 @@ struct Checker {
     within: Vec<u64>,
     q_jobs: u64,
     phi: u64,
+    provider_runs: u64,
 }
 
-impl Checker {
-    fn new(recorded: Vec<(Event, Vec<u8>)>, complete: bool, opts: &ReplayOptions) -> Self {
+impl<'r> Checker<'r> {
+    fn new(recorded: EventCursor<'r>, complete: bool, opts: &ReplayOptions) -> Self {
         Self {
             recorded,
             pos: 0,
@@ -117,18 +122,29 @@ impl Checker {
             within: Vec::new(),
             q_jobs: 0,
             phi: 0,
+            provider_runs: 0,
         }
     }
 
-    fn diverge(&mut self, replayed: &Event, reason: Option<String>) -> SinkError {
-        let seq = self.pos as u64;
+    fn diverge(
+        &mut self,
+        recorded: Option<Event>,
+        replayed: &Event,
+        reason: Option<String>,
+    ) -> SinkError {
+        let seq = self.pos;
         self.divergence = Some(Divergence {
             seq,
-            recorded: self.recorded.get(self.pos).map(|(e, _)| e.clone()),
+            recorded,
             replayed: Some(replayed.clone()),
             reason,
         });
         SinkError::Diverged { seq }
+    }
+
+    /// The recorded event the next replayed one is compared with.
+    fn next_recorded(&mut self) -> Result<Option<&Event>, SinkError> {
+        Ok(self.recorded.peek().map_err(store)?.map(|s| &s.event))
     }
 
     /// Counts and names what a matched event shows.
@@ -257,10 +273,14 @@ fn only_captures_differ(a: &Event, b: &Event) -> bool {
     }
 }
 
-impl EventSink for Checker {
+fn store(e: TraceError) -> SinkError {
+    SinkError::Store(e.to_string())
+}
+
+impl EventSink for Checker<'_> {
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
-        let seq = self.pos as u64;
-        let Some((recorded, body)) = self.recorded.get(self.pos) else {
+        let seq = self.pos;
+        let Some(stored) = self.recorded.next_event().map_err(store)? else {
             if self.complete {
                 self.divergence = Some(Divergence {
                     seq,
@@ -274,68 +294,68 @@ impl EventSink for Checker {
                 "reached the end of a trace that was cut short".into(),
             ));
         };
+        let recorded = stored.event;
         // Every earlier event matched, so the recorded job of a recorded outcome is the real one.
-        if let Err(why) = self.inputs.observe(recorded) {
-            return Err(self.diverge(
-                event,
-                Some(format!("the recorded {}: {why}", recorded.kind.name())),
-            ));
+        if let Err(why) = self.inputs.observe(&recorded) {
+            let reason = format!("the recorded {}: {why}", recorded.kind.name());
+            return Err(self.diverge(Some(recorded), event, Some(reason)));
         }
         self.buf.clear();
         event.encode_into(&mut self.buf);
-        if self.buf == *body {
+        if self.buf == stored.body {
             self.matched(event);
             return Ok(());
         }
-        let recorded = recorded.clone();
         if self.within_tolerance(&recorded, event) {
             self.within.push(seq);
             self.matched(event);
             return Ok(());
         }
         let reason = self.explain(&recorded, event);
-        Err(self.diverge(event, reason))
+        Err(self.diverge(Some(recorded), event, reason))
     }
 }
 
-/// The job outcomes a recording holds, by (VHM id, job number): only those that fit their job
-/// (one per shot, each below 2^clbits of its `q_job_submitted`). A recorded outcome that does
-/// not fit is never injected: the run computes the job's outcome instead (a provider in a
-/// resume, zeros in a replay, which reports the misfit), so the recorded event diverges.
-pub(crate) fn recorded_outcomes(recorded: &[(Event, Vec<u8>)]) -> BTreeMap<(u32, u32), Vec<u64>> {
-    let mut check = InputCheck::default();
-    recorded
-        .iter()
-        .filter_map(|(e, _)| {
-            let fits = check.observe(e).is_ok();
-            match (&e.kind, e.vhm) {
-                (EventKind::QJobDone { job, outcomes }, Some(v)) if fits => {
-                    Some(((v.0, *job), outcomes.clone()))
-                }
-                _ => None,
-            }
-        })
-        .collect()
+impl Driver for Checker<'_> {
+    /// A plain replay runs no provider: the outcomes are the recorded `q_job_done`'s, about to
+    /// be compared; zeros when the recording has none that fits (a trace cut short before the
+    /// job completed, or a forged one), so the comparison shows the misfit.
+    fn q_outcomes(&mut self, job: &QJobRun<'_>) -> Result<Vec<u64>, SinkError> {
+        if self.rederive {
+            self.provider_runs += 1;
+            return Ok(job.execute());
+        }
+        let next = self.next_recorded()?;
+        Ok(recorded_outcomes(next, job)
+            .unwrap_or_else(|| vec![0; usize::try_from(job.shots).unwrap_or(0)]))
+    }
+
+    fn phi_captures(
+        &mut self,
+        vhm: VhmId,
+        computed: Vec<(i64, i64)>,
+    ) -> Result<Vec<(i64, i64)>, SinkError> {
+        if self.rederive {
+            return Ok(computed);
+        }
+        let next = self.next_recorded()?;
+        Ok(recorded_captures(next, vhm, computed))
+    }
 }
 
-/// Φ captures from a recording: (VHM id, the VHM's transform number) → each capture's (I, Q).
-pub type RecordedCaptures = BTreeMap<(u32, u64), Vec<(i64, i64)>>;
-
-/// The Φ captures a recording holds, by (VHM id, the VHM's transform number). The hypervisor
-/// injects them only where their count is the transform's.
-pub(crate) fn recorded_captures(recorded: &[(Event, Vec<u8>)]) -> RecordedCaptures {
-    let mut count: BTreeMap<u32, u64> = Default::default();
-    recorded
-        .iter()
-        .filter_map(|(e, _)| match (&e.kind, e.vhm) {
-            (EventKind::PhiExecuted { captures, .. }, Some(v)) => {
-                let n = count.entry(v.0).or_insert(0);
-                *n += 1;
-                Some(((v.0, *n - 1), captures.clone()))
-            }
-            _ => None,
-        })
-        .collect()
+/// Why a trace of an older event schema is not re-executed: this hypervisor records refusals
+/// and faults as codes (schema 6) where older ones wrote words, so its events could never equal
+/// the recorded ones. Such a trace still verifies and reads (`trace verify`, `show`,
+/// `accounting`, `export`).
+pub(crate) fn older_schema(header: &xdv_core::trace::TraceHeader) -> Option<String> {
+    (header.event_schema < xdv_core::EVENT_SCHEMA_VERSION).then(|| {
+        format!(
+            "recorded with event schema {} by xdv {}; this xdv re-executes event schema {} only (schema 6 records refusals and faults as codes, not words). trace verify, show, accounting and export still read it",
+            header.event_schema,
+            header.xdv_version,
+            xdv_core::EVENT_SCHEMA_VERSION
+        )
+    })
 }
 
 /// Loads the manifest and modules stored in a trace.
@@ -404,20 +424,8 @@ pub fn replay_trace_with(path: &Path, opts: &ReplayOptions) -> Result<ReplayRepo
     let label = path.display().to_string();
     let header = reader.header()?;
     let (manifest, modules, seed) = load_from_trace(&reader, &label)?;
-    let mut recorded = Vec::new();
-    reader.for_each_event(|s| {
-        recorded.push((s.event, s.body));
-        Ok(true)
-    })?;
     let complete = reader.is_complete()?;
-    let events_recorded = recorded.len() as u64;
-    let note = (header.event_schema < xdv_core::EVENT_SCHEMA_VERSION).then(|| {
-        format!(
-            "recorded with event schema {} (this xdv writes {}): a divergence may come from hypervisor behaviour changed since, not from an edit",
-            header.event_schema,
-            xdv_core::EVENT_SCHEMA_VERSION
-        )
-    });
+    let events_recorded = reader.event_count()?;
     let mut out = ReplayReport {
         events_matched: 0,
         events_recorded,
@@ -431,8 +439,11 @@ pub fn replay_trace_with(path: &Path, opts: &ReplayOptions) -> Result<ReplayRepo
         problem: None,
         format_version: header.format_version,
         event_schema: header.event_schema,
-        note,
     };
+    if let Some(problem) = older_schema(&header) {
+        out.problem = Some(problem);
+        return Ok(out);
+    }
     if header.engine != xdv_k::ENGINE_ID {
         out.problem = Some(format!(
             "the trace names engine `{}`; this xdv runs `{}`: its replay would not be evidence of the recorded run",
@@ -442,30 +453,25 @@ pub fn replay_trace_with(path: &Path, opts: &ReplayOptions) -> Result<ReplayRepo
         return Ok(out);
     }
     let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
-    if !opts.rederive {
-        // Job outcomes and captures come from the recording: the replay reproduces the guests'
-        // behaviour without running any provider.
-        hv.use_recorded_outcomes(recorded_outcomes(&recorded));
-        hv.use_recorded_captures(recorded_captures(&recorded));
-    }
-    let mut checker = Checker::new(recorded, complete, opts);
-    match hv.run(&mut checker) {
+    let mut checker = Checker::new(reader.cursor(), complete, opts);
+    match hv.run_driven(&mut checker) {
         Ok(_) => {}
         Err(HvError::Sink(SinkError::Diverged { .. } | SinkError::Stopped(_))) => {}
         Err(e) => return Err(e),
     }
-    if checker.divergence.is_none() && checker.pos < checker.recorded.len() {
-        let (ev, _) = &checker.recorded[checker.pos];
-        checker.divergence = Some(Divergence {
-            seq: checker.pos as u64,
-            recorded: Some(ev.clone()),
-            replayed: None,
-            reason: None,
-        });
+    if checker.divergence.is_none() {
+        if let Some(ev) = checker.recorded.next_event()? {
+            checker.divergence = Some(Divergence {
+                seq: checker.pos,
+                recorded: Some(ev.event),
+                replayed: None,
+                reason: None,
+            });
+        }
     }
-    out.events_matched = checker.pos as u64;
+    out.events_matched = checker.pos;
     out.divergence = checker.divergence;
-    out.provider_runs = hv.provider_runs();
+    out.provider_runs = checker.provider_runs;
     out.q_jobs_checked = checker.q_jobs;
     out.phi_transforms_checked = checker.phi;
     out.phi_within_tolerance = checker.within;

@@ -1,9 +1,13 @@
 //! A run from a manifest to a trace file.
 
+use crate::driver::{recorded_captures, recorded_outcomes, Driver, QJobRun};
 use crate::hypervisor::{Hypervisor, RunSummary};
 use crate::HvError;
 use std::path::Path;
-use xdv_core::trace::{ModuleEntry, TraceHeader, TraceReader, TraceWriter};
+use xdv_core::event::{Event, SinkError};
+use xdv_core::trace::{
+    EventCursor, InputCheck, ModuleEntry, TraceHeader, TraceReader, TraceWriter,
+};
 use xdv_core::{Hash32, MemorySink, ResourceRow, TableBuilder};
 use xdv_manifest::{LoadedModule, Manifest};
 
@@ -182,15 +186,13 @@ pub struct Resumed {
 pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, HvError> {
     let reader = TraceReader::open(trace)?;
     let label = trace.display().to_string();
+    if let Some(reason) = crate::replay::older_schema(&reader.header()?) {
+        return Err(HvError::Trace(xdv_core::trace::TraceError::NotATrace {
+            path: label,
+            reason: format!("it cannot be resumed: {reason}"),
+        }));
+    }
     let (manifest, modules, seed) = crate::replay::load_from_trace(&reader, &label)?;
-    let mut recorded = Vec::new();
-    reader.for_each_event(|s| {
-        recorded.push((s.event, s.body));
-        Ok(true)
-    })?;
-    drop(reader);
-    let outcomes = crate::replay::recorded_outcomes(&recorded);
-    let captures = crate::replay::recorded_captures(&recorded);
     let (mut writer, committed) = TraceWriter::resume(
         trace,
         manifest.host.trace_batch_events,
@@ -199,26 +201,32 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
     if let Some(n) = crash_after {
         writer.crash_after(n);
     }
-    debug_assert_eq!(committed, recorded.len() as u64);
     let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
-    hv.use_resumed_outcomes(outcomes);
-    hv.use_recorded_captures(captures);
+    // The committed prefix streams from the reader's connection while the writer appends after
+    // it on its own (the trace is in WAL mode): nothing past the prefix is ever read.
     let mut sink = ResumeSink {
-        recorded,
+        recorded: reader.cursor(),
+        committed,
         pos: 0,
         writer,
         table: TableBuilder::default(),
         buf: Vec::with_capacity(256),
+        inputs: InputCheck::default(),
     };
-    let summary = hv.run(&mut sink)?;
-    if sink.pos < sink.recorded.len() {
+    let summary = hv.run_driven(&mut sink)?;
+    if sink.pos < committed {
         return Err(HvError::Sink(xdv_core::SinkError::Diverged {
-            seq: sink.pos as u64,
+            seq: sink.pos,
         }));
     }
-    sink.writer.confirm_status()?;
-    let table = sink.table.finish();
-    let head = sink.writer.finish(&table)?;
+    let ResumeSink {
+        mut writer, table, ..
+    } = sink;
+    // Finishing takes the file back out of WAL mode, which needs it to be the only connection.
+    drop(reader);
+    writer.confirm_status()?;
+    let table = table.finish();
+    let head = writer.finish(&table)?;
     Ok(Resumed {
         summary,
         table,
@@ -228,39 +236,82 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
 }
 
 /// Checks the re-executed prefix against the committed events, then writes the rest.
-struct ResumeSink {
-    recorded: Vec<(xdv_core::Event, Vec<u8>)>,
-    pos: usize,
+struct ResumeSink<'r> {
+    recorded: EventCursor<'r>,
+    committed: u64,
+    pos: u64,
     writer: TraceWriter,
     table: TableBuilder,
     buf: Vec<u8>,
+    inputs: InputCheck,
 }
 
-impl xdv_core::EventSink for ResumeSink {
-    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), xdv_core::SinkError> {
+impl ResumeSink<'_> {
+    /// The committed event the next re-executed one is compared with; `None` past the prefix.
+    fn next_recorded(&mut self) -> Result<Option<&Event>, SinkError> {
+        if self.pos >= self.committed {
+            return Ok(None);
+        }
+        let next = self
+            .recorded
+            .peek()
+            .map_err(|e| SinkError::Store(e.to_string()))?;
+        Ok(next.map(|s| &s.event))
+    }
+}
+
+impl xdv_core::EventSink for ResumeSink<'_> {
+    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), SinkError> {
         self.writer.module(hash, bytes)
     }
 
-    fn emit(&mut self, event: &xdv_core::Event) -> Result<(), xdv_core::SinkError> {
+    fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         self.table.observe(event);
-        if let Some((_, body)) = self.recorded.get(self.pos) {
+        if self.pos < self.committed {
+            let diverged = SinkError::Diverged { seq: self.pos };
+            let stored = self
+                .recorded
+                .next_event()
+                .map_err(|e| SinkError::Store(e.to_string()))?
+                .ok_or(SinkError::Diverged { seq: self.pos })?;
+            // A recorded input that does not fit its job was never the run's: the resume
+            // stops rather than continue from it.
+            if self.inputs.observe(&stored.event).is_err() {
+                return Err(diverged);
+            }
             self.buf.clear();
             event.encode_into(&mut self.buf);
-            if self.buf != *body {
-                return Err(xdv_core::SinkError::Diverged {
-                    seq: self.pos as u64,
-                });
+            if self.buf != stored.body {
+                return Err(diverged);
             }
             self.pos += 1;
             return Ok(());
         }
-        if self.pos == self.recorded.len() {
+        if self.pos == self.committed {
             // The whole committed prefix was re-derived: the resume is real.
             self.pos += 1;
             self.writer
                 .confirm_status()
-                .map_err(|e| xdv_core::SinkError::Store(e.to_string()))?;
+                .map_err(|e| SinkError::Store(e.to_string()))?;
         }
         self.writer.emit(event)
+    }
+}
+
+impl Driver for ResumeSink<'_> {
+    /// The committed prefix's outcomes where it records the job's completion; the provider for
+    /// the rest (which reproduces them: outcomes depend only on the seeds).
+    fn q_outcomes(&mut self, job: &QJobRun<'_>) -> Result<Vec<u64>, SinkError> {
+        let next = self.next_recorded()?;
+        Ok(recorded_outcomes(next, job).unwrap_or_else(|| job.execute()))
+    }
+
+    fn phi_captures(
+        &mut self,
+        vhm: xdv_core::VhmId,
+        computed: Vec<(i64, i64)>,
+    ) -> Result<Vec<(i64, i64)>, SinkError> {
+        let next = self.next_recorded()?;
+        Ok(recorded_captures(next, vhm, computed))
     }
 }

@@ -30,7 +30,7 @@ fn policies_restart_notify_and_contain() {
     );
     let refused = events
         .iter()
-        .filter(|e| matches!(&e.kind, EventKind::RestartRefused { reason } if reason.contains("max_restarts (2)")))
+        .filter(|e| matches!(&e.kind, EventKind::RestartRefused { reason } if reason.to_string().contains("max_restarts (2)")))
         .count();
     assert_eq!(refused, 1);
     // The parent was interrupted on its fault vector with the child's wait value (trap = 2 << 32).

@@ -260,6 +260,6 @@ fn children_spawned_from_bytes_are_stored_in_the_trace_and_badges_cannot_be_rewr
         .any(|e| matches!(e.kind, EventKind::VcpuWoken { ret, .. } if ret == 1 << 32)));
     assert!(events
         .iter()
-        .any(|e| matches!(&e.kind, EventKind::Refused { reason, .. } if reason.contains("badge"))));
+        .any(|e| matches!(&e.kind, EventKind::Refused { reason, .. } if reason.to_string().contains("badge"))));
     assert!(xdv_hv::replay_trace(&trace).unwrap().identical());
 }

@@ -157,10 +157,12 @@ fn budget_refusal_is_recorded_and_leaves_the_neighbour_alone() {
     let p = prepare(&examples().join("q-budget.toml")).unwrap();
     let (s, events) = run(&p);
     assert!(s.vhms.iter().all(|v| v.code == 0), "{s:#?}");
-    let refused: Vec<&String> = events
+    let refused: Vec<String> = events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Refused { call, reason, .. } if call == "q_submit" => Some(reason),
+            EventKind::Refused { call, reason, .. } if call == "q_submit" => {
+                Some(reason.to_string())
+            }
             _ => None,
         })
         .collect();
@@ -466,7 +468,7 @@ fn bad_jobs_are_refused_with_their_reason() {
             "OPENQASM 2.0; qreg q[1]; foo q[0];",
             10,
             1,
-            "job0.qasm:1:26",
+            "line 1, column 26",
         ),
         (
             "OPENQASM 2.0; qreg q[3];",
@@ -495,7 +497,7 @@ fn bad_jobs_are_refused_with_their_reason() {
         let (s, events) = run_in_memory(&p, 1).unwrap();
         assert_eq!(s.vhms[0].code, code, "{program}: {events:#?}");
         let refusal = events.iter().find_map(|e| match &e.kind {
-            EventKind::Refused { reason, .. } => Some(reason.clone()),
+            EventKind::Refused { reason, .. } => Some(reason.to_string()),
             _ => None,
         });
         match refusal {
@@ -533,10 +535,10 @@ fn provider_refusals_replay_and_uncollected_jobs_are_bounded() {
     let (dir, p) = prepare_inline(m, &[("g.wat", PICKY)]);
     let (s, events) = run(&p);
     assert_eq!(s.vhms[0].code, xdv_k::abi::MAX_Q_JOBS as i32, "{events:#?}");
-    let reasons: Vec<&String> = events
+    let reasons: Vec<String> = events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Refused { reason, .. } => Some(reason),
+            EventKind::Refused { reason, .. } => Some(reason.to_string()),
             _ => None,
         })
         .collect();

@@ -28,8 +28,23 @@ pub enum KError {
     #[error("{0}")]
     Abi(String),
     /// Instantiation failed (memory over the limit, start function, …).
-    #[error("cannot instantiate the guest: {0}")]
-    Instantiate(String),
+    #[error("cannot instantiate the guest: {message}")]
+    Instantiate {
+        /// The failure as a code (what a trace records).
+        code: xdv_core::refusal::TrapCode,
+        /// The failure in words, with its numbers.
+        message: String,
+    },
+}
+
+impl KError {
+    /// The failure as a trap code: what a fault of an instantiation records.
+    pub fn trap_code(&self) -> xdv_core::refusal::TrapCode {
+        match self {
+            KError::Instantiate { code, .. } => *code,
+            KError::Invalid(_) | KError::Abi(_) => xdv_core::refusal::TrapCode::Other,
+        }
+    }
 }
 
 /// The engine identification recorded in trace headers.

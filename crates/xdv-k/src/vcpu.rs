@@ -8,6 +8,7 @@ use wasmi::ValType;
 use wasmi::{
     Func, Memory, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel, Store, Val,
 };
+use xdv_core::refusal::TrapCode;
 
 /// Most table elements the tables of one vCPU may hold in all (at most 512 KiB of host memory at
 /// 8 bytes an element): tables are host memory a module declares, outside its linear memory.
@@ -114,7 +115,30 @@ pub enum Stop {
         from_irq: bool,
     },
     /// The guest trapped; the vCPU cannot run again.
-    Trap(String),
+    Trap(TrapCode),
+}
+
+/// The engine's trap code as the trace records it.
+fn trap_code(c: wasmi::TrapCode) -> TrapCode {
+    use wasmi::TrapCode as W;
+    match c {
+        W::UnreachableCodeReached => TrapCode::Unreachable,
+        W::MemoryOutOfBounds => TrapCode::MemoryOutOfBounds,
+        W::TableOutOfBounds => TrapCode::TableOutOfBounds,
+        W::IndirectCallToNull => TrapCode::IndirectCallToNull,
+        W::IntegerDivisionByZero => TrapCode::DivisionByZero,
+        W::IntegerOverflow => TrapCode::IntegerOverflow,
+        W::BadConversionToInteger => TrapCode::BadConversion,
+        W::StackOverflow => TrapCode::StackOverflow,
+        W::BadSignature => TrapCode::BadSignature,
+        W::GrowthOperationLimited => TrapCode::ResourceLimit,
+        _ => TrapCode::Other,
+    }
+}
+
+/// The trap code of an engine error.
+fn error_code(e: &wasmi::Error) -> TrapCode {
+    e.as_trap_code().map_or(TrapCode::Other, trap_code)
 }
 
 enum Activation {
@@ -151,27 +175,37 @@ impl Vcpu {
         };
         let mut store = Store::new(&engine.engine, VcpuData { limits });
         store.limiter(|d| &mut d.limits);
-        store
-            .set_fuel(0)
-            .map_err(|e| KError::Instantiate(e.to_string()))?;
+        store.set_fuel(0).map_err(|e| KError::Instantiate {
+            code: TrapCode::Other,
+            message: e.to_string(),
+        })?;
         let instance = match engine
             .linker
             .instantiate_and_start(&mut store, &module.module)
         {
             Ok(i) => i,
             Err(e) if e.as_trap_code() == Some(wasmi::TrapCode::OutOfFuel) => {
-                return Err(KError::Instantiate("the module has a start function; xdv starts guests only through their entry export".into()));
+                return Err(KError::Instantiate {
+                    code: TrapCode::Other,
+                    message: "the module has a start function; xdv starts guests only through their entry export".into(),
+                });
             }
             Err(e) => {
                 // The limiter's own words carry the numbers; the engine's name internal types.
-                let message = store.data_mut().limits.denied.take().unwrap_or_else(|| {
+                let denied = store.data_mut().limits.denied.take();
+                let code = match (&denied, e.as_trap_code()) {
+                    (Some(_), _) => TrapCode::ResourceLimit,
+                    (None, Some(c)) => trap_code(c),
+                    (None, None) => TrapCode::Other,
+                };
+                let message = denied.unwrap_or_else(|| {
                     let text = e.to_string();
                     match text.find("Table(") {
                         Some(_) => "an element segment does not fit its table".to_string(),
                         None => text,
                     }
                 });
-                return Err(KError::Instantiate(message));
+                return Err(KError::Instantiate { code, message });
             }
         };
         let entry = instance
@@ -254,10 +288,10 @@ impl Vcpu {
             "a hypercall must be completed before running again"
         );
         let Some(top) = self.stack.pop() else {
-            return (0, Stop::Trap("the vCPU has nothing left to run".into()));
+            return (0, Stop::Trap(TrapCode::Other));
         };
         if let Err(e) = self.store.set_fuel(fuel) {
-            return (0, Stop::Trap(e.to_string()));
+            return (0, Stop::Trap(error_code(&e)));
         }
         let outcome = match top {
             Activation::Fresh { func, args, nargs } => {
@@ -286,7 +320,7 @@ impl Vcpu {
                     }
                     None => {
                         self.stack.clear();
-                        Stop::Trap(call.host_error().to_string())
+                        Stop::Trap(TrapCode::Other)
                     }
                 }
             }
@@ -296,7 +330,7 @@ impl Vcpu {
             }
             Err(e) => {
                 self.stack.clear();
-                Stop::Trap(e.to_string())
+                Stop::Trap(error_code(&e))
             }
         };
         (used, stop)

@@ -12,6 +12,7 @@
 
 use crate::circuit::{Circuit, Op};
 use crate::provider::{Costs, Device};
+use xdv_core::refusal::QUnsupported;
 
 /// What one job costs, statically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,12 +77,13 @@ pub fn plan(
     device: &Device,
     costs: &Costs,
     container: usize,
-) -> Result<JobPlan, String> {
+) -> Result<JobPlan, QUnsupported> {
     let n = circuit.num_qubits();
     if n > container {
-        return Err(format!(
-            "the circuit declares {n} qubits; the container holds {container}"
-        ));
+        return Err(QUnsupported::ContainerQubits {
+            declared: u32::try_from(n).unwrap_or(u32::MAX),
+            held: u32::try_from(container).unwrap_or(u32::MAX),
+        });
     }
     let t = device.timing;
     let mut p = JobPlan {
@@ -161,7 +163,7 @@ pub fn plan(
         + u128::from(p.measurements) * u128::from(costs.readout)
         + u128::from(p.resets) * u128::from(costs.readout + costs.gate_1q)
         + dephasing;
-    p.shot_cost = u64::try_from(total).map_err(|_| "the job's cost overflows".to_string())?;
+    p.shot_cost = u64::try_from(total).map_err(|_| QUnsupported::CostOverflow)?;
     Ok(p)
 }
 
@@ -220,6 +222,12 @@ mod tests {
         let d = find_device("noisy-line").unwrap();
         let c = circuit("OPENQASM 2.0; qreg q[3];");
         let e = plan(&c, &d, &d.costs(), 2).unwrap_err();
-        assert!(e.contains("declares 3 qubits"), "{e}");
+        assert_eq!(
+            e,
+            QUnsupported::ContainerQubits {
+                declared: 3,
+                held: 2
+            }
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::circuit::Circuit;
 use crate::density::{self, Calibration};
 use crate::device::Coupling;
 use crate::statevector::{self, SimError};
+use xdv_core::refusal::QUnsupported;
 
 /// Which simulator executes a device's jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +158,7 @@ pub trait Provider: Send + Sync {
     /// Whether the provider runs `circuit` at all, decided from the circuit alone (so a replay,
     /// which runs no provider, takes the same decision); the reason when not. A circuit it
     /// accepts never fails in [`Provider::execute`].
-    fn accepts(&self, circuit: &Circuit) -> Result<(), String>;
+    fn accepts(&self, circuit: &Circuit) -> Result<(), QUnsupported>;
 
     /// The host work of [`Provider::execute`] on `circuit` for `shots` shots, in amplitude
     /// updates, decided from the circuit alone (admission charges it before the job runs, and a
@@ -198,20 +199,16 @@ impl Provider for Simulator {
         &self.device
     }
 
-    fn accepts(&self, circuit: &Circuit) -> Result<(), String> {
+    fn accepts(&self, circuit: &Circuit) -> Result<(), QUnsupported> {
         let max = self.device.engine.max_qubits();
         if circuit.num_qubits() > max {
-            return Err(format!(
-                "the program declares {} qubits; the {} provider runs at most {max} per job",
-                circuit.num_qubits(),
-                self.device.engine.name()
-            ));
+            return Err(QUnsupported::ProviderQubits {
+                declared: u32::try_from(circuit.num_qubits()).unwrap_or(u32::MAX),
+                max: u32::try_from(max).unwrap_or(u32::MAX),
+            });
         }
         if self.device.engine == Engine::Density && !circuit.measurements_are_terminal() {
-            return Err(format!(
-                "the density provider of {} needs every measurement at the end (no reset, no if, no gate after a measurement)",
-                self.device.name
-            ));
+            return Err(QUnsupported::NeedsTerminalMeasurement);
         }
         Ok(())
     }

@@ -852,12 +852,32 @@ fn forging_any_event_of_a_signed_trace_is_caught_at_that_event() {
 /// Traces written before signatures and the stricter checks (format 1, event schema 4) still
 /// verify, show and account; replay says when the event schema is older.
 #[test]
-fn format_1_fixtures_still_verify_show_and_account() {
+fn older_schema_fixtures_still_verify_show_and_account() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, events) in [
-        ("format-1-hello.xdv", 65u64),
-        ("format-1-q-ghz.xdv", 95),
-        ("format-1-phi-nested.xdv", 67),
+    // (fixture, events, event schema, a line `trace show` must print: the words older schemas
+    // wrote for refusals, faults, restarts and decoherence)
+    for (name, events, schema, shown) in [
+        ("format-1-hello.xdv", 65u64, 4, "host finished"),
+        ("format-1-q-ghz.xdv", 95, 4, "q job 0 done"),
+        ("format-1-phi-nested.xdv", 67, 4, "host finished"),
+        (
+            "schema-5-faults.xdv",
+            129,
+            5,
+            "restart refused: max_restarts (2) reached",
+        ),
+        (
+            "schema-5-hostile.xdv",
+            69,
+            5,
+            "REFUSED vcpu 0 cap_info: handle 0x123456789abcdef: no such capability",
+        ),
+        (
+            "schema-5-phi-decoherence.xdv",
+            69,
+            5,
+            "contract: decohered at 1:1: `d0` has no defined phase since its window decohered",
+        ),
     ] {
         // A copy: opening a trace may recover its WAL in place.
         let trace = dir.path().join(name);
@@ -867,12 +887,12 @@ fn format_1_fixtures_still_verify_show_and_account() {
         assert_eq!(v["complete"], true);
         assert_eq!(v["report"]["events_verified"], events);
         assert_eq!(v["report"]["format_version"], 1);
-        assert_eq!(v["report"]["event_schema"], 4);
+        assert_eq!(v["report"]["event_schema"], schema);
         assert_eq!(v["signature"]["state"], "unsigned");
         let (code, text) = xdv_on(&["trace", "show"], &trace);
         assert_eq!(code, 0);
         assert_eq!(text.lines().count() as u64, events, "{name}");
-        assert!(text.contains("host finished"));
+        assert!(text.contains(shown), "{name}: {text}");
         let (code, v) = json_of(&["trace", "accounting", "--json"], &trace);
         assert_eq!(code, 0);
         assert_eq!(v["derived_from_events"], false);
@@ -881,15 +901,18 @@ fn format_1_fixtures_still_verify_show_and_account() {
         assert_eq!(code, 0);
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(first["kind"], "host_started");
-        let (_, v) = json_of(&["replay", "--json"], &trace);
-        if xdv_core::EVENT_SCHEMA_VERSION > 4 {
-            assert!(
-                v["report"]["note"]
-                    .as_str()
-                    .unwrap()
-                    .contains("event schema 4"),
-                "{v}"
-            );
-        }
+        assert_eq!(text.lines().count() as u64, events, "{name}");
+        // Replay re-executes the current schema only, and says so naming both versions.
+        let (code, v) = json_of(&["replay", "--json"], &trace);
+        assert_ne!(code, 0, "{name}: {v}");
+        let problem = v["report"]["problem"].as_str().unwrap_or_default();
+        assert!(
+            problem.contains(&format!("recorded with event schema {schema}"))
+                && problem.contains(&format!(
+                    "re-executes event schema {} only",
+                    xdv_core::EVENT_SCHEMA_VERSION
+                )),
+            "{name}: {v}"
+        );
     }
 }

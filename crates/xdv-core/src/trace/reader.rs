@@ -28,6 +28,71 @@ pub struct StoredEvent {
     pub hash: Hash32,
 }
 
+/// The events of a trace in order, read a page at a time ([`TraceReader::cursor`]).
+pub struct EventCursor<'r> {
+    reader: &'r TraceReader,
+    next_seq: u64,
+    page: std::collections::VecDeque<StoredEvent>,
+    exhausted: bool,
+}
+
+impl EventCursor<'_> {
+    /// Events read from the file at a time.
+    pub const PAGE: u32 = 1024;
+
+    /// The next event without taking it, `None` after the last.
+    ///
+    /// # Errors
+    ///
+    /// As [`TraceReader::for_each_event`].
+    pub fn peek(&mut self) -> Result<Option<&StoredEvent>, TraceError> {
+        if self.page.is_empty() && !self.exhausted {
+            self.fill()?;
+        }
+        Ok(self.page.front())
+    }
+
+    /// Takes the next event, `None` after the last.
+    ///
+    /// # Errors
+    ///
+    /// As [`TraceReader::for_each_event`].
+    pub fn next_event(&mut self) -> Result<Option<StoredEvent>, TraceError> {
+        self.peek()?;
+        Ok(self.page.pop_front())
+    }
+
+    /// The sequence number of the next event [`EventCursor::next_event`] returns.
+    pub fn position(&self) -> u64 {
+        self.page.front().map_or(self.next_seq, |s| s.seq)
+    }
+
+    fn fill(&mut self) -> Result<(), TraceError> {
+        let r = self.reader;
+        let e = sql(&r.path);
+        let mut stmt = r
+            .conn
+            .prepare_cached(
+                "SELECT seq, body, hash FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(&e)?;
+        let mut rows = stmt
+            .query(params![self.next_seq as i64, Self::PAGE])
+            .map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            let stored = r.decode_row(
+                row.get(0).map_err(&e)?,
+                row.get(1).map_err(&e)?,
+                row.get(2).map_err(&e)?,
+            )?;
+            self.next_seq = stored.seq + 1;
+            self.page.push_back(stored);
+        }
+        self.exhausted = self.page.len() < Self::PAGE as usize;
+        Ok(())
+    }
+}
+
 /// The outcome of [`TraceReader::verify`].
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -219,30 +284,68 @@ impl TraceReader {
             .map_err(&e)?;
         let mut rows = stmt.query([]).map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
-            let seq: i64 = row.get(0).map_err(&e)?;
-            let body: Vec<u8> = row.get(1).map_err(&e)?;
-            let hash: Vec<u8> = row.get(2).map_err(&e)?;
-            let corrupt = |reason: String| TraceError::NotATrace {
+            let stored = self.decode_row(
+                row.get(0).map_err(&e)?,
+                row.get(1).map_err(&e)?,
+                row.get(2).map_err(&e)?,
+            )?;
+            let keep_going = f(stored).map_err(|reason| TraceError::NotATrace {
                 path: self.path.display().to_string(),
                 reason,
-            };
-            let event = Event::decode(&body)
-                .map_err(|err| corrupt(format!("event {seq}: body does not decode: {err}")))?;
-            let hash: [u8; 32] = hash
-                .try_into()
-                .map_err(|_| corrupt(format!("event {seq}: hash is not 32 bytes")))?;
-            let keep_going = f(StoredEvent {
-                seq: seq as u64,
-                event,
-                body,
-                hash: Hash32(hash),
-            })
-            .map_err(corrupt)?;
+            })?;
             if !keep_going {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// A cursor over the stored events in order, reading a page of [`EventCursor::PAGE`] events
+    /// at a time: its memory does not grow with the trace.
+    pub fn cursor(&self) -> EventCursor<'_> {
+        EventCursor {
+            reader: self,
+            next_seq: 0,
+            page: std::collections::VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
+    /// How many events the trace holds.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::Sqlite`].
+    pub fn event_count(&self) -> Result<u64, TraceError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .map_err(sql(&self.path))?;
+        Ok(n as u64)
+    }
+
+    /// Decodes one stored row.
+    fn decode_row(
+        &self,
+        seq: i64,
+        body: Vec<u8>,
+        hash: Vec<u8>,
+    ) -> Result<StoredEvent, TraceError> {
+        let corrupt = |reason: String| TraceError::NotATrace {
+            path: self.path.display().to_string(),
+            reason,
+        };
+        let event = Event::decode(&body)
+            .map_err(|err| corrupt(format!("event {seq}: body does not decode: {err}")))?;
+        let hash: [u8; 32] = hash
+            .try_into()
+            .map_err(|_| corrupt(format!("event {seq}: hash is not 32 bytes")))?;
+        Ok(StoredEvent {
+            seq: seq as u64,
+            event,
+            body,
+            hash: Hash32(hash),
+        })
     }
 
     /// All stored events, decoded.

@@ -2,10 +2,12 @@
 
 use super::lifecycle::bare_record;
 use super::{Args, Outcome};
+use crate::driver::Driver;
 use crate::hypervisor::Hypervisor;
 use crate::HvError;
 use xdv_core::cap::CapError;
-use xdv_core::event::{EventSink, RemoveCause};
+use xdv_core::event::RemoveCause;
+use xdv_core::refusal::{HandleRole, Refusal};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall};
 
@@ -21,7 +23,15 @@ pub(crate) fn cap_code(e: CapError) -> i64 {
 
 /// A refusal naming the handle.
 pub(crate) fn cap_refusal(record: xdv_core::HypercallRecord, handle: u64, e: CapError) -> Outcome {
-    Outcome::refused(record, cap_code(e), format!("handle {handle:#x}: {e}"))
+    Outcome::refused(
+        record,
+        cap_code(e),
+        Refusal::Handle {
+            role: HandleRole::Target,
+            handle,
+            error: e,
+        },
+    )
 }
 
 impl Hypervisor {
@@ -41,7 +51,7 @@ impl Hypervisor {
         Ok(pick(&n.object, me).expect("checked by require"))
     }
 
-    pub(super) fn cap_call<S: EventSink>(
+    pub(super) fn cap_call<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -59,7 +69,7 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!("badge {badge} is over the largest, {}", abi::MAX_BADGE),
+                        Refusal::BadgeTooLarge { badge },
                     ));
                 }
                 if let Err(reason) = self.cap_room(vhm, 1, 0) {

@@ -3,17 +3,19 @@
 use super::caps::cap_refusal;
 use super::lifecycle::bare_record;
 use super::{Args, Outcome};
+use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
 use crate::ipc::{Message, MAX_MESSAGE, RECV_HEADER};
 use crate::vhm::{Inbox, Wait};
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, EventSink};
+use xdv_core::event::EventKind;
+use xdv_core::refusal::{Arg, Buffer, Need, Refusal};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall};
 
 impl Hypervisor {
-    pub(super) fn ipc_call<S: EventSink>(
+    pub(super) fn ipc_call<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -34,21 +36,26 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_PERM,
-                        "no budget capability with the channel right",
+                        Refusal::NoChannelRight,
                     ));
                 }
                 if !(1..=4096).contains(&capacity) {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!("capacity must be 1 to 4096, got {capacity}"),
+                        Refusal::OutOfRange {
+                            arg: Arg::Capacity,
+                            value: i64::from(capacity),
+                            min: 1,
+                            max: 4096,
+                        },
                     ));
                 }
                 if !self.caps.has_room(me, 2) {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_QUOTA,
-                        "the capability table is full",
+                        Refusal::CapTableFull,
                     ));
                 }
                 if let Err(reason) = self.cap_room(vhm, 2, 1) {
@@ -89,7 +96,9 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!("unknown flags {flags:#x}"),
+                        Refusal::UnknownFlags {
+                            flags: u64::from(flags),
+                        },
                     ));
                 }
                 let bytes = match self.read_guest(vhm, vcpu, ptr, len, MAX_MESSAGE) {
@@ -117,9 +126,11 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_QUOTA,
-                        format!(
-                            "a queued message of {len} bytes: memory budget: needs {cost} bytes, {free} left"
-                        ),
+                        Refusal::Short {
+                            need_for: Need::QueuedMessage(len),
+                            need: cost,
+                            left: free,
+                        },
                     ));
                 }
                 self.vhms[vhm as usize]
@@ -164,17 +175,23 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!("buffer of {len} bytes cannot hold the {RECV_HEADER}-byte header"),
+                        Refusal::BufferTooSmall {
+                            what: Buffer::RecvHeader,
+                            need: u64::from(RECV_HEADER),
+                            have: u64::from(len),
+                        },
                     ));
                 }
                 let checked = self.vhms[vhm as usize].vcpus[vcpu as usize]
                     .vcpu
                     .check_guest(i64::from(ptr), i64::from(len), u32::MAX);
                 if let Err(code) = checked {
-                    let reason = format!(
-                        "cannot read {len} bytes at {ptr:#x}: {}",
-                        abi::error_name(code)
-                    );
+                    let reason = Refusal::GuestMemory {
+                        write: false,
+                        addr: ptr,
+                        len,
+                        code,
+                    };
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 let at = Inbox {
@@ -186,7 +203,15 @@ impl Hypervisor {
                 match self.try_receive(sink, vhm, vcpu, at)? {
                     // A buffer too small for the waiting message is a bad argument (the message
                     // stays queued); a closed channel is a state, not a refusal.
-                    Some(abi::E_TOOBIG) => Outcome::refused(record, abi::E_TOOBIG, format!("the next message does not fit a {len}-byte buffer (16-byte header included)")),
+                    Some(abi::E_TOOBIG) => Outcome::refused(
+                        record,
+                        abi::E_TOOBIG,
+                        Refusal::BufferTooSmall {
+                            what: Buffer::NextMessage,
+                            need: 0,
+                            have: u64::from(len),
+                        },
+                    ),
                     Some(ret) => Outcome::ok(record, ret),
                     None => {
                         self.channels[channel as usize].ends[end as usize]
@@ -203,7 +228,7 @@ impl Hypervisor {
     /// Queues `msg` at `to_end` if there is room (returns 0, or E_CLOSED when the end is closed),
     /// waking its receivers or raising the IPC interrupt at its anchor; gives the message back when
     /// the queue is full.
-    pub(crate) fn try_send<S: EventSink>(
+    pub(crate) fn try_send<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -265,7 +290,7 @@ impl Hypervisor {
     /// Delivers the first message at `end` into the receiver's buffer and returns its length;
     /// E_TOOBIG (the message stays) when it does not fit, E_CLOSED when the queue is empty and the
     /// other end closed, `None` when the receiver must wait.
-    pub(crate) fn try_receive<S: EventSink>(
+    pub(crate) fn try_receive<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -356,7 +381,7 @@ impl Hypervisor {
     /// holds nothing, so the receiver's budget takes each one it has room for (in queue order),
     /// and the rest are dropped, recorded per queue in the stopping VHM's events. A message sent
     /// just before exiting is still delivered when its receiver can hold it.
-    pub(crate) fn hand_over_sent<S: EventSink>(
+    pub(crate) fn hand_over_sent<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -396,7 +421,7 @@ impl Hypervisor {
 
     /// Records, in `vhm`'s events, that `messages` queued at `end` of `channel` were dropped
     /// (nothing when none were).
-    fn record_dropped<S: EventSink>(
+    fn record_dropped<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -422,7 +447,7 @@ impl Hypervisor {
 
     /// Closes one end (its anchor stopped): drops its queue, wakes every vCPU parked on the
     /// channel (they see E_CLOSED or what is left to receive), records it in `vhm`'s events.
-    pub(crate) fn close_end<S: EventSink>(
+    pub(crate) fn close_end<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,

@@ -2,11 +2,13 @@
 
 use super::{After, Args, Outcome};
 use crate::cds::{Class, Target};
+use crate::driver::Driver;
 use crate::hypervisor::Hypervisor;
 use crate::vhm::{Timer, VcpuState, Wait};
 use crate::HvError;
 use rand_core::RngCore;
-use xdv_core::event::{EventSink, HypercallRecord};
+use xdv_core::event::HypercallRecord;
+use xdv_core::refusal::{Arg, Deadline, Refusal};
 use xdv_k::abi::{self, Hypercall};
 
 /// The record of a call from its raw arguments alone (for calls refused before decoding).
@@ -96,7 +98,7 @@ pub(super) fn bare_record(call: Hypercall, a: Args) -> HypercallRecord {
 }
 
 impl Hypervisor {
-    pub(super) fn lifecycle<S: EventSink>(
+    pub(super) fn lifecycle<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -131,7 +133,16 @@ impl Hypervisor {
                 let until = a.i64(0);
                 let slot = &v.vcpus[vcpu as usize];
                 if until < 0 {
-                    Outcome::refused(record, abi::E_INVAL, format!("negative wake time {until}"))
+                    Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        Refusal::OutOfRange {
+                            arg: Arg::WakeTime,
+                            value: until,
+                            min: 0,
+                            max: i64::MAX,
+                        },
+                    )
                 } else if slot.irq_pending != 0 && !slot.vcpu.in_irq() {
                     // An interrupt is already pending: like `hlt` with interrupts enabled, the
                     // sleep ends at once and the handler runs on return.
@@ -154,26 +165,28 @@ impl Hypervisor {
                 let period = a.i64(0);
                 let first = now.checked_add(period as u64);
                 if period < 0 {
-                    Outcome::refused(record, abi::E_INVAL, format!("negative period {period}"))
+                    Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        Refusal::OutOfRange {
+                            arg: Arg::Period,
+                            value: period,
+                            min: 0,
+                            max: i64::MAX,
+                        },
+                    )
                 } else if period > 0 && first.is_none_or(|t| t > abi::TIME_HORIZON_NS) {
                     Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!(
-                            "period {period} ns puts the first tick past the time horizon ({} ns)",
-                            abi::TIME_HORIZON_NS
-                        ),
+                        Refusal::PastHorizon {
+                            what: Deadline::TimerTick,
+                            at: first.unwrap_or(u64::MAX),
+                        },
                     )
                 } else if period > 0 && !v.vcpus[vcpu as usize].vcpu.has_irq_handler() {
                     // Every tick would be dropped: host work with nothing to show for it.
-                    Outcome::refused(
-                        record,
-                        abi::E_INVAL,
-                        format!(
-                            "a timer needs an {} export to deliver its ticks to",
-                            abi::IRQ_EXPORT
-                        ),
-                    )
+                    Outcome::refused(record, abi::E_INVAL, Refusal::NoIrqExport)
                 } else {
                     v.timer_generation += 1;
                     v.timer = (period > 0).then(|| Timer {
@@ -200,15 +213,15 @@ impl Hypervisor {
                 let (target, vector, arg) = (a.u32(0), a.u32(1), a.i64(2));
                 let live = target < n_vcpus && v.vcpus[target as usize].state != VcpuState::Halted;
                 if !live {
-                    Outcome::refused(record, abi::E_NOENT, format!("no running vCPU {target}"))
+                    Outcome::refused(record, abi::E_NOENT, Refusal::NoVcpu { vcpu: target })
                 } else if vector >= v.spec.k.irq_vectors {
                     Outcome::refused(
                         record,
                         abi::E_NOENT,
-                        format!(
-                            "no vector {vector} (irq_vectors is {})",
-                            v.spec.k.irq_vectors
-                        ),
+                        Refusal::NoVector {
+                            vector,
+                            vectors: v.spec.k.irq_vectors,
+                        },
                     )
                 } else {
                     self.raise_irq(sink, vhm, target, vector, arg)?;

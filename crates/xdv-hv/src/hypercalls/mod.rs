@@ -13,10 +13,12 @@ mod nesting;
 mod phi;
 mod q;
 
+use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
 use crate::vhm::Wait;
 use crate::HvError;
-use xdv_core::event::{EventKind, EventSink, ExitReason, FaultClass, HypercallRecord};
+use xdv_core::event::{EventKind, ExitReason, FaultClass, HypercallRecord};
+use xdv_core::refusal::{FaultDetail, Refusal, Text};
 use xdv_k::abi;
 use xdv_k::Request;
 use xdv_manifest::BadHypercallPolicy;
@@ -38,7 +40,7 @@ pub(crate) struct Outcome {
     pub(crate) record: HypercallRecord,
     pub(crate) ret: i64,
     /// Why the call was refused as bad, if it was.
-    pub(crate) refusal: Option<String>,
+    pub(crate) refusal: Option<Refusal>,
     pub(crate) after: After,
 }
 
@@ -53,12 +55,12 @@ impl Outcome {
         }
     }
     /// A call refused with `code` for `reason`.
-    pub(crate) fn refused(record: HypercallRecord, code: i64, reason: impl Into<String>) -> Self {
-        debug_assert!(code < 0, "refusals return error codes");
+    pub(crate) fn refused(record: HypercallRecord, code: i64, reason: Refusal) -> Self {
+        assert!(code < 0, "refusals return error codes");
         Self {
             record,
             ret: code,
-            refusal: Some(reason.into()),
+            refusal: Some(reason),
             after: After::Resume,
         }
     }
@@ -91,7 +93,7 @@ impl Args {
 }
 
 impl Hypervisor {
-    pub(crate) fn hypercall<S: EventSink>(
+    pub(crate) fn hypercall<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -106,10 +108,10 @@ impl Hypervisor {
             Outcome::refused(
                 lifecycle::bare_record(req.call, args),
                 abi::E_QUOTA,
-                format!(
-                    "privilege level L{level} may not call {} (deepest allowed L{})",
-                    desc.name, desc.max_level
-                ),
+                Refusal::Privilege {
+                    level,
+                    deepest: desc.max_level,
+                },
             )
         } else {
             match req.call.desc().group {
@@ -152,12 +154,10 @@ impl Hypervisor {
         if out.refusal.is_some()
             && self.vhms[vhm as usize].spec.policy.on_bad_hypercall == BadHypercallPolicy::Fault
         {
-            let detail = format!(
-                "{} refused with {} ({}) under on_bad_hypercall = \"fault\"",
-                desc.name,
-                abi::error_name(out.ret),
-                out.ret
-            );
+            let detail = FaultDetail::BadHypercall {
+                call: desc.name.to_string(),
+                code: out.ret,
+            };
             return self.fault(sink, vhm, Some(vcpu), FaultClass::BadHypercall, detail);
         }
         match out.after {
@@ -189,17 +189,19 @@ impl Hypervisor {
         ptr: u32,
         len: u32,
         max: u32,
-    ) -> Result<Vec<u8>, (i64, String)> {
+    ) -> Result<Vec<u8>, (i64, Refusal)> {
         self.vhms[vhm as usize].vcpus[vcpu as usize]
             .vcpu
             .read_guest(i64::from(ptr), i64::from(len), max)
             .map_err(|code| {
                 (
                     code,
-                    format!(
-                        "cannot read {len} bytes at {ptr:#x}: {}",
-                        abi::error_name(code)
-                    ),
+                    Refusal::GuestMemory {
+                        write: false,
+                        addr: ptr,
+                        len,
+                        code,
+                    },
                 )
             })
     }
@@ -214,15 +216,13 @@ impl Hypervisor {
         ptr: u32,
         len: u32,
         max: u32,
-        what: &str,
-    ) -> Result<(xdv_core::Hash32, String), (i64, String)> {
-        let bytes = self
-            .read_guest(vhm, vcpu, ptr, len, max)
-            .map_err(|(code, reason)| (code, format!("{what}: {reason}")))?;
+        what: Text,
+    ) -> Result<(xdv_core::Hash32, String), (i64, Refusal)> {
+        let bytes = self.read_guest(vhm, vcpu, ptr, len, max)?;
         let hash = xdv_core::Hash32::of(&bytes);
         String::from_utf8(bytes)
             .map(|text| (hash, text))
-            .map_err(|_| (abi::E_INVAL, format!("the {what} is not UTF-8")))
+            .map_err(|_| (abi::E_INVAL, Refusal::NotUtf8 { what }))
     }
 
     /// Writes into the caller's memory, or the refusal to return.
@@ -232,18 +232,19 @@ impl Hypervisor {
         vcpu: u32,
         ptr: u32,
         bytes: &[u8],
-    ) -> Result<(), (i64, String)> {
+    ) -> Result<(), (i64, Refusal)> {
         self.vhms[vhm as usize].vcpus[vcpu as usize]
             .vcpu
             .write_guest(i64::from(ptr), bytes)
             .map_err(|code| {
                 (
                     code,
-                    format!(
-                        "cannot write {} bytes at {ptr:#x}: {}",
-                        bytes.len(),
-                        abi::error_name(code)
-                    ),
+                    Refusal::GuestMemory {
+                        write: true,
+                        addr: ptr,
+                        len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                        code,
+                    },
                 )
             })
     }

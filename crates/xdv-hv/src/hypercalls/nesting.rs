@@ -3,13 +3,15 @@
 use super::caps::{cap_code, cap_refusal};
 use super::lifecycle::bare_record;
 use super::{Args, Outcome};
+use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor, CHILD_ENTRY};
 use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
 use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::budget::Quota;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, EventSink, ExitReason, HypercallRecord};
+use xdv_core::event::{EventKind, ExitReason, HypercallRecord};
+use xdv_core::refusal::{Arg, HandleRole, Need, QCarve, Refusal, SpawnPart, SpecRule, Struct};
 use xdv_core::{Hash32, VhmId};
 use xdv_k::abi::{self, Hypercall};
 use xdv_manifest::{BadHypercallPolicy, KSpec, Location, PolicySpec, VhmSpec, WASM_PAGE};
@@ -41,6 +43,14 @@ struct SpawnSpec {
     caps: (u32, u32),
     /// Qubits carved from the parent's container (0: no Q container) and their budget, µ.
     q: (u32, u32, u64),
+}
+
+/// A refusal of one part of a spawn request.
+fn part(part: SpawnPart, why: Refusal) -> Refusal {
+    Refusal::Spawn {
+        part,
+        why: Box::new(why),
+    }
 }
 
 fn u32_at(b: &[u8], o: usize) -> u32 {
@@ -76,59 +86,64 @@ impl SpawnSpec {
     }
 
     /// Checks the numbers that do not depend on the parent.
-    fn validate(&self) -> Result<(), String> {
-        if !(1..=64).contains(&self.vcpus) {
-            return Err(format!("vcpus must be 1 to 64, got {}", self.vcpus));
-        }
+    fn validate(&self) -> Result<(), Refusal> {
+        let range = |arg, value: u64, min: i64, max: i64| {
+            let v = i64::try_from(value).unwrap_or(i64::MAX);
+            if v < min || v > max {
+                Err(Refusal::OutOfRange {
+                    arg,
+                    value: v,
+                    min,
+                    max,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        range(Arg::Vcpus, u64::from(self.vcpus), 1, 64)?;
         if self.vcpu_quota < self.vcpus {
-            return Err(format!(
-                "vcpu_quota {} is less than vcpus {}",
-                self.vcpu_quota, self.vcpus
-            ));
+            return Err(Refusal::Spec(SpecRule::VcpuQuota {
+                vcpu_quota: self.vcpu_quota,
+                vcpus: self.vcpus,
+            }));
         }
-        if self.memory_limit == 0
-            || self.memory_limit % WASM_PAGE != 0
-            || self.memory_limit > 1 << 32
-        {
-            return Err(format!(
-                "memory_limit {} is not a whole number of 64 KiB pages up to 4 GiB",
-                self.memory_limit
-            ));
+        if self.memory_limit % WASM_PAGE != 0 {
+            return Err(Refusal::OutOfRange {
+                arg: Arg::MemoryLimit,
+                value: 0,
+                min: 1,
+                max: 65_536,
+            });
         }
+        range(Arg::MemoryLimit, self.memory_limit / WASM_PAGE, 1, 65_536)?;
         if self.memory_quota < u64::from(self.vcpus) * self.memory_limit {
-            return Err(format!(
-                "memory_quota {} is less than vcpus × memory_limit",
-                self.memory_quota
-            ));
+            return Err(Refusal::Spec(SpecRule::MemoryQuota {
+                memory_quota: self.memory_quota,
+            }));
         }
-        if self.fuel_quota == 0 {
-            return Err("fuel_quota is 0".into());
-        }
-        if !(1..=1000).contains(&self.weight) {
-            return Err(format!("weight must be 1 to 1000, got {}", self.weight));
-        }
+        range(Arg::FuelQuota, self.fuel_quota, 1, i64::MAX)?;
+        range(Arg::Weight, u64::from(self.weight), 1, 1000)?;
         if self.flags & !0b11 != 0 {
-            return Err(format!("unknown flags {:#x}", self.flags));
+            return Err(Refusal::UnknownFlags {
+                flags: u64::from(self.flags),
+            });
         }
         if self.q.1 != 0 {
-            return Err(format!(
-                "reserved field at offset 92 is {:#x}, not 0",
-                self.q.1
-            ));
+            return Err(Refusal::Reserved {
+                offset: 92,
+                value: u64::from(self.q.1),
+            });
         }
-        if self.q.0 > 1024 {
-            return Err(format!("q_qubits must be 0 to 1024, got {}", self.q.0));
-        }
+        range(Arg::QQubits, u64::from(self.q.0), 0, 1024)?;
         if self.q.0 > 0 && self.q.2 == 0 {
-            return Err("a Q container needs a decoherence budget above 0".into());
+            return Err(Refusal::QCarve(QCarve::NoBudget));
         }
-        if self.caps.0 > MAX_PASSED_CAPS {
-            return Err(format!(
-                "at most {MAX_PASSED_CAPS} capabilities may be passed, got {}",
-                self.caps.0
-            ));
-        }
-        Ok(())
+        range(
+            Arg::PassedCaps,
+            u64::from(self.caps.0),
+            0,
+            i64::from(MAX_PASSED_CAPS),
+        )
     }
 
     fn quota(&self) -> Quota {
@@ -143,7 +158,7 @@ impl SpawnSpec {
 }
 
 impl Hypervisor {
-    pub(super) fn nesting_call<S: EventSink>(
+    pub(super) fn nesting_call<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -196,21 +211,26 @@ impl Hypervisor {
                     Outcome::refused(
                         record,
                         abi::E_BUSY,
-                        format!(
-                            "{} live children: policy is set only while a VHM has none",
-                            v.children.len()
-                        ),
+                        Refusal::PolicyWithChildren {
+                            children: v.children.len() as u32,
+                        },
                     )
                 } else if flags & !1 != 0 {
-                    Outcome::refused(record, abi::E_INVAL, format!("unknown flags {flags:#x}"))
+                    Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        Refusal::UnknownFlags {
+                            flags: u64::from(flags),
+                        },
+                    )
                 } else if weight > v.spec.policy.weight {
                     Outcome::refused(
                         record,
                         abi::E_PERM,
-                        format!(
-                            "weight {weight} exceeds the current {} (policy only tightens)",
-                            v.spec.policy.weight
-                        ),
+                        Refusal::PolicyLoosens {
+                            weight,
+                            current: v.spec.policy.weight,
+                        },
                     )
                 } else {
                     if weight > 0 && weight != v.spec.policy.weight {
@@ -235,7 +255,7 @@ impl Hypervisor {
         })
     }
 
-    fn spawn<S: EventSink>(
+    fn spawn<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -251,7 +271,10 @@ impl Hypervisor {
             return Ok(Outcome::refused(
                 record,
                 abi::E_INVAL,
-                format!("spec is {len} bytes, needs {SPAWN_SPEC_LEN}"),
+                Refusal::StructSize {
+                    what: Struct::SpawnSpec,
+                    got: len,
+                },
             ));
         }
         let want = if len >= SPAWN_SPEC_Q_LEN {
@@ -277,14 +300,22 @@ impl Hypervisor {
                 return Ok(Outcome::refused(
                     record,
                     cap_code(e),
-                    format!("budget handle {:#x}: {e}", spec.budget),
+                    Refusal::Handle {
+                        role: HandleRole::Budget,
+                        handle: spec.budget,
+                        error: e,
+                    },
                 ))
             }
         }
         let name_bytes = match self.read_guest(vhm, vcpu, spec.name.0, spec.name.1, 64) {
             Ok(b) => b,
             Err((code, reason)) => {
-                return Ok(Outcome::refused(record, code, format!("name: {reason}")))
+                return Ok(Outcome::refused(
+                    record,
+                    code,
+                    part(SpawnPart::Name, reason),
+                ))
             }
         };
         let short = String::from_utf8(name_bytes).unwrap_or_default();
@@ -293,11 +324,7 @@ impl Hypervisor {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            return Ok(Outcome::refused(
-                record,
-                abi::E_INVAL,
-                "the child's name must be 1 to 64 of A-Z a-z 0-9 _ - .",
-            ));
+            return Ok(Outcome::refused(record, abi::E_INVAL, Refusal::BadName));
         }
         let name = self.unique_name(&format!("{}/{short}", self.vhms[vhm as usize].name));
         let record = HypercallRecord::VhmSpawn { name: name.clone() };
@@ -314,7 +341,11 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         cap_code(e),
-                        format!("module handle {:#x}: {e}", spec.module),
+                        Refusal::Handle {
+                            role: HandleRole::Module,
+                            handle: spec.module,
+                            error: e,
+                        },
                     ))
                 }
             };
@@ -328,15 +359,14 @@ impl Hypervisor {
             let bytes = match self.read_guest(vhm, vcpu, spec.code.0, spec.code.1, MAX_CODE) {
                 Ok(b) => b,
                 Err((code, reason)) => {
-                    return Ok(Outcome::refused(record, code, format!("code: {reason}")))
+                    return Ok(Outcome::refused(
+                        record,
+                        code,
+                        part(SpawnPart::Code, reason),
+                    ))
                 }
             };
             (Hash32::of(&bytes), bytes, true)
-        };
-        let what = if from_code {
-            "code".to_string()
-        } else {
-            format!("module {}", hash.short())
         };
         // Capabilities to pass: each must be held with the transfer right and asked rights ⊆ held.
         let mut passed = Vec::with_capacity(spec.caps.0 as usize);
@@ -350,26 +380,31 @@ impl Hypervisor {
             ) {
                 Ok(b) => b,
                 Err((code, reason)) => {
-                    return Ok(Outcome::refused(record, code, format!("caps: {reason}")))
+                    return Ok(Outcome::refused(
+                        record,
+                        code,
+                        part(SpawnPart::Caps, reason),
+                    ))
                 }
             };
-            for c in table.chunks_exact(24) {
+            for (i, c) in (0u32..).zip(table.chunks_exact(24)) {
                 let (h, r, badge) = (u64_at(c, 0), u32_at(c, 8), u64_at(c, 16));
                 if badge > abi::MAX_BADGE {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!(
-                            "passing handle {h:#x}: badge {badge} is over the largest, {}",
-                            abi::MAX_BADGE
-                        ),
+                        Refusal::PassedBadge { index: i, badge },
                     ));
                 }
                 if let Err(e) = self.caps.can_derive(me, h, r, badge, me, rights::TRANSFER) {
                     return Ok(Outcome::refused(
                         record,
                         cap_code(e),
-                        format!("passing handle {h:#x} [{}]: {e}", rights::describe(r)),
+                        Refusal::Handle {
+                            role: HandleRole::Passed(i),
+                            handle: h,
+                            error: e,
+                        },
                     ));
                 }
                 passed.push((h, r, badge));
@@ -380,14 +415,14 @@ impl Hypervisor {
             return Ok(Outcome::refused(
                 record,
                 abi::E_QUOTA,
-                "the deepest privilege level is reached",
+                Refusal::DeepestLevel,
             ));
         }
         if !self.caps.has_room(me, 1) {
             return Ok(Outcome::refused(
                 record,
                 abi::E_QUOTA,
-                "the capability table is full",
+                Refusal::CapTableFull,
             ));
         }
         if let Err(reason) = self.cap_room(vhm, 1, 0) {
@@ -401,25 +436,25 @@ impl Hypervisor {
             return Ok(Outcome::refused(
                 record,
                 abi::E_QUOTA,
-                format!(
-                    "over budget: memory: asked {} bytes, {free} left beside what the host holds for this VHM",
-                    quota.memory,
-                ),
+                Refusal::Short {
+                    need_for: Need::ChildMemory,
+                    need: quota.memory,
+                    left: free,
+                },
             ));
         }
         if let Err(e) = self.vhms[vhm as usize].budget.can_carve(&quota) {
-            return Ok(Outcome::refused(
-                record,
-                abi::E_QUOTA,
-                format!("over budget: {}", e.0),
-            ));
+            return Ok(Outcome::refused(record, abi::E_QUOTA, Refusal::Carve(e)));
         }
         if spec.q.0 > 0 {
             if let Err(reason) = self.q_fits(vhm, spec.q.0, spec.q.2) {
                 return Ok(Outcome::refused(
                     record,
                     abi::E_QUOTA,
-                    format!("q container of {} qubits: {reason}", spec.q.0),
+                    part(
+                        SpawnPart::QContainer { qubits: spec.q.0 },
+                        Refusal::QCarve(reason),
+                    ),
                 ));
             }
         }
@@ -441,10 +476,11 @@ impl Hypervisor {
                 return Ok(Outcome::refused(
                     record,
                     abi::E_QUOTA,
-                    format!(
-                        "{what}: loading {} bytes takes {fuel} fuel, {fuel_left} left beside the child's fuel_quota",
-                        bytes.len(),
-                    ),
+                    Refusal::Short {
+                        need_for: Need::ModuleLoad,
+                        need: fuel,
+                        left: fuel_left,
+                    },
                 ));
             }
             let free = self
@@ -455,10 +491,11 @@ impl Hypervisor {
                 return Ok(Outcome::refused(
                     record,
                     abi::E_QUOTA,
-                    format!(
-                        "{what}: memory budget: the module holds {footprint} bytes ({} bytes × {MODULE_FOOTPRINT_FACTOR}), {free} left beside the child's memory_quota",
-                        bytes.len(),
-                    ),
+                    Refusal::Short {
+                        need_for: Need::ModuleFootprint,
+                        need: footprint,
+                        left: free,
+                    },
                 ));
             }
             self.vhms[vhm as usize]
@@ -471,7 +508,12 @@ impl Hypervisor {
                 return Ok(Outcome::refused(
                     record,
                     abi::E_INVAL,
-                    format!("{what}: {e}"),
+                    part(
+                        SpawnPart::Code,
+                        Refusal::Module {
+                            abi: matches!(e, xdv_k::KError::Abi(_)),
+                        },
+                    ),
                 ))
             }
         };

@@ -8,12 +8,14 @@
 use super::caps::cap_refusal;
 use super::lifecycle::bare_record;
 use super::{Args, Outcome};
+use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
 use crate::vhm::Wait;
 use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, EventSink, HypercallRecord, WorkKind};
+use xdv_core::event::{EventKind, HypercallRecord, WorkKind};
+use xdv_core::refusal::{Buffer, Deadline, DecoherenceCause, Need, Refusal, Struct, Text};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall, MAX_PHI_PROGRAM, PHI_WINDOW_SPEC_LEN};
 use xdv_phi::{Context, Freq, Program, WindowError, WindowSpec};
@@ -26,7 +28,7 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 }
 
 impl Hypervisor {
-    pub(super) fn phi_call<S: EventSink>(
+    pub(super) fn phi_call<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -43,7 +45,10 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!("the window spec is {PHI_WINDOW_SPEC_LEN} bytes, got {len}"),
+                        Refusal::StructSize {
+                            what: Struct::WindowSpec,
+                            got: len,
+                        },
                     ));
                 }
                 let b = match self.read_guest(vhm, vcpu, ptr, len, len) {
@@ -51,11 +56,23 @@ impl Hypervisor {
                     Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
                 };
                 let (port, flags) = (u32_at(&b, 0), u32_at(&b, 4));
-                if flags & !1 != 0 || u32_at(&b, 44) != 0 {
+                if flags & !1 != 0 {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        "unknown flags or a non-zero reserved field",
+                        Refusal::UnknownFlags {
+                            flags: u64::from(flags),
+                        },
+                    ));
+                }
+                if u32_at(&b, 44) != 0 {
+                    return Ok(Outcome::refused(
+                        record,
+                        abi::E_INVAL,
+                        Refusal::Reserved {
+                            offset: 44,
+                            value: u64::from(u32_at(&b, 44)),
+                        },
                     ));
                 }
                 let spec = WindowSpec {
@@ -70,7 +87,7 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_QUOTA,
-                        "the capability table is full",
+                        Refusal::CapTableFull,
                     ));
                 }
                 if let Err(reason) = self.cap_room(vhm, 1, 0) {
@@ -93,10 +110,11 @@ impl Hypervisor {
                                 return Ok(Outcome::refused(
                                     record,
                                     abi::E_INVAL,
-                                    format!(
-                                    "nesting: no window of the parent contains port {} [{}, {})",
-                                    spec.port, spec.t0, spec.t1
-                                ),
+                                    Refusal::NoParentWindow {
+                                        port: spec.port,
+                                        t0: spec.t0,
+                                        t1: spec.t1,
+                                    },
                                 ))
                             }
                         }
@@ -106,11 +124,10 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!(
-                            "the window ends at {} ns, past the time horizon ({} ns)",
-                            spec.t1,
-                            abi::TIME_HORIZON_NS
-                        ),
+                        Refusal::PastHorizon {
+                            what: Deadline::WindowEnd,
+                            at: spec.t1,
+                        },
                     ));
                 }
                 // A top-level VHM's authority over the host's ports is its port-time quota; a
@@ -129,10 +146,11 @@ impl Hypervisor {
                         return Ok(Outcome::refused(
                             record,
                             abi::E_PERM,
-                            format!(
-                                "Φ port-time: the window holds {want} ns, {} ns of phi_port_time {quota} left",
-                                quota.saturating_sub(held)
-                            ),
+                            Refusal::Short {
+                                need_for: Need::PortTime,
+                                need: want,
+                                left: quota.saturating_sub(held),
+                            },
                         ));
                     }
                 }
@@ -140,10 +158,10 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
-                        format!(
-                            "the window starts at {} ns, in the past (now {} ns)",
-                            spec.t0, self.now
-                        ),
+                        Refusal::InThePast {
+                            t0: spec.t0,
+                            now: self.now,
+                        },
                     ));
                 }
                 match self.grant_window(sink, vhm, spec, parent)? {
@@ -153,7 +171,8 @@ impl Hypervisor {
                             WindowError::Conflict { .. } => abi::E_BUSY,
                             _ => abi::E_INVAL,
                         };
-                        Outcome::refused(record, code, e.to_string())
+                        let reason = crate::phi::window_refusal(&e, spec.shared);
+                        Outcome::refused(record, code, Refusal::Window(reason))
                     }
                 }
             }
@@ -207,7 +226,7 @@ impl Hypervisor {
         })
     }
 
-    fn phi_exec<S: EventSink>(
+    fn phi_exec<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -221,14 +240,20 @@ impl Hypervisor {
             Err(e) => return Ok(cap_refusal(record, handle, e)),
         };
         let (program_hash, source) =
-            match self.read_text(vhm, vcpu, ptr, len, MAX_PHI_PROGRAM, "transform") {
+            match self.read_text(vhm, vcpu, ptr, len, MAX_PHI_PROGRAM, Text::Transform) {
                 Ok(t) => t,
                 Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
             };
         // The label names no host-wide number: refusal reasons are the guest's to read.
         let program = match Program::parse(&source, "transform.phi") {
             Ok(p) => p,
-            Err(e) => return Ok(Outcome::refused(record, abi::E_INVAL, e.to_string())),
+            Err(e) => {
+                let reason = Refusal::PhiProgram {
+                    line: u32::try_from(e.line).unwrap_or(u32::MAX),
+                    col: u32::try_from(e.col).unwrap_or(u32::MAX),
+                };
+                return Ok(Outcome::refused(record, abi::E_INVAL, reason));
+            }
         };
         let captures = program
             .stmts
@@ -239,10 +264,11 @@ impl Hypervisor {
             return Ok(Outcome::refused(
                 record,
                 abi::E_TOOBIG,
-                format!(
-                    "{captures} captures need {} bytes, the buffer is {out_len}",
-                    captures * 16
-                ),
+                Refusal::BufferTooSmall {
+                    what: Buffer::Captures,
+                    need: u64::from(captures) * 16,
+                    have: u64::from(out_len),
+                },
             ));
         }
         // Check the output range before anything runs (reading it changes nothing).
@@ -269,11 +295,10 @@ impl Hypervisor {
                 Some(vhm),
                 EventKind::PhiDecohered {
                     window: w,
-                    cause: format!(
-                        "coherence limit passed ({} ns after the window opened or was re-prepared, T2 {} ns)",
-                        now - since,
-                        port.t2_ns
-                    ),
+                    cause: DecoherenceCause::Limit {
+                        elapsed: now - since,
+                        t2: port.t2_ns,
+                    },
                 },
             )?;
         }
@@ -315,7 +340,7 @@ impl Hypervisor {
                 return Ok(Outcome::refused(
                     record,
                     abi::E_INVAL,
-                    violation.to_string(),
+                    crate::phi::contract_refusal(&violation),
                 ))
             }
         };
@@ -335,20 +360,20 @@ impl Hypervisor {
                     .map(|f| (n.clone(), f.freq.0, f.phase.0, f.clock, f.defined))
             })
             .collect();
-        let mut caps: Vec<(i64, i64)> = exec.captures.iter().map(|(_, c)| (c.i, c.q)).collect();
+        let caps: Vec<(i64, i64)> = exec.captures.iter().map(|(_, c)| (c.i, c.q)).collect();
         let n = self.phi_execs.entry(vhm).or_insert(0);
         let number = *n;
         *n += 1;
         let samples = exec.work;
         let sample_fuel = samples.div_ceil(abi::PHI_SAMPLES_PER_FUEL);
-        if let Some(rec) = self
-            .phi_captures
-            .as_ref()
-            .and_then(|m| m.get(&(vhm, number)))
-            .filter(|r| r.len() == caps.len())
-        {
-            caps = rec.clone();
-        }
+        // Captures are the transform's measured input: the driver may take them from a
+        // recording, but only as many as the transform makes.
+        let given = sink.phi_captures(VhmId(vhm), caps.clone())?;
+        let caps = if given.len() == caps.len() {
+            given
+        } else {
+            caps
+        };
         emit(
             sink,
             &mut self.events,
@@ -389,7 +414,7 @@ impl Hypervisor {
                 Some(vhm),
                 EventKind::PhiDecohered {
                     window: w,
-                    cause: "dephasing event (drawn from the VHM's stream at rate 1/T2)".into(),
+                    cause: DecoherenceCause::Dephasing,
                 },
             )?;
         }

@@ -9,20 +9,22 @@
 use super::caps::cap_refusal;
 use super::lifecycle::bare_record;
 use super::{Args, Outcome};
+use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
-use crate::q::{pack, Job, Outcomes};
+use crate::q::Job;
 
 /// Host bytes a job's record costs beside its outcome words (8 bytes a shot).
 const JOB_RECORD_BYTES: u64 = 128;
 use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, EventSink, RemoveCause, WorkKind};
+use xdv_core::event::{EventKind, RemoveCause, WorkKind};
+use xdv_core::refusal::{Arg, Buffer, Deadline, Need, Refusal, Text};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall, MAX_Q_PROGRAM, MAX_Q_SHOTS};
 
 impl Hypervisor {
-    pub(super) fn q_call<S: EventSink>(
+    pub(super) fn q_call<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -57,7 +59,12 @@ impl Hypervisor {
                         return Ok(Outcome::refused(
                             record,
                             abi::E_INVAL,
-                            format!("q_info: no figure {other} (0 to 3)"),
+                            Refusal::OutOfRange {
+                                arg: Arg::QInfoFigure,
+                                value: i64::from(other),
+                                min: 0,
+                                max: 3,
+                            },
                         ))
                     }
                 };
@@ -101,10 +108,11 @@ impl Hypervisor {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_TOOBIG,
-                        format!(
-                            "the job has {} shots: {need} bytes needed, buffer is {len}",
-                            j.shots
-                        ),
+                        Refusal::BufferTooSmall {
+                            what: Buffer::Outcomes,
+                            need,
+                            have: u64::from(len),
+                        },
                     ));
                 }
                 let bytes: Vec<u8> = j.outcomes.iter().flat_map(|w| w.to_le_bytes()).collect();
@@ -135,7 +143,7 @@ impl Hypervisor {
         })
     }
 
-    fn q_submit<S: EventSink>(
+    fn q_submit<S: Driver>(
         &mut self,
         sink: &mut S,
         vhm: u32,
@@ -145,7 +153,7 @@ impl Hypervisor {
         let me = VhmId(vhm);
         let record = bare_record(Hypercall::QSubmit, a);
         let (handle, ptr, len, shots, vector) = (a.u64(0), a.u32(1), a.u32(2), a.u64(3), a.u32(4));
-        let refuse = |code: i64, reason: String| -> Result<Outcome, HvError> {
+        let refuse = |code: i64, reason: Refusal| -> Result<Outcome, HvError> {
             Ok(Outcome::refused(record.clone(), code, reason))
         };
         let need = |o: &Object| *o == Object::QContainer(me);
@@ -155,14 +163,22 @@ impl Hypervisor {
         if !(1..=MAX_Q_SHOTS).contains(&shots) {
             return refuse(
                 abi::E_INVAL,
-                format!("shots must be 1 to {MAX_Q_SHOTS}, got {shots}"),
+                Refusal::OutOfRange {
+                    arg: Arg::Shots,
+                    value: shots as i64,
+                    min: 1,
+                    max: MAX_Q_SHOTS as i64,
+                },
             );
         }
         let irq_vectors = self.vhms[vhm as usize].spec.k.irq_vectors;
         if vector != 0 && vector >= irq_vectors {
             return refuse(
                 abi::E_INVAL,
-                format!("vector {vector} does not exist (irq_vectors {irq_vectors})"),
+                Refusal::NoVector {
+                    vector,
+                    vectors: irq_vectors,
+                },
             );
         }
         // Cheap refusals first: a full container parses nothing.
@@ -173,32 +189,38 @@ impl Hypervisor {
         if held_jobs >= abi::MAX_Q_JOBS {
             return refuse(
                 abi::E_BUSY,
-                format!(
-                    "the container holds {} jobs not yet collected with q_result",
-                    abi::MAX_Q_JOBS
-                ),
+                Refusal::TooManyJobs {
+                    max: abi::MAX_Q_JOBS as u32,
+                },
             );
         }
-        let (program, source) = match self.read_text(vhm, vcpu, ptr, len, MAX_Q_PROGRAM, "program")
-        {
-            Ok(t) => t,
-            Err((code, reason)) => return refuse(code, reason),
-        };
+        let (program, source) =
+            match self.read_text(vhm, vcpu, ptr, len, MAX_Q_PROGRAM, Text::Program) {
+                Ok(t) => t,
+                Err((code, reason)) => return refuse(code, reason),
+            };
         let label = format!(
             "job{}.qasm",
             self.vhms[vhm as usize].q.as_ref().map_or(0, |c| c.next_job)
         );
         let circuit = match xdv_q::qasm::parse_limited(&source, &label, abi::MAX_Q_OPS) {
             Ok(c) => c,
-            Err(e) => return refuse(abi::E_INVAL, e.to_string()),
+            Err(e) => {
+                return refuse(
+                    abi::E_INVAL,
+                    Refusal::QProgram {
+                        line: u32::try_from(e.line).unwrap_or(u32::MAX),
+                        col: u32::try_from(e.col).unwrap_or(u32::MAX),
+                    },
+                )
+            }
         };
         if circuit.num_clbits() > 64 {
             return refuse(
                 abi::E_INVAL,
-                format!(
-                    "the program has {} classical bits; a job's outcome holds at most 64",
-                    circuit.num_clbits()
-                ),
+                Refusal::TooManyClbits {
+                    clbits: u32::try_from(circuit.num_clbits()).unwrap_or(u32::MAX),
+                },
             );
         }
         let c = self.vhms[vhm as usize]
@@ -209,11 +231,11 @@ impl Hypervisor {
         let device = dev.device();
         // Decided from the circuit alone, so a replay (which runs no provider) decides alike.
         if let Err(reason) = dev.provider.accepts(&circuit) {
-            return refuse(abi::E_INVAL, reason);
+            return refuse(abi::E_INVAL, Refusal::QUnsupported(reason));
         }
         let plan = match xdv_q::plan::plan(&circuit, device, &dev.costs, c.physical.len()) {
             Ok(p) => p,
-            Err(reason) => return refuse(abi::E_INVAL, reason),
+            Err(reason) => return refuse(abi::E_INVAL, Refusal::QUnsupported(reason)),
         };
         // Logical qubits lent to a child are the child's until it stops: a job may neither act
         // on them nor route through them.
@@ -221,28 +243,25 @@ impl Hypervisor {
         if let Some(l) = (0..circuit.num_qubits())
             .find(|&l| held[l] && dev.alloc.owner_of(c.physical[l]) != Some(vhm))
         {
-            return refuse(
-                abi::E_BUSY,
-                format!("logical qubit {l} is lent to a child container"),
-            );
+            return refuse(abi::E_BUSY, Refusal::QubitLent { logical: l as u32 });
         }
         let (Some(cost), Some(duration)) = (plan.cost(shots), plan.duration(shots)) else {
-            return refuse(abi::E_QUOTA, "the job's cost overflows".into());
+            return refuse(abi::E_QUOTA, Refusal::CostOverflow);
         };
         // Every shot costs at least one micro-unit: even an empty circuit uses the device.
         let cost = cost.max(shots);
         if cost > c.left() {
             return refuse(
                 abi::E_QUOTA,
-                format!(
-                    "decoherence budget: the job costs {cost} µ ({} µ per shot × {shots}), {} µ left",
-                    plan.shot_cost,
-                    c.left()
-                ),
+                Refusal::Short {
+                    need_for: Need::JobDecoherence,
+                    need: cost,
+                    left: c.left(),
+                },
             );
         }
         if !self.caps.has_room(me, 1) {
-            return refuse(abi::E_QUOTA, "the capability table is full".into());
+            return refuse(abi::E_QUOTA, Refusal::CapTableFull);
         }
         if let Err(reason) = self.cap_room(vhm, 1, 0) {
             return refuse(abi::E_QUOTA, reason);
@@ -254,10 +273,11 @@ impl Hypervisor {
         if state > quota {
             return refuse(
                 abi::E_QUOTA,
-                format!(
-                    "memory budget: simulating {} qubits holds {state} bytes of state, over the memory_quota of {quota} bytes",
-                    circuit.num_qubits()
-                ),
+                Refusal::QStateTooLarge {
+                    qubits: circuit.num_qubits() as u32,
+                    bytes: state,
+                    quota,
+                },
             );
         }
         // The outcome words stay on the host until q_result: held in the memory budget.
@@ -268,9 +288,11 @@ impl Hypervisor {
         if self.job_growth(vhm, job_bytes) > free {
             return refuse(
                 abi::E_QUOTA,
-                format!(
-                    "memory budget: the job's {shots} outcomes hold {job_bytes} bytes until q_result, {free} left"
-                ),
+                Refusal::Short {
+                    need_for: Need::JobOutcomes,
+                    need: job_bytes,
+                    left: free,
+                },
             );
         }
         let work = dev.provider.work(&circuit, shots);
@@ -279,9 +301,11 @@ impl Hypervisor {
         if work_fuel > fuel_left {
             return refuse(
                 abi::E_QUOTA,
-                format!(
-                    "fuel: simulating the job takes {work} amplitude updates ({work_fuel} fuel), {fuel_left} fuel left"
-                ),
+                Refusal::Short {
+                    need_for: Need::QSimulation(work),
+                    need: work_fuel,
+                    left: fuel_left,
+                },
             );
         }
         // The job waits for the container's earlier jobs, then runs for `duration`.
@@ -290,10 +314,10 @@ impl Hypervisor {
         if done_at > abi::TIME_HORIZON_NS {
             return refuse(
                 abi::E_INVAL,
-                format!(
-                    "the job would complete at {done_at} ns, past the time horizon ({} ns)",
-                    abi::TIME_HORIZON_NS
-                ),
+                Refusal::PastHorizon {
+                    what: Deadline::JobCompletion,
+                    at: done_at,
+                },
             );
         }
         if c.fail_next {
@@ -302,35 +326,10 @@ impl Hypervisor {
                 .as_mut()
                 .expect("a live container")
                 .fail_next = false;
-            return refuse(abi::E_INVAL, "provider: injected failure".into());
+            return refuse(abi::E_INVAL, Refusal::InjectedProviderFailure);
         }
         let job = c.next_job;
-        // A recording with the wrong number of shots (a forgery) is not trusted: zeros are
-        // used instead, and the replayed `q_job_done` then differs from the recorded one.
-        let fits = |w: &Vec<u64>| w.len() as u64 == shots;
-        let recorded = match &self.outcomes {
-            Outcomes::Live => None,
-            Outcomes::Recorded(map) => Some(
-                map.get(&(vhm, job))
-                    .filter(|w| fits(w))
-                    .cloned()
-                    .unwrap_or_else(|| vec![0; shots as usize]),
-            ),
-            Outcomes::Resumed(map) => map.get(&(vhm, job)).filter(|w| fits(w)).cloned(),
-        };
-        let outcomes = match recorded {
-            Some(words) => words,
-            None => {
-                let seed =
-                    xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm as usize].name, job);
-                let mut words = Vec::with_capacity(shots as usize);
-                dev.provider
-                    .execute(&circuit, shots, seed, &mut |bits| words.push(pack(bits)))
-                    .expect("the provider accepted the circuit");
-                self.provider_runs += 1;
-                words
-            }
-        };
+        let seed = xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm as usize].name, job);
         let v = &mut self.vhms[vhm as usize];
         v.charge_host_work(work_fuel)
             .expect("the work's fuel was checked above");
@@ -362,7 +361,8 @@ impl Hypervisor {
                     cap,
                     shots,
                     done: false,
-                    outcomes,
+                    outcomes: Vec::new(),
+                    run: Some((circuit, seed)),
                     waiters: Vec::new(),
                     held: job_bytes,
                 },

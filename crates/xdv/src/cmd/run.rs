@@ -367,9 +367,6 @@ pub(crate) fn replay(
             report.events_recorded
         );
     }
-    if let (Some(note), false) = (&report.note, json) {
-        outln!("  note: {note}");
-    }
     Ok(if report.identical() {
         Outcome::Ok
     } else {
