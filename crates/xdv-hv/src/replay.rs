@@ -144,7 +144,7 @@ impl<'r> Checker<'r> {
 
     /// The recorded event the next replayed one is compared with.
     fn next_recorded(&mut self) -> Result<Option<&Event>, SinkError> {
-        Ok(self.recorded.peek().map_err(store)?.map(|s| &s.event))
+        self.recorded.peek().map_err(store)
     }
 
     /// Counts and names what a matched event shows.
@@ -280,7 +280,9 @@ fn store(e: TraceError) -> SinkError {
 impl EventSink for Checker<'_> {
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         let seq = self.pos;
-        let Some(stored) = self.recorded.next_event().map_err(store)? else {
+        let Some(xdv_core::trace::RawEvent { body, decoded, .. }) =
+            self.recorded.next_body().map_err(store)?
+        else {
             if self.complete {
                 self.divergence = Some(Divergence {
                     seq,
@@ -294,17 +296,30 @@ impl EventSink for Checker<'_> {
                 "reached the end of a trace that was cut short".into(),
             ));
         };
-        let recorded = stored.event;
+        self.buf.clear();
+        event.encode_into(&mut self.buf);
+        if self.buf == body {
+            // Equal bytes: the replayed event is the recorded one, so it is what the input
+            // check reads (no decoding).
+            if let Err(why) = self.inputs.observe(event) {
+                let reason = format!("the recorded {}: {why}", event.kind.name());
+                return Err(self.diverge(Some(event.clone()), event, Some(reason)));
+            }
+            self.matched(event);
+            return Ok(());
+        }
+        let recorded = match decoded {
+            Some(e) => e,
+            None => Event::decode(&body).map_err(|e| {
+                SinkError::Store(format!(
+                    "event {seq}: the recorded body does not decode: {e}"
+                ))
+            })?,
+        };
         // Every earlier event matched, so the recorded job of a recorded outcome is the real one.
         if let Err(why) = self.inputs.observe(&recorded) {
             let reason = format!("the recorded {}: {why}", recorded.kind.name());
             return Err(self.diverge(Some(recorded), event, Some(reason)));
-        }
-        self.buf.clear();
-        event.encode_into(&mut self.buf);
-        if self.buf == stored.body {
-            self.matched(event);
-            return Ok(());
         }
         if self.within_tolerance(&recorded, event) {
             self.within.push(seq);
@@ -463,7 +478,7 @@ pub fn replay_trace_with(path: &Path, opts: &ReplayOptions) -> Result<ReplayRepo
         if let Some(ev) = checker.recorded.next_event()? {
             checker.divergence = Some(Divergence {
                 seq: checker.pos,
-                recorded: Some(ev.event),
+                recorded: Some(ev),
                 replayed: None,
                 reason: None,
             });

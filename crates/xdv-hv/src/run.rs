@@ -252,11 +252,9 @@ impl ResumeSink<'_> {
         if self.pos >= self.committed {
             return Ok(None);
         }
-        let next = self
-            .recorded
+        self.recorded
             .peek()
-            .map_err(|e| SinkError::Store(e.to_string()))?;
-        Ok(next.map(|s| &s.event))
+            .map_err(|e| SinkError::Store(e.to_string()))
     }
 }
 
@@ -269,19 +267,20 @@ impl xdv_core::EventSink for ResumeSink<'_> {
         self.table.observe(event);
         if self.pos < self.committed {
             let diverged = SinkError::Diverged { seq: self.pos };
-            let stored = self
+            let body = self
                 .recorded
-                .next_event()
+                .next_body()
                 .map_err(|e| SinkError::Store(e.to_string()))?
-                .ok_or(SinkError::Diverged { seq: self.pos })?;
-            // A recorded input that does not fit its job was never the run's: the resume
-            // stops rather than continue from it.
-            if self.inputs.observe(&stored.event).is_err() {
-                return Err(diverged);
-            }
+                .ok_or(SinkError::Diverged { seq: self.pos })?
+                .body;
             self.buf.clear();
             event.encode_into(&mut self.buf);
-            if self.buf != stored.body {
+            if self.buf != body {
+                return Err(diverged);
+            }
+            // A recorded input that does not fit its job was never the run's: the resume
+            // stops rather than continue from it. (Equal bytes: the event is the recorded one.)
+            if self.inputs.observe(event).is_err() {
                 return Err(diverged);
             }
             self.pos += 1;

@@ -19,7 +19,7 @@ mod writer;
 
 pub use header::{ModuleEntry, TraceHeader};
 pub use inputs::InputCheck;
-pub use reader::{EventCursor, StoredEvent, TraceReader, VerifyOptions, VerifyReport};
+pub use reader::{EventCursor, RawEvent, StoredEvent, TraceReader, VerifyOptions, VerifyReport};
 pub use sign::{sign_trace, PublicKey, SecretKey, SignatureStatus};
 pub use writer::TraceWriter;
 

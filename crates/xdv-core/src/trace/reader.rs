@@ -28,11 +28,27 @@ pub struct StoredEvent {
     pub hash: Hash32,
 }
 
-/// The events of a trace in order, read a page at a time ([`TraceReader::cursor`]).
+/// One event as [`EventCursor::next_body`] takes it.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    /// Sequence number, from 0.
+    pub seq: u64,
+    /// Its canonical encoding as stored.
+    pub body: Vec<u8>,
+    /// The decoded event, when [`EventCursor::peek`] decoded it.
+    pub decoded: Option<Event>,
+}
+
+/// The events of a trace in order, read a page at a time ([`TraceReader::cursor`]). Bodies
+/// are decoded only when asked for: a replay compares bytes, and decodes only what it must
+/// read (a measured input) or explain (a divergence).
 pub struct EventCursor<'r> {
     reader: &'r TraceReader,
     next_seq: u64,
-    page: std::collections::VecDeque<StoredEvent>,
+    /// (seq, body) of the page's events not yet taken.
+    page: std::collections::VecDeque<(u64, Vec<u8>)>,
+    /// The front event decoded, once [`EventCursor::peek`] asked for it.
+    front: Option<Event>,
     exhausted: bool,
 }
 
@@ -40,31 +56,58 @@ impl EventCursor<'_> {
     /// Events read from the file at a time.
     pub const PAGE: u32 = 1024;
 
-    /// The next event without taking it, `None` after the last.
+    /// The next event, decoded, without taking it; `None` after the last.
     ///
     /// # Errors
     ///
-    /// As [`TraceReader::for_each_event`].
-    pub fn peek(&mut self) -> Result<Option<&StoredEvent>, TraceError> {
+    /// [`TraceError::NotATrace`] when its body does not decode; [`TraceError::Sqlite`].
+    pub fn peek(&mut self) -> Result<Option<&Event>, TraceError> {
+        if self.front.is_none() {
+            let reader = self.reader;
+            let Some((seq, body)) = self.peek_body()? else {
+                return Ok(None);
+            };
+            let event = reader.decode_body(seq, body)?;
+            self.front = Some(event);
+        }
+        Ok(self.front.as_ref())
+    }
+
+    /// The next event's sequence number and canonical bytes, without taking it.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::Sqlite`].
+    pub fn peek_body(&mut self) -> Result<Option<(u64, &[u8])>, TraceError> {
         if self.page.is_empty() && !self.exhausted {
             self.fill()?;
         }
-        Ok(self.page.front())
+        Ok(self.page.front().map(|(seq, body)| (*seq, body.as_slice())))
     }
 
-    /// Takes the next event, `None` after the last.
+    /// Takes the next event: its sequence number and bytes, and the decoded event when
+    /// [`EventCursor::peek`] decoded it.
     ///
     /// # Errors
     ///
-    /// As [`TraceReader::for_each_event`].
-    pub fn next_event(&mut self) -> Result<Option<StoredEvent>, TraceError> {
-        self.peek()?;
-        Ok(self.page.pop_front())
+    /// [`TraceError::Sqlite`].
+    pub fn next_body(&mut self) -> Result<Option<RawEvent>, TraceError> {
+        self.peek_body()?;
+        let decoded = self.front.take();
+        Ok(self
+            .page
+            .pop_front()
+            .map(|(seq, body)| RawEvent { seq, body, decoded }))
     }
 
-    /// The sequence number of the next event [`EventCursor::next_event`] returns.
-    pub fn position(&self) -> u64 {
-        self.page.front().map_or(self.next_seq, |s| s.seq)
+    /// Takes the next event, decoded; `None` after the last.
+    ///
+    /// # Errors
+    ///
+    /// As [`EventCursor::peek`].
+    pub fn next_event(&mut self) -> Result<Option<Event>, TraceError> {
+        self.peek()?;
+        Ok(self.next_body()?.and_then(|r| r.decoded))
     }
 
     fn fill(&mut self) -> Result<(), TraceError> {
@@ -72,21 +115,16 @@ impl EventCursor<'_> {
         let e = sql(&r.path);
         let mut stmt = r
             .conn
-            .prepare_cached(
-                "SELECT seq, body, hash FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
-            )
+            .prepare_cached("SELECT seq, body FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")
             .map_err(&e)?;
         let mut rows = stmt
             .query(params![self.next_seq as i64, Self::PAGE])
             .map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
-            let stored = r.decode_row(
-                row.get(0).map_err(&e)?,
-                row.get(1).map_err(&e)?,
-                row.get(2).map_err(&e)?,
-            )?;
-            self.next_seq = stored.seq + 1;
-            self.page.push_back(stored);
+            let seq: i64 = row.get(0).map_err(&e)?;
+            let body: Vec<u8> = row.get(1).map_err(&e)?;
+            self.next_seq = seq as u64 + 1;
+            self.page.push_back((seq as u64, body));
         }
         self.exhausted = self.page.len() < Self::PAGE as usize;
         Ok(())
@@ -307,6 +345,7 @@ impl TraceReader {
             reader: self,
             next_seq: 0,
             page: std::collections::VecDeque::new(),
+            front: None,
             exhausted: false,
         }
     }
@@ -324,6 +363,14 @@ impl TraceReader {
         Ok(n as u64)
     }
 
+    /// Decodes the body of event `seq`.
+    fn decode_body(&self, seq: u64, body: &[u8]) -> Result<Event, TraceError> {
+        Event::decode(body).map_err(|err| TraceError::NotATrace {
+            path: self.path.display().to_string(),
+            reason: format!("event {seq}: body does not decode: {err}"),
+        })
+    }
+
     /// Decodes one stored row.
     fn decode_row(
         &self,
@@ -335,8 +382,7 @@ impl TraceReader {
             path: self.path.display().to_string(),
             reason,
         };
-        let event = Event::decode(&body)
-            .map_err(|err| corrupt(format!("event {seq}: body does not decode: {err}")))?;
+        let event = self.decode_body(seq as u64, &body)?;
         let hash: [u8; 32] = hash
             .try_into()
             .map_err(|_| corrupt(format!("event {seq}: hash is not 32 bytes")))?;
@@ -553,7 +599,8 @@ impl TraceReader {
             }
             referenced.insert(m.hash);
         }
-        let mut events = Vec::new();
+        // The Resource_Table is derived as the events stream past: verification holds no event.
+        let mut derived = crate::accounting::TableBuilder::default();
         let mut inputs = InputCheck::default();
         let e = sql(&self.path);
         let mut stmt = self
@@ -617,7 +664,7 @@ impl TraceReader {
                 fail!("event {seq} ({}): {why}", event.kind.name());
             }
             chain = next;
-            events.push(event);
+            derived.observe(&event);
         }
         drop(rows);
         drop(stmt);
@@ -694,7 +741,7 @@ impl TraceReader {
         if status.get("final_hash").and_then(|h| Hash32::from_hex(h)) != Some(chain.head()) {
             fail!("final hash does not match the last event's hash");
         }
-        if table != derive_resource_table(&events) {
+        if table != derived.finish() {
             fail!("resource_table does not match the one derived from the events");
         }
         if let Some(h) = stored.keys().find(|h| !referenced.contains(h)) {

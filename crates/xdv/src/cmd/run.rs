@@ -276,8 +276,24 @@ pub(crate) fn replay(
     phi_tolerance: u64,
     json: bool,
 ) -> Result<Outcome> {
-    let verify = xdv_core::trace::TraceReader::open(trace)?
-        .verify_with(&super::trace::verify_options(None)?)?;
+    // The chain is verified on a second thread while the run is re-executed: each streams the
+    // file once, so the replay takes about as long as the recording did. A trace that fails
+    // verification is reported as such, whatever its re-execution gave.
+    let options = ReplayOptions {
+        rederive,
+        phi_tolerance,
+    };
+    let verify_options = super::trace::verify_options(None)?;
+    let (verify, replayed) = std::thread::scope(|scope| {
+        let verify =
+            scope.spawn(|| xdv_core::trace::TraceReader::open(trace)?.verify_with(&verify_options));
+        let replayed = replay_trace_with(trace, &options);
+        (
+            verify.join().expect("the verifier does not panic"),
+            replayed,
+        )
+    });
+    let verify = verify?;
     if let Some(problem) = &verify.problem {
         if json {
             outln!(
@@ -292,13 +308,7 @@ pub(crate) fn replay(
         }
         return Ok(Outcome::Problem);
     }
-    let report = replay_trace_with(
-        trace,
-        &ReplayOptions {
-            rederive,
-            phi_tolerance,
-        },
-    )?;
+    let report = replayed?;
     if json {
         outln!(
             "{}",
