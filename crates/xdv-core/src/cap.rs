@@ -24,7 +24,7 @@
 //! removed node is reachable through none; sibling groups and parent links agree; each table's
 //! channel numbers count exactly its live endpoint capabilities.
 
-use crate::chain::Hash32;
+use crate::hash::Hash32;
 use crate::ids::{CapId, VhmId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

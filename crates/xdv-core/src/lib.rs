@@ -1,29 +1,26 @@
-//! The engine-free heart of xdv.
+//! The xdv model: pure data and pure functions over it, with no I/O.
 //!
-//! Everything here is pure data and pure functions over it: identifiers, the orchestration
-//! [`Event`] vocabulary with its canonical encoding, the BLAKE3 hash chain, the SQLite trace store
-//! and the Resource_Table derived from events. Engines (wasmi, simulators) live in other crates and
-//! only ever talk to this one through these types, which is what makes replay and verification
-//! possible without them.
+//! Identifiers, capabilities and their spaces, budgets, the orchestration [`Event`] vocabulary
+//! with its canonical encoding, and the typed reasons events record ([`refusal`]). The trace store
+//! (SQLite, the hash chain, verification, accounting, `describe`) is `xdv-trace`; engines (wasmi,
+//! simulators) live in their own crates and talk to the hypervisor through these types, which is
+//! what makes replay and verification possible without them.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod accounting;
 pub mod budget;
 pub mod cap;
-pub mod chain;
 pub mod event;
+pub mod hash;
 pub mod ids;
 pub mod refusal;
-pub mod trace;
 
-pub use accounting::{derive_resource_table, ResourceRow, TableBuilder};
-pub use chain::{ChainHash, Hash32};
 pub use event::{
     Event, EventKind, EventSink, ExitReason, FaultClass, HypercallRecord, MemorySink, NullSink,
     Resource, SinkError,
 };
+pub use hash::Hash32;
 pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 
 /// Version of the canonical event encoding. Bumped on any change to [`EventKind`]'s layout.

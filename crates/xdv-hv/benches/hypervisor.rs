@@ -9,10 +9,10 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Duration;
 use xdv_core::budget::Quota;
-use xdv_core::trace::{TraceHeader, TraceWriter};
 use xdv_core::{Hash32, NullSink};
 use xdv_hv::Hypervisor;
 use xdv_manifest::{LoadedModule, Manifest};
+use xdv_trace::{TraceHeader, TraceWriter};
 
 /// 160 million iterations of a multiply-add, then returns (about 2 billion fuel).
 const WORK: &str = r#"(module

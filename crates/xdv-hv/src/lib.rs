@@ -10,7 +10,6 @@
 #![warn(missing_docs)]
 
 pub mod cds;
-pub mod compliance;
 pub mod driver;
 mod faults;
 pub mod footprint;
@@ -24,7 +23,6 @@ pub mod replay;
 pub mod run;
 mod vhm;
 
-pub use compliance::compliance;
 pub use hypervisor::{Hypervisor, RunSummary, VhmSummary};
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{
@@ -33,8 +31,8 @@ pub use run::{
 };
 
 use xdv_core::event::SinkError;
-use xdv_core::trace::TraceError;
 use xdv_manifest::ManifestError;
+use xdv_trace::TraceError;
 
 /// Errors that stop a run before or while it runs. Guest misbehaviour is never one of these: it
 /// is a fault of the guest's VHM, recorded in the trace.
@@ -71,39 +69,4 @@ pub enum HvError {
         /// Which invariant and how.
         message: String,
     },
-}
-
-/// Projects a run's events onto one VHM: its events' times and contents, without the host-wide
-/// sequence numbers, and with every VHM id replaced by a stable stand-in derived from the VHM's
-/// name. Two runs treat a VHM identically exactly when its projections are equal, which is how
-/// non-interference and fault containment are checked.
-pub fn project<'a>(
-    events: impl IntoIterator<Item = &'a xdv_core::Event>,
-    name: &str,
-) -> Vec<(u64, xdv_core::EventKind)> {
-    use std::collections::BTreeMap;
-    use xdv_core::{EventKind, VhmId};
-    let events: Vec<&xdv_core::Event> = events.into_iter().collect();
-    let mut by_id: BTreeMap<VhmId, VhmId> = BTreeMap::new();
-    for e in &events {
-        if let (Some(v), EventKind::VhmCreated { name: n, .. }) = (e.vhm, &e.kind) {
-            let h = blake3::hash(n.as_bytes());
-            by_id.insert(
-                v,
-                VhmId(u32::from_le_bytes(
-                    h.as_bytes()[..4].try_into().expect("4 bytes"),
-                )),
-            );
-        }
-    }
-    let id = events.iter().find_map(|e| match &e.kind {
-        EventKind::VhmCreated { name: n, .. } if n == name => e.vhm,
-        _ => None,
-    });
-    let map = |v: VhmId| by_id.get(&v).copied().unwrap_or(v);
-    events
-        .iter()
-        .filter(|e| id.is_some() && e.vhm == id)
-        .map(|e| (e.time_ns, e.kind.map_vhms(&map)))
-        .collect()
 }

@@ -19,9 +19,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use xdv_core::event::{Event, EventKind, EventSink, SinkError};
-use xdv_core::trace::{EventCursor, InputCheck, TraceError, TraceReader};
 use xdv_core::VhmId;
 use xdv_manifest::{LoadedModule, Manifest};
+use xdv_trace::{EventCursor, InputCheck, TraceError, TraceReader};
 
 /// The first event where a replay and its trace differ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -280,7 +280,7 @@ fn store(e: TraceError) -> SinkError {
 impl EventSink for Checker<'_> {
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         let seq = self.pos;
-        let Some(xdv_core::trace::RawEvent { body, decoded, .. }) =
+        let Some(xdv_trace::RawEvent { body, decoded, .. }) =
             self.recorded.next_body().map_err(store)?
         else {
             if self.complete {
@@ -362,7 +362,7 @@ impl Driver for Checker<'_> {
 /// and faults as codes (schema 6) where older ones wrote words, so its events could never equal
 /// the recorded ones. Such a trace still verifies and reads (`trace verify`, `show`,
 /// `accounting`, `export`).
-pub(crate) fn older_schema(header: &xdv_core::trace::TraceHeader) -> Option<String> {
+pub(crate) fn older_schema(header: &xdv_trace::TraceHeader) -> Option<String> {
     (header.event_schema < xdv_core::EVENT_SCHEMA_VERSION).then(|| {
         format!(
             "recorded with event schema {} by xdv {}; this xdv re-executes event schema {} only (schema 6 records refusals and faults as codes, not words). trace verify, show, accounting and export still read it",

@@ -5,11 +5,10 @@ use crate::hypervisor::{Hypervisor, RunSummary};
 use crate::HvError;
 use std::path::Path;
 use xdv_core::event::{Event, SinkError};
-use xdv_core::trace::{
-    EventCursor, InputCheck, ModuleEntry, TraceHeader, TraceReader, TraceWriter,
-};
-use xdv_core::{Hash32, MemorySink, ResourceRow, TableBuilder};
+use xdv_core::{Hash32, MemorySink};
 use xdv_manifest::{LoadedModule, Manifest};
+use xdv_trace::{EventCursor, InputCheck, ModuleEntry, TraceHeader, TraceReader, TraceWriter};
+use xdv_trace::{ResourceRow, TableBuilder};
 
 /// A manifest with its modules loaded and checked: everything a run needs.
 pub struct Prepared {
@@ -187,7 +186,7 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
     let reader = TraceReader::open(trace)?;
     let label = trace.display().to_string();
     if let Some(reason) = crate::replay::older_schema(&reader.header()?) {
-        return Err(HvError::Trace(xdv_core::trace::TraceError::NotATrace {
+        return Err(HvError::Trace(xdv_trace::TraceError::NotATrace {
             path: label,
             reason: format!("it cannot be resumed: {reason}"),
         }));

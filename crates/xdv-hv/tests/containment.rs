@@ -47,8 +47,8 @@ fn trapping_vhms_fault_alone() {
     let (s2, e2) = run(&p2);
     for name in ["a", "b"] {
         assert_eq!(
-            xdv_hv::project(&e1, name),
-            xdv_hv::project(&e2, name),
+            xdv_trace::project(&e1, name),
+            xdv_trace::project(&e2, name),
             "VHM {name} was disturbed"
         );
     }
@@ -59,7 +59,7 @@ fn trapping_vhms_fault_alone() {
             ExitReason::Fault(FaultClass::Trap).to_string(),
             "{name}"
         );
-        let own = xdv_hv::project(&e2, name);
+        let own = xdv_trace::project(&e2, name);
         assert!(own.iter().any(|(_, k)| matches!(
             k,
             EventKind::Fault {

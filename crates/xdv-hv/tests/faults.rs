@@ -51,8 +51,8 @@ fn policies_restart_notify_and_contain() {
     );
     let (_, alone) = run(&alone);
     assert_eq!(
-        xdv_hv::project(&events, "bystander"),
-        xdv_hv::project(&alone, "bystander")
+        xdv_trace::project(&events, "bystander"),
+        xdv_trace::project(&alone, "bystander")
     );
 }
 

@@ -97,7 +97,7 @@ proptest! {
         prop_assert!(again == events, "a second run differs");
         let (_d2, alone) = prepare_inline(&manifest(seed, false), &[("hello.wat", &hello)]);
         let (_, alone) = xdv_hv::run_in_memory(&alone, seed).unwrap();
-        prop_assert_eq!(xdv_hv::project(&alone, "bystander"), xdv_hv::project(&events, "bystander"));
+        prop_assert_eq!(xdv_trace::project(&alone, "bystander"), xdv_trace::project(&events, "bystander"));
     }
 }
 
@@ -115,7 +115,7 @@ fn chaos_runs_exercise_every_group_and_replay_from_their_traces() {
         let (_, _, _) = xdv_hv::run_to_trace(&p, &trace, &xdv_hv::RunOptions::default()).unwrap();
         let report = xdv_hv::replay_trace(&trace).unwrap();
         assert!(report.identical(), "seed {seed}: {:?}", report.divergence);
-        for e in xdv_core::trace::TraceReader::open(&trace)
+        for e in xdv_trace::TraceReader::open(&trace)
             .unwrap()
             .events()
             .unwrap()

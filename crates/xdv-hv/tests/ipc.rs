@@ -150,8 +150,8 @@ fn a_bystander_runs_the_same_beside_the_hostile_guest() {
     let (_d, p2) = prepare_inline(alone, &[("hello.wat", &hello)]);
     let (_, alone) = run(&p2);
     assert_eq!(
-        xdv_hv::project(&alone, "bystander"),
-        xdv_hv::project(&events, "bystander")
+        xdv_trace::project(&alone, "bystander"),
+        xdv_trace::project(&events, "bystander")
     );
 }
 

@@ -3,7 +3,7 @@
 //! the same alone and beside any neighbours it has no link to, including a neighbour whose
 //! handle tag is its own and neighbours that create many channels and capabilities.
 //!
-//! The comparison is on projections (`xdv_hv::project`: VHM ids mapped to names) with channel
+//! The comparison is on projections (`xdv_trace::project`: VHM ids mapped to names) with channel
 //! numbers mapped to their order of first appearance in the VHM's events: host-wide channel
 //! numbers appear only in the trace (which the guest cannot read), never in what the guest sees.
 
@@ -222,7 +222,7 @@ fn map_channels(projection: Vec<(u64, EventKind)>) -> Vec<(u64, EventKind)> {
 
 /// The host-wide channel numbers the subject's events name, in order.
 fn raw_channels(events: &[Event]) -> Vec<u32> {
-    xdv_hv::project(events, SUBJECT_NAME)
+    xdv_trace::project(events, SUBJECT_NAME)
         .into_iter()
         .filter_map(|(_, e)| match e {
             EventKind::ChannelCreated { channel, .. } => Some(channel),
@@ -248,7 +248,7 @@ fn run_with(seed: u64, neighbours: &[Neighbour]) -> Vec<Event> {
 /// byte it logged (handles, `cap_info` descriptions, received headers, interrupt arguments),
 /// in order.
 fn observed(events: &[Event]) -> Vec<String> {
-    xdv_hv::project(events, SUBJECT_NAME)
+    xdv_trace::project(events, SUBJECT_NAME)
         .into_iter()
         .filter_map(|(_, e)| match e {
             EventKind::Hypercall { call, ret, .. } => Some(format!("{call:?} -> {ret}")),
@@ -279,8 +279,8 @@ fn same_as_alone(seed: u64, neighbours: &[Neighbour]) -> Result<(), TestCaseErro
         diff
     );
     let diff = first_difference(
-        &map_channels(xdv_hv::project(&alone, SUBJECT_NAME)),
-        &map_channels(xdv_hv::project(&beside, SUBJECT_NAME)),
+        &map_channels(xdv_trace::project(&alone, SUBJECT_NAME)),
+        &map_channels(xdv_trace::project(&beside, SUBJECT_NAME)),
     );
     prop_assert!(diff.is_none(), "the projections differ: {:?}", diff);
     Ok(())

@@ -247,7 +247,7 @@ fn children_spawned_from_bytes_are_stored_in_the_trace_and_badges_cannot_be_rewr
     let (s, _, _) = xdv_hv::run_to_trace(&p, &trace, &xdv_hv::RunOptions::default()).unwrap();
     assert_eq!(s.vhms[1].exit, "halted", "{:#?}", s.vhms);
     assert_eq!(s.vhms[1].name, "p/b");
-    let reader = xdv_core::trace::TraceReader::open(&trace).unwrap();
+    let reader = xdv_trace::TraceReader::open(&trace).unwrap();
     let v = reader.verify().unwrap();
     assert!(v.intact(), "{v:?}");
     let events = reader.events().unwrap();

@@ -23,7 +23,7 @@ fn guest(name: &str) -> String {
 }
 
 fn logs(events: &[Event], vhm: &str) -> Vec<String> {
-    xdv_hv::project(events, vhm)
+    xdv_trace::project(events, vhm)
         .into_iter()
         .filter_map(|(_, k)| match k {
             EventKind::Hypercall {
@@ -115,7 +115,7 @@ fn neighbours_do_not_matter(seed: u64) {
         let l = logs(&events, "steady");
         assert_eq!(l.len(), 2, "{l:?}");
         projections.push(
-            xdv_hv::project(&events, "steady")
+            xdv_trace::project(&events, "steady")
                 .into_iter()
                 .map(|(t, mut k)| {
                     // Window numbers are host-wide; everything else must match.
@@ -229,7 +229,7 @@ fn nested_windows_barrier_the_parent_and_replay() {
 fn windows_show_in_the_resource_table() {
     let p = prepare(&examples().join("phi-timeshare.toml")).unwrap();
     let (_, events) = run(&p);
-    let rows = xdv_core::derive_resource_table(&events);
+    let rows = xdv_trace::derive_resource_table(&events);
     let windows: Vec<(&str, &str, u64, Option<u64>)> = rows
         .iter()
         .filter(|r| r.domain == xdv_core::Domain::Phi)

@@ -185,7 +185,7 @@ fn budget_refusal_is_recorded_and_leaves_the_neighbour_alone() {
     // Only the physical placement differs (the device's first free qubits): a host-side fact
     // the guest cannot observe.
     let unplaced = |events: &[Event]| -> Vec<_> {
-        xdv_hv::project(events, "steady")
+        xdv_trace::project(events, "steady")
             .into_iter()
             .map(|(t, mut k)| {
                 if let EventKind::QContainerPlaced { physical, .. }

@@ -78,9 +78,9 @@ fn a_vhm_runs_the_same_alone_or_beside_neighbours() {
     let (_d2, p2) = prepare_inline(&crowded, &[("spin.wat", SPIN)]);
     let (_, e1) = run(&p1);
     let (_, e2) = run(&p2);
-    let a1 = xdv_hv::project(&e1, "a");
+    let a1 = xdv_trace::project(&e1, "a");
     assert!(a1.len() > 100);
-    assert_eq!(a1, xdv_hv::project(&e2, "a"));
+    assert_eq!(a1, xdv_trace::project(&e2, "a"));
 }
 
 #[test]

@@ -308,7 +308,7 @@ fn write_dir(dir: &Path, manifest: &str, name: &str) -> std::path::PathBuf {
 /// A VHM's own events with the host's numbering of shared resources masked: physical qubits
 /// and window numbers depend on what else the host holds, never on what the VHM does.
 fn masked(events: &[Event], vhm: &str) -> Vec<(u64, EventKind)> {
-    xdv_hv::project(events, vhm)
+    xdv_trace::project(events, vhm)
         .into_iter()
         .map(|(t, mut k)| {
             match &mut k {
@@ -392,7 +392,7 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
         .map_err(|e| fail("run", None, e.to_string()))?;
     // The checked run's events, chained like a trace's, end in the same hash.
     let mut chain =
-        xdv_core::ChainHash::genesis(&xdv_hv::run::header(&p, p.manifest.host.seed).canonical());
+        xdv_trace::ChainHash::genesis(&xdv_hv::run::header(&p, p.manifest.host.seed).canonical());
     let mut buf = Vec::new();
     for e in &full_events {
         buf.clear();

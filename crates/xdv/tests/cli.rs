@@ -643,7 +643,8 @@ fn a_killed_run_resumes_to_the_uninterrupted_trace() {
 /// Rewrites the first event `f` changes and re-chains every hash after it (a forgery that
 /// `trace verify` cannot see).
 fn forge(trace: &Path, mut f: impl FnMut(&mut xdv_core::Event) -> bool) {
-    use xdv_core::{chain::ChainHash, trace::TraceReader, Event};
+    use xdv_core::Event;
+    use xdv_trace::{ChainHash, TraceReader};
     let header = TraceReader::open(trace).unwrap().header().unwrap();
     let conn = rusqlite::Connection::open(trace).unwrap();
     let rows: Vec<(i64, Vec<u8>)> = conn

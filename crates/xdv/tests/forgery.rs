@@ -7,9 +7,9 @@
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
-use xdv_core::chain::ChainHash;
-use xdv_core::trace::TraceReader;
 use xdv_core::{Event, EventKind};
+use xdv_trace::ChainHash;
+use xdv_trace::TraceReader;
 
 fn xdv() -> Command {
     Command::cargo_bin("xdv").unwrap()
@@ -23,7 +23,7 @@ fn example(name: &str) -> PathBuf {
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../xdv-core/tests/fixtures")
+        .join("../xdv-trace/tests/fixtures")
         .join(name)
 }
 
@@ -702,20 +702,14 @@ fn every_forgery_of_a_signed_trace_fails_verification_with_the_key() {
     swap_shots(&trace);
     // The old signature no longer verifies, and a trace that does not verify is not signed:
     // the forger removes it first.
-    assert!(xdv_core::trace::sign_trace(
-        &trace,
-        &xdv_core::trace::SecretKey::read(&forger_key).unwrap(),
-    )
-    .is_err());
+    assert!(
+        xdv_trace::sign_trace(&trace, &xdv_trace::SecretKey::read(&forger_key).unwrap(),).is_err()
+    );
     sql(
         &trace,
         "DELETE FROM run_status WHERE key IN ('signature', 'signed_by')",
     );
-    xdv_core::trace::sign_trace(
-        &trace,
-        &xdv_core::trace::SecretKey::read(&forger_key).unwrap(),
-    )
-    .unwrap();
+    xdv_trace::sign_trace(&trace, &xdv_trace::SecretKey::read(&forger_key).unwrap()).unwrap();
     let (code, text) = xdv_on(
         &["trace", "verify", "--key", public.to_str().unwrap()],
         &trace,
@@ -807,7 +801,7 @@ fn a_resumed_run_is_signed_once_its_prefix_re_derives() {
 fn forging_any_event_of_a_signed_trace_is_caught_at_that_event() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keygen(dir.path(), "host");
-    let public = xdv_core::trace::PublicKey::read(&public).unwrap();
+    let public = xdv_trace::PublicKey::read(&public).unwrap();
     let original = dir.path().join("orig.xdv");
     run(
         &example("q-ghz.toml"),
@@ -819,7 +813,7 @@ fn forging_any_event_of_a_signed_trace_is_caught_at_that_event() {
         .events()
         .unwrap()
         .len() as u64;
-    let opts = xdv_core::trace::VerifyOptions {
+    let opts = xdv_trace::VerifyOptions {
         engine: None,
         key: Some(public),
     };

@@ -5,8 +5,8 @@ use anyhow::{Context, Result};
 use std::path::Path;
 
 pub(crate) fn compliance(trace: &Path, key: Option<&Path>, as_json: bool) -> Result<Outcome> {
-    let key = key.map(xdv_core::trace::PublicKey::read).transpose()?;
-    let report = xdv_hv::compliance::report(trace, key)
+    let key = key.map(xdv_trace::PublicKey::read).transpose()?;
+    let report = xdv_compliance::report(trace, key)
         .with_context(|| format!("checking {}", trace.display()))?;
     let pass = report.compliant();
     let items = &report.items;

@@ -9,7 +9,7 @@ pub(crate) mod sim;
 pub(crate) mod trace;
 
 use crate::table;
-use xdv_core::ResourceRow;
+use xdv_trace::ResourceRow;
 
 /// The Resource_Table as text.
 pub(crate) fn resource_table_text(rows: &[ResourceRow]) -> String {

@@ -4,9 +4,10 @@ use crate::{table, Outcome};
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use xdv_core::trace::{sign_trace, PublicKey, SecretKey};
 use xdv_hv::replay::{replay_trace_with, ReplayOptions};
 use xdv_hv::{prepare, run_to_trace, RunOptions};
+use xdv_trace::Describe;
+use xdv_trace::{sign_trace, PublicKey, SecretKey};
 
 /// The default trace path: the manifest's file stem with `.xdv`, in the current directory.
 fn default_trace(manifest: &Path) -> PathBuf {
@@ -64,7 +65,7 @@ pub(crate) fn resume(
     sign_key: Option<&Path>,
 ) -> Result<Outcome> {
     let key = sign_key.map(SecretKey::read).transpose()?;
-    let header = xdv_core::trace::TraceReader::open(trace)?.header()?;
+    let header = xdv_trace::TraceReader::open(trace)?.header()?;
     let r = xdv_hv::resume_trace(trace, crash_after)
         .with_context(|| format!("resuming {}", trace.display()))?;
     let signed = match key {
@@ -122,7 +123,7 @@ fn report(
     trace: &Path,
     seed_used: u64,
     summary: &xdv_hv::RunSummary,
-    rows: &[xdv_core::ResourceRow],
+    rows: &[xdv_trace::ResourceRow],
     head: xdv_core::Hash32,
     json: bool,
     resumed: Option<u64>,
@@ -286,7 +287,7 @@ pub(crate) fn replay(
     let verify_options = super::trace::verify_options(None)?;
     let (verify, replayed) = std::thread::scope(|scope| {
         let verify =
-            scope.spawn(|| xdv_core::trace::TraceReader::open(trace)?.verify_with(&verify_options));
+            scope.spawn(|| xdv_trace::TraceReader::open(trace)?.verify_with(&verify_options));
         let replayed = replay_trace_with(trace, &options);
         (
             verify.join().expect("the verifier does not panic"),

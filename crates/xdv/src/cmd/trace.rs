@@ -6,10 +6,9 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use xdv_core::trace::{
-    PublicKey, SecretKey, SignatureStatus, StoredEvent, TraceReader, VerifyOptions,
-};
 use xdv_core::{EventKind, VhmId};
+use xdv_trace::Describe;
+use xdv_trace::{PublicKey, SecretKey, SignatureStatus, StoredEvent, TraceReader, VerifyOptions};
 
 /// The verify options of this xdv: its engine, and the key asked for.
 pub(crate) fn verify_options(key: Option<&Path>) -> Result<VerifyOptions> {

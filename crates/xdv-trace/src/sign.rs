@@ -15,12 +15,12 @@
 //! the digest of the `modules` table and the resume record. The Resource_Table is covered through
 //! the events: `verify` requires it to equal the table derived from them.
 
-use super::{sql, TraceError, TraceHeader};
-use crate::chain::Hash32;
+use crate::{sql, TraceError, TraceHeader};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use xdv_core::Hash32;
 
 const SECRET_LABEL: &str = "xdv-ed25519-secret-key";
 const PUBLIC_LABEL: &str = "xdv-ed25519-public-key";
@@ -232,7 +232,7 @@ pub(crate) fn modules_digest(rows: &[(Hash32, u64)]) -> Hash32 {
 /// [`TraceError::NotATrace`] when the trace does not verify or was cut short;
 /// [`TraceError::Sqlite`] when it cannot be written.
 pub fn sign_trace(path: &Path, key: &SecretKey) -> Result<PublicKey, TraceError> {
-    let reader = super::TraceReader::open(path)?;
+    let reader = crate::TraceReader::open(path)?;
     let (report, msg) = reader.verify_for_signing()?;
     drop(reader);
     let refuse = |reason: String| TraceError::NotATrace {

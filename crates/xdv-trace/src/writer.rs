@@ -6,14 +6,15 @@
 //! their order, so it cannot affect determinism. A bounded channel keeps at most two batches in
 //! flight.
 
-use super::{sql, TraceError, TraceHeader, SCHEMA};
 use crate::accounting::ResourceRow;
-use crate::chain::{ChainHash, Hash32};
-use crate::event::{Event, EventSink, SinkError};
+use crate::chain::ChainHash;
+use crate::{sql, TraceError, TraceHeader, SCHEMA};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
+use xdv_core::event::{Event, EventSink, SinkError};
+use xdv_core::Hash32;
 
 /// A batch of encoded events: their bodies back to back, and per event its columns and the end
 /// of its body.
@@ -177,7 +178,7 @@ impl TraceWriter {
     /// caller has re-derived the prefix), never in the events. Returns the writer and the number
     /// of committed events.
     pub fn resume(path: &Path, batch: u32, durable: bool) -> Result<(Self, u64), TraceError> {
-        let reader = super::TraceReader::open(path)?;
+        let reader = crate::TraceReader::open(path)?;
         if reader.is_complete()? {
             return Err(TraceError::NotATrace {
                 path: path.display().to_string(),

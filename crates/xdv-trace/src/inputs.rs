@@ -7,8 +7,8 @@
 //! captures are integers (µ of full scale), always finite; their count is checked by replay
 //! against the transform itself.
 
-use crate::event::{Event, EventKind};
 use std::collections::BTreeMap;
+use xdv_core::event::{Event, EventKind};
 
 /// Follows a run's events and checks each recorded job outcome against its job.
 #[derive(Debug, Default, Clone)]

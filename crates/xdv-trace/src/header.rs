@@ -1,7 +1,7 @@
 //! The trace header: everything needed to re-run a trace without any other file.
 
-use crate::chain::Hash32;
 use serde::{Deserialize, Serialize};
+use xdv_core::Hash32;
 
 /// A guest module stored in the trace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,9 +15,9 @@ pub struct ModuleEntry {
 /// The run's header. Its canonical encoding is the genesis of the event hash chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceHeader {
-    /// [`crate::TRACE_FORMAT_VERSION`] of the writer.
+    /// [`xdv_core::TRACE_FORMAT_VERSION`] of the writer.
     pub format_version: u32,
-    /// [`crate::EVENT_SCHEMA_VERSION`] of the writer.
+    /// [`xdv_core::EVENT_SCHEMA_VERSION`] of the writer.
     pub event_schema: u32,
     /// Version of the `xdv` that wrote the trace.
     pub xdv_version: String,

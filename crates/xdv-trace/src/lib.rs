@@ -1,4 +1,5 @@
-//! The trace: one SQLite file per run (DESIGN §3).
+//! The xdv trace: one SQLite file per run (DESIGN §3), its hash chain, its verification, the
+//! Resource_Table derived from its events, and the words a person reads (`describe`).
 //!
 //! Tables:
 //! - `header(key, value)`: the fields of [`TraceHeader`]; their canonical encoding seeds the hash chain.
@@ -11,11 +12,23 @@
 //!
 //! Events are committed in batches; a killed writer loses at most its uncommitted tail.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod accounting;
+pub mod chain;
+mod describe;
 mod header;
 mod inputs;
+mod project;
 mod reader;
 pub mod sign;
 mod writer;
+
+pub use accounting::{derive_resource_table, ResourceRow, TableBuilder};
+pub use chain::ChainHash;
+pub use describe::Describe;
+pub use project::project;
 
 pub use header::{ModuleEntry, TraceHeader};
 pub use inputs::InputCheck;
@@ -23,9 +36,9 @@ pub use reader::{EventCursor, RawEvent, StoredEvent, TraceReader, VerifyOptions,
 pub use sign::{sign_trace, PublicKey, SecretKey, SignatureStatus};
 pub use writer::TraceWriter;
 
-/// The oldest trace format this xdv reads ([`crate::TRACE_FORMAT_VERSION`] is the newest).
+/// The oldest trace format this xdv reads ([`xdv_core::TRACE_FORMAT_VERSION`] is the newest).
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
-/// The oldest event schema this xdv reads ([`crate::EVENT_SCHEMA_VERSION`] is the newest). Newer
+/// The oldest event schema this xdv reads ([`xdv_core::EVENT_SCHEMA_VERSION`] is the newest). Newer
 /// schemas only append event kinds (postcard encodes a variant by its index), so older bodies
 /// still decode; a replay of an older-schema trace may still diverge where the hypervisor's
 /// behaviour changed since, and says so.

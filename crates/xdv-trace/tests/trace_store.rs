@@ -1,7 +1,7 @@
 //! The trace store on its own: round trip, truncation, tampering.
 
-use xdv_core::trace::{TraceHeader, TraceReader, TraceWriter};
 use xdv_core::{Event, EventKind, EventSink, Hash32, VhmId};
+use xdv_trace::{TraceHeader, TraceReader, TraceWriter};
 
 fn header() -> TraceHeader {
     TraceHeader {
@@ -12,7 +12,7 @@ fn header() -> TraceHeader {
         seed: 3,
         manifest_name: "m.toml".into(),
         manifest_text: "[[vhm]]".into(),
-        modules: vec![xdv_core::trace::ModuleEntry {
+        modules: vec![xdv_trace::ModuleEntry {
             name: "g.wasm".into(),
             hash: Hash32::of(b"module"),
         }],
@@ -149,7 +149,7 @@ fn plain_edits_outside_the_events_fail_verification_with_a_reason() {
 
 #[test]
 fn recorded_outcomes_must_fit_their_job() {
-    use xdv_core::trace::InputCheck;
+    use xdv_trace::InputCheck;
     let at = |kind| Event {
         time_ns: 0,
         vhm: Some(VhmId(0)),
@@ -188,7 +188,7 @@ fn recorded_outcomes_must_fit_their_job() {
 
 #[test]
 fn a_signature_covers_the_finished_trace_and_names_its_key() {
-    use xdv_core::trace::{sign_trace, PublicKey, SecretKey, SignatureStatus, VerifyOptions};
+    use xdv_trace::{sign_trace, PublicKey, SecretKey, SignatureStatus, VerifyOptions};
     let dir = tempfile::tempdir().unwrap();
     let key = SecretKey::from_seed([1; 32]);
     let other = SecretKey::from_seed([2; 32]);

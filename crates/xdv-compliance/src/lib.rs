@@ -1,15 +1,21 @@
 //! The compliance report: the items of XDV-014 §12 that a trace can show, each checked from the
 //! recorded events (and a replay) with its evidence.
+//!
+//! A reader of traces, above the hypervisor: it verifies the trace (`xdv-trace`), replays and
+//! re-derives it (`xdv-hv`'s replay driver) and checks the properties over the events.
 
-use crate::replay::{replay_trace, replay_trace_with, ReplayOptions, ReplayReport};
-use crate::HvError;
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xdv_core::cap::Object;
 use xdv_core::event::{Event, EventKind, HypercallRecord, Resource};
-use xdv_core::trace::{PublicKey, SignatureStatus, TraceReader, VerifyOptions, VerifyReport};
 use xdv_core::{Domain, VhmId};
+use xdv_hv::replay::{replay_trace, replay_trace_with, ReplayOptions, ReplayReport};
+use xdv_hv::HvError;
+use xdv_trace::{PublicKey, SignatureStatus, TraceReader, VerifyOptions, VerifyReport};
 
 /// One compliance item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,7 +74,7 @@ pub fn report(path: &Path, key: Option<PublicKey>) -> Result<Report, HvError> {
         key,
     })?;
     // Port names by index, from the manifest the trace holds (releases name ports by index).
-    let (manifest, _, _) = crate::replay::load_from_trace(&reader, &path.display().to_string())?;
+    let (manifest, _, _) = xdv_hv::replay::load_from_trace(&reader, &path.display().to_string())?;
     let ports: Vec<String> = manifest
         .host
         .phi_ports

@@ -1,19 +1,20 @@
 //! Reads and verifies a trace.
 
-use super::sign::{self, PublicKey, SignatureStatus};
-use super::{
+use crate::accounting::{derive_resource_table, ResourceRow};
+use crate::chain::ChainHash;
+use crate::sign::{self, PublicKey, SignatureStatus};
+use crate::{
     sql, InputCheck, TraceError, TraceHeader, HEADER_KEYS, OLDEST_EVENT_SCHEMA,
     OLDEST_FORMAT_VERSION, RUN_STATUS_KEYS,
 };
-use crate::accounting::{derive_resource_table, ResourceRow};
-use crate::chain::{ChainHash, Hash32};
-use crate::event::Event;
-use crate::ids::{Domain, VhmId};
-use crate::{EVENT_SCHEMA_VERSION, TRACE_FORMAT_VERSION};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use xdv_core::event::Event;
+use xdv_core::ids::{Domain, VhmId};
+use xdv_core::Hash32;
+use xdv_core::{EVENT_SCHEMA_VERSION, TRACE_FORMAT_VERSION};
 
 /// One stored event with its place in the chain.
 #[derive(Debug, Clone)]
@@ -638,10 +639,10 @@ impl TraceReader {
                 fail!("event {seq}: columns (time_ns, vhm, kind) disagree with the hashed body");
             }
             let module = match &event.kind {
-                crate::EventKind::ModuleLoaded { hash, .. }
-                | crate::EventKind::VhmCreated { module: hash, .. }
-                | crate::EventKind::CapCreated {
-                    object: crate::cap::Object::Module(hash),
+                xdv_core::EventKind::ModuleLoaded { hash, .. }
+                | xdv_core::EventKind::VhmCreated { module: hash, .. }
+                | xdv_core::EventKind::CapCreated {
+                    object: xdv_core::cap::Object::Module(hash),
                     ..
                 } => Some(*hash),
                 _ => None,
@@ -652,7 +653,7 @@ impl TraceReader {
                 }
                 referenced.insert(hash);
             }
-            if let crate::EventKind::HostStarted { seed, .. } = &event.kind {
+            if let xdv_core::EventKind::HostStarted { seed, .. } = &event.kind {
                 if *seed != header.seed {
                     fail!(
                         "event {seq}: the run started with seed {seed}, the header says {}",
@@ -830,7 +831,7 @@ impl TraceReader {
     pub fn vhm_names(&self) -> Result<Vec<(VhmId, String)>, TraceError> {
         let mut out = Vec::new();
         self.for_each_event(|s| {
-            if let (Some(v), crate::EventKind::VhmCreated { name, .. }) =
+            if let (Some(v), xdv_core::EventKind::VhmCreated { name, .. }) =
                 (s.event.vhm, &s.event.kind)
             {
                 out.push((v, name.clone()));

@@ -4,10 +4,10 @@
 //! reproduces the table, and a trace cut short still yields the table up to its last commit
 //! (with open allocations shown as such).
 
-use crate::event::{Event, EventKind, Resource};
-use crate::ids::{CapId, Domain, VhmId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use xdv_core::event::{Event, EventKind, Resource};
+use xdv_core::ids::{CapId, Domain, VhmId};
 
 /// One row of the Resource_Table: one allocation over its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +136,7 @@ pub fn derive_resource_table<'a>(events: impl IntoIterator<Item = &'a Event>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::Hash32;
+    use xdv_core::Hash32;
 
     #[test]
     fn rows_follow_allocation_and_release() {

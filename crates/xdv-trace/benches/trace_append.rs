@@ -3,8 +3,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
-use xdv_core::trace::{TraceHeader, TraceWriter};
 use xdv_core::{Event, EventKind, EventSink, HypercallRecord, VhmId};
+use xdv_trace::{TraceHeader, TraceWriter};
 
 fn header() -> TraceHeader {
     TraceHeader {
