@@ -71,6 +71,7 @@ fn chaos_regression_small_receive_buffer() {
         &[("chaos.wat", CHAOS), ("hello.wat", &hello)],
     );
     let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, seed).unwrap();
+    hv.check_every_step(true);
     let mut sink = xdv_core::MemorySink::default();
     hv.run(&mut sink).unwrap();
     assert_eq!(hv.check_invariants(), Ok(()));
@@ -88,6 +89,7 @@ proptest! {
         let hello = hello();
         let (_d, p) = prepare_inline(&manifest(seed, true), &[("chaos.wat", CHAOS), ("hello.wat", &hello)]);
         let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, seed).unwrap();
+        hv.check_every_step(true);
         let mut sink = xdv_core::MemorySink::default();
         hv.run(&mut sink).unwrap();
         prop_assert_eq!(hv.check_invariants(), Ok(()));
@@ -170,6 +172,7 @@ fn chaos_sweep() {
             &[("chaos.wat", CHAOS), ("hello.wat", &hello)],
         );
         let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, seed).unwrap();
+        hv.check_every_step(true);
         let mut sink = xdv_core::MemorySink::default();
         hv.run(&mut sink).unwrap();
         assert_eq!(hv.check_invariants(), Ok(()), "seed {seed}");

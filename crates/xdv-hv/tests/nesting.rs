@@ -117,6 +117,7 @@ fn killing_a_vhm_stops_its_subtree_deepest_first_and_returns_every_budget() {
     let m = "[[vhm]]\nname = \"root\"\n[vhm.k]\nmodule = \"killer.wat\"\nmodules = [\"leaf.wat\"]\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nfuel_quota = 10_000_000\nmax_vcpus = 4\nmemory_quota = \"256 KiB\"\nmax_depth = 3\nmax_children = 1\n";
     let (_d, p) = prepare_inline(m, &[("killer.wat", killer), ("leaf.wat", &spin_leaf)]);
     let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, 0).unwrap();
+    hv.check_every_step(true);
     let mut sink = xdv_core::MemorySink::default();
     let s = hv.run(&mut sink).unwrap();
     hv.check_invariants().unwrap();

@@ -92,4 +92,70 @@ proptest! {
         prop_assert_eq!(log_a, log_b, "deterministic");
         prop_assert_eq!(a.len(), b.len());
     }
+
+    /// The allocator against an independent oracle: a plain list of the live windows, checked
+    /// pairwise. A granted window overlaps no live window of its scope (same port, same parent)
+    /// unless both are shared with disjoint bands, and lies inside its parent; a conflict the
+    /// allocator reports is a real overlap; releasing a window releases exactly its descendants.
+    #[test]
+    fn allocation_agrees_with_a_pairwise_oracle(ops in proptest::collection::vec(op(), 1..60)) {
+        let mut t = WindowTable::new(ports());
+        let mut ids: Vec<u32> = Vec::new();
+        // (id, spec, parent) of every live window.
+        let mut live: Vec<(u32, WindowSpec, Option<u32>)> = Vec::new();
+        let overlaps = |a: &WindowSpec, b: &WindowSpec| a.t0 < b.t1 && b.t0 < a.t1;
+        let may_share = |a: &WindowSpec, b: &WindowSpec| {
+            a.shared && b.shared && (a.band.1 .0 < b.band.0 .0 || b.band.1 .0 < a.band.0 .0)
+        };
+        for op in &ops {
+            match op {
+                Op::Alloc { port, t0, len, lo, width, shared, nest } => {
+                    let parent = nest.and_then(|i| ids.get(i).copied());
+                    let spec = WindowSpec {
+                        port: *port,
+                        t0: *t0,
+                        t1: t0 + len,
+                        band: (Freq(*lo), Freq((lo + width).min(1000))),
+                        max_amp: 500_000,
+                        shared: *shared,
+                    };
+                    let conflict = live.iter().any(|(_, o, p)| {
+                        *p == parent && o.port == spec.port && overlaps(o, &spec) && !may_share(o, &spec)
+                    });
+                    match t.allocate(1, spec, parent) {
+                        Ok(id) => {
+                            prop_assert!(!conflict, "granted {spec:?} over a live window: {live:?}");
+                            if let Some(p) = parent {
+                                let (_, ps, _) = live.iter().find(|(i, _, _)| *i == p).expect("a live parent");
+                                prop_assert!(ps.port == spec.port && ps.t0 <= spec.t0 && spec.t1 <= ps.t1);
+                            }
+                            ids.push(id);
+                            live.push((id, spec, parent));
+                        }
+                        Err(xdv_phi::WindowError::Conflict { .. }) => {
+                            prop_assert!(conflict, "refused {spec:?} with a conflict, but nothing overlaps: {live:?}");
+                        }
+                        Err(_) => {}
+                    }
+                }
+                Op::Release(i) => {
+                    let Some(&id) = ids.get(*i) else { continue };
+                    let mut gone = Vec::new();
+                    if live.iter().any(|(w, _, _)| *w == id) {
+                        let mut frontier = vec![id];
+                        while let Some(w) = frontier.pop() {
+                            gone.push(w);
+                            frontier.extend(live.iter().filter(|(_, _, p)| *p == Some(w)).map(|(c, _, _)| *c));
+                        }
+                    }
+                    let mut released = t.release(id);
+                    released.sort_unstable();
+                    gone.sort_unstable();
+                    prop_assert_eq!(&released, &gone);
+                    live.retain(|(w, _, _)| !gone.contains(w));
+                }
+            }
+        }
+        prop_assert_eq!(t.len(), live.len());
+    }
 }
