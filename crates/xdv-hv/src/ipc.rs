@@ -14,7 +14,7 @@ pub(crate) const MAX_MESSAGE: u32 = 64 * 1024;
 /// Host bytes a queued message costs its sender beyond its payload (its queue entry).
 pub(crate) const MESSAGE_OVERHEAD: u64 = 64;
 /// Bytes `ipc_recv` writes before the payload: badge (u64) and capability handle (u64).
-pub(crate) const RECV_HEADER: u32 = 16;
+pub(crate) const RECV_HEADER: u32 = xdv_k::layout::size::<xdv_k::layout::RecvHeader>();
 
 /// A message in a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]

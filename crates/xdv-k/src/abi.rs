@@ -83,7 +83,7 @@ pub const MAX_Q_JOBS: usize = 64;
 /// Most bytes of a Φ transform `phi_exec` reads.
 pub const MAX_PHI_PROGRAM: u32 = 64 * 1024;
 /// Size of the `phi_window` spec.
-pub const PHI_WINDOW_SPEC_LEN: u32 = 48;
+pub const PHI_WINDOW_SPEC_LEN: u32 = crate::layout::size::<crate::layout::WindowSpec>();
 
 /// Error codes with their names and meanings, for documentation and messages.
 pub const ERROR_CODES: &[(i64, &str, &str)] = &[

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod layout;
 mod module;
 mod vcpu;
 

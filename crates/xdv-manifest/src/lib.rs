@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub use size::ByteSize;
 
 /// Size of a WebAssembly page; memory limits are whole pages.
-pub const WASM_PAGE: u64 = 65_536;
+pub const WASM_PAGE: u64 = xdv_core::bounds::WASM_PAGE;
 
 /// Largest manifest, in bytes (1 MiB): a larger file, or larger text given to
 /// [`Manifest::parse`], is refused at `1:1` before the TOML parser sees it.

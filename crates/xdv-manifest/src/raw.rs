@@ -4,12 +4,12 @@ use crate::size::ByteSize;
 use crate::{
     BadHypercallPolicy, ChannelSpec, FaultPolicy, FaultSpec, FaultTrigger, HostSpec, InjectedFault,
     KSpec, Location, Manifest, ManifestError, PolicySpec, PortSpec, QSpec, VhmSpec, WindowReq,
-    WASM_PAGE,
 };
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::ops::Range;
 use toml::Spanned;
+use xdv_core::bounds;
 
 type S<T> = Spanned<T>;
 
@@ -453,13 +453,19 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             Some(s) if *s.get_ref() == 0 => {
                 return Err(cx.err(s.span(), key("k.vcpus"), "a VHM needs at least one vCPU"))
             }
-            other => cx.ranged(other, &key("k.vcpus"), defaults::VCPUS, 1, 64)?,
+            other => cx.ranged(
+                other,
+                &key("k.vcpus"),
+                defaults::VCPUS,
+                *bounds::VCPUS.start(),
+                *bounds::VCPUS.end(),
+            )?,
         };
         let memory_limit = match &k.memory_limit {
             None => defaults::MEMORY_LIMIT,
             Some(s) => {
                 let b = s.get_ref().0;
-                if b == 0 || b % WASM_PAGE != 0 || b > 1 << 32 {
+                if !bounds::memory_limit_ok(b) {
                     return Err(cx.err(s.span(), key("k.memory_limit"), format!("must be a whole number of 64 KiB pages between 64 KiB and 4 GiB, got {b} bytes")));
                 }
                 b
@@ -492,7 +498,13 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         let p = v.policy.as_ref().map(|p| p.get_ref());
         let empty = RawPolicy::default();
         let p = p.unwrap_or(&empty);
-        let weight = cx.ranged(&p.weight, &key("policy.weight"), defaults::WEIGHT, 1, 1000)? as u32;
+        let weight = cx.ranged(
+            &p.weight,
+            &key("policy.weight"),
+            defaults::WEIGHT,
+            *bounds::WEIGHT.start(),
+            *bounds::WEIGHT.end(),
+        )? as u32;
         let fuel_quota = cx.ranged(
             &p.fuel_quota,
             &key("policy.fuel_quota"),
@@ -615,11 +627,15 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             Some(rq) => {
                 let rq = rq.get_ref();
                 let qubits = *rq.qubits.get_ref();
-                if !(1..=1024).contains(&qubits) {
+                if !bounds::Q_QUBITS.contains(&qubits) {
                     return Err(cx.err(
                         rq.qubits.span(),
                         key("q.qubits"),
-                        format!("must be between 1 and 1024, got {qubits}"),
+                        format!(
+                            "must be between {} and {}, got {qubits}",
+                            bounds::Q_QUBITS.start(),
+                            bounds::Q_QUBITS.end()
+                        ),
                     ));
                 }
                 let budget = match &rq.budget {

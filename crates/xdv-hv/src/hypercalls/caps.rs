@@ -10,6 +10,8 @@ use xdv_core::event::RemoveCause;
 use xdv_core::refusal::{HandleRole, Refusal};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall};
+use xdv_k::layout;
+use zerocopy::IntoBytes;
 
 /// The ABI error code of a capability refusal.
 pub(crate) fn cap_code(e: CapError) -> i64 {
@@ -109,12 +111,13 @@ impl Hypervisor {
                     .require(me, handle, xdv_core::cap::rights::INSPECT, |_| true)
                 {
                     Ok(n) => {
-                        let mut info = [0u8; 24];
-                        info[0..4].copy_from_slice(&n.object.type_code().to_le_bytes());
-                        info[4..8].copy_from_slice(&n.rights.to_le_bytes());
-                        info[8..16].copy_from_slice(&n.badge.to_le_bytes());
-                        info[16..24].copy_from_slice(&self.caps.info_number(n).to_le_bytes());
-                        match self.write_guest(vhm, vcpu, a.u32(1), &info) {
+                        let info = layout::CapInfo {
+                            object_type: n.object.type_code().into(),
+                            rights: n.rights.into(),
+                            badge: n.badge.into(),
+                            number: self.caps.info_number(n).into(),
+                        };
+                        match self.write_guest(vhm, vcpu, a.u32(1), info.as_bytes()) {
                             Ok(()) => Outcome::ok(record, abi::OK),
                             Err((code, reason)) => Outcome::refused(record, code, reason),
                         }

@@ -13,6 +13,8 @@ use xdv_core::event::EventKind;
 use xdv_core::refusal::{Arg, Buffer, Need, Refusal};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall};
+use xdv_k::layout;
+use zerocopy::IntoBytes;
 
 impl Hypervisor {
     pub(super) fn ipc_call<S: Driver>(
@@ -73,10 +75,11 @@ impl Hypervisor {
                     | rights::RECV;
                 let e0 = self.mint(sink, vhm, Object::Endpoint(channel, 0), r, 0)?;
                 let e1 = self.mint(sink, vhm, Object::Endpoint(channel, 1), r, 0)?;
-                let mut handles = [0u8; 16];
-                handles[..8].copy_from_slice(&e0.0.to_le_bytes());
-                handles[8..].copy_from_slice(&e1.0.to_le_bytes());
-                self.write_guest(vhm, vcpu, out, &handles)
+                let ends = layout::ChannelEnds {
+                    end0: e0.0.into(),
+                    end1: e1.0.into(),
+                };
+                self.write_guest(vhm, vcpu, out, ends.as_bytes())
                     .expect("range checked above");
                 Outcome::ok(record, abi::OK)
             }
@@ -350,8 +353,11 @@ impl Hypervisor {
             self.record_cap(sink, vhm, c, Some((holder, xdv_core::CapId(h))))?;
         }
         let mut buf = Vec::with_capacity(RECV_HEADER as usize + msg.bytes.len());
-        buf.extend_from_slice(&msg.badge.to_le_bytes());
-        buf.extend_from_slice(&cap.map_or(0, |(c, _, _)| c.0).to_le_bytes());
+        let header = layout::RecvHeader {
+            badge: msg.badge.into(),
+            cap: cap.map_or(0, |(c, _, _)| c.0).into(),
+        };
+        buf.extend_from_slice(header.as_bytes());
         buf.extend_from_slice(&msg.bytes);
         self.write_guest(vhm, vcpu, ptr, &buf)
             .expect("the buffer range was checked when the call was made");

@@ -8,22 +8,25 @@ use crate::hypervisor::{emit, Hypervisor, CHILD_ENTRY};
 use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
 use crate::vhm::Wait;
 use crate::HvError;
+use xdv_core::bounds;
 use xdv_core::budget::Quota;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, ExitReason, HypercallRecord};
 use xdv_core::refusal::{Arg, HandleRole, Need, QCarve, Refusal, SpawnPart, SpecRule, Struct};
 use xdv_core::{Hash32, VhmId};
 use xdv_k::abi::{self, Hypercall};
-use xdv_manifest::{BadHypercallPolicy, KSpec, Location, PolicySpec, VhmSpec, WASM_PAGE};
+use xdv_k::layout;
+use xdv_manifest::{BadHypercallPolicy, KSpec, Location, PolicySpec, VhmSpec};
+use zerocopy::FromBytes;
 
 /// Size of the `vhm_spawn` spec (see docs/abi.md).
-pub(crate) const SPAWN_SPEC_LEN: u32 = 88;
-/// Size of the spec with its Q part: qubits u32, reserved u32 (0), decoherence budget u64 (µ).
-pub(crate) const SPAWN_SPEC_Q_LEN: u32 = 104;
+pub(crate) const SPAWN_SPEC_LEN: u32 = layout::size::<layout::SpawnSpec>();
+/// Size of the spec with its Q part.
+pub(crate) const SPAWN_SPEC_Q_LEN: u32 = layout::size::<layout::SpawnSpecQ>();
 /// Largest module a guest may pass as bytes.
 const MAX_CODE: u32 = 4 << 20;
 /// Most capabilities passed at spawn.
-const MAX_PASSED_CAPS: u32 = 16;
+const MAX_PASSED_CAPS: u32 = bounds::MAX_PASSED_CAPS as u32;
 
 /// The decoded `vhm_spawn` spec.
 struct SpawnSpec {
@@ -53,35 +56,39 @@ fn part(part: SpawnPart, why: Refusal) -> Refusal {
     }
 }
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
-}
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
-}
-
 impl SpawnSpec {
+    /// Decodes the 88 or 104 bytes read (104 when the guest passed at least that many).
     fn decode(b: &[u8]) -> Self {
+        let (s, q) = match layout::SpawnSpecQ::read_from_bytes(b) {
+            Ok(full) => (
+                full.spec,
+                (
+                    full.q_qubits.get(),
+                    full.reserved.get(),
+                    full.q_budget.get(),
+                ),
+            ),
+            Err(_) => (
+                layout::SpawnSpec::read_from_bytes(b).expect("the spec's 88 bytes were read"),
+                (0, 0, 0),
+            ),
+        };
         Self {
-            budget: u64_at(b, 0),
-            module: u64_at(b, 8),
-            code: (u32_at(b, 16), u32_at(b, 20)),
-            name: (u32_at(b, 24), u32_at(b, 28)),
-            vcpus: u32_at(b, 32),
-            vcpu_quota: u32_at(b, 36),
-            memory_limit: u64_at(b, 40),
-            memory_quota: u64_at(b, 48),
-            fuel_quota: u64_at(b, 56),
-            weight: u32_at(b, 64),
-            flags: u32_at(b, 68),
-            max_depth: u32_at(b, 72),
-            max_children: u32_at(b, 76),
-            caps: (u32_at(b, 80), u32_at(b, 84)),
-            q: if b.len() >= SPAWN_SPEC_Q_LEN as usize {
-                (u32_at(b, 88), u32_at(b, 92), u64_at(b, 96))
-            } else {
-                (0, 0, 0)
-            },
+            budget: s.budget.get(),
+            module: s.module.get(),
+            code: (s.code_ptr.get(), s.code_len.get()),
+            name: (s.name_ptr.get(), s.name_len.get()),
+            vcpus: s.vcpus.get(),
+            vcpu_quota: s.vcpu_quota.get(),
+            memory_limit: s.memory_limit.get(),
+            memory_quota: s.memory_quota.get(),
+            fuel_quota: s.fuel_quota.get(),
+            weight: s.weight.get(),
+            flags: s.flags.get(),
+            max_depth: s.max_depth.get(),
+            max_children: s.max_children.get(),
+            caps: (s.caps_count.get(), s.caps_ptr.get()),
+            q,
         }
     }
 
@@ -100,29 +107,33 @@ impl SpawnSpec {
                 Ok(())
             }
         };
-        range(Arg::Vcpus, u64::from(self.vcpus), 1, 64)?;
+        let bound = |r: &std::ops::RangeInclusive<u64>| (*r.start() as i64, *r.end() as i64);
+        let (lo, hi) = bound(&bounds::VCPUS);
+        range(Arg::Vcpus, u64::from(self.vcpus), lo, hi)?;
         if self.vcpu_quota < self.vcpus {
             return Err(Refusal::Spec(SpecRule::VcpuQuota {
                 vcpu_quota: self.vcpu_quota,
                 vcpus: self.vcpus,
             }));
         }
-        if self.memory_limit % WASM_PAGE != 0 {
-            return Err(Refusal::OutOfRange {
-                arg: Arg::MemoryLimit,
-                value: 0,
-                min: 1,
-                max: 65_536,
-            });
+        let (lo, hi) = bound(&bounds::MEMORY_LIMIT_PAGES);
+        if !bounds::memory_limit_ok(self.memory_limit) {
+            // Not a whole number of pages counts as 0 pages.
+            let pages = if self.memory_limit % bounds::WASM_PAGE == 0 {
+                self.memory_limit / bounds::WASM_PAGE
+            } else {
+                0
+            };
+            range(Arg::MemoryLimit, pages, lo, hi)?;
         }
-        range(Arg::MemoryLimit, self.memory_limit / WASM_PAGE, 1, 65_536)?;
         if self.memory_quota < u64::from(self.vcpus) * self.memory_limit {
             return Err(Refusal::Spec(SpecRule::MemoryQuota {
                 memory_quota: self.memory_quota,
             }));
         }
         range(Arg::FuelQuota, self.fuel_quota, 1, i64::MAX)?;
-        range(Arg::Weight, u64::from(self.weight), 1, 1000)?;
+        let (lo, hi) = bound(&bounds::WEIGHT);
+        range(Arg::Weight, u64::from(self.weight), lo, hi)?;
         if self.flags & !0b11 != 0 {
             return Err(Refusal::UnknownFlags {
                 flags: u64::from(self.flags),
@@ -134,7 +145,12 @@ impl SpawnSpec {
                 value: u64::from(self.q.1),
             });
         }
-        range(Arg::QQubits, u64::from(self.q.0), 0, 1024)?;
+        range(
+            Arg::QQubits,
+            u64::from(self.q.0),
+            0,
+            *bounds::Q_QUBITS.end() as i64,
+        )?;
         if self.q.0 > 0 && self.q.2 == 0 {
             return Err(Refusal::QCarve(QCarve::NoBudget));
         }
@@ -375,8 +391,8 @@ impl Hypervisor {
                 vhm,
                 vcpu,
                 spec.caps.1,
-                spec.caps.0 * 24,
-                MAX_PASSED_CAPS * 24,
+                spec.caps.0 * layout::size::<layout::PassedCap>(),
+                MAX_PASSED_CAPS * layout::size::<layout::PassedCap>(),
             ) {
                 Ok(b) => b,
                 Err((code, reason)) => {
@@ -387,8 +403,10 @@ impl Hypervisor {
                     ))
                 }
             };
-            for (i, c) in (0u32..).zip(table.chunks_exact(24)) {
-                let (h, r, badge) = (u64_at(c, 0), u32_at(c, 8), u64_at(c, 16));
+            let entries = <[layout::PassedCap]>::ref_from_bytes(&table)
+                .expect("the table read is a whole number of entries");
+            for (i, c) in (0u32..).zip(entries) {
+                let (h, r, badge) = (c.handle.get(), c.rights.get(), c.badge.get());
                 if badge > abi::MAX_BADGE {
                     return Ok(Outcome::refused(
                         record,

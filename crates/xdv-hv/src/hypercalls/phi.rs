@@ -18,14 +18,12 @@ use xdv_core::event::{EventKind, HypercallRecord, WorkKind};
 use xdv_core::refusal::{Buffer, Deadline, DecoherenceCause, Need, Refusal, Struct, Text};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, Hypercall, MAX_PHI_PROGRAM, PHI_WINDOW_SPEC_LEN};
-use xdv_phi::{Context, Freq, Program, WindowError, WindowSpec};
+use xdv_k::layout;
+use zerocopy::{FromBytes, IntoBytes};
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
-}
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
-}
+/// Bytes `phi_exec` writes per capture.
+const CAPTURE_BYTES: u32 = layout::size::<layout::Capture>();
+use xdv_phi::{Context, Freq, Program, WindowError, WindowSpec};
 
 impl Hypervisor {
     pub(super) fn phi_call<S: Driver>(
@@ -55,7 +53,9 @@ impl Hypervisor {
                     Ok(b) => b,
                     Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
                 };
-                let (port, flags) = (u32_at(&b, 0), u32_at(&b, 4));
+                let raw =
+                    layout::WindowSpec::read_from_bytes(&b).expect("the spec's bytes were read");
+                let (port, flags) = (raw.port.get(), raw.flags.get());
                 if flags & !1 != 0 {
                     return Ok(Outcome::refused(
                         record,
@@ -65,22 +65,22 @@ impl Hypervisor {
                         },
                     ));
                 }
-                if u32_at(&b, 44) != 0 {
+                if raw.reserved.get() != 0 {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
                         Refusal::Reserved {
-                            offset: 44,
-                            value: u64::from(u32_at(&b, 44)),
+                            offset: std::mem::offset_of!(layout::WindowSpec, reserved) as u32,
+                            value: u64::from(raw.reserved.get()),
                         },
                     ));
                 }
                 let spec = WindowSpec {
                     port,
-                    t0: u64_at(&b, 8),
-                    t1: u64_at(&b, 16),
-                    band: (Freq(u64_at(&b, 24) as i64), Freq(u64_at(&b, 32) as i64)),
-                    max_amp: u32_at(&b, 40),
+                    t0: raw.t0.get(),
+                    t1: raw.t1.get(),
+                    band: (Freq(raw.band_lo.get()), Freq(raw.band_hi.get())),
+                    max_amp: raw.max_amp.get(),
                     shared: flags & 1 != 0,
                 };
                 if !self.caps.has_room(me, 1) {
@@ -195,12 +195,13 @@ impl Hypervisor {
                     // Not a refusal: asking whether a frame exists is legitimate.
                     return Ok(Outcome::ok(record, abi::E_NOENT));
                 };
-                let mut bytes = Vec::with_capacity(32);
-                bytes.extend_from_slice(&f.freq.0.to_le_bytes());
-                bytes.extend_from_slice(&f.phase.0.to_le_bytes());
-                bytes.extend_from_slice(&f.clock.to_le_bytes());
-                bytes.extend_from_slice(&u64::from(f.defined).to_le_bytes());
-                if let Err((code, reason)) = self.write_guest(vhm, vcpu, out, &bytes) {
+                let info = layout::FrameInfo {
+                    freq: f.freq.0.into(),
+                    phase: f.phase.0.into(),
+                    clock: f.clock.into(),
+                    defined: u64::from(f.defined).into(),
+                };
+                if let Err((code, reason)) = self.write_guest(vhm, vcpu, out, info.as_bytes()) {
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 Outcome::ok(record, abi::OK)
@@ -260,20 +261,22 @@ impl Hypervisor {
             .iter()
             .filter(|(s, _)| matches!(s, xdv_phi::program::Stmt::Capture { .. }))
             .count() as u32;
-        if u64::from(out_len) < u64::from(captures) * 16 {
+        if u64::from(out_len) < u64::from(captures) * u64::from(CAPTURE_BYTES) {
             return Ok(Outcome::refused(
                 record,
                 abi::E_TOOBIG,
                 Refusal::BufferTooSmall {
                     what: Buffer::Captures,
-                    need: u64::from(captures) * 16,
+                    need: u64::from(captures) * u64::from(CAPTURE_BYTES),
                     have: u64::from(out_len),
                 },
             ));
         }
         // Check the output range before anything runs (reading it changes nothing).
         if captures > 0 {
-            if let Err((code, reason)) = self.read_guest(vhm, vcpu, out, captures * 16, out_len) {
+            if let Err((code, reason)) =
+                self.read_guest(vhm, vcpu, out, captures * CAPTURE_BYTES, out_len)
+            {
                 return Ok(Outcome::refused(record, code, reason));
             }
         }
@@ -418,11 +421,14 @@ impl Hypervisor {
                 },
             )?;
         }
-        let bytes: Vec<u8> = caps
+        let out_captures: Vec<layout::Capture> = caps
             .iter()
-            .flat_map(|(i, q)| i.to_le_bytes().into_iter().chain(q.to_le_bytes()))
+            .map(|&(i, q)| layout::Capture {
+                i: i.into(),
+                q: q.into(),
+            })
             .collect();
-        self.write_guest(vhm, vcpu, out, &bytes)
+        self.write_guest(vhm, vcpu, out, out_captures.as_bytes())
             .expect("range checked above");
         let ret = i64::from(captures);
         Ok(if exec.end > now {
