@@ -17,7 +17,7 @@ use xdv_core::event::{
 };
 use xdv_core::refusal::FaultDetail;
 use xdv_core::{CapId, Domain, Resource, VhmId};
-use xdv_k::{KEngine, Stop, Vcpu};
+use xdv_k::{Engine, Stop};
 use xdv_manifest::{HostSpec, LoadedModule, Manifest, VhmSpec};
 
 /// How one VHM ended, for `xdv run`'s summary.
@@ -52,7 +52,8 @@ pub struct RunSummary {
 
 /// The hypervisor: the host's VHMs, their capabilities and channels, the CDS queue and the clock.
 pub struct Hypervisor {
-    pub(crate) engine: KEngine,
+    /// The K engine (wasmi today): compiles modules; their vCPUs run behind `GuestVcpu`.
+    pub(crate) engine: Box<dyn Engine>,
     pub(crate) host: HostSpec,
     pub(crate) seed: u64,
     /// Guest modules: bytes by hash, compiled per (hash, entry), reference-counted.
@@ -129,7 +130,7 @@ impl Hypervisor {
     /// against the ABI. `modules` are those [`Manifest::load_modules`] returns.
     pub fn new(manifest: &Manifest, modules: &[LoadedModule], seed: u64) -> Result<Self, HvError> {
         let mut hv = Self {
-            engine: KEngine::new(),
+            engine: Box::new(xdv_k::KEngine::new()),
             host: manifest.host.clone(),
             seed,
             modules: crate::modules::Modules::with_bytes(modules.iter().map(|m| m.bytes.clone())),
@@ -253,23 +254,26 @@ impl Hypervisor {
 
     /// Compiles a module once per (hash, entry); returns its index.
     pub(crate) fn compile(&mut self, bytes: &[u8], entry: &str) -> Result<usize, xdv_k::KError> {
-        self.modules.compile(&self.engine, bytes, entry)
+        self.modules.compile(self.engine.as_ref(), bytes, entry)
     }
 
     /// Instantiates every manifest vCPU once without running it, to report instantiation errors
     /// (memory over the limit, start functions) before a run.
     pub fn check_instantiation(&self, file: &str) -> Result<(), HvError> {
         for (i, (spec, m, _)) in self.specs.iter().enumerate() {
-            Vcpu::new(&self.engine, self.modules.get(*m), spec.k.memory_limit).map_err(|e| {
-                module_error(
-                    file,
-                    &format!("vhm[{i}].k.module"),
-                    spec.k.module_at,
-                    &spec.k.module,
-                    &spec.name,
-                    e,
-                )
-            })?;
+            self.modules
+                .get(*m)
+                .instantiate(spec.k.memory_limit)
+                .map_err(|e| {
+                    module_error(
+                        file,
+                        &format!("vhm[{i}].k.module"),
+                        spec.k.module_at,
+                        &spec.k.module,
+                        &spec.name,
+                        e,
+                    )
+                })?;
         }
         Ok(())
     }
@@ -813,11 +817,7 @@ impl Hypervisor {
         let mut failure = None;
         for _ in 0..vcpus {
             let v = &mut self.vhms[id as usize];
-            match Vcpu::new(
-                &self.engine,
-                self.modules.get(module),
-                v.spec.k.memory_limit,
-            ) {
+            match self.modules.get(module).instantiate(v.spec.k.memory_limit) {
                 Ok(vcpu) => v.vcpus.push(VcpuSlot {
                     vcpu,
                     state: VcpuState::Pending(Next::Start),

@@ -10,8 +10,9 @@
 //! ever loaded.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use xdv_core::Hash32;
-use xdv_k::{GuestModule, KEngine, KError};
+use xdv_k::{Engine, KError, Module};
 
 /// Host bytes one loaded module costs the VHM that loads it, per byte of its code: the bytes
 /// themselves and an allowance of three bytes per byte for wasmi's compiled form of them.
@@ -22,7 +23,7 @@ pub const MODULE_LOAD_FUEL_PER_BYTE: u64 = 1;
 struct Entry {
     hash: Hash32,
     entry: String,
-    compiled: Option<GuestModule>,
+    compiled: Option<Arc<dyn Module>>,
     /// Running VHMs whose vCPUs run this module.
     users: u32,
     pinned: bool,
@@ -48,7 +49,7 @@ impl Modules {
     /// bytes are kept (the trace and later spawns need them).
     pub(crate) fn compile(
         &mut self,
-        engine: &KEngine,
+        engine: &dyn Engine,
         bytes: &[u8],
         entry: &str,
     ) -> Result<usize, KError> {
@@ -62,7 +63,7 @@ impl Modules {
                 return Ok(i);
             }
         }
-        let compiled = GuestModule::new(engine, bytes, entry)?;
+        let compiled = engine.compile(bytes, entry)?;
         self.bytes.entry(hash).or_insert_with(|| bytes.to_vec());
         Ok(match at {
             Some(i) => {
@@ -103,10 +104,10 @@ impl Modules {
     ///
     /// When module `i` was reclaimed: only a module with a running user, a pinned one or one
     /// just compiled is ever instantiated.
-    pub(crate) fn get(&self, i: usize) -> &GuestModule {
+    pub(crate) fn get(&self, i: usize) -> &dyn Module {
         self.entries[i]
             .compiled
-            .as_ref()
+            .as_deref()
             .expect("an instantiated module is compiled")
     }
 

@@ -4,7 +4,7 @@ use crate::ipc::Message;
 use rand_chacha::ChaCha20Rng;
 use xdv_core::budget::{Budget, Quota};
 use xdv_core::{CapId, ExitReason, Resource};
-use xdv_k::{Stop, Vcpu};
+use xdv_k::{GuestVcpu, Stop};
 use xdv_manifest::VhmSpec;
 
 /// What a vCPU does at its next queued event.
@@ -66,7 +66,7 @@ pub(crate) struct Inbox {
 
 /// One vCPU slot.
 pub(crate) struct VcpuSlot {
-    pub(crate) vcpu: Vcpu,
+    pub(crate) vcpu: Box<dyn GuestVcpu>,
     pub(crate) state: VcpuState,
     pub(crate) wait: Option<Wait>,
     /// Bumped whenever queued events for this vCPU are superseded.

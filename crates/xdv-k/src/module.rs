@@ -53,6 +53,8 @@ impl KEngine {
 /// A compiled guest module that fits the ABI.
 #[derive(Clone)]
 pub struct GuestModule {
+    /// The engine it was compiled by, which instantiates it.
+    pub(crate) engine: KEngine,
     pub(crate) module: Module,
     pub(crate) entry: String,
     pub(crate) has_irq: bool,
@@ -124,6 +126,7 @@ impl GuestModule {
             }
         }
         Ok(Self {
+            engine: engine.clone(),
             module,
             entry: entry.to_string(),
             has_irq,
