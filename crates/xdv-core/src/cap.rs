@@ -430,6 +430,29 @@ impl CapSpace {
         Ok(n)
     }
 
+    /// [`CapSpace::require`] for an object `pick` accepts: what `pick` takes from it, and the
+    /// capability. Lets a caller name the object's parts without matching on it twice.
+    ///
+    /// # Errors
+    ///
+    /// As [`CapSpace::require`]; [`CapError::WrongType`] where `pick` gives `None`.
+    pub fn require_as<T>(
+        &self,
+        owner: VhmId,
+        handle: u64,
+        needed: u32,
+        pick: impl Fn(&Object) -> Option<T>,
+    ) -> Result<(T, &Node), CapError> {
+        let n = self.node(self.resolve(owner, handle)?);
+        let Some(t) = pick(&n.object) else {
+            return Err(CapError::WrongType);
+        };
+        if n.rights & needed != needed {
+            return Err(CapError::Rights);
+        }
+        Ok((t, n))
+    }
+
     /// The live node with id `id` (from [`CapSpace::resolve`]); panics for a removed one.
     pub fn node(&self, id: NodeId) -> &Node {
         self.nodes.get(&id).expect("a live capability")

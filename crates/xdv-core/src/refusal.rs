@@ -331,7 +331,7 @@ pub enum Need {
     CapTable,
     /// Memory: a queued message of this many payload bytes.
     QueuedMessage(u32),
-    /// Memory: a Q job's outcome words until `q_result`.
+    /// Memory: a Q job's circuit until it completes and its outcome words until `q_result`.
     JobOutcomes,
     /// Memory: a child's quota beside what the host holds for the caller.
     ChildMemory,
@@ -792,7 +792,7 @@ impl Need {
             ),
             Need::JobOutcomes => write!(
                 f,
-                "memory budget: the job's outcomes hold {need} bytes until q_result, {left} left"
+                "memory budget: the job's circuit and outcomes hold {need} bytes until q_result, {left} left"
             ),
             Need::ChildMemory => write!(
                 f,

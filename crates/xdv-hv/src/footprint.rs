@@ -5,8 +5,8 @@
 //!   (`hypercalls/ipc.rs`, `hypercalls/nesting.rs`);
 //! - its capability table: [`CapSpace::footprint_bytes`] over a free allowance of
 //!   [`FREE_CAP_BYTES`], checked before every capability a guest's call adds to it;
-//! - its uncollected Q jobs' outcomes (8 bytes a shot, and a record) over [`FREE_JOB_BYTES`],
-//!   checked when a job is admitted.
+//! - its Q jobs: each one's circuit (until it completes) and outcome words (8 bytes a shot) and
+//!   a record, until `q_result`, over [`FREE_JOB_BYTES`], checked when a job is admitted.
 //!
 //! So a VHM's budgets bound the host memory it can make xdv hold (docs/reliability.md, "Host
 //! resources").

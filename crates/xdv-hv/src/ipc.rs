@@ -9,8 +9,6 @@
 use std::collections::VecDeque;
 use xdv_core::VhmId;
 
-/// Largest payload of one message, in bytes.
-pub(crate) const MAX_MESSAGE: u32 = 64 * 1024;
 /// Host bytes a queued message costs its sender beyond its payload (its queue entry).
 pub(crate) const MESSAGE_OVERHEAD: u64 = 64;
 /// Bytes `ipc_recv` writes before the payload: badge (u64) and capability handle (u64).

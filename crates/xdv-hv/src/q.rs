@@ -92,7 +92,7 @@ pub(crate) struct Job {
     /// What the job runs, until its completion asks the driver for its outcomes: then dropped.
     /// A container holds at most `MAX_Q_JOBS` jobs of at most `MAX_Q_OPS` operations.
     pub(crate) run: Option<(xdv_q::Circuit, u64)>,
-    /// Host bytes the job keeps until `q_result` takes it (its outcome words and its record),
+    /// Host bytes the job keeps until `q_result` takes it (its circuit, outcome words and record),
     /// charged to its VHM's memory budget beyond a free allowance (`footprint.rs`).
     pub(crate) held: u64,
     /// vCPUs parked in `q_wait` on it.

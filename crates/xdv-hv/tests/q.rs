@@ -559,3 +559,33 @@ fn provider_refusals_replay_and_uncollected_jobs_are_bounded() {
     let r = replay_trace(&trace).unwrap();
     assert!(r.identical(), "{:?}", r.divergence);
 }
+
+/// A job keeps its circuit until it completes: a small program text that expands to 100 000
+/// operations holds megabytes, which the VHM's memory budget must pay for before it is admitted.
+#[test]
+fn a_job_whose_circuit_exceeds_the_memory_budget_is_refused() {
+    let ten = |g: &str| vec![format!("{g} x0;"); 10].join(" ");
+    let mut program = String::from("OPENQASM 2.0; qreg q[1]; gate g0 x0 { U(0,0,0) x0; }");
+    for level in 1..=5 {
+        program += &format!(
+            " gate g{level} x0 {{ {} }}",
+            ten(&format!("g{}", level - 1))
+        );
+    }
+    program += " g5 q[0];";
+    let manifest = "[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.q]\ndevice = \"noisy-line\"\nqubits = 1\nbudget = 1000000\n";
+    let (_d, p) = prepare_inline(manifest, &[("g.wat", &submitter(&program, 1))]);
+    let (s, events) = run_in_memory(&p, 1).unwrap();
+    assert_eq!(s.vhms[0].code, 9, "E_QUOTA: {events:#?}");
+    let refusal = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Refused { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        refusal.contains("the job's circuit and outcomes hold"),
+        "{refusal}"
+    );
+}

@@ -11,12 +11,14 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod call;
 pub mod engine;
 pub mod layout;
 mod module;
 mod vcpu;
 
 pub use abi::{Hypercall, HypercallDesc, HYPERCALLS};
+pub use call::Call;
 pub use engine::{Engine, GuestVcpu, Module};
 pub use module::{GuestModule, KEngine};
 pub use vcpu::{Request, Stop, Vcpu};

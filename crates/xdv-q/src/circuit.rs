@@ -93,6 +93,28 @@ pub struct Circuit {
 }
 
 impl Circuit {
+    /// Host bytes the circuit holds: its operations, registers and their names. What a Q job
+    /// keeps until its completion, charged to its VHM's memory budget.
+    pub fn footprint_bytes(&self) -> u64 {
+        use std::mem::size_of;
+        fn op_heap(op: &Op) -> usize {
+            match op {
+                Op::Barrier { qubits } => qubits.capacity() * size_of::<usize>(),
+                Op::If { op, .. } => size_of::<Op>() + op_heap(op),
+                _ => 0,
+            }
+        }
+        let registers: usize = self
+            .qregs
+            .iter()
+            .chain(&self.cregs)
+            .map(|r| size_of::<Register>() + r.name.capacity())
+            .sum();
+        let ops: usize =
+            self.ops.capacity() * size_of::<Op>() + self.ops.iter().map(op_heap).sum::<usize>();
+        (size_of::<Self>() + registers + ops) as u64
+    }
+
     /// Total qubits.
     pub fn num_qubits(&self) -> usize {
         self.qregs.iter().map(|r| r.size).sum()

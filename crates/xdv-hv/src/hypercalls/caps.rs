@@ -1,7 +1,6 @@
 //! The capabilities group: derive, revoke, drop, inspect, find.
 
-use super::lifecycle::bare_record;
-use super::{Args, Outcome};
+use super::Outcome;
 use crate::driver::Driver;
 use crate::hypervisor::Hypervisor;
 use crate::HvError;
@@ -9,8 +8,9 @@ use xdv_core::cap::CapError;
 use xdv_core::event::RemoveCause;
 use xdv_core::refusal::{HandleRole, Refusal};
 use xdv_core::VhmId;
-use xdv_k::abi::{self, Hypercall};
+use xdv_k::abi;
 use xdv_k::layout;
+use xdv_k::Call;
 use zerocopy::IntoBytes;
 
 /// The ABI error code of a capability refusal.
@@ -58,15 +58,16 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
         vcpu: u32,
-        call: Hypercall,
-        a: Args,
+        call: Call,
     ) -> Result<Outcome, HvError> {
         let me = VhmId(vhm);
-        let record = bare_record(call, a);
-        let handle = a.u64(0);
+        let record = call.record();
         Ok(match call {
-            Hypercall::CapDerive => {
-                let (rights, badge) = (a.u32(1), a.u64(2));
+            Call::CapDerive {
+                handle,
+                rights,
+                badge,
+            } => {
                 if badge > abi::MAX_BADGE {
                     return Ok(Outcome::refused(
                         record,
@@ -85,7 +86,7 @@ impl Hypervisor {
                     Err(e) => cap_refusal(record, handle, e),
                 }
             }
-            Hypercall::CapRevoke => match self.caps.revoke(me, handle) {
+            Call::CapRevoke { handle } => match self.caps.revoke(me, handle) {
                 Ok(removed) => {
                     let n = removed.len() as i64;
                     self.record_removed(sink, vhm, RemoveCause::Revoke, removed)?;
@@ -93,7 +94,7 @@ impl Hypervisor {
                 }
                 Err(e) => cap_refusal(record, handle, e),
             },
-            Hypercall::CapDrop => match self.caps.delete(me, handle) {
+            Call::CapDrop { handle } => match self.caps.delete(me, handle) {
                 Ok(()) => {
                     self.record_removed(
                         sink,
@@ -105,7 +106,7 @@ impl Hypervisor {
                 }
                 Err(e) => cap_refusal(record, handle, e),
             },
-            Hypercall::CapInfo => {
+            Call::CapInfo { handle, out } => {
                 match self
                     .caps
                     .require(me, handle, xdv_core::cap::rights::INSPECT, |_| true)
@@ -117,7 +118,7 @@ impl Hypervisor {
                             badge: n.badge.into(),
                             number: self.caps.info_number(n).into(),
                         };
-                        match self.write_guest(vhm, vcpu, a.u32(1), info.as_bytes()) {
+                        match self.write_guest(vhm, vcpu, out, info.as_bytes()) {
                             Ok(()) => Outcome::ok(record, abi::OK),
                             Err((code, reason)) => Outcome::refused(record, code, reason),
                         }
@@ -125,12 +126,12 @@ impl Hypervisor {
                     Err(e) => cap_refusal(record, handle, e),
                 }
             }
-            Hypercall::CapFind => match self.caps.find(me, a.u32(0), a.u32(1)) {
+            Call::CapFind { type_code, index } => match self.caps.find(me, type_code, index) {
                 Some(cap) => Outcome::ok(record, cap.0 as i64),
                 // Not a bad call: enumeration ends here.
                 None => Outcome::ok(record, abi::E_NOENT),
             },
-            _ => unreachable!("{call:?} is not a capability call"),
+            other => unreachable!("{:?} is not a capability call", other.hypercall()),
         })
     }
 }

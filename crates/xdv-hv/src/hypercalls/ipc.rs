@@ -1,20 +1,28 @@
 //! The IPC group: channels, send, receive; and the delivery paths parked vCPUs share.
 
 use super::caps::cap_refusal;
-use super::lifecycle::bare_record;
-use super::{Args, Outcome};
+use super::{bytes_of, Outcome};
 use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
-use crate::ipc::{Message, MAX_MESSAGE, RECV_HEADER};
+use crate::ipc::{Message, RECV_HEADER};
 use crate::vhm::{Inbox, Wait};
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::EventKind;
 use xdv_core::refusal::{Arg, Buffer, Need, Refusal};
 use xdv_core::VhmId;
-use xdv_k::abi::{self, Hypercall};
+use xdv_k::abi;
 use xdv_k::layout;
+use xdv_k::Call;
 use zerocopy::IntoBytes;
+
+/// The channel and end an endpoint capability names.
+fn endpoint(o: &Object) -> Option<(xdv_core::cap::ChannelId, u8)> {
+    match *o {
+        Object::Endpoint(c, e) => Some((c, e)),
+        _ => None,
+    }
+}
 
 impl Hypervisor {
     pub(super) fn ipc_call<S: Driver>(
@@ -22,14 +30,12 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
         vcpu: u32,
-        call: Hypercall,
-        a: Args,
+        call: Call,
     ) -> Result<Outcome, HvError> {
         let me = VhmId(vhm);
-        let record = bare_record(call, a);
+        let record = call.record();
         Ok(match call {
-            Hypercall::IpcChannel => {
-                let (capacity, out) = (a.u32(0), a.u32(1));
+            Call::IpcChannel { capacity, out } => {
                 let may_create = self
                     .caps
                     .held_by(me)
@@ -83,18 +89,19 @@ impl Hypervisor {
                     .expect("range checked above");
                 Outcome::ok(record, abi::OK)
             }
-            Hypercall::IpcSend => {
-                let (ep, ptr, len, cap, flags) = (a.u64(0), a.u32(1), a.u32(2), a.u64(3), a.u32(4));
-                let (channel, end, badge) = match self
-                    .caps
-                    .require(me, ep, rights::SEND, |o| matches!(o, Object::Endpoint(..)))
-                {
-                    Ok(n) => match n.object {
-                        Object::Endpoint(c, e) => (c, e, n.badge),
-                        _ => unreachable!("checked above"),
-                    },
-                    Err(e) => return Ok(cap_refusal(record, ep, e)),
-                };
+            Call::IpcSend {
+                endpoint: ep,
+                ptr,
+                len,
+                bytes,
+                cap,
+                flags,
+            } => {
+                let (channel, end, badge) =
+                    match self.caps.require_as(me, ep, rights::SEND, endpoint) {
+                        Ok(((c, e), n)) => (c, e, n.badge),
+                        Err(e) => return Ok(cap_refusal(record, ep, e)),
+                    };
                 if flags & !1 != 0 {
                     return Ok(Outcome::refused(
                         record,
@@ -104,7 +111,7 @@ impl Hypervisor {
                         },
                     ));
                 }
-                let bytes = match self.read_guest(vhm, vcpu, ptr, len, MAX_MESSAGE) {
+                let bytes = match bytes_of(bytes, ptr, len) {
                     Ok(b) => b,
                     Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
                 };
@@ -162,16 +169,13 @@ impl Hypervisor {
                     }
                 }
             }
-            Hypercall::IpcRecv => {
-                let (ep, ptr, len) = (a.u64(0), a.u32(1), a.u32(2));
-                let (channel, end) = match self
-                    .caps
-                    .require(me, ep, rights::RECV, |o| matches!(o, Object::Endpoint(..)))
-                {
-                    Ok(n) => match n.object {
-                        Object::Endpoint(c, e) => (c, e),
-                        _ => unreachable!("checked above"),
-                    },
+            Call::IpcRecv {
+                endpoint: ep,
+                ptr,
+                len,
+            } => {
+                let (channel, end) = match self.caps.require_as(me, ep, rights::RECV, endpoint) {
+                    Ok((ce, _)) => ce,
                     Err(e) => return Ok(cap_refusal(record, ep, e)),
                 };
                 if len < RECV_HEADER {
@@ -224,7 +228,7 @@ impl Hypervisor {
                     }
                 }
             }
-            _ => unreachable!("{call:?} is not an IPC call"),
+            other => unreachable!("{:?} is not an IPC call", other.hypercall()),
         })
     }
 

@@ -20,7 +20,8 @@ use crate::HvError;
 use xdv_core::event::{EventKind, ExitReason, FaultClass, HypercallRecord};
 use xdv_core::refusal::{FaultDetail, Refusal, Text};
 use xdv_k::abi;
-use xdv_k::Request;
+use xdv_k::call::Read;
+use xdv_k::{Call, Request};
 use xdv_manifest::BadHypercallPolicy;
 
 /// What the hypervisor does after recording the call.
@@ -75,23 +76,6 @@ impl Outcome {
     }
 }
 
-/// Decoded arguments: i32 arguments arrive sign-extended; pointers and lengths are unsigned in
-/// wasm32, handles are u64.
-#[derive(Clone, Copy)]
-pub(crate) struct Args(pub(crate) [i64; 5]);
-
-impl Args {
-    pub(crate) fn u32(&self, i: usize) -> u32 {
-        self.0[i] as i32 as u32
-    }
-    pub(crate) fn i64(&self, i: usize) -> i64 {
-        self.0[i]
-    }
-    pub(crate) fn u64(&self, i: usize) -> u64 {
-        self.0[i] as u64
-    }
-}
-
 impl Hypervisor {
     pub(crate) fn hypercall<S: Driver>(
         &mut self,
@@ -101,12 +85,18 @@ impl Hypervisor {
         req: Request,
     ) -> Result<(), HvError> {
         let now = self.now;
-        let args = Args(req.args);
         let desc = req.call.desc();
+        // Decoded once, here at the K edge: typed arguments, and what the call passes in guest
+        // memory read.
+        let call = Call::decode(
+            req.call,
+            req.args,
+            self.vhms[vhm as usize].vcpus[vcpu as usize].vcpu.as_ref(),
+        );
         let level = self.vhms[vhm as usize].level;
         let out = if level > desc.max_level {
             Outcome::refused(
-                lifecycle::bare_record(req.call, args),
+                call.record(),
                 abi::E_QUOTA,
                 Refusal::Privilege {
                     level,
@@ -114,13 +104,13 @@ impl Hypervisor {
                 },
             )
         } else {
-            match req.call.desc().group {
-                abi::Group::Lifecycle => self.lifecycle(sink, vhm, vcpu, req.call, args)?,
-                abi::Group::Capabilities => self.cap_call(sink, vhm, vcpu, req.call, args)?,
-                abi::Group::Nesting => self.nesting_call(sink, vhm, vcpu, req.call, args)?,
-                abi::Group::Ipc => self.ipc_call(sink, vhm, vcpu, req.call, args)?,
-                abi::Group::Q => self.q_call(sink, vhm, vcpu, req.call, args)?,
-                abi::Group::Phi => self.phi_call(sink, vhm, vcpu, req.call, args)?,
+            match desc.group {
+                abi::Group::Lifecycle => self.lifecycle(sink, vhm, vcpu, call)?,
+                abi::Group::Capabilities => self.cap_call(sink, vhm, vcpu, call)?,
+                abi::Group::Nesting => self.nesting_call(sink, vhm, vcpu, call)?,
+                abi::Group::Ipc => self.ipc_call(sink, vhm, vcpu, call)?,
+                abi::Group::Q => self.q_call(sink, vhm, vcpu, call)?,
+                abi::Group::Phi => self.phi_call(sink, vhm, vcpu, call)?,
             }
         };
         if let Some(reason) = &out.refusal {
@@ -181,50 +171,6 @@ impl Hypervisor {
         }
     }
 
-    /// Reads `len` bytes of the caller's memory, or the refusal to return.
-    pub(crate) fn read_guest(
-        &self,
-        vhm: u32,
-        vcpu: u32,
-        ptr: u32,
-        len: u32,
-        max: u32,
-    ) -> Result<Vec<u8>, (i64, Refusal)> {
-        self.vhms[vhm as usize].vcpus[vcpu as usize]
-            .vcpu
-            .read_guest(i64::from(ptr), i64::from(len), max)
-            .map_err(|code| {
-                (
-                    code,
-                    Refusal::GuestMemory {
-                        write: false,
-                        addr: ptr,
-                        len,
-                        code,
-                    },
-                )
-            })
-    }
-
-    /// Reads a program text of at most `max` bytes from the caller's memory: its BLAKE3 hash
-    /// (what the trace records) and the text, or the refusal to return (`what` names the
-    /// program in the reason).
-    pub(crate) fn read_text(
-        &self,
-        vhm: u32,
-        vcpu: u32,
-        ptr: u32,
-        len: u32,
-        max: u32,
-        what: Text,
-    ) -> Result<(xdv_core::Hash32, String), (i64, Refusal)> {
-        let bytes = self.read_guest(vhm, vcpu, ptr, len, max)?;
-        let hash = xdv_core::Hash32::of(&bytes);
-        String::from_utf8(bytes)
-            .map(|text| (hash, text))
-            .map_err(|_| (abi::E_INVAL, Refusal::NotUtf8 { what }))
-    }
-
     /// Writes into the caller's memory, or the refusal to return.
     pub(crate) fn write_guest(
         &mut self,
@@ -248,4 +194,37 @@ impl Hypervisor {
                 )
             })
     }
+}
+
+/// The refusal of a call whose read of `len` bytes at `ptr` failed with `code`.
+pub(crate) fn read_refusal(code: i64, ptr: u32, len: u32) -> (i64, Refusal) {
+    (
+        code,
+        Refusal::GuestMemory {
+            write: false,
+            addr: ptr,
+            len,
+            code,
+        },
+    )
+}
+
+/// What a call read at `ptr`, or the refusal to return.
+pub(crate) fn bytes_of(read: Read, ptr: u32, len: u32) -> Result<Vec<u8>, (i64, Refusal)> {
+    read.map_err(|code| read_refusal(code, ptr, len))
+}
+
+/// A program text a call read: its BLAKE3 hash (what the trace records) and the text, or the
+/// refusal to return.
+pub(crate) fn text_of(
+    read: Read,
+    ptr: u32,
+    len: u32,
+    what: Text,
+) -> Result<(xdv_core::Hash32, String), (i64, Refusal)> {
+    let bytes = bytes_of(read, ptr, len)?;
+    let hash = xdv_core::Hash32::of(&bytes);
+    String::from_utf8(bytes)
+        .map(|text| (hash, text))
+        .map_err(|_| (abi::E_INVAL, Refusal::NotUtf8 { what }))
 }

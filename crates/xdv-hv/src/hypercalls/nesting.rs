@@ -1,8 +1,7 @@
 //! The nesting group: spawn, wait, kill, policy.
 
 use super::caps::{cap_code, cap_refusal};
-use super::lifecycle::bare_record;
-use super::{Args, Outcome};
+use super::{bytes_of, read_refusal, Outcome};
 use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor, CHILD_ENTRY};
 use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
@@ -14,8 +13,10 @@ use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, ExitReason, HypercallRecord};
 use xdv_core::refusal::{Arg, HandleRole, Need, QCarve, Refusal, SpawnPart, SpecRule, Struct};
 use xdv_core::{Hash32, VhmId};
-use xdv_k::abi::{self, Hypercall};
+use xdv_k::abi;
+use xdv_k::call::SpawnRead;
 use xdv_k::layout;
+use xdv_k::Call;
 use xdv_manifest::{BadHypercallPolicy, KSpec, Location, PolicySpec, VhmSpec};
 use zerocopy::FromBytes;
 
@@ -23,8 +24,6 @@ use zerocopy::FromBytes;
 pub(crate) const SPAWN_SPEC_LEN: u32 = layout::size::<layout::SpawnSpec>();
 /// Size of the spec with its Q part.
 pub(crate) const SPAWN_SPEC_Q_LEN: u32 = layout::size::<layout::SpawnSpecQ>();
-/// Largest module a guest may pass as bytes.
-const MAX_CODE: u32 = 4 << 20;
 /// Most capabilities passed at spawn.
 const MAX_PASSED_CAPS: u32 = bounds::MAX_PASSED_CAPS as u32;
 
@@ -46,6 +45,14 @@ struct SpawnSpec {
     caps: (u32, u32),
     /// Qubits carved from the parent's container (0: no Q container) and their budget, µ.
     q: (u32, u32, u64),
+}
+
+/// The child VHM a VHM capability names.
+fn vhm_of(o: &Object) -> Option<VhmId> {
+    match *o {
+        Object::Vhm(v) => Some(v),
+        _ => None,
+    }
 }
 
 /// A refusal of one part of a spawn request.
@@ -179,49 +186,36 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
         vcpu: u32,
-        call: Hypercall,
-        a: Args,
+        call: Call,
     ) -> Result<Outcome, HvError> {
         let me = VhmId(vhm);
-        let record = bare_record(call, a);
-        let handle = a.u64(0);
+        let record = call.record();
         Ok(match call {
-            Hypercall::VhmSpawn => self.spawn(sink, vhm, vcpu, a.u32(0), a.u32(1))?,
-            Hypercall::VhmWait => match self
-                .caps
-                .require(me, handle, rights::WAIT, |o| matches!(o, Object::Vhm(_)))
-            {
-                Ok(n) => {
-                    let Object::Vhm(child) = n.object else {
-                        unreachable!("checked above")
-                    };
-                    match self.vhms[child.0 as usize].exit {
+            Call::VhmSpawn { ptr, len, read } => self.spawn(sink, vhm, (ptr, len), read)?,
+            Call::VhmWait { handle } => {
+                match self.caps.require_as(me, handle, rights::WAIT, vhm_of) {
+                    Ok((child, _)) => match self.vhms[child.0 as usize].exit {
                         Some((reason, _)) => Outcome::ok(record, reason.wait_value()),
                         None => {
                             self.vhms[child.0 as usize].exit_waiters.push((vhm, vcpu));
                             Outcome::park(record, Wait::Child(child.0))
                         }
-                    }
+                    },
+                    Err(e) => cap_refusal(record, handle, e),
                 }
-                Err(e) => cap_refusal(record, handle, e),
-            },
-            Hypercall::VhmKill => match self
-                .caps
-                .require(me, handle, rights::KILL, |o| matches!(o, Object::Vhm(_)))
-            {
-                Ok(n) => {
-                    let Object::Vhm(child) = n.object else {
-                        unreachable!("checked above")
-                    };
-                    if self.vhms[child.0 as usize].running() {
-                        self.terminate(sink, child.0, ExitReason::Killed)?;
+            }
+            Call::VhmKill { handle } => {
+                match self.caps.require_as(me, handle, rights::KILL, vhm_of) {
+                    Ok((child, _)) => {
+                        if self.vhms[child.0 as usize].running() {
+                            self.terminate(sink, child.0, ExitReason::Killed)?;
+                        }
+                        Outcome::ok(record, abi::OK)
                     }
-                    Outcome::ok(record, abi::OK)
+                    Err(e) => cap_refusal(record, handle, e),
                 }
-                Err(e) => cap_refusal(record, handle, e),
-            },
-            Hypercall::PolicySet => {
-                let (weight, flags) = (a.u32(0), a.u32(1));
+            }
+            Call::PolicySet { weight, flags } => {
                 let v = &self.vhms[vhm as usize];
                 if !v.children.is_empty() {
                     Outcome::refused(
@@ -267,7 +261,7 @@ impl Hypervisor {
                     Outcome::ok(record, abi::OK)
                 }
             }
-            _ => unreachable!("{call:?} is not a nesting call"),
+            other => unreachable!("{:?} is not a nesting call", other.hypercall()),
         })
     }
 
@@ -275,15 +269,14 @@ impl Hypervisor {
         &mut self,
         sink: &mut S,
         vhm: u32,
-        vcpu: u32,
-        ptr: u32,
-        len: u32,
+        (ptr, len): (u32, u32),
+        read: Option<SpawnRead>,
     ) -> Result<Outcome, HvError> {
         let me = VhmId(vhm);
         let record = HypercallRecord::VhmSpawn {
             name: String::new(),
         };
-        if len < SPAWN_SPEC_LEN {
+        let Some(read) = read.filter(|_| len >= SPAWN_SPEC_LEN) else {
             return Ok(Outcome::refused(
                 record,
                 abi::E_INVAL,
@@ -292,15 +285,18 @@ impl Hypervisor {
                     got: len,
                 },
             ));
-        }
-        let want = if len >= SPAWN_SPEC_Q_LEN {
-            SPAWN_SPEC_Q_LEN
-        } else {
-            SPAWN_SPEC_LEN
         };
-        let raw = match self.read_guest(vhm, vcpu, ptr, want, want) {
+        let raw = match read.spec {
             Ok(b) => b,
-            Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
+            Err(code) => {
+                let want = if len >= SPAWN_SPEC_Q_LEN {
+                    SPAWN_SPEC_Q_LEN
+                } else {
+                    SPAWN_SPEC_LEN
+                };
+                let (code, reason) = read_refusal(code, ptr, want);
+                return Ok(Outcome::refused(record, code, reason));
+            }
         };
         let spec = SpawnSpec::decode(&raw);
         if let Err(reason) = spec.validate() {
@@ -324,7 +320,8 @@ impl Hypervisor {
                 ))
             }
         }
-        let name_bytes = match self.read_guest(vhm, vcpu, spec.name.0, spec.name.1, 64) {
+        let name_read = read.name.expect("a spec that was read has its name read");
+        let name_bytes = match bytes_of(name_read, spec.name.0, spec.name.1) {
             Ok(b) => b,
             Err((code, reason)) => {
                 return Ok(Outcome::refused(
@@ -346,13 +343,15 @@ impl Hypervisor {
         let record = HypercallRecord::VhmSpawn { name: name.clone() };
         // The module: by capability, or bytes from the caller's memory.
         let (hash, bytes, from_code) = if spec.module != 0 {
-            let hash = match self.caps.require(me, spec.module, rights::SPAWN, |o| {
-                matches!(o, Object::Module(_))
-            }) {
-                Ok(n) => match n.object {
-                    Object::Module(h) => h,
-                    _ => unreachable!("checked above"),
-                },
+            let module_of = |o: &Object| match *o {
+                Object::Module(h) => Some(h),
+                _ => None,
+            };
+            let hash = match self
+                .caps
+                .require_as(me, spec.module, rights::SPAWN, module_of)
+            {
+                Ok((h, _)) => h,
                 Err(e) => {
                     return Ok(Outcome::refused(
                         record,
@@ -372,7 +371,10 @@ impl Hypervisor {
                 .to_vec();
             (hash, bytes, false)
         } else {
-            let bytes = match self.read_guest(vhm, vcpu, spec.code.0, spec.code.1, MAX_CODE) {
+            let code = read
+                .code
+                .expect("a spec without a module handle has its code read");
+            let bytes = match bytes_of(code, spec.code.0, spec.code.1) {
                 Ok(b) => b,
                 Err((code, reason)) => {
                     return Ok(Outcome::refused(
@@ -387,13 +389,11 @@ impl Hypervisor {
         // Capabilities to pass: each must be held with the transfer right and asked rights ⊆ held.
         let mut passed = Vec::with_capacity(spec.caps.0 as usize);
         if spec.caps.0 > 0 {
-            let table = match self.read_guest(
-                vhm,
-                vcpu,
-                spec.caps.1,
-                spec.caps.0 * layout::size::<layout::PassedCap>(),
-                MAX_PASSED_CAPS * layout::size::<layout::PassedCap>(),
-            ) {
+            let caps = read
+                .caps
+                .expect("a spec passing 1 to 16 capabilities has them read");
+            let size = spec.caps.0 * layout::size::<layout::PassedCap>();
+            let table = match bytes_of(caps, spec.caps.1, size) {
                 Ok(b) => b,
                 Err((code, reason)) => {
                     return Ok(Outcome::refused(

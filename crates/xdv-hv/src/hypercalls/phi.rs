@@ -6,8 +6,7 @@
 //! captures of signals that have not happened yet.
 
 use super::caps::cap_refusal;
-use super::lifecycle::bare_record;
-use super::{Args, Outcome};
+use super::{bytes_of, read_refusal, text_of, Outcome};
 use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
 use crate::vhm::Wait;
@@ -17,13 +16,25 @@ use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, HypercallRecord, WorkKind};
 use xdv_core::refusal::{Buffer, Deadline, DecoherenceCause, Need, Refusal, Struct, Text};
 use xdv_core::VhmId;
-use xdv_k::abi::{self, Hypercall, MAX_PHI_PROGRAM, PHI_WINDOW_SPEC_LEN};
+use xdv_k::abi::{self, PHI_WINDOW_SPEC_LEN};
+use xdv_k::call::Read;
 use xdv_k::layout;
+use xdv_k::Call;
 use zerocopy::{FromBytes, IntoBytes};
 
 /// Bytes `phi_exec` writes per capture.
 const CAPTURE_BYTES: u32 = layout::size::<layout::Capture>();
 use xdv_phi::{Context, Freq, Program, WindowError, WindowSpec};
+
+/// A `phi_exec` call's arguments.
+struct Exec {
+    window: u64,
+    ptr: u32,
+    len: u32,
+    text: Read,
+    out: u32,
+    out_len: u32,
+}
 
 impl Hypervisor {
     pub(super) fn phi_call<S: Driver>(
@@ -31,15 +42,13 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
         vcpu: u32,
-        call: Hypercall,
-        a: Args,
+        call: Call,
     ) -> Result<Outcome, HvError> {
         let me = VhmId(vhm);
-        let record = bare_record(call, a);
+        let record = call.record();
         Ok(match call {
-            Hypercall::PhiWindow => {
-                let (ptr, len) = (a.u32(0), a.u32(1));
-                if len != PHI_WINDOW_SPEC_LEN {
+            Call::PhiWindow { ptr, len, spec } => {
+                let Some(spec) = spec.filter(|_| len == PHI_WINDOW_SPEC_LEN) else {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
@@ -48,8 +57,8 @@ impl Hypervisor {
                             got: len,
                         },
                     ));
-                }
-                let b = match self.read_guest(vhm, vcpu, ptr, len, len) {
+                };
+                let b = match bytes_of(spec, ptr, len) {
                     Ok(b) => b,
                     Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
                 };
@@ -176,14 +185,36 @@ impl Hypervisor {
                     }
                 }
             }
-            Hypercall::PhiExec => self.phi_exec(sink, vhm, vcpu, a)?,
-            Hypercall::PhiFrame => {
-                let (handle, ptr, len, out) = (a.u64(0), a.u32(1), a.u32(2), a.u32(3));
+            Call::PhiExec {
+                window,
+                ptr,
+                len,
+                text,
+                out,
+                out_len,
+            } => {
+                let exec = Exec {
+                    window,
+                    ptr,
+                    len,
+                    text,
+                    out,
+                    out_len,
+                };
+                self.phi_exec(sink, vhm, vcpu, record, exec)?
+            }
+            Call::PhiFrame {
+                window: handle,
+                ptr,
+                len,
+                name,
+                out,
+            } => {
                 let w = match self.window_of(vhm, handle, rights::INSPECT) {
                     Ok(w) => w,
                     Err(e) => return Ok(cap_refusal(record, handle, e)),
                 };
-                let name = match self.read_guest(vhm, vcpu, ptr, len, 64) {
+                let name = match bytes_of(name, ptr, len) {
                     Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                     Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
                 };
@@ -206,8 +237,7 @@ impl Hypervisor {
                 }
                 Outcome::ok(record, abi::OK)
             }
-            Hypercall::PhiRelease => {
-                let handle = a.u64(0);
+            Call::PhiRelease { window: handle } => {
                 let w = match self.window_of(vhm, handle, rights::SUBMIT) {
                     Ok(w) => w,
                     Err(e) => return Ok(cap_refusal(record, handle, e)),
@@ -215,7 +245,7 @@ impl Hypervisor {
                 self.release_window(sink, w)?;
                 Outcome::ok(record, abi::OK)
             }
-            other => unreachable!("{other:?} is not in the Φ group"),
+            other => unreachable!("{:?} is not in the Φ group", other.hypercall()),
         })
     }
 
@@ -232,19 +262,25 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
         vcpu: u32,
-        a: Args,
+        record: HypercallRecord,
+        exec: Exec,
     ) -> Result<Outcome, HvError> {
-        let record = bare_record(Hypercall::PhiExec, a);
-        let (handle, ptr, len, out, out_len) = (a.u64(0), a.u32(1), a.u32(2), a.u32(3), a.u32(4));
+        let Exec {
+            window: handle,
+            ptr,
+            len,
+            text,
+            out,
+            out_len,
+        } = exec;
         let w = match self.window_of(vhm, handle, rights::SUBMIT) {
             Ok(w) => w,
             Err(e) => return Ok(cap_refusal(record, handle, e)),
         };
-        let (program_hash, source) =
-            match self.read_text(vhm, vcpu, ptr, len, MAX_PHI_PROGRAM, Text::Transform) {
-                Ok(t) => t,
-                Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
-            };
+        let (program_hash, source) = match text_of(text, ptr, len, Text::Transform) {
+            Ok(t) => t,
+            Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
+        };
         // The label names no host-wide number: refusal reasons are the guest's to read.
         let program = match Program::parse(&source, "transform.phi") {
             Ok(p) => p,
@@ -274,9 +310,12 @@ impl Hypervisor {
         }
         // Check the output range before anything runs (reading it changes nothing).
         if captures > 0 {
-            if let Err((code, reason)) =
-                self.read_guest(vhm, vcpu, out, captures * CAPTURE_BYTES, out_len)
-            {
+            let n = captures * CAPTURE_BYTES;
+            let checked = self.vhms[vhm as usize].vcpus[vcpu as usize]
+                .vcpu
+                .check_guest(i64::from(out), i64::from(n), out_len);
+            if let Err(code) = checked {
+                let (code, reason) = read_refusal(code, out, n);
                 return Ok(Outcome::refused(record, code, reason));
             }
         }

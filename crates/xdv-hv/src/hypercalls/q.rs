@@ -7,8 +7,7 @@
 //! device: containers are disjoint, so one VHM's jobs never wait for another's.
 
 use super::caps::cap_refusal;
-use super::lifecycle::bare_record;
-use super::{Args, Outcome};
+use super::{text_of, Outcome};
 use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
 use crate::q::Job;
@@ -21,7 +20,19 @@ use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, RemoveCause, WorkKind};
 use xdv_core::refusal::{Arg, Buffer, Deadline, Need, Refusal, Text};
 use xdv_core::VhmId;
-use xdv_k::abi::{self, Hypercall, MAX_Q_PROGRAM, MAX_Q_SHOTS};
+use xdv_k::abi::{self, MAX_Q_SHOTS};
+use xdv_k::call::Read;
+use xdv_k::Call;
+
+/// A `q_submit` call's arguments.
+struct Submit {
+    container: u64,
+    ptr: u32,
+    len: u32,
+    text: Read,
+    shots: u64,
+    vector: u32,
+}
 
 impl Hypervisor {
     pub(super) fn q_call<S: Driver>(
@@ -29,14 +40,15 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
         vcpu: u32,
-        call: Hypercall,
-        a: Args,
+        call: Call,
     ) -> Result<Outcome, HvError> {
         let me = VhmId(vhm);
-        let record = bare_record(call, a);
-        let handle = a.u64(0);
+        let record = call.record();
         Ok(match call {
-            Hypercall::QInfo => {
+            Call::QInfo {
+                container: handle,
+                what,
+            } => {
                 let need = |o: &Object| *o == Object::QContainer(me);
                 if let Err(e) = self.caps.require(me, handle, rights::INSPECT, need) {
                     return Ok(cap_refusal(record, handle, e));
@@ -46,7 +58,7 @@ impl Hypervisor {
                     .as_ref()
                     .expect("a live container");
                 let alloc = &self.q_devices[c.device].alloc;
-                let value = match a.u32(1) {
+                let value = match what {
                     0 => c.physical.len() as u64,
                     1 => c.left(),
                     2 => c.spent,
@@ -70,8 +82,25 @@ impl Hypervisor {
                 };
                 Outcome::ok(record, value as i64)
             }
-            Hypercall::QSubmit => self.q_submit(sink, vhm, vcpu, a)?,
-            Hypercall::QWait => {
+            Call::QSubmit {
+                container,
+                ptr,
+                len,
+                text,
+                shots,
+                vector,
+            } => {
+                let submit = Submit {
+                    container,
+                    ptr,
+                    len,
+                    text,
+                    shots,
+                    vector,
+                };
+                self.q_submit(sink, vhm, vcpu, record, submit)?
+            }
+            Call::QWait { job: handle } => {
                 let job = match self.job_of(vhm, handle, rights::WAIT) {
                     Ok(j) => j,
                     Err(e) => return Ok(cap_refusal(record, handle, e)),
@@ -88,8 +117,11 @@ impl Hypervisor {
                     Outcome::park(record, Wait::QJob(job))
                 }
             }
-            Hypercall::QResult => {
-                let (ptr, len) = (a.u32(1), a.u32(2));
+            Call::QResult {
+                job: handle,
+                ptr,
+                len,
+            } => {
                 let job = match self.job_of(vhm, handle, rights::RECV) {
                     Ok(j) => j,
                     Err(e) => return Ok(cap_refusal(record, handle, e)),
@@ -131,7 +163,7 @@ impl Hypervisor {
                 self.record_removed(sink, vhm, RemoveCause::Drop, vec![(me, j.cap)])?;
                 Outcome::ok(record, shots as i64)
             }
-            other => unreachable!("{other:?} is not in the Q group"),
+            other => unreachable!("{:?} is not in the Q group", other.hypercall()),
         })
     }
 
@@ -148,11 +180,18 @@ impl Hypervisor {
         sink: &mut S,
         vhm: u32,
         vcpu: u32,
-        a: Args,
+        record: xdv_core::HypercallRecord,
+        submit: Submit,
     ) -> Result<Outcome, HvError> {
         let me = VhmId(vhm);
-        let record = bare_record(Hypercall::QSubmit, a);
-        let (handle, ptr, len, shots, vector) = (a.u64(0), a.u32(1), a.u32(2), a.u64(3), a.u32(4));
+        let Submit {
+            container: handle,
+            ptr,
+            len,
+            text,
+            shots,
+            vector,
+        } = submit;
         let refuse = |code: i64, reason: Refusal| -> Result<Outcome, HvError> {
             Ok(Outcome::refused(record.clone(), code, reason))
         };
@@ -194,11 +233,10 @@ impl Hypervisor {
                 },
             );
         }
-        let (program, source) =
-            match self.read_text(vhm, vcpu, ptr, len, MAX_Q_PROGRAM, Text::Program) {
-                Ok(t) => t,
-                Err((code, reason)) => return refuse(code, reason),
-            };
+        let (program, source) = match text_of(text, ptr, len, Text::Program) {
+            Ok(t) => t,
+            Err((code, reason)) => return refuse(code, reason),
+        };
         let label = format!(
             "job{}.qasm",
             self.vhms[vhm as usize].q.as_ref().map_or(0, |c| c.next_job)
@@ -281,7 +319,9 @@ impl Hypervisor {
             );
         }
         // The outcome words stay on the host until q_result: held in the memory budget.
-        let job_bytes = shots * 8 + JOB_RECORD_BYTES;
+        // The job keeps its circuit until it completes (the provider runs then), and its
+        // outcome words until q_result: both held in the memory budget.
+        let job_bytes = shots * 8 + JOB_RECORD_BYTES + circuit.footprint_bytes();
         let free = self
             .memory_free(vhm)
             .saturating_sub(self.cap_growth(vhm, 1, 0));
