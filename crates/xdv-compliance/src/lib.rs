@@ -174,7 +174,7 @@ fn isolation(events: &[Event], ports: &[String]) -> Item {
                 }
             }
         }
-        if let EventKind::Fault { .. } = &e.kind {
+        if let EventKind::Fault { .. } | EventKind::LegacyFault { .. } = &e.kind {
             faults += 1;
             // Every VHM that stops before the faulting VHM's exit belongs to its subtree.
             for later in &events[i + 1..] {
@@ -336,13 +336,15 @@ fn deterministic(
             if r.provider_runs != 0 {
                 problems.push("the replay needed a Q provider".into());
             }
-            evidence.push(format!(
+            if r.problem.is_none() {
+                evidence.push(format!(
                 "{}replay from the trace alone reproduced {} of {} events byte for byte{}, with no Q provider",
                 if verify.intact() { "hash chain intact; " } else { "" },
                 r.events_matched,
                 r.events_recorded,
                 if r.trace_complete { "" } else { " (trace cut short)" }
             ));
+            }
         }
         Err(e) => problems.push(format!("the trace does not replay: {e}")),
     }
@@ -458,7 +460,8 @@ fn reconstruction(
     let nested = count(|k| matches!(k, EventKind::Carved { .. }));
     let ended = count(|k| matches!(k, EventKind::VhmExited { .. } | EventKind::Released { .. }));
     let mut problems = Vec::new();
-    if !replay.as_ref().is_ok_and(ReplayReport::identical) {
+    let replayed = replay.as_ref().is_ok_and(ReplayReport::identical);
+    if !replayed {
         problems.push("replay does not reproduce the recorded order".into());
     }
     if !verify.complete {
@@ -472,7 +475,12 @@ fn reconstruction(
         "Replay reconstructs virtualization decisions",
         problems,
         vec![format!(
-            "{created} creations, {allocated} allocations, {nested} nestings and {ended} terminations and releases reproduced in order by the replay"
+            "{created} creations, {allocated} allocations, {nested} nestings and {ended} terminations and releases{}",
+            if replayed {
+                " reproduced in order by the replay"
+            } else {
+                " recorded"
+            }
         )],
     )
 }

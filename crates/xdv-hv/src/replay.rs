@@ -63,7 +63,7 @@ pub struct ReplayReport {
     /// The first difference, `None` when identical.
     pub divergence: Option<Divergence>,
     /// Q jobs a provider executed during the replay: 0 in a plain replay (outcomes come from
-    /// the trace), one per admitted job when re-deriving.
+    /// the trace), one per completed job when re-deriving.
     pub provider_runs: u64,
     /// `true` when the Q outcomes and Φ captures were re-derived rather than injected.
     pub rederived: bool,

@@ -376,6 +376,10 @@ pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>) -> Result<Out
             }
             (EventKind::PhiDecohered { window, cause }, _) => {
                 let p = window_port.get(window).copied().unwrap_or(0);
+                out.push(json!({"ph": "i", "s": "t", "name": format!("window {window} decohered"), "pid": 3, "tid": p, "ts": us(t), "args": {"cause": cause.to_string()}}));
+            }
+            (EventKind::LegacyPhiDecohered { window, cause }, _) => {
+                let p = window_port.get(window).copied().unwrap_or(0);
                 out.push(json!({"ph": "i", "s": "t", "name": format!("window {window} decohered"), "pid": 3, "tid": p, "ts": us(t), "args": {"cause": cause}}));
             }
             _ => {}
