@@ -71,6 +71,8 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
     /// Check every invariant after every event (simulation testing).
     pub check_invariants: bool,
+    /// Make the trace's storage fail (simulation testing): the run stops with a store error.
+    pub storage_fault: Option<xdv_trace::StorageFault>,
 }
 
 /// The header of a run's trace.
@@ -119,6 +121,9 @@ pub fn run_to_trace(
     )?;
     if let Some(n) = opts.crash_after {
         writer.crash_after(n);
+    }
+    if let Some(fault) = opts.storage_fault {
+        writer.inject(fault)?;
     }
     let mut tee = Tee {
         writer,

@@ -15,8 +15,11 @@
 //!    footprint (every host-held byte charged to a running VHM's budget, every compiled module
 //!    used); and over the whole run, a clock that never goes back nor past the horizon.
 //! 2. **Replay equality**: the trace re-executes to the same events, byte for byte.
-//! 3. **Resume equality**: the run is stopped at a random event as a crashed host would stop,
-//!    then resumed from its trace; the finished trace has the uninterrupted run's final hash.
+//! 3. **Resume equality after a storage failure**: the run's storage fails at a random point —
+//!    the host crashes (the batch being written is torn off), a commit fails, or the disk fills
+//!    (SQLite's own `SQLITE_FULL`, from a page limit). The run stops with a store error, the
+//!    trace verifies as cut short at its last commit, and resumed from it the finished trace has
+//!    the uninterrupted run's final hash.
 //! 4. **Non-interference**: the last VHM, a bystander no fault targets and no channel reaches,
 //!    behaves exactly as when it runs alone (its own events, with host-side numbering masked).
 //!
@@ -85,8 +88,12 @@ pub struct SimReport {
     pub events: u64,
     /// Events compared by the replay, the resume and the non-interference checks.
     pub events_compared: u64,
-    /// Where the simulated crash stopped the run.
+    /// Where the simulated crash stopped the run, or the event a failed commit waited for.
     pub crashed_at: u64,
+    /// The storage failure: `crash`, `failed-commit` or `disk-full`.
+    pub storage_fault: &'static str,
+    /// Events the trace held when the storage failed (its committed prefix).
+    pub committed: u64,
     /// Fuel the VHMs spent in all (each VHM's own, guest code and charged host work).
     pub fuel_used: u64,
 }
@@ -421,33 +428,74 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
         ));
     }
     compared += r.events_matched + events;
-    // 3. A crash at a random event, then resume.
+    // 3. A storage failure at a random point, then resume.
     let mut g = Gen {
         rng: ChaCha20Rng::seed_from_u64(seed ^ 0x5eed_c4a5),
     };
     let crashed_at = 1 + g.below(events.saturating_sub(1).max(1));
-    let cut = dir.path().join("cut.xdv");
-    let stop = RunOptions {
-        stop_after: Some(crashed_at),
-        ..RunOptions::default()
+    let (storage_fault, stop) = match g.below(3) {
+        0 => (
+            "crash",
+            RunOptions {
+                stop_after: Some(crashed_at),
+                ..RunOptions::default()
+            },
+        ),
+        1 => (
+            "failed-commit",
+            RunOptions {
+                storage_fault: Some(xdv_trace::StorageFault::FailedCommit {
+                    after_events: crashed_at,
+                }),
+                ..RunOptions::default()
+            },
+        ),
+        _ => (
+            "disk-full",
+            RunOptions {
+                storage_fault: Some(xdv_trace::StorageFault::DiskFull {
+                    pages: 1 + g.below(16) as u32,
+                }),
+                ..RunOptions::default()
+            },
+        ),
     };
-    match run_to_trace(&p, &cut, &stop) {
-        Err(HvError::Sink(_)) => {}
-        Ok(_) => {}
-        Err(e) => return Err(fail("resume", Some(crashed_at), e.to_string())),
-    }
-    let resumed =
-        resume_trace(&cut, None).map_err(|e| fail("resume", Some(crashed_at), e.to_string()))?;
-    if resumed.head != head {
-        return Err(fail(
+    let cut = dir.path().join("cut.xdv");
+    let failing = |why: String| {
+        fail(
             "resume",
             Some(crashed_at),
-            format!(
-                "crashed at event {crashed_at} and resumed: final hash {} instead of {}",
-                resumed.head.short(),
-                head.short()
-            ),
-        ));
+            format!("{storage_fault}: {why}"),
+        )
+    };
+    match run_to_trace(&p, &cut, &stop) {
+        Ok(_) | Err(HvError::Sink(_) | HvError::Trace(_)) => {}
+        Err(e) => return Err(failing(e.to_string())),
+    }
+    // Whatever failed, what was committed verifies.
+    let reader = xdv_trace::TraceReader::open(&cut).map_err(|e| failing(e.to_string()))?;
+    let verified = reader.verify().map_err(|e| failing(e.to_string()))?;
+    drop(reader);
+    if let Some(problem) = &verified.problem {
+        return Err(failing(format!(
+            "the trace left behind does not verify: {problem}"
+        )));
+    }
+    let committed = verified.events_verified;
+    let final_head = if verified.complete {
+        // The fault came too late to stop the run (a page budget it never used up).
+        xdv_core::Hash32::from_hex(&verified.head).unwrap_or(xdv_core::Hash32([0; 32]))
+    } else {
+        resume_trace(&cut, None)
+            .map_err(|e| failing(e.to_string()))?
+            .head
+    };
+    if final_head != head {
+        return Err(failing(format!(
+            "the storage failed after {committed} committed events and the run resumed: final hash {} instead of {}",
+            final_head.short(),
+            head.short()
+        )));
     }
     compared += events;
     // 4. Non-interference of the bystander.
@@ -483,6 +531,8 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
         events,
         events_compared: compared,
         crashed_at,
+        storage_fault,
+        committed,
         fuel_used: summary.vhms.iter().map(|v| v.fuel_used).sum(),
     })
 }

@@ -34,7 +34,7 @@ pub use header::{ModuleEntry, TraceHeader};
 pub use inputs::InputCheck;
 pub use reader::{EventCursor, RawEvent, StoredEvent, TraceReader, VerifyOptions, VerifyReport};
 pub use sign::{sign_trace, PublicKey, SecretKey, SignatureStatus};
-pub use writer::TraceWriter;
+pub use writer::{StorageFault, TraceWriter};
 
 /// The oldest trace format this xdv reads ([`xdv_core::TRACE_FORMAT_VERSION`] is the newest).
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

@@ -35,6 +35,26 @@ enum Msg {
     Status(&'static str, String),
     /// Write the Resource_Table and the final status, fold the WAL, and stop.
     Finish(Vec<ResourceRow>),
+    /// Simulate a storage failure from here on (simulation testing).
+    Fault(StorageFault),
+}
+
+/// A storage failure the simulator injects into a writer ([`TraceWriter::inject`]). Either
+/// stops the run with a store error and leaves the trace cut short at its last commit, as a
+/// real failure would; a resume then continues it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// The disk fills: the file may grow by at most this many more pages, and SQLite refuses
+    /// the write that needs one more (`SQLITE_FULL`).
+    DiskFull {
+        /// Pages the file may still grow by.
+        pages: u32,
+    },
+    /// The first commit once this many events are chained fails, and its batch is lost.
+    FailedCommit {
+        /// Events chained before the failing commit may start.
+        after_events: u64,
+    },
 }
 
 /// Most events handed to the committer at once.
@@ -161,6 +181,16 @@ impl TraceWriter {
             crash_after: None,
             pending_status: None,
         })
+    }
+
+    /// Makes the storage fail as `fault` says (simulation testing): the run that writes here
+    /// then stops with a store error, leaving the trace cut short at its last good commit.
+    ///
+    /// # Errors
+    ///
+    /// As any write to the trace.
+    pub fn inject(&mut self, fault: StorageFault) -> Result<(), TraceError> {
+        self.send(Msg::Fault(fault))
     }
 
     /// Writes the pending `run_status` entry (the resume record) with the next commit.
@@ -353,6 +383,7 @@ fn commit_loop(
     rx: Receiver<Msg>,
 ) -> Result<Hash32, TraceError> {
     let e = sql(&path);
+    let mut fail_commit_after: Option<u64> = None;
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Batch(batch) => {
@@ -374,6 +405,7 @@ fn commit_loop(
                     .map_err(&e)?;
                     start = end;
                     if chain.len() % commit_every == 0 {
+                        failed_commit(fail_commit_after, &chain, &path)?;
                         conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
                     }
                 }
@@ -395,11 +427,39 @@ fn commit_loop(
                 )
                 .map_err(&e)?;
             }
-            Msg::Finish(table) => return finish(&conn, &path, &chain, &table),
+            Msg::Finish(table) => {
+                failed_commit(fail_commit_after, &chain, &path)?;
+                return finish(&conn, &path, &chain, &table);
+            }
+            Msg::Fault(StorageFault::FailedCommit { after_events }) => {
+                fail_commit_after = Some(after_events);
+            }
+            Msg::Fault(StorageFault::DiskFull { pages }) => {
+                let used: i64 = conn
+                    .query_row("PRAGMA page_count", [], |r| r.get(0))
+                    .map_err(&e)?;
+                conn.pragma_update(None, "max_page_count", used + i64::from(pages))
+                    .map_err(&e)?;
+            }
         }
     }
     conn.execute_batch("COMMIT").map_err(&e)?;
     Ok(chain.head())
+}
+
+/// The injected commit failure, once `after` events are chained: the open transaction and its
+/// batch are lost, as with a failed fsync.
+fn failed_commit(after: Option<u64>, chain: &ChainHash, path: &Path) -> Result<(), TraceError> {
+    match after {
+        Some(n) if chain.len() >= n => Err(TraceError::NotATrace {
+            path: path.display().to_string(),
+            reason: format!(
+                "injected storage failure: the commit after event {} failed",
+                chain.len().saturating_sub(1)
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn finish(

@@ -335,3 +335,45 @@ fn older_schema_fixtures_still_read_and_verify() {
         assert!(!derived && !table.is_empty());
     }
 }
+
+/// Storage failures the simulator injects: the write that fails is an error (never a panic),
+/// and what was committed before it verifies, cut short at its last commit.
+#[test]
+fn a_failed_commit_or_a_full_disk_leaves_a_verified_prefix() {
+    use xdv_trace::StorageFault;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, fault, batch) in [
+        (
+            "commit.xdv",
+            StorageFault::FailedCommit { after_events: 250 },
+            100,
+        ),
+        ("full.xdv", StorageFault::DiskFull { pages: 8 }, 64),
+    ] {
+        let p = dir.path().join(name);
+        let mut w =
+            TraceWriter::create(&p, &header(), &[(Hash32::of(b"module"), b"module")], batch)
+                .unwrap();
+        w.inject(fault).unwrap();
+        let failed = events(200_000)
+            .iter()
+            .position(|e| w.emit(e).is_err())
+            .unwrap_or_else(|| panic!("{fault:?}: every write succeeded"));
+        drop(w);
+        let r = TraceReader::open(&p).unwrap();
+        let v = r.verify().unwrap();
+        assert!(v.intact() && !v.complete, "{fault:?}: {v:?}");
+        assert!(v.events_verified <= failed as u64, "{fault:?}: {v:?}");
+        assert_eq!(
+            v.events_verified % u64::from(batch),
+            0,
+            "{fault:?}: whole batches only"
+        );
+        if let StorageFault::FailedCommit { .. } = fault {
+            assert_eq!(
+                v.events_verified, 200,
+                "the batch whose commit failed is lost"
+            );
+        }
+    }
+}

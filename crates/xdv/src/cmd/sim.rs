@@ -22,6 +22,13 @@ pub(crate) fn sim(from: u64, seeds: u64, as_json: bool) -> Result<Outcome> {
         .iter()
         .map(|r| r.events as f64 / r.fuel_used.max(1) as f64)
         .fold(0.0, f64::max);
+    // Storage failures by kind: (seeds, of which the trace was cut short and resumed).
+    let mut storage = std::collections::BTreeMap::<&str, (u64, u64)>::new();
+    for r in &reports {
+        let e = storage.entry(r.storage_fault).or_default();
+        e.0 += 1;
+        e.1 += u64::from(r.committed < r.events);
+    }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     if as_json {
         outln!(
@@ -31,6 +38,7 @@ pub(crate) fn sim(from: u64, seeds: u64, as_json: bool) -> Result<Outcome> {
                 "events_checked": events, "events_compared": compared,
                 "fuel_used": fuel, "most_events_per_fuel": most_per_fuel,
                 "seconds": secs, "events_checked_per_second": events as f64 / secs,
+                "storage_faults": storage.iter().map(|(k, (n, cut))| (k.to_string(), json!({"seeds": n, "cut_short_and_resumed": cut}))).collect::<serde_json::Map<_, _>>(),
                 "failure": failure,
             }))?
         );
@@ -40,6 +48,13 @@ pub(crate) fn sim(from: u64, seeds: u64, as_json: bool) -> Result<Outcome> {
             events as f64 / secs,
             (events + compared) as f64 / secs
         );
+        let list: Vec<String> = storage
+            .iter()
+            .map(|(k, (n, cut))| format!("{k} {n} ({cut} cut short and resumed)"))
+            .collect();
+        if !list.is_empty() {
+            outln!("  storage failures: {}", list.join(", "));
+        }
         if let Some(f) = &failure {
             outln!("FAILED {f}");
             outln!("reproduce: xdv sim --from {} --seeds 1", f.seed);
