@@ -339,9 +339,186 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
     })?;
 
     let host_raw = raw.host.map(|h| h.into_inner()).unwrap_or_default();
-    let trace = host_raw.trace.unwrap_or_default();
+    let host = host_spec(&cx, &host_raw)?;
+
+    if raw.vhm.is_empty() {
+        return Err(cx.err(
+            0..0,
+            "vhm",
+            "the manifest declares no VHM: add at least one [[vhm]] table",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let mut vhms = Vec::with_capacity(raw.vhm.len());
+    let mut memory_total: u64 = 0;
+    for (i, v) in raw.vhm.iter().enumerate() {
+        let v = v.get_ref();
+        let key = |k: &str| format!("vhm[{i}].{k}");
+        let spec = vhm_spec(&cx, i, v, &host, &vhms, &mut names)?;
+        let (parent, name, memory_quota) = (spec.parent, &spec.name, spec.policy.memory_quota);
+        if let (Some(pi), Some(pn)) = (parent, &v.parent) {
+            check_fits_parent(&vhms, pi, &spec).map_err(|m| cx.err(pn.span(), key("parent"), m))?;
+        } else {
+            memory_total = memory_total.saturating_add(memory_quota);
+        }
+        if let (Some(host_mem), Some(hm)) = (host.memory, host_raw.memory.as_ref()) {
+            if memory_total > host_mem {
+                return Err(cx.err(
+                    v.name.span(),
+                    key("policy.memory_quota"),
+                    format!(
+                        "over quota: VHM memory quotas up to {name:?} sum to {}, more than host.memory {} (declared at line {})",
+                        ByteSize(memory_total),
+                        ByteSize(host_mem),
+                        cx.loc(hm.span()).line
+                    ),
+                ));
+            }
+        }
+        vhms.push(spec);
+    }
+    let mut channels = Vec::with_capacity(raw.channel.len());
+    for (i, c) in raw.channel.iter().enumerate() {
+        channels.push(channel_spec(&cx, i, c.get_ref(), &vhms)?);
+    }
+    let mut faults = Vec::with_capacity(raw.fault.len());
+    for (i, table) in raw.fault.iter().enumerate() {
+        faults.push(fault_spec(&cx, i, table, &vhms)?);
+    }
+    Ok(Manifest {
+        file: file.to_string(),
+        text: text.to_string(),
+        host,
+        vhms,
+        channels,
+        faults,
+    })
+}
+
+/// One `[[channel]]` table, between VHMs of `vhms`.
+fn channel_spec(
+    cx: &Ctx<'_>,
+    i: usize,
+    c: &RawChannel,
+    vhms: &[VhmSpec],
+) -> Result<ChannelSpec, ManifestError> {
+    let key = |k: &str| format!("channel[{i}].{k}");
+    let names = c.ends.get_ref();
+    if names.len() != 2 {
+        return Err(cx.err(
+            c.ends.span(),
+            key("ends"),
+            format!("a channel has exactly two ends, got {}", names.len()),
+        ));
+    }
+    let mut ends = [0usize; 2];
+    for (e, n) in names.iter().enumerate() {
+        ends[e] = vhms
+            .iter()
+            .position(|x| x.name == *n.get_ref())
+            .ok_or_else(|| {
+                cx.err(
+                    n.span(),
+                    key(&format!("ends[{e}]")),
+                    format!("no VHM named {:?}", n.get_ref()),
+                )
+            })?;
+    }
+    let capacity = cx.ranged(
+        &c.capacity,
+        &key("capacity"),
+        defaults::CHANNEL_CAPACITY,
+        1,
+        4096,
+    )? as u32;
+    let badges = match &c.badges {
+        None => [0, 0],
+        Some(b) if b.get_ref().len() == 2 => [b.get_ref()[0], b.get_ref()[1]],
+        Some(b) => {
+            return Err(cx.err(
+                b.span(),
+                key("badges"),
+                "give one badge per end, e.g. [1, 2]",
+            ))
+        }
+    };
+    Ok(ChannelSpec {
+        ends,
+        capacity,
+        badges,
+    })
+}
+
+/// One `[[fault]]` table, into a VHM of `vhms`.
+fn fault_spec(
+    cx: &Ctx<'_>,
+    i: usize,
+    table: &S<RawFault>,
+    vhms: &[VhmSpec],
+) -> Result<FaultSpec, ManifestError> {
+    let f = table.get_ref();
+    let key = |k: &str| format!("fault[{i}].{k}");
+    let vhm = vhms
+        .iter()
+        .position(|x| x.name == *f.vhm.get_ref())
+        .ok_or_else(|| {
+            cx.err(
+                f.vhm.span(),
+                key("vhm"),
+                format!("no VHM named {:?}", f.vhm.get_ref()),
+            )
+        })?;
+    let trigger = match (&f.at_ns, &f.after_events) {
+        (Some(t), None) => FaultTrigger::AtNs(*t.get_ref()),
+        (None, Some(n)) => FaultTrigger::AfterEvents(*n.get_ref()),
+        // Both given: point at the second; neither: at the table.
+        (Some(_), Some(n)) => {
+            return Err(cx.err(
+                n.span(),
+                key("after_events"),
+                "give exactly one of at_ns (virtual time) and after_events (event count)",
+            ))
+        }
+        (None, None) => {
+            return Err(cx.err(
+                table.span(),
+                key("at_ns"),
+                "give exactly one of at_ns (virtual time) and after_events (event count)",
+            ))
+        }
+    };
+    let Some(&class) = InjectedFault::ALL
+        .iter()
+        .find(|c| c.name() == f.class.get_ref())
+    else {
+        let names: Vec<&str> = InjectedFault::ALL.iter().map(|c| c.name()).collect();
+        let (last, rest) = names.split_last().expect("classes exist");
+        return Err(cx.err(
+            f.class.span(),
+            key("class"),
+            format!(
+                "{:?}: expected {} or {last}",
+                f.class.get_ref(),
+                rest.join(", ")
+            ),
+        ));
+    };
+    Ok(FaultSpec {
+        vhm,
+        trigger,
+        class,
+    })
+}
+
+/// `[host]` and its `[[host.phi.port]]` tables.
+fn host_spec(cx: &Ctx<'_>, host_raw: &RawHost) -> Result<HostSpec, ManifestError> {
+    let default_trace = RawTrace::default();
+    let trace = host_raw.trace.as_ref().unwrap_or(&default_trace);
     let host = HostSpec {
-        seed: host_raw.seed.map_or(defaults::SEED, |s| s.into_inner()),
+        seed: host_raw
+            .seed
+            .as_ref()
+            .map_or(defaults::SEED, |s| *s.get_ref()),
         ns_per_fuel: cx.ranged(
             &host_raw.ns_per_fuel,
             "host.ns_per_fuel",
@@ -413,534 +590,448 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             t2_ns: cx.ranged(&Some(p.t2_ns.clone()), &key("t2_ns"), 0, 1, u64::MAX / 4)?,
         });
     }
-    let host = host;
+    Ok(host)
+}
 
-    if raw.vhm.is_empty() {
+/// One `[[vhm]]` table, checked against the host and the VHMs declared above it (`vhms`);
+/// `names` collects the names declared so far.
+fn vhm_spec(
+    cx: &Ctx<'_>,
+    i: usize,
+    v: &RawVhm,
+    host: &HostSpec,
+    vhms: &[VhmSpec],
+    names: &mut BTreeSet<String>,
+) -> Result<VhmSpec, ManifestError> {
+    let key = |k: &str| format!("vhm[{i}].{k}");
+    let name = v.name.get_ref();
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !name_ok {
         return Err(cx.err(
-            0..0,
-            "vhm",
-            "the manifest declares no VHM: add at least one [[vhm]] table",
+            v.name.span(),
+            key("name"),
+            format!("{name:?} is not a valid name (1 to 64 of A-Z a-z 0-9 _ - .)"),
         ));
     }
-    let mut names = BTreeSet::new();
-    let mut vhms = Vec::with_capacity(raw.vhm.len());
-    let mut memory_total: u64 = 0;
-    for (i, v) in raw.vhm.iter().enumerate() {
-        let v = v.get_ref();
-        let key = |k: &str| format!("vhm[{i}].{k}");
-        let name = v.name.get_ref();
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !name_ok {
-            return Err(cx.err(
-                v.name.span(),
-                key("name"),
-                format!("{name:?} is not a valid name (1 to 64 of A-Z a-z 0-9 _ - .)"),
-            ));
+    if !names.insert(name.clone()) {
+        return Err(cx.err(
+            v.name.span(),
+            key("name"),
+            format!("duplicate VHM name {name:?}"),
+        ));
+    }
+    let k = k_spec(cx, i, v.k.get_ref())?;
+    let empty = RawPolicy::default();
+    let p = v.policy.as_ref().map_or(&empty, |p| p.get_ref());
+    let parent = match &v.parent {
+        None => None,
+        Some(pn) => {
+            let Some(pi) = vhms.iter().position(|x: &VhmSpec| x.name == *pn.get_ref()) else {
+                return Err(cx.err(
+                    pn.span(),
+                    key("parent"),
+                    format!("{:?} is not a VHM declared above this one", pn.get_ref()),
+                ));
+            };
+            Some(pi)
         }
-        if !names.insert(name.clone()) {
-            return Err(cx.err(
-                v.name.span(),
-                key("name"),
-                format!("duplicate VHM name {name:?}"),
-            ));
+    };
+    let q = q_spec(cx, i, v, parent, vhms)?;
+    let phi = phi_windows(cx, i, v, host)?;
+    let policy = policy_spec(cx, i, p, &k, v.parent.is_some(), &phi)?;
+    let spec = VhmSpec {
+        name: name.clone(),
+        parent,
+        k,
+        policy,
+        q,
+        phi,
+    };
+    if spec.policy.on_fault == FaultPolicy::NotifyParent {
+        let at = p.on_fault.as_ref().expect("set").span();
+        match parent {
+            None => {
+                return Err(cx.err(
+                    at,
+                    key("policy.on_fault"),
+                    "notify-parent needs a parent: this VHM is not nested",
+                ))
+            }
+            Some(pi) if vhms[pi].k.fault_vector.is_none() => {
+                return Err(cx.err(
+                    at,
+                    key("policy.on_fault"),
+                    format!(
+                    "notify-parent: the parent {:?} declares no k.fault_vector to be notified on",
+                    vhms[pi].name
+                ),
+                ))
+            }
+            _ => {}
         }
-        let k = v.k.get_ref();
-        let vcpus = match &k.vcpus {
-            Some(s) if *s.get_ref() == 0 => {
-                return Err(cx.err(s.span(), key("k.vcpus"), "a VHM needs at least one vCPU"))
+    }
+    Ok(spec)
+}
+
+/// The `[vhm.k]` table of VHM `i`.
+fn k_spec(cx: &Ctx<'_>, i: usize, k: &RawK) -> Result<KSpec, ManifestError> {
+    let key = |s: &str| format!("vhm[{i}].{s}");
+    let vcpus = match &k.vcpus {
+        Some(s) if *s.get_ref() == 0 => {
+            return Err(cx.err(s.span(), key("k.vcpus"), "a VHM needs at least one vCPU"))
+        }
+        other => cx.ranged(
+            other,
+            &key("k.vcpus"),
+            defaults::VCPUS,
+            *bounds::VCPUS.start(),
+            *bounds::VCPUS.end(),
+        )?,
+    };
+    let memory_limit = match &k.memory_limit {
+        None => defaults::MEMORY_LIMIT,
+        Some(s) => {
+            let b = s.get_ref().0;
+            if !bounds::memory_limit_ok(b) {
+                return Err(cx.err(s.span(), key("k.memory_limit"), format!("must be a whole number of 64 KiB pages between 64 KiB and 4 GiB, got {b} bytes")));
             }
-            other => cx.ranged(
-                other,
-                &key("k.vcpus"),
-                defaults::VCPUS,
-                *bounds::VCPUS.start(),
-                *bounds::VCPUS.end(),
-            )?,
-        };
-        let memory_limit = match &k.memory_limit {
-            None => defaults::MEMORY_LIMIT,
-            Some(s) => {
-                let b = s.get_ref().0;
-                if !bounds::memory_limit_ok(b) {
-                    return Err(cx.err(s.span(), key("k.memory_limit"), format!("must be a whole number of 64 KiB pages between 64 KiB and 4 GiB, got {b} bytes")));
-                }
-                b
-            }
-        };
-        let module = k.module.get_ref();
-        let lower = module.to_ascii_lowercase();
+            b
+        }
+    };
+    let module = k.module.get_ref();
+    let lower = module.to_ascii_lowercase();
+    if !(lower.ends_with(".wat") || lower.ends_with(".wasm")) {
+        return Err(cx.err(
+            k.module.span(),
+            key("k.module"),
+            format!("{module:?}: a guest module must be a .wat or .wasm file"),
+        ));
+    }
+    let entry = match &k.entry {
+        None => defaults::ENTRY.to_string(),
+        Some(s) if s.get_ref().is_empty() => {
+            return Err(cx.err(s.span(), key("k.entry"), "the entry export name is empty"))
+        }
+        Some(s) => s.get_ref().clone(),
+    };
+    let irq_vectors = cx.ranged(
+        &k.irq_vectors,
+        &key("k.irq_vectors"),
+        defaults::IRQ_VECTORS,
+        1,
+        64,
+    )? as u32;
+
+    let fault_vector = cx.vector(&k.fault_vector, &key("k.fault_vector"), irq_vectors)?;
+    let ipc_vector = match &k.ipc_vector {
+        None => (irq_vectors > 1).then_some(1),
+        given => cx.vector(given, &key("k.ipc_vector"), irq_vectors)?,
+    };
+    let mut modules = Vec::new();
+    for (j, m) in k.modules.iter().flatten().enumerate() {
+        let lower = m.get_ref().to_ascii_lowercase();
         if !(lower.ends_with(".wat") || lower.ends_with(".wasm")) {
             return Err(cx.err(
-                k.module.span(),
-                key("k.module"),
-                format!("{module:?}: a guest module must be a .wat or .wasm file"),
-            ));
-        }
-        let entry = match &k.entry {
-            None => defaults::ENTRY.to_string(),
-            Some(s) if s.get_ref().is_empty() => {
-                return Err(cx.err(s.span(), key("k.entry"), "the entry export name is empty"))
-            }
-            Some(s) => s.get_ref().clone(),
-        };
-        let irq_vectors = cx.ranged(
-            &k.irq_vectors,
-            &key("k.irq_vectors"),
-            defaults::IRQ_VECTORS,
-            1,
-            64,
-        )? as u32;
-
-        let p = v.policy.as_ref().map(|p| p.get_ref());
-        let empty = RawPolicy::default();
-        let p = p.unwrap_or(&empty);
-        let weight = cx.ranged(
-            &p.weight,
-            &key("policy.weight"),
-            defaults::WEIGHT,
-            *bounds::WEIGHT.start(),
-            *bounds::WEIGHT.end(),
-        )? as u32;
-        let fuel_quota = cx.ranged(
-            &p.fuel_quota,
-            &key("policy.fuel_quota"),
-            defaults::FUEL_QUOTA,
-            1,
-            u64::MAX / 4,
-        )?;
-        let need = vcpus * memory_limit;
-        let memory_quota = match &p.memory_quota {
-            // A top-level VHM gets headroom for what the host holds for it; a static child's
-            // default is exactly what its vCPUs need, so it fits a parent sized for them.
-            None if v.parent.is_none() => need + crate::DEFAULT_MEMORY_HEADROOM,
-            None => need,
-            Some(s) => {
-                let q = s.get_ref().0;
-                if need > q {
-                    return Err(cx.err(
-                        s.span(),
-                        key("policy.memory_quota"),
-                        format!(
-                            "over quota: {vcpus} vCPU(s) × memory_limit {} = {} exceeds memory_quota {}",
-                            ByteSize(memory_limit),
-                            ByteSize(need),
-                            ByteSize(q)
-                        ),
-                    ));
-                }
-                q
-            }
-        };
-        let on_bad_hypercall = match &p.on_bad_hypercall {
-            None => BadHypercallPolicy::default(),
-            Some(s) => match s.get_ref().as_str() {
-                "error" => BadHypercallPolicy::Error,
-                "fault" => BadHypercallPolicy::Fault,
-                other => {
-                    return Err(cx.err(
-                        s.span(),
-                        key("policy.on_bad_hypercall"),
-                        format!("{other:?}: expected \"error\" or \"fault\""),
-                    ))
-                }
-            },
-        };
-        let max_vcpus =
-            cx.ranged(&p.max_vcpus, &key("policy.max_vcpus"), vcpus, vcpus, 4096)? as u32;
-        let max_depth = cx.ranged(&p.max_depth, &key("policy.max_depth"), 0, 0, 7)? as u32;
-        let max_children = cx.ranged(
-            &p.max_children,
-            &key("policy.max_children"),
-            if max_depth > 0 {
-                defaults::CHILDREN_WHEN_NESTING
-            } else {
-                0
-            },
-            0,
-            4096,
-        )? as u32;
-        let on_fault = match &p.on_fault {
-            None => FaultPolicy::Kill,
-            Some(s) => match s.get_ref().as_str() {
-                "kill" => FaultPolicy::Kill,
-                "restart" => FaultPolicy::Restart,
-                "notify-parent" => FaultPolicy::NotifyParent,
-                other => {
-                    return Err(cx.err(
-                        s.span(),
-                        key("policy.on_fault"),
-                        format!("{other:?}: expected \"kill\", \"restart\" or \"notify-parent\""),
-                    ))
-                }
-            },
-        };
-        let max_restarts = cx.ranged(
-            &p.max_restarts,
-            &key("policy.max_restarts"),
-            if on_fault == FaultPolicy::Restart {
-                3
-            } else {
-                0
-            },
-            0,
-            1000,
-        )? as u32;
-        let fault_vector = cx.vector(&k.fault_vector, &key("k.fault_vector"), irq_vectors)?;
-        let ipc_vector = match &k.ipc_vector {
-            None => (irq_vectors > 1).then_some(1),
-            given => cx.vector(given, &key("k.ipc_vector"), irq_vectors)?,
-        };
-        let mut modules = Vec::new();
-        for (j, m) in k.modules.iter().flatten().enumerate() {
-            let lower = m.get_ref().to_ascii_lowercase();
-            if !(lower.ends_with(".wat") || lower.ends_with(".wasm")) {
-                return Err(cx.err(
-                    m.span(),
-                    key(&format!("k.modules[{j}]")),
-                    format!(
-                        "{:?}: a guest module must be a .wat or .wasm file",
-                        m.get_ref()
-                    ),
-                ));
-            }
-            modules.push((m.get_ref().clone(), cx.loc(m.span())));
-        }
-        let parent = match &v.parent {
-            None => None,
-            Some(pn) => {
-                let Some(pi) = vhms.iter().position(|x: &VhmSpec| x.name == *pn.get_ref()) else {
-                    return Err(cx.err(
-                        pn.span(),
-                        key("parent"),
-                        format!("{:?} is not a VHM declared above this one", pn.get_ref()),
-                    ));
-                };
-                Some(pi)
-            }
-        };
-        let q = match &v.q {
-            None => None,
-            Some(rq) => {
-                let rq = rq.get_ref();
-                let qubits = *rq.qubits.get_ref();
-                if !bounds::Q_QUBITS.contains(&qubits) {
-                    return Err(cx.err(
-                        rq.qubits.span(),
-                        key("q.qubits"),
-                        format!(
-                            "must be between {} and {}, got {qubits}",
-                            bounds::Q_QUBITS.start(),
-                            bounds::Q_QUBITS.end()
-                        ),
-                    ));
-                }
-                let budget = match &rq.budget {
-                    None => defaults::Q_BUDGET,
-                    Some(b) => {
-                        let units = match *b.get_ref() {
-                            Number::Int(i) => i as f64,
-                            Number::Float(f) => f,
-                        };
-                        if !(1e-6..=1e6).contains(&units) {
-                            return Err(cx.err(
-                                b.span(),
-                                key("q.budget"),
-                                format!("a decoherence budget is a number of log-fidelity units from 0.000001 to 1000000, got {units}"),
-                            ));
-                        }
-                        (units * 1e6).round() as u64
-                    }
-                };
-                let device = match (&rq.device, parent) {
-                    (Some(d), _) => (d.get_ref().clone(), cx.loc(d.span())),
-                    (None, Some(pi)) => match &vhms[pi].q {
-                        Some(pq) => pq.device.clone(),
-                        None => {
-                            return Err(cx.err(
-                                v.q.as_ref().expect("present").span(),
-                                key("q"),
-                                format!(
-                                    "{:?} has no Q container to carve a child's qubits from (add [vhm.q] to it)",
-                                    vhms[pi].name
-                                ),
-                            ))
-                        }
-                    },
-                    (None, None) => {
-                        return Err(cx.err(
-                            v.q.as_ref().expect("present").span(),
-                            key("q.device"),
-                            "a Q container needs a device (see `xdv q providers`); only a nested VHM inherits its parent's",
-                        ))
-                    }
-                };
-                Some(QSpec {
-                    device,
-                    qubits: qubits as u32,
-                    qubits_at: cx.loc(rq.qubits.span()),
-                    budget,
-                })
-            }
-        };
-        let mut phi = Vec::new();
-        for (j, w) in v.phi.iter().flat_map(|p| p.window.iter()).enumerate() {
-            let w = w.get_ref();
-            let wkey = |k: &str| key(&format!("phi.window[{j}].{k}"));
-            let port = host
-                .phi_ports
-                .iter()
-                .position(|p| p.name == *w.port.get_ref())
-                .ok_or_else(|| {
-                    cx.err(
-                        w.port.span(),
-                        wkey("port"),
-                        format!("no port {:?} in [[host.phi.port]]", w.port.get_ref()),
-                    )
-                })?;
-            let (t0, t1) = (*w.start_ns.get_ref(), *w.end_ns.get_ref());
-            if t1 <= t0 {
-                return Err(cx.err(
-                    w.end_ns.span(),
-                    wkey("end_ns"),
-                    format!("the window [{t0}, {t1}) is empty: end_ns must be after start_ns"),
-                ));
-            }
-            if t1 > crate::TIME_HORIZON_NS {
-                return Err(cx.err(
-                    w.end_ns.span(),
-                    wkey("end_ns"),
-                    format!(
-                        "{t1} is past the time horizon ({} ns)",
-                        crate::TIME_HORIZON_NS
-                    ),
-                ));
-            }
-            let band = match &w.band {
-                None => None,
-                Some(b) => Some(cx.band(b, &wkey("band"))?),
-            };
-            let max_amp_ppm = match &w.max_amplitude {
-                None => None,
-                Some(a) => Some(cx.amplitude(a, &wkey("max_amplitude"))?),
-            };
-            phi.push(WindowReq {
-                port,
-                t0,
-                t1,
-                band,
-                max_amp_ppm,
-                shared: w.share.unwrap_or(false),
-                at: cx.loc(w.start_ns.span()),
-            });
-        }
-        // Port-time: Φ windows a top-level VHM may hold at once, ns summed over its windows.
-        let static_port_time = phi
-            .iter()
-            .fold(0u64, |sum, w: &WindowReq| sum.saturating_add(w.t1 - w.t0));
-        let phi_port_time = match &p.phi_port_time {
-            None => static_port_time,
-            Some(s) if *s.get_ref() < static_port_time => {
-                return Err(cx.err(
-                    s.span(),
-                    key("policy.phi_port_time"),
-                    format!(
-                        "over quota: the VHM's [[vhm.phi.window]] tables hold {static_port_time} ns, more than phi_port_time {}",
-                        s.get_ref()
-                    ),
-                ))
-            }
-            Some(s) => *s.get_ref(),
-        };
-        let spec = VhmSpec {
-            name: name.clone(),
-            parent,
-            k: KSpec {
-                vcpus: vcpus as u32,
-                memory_limit,
-                module: module.clone(),
-                module_at: cx.loc(k.module.span()),
-                entry,
-                irq_vectors,
-                ipc_vector,
-                fault_vector,
-                modules,
-            },
-            policy: PolicySpec {
-                weight,
-                fuel_quota,
-                memory_quota,
-                on_bad_hypercall,
-                max_vcpus,
-                max_depth,
-                max_children,
-                create_channels: p.create_channels.unwrap_or(false),
-                on_fault,
-                max_restarts,
-                phi_port_time,
-            },
-            q,
-            phi,
-        };
-        if spec.policy.on_fault == FaultPolicy::NotifyParent {
-            let at = p.on_fault.as_ref().expect("set").span();
-            match parent {
-                None => {
-                    return Err(cx.err(
-                        at,
-                        key("policy.on_fault"),
-                        "notify-parent needs a parent: this VHM is not nested",
-                    ))
-                }
-                Some(pi) if vhms[pi].k.fault_vector.is_none() => {
-                    return Err(cx.err(
-                        at,
-                        key("policy.on_fault"),
-                        format!(
-                            "notify-parent: the parent {:?} declares no k.fault_vector to be notified on",
-                            vhms[pi].name
-                        ),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        if let (Some(pi), Some(pn)) = (parent, &v.parent) {
-            check_fits_parent(&vhms, pi, &spec).map_err(|m| cx.err(pn.span(), key("parent"), m))?;
-        } else {
-            memory_total = memory_total.saturating_add(memory_quota);
-        }
-        if let (Some(host_mem), Some(hm)) = (host.memory, host_raw.memory.as_ref()) {
-            if memory_total > host_mem {
-                return Err(cx.err(
-                    v.name.span(),
-                    key("policy.memory_quota"),
-                    format!(
-                        "over quota: VHM memory quotas up to {name:?} sum to {}, more than host.memory {} (declared at line {})",
-                        ByteSize(memory_total),
-                        ByteSize(host_mem),
-                        cx.loc(hm.span()).line
-                    ),
-                ));
-            }
-        }
-        vhms.push(spec);
-    }
-    let mut channels = Vec::with_capacity(raw.channel.len());
-    for (i, c) in raw.channel.iter().enumerate() {
-        let c = c.get_ref();
-        let key = |k: &str| format!("channel[{i}].{k}");
-        let names = c.ends.get_ref();
-        if names.len() != 2 {
-            return Err(cx.err(
-                c.ends.span(),
-                key("ends"),
-                format!("a channel has exactly two ends, got {}", names.len()),
-            ));
-        }
-        let mut ends = [0usize; 2];
-        for (e, n) in names.iter().enumerate() {
-            ends[e] = vhms
-                .iter()
-                .position(|x| x.name == *n.get_ref())
-                .ok_or_else(|| {
-                    cx.err(
-                        n.span(),
-                        key(&format!("ends[{e}]")),
-                        format!("no VHM named {:?}", n.get_ref()),
-                    )
-                })?;
-        }
-        let capacity = cx.ranged(
-            &c.capacity,
-            &key("capacity"),
-            defaults::CHANNEL_CAPACITY,
-            1,
-            4096,
-        )? as u32;
-        let badges = match &c.badges {
-            None => [0, 0],
-            Some(b) if b.get_ref().len() == 2 => [b.get_ref()[0], b.get_ref()[1]],
-            Some(b) => {
-                return Err(cx.err(
-                    b.span(),
-                    key("badges"),
-                    "give one badge per end, e.g. [1, 2]",
-                ))
-            }
-        };
-        channels.push(ChannelSpec {
-            ends,
-            capacity,
-            badges,
-        });
-    }
-    let mut faults = Vec::with_capacity(raw.fault.len());
-    for (i, table) in raw.fault.iter().enumerate() {
-        let f = table.get_ref();
-        let key = |k: &str| format!("fault[{i}].{k}");
-        let vhm = vhms
-            .iter()
-            .position(|x| x.name == *f.vhm.get_ref())
-            .ok_or_else(|| {
-                cx.err(
-                    f.vhm.span(),
-                    key("vhm"),
-                    format!("no VHM named {:?}", f.vhm.get_ref()),
-                )
-            })?;
-        let trigger = match (&f.at_ns, &f.after_events) {
-            (Some(t), None) => FaultTrigger::AtNs(*t.get_ref()),
-            (None, Some(n)) => FaultTrigger::AfterEvents(*n.get_ref()),
-            // Both given: point at the second; neither: at the table.
-            (Some(_), Some(n)) => {
-                return Err(cx.err(
-                    n.span(),
-                    key("after_events"),
-                    "give exactly one of at_ns (virtual time) and after_events (event count)",
-                ))
-            }
-            (None, None) => {
-                return Err(cx.err(
-                    table.span(),
-                    key("at_ns"),
-                    "give exactly one of at_ns (virtual time) and after_events (event count)",
-                ))
-            }
-        };
-        let Some(&class) = InjectedFault::ALL
-            .iter()
-            .find(|c| c.name() == f.class.get_ref())
-        else {
-            let names: Vec<&str> = InjectedFault::ALL.iter().map(|c| c.name()).collect();
-            let (last, rest) = names.split_last().expect("classes exist");
-            return Err(cx.err(
-                f.class.span(),
-                key("class"),
+                m.span(),
+                key(&format!("k.modules[{j}]")),
                 format!(
-                    "{:?}: expected {} or {last}",
-                    f.class.get_ref(),
-                    rest.join(", ")
+                    "{:?}: a guest module must be a .wat or .wasm file",
+                    m.get_ref()
                 ),
             ));
+        }
+        modules.push((m.get_ref().clone(), cx.loc(m.span())));
+    }
+    Ok(KSpec {
+        vcpus: vcpus as u32,
+        memory_limit,
+        module: module.clone(),
+        module_at: cx.loc(k.module.span()),
+        entry,
+        irq_vectors,
+        ipc_vector,
+        fault_vector,
+        modules,
+    })
+}
+
+/// The `[vhm.policy]` table of VHM `i`, whose K part is `k` (`nested`: it has a parent; `phi`:
+/// its static windows, which its port-time must cover).
+///
+/// Longer than most: one check per key, in the order `docs/manifest.md` lists them, each with
+/// its own message; splitting them apart would only scatter the table.
+fn policy_spec(
+    cx: &Ctx<'_>,
+    i: usize,
+    p: &RawPolicy,
+    k: &KSpec,
+    nested: bool,
+    phi: &[WindowReq],
+) -> Result<PolicySpec, ManifestError> {
+    let key = |s: &str| format!("vhm[{i}].{s}");
+    let (vcpus, memory_limit) = (u64::from(k.vcpus), k.memory_limit);
+    let weight = cx.ranged(
+        &p.weight,
+        &key("policy.weight"),
+        defaults::WEIGHT,
+        *bounds::WEIGHT.start(),
+        *bounds::WEIGHT.end(),
+    )? as u32;
+    let fuel_quota = cx.ranged(
+        &p.fuel_quota,
+        &key("policy.fuel_quota"),
+        defaults::FUEL_QUOTA,
+        1,
+        u64::MAX / 4,
+    )?;
+    let need = vcpus * memory_limit;
+    let memory_quota = match &p.memory_quota {
+        // A top-level VHM gets headroom for what the host holds for it; a static child's
+        // default is exactly what its vCPUs need, so it fits a parent sized for them.
+        None if !nested => need + crate::DEFAULT_MEMORY_HEADROOM,
+        None => need,
+        Some(s) => {
+            let q = s.get_ref().0;
+            if need > q {
+                return Err(cx.err(
+                    s.span(),
+                    key("policy.memory_quota"),
+                    format!(
+                        "over quota: {vcpus} vCPU(s) × memory_limit {} = {} exceeds memory_quota {}",
+                        ByteSize(memory_limit),
+                        ByteSize(need),
+                        ByteSize(q)
+                    ),
+                ));
+            }
+            q
+        }
+    };
+    let on_bad_hypercall = match &p.on_bad_hypercall {
+        None => BadHypercallPolicy::default(),
+        Some(s) => match s.get_ref().as_str() {
+            "error" => BadHypercallPolicy::Error,
+            "fault" => BadHypercallPolicy::Fault,
+            other => {
+                return Err(cx.err(
+                    s.span(),
+                    key("policy.on_bad_hypercall"),
+                    format!("{other:?}: expected \"error\" or \"fault\""),
+                ))
+            }
+        },
+    };
+    let max_vcpus = cx.ranged(&p.max_vcpus, &key("policy.max_vcpus"), vcpus, vcpus, 4096)? as u32;
+    let max_depth = cx.ranged(&p.max_depth, &key("policy.max_depth"), 0, 0, 7)? as u32;
+    let max_children = cx.ranged(
+        &p.max_children,
+        &key("policy.max_children"),
+        if max_depth > 0 {
+            defaults::CHILDREN_WHEN_NESTING
+        } else {
+            0
+        },
+        0,
+        4096,
+    )? as u32;
+    let on_fault = match &p.on_fault {
+        None => FaultPolicy::Kill,
+        Some(s) => match s.get_ref().as_str() {
+            "kill" => FaultPolicy::Kill,
+            "restart" => FaultPolicy::Restart,
+            "notify-parent" => FaultPolicy::NotifyParent,
+            other => {
+                return Err(cx.err(
+                    s.span(),
+                    key("policy.on_fault"),
+                    format!("{other:?}: expected \"kill\", \"restart\" or \"notify-parent\""),
+                ))
+            }
+        },
+    };
+    let max_restarts = cx.ranged(
+        &p.max_restarts,
+        &key("policy.max_restarts"),
+        if on_fault == FaultPolicy::Restart {
+            3
+        } else {
+            0
+        },
+        0,
+        1000,
+    )? as u32;
+    // Port-time: Φ windows a top-level VHM may hold at once, ns summed over its windows.
+    let static_port_time = phi
+        .iter()
+        .fold(0u64, |sum, w: &WindowReq| sum.saturating_add(w.t1 - w.t0));
+    let phi_port_time = match &p.phi_port_time {
+        None => static_port_time,
+        Some(s) if *s.get_ref() < static_port_time => {
+            return Err(cx.err(
+                s.span(),
+                key("policy.phi_port_time"),
+                format!(
+                    "over quota: the VHM's [[vhm.phi.window]] tables hold {static_port_time} ns, more than phi_port_time {}",
+                    s.get_ref()
+                ),
+            ))
+        }
+        Some(s) => *s.get_ref(),
+    };
+    Ok(PolicySpec {
+        weight,
+        fuel_quota,
+        memory_quota,
+        on_bad_hypercall,
+        max_vcpus,
+        max_depth,
+        max_children,
+        create_channels: p.create_channels.unwrap_or(false),
+        on_fault,
+        max_restarts,
+        phi_port_time,
+    })
+}
+
+/// The `[vhm.q]` table of VHM `i`, whose parent is `parent` among `vhms`.
+fn q_spec(
+    cx: &Ctx<'_>,
+    i: usize,
+    v: &RawVhm,
+    parent: Option<usize>,
+    vhms: &[VhmSpec],
+) -> Result<Option<QSpec>, ManifestError> {
+    let key = |s: &str| format!("vhm[{i}].{s}");
+    Ok(match &v.q {
+        None => None,
+        Some(rq) => {
+            let rq = rq.get_ref();
+            let qubits = *rq.qubits.get_ref();
+            if !bounds::Q_QUBITS.contains(&qubits) {
+                return Err(cx.err(
+                    rq.qubits.span(),
+                    key("q.qubits"),
+                    format!(
+                        "must be between {} and {}, got {qubits}",
+                        bounds::Q_QUBITS.start(),
+                        bounds::Q_QUBITS.end()
+                    ),
+                ));
+            }
+            let budget = match &rq.budget {
+                None => defaults::Q_BUDGET,
+                Some(b) => {
+                    let units = match *b.get_ref() {
+                        Number::Int(i) => i as f64,
+                        Number::Float(f) => f,
+                    };
+                    if !(1e-6..=1e6).contains(&units) {
+                        return Err(cx.err(
+                            b.span(),
+                            key("q.budget"),
+                            format!("a decoherence budget is a number of log-fidelity units from 0.000001 to 1000000, got {units}"),
+                        ));
+                    }
+                    (units * 1e6).round() as u64
+                }
+            };
+            let device = match (&rq.device, parent) {
+                (Some(d), _) => (d.get_ref().clone(), cx.loc(d.span())),
+                (None, Some(pi)) => match &vhms[pi].q {
+                    Some(pq) => pq.device.clone(),
+                    None => {
+                        return Err(cx.err(
+                            v.q.as_ref().expect("present").span(),
+                            key("q"),
+                            format!(
+                                "{:?} has no Q container to carve a child's qubits from (add [vhm.q] to it)",
+                                vhms[pi].name
+                            ),
+                        ))
+                    }
+                },
+                (None, None) => {
+                    return Err(cx.err(
+                        v.q.as_ref().expect("present").span(),
+                        key("q.device"),
+                        "a Q container needs a device (see `xdv q providers`); only a nested VHM inherits its parent's",
+                    ))
+                }
+            };
+            Some(QSpec {
+                device,
+                qubits: qubits as u32,
+                qubits_at: cx.loc(rq.qubits.span()),
+                budget,
+            })
+        }
+    })
+}
+
+/// The `[[vhm.phi.window]]` tables of VHM `i`, on the host's ports.
+fn phi_windows(
+    cx: &Ctx<'_>,
+    i: usize,
+    v: &RawVhm,
+    host: &HostSpec,
+) -> Result<Vec<WindowReq>, ManifestError> {
+    let key = |s: &str| format!("vhm[{i}].{s}");
+    let mut phi = Vec::new();
+    for (j, w) in v.phi.iter().flat_map(|p| p.window.iter()).enumerate() {
+        let w = w.get_ref();
+        let wkey = |k: &str| key(&format!("phi.window[{j}].{k}"));
+        let port = host
+            .phi_ports
+            .iter()
+            .position(|p| p.name == *w.port.get_ref())
+            .ok_or_else(|| {
+                cx.err(
+                    w.port.span(),
+                    wkey("port"),
+                    format!("no port {:?} in [[host.phi.port]]", w.port.get_ref()),
+                )
+            })?;
+        let (t0, t1) = (*w.start_ns.get_ref(), *w.end_ns.get_ref());
+        if t1 <= t0 {
+            return Err(cx.err(
+                w.end_ns.span(),
+                wkey("end_ns"),
+                format!("the window [{t0}, {t1}) is empty: end_ns must be after start_ns"),
+            ));
+        }
+        if t1 > crate::TIME_HORIZON_NS {
+            return Err(cx.err(
+                w.end_ns.span(),
+                wkey("end_ns"),
+                format!(
+                    "{t1} is past the time horizon ({} ns)",
+                    crate::TIME_HORIZON_NS
+                ),
+            ));
+        }
+        let band = match &w.band {
+            None => None,
+            Some(b) => Some(cx.band(b, &wkey("band"))?),
         };
-        faults.push(FaultSpec {
-            vhm,
-            trigger,
-            class,
+        let max_amp_ppm = match &w.max_amplitude {
+            None => None,
+            Some(a) => Some(cx.amplitude(a, &wkey("max_amplitude"))?),
+        };
+        phi.push(WindowReq {
+            port,
+            t0,
+            t1,
+            band,
+            max_amp_ppm,
+            shared: w.share.unwrap_or(false),
+            at: cx.loc(w.start_ns.span()),
         });
     }
-    Ok(Manifest {
-        file: file.to_string(),
-        text: text.to_string(),
-        host,
-        vhms,
-        channels,
-        faults,
-    })
+    Ok(phi)
 }
 
 /// Checks that a statically nested VHM fits what its parent has left after its earlier children:
