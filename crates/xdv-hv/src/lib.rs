@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod builder;
 pub mod cds;
 pub mod driver;
 mod faults;
@@ -23,6 +24,7 @@ pub mod replay;
 pub mod run;
 mod vhm;
 
+pub use builder::HostBuilder;
 pub use hypervisor::{Hypervisor, RunSummary, VhmSummary};
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{

@@ -30,16 +30,9 @@ pub fn prepare(path: &Path) -> Result<Prepared, HvError> {
 /// One to four faults, each into a random manifest VHM, of a random class, at a random virtual
 /// time before the time limit (or 1 ms).
 pub fn prepare_with_chaos(path: &Path, chaos: Option<u64>) -> Result<Prepared, HvError> {
-    let mut manifest = Manifest::from_file(path)?;
-    if let Some(seed) = chaos {
-        let text = format!("{}{}", manifest.text, chaos_faults(&manifest, seed));
-        manifest = Manifest::parse(&text, &manifest.file)?;
-    }
+    let manifest = Manifest::from_file(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let modules = manifest.load_modules(base)?;
-    let hv = Hypervisor::new(&manifest, &modules, manifest.host.seed)?;
-    hv.check_instantiation(&manifest.file)?;
-    Ok(Prepared { manifest, modules })
+    crate::builder::prepared(manifest, chaos, |m| m.load_modules(base))
 }
 
 /// The `[[fault]]` tables `--chaos seed` adds to a manifest.

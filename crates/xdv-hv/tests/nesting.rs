@@ -243,7 +243,8 @@ fn bytes_spawner() -> String {
 fn children_spawned_from_bytes_are_stored_in_the_trace_and_badges_cannot_be_rewritten() {
     // 64 KiB above the two vCPUs' memory: the loaded module's footprint is held there.
     let m = "[[vhm]]\nname = \"p\"\n[vhm.k]\nmodule = \"p.wat\"\nmemory_limit = \"64 KiB\"\n[vhm.policy]\nmax_vcpus = 2\nmemory_quota = \"192 KiB\"\nmax_depth = 1\n";
-    let (dir, p) = prepare_inline(m, &[("p.wat", &bytes_spawner())]);
+    let (_, p) = prepare_inline(m, &[("p.wat", &bytes_spawner())]);
+    let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("bytes.xdv");
     let (s, _, _) = xdv_hv::run_to_trace(&p, &trace, &xdv_hv::RunOptions::default()).unwrap();
     assert_eq!(s.vhms[1].exit, "halted", "{:#?}", s.vhms);

@@ -532,7 +532,8 @@ const PICKY: &str = r#"(module
 #[test]
 fn provider_refusals_replay_and_uncollected_jobs_are_bounded() {
     let m = "[[vhm]]\nname = \"a\"\n[vhm.k]\nmodule = \"g.wat\"\n[vhm.q]\ndevice = \"noisy-line\"\nqubits = 1\nbudget = 1000\n";
-    let (dir, p) = prepare_inline(m, &[("g.wat", PICKY)]);
+    let (_, p) = prepare_inline(m, &[("g.wat", PICKY)]);
+    let dir = tempfile::tempdir().unwrap();
     let (s, events) = run(&p);
     assert_eq!(s.vhms[0].code, xdv_k::abi::MAX_Q_JOBS as i32, "{events:#?}");
     let reasons: Vec<String> = events

@@ -419,21 +419,38 @@ impl Manifest {
     /// `base_dir`, assembling `.wat` text. Each must be a regular file of at most
     /// [`MAX_MODULE_BYTES`].
     pub fn load_modules(&self, base_dir: &Path) -> Result<Vec<LoadedModule>, ManifestError> {
+        self.load_modules_with(|name| {
+            let path: PathBuf = base_dir.join(name);
+            read_regular(&path, MAX_MODULE_BYTES, "a module", "MAX_MODULE_BYTES")
+                .map(|bytes| (bytes, path.display().to_string()))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        })
+    }
+
+    /// [`Manifest::load_modules`] from `source`, which gives each module's bytes by the name
+    /// the manifest uses (and the label its errors name), or why it cannot: the builder's way
+    /// to a host without files.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manifest::load_modules`], placed at the manifest line that names the module.
+    pub fn load_modules_with(
+        &self,
+        mut source: impl FnMut(&str) -> Result<(Vec<u8>, String), String>,
+    ) -> Result<Vec<LoadedModule>, ManifestError> {
         self.module_paths()
             .into_iter()
             .map(|(name, at, key)| {
                 let err = |message: String| self.error_at(at, key.clone(), message);
-                let path: PathBuf = base_dir.join(&name);
-                let bytes = read_regular(&path, MAX_MODULE_BYTES, "a module", "MAX_MODULE_BYTES")
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-                let bytes = if path
+                let (bytes, label) = source(&name).map_err(&err)?;
+                let is_wat = Path::new(&name)
                     .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("wat"))
-                {
+                    .is_some_and(|e| e.eq_ignore_ascii_case("wat"));
+                let bytes = if is_wat {
                     wat::parse_bytes(&bytes)
                         .map(|b| b.into_owned())
                         .map_err(|mut e| {
-                            e.set_path(&path);
+                            e.set_path(Path::new(&label));
                             err(format!("invalid WAT: {e}"))
                         })?
                 } else {
@@ -441,8 +458,7 @@ impl Manifest {
                 };
                 if !bytes.starts_with(b"\0asm") {
                     return Err(err(format!(
-                        "{} is not a WebAssembly module (.wasm binary or .wat text)",
-                        path.display()
+                        "{label} is not a WebAssembly module (.wasm binary or .wat text)"
                     )));
                 }
                 Ok(LoadedModule { name, bytes })

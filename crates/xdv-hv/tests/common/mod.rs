@@ -3,23 +3,22 @@
 
 use std::path::{Path, PathBuf};
 use xdv_core::{Event, EventKind, VhmId};
-use xdv_hv::{prepare, run_in_memory, Prepared, RunSummary};
+use xdv_hv::{run_in_memory, HostBuilder, Prepared, RunSummary};
 
 /// The repository's examples folder.
 pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-/// Writes `manifest` and the `(file name, WAT text)` guests into a fresh directory and prepares it.
-pub fn prepare_inline(manifest: &str, guests: &[(&str, &str)]) -> (tempfile::TempDir, Prepared) {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in guests {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    let path = dir.path().join("m.toml");
-    std::fs::write(&path, manifest).unwrap();
-    let p = prepare(&path).unwrap_or_else(|e| panic!("{e}"));
-    (dir, p)
+/// Prepares `manifest` with the `(file name, WAT text)` guests, all in memory (no file is
+/// written or read). The first element stands where a directory used to be returned.
+pub fn prepare_inline(manifest: &str, guests: &[(&str, &str)]) -> ((), Prepared) {
+    let builder = guests
+        .iter()
+        .fold(HostBuilder::new(manifest, "m.toml"), |b, (name, text)| {
+            b.module(name, text.as_bytes())
+        });
+    ((), builder.prepare().unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// Runs a prepared manifest in memory with its own seed.
