@@ -1085,10 +1085,8 @@ impl Hypervisor {
             Wait::Recv(at) => match self.try_receive(sink, vhm, vcpu, at)? {
                 Some(ret) => ret,
                 None => {
+                    self.register_waiter((vhm, vcpu), at.channel, at.end, false);
                     self.park(vhm, vcpu, Wait::Recv(at));
-                    self.channels[at.channel as usize].ends[at.end as usize]
-                        .recv_waiters
-                        .push((vhm, vcpu));
                     return Ok(());
                 }
             },
@@ -1099,18 +1097,13 @@ impl Hypervisor {
             } => match self.try_send(sink, vhm, vcpu, channel, to_end, msg)? {
                 Ok(ret) => ret,
                 Err(msg) => {
-                    self.park(
-                        vhm,
-                        vcpu,
-                        Wait::Send {
-                            channel,
-                            to_end,
-                            msg,
-                        },
-                    );
-                    self.channels[channel as usize].ends[to_end as usize]
-                        .send_waiters
-                        .push((vhm, vcpu));
+                    self.register_waiter((vhm, vcpu), channel, to_end, true);
+                    let wait = Wait::Send {
+                        channel,
+                        to_end,
+                        msg,
+                    };
+                    self.park(vhm, vcpu, wait);
                     return Ok(());
                 }
             },

@@ -151,17 +151,13 @@ impl Hypervisor {
                 match self.try_send(sink, vhm, vcpu, channel, to_end, msg)? {
                     Ok(ret) => Outcome::ok(record, ret),
                     Err(msg) if flags & 1 != 0 => {
-                        self.channels[channel as usize].ends[to_end as usize]
-                            .send_waiters
-                            .push((vhm, vcpu));
-                        Outcome::park(
-                            record,
-                            Wait::Send {
-                                channel,
-                                to_end,
-                                msg,
-                            },
-                        )
+                        self.register_waiter((vhm, vcpu), channel, to_end, true);
+                        let wait = Wait::Send {
+                            channel,
+                            to_end,
+                            msg,
+                        };
+                        Outcome::park(record, wait)
                     }
                     Err(_) => {
                         self.vhms[vhm as usize].budget.unhold(cost);
@@ -221,15 +217,33 @@ impl Hypervisor {
                     ),
                     Some(ret) => Outcome::ok(record, ret),
                     None => {
-                        self.channels[channel as usize].ends[end as usize]
-                            .recv_waiters
-                            .push((vhm, vcpu));
+                        self.register_waiter((vhm, vcpu), channel, end, false);
                         Outcome::park(record, Wait::Recv(at))
                     }
                 }
             }
             other => unreachable!("{:?} is not an IPC call", other.hypercall()),
         })
+    }
+
+    /// Lists vCPU `vcpu` of `vhm`, about to park on `end` of `channel` (receiving, or sending
+    /// to a full queue when `send`), among the end's waiters, which a delivery or a close wakes.
+    /// The one place waiters are registered, for a call that parks and for a woken vCPU that
+    /// parks again.
+    pub(crate) fn register_waiter(
+        &mut self,
+        (vhm, vcpu): (u32, u32),
+        channel: u32,
+        end: u8,
+        send: bool,
+    ) {
+        let end = &mut self.channels[channel as usize].ends[end as usize];
+        let waiters = if send {
+            &mut end.send_waiters
+        } else {
+            &mut end.recv_waiters
+        };
+        waiters.push((vhm, vcpu));
     }
 
     /// Queues `msg` at `to_end` if there is room (returns 0, or E_CLOSED when the end is closed),
