@@ -47,6 +47,12 @@ struct SpawnSpec {
     q: (u32, u32, u64),
 }
 
+/// A capability to pass at spawn: the caller's handle, the child's rights and badge.
+type Passed = (u64, u32, u64);
+
+/// A refusal to return: the ABI error code and why.
+type Rejected = (i64, Refusal);
+
 /// The child VHM a VHM capability names.
 fn vhm_of(o: &Object) -> Option<VhmId> {
     match *o {
@@ -265,6 +271,8 @@ impl Hypervisor {
         })
     }
 
+    /// `vhm_spawn`: the checks of `docs/abi.md` in their order, each phase a helper that gives
+    /// the refusal to return; the child is created only once every check passed.
     fn spawn<S: Driver>(
         &mut self,
         sink: &mut S,
@@ -276,268 +284,53 @@ impl Hypervisor {
         let record = HypercallRecord::VhmSpawn {
             name: String::new(),
         };
+        let refuse = |record: HypercallRecord, (code, reason): (i64, Refusal)| {
+            Ok(Outcome::refused(record, code, reason))
+        };
         let Some(read) = read.filter(|_| len >= SPAWN_SPEC_LEN) else {
-            return Ok(Outcome::refused(
-                record,
-                abi::E_INVAL,
-                Refusal::StructSize {
-                    what: Struct::SpawnSpec,
-                    got: len,
-                },
-            ));
+            let reason = Refusal::StructSize {
+                what: Struct::SpawnSpec,
+                got: len,
+            };
+            return refuse(record, (abi::E_INVAL, reason));
         };
-        let raw = match read.spec {
-            Ok(b) => b,
-            Err(code) => {
-                let want = if len >= SPAWN_SPEC_Q_LEN {
-                    SPAWN_SPEC_Q_LEN
-                } else {
-                    SPAWN_SPEC_LEN
-                };
-                let (code, reason) = read_refusal(code, ptr, want);
-                return Ok(Outcome::refused(record, code, reason));
-            }
+        let spec = match self.spawn_spec(me, ptr, len, read.spec) {
+            Ok(s) => s,
+            Err(r) => return refuse(record, r),
         };
-        let spec = SpawnSpec::decode(&raw);
-        if let Err(reason) = spec.validate() {
-            return Ok(Outcome::refused(record, abi::E_INVAL, reason));
-        }
-        // The budget to carve from: the caller's own, with the spawn right.
-        match self
-            .caps
-            .require(me, spec.budget, rights::SPAWN, |o| *o == Object::Budget(me))
-        {
-            Ok(_) => {}
-            Err(e) => {
-                return Ok(Outcome::refused(
-                    record,
-                    cap_code(e),
-                    Refusal::Handle {
-                        role: HandleRole::Budget,
-                        handle: spec.budget,
-                        error: e,
-                    },
-                ))
-            }
-        }
         let name_read = read.name.expect("a spec that was read has its name read");
-        let name_bytes = match bytes_of(name_read, spec.name.0, spec.name.1) {
-            Ok(b) => b,
-            Err((code, reason)) => {
-                return Ok(Outcome::refused(
-                    record,
-                    code,
-                    part(SpawnPart::Name, reason),
-                ))
-            }
+        let name = match self.child_name(vhm, &spec, name_read) {
+            Ok(n) => n,
+            Err(r) => return refuse(record, r),
         };
-        let short = String::from_utf8(name_bytes).unwrap_or_default();
-        if short.is_empty()
-            || !short
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            return Ok(Outcome::refused(record, abi::E_INVAL, Refusal::BadName));
-        }
-        let name = self.unique_name(&format!("{}/{short}", self.vhms[vhm as usize].name));
         let record = HypercallRecord::VhmSpawn { name: name.clone() };
-        // The module: by capability, or bytes from the caller's memory.
-        let (hash, bytes, from_code) = if spec.module != 0 {
-            let module_of = |o: &Object| match *o {
-                Object::Module(h) => Some(h),
-                _ => None,
-            };
-            let hash = match self
-                .caps
-                .require_as(me, spec.module, rights::SPAWN, module_of)
-            {
-                Ok((h, _)) => h,
-                Err(e) => {
-                    return Ok(Outcome::refused(
-                        record,
-                        cap_code(e),
-                        Refusal::Handle {
-                            role: HandleRole::Module,
-                            handle: spec.module,
-                            error: e,
-                        },
-                    ))
-                }
-            };
-            let bytes = self
-                .modules
-                .bytes(&hash)
-                .expect("every module capability names stored bytes")
-                .to_vec();
-            (hash, bytes, false)
-        } else {
-            let code = read
-                .code
-                .expect("a spec without a module handle has its code read");
-            let bytes = match bytes_of(code, spec.code.0, spec.code.1) {
-                Ok(b) => b,
-                Err((code, reason)) => {
-                    return Ok(Outcome::refused(
-                        record,
-                        code,
-                        part(SpawnPart::Code, reason),
-                    ))
-                }
-            };
-            (Hash32::of(&bytes), bytes, true)
+        let (hash, bytes, from_code) = match self.spawn_module(me, &spec, read.code) {
+            Ok(m) => m,
+            Err(r) => return refuse(record, r),
         };
-        // Capabilities to pass: each must be held with the transfer right and asked rights ⊆ held.
-        let mut passed = Vec::with_capacity(spec.caps.0 as usize);
-        if spec.caps.0 > 0 {
-            let caps = read
-                .caps
-                .expect("a spec passing 1 to 16 capabilities has them read");
-            let size = spec.caps.0 * layout::size::<layout::PassedCap>();
-            let table = match bytes_of(caps, spec.caps.1, size) {
-                Ok(b) => b,
-                Err((code, reason)) => {
-                    return Ok(Outcome::refused(
-                        record,
-                        code,
-                        part(SpawnPart::Caps, reason),
-                    ))
-                }
-            };
-            let entries = <[layout::PassedCap]>::ref_from_bytes(&table)
-                .expect("the table read is a whole number of entries");
-            for (i, c) in (0u32..).zip(entries) {
-                let (h, r, badge) = (c.handle.get(), c.rights.get(), c.badge.get());
-                if badge > abi::MAX_BADGE {
-                    return Ok(Outcome::refused(
-                        record,
-                        abi::E_INVAL,
-                        Refusal::PassedBadge { index: i, badge },
-                    ));
-                }
-                if let Err(e) = self.caps.can_derive(me, h, r, badge, me, rights::TRANSFER) {
-                    return Ok(Outcome::refused(
-                        record,
-                        cap_code(e),
-                        Refusal::Handle {
-                            role: HandleRole::Passed(i),
-                            handle: h,
-                            error: e,
-                        },
-                    ));
-                }
-                passed.push((h, r, badge));
-            }
-        }
+        let passed = match self.passed_caps(me, &spec, read.caps) {
+            Ok(p) => p,
+            Err(r) => return refuse(record, r),
+        };
         let quota = spec.quota();
-        if level_after(self.vhms[vhm as usize].level) > xdv_k::abi::MAX_LEVEL {
-            return Ok(Outcome::refused(
-                record,
-                abi::E_QUOTA,
-                Refusal::DeepestLevel,
-            ));
+        if let Err(r) = self.spawn_room(vhm, &spec, &quota) {
+            return refuse(record, r);
         }
-        if !self.caps.has_room(me, 1) {
-            return Ok(Outcome::refused(
-                record,
-                abi::E_QUOTA,
-                Refusal::CapTableFull,
-            ));
-        }
-        if let Err(reason) = self.cap_room(vhm, 1, 0) {
-            return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
-        }
-        // The child's memory comes out of what is left once the parent's handle on it is held.
-        let free = self
-            .memory_free(vhm)
-            .saturating_sub(self.cap_growth(vhm, 1, 0));
-        if quota.memory > free {
-            return Ok(Outcome::refused(
-                record,
-                abi::E_QUOTA,
-                Refusal::Short {
-                    need_for: Need::ChildMemory,
-                    need: quota.memory,
-                    left: free,
-                },
-            ));
-        }
-        if let Err(e) = self.vhms[vhm as usize].budget.can_carve(&quota) {
-            return Ok(Outcome::refused(record, abi::E_QUOTA, Refusal::Carve(e)));
-        }
-        if spec.q.0 > 0 {
-            if let Err(reason) = self.q_fits(vhm, spec.q.0, spec.q.2) {
-                return Ok(Outcome::refused(
-                    record,
-                    abi::E_QUOTA,
-                    part(
-                        SpawnPart::QContainer { qubits: spec.q.0 },
-                        Refusal::QCarve(reason),
-                    ),
-                ));
-            }
-        }
-        // Last, so that a refused spawn compiles nothing. A module loaded at run time is host
-        // work and host memory, charged to the caller before it is compiled: fuel for validating
-        // and compiling it, on every spawn from it (whatever other VHMs did), and its footprint
-        // held in the caller's memory budget once per distinct module, while a VHM runs it.
-        // Both must fit beside the child's quota, which is carved right after. Manifest modules
-        // are the host's.
-        let mut footprint = 0;
-        if !self.modules.pinned(&hash) {
-            let v = &self.vhms[vhm as usize];
-            if !v.loaded.contains_key(&hash) {
-                footprint = bytes.len() as u64 * MODULE_FOOTPRINT_FACTOR;
-            }
-            let fuel = bytes.len() as u64 * MODULE_LOAD_FUEL_PER_BYTE;
-            let fuel_left = v.budget.fuel_left().saturating_sub(quota.fuel);
-            if fuel > fuel_left {
-                return Ok(Outcome::refused(
-                    record,
-                    abi::E_QUOTA,
-                    Refusal::Short {
-                        need_for: Need::ModuleLoad,
-                        need: fuel,
-                        left: fuel_left,
-                    },
-                ));
-            }
-            let free = self
-                .memory_free(vhm)
-                .saturating_sub(self.cap_growth(vhm, 1, 0))
-                .saturating_sub(quota.memory);
-            if footprint > free {
-                return Ok(Outcome::refused(
-                    record,
-                    abi::E_QUOTA,
-                    Refusal::Short {
-                        need_for: Need::ModuleFootprint,
-                        need: footprint,
-                        left: free,
-                    },
-                ));
-            }
-            self.vhms[vhm as usize]
-                .charge_host_work(fuel)
-                .expect("checked above");
-        }
+        let footprint = match self.charge_module(vhm, &hash, &bytes, &quota) {
+            Ok(f) => f,
+            Err(r) => return refuse(record, r),
+        };
         let module = match self.compile(&bytes, CHILD_ENTRY) {
             Ok(m) => m,
             Err(e) => {
-                return Ok(Outcome::refused(
-                    record,
-                    abi::E_INVAL,
-                    part(
-                        SpawnPart::Code,
-                        Refusal::Module {
-                            abi: matches!(e, xdv_k::KError::Abi(_)),
-                        },
-                    ),
-                ))
+                let abi = matches!(e, xdv_k::KError::Abi(_));
+                let reason = part(SpawnPart::Code, Refusal::Module { abi });
+                return refuse(record, (abi::E_INVAL, reason));
             }
         };
         if footprint > 0 {
             let v = &mut self.vhms[vhm as usize];
-            v.budget.hold(footprint).expect("checked above");
+            v.budget.hold(footprint).expect("checked by charge_module");
             v.loaded.insert(hash, footprint);
         }
         if from_code {
@@ -553,8 +346,242 @@ impl Hypervisor {
                 },
             )?;
         }
+        let child = self.child_spec(vhm, &spec, name, module);
+        let (id, handle) = self.create_vhm(sink, child, module, Some(vhm), quota)?;
+        let handle = handle.expect("create_vhm mints the parent's handle");
+        for (h, r, badge) in passed {
+            if !self.vhms[id as usize].running() {
+                break;
+            }
+            let cap = self
+                .caps
+                .transfer(me, h, r, badge, VhmId(id))
+                .expect("checked before the child was created");
+            self.record_cap(sink, id, cap, Some((me, xdv_core::CapId(h))))?;
+        }
+        Ok(Outcome::ok(record, handle.0 as i64))
+    }
+
+    /// Steps 1–3: the spec read, its numbers, and the caller's own budget with `spawn`.
+    fn spawn_spec(
+        &self,
+        me: VhmId,
+        ptr: u32,
+        len: u32,
+        read: xdv_k::call::Read,
+    ) -> Result<SpawnSpec, (i64, Refusal)> {
+        let want = if len >= SPAWN_SPEC_Q_LEN {
+            SPAWN_SPEC_Q_LEN
+        } else {
+            SPAWN_SPEC_LEN
+        };
+        let raw = read.map_err(|code| read_refusal(code, ptr, want))?;
+        let spec = SpawnSpec::decode(&raw);
+        spec.validate().map_err(|reason| (abi::E_INVAL, reason))?;
+        self.caps
+            .require(me, spec.budget, rights::SPAWN, |o| *o == Object::Budget(me))
+            .map_err(|e| {
+                let reason = Refusal::Handle {
+                    role: HandleRole::Budget,
+                    handle: spec.budget,
+                    error: e,
+                };
+                (cap_code(e), reason)
+            })?;
+        Ok(spec)
+    }
+
+    /// Step 4: the child's short name, read and checked; its full, unique name.
+    fn child_name(
+        &mut self,
+        vhm: u32,
+        spec: &SpawnSpec,
+        read: xdv_k::call::Read,
+    ) -> Result<String, (i64, Refusal)> {
+        let (code_of, reason_of) = match bytes_of(read, spec.name.0, spec.name.1) {
+            Ok(b) => {
+                let short = String::from_utf8(b).unwrap_or_default();
+                let valid = !short.is_empty()
+                    && short
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                if !valid {
+                    return Err((abi::E_INVAL, Refusal::BadName));
+                }
+                return Ok(self.unique_name(&format!("{}/{short}", self.vhms[vhm as usize].name)));
+            }
+            Err(r) => r,
+        };
+        Err((code_of, part(SpawnPart::Name, reason_of)))
+    }
+
+    /// Step 5: the module, by capability or as bytes from the caller's memory: its hash, its
+    /// bytes and whether it came as bytes.
+    fn spawn_module(
+        &self,
+        me: VhmId,
+        spec: &SpawnSpec,
+        code: Option<xdv_k::call::Read>,
+    ) -> Result<(Hash32, Vec<u8>, bool), (i64, Refusal)> {
+        if spec.module == 0 {
+            let code = code.expect("a spec without a module handle has its code read");
+            let bytes = bytes_of(code, spec.code.0, spec.code.1)
+                .map_err(|(c, r)| (c, part(SpawnPart::Code, r)))?;
+            return Ok((Hash32::of(&bytes), bytes, true));
+        }
+        let module_of = |o: &Object| match *o {
+            Object::Module(h) => Some(h),
+            _ => None,
+        };
+        let (hash, _) = self
+            .caps
+            .require_as(me, spec.module, rights::SPAWN, module_of)
+            .map_err(|e| {
+                let reason = Refusal::Handle {
+                    role: HandleRole::Module,
+                    handle: spec.module,
+                    error: e,
+                };
+                (cap_code(e), reason)
+            })?;
+        let bytes = self
+            .modules
+            .bytes(&hash)
+            .expect("every module capability names stored bytes")
+            .to_vec();
+        Ok((hash, bytes, false))
+    }
+
+    /// Step 6: the capabilities to pass, each held with `transfer` and asked rights ⊆ held.
+    fn passed_caps(
+        &self,
+        me: VhmId,
+        spec: &SpawnSpec,
+        caps: Option<xdv_k::call::Read>,
+    ) -> Result<Vec<Passed>, Rejected> {
+        let mut passed = Vec::with_capacity(spec.caps.0 as usize);
+        if spec.caps.0 == 0 {
+            return Ok(passed);
+        }
+        let caps = caps.expect("a spec passing 1 to 16 capabilities has them read");
+        let size = spec.caps.0 * layout::size::<layout::PassedCap>();
+        let table =
+            bytes_of(caps, spec.caps.1, size).map_err(|(c, r)| (c, part(SpawnPart::Caps, r)))?;
+        let entries = <[layout::PassedCap]>::ref_from_bytes(&table)
+            .expect("the table read is a whole number of entries");
+        for (i, c) in (0u32..).zip(entries) {
+            let (h, r, badge) = (c.handle.get(), c.rights.get(), c.badge.get());
+            if badge > abi::MAX_BADGE {
+                return Err((abi::E_INVAL, Refusal::PassedBadge { index: i, badge }));
+            }
+            if let Err(e) = self.caps.can_derive(me, h, r, badge, me, rights::TRANSFER) {
+                let reason = Refusal::Handle {
+                    role: HandleRole::Passed(i),
+                    handle: h,
+                    error: e,
+                };
+                return Err((cap_code(e), reason));
+            }
+            passed.push((h, r, badge));
+        }
+        Ok(passed)
+    }
+
+    /// Step 7: room for the child: a privilege level below, a capability slot and its bytes,
+    /// the child's memory beside what the host holds, its quota carved, its Q container.
+    fn spawn_room(&self, vhm: u32, spec: &SpawnSpec, quota: &Quota) -> Result<(), (i64, Refusal)> {
+        let me = VhmId(vhm);
+        if level_after(self.vhms[vhm as usize].level) > xdv_k::abi::MAX_LEVEL {
+            return Err((abi::E_QUOTA, Refusal::DeepestLevel));
+        }
+        if !self.caps.has_room(me, 1) {
+            return Err((abi::E_QUOTA, Refusal::CapTableFull));
+        }
+        self.cap_room(vhm, 1, 0).map_err(|r| (abi::E_QUOTA, r))?;
+        // The child's memory comes out of what is left once the parent's handle on it is held.
+        let free = self
+            .memory_free(vhm)
+            .saturating_sub(self.cap_growth(vhm, 1, 0));
+        if quota.memory > free {
+            let reason = Refusal::Short {
+                need_for: Need::ChildMemory,
+                need: quota.memory,
+                left: free,
+            };
+            return Err((abi::E_QUOTA, reason));
+        }
+        self.vhms[vhm as usize]
+            .budget
+            .can_carve(quota)
+            .map_err(|e| (abi::E_QUOTA, Refusal::Carve(e)))?;
+        if spec.q.0 > 0 {
+            self.q_fits(vhm, spec.q.0, spec.q.2).map_err(|reason| {
+                let why = part(
+                    SpawnPart::QContainer { qubits: spec.q.0 },
+                    Refusal::QCarve(reason),
+                );
+                (abi::E_QUOTA, why)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Step 8, before compiling, so that a refused spawn compiles nothing. A module loaded at run
+    /// time is host work and host memory, charged to the caller before it is compiled: fuel for
+    /// validating and compiling it, on every spawn from it (whatever other VHMs did), and its
+    /// footprint held in the caller's memory budget once per distinct module, while a VHM runs
+    /// it. Both must fit beside the child's quota, which is carved right after. Manifest
+    /// modules are the host's. Charges the fuel; returns the footprint to hold.
+    fn charge_module(
+        &mut self,
+        vhm: u32,
+        hash: &Hash32,
+        bytes: &[u8],
+        quota: &Quota,
+    ) -> Result<u64, (i64, Refusal)> {
+        if self.modules.pinned(hash) {
+            return Ok(0);
+        }
+        let v = &self.vhms[vhm as usize];
+        let footprint = if v.loaded.contains_key(hash) {
+            0
+        } else {
+            bytes.len() as u64 * MODULE_FOOTPRINT_FACTOR
+        };
+        let fuel = bytes.len() as u64 * MODULE_LOAD_FUEL_PER_BYTE;
+        let fuel_left = v.budget.fuel_left().saturating_sub(quota.fuel);
+        if fuel > fuel_left {
+            let reason = Refusal::Short {
+                need_for: Need::ModuleLoad,
+                need: fuel,
+                left: fuel_left,
+            };
+            return Err((abi::E_QUOTA, reason));
+        }
+        let free = self
+            .memory_free(vhm)
+            .saturating_sub(self.cap_growth(vhm, 1, 0))
+            .saturating_sub(quota.memory);
+        if footprint > free {
+            let reason = Refusal::Short {
+                need_for: Need::ModuleFootprint,
+                need: footprint,
+                left: free,
+            };
+            return Err((abi::E_QUOTA, reason));
+        }
+        self.vhms[vhm as usize]
+            .charge_host_work(fuel)
+            .expect("the fuel was checked above");
+        Ok(footprint)
+    }
+
+    /// The spec of the child: the parent's interrupt vectors and Q device, the spawn spec's
+    /// numbers and flags; a spawned child is supervised by its parent, has no restarts and no
+    /// port-time of its own.
+    fn child_spec(&self, vhm: u32, spec: &SpawnSpec, name: String, module: usize) -> VhmSpec {
         let parent = &self.vhms[vhm as usize].spec;
-        let child = VhmSpec {
+        VhmSpec {
             name,
             parent: None,
             k: KSpec {
@@ -598,20 +625,7 @@ impl Hypervisor {
             },
             // Spawned children ask for windows at run time (`phi_window`).
             phi: Vec::new(),
-        };
-        let (id, handle) = self.create_vhm(sink, child, module, Some(vhm), quota)?;
-        let handle = handle.expect("create_vhm mints the parent's handle");
-        for (h, r, badge) in passed {
-            if !self.vhms[id as usize].running() {
-                break;
-            }
-            let cap = self
-                .caps
-                .transfer(me, h, r, badge, VhmId(id))
-                .expect("checked before the child was created");
-            self.record_cap(sink, id, cap, Some((me, xdv_core::CapId(h))))?;
         }
-        Ok(Outcome::ok(record, handle.0 as i64))
     }
 
     /// `name`, or `name#2`, `name#3`… if a VHM of that name existed before (a restarted child).
