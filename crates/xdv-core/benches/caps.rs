@@ -33,7 +33,10 @@ fn lookup(c: &mut Criterion) {
 
 fn derive_revoke(c: &mut Criterion) {
     const NODES: usize = 10_000;
-    const MODULE_RIGHTS: u32 = rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::SPAWN;
+    const MODULE_RIGHTS: xdv_core::cap::Rights = rights::INSPECT
+        .union(rights::DERIVE)
+        .union(rights::TRANSFER)
+        .union(rights::SPAWN);
     let mut g = c.benchmark_group("cap");
     g.sample_size(20);
     g.bench_function("derive_and_revoke_10000", |b| {

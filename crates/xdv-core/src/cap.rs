@@ -30,30 +30,61 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// Rights, a bitmask. Which bits mean something depends on the object type ([`Object::valid_rights`]).
+bitflags::bitflags! {
+    /// The rights a capability carries. Which mean something depends on the object type
+    /// ([`Object::valid_rights`]); a guest's request may carry any bits, kept as given so that
+    /// asking for more than a source holds is refused rather than silently dropped.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub struct Rights: u32 {
+        /// Read the capability's description with `cap_info`, and the object's state.
+        const INSPECT = 1 << 0;
+        /// Derive copies inside the holder's own table.
+        const DERIVE = 1 << 1;
+        /// Pass a derived copy to another VHM (spawn, IPC).
+        const TRANSFER = 1 << 2;
+        /// Budget: carve a child VHM. Module: run it as a child's image.
+        const SPAWN = 1 << 3;
+        /// VHM: wait for it to stop.
+        const WAIT = 1 << 4;
+        /// VHM: stop it and its subtree.
+        const KILL = 1 << 5;
+        /// Endpoint: send.
+        const SEND = 1 << 6;
+        /// Endpoint: receive.
+        const RECV = 1 << 7;
+        /// Budget: create IPC channels.
+        const CHANNEL = 1 << 8;
+        /// Q container: submit jobs.
+        const SUBMIT = 1 << 9;
+    }
+}
+
+/// The rights by name, as the ABI numbers them (`rights::SEND` and so on).
 pub mod rights {
+    use super::Rights;
+
     /// Read the capability's description with `cap_info`, and the object's state.
-    pub const INSPECT: u32 = 1 << 0;
+    pub const INSPECT: Rights = Rights::INSPECT;
     /// Derive copies inside the holder's own table.
-    pub const DERIVE: u32 = 1 << 1;
+    pub const DERIVE: Rights = Rights::DERIVE;
     /// Pass a derived copy to another VHM (spawn, IPC).
-    pub const TRANSFER: u32 = 1 << 2;
+    pub const TRANSFER: Rights = Rights::TRANSFER;
     /// Budget: carve a child VHM. Module: run it as a child's image.
-    pub const SPAWN: u32 = 1 << 3;
+    pub const SPAWN: Rights = Rights::SPAWN;
     /// VHM: wait for it to stop.
-    pub const WAIT: u32 = 1 << 4;
+    pub const WAIT: Rights = Rights::WAIT;
     /// VHM: stop it and its subtree.
-    pub const KILL: u32 = 1 << 5;
+    pub const KILL: Rights = Rights::KILL;
     /// Endpoint: send.
-    pub const SEND: u32 = 1 << 6;
+    pub const SEND: Rights = Rights::SEND;
     /// Endpoint: receive.
-    pub const RECV: u32 = 1 << 7;
+    pub const RECV: Rights = Rights::RECV;
     /// Budget: create IPC channels.
-    pub const CHANNEL: u32 = 1 << 8;
+    pub const CHANNEL: Rights = Rights::CHANNEL;
     /// Q container: submit jobs.
-    pub const SUBMIT: u32 = 1 << 9;
+    pub const SUBMIT: Rights = Rights::SUBMIT;
     /// Every right.
-    pub const ALL: u32 = (1 << 10) - 1;
+    pub const ALL: Rights = Rights::all();
 
     /// Names of the rights, in bit order.
     pub const NAMES: [&str; 10] = [
@@ -61,7 +92,7 @@ pub mod rights {
         "submit",
     ];
 
-    /// `"inspect|derive"`-style rendering.
+    /// `"inspect|derive"`-style rendering of the bits `r` (a trace records rights as bits).
     pub fn describe(r: u32) -> String {
         let names: Vec<&str> = NAMES
             .iter()
@@ -144,7 +175,7 @@ impl Object {
     }
 
     /// The rights that mean something for this type; derivations are clipped to nothing else.
-    pub fn valid_rights(&self) -> u32 {
+    pub fn valid_rights(&self) -> Rights {
         use rights::*;
         match self {
             Object::Vhm(_) => INSPECT | DERIVE | TRANSFER | WAIT | KILL,
@@ -273,7 +304,7 @@ pub struct Node {
     /// What it names.
     pub object: Object,
     /// What it allows.
-    pub rights: u32,
+    pub rights: Rights,
     /// The badge stamped on messages sent through it (0: none).
     pub badge: u64,
     /// The VHM whose table holds it.
@@ -417,14 +448,14 @@ impl CapSpace {
         &self,
         owner: VhmId,
         handle: u64,
-        needed: u32,
+        needed: Rights,
         is_type: impl Fn(&Object) -> bool,
     ) -> Result<&Node, CapError> {
         let n = self.node(self.resolve(owner, handle)?);
         if !is_type(&n.object) {
             return Err(CapError::WrongType);
         }
-        if n.rights & needed != needed {
+        if !n.rights.contains(needed) {
             return Err(CapError::Rights);
         }
         Ok(n)
@@ -440,14 +471,14 @@ impl CapSpace {
         &self,
         owner: VhmId,
         handle: u64,
-        needed: u32,
+        needed: Rights,
         pick: impl Fn(&Object) -> Option<T>,
     ) -> Result<(T, &Node), CapError> {
         let n = self.node(self.resolve(owner, handle)?);
         let Some(t) = pick(&n.object) else {
             return Err(CapError::WrongType);
         };
-        if n.rights & needed != needed {
+        if !n.rights.contains(needed) {
             return Err(CapError::Rights);
         }
         Ok((t, n))
@@ -538,7 +569,7 @@ impl CapSpace {
         &mut self,
         owner: VhmId,
         object: Object,
-        rights: u32,
+        rights: Rights,
         badge: u64,
         parent: Option<NodeId>,
     ) -> CapId {
@@ -581,7 +612,7 @@ impl CapSpace {
         let siblings = parent.map(|p| {
             let pn = self.nodes.get_mut(&p).expect("a live source");
             assert!(
-                rights & !pn.rights == 0 && pn.object == object,
+                pn.rights.contains(rights) && pn.object == object,
                 "a derivation keeps the object and never amplifies"
             );
             let g = *pn.children.get_or_insert_with(|| {
@@ -624,7 +655,7 @@ impl CapSpace {
 
     /// Mints a root capability (the hypervisor creating an object for `owner`). The caller has
     /// checked [`CapSpace::has_room`] (a fresh table always has room).
-    pub fn mint(&mut self, owner: VhmId, object: Object, rights: u32, badge: u64) -> CapId {
+    pub fn mint(&mut self, owner: VhmId, object: Object, rights: Rights, badge: u64) -> CapId {
         let h = self.insert(owner, object, rights, badge, None);
         self.debug_check();
         h
@@ -638,14 +669,14 @@ impl CapSpace {
         &self,
         owner: VhmId,
         handle: u64,
-        rights: u32,
+        rights: Rights,
         badge: u64,
         into: VhmId,
-        needed: u32,
+        needed: Rights,
     ) -> Result<(NodeId, u64), CapError> {
         let src = self.resolve(owner, handle)?;
         let s = self.node(src);
-        if s.rights & needed != needed || rights & !s.rights != 0 {
+        if !s.rights.contains(needed) || !s.rights.contains(rights) {
             return Err(CapError::Rights);
         }
         let badge = match (s.badge, badge) {
@@ -667,7 +698,7 @@ impl CapSpace {
         &mut self,
         owner: VhmId,
         handle: u64,
-        rights: u32,
+        rights: Rights,
         badge: u64,
         into: VhmId,
     ) -> Result<CapId, CapError> {
@@ -685,7 +716,7 @@ impl CapSpace {
         &mut self,
         owner: VhmId,
         handle: u64,
-        rights: u32,
+        rights: Rights,
         badge: u64,
         into: VhmId,
     ) -> Result<CapId, CapError> {
@@ -696,10 +727,10 @@ impl CapSpace {
         &mut self,
         owner: VhmId,
         handle: u64,
-        rights: u32,
+        rights: Rights,
         badge: u64,
         into: VhmId,
-        needed: u32,
+        needed: Rights,
     ) -> Result<CapId, CapError> {
         let (src, badge) = self.can_derive(owner, handle, rights, badge, into, needed)?;
         let object = self.node(src).object;
@@ -929,7 +960,7 @@ impl CapSpace {
         if self.tables[&n.owner].tag != n.handle.tag() {
             return Err(format!("capability {id} has another table's tag"));
         }
-        if n.rights & !n.object.valid_rights() != 0 {
+        if !n.object.valid_rights().contains(n.rights) {
             return Err(format!(
                 "capability {id} holds rights its type does not have"
             ));
@@ -952,7 +983,7 @@ impl CapSpace {
             if !group.members.contains(&id) || parent.children != Some(g) {
                 return Err(format!("capability {id} is unlinked from its parent {p}"));
             }
-            if n.rights & !parent.rights != 0 {
+            if !parent.rights.contains(n.rights) {
                 return Err(format!(
                     "capability {id} has rights its parent {p} lacks (amplified)"
                 ));
@@ -1207,7 +1238,7 @@ mod tests {
     #[test]
     fn sixty_five_thousand_drops_and_a_hub_chain_take_n_log_n_relinks() {
         let mut s = space();
-        const M: u32 = INSPECT | DERIVE | TRANSFER | SPAWN;
+        const M: Rights = INSPECT.union(DERIVE).union(TRANSFER).union(SPAWN);
         let root = s.mint(A, Object::Module(Hash32::of(b"m")), ALL, 0);
         let handles: Vec<CapId> = (0..65_000)
             .map(|_| s.derive(A, root.0, M, 0, A).unwrap())
@@ -1248,7 +1279,11 @@ mod tests {
     #[test]
     fn removed_capabilities_are_reclaimed() {
         let mut s = space();
-        const E: u32 = INSPECT | DERIVE | TRANSFER | SEND | RECV;
+        const E: Rights = INSPECT
+            .union(DERIVE)
+            .union(TRANSFER)
+            .union(SEND)
+            .union(RECV);
         let root = s.mint(A, Object::Endpoint(3, 1), ALL, 0);
         let keep = s.derive(A, root.0, E, 0, B).unwrap();
         // One round first, so that A's table has the two slots the loop uses.

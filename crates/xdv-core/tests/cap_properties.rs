@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use xdv_core::budget::{Budget, Quota};
 use xdv_core::cap::{
-    rights, CapError, CapSpace, ChannelId, Object, CAP_CHANNEL_BYTES, CAP_ENTRY_BYTES,
+    rights, CapError, CapSpace, ChannelId, Object, Rights, CAP_CHANNEL_BYTES, CAP_ENTRY_BYTES,
     CAP_SLOT_BYTES,
 };
 use xdv_core::{CapId, Hash32, VhmId};
@@ -77,17 +77,17 @@ proptest! {
                     if hs.is_empty() { continue; }
                     let h = hs[pick as usize % hs.len()];
                     let src = s.node(s.resolve(VhmId(holder.into()), h).unwrap()).clone();
-                    match s.derive(VhmId(holder.into()), h, r, u64::from(badge), VhmId(into.into())) {
+                    match s.derive(VhmId(holder.into()), h, Rights::from_bits_retain(r), u64::from(badge), VhmId(into.into())) {
                         Ok(c) => {
                             let n = s.node(s.resolve(VhmId(into.into()), c.0).unwrap());
-                            prop_assert_eq!(n.rights & !src.rights, 0, "amplified");
+                            prop_assert_eq!(n.rights.bits() & !src.rights.bits(), 0, "amplified");
                             prop_assert_eq!(n.object, src.object);
-                            prop_assert!(r & !src.rights == 0, "accepted a request beyond the source");
+                            prop_assert!(r & !src.rights.bits() == 0, "accepted a request beyond the source");
                         }
                         Err(_) => prop_assert!(
-                            r & !src.rights != 0
-                                || (into == holder && src.rights & rights::DERIVE == 0)
-                                || (into != holder && src.rights & rights::TRANSFER == 0)
+                            r & !src.rights.bits() != 0
+                                || (into == holder && !src.rights.contains(rights::DERIVE))
+                                || (into != holder && !src.rights.contains(rights::TRANSFER))
                                 || (src.badge != 0 && badge != 0 && u64::from(badge) != src.badge),
                             "refused a valid derivation"
                         ),
@@ -243,7 +243,7 @@ impl Model {
         self.caps.push(MCap {
             owner,
             object,
-            rights: rights & object.valid_rights(),
+            rights: rights & object.valid_rights().bits(),
             badge,
             handle,
             parent,
@@ -424,9 +424,14 @@ fn step(s: &mut CapSpace, m: &mut Model, op: &MOp, vhms: &[u8]) -> Result<(), Te
             let r = if n % 4 == 0 {
                 u32::from(n) * 7 % 1024
             } else {
-                rights::ALL
+                rights::ALL.bits()
             };
-            let got = s.mint(VhmId(holder.into()), o, r, u64::from(n % 2));
+            let got = s.mint(
+                VhmId(holder.into()),
+                o,
+                Rights::from_bits_retain(r),
+                u64::from(n % 2),
+            );
             let want = m.insert(holder, o, r, u64::from(n % 2), None);
             prop_assert_eq!(got.0, want);
         }
@@ -456,7 +461,8 @@ fn step(s: &mut CapSpace, m: &mut Model, op: &MOp, vhms: &[u8]) -> Result<(), Te
                 rights::DERIVE
             } else {
                 rights::TRANSFER
-            };
+            }
+            .bits();
             let want = if c.rights & needed != needed || r & !c.rights != 0 {
                 Err(CapError::Rights)
             } else if c.badge != 0 && badge != 0 && u64::from(badge) != c.badge {
@@ -472,7 +478,7 @@ fn step(s: &mut CapSpace, m: &mut Model, op: &MOp, vhms: &[u8]) -> Result<(), Te
             let got = s.derive(
                 VhmId(holder.into()),
                 c.handle,
-                r,
+                Rights::from_bits_retain(r),
                 u64::from(badge),
                 VhmId(into.into()),
             );
@@ -534,7 +540,15 @@ fn step(s: &mut CapSpace, m: &mut Model, op: &MOp, vhms: &[u8]) -> Result<(), Te
     for &v in vhms {
         let got: Vec<(u64, Object, u32, u64, u64)> = s
             .held_by(VhmId(v.into()))
-            .map(|n| (n.handle.0, n.object, n.rights, n.badge, s.info_number(n)))
+            .map(|n| {
+                (
+                    n.handle.0,
+                    n.object,
+                    n.rights.bits(),
+                    n.badge,
+                    s.info_number(n),
+                )
+            })
             .collect();
         let want: Vec<(u64, Object, u32, u64, u64)> = model_held(m, v)
             .into_iter()
@@ -728,7 +742,10 @@ fn measure(shape: &str, build: impl FnOnce(&mut CapSpace)) {
 }
 
 const N: u32 = 20_000;
-const MODULE: u32 = rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::SPAWN;
+const MODULE: Rights = rights::INSPECT
+    .union(rights::DERIVE)
+    .union(rights::TRANSFER)
+    .union(rights::SPAWN);
 
 #[test]
 fn the_documented_entry_costs_bound_the_heap() {

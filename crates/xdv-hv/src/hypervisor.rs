@@ -585,7 +585,7 @@ impl Hypervisor {
         sink: &mut S,
         holder: u32,
         object: Object,
-        r: u32,
+        r: xdv_core::cap::Rights,
         badge: u64,
     ) -> Result<CapId, HvError> {
         let cap = self.caps.mint(VhmId(holder), object, r, badge);
@@ -606,7 +606,7 @@ impl Hypervisor {
                 .resolve(VhmId(holder), cap.0)
                 .expect("the capability was just created"),
         );
-        let (object, rights, badge) = (n.object, n.rights, n.badge);
+        let (object, rights, badge) = (n.object, n.rights.bits(), n.badge);
         emit(
             sink,
             &mut self.events,

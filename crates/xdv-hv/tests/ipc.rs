@@ -61,7 +61,7 @@ fn client_server_exchange_carries_badges_and_a_derived_capability() {
     });
     assert_eq!(
         created,
-        Some(rights::INSPECT | rights::TRANSFER | rights::SEND)
+        Some((rights::INSPECT | rights::TRANSFER | rights::SEND).bits())
     );
 }
 

@@ -4,7 +4,7 @@ use super::Outcome;
 use crate::driver::Driver;
 use crate::hypervisor::Hypervisor;
 use crate::HvError;
-use xdv_core::cap::CapError;
+use xdv_core::cap::{CapError, Rights};
 use xdv_core::event::RemoveCause;
 use xdv_core::refusal::{HandleRole, Refusal};
 use xdv_core::VhmId;
@@ -43,7 +43,7 @@ impl Hypervisor {
         &self,
         vhm: u32,
         handle: u64,
-        right: u32,
+        right: xdv_core::cap::Rights,
         pick: impl Fn(&xdv_core::cap::Object, VhmId) -> Option<u32>,
     ) -> Result<u32, CapError> {
         let me = VhmId(vhm);
@@ -78,7 +78,10 @@ impl Hypervisor {
                 if let Err(reason) = self.cap_room(vhm, 1, 0) {
                     return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
                 }
-                match self.caps.derive(me, handle, rights, badge, me) {
+                match self
+                    .caps
+                    .derive(me, handle, Rights::from_bits_retain(rights), badge, me)
+                {
                     Ok(cap) => {
                         self.record_cap(sink, vhm, cap, Some((me, xdv_core::CapId(handle))))?;
                         Outcome::ok(record, cap.0 as i64)
@@ -114,7 +117,7 @@ impl Hypervisor {
                     Ok(n) => {
                         let info = layout::CapInfo {
                             object_type: n.object.type_code().into(),
-                            rights: n.rights.into(),
+                            rights: n.rights.bits().into(),
                             badge: n.badge.into(),
                             number: self.caps.info_number(n).into(),
                         };

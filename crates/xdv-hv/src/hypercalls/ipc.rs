@@ -39,7 +39,7 @@ impl Hypervisor {
                 let may_create = self
                     .caps
                     .held_by(me)
-                    .any(|n| n.object == Object::Budget(me) && n.rights & rights::CHANNEL != 0);
+                    .any(|n| n.object == Object::Budget(me) && n.rights.contains(rights::CHANNEL));
                 if !may_create {
                     return Ok(Outcome::refused(
                         record,

@@ -9,7 +9,7 @@ use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::bounds;
 use xdv_core::budget::Quota;
-use xdv_core::cap::{rights, Object};
+use xdv_core::cap::{rights, Object, Rights};
 use xdv_core::event::{EventKind, ExitReason, HypercallRecord};
 use xdv_core::refusal::{Arg, HandleRole, Need, QCarve, Refusal, SpawnPart, SpecRule, Struct};
 use xdv_core::{Hash32, VhmId};
@@ -355,7 +355,7 @@ impl Hypervisor {
             }
             let cap = self
                 .caps
-                .transfer(me, h, r, badge, VhmId(id))
+                .transfer(me, h, Rights::from_bits_retain(r), badge, VhmId(id))
                 .expect("checked before the child was created");
             self.record_cap(sink, id, cap, Some((me, xdv_core::CapId(h))))?;
         }
@@ -474,7 +474,11 @@ impl Hypervisor {
             if badge > abi::MAX_BADGE {
                 return Err((abi::E_INVAL, Refusal::PassedBadge { index: i, badge }));
             }
-            if let Err(e) = self.caps.can_derive(me, h, r, badge, me, rights::TRANSFER) {
+            let asked = Rights::from_bits_retain(r);
+            if let Err(e) = self
+                .caps
+                .can_derive(me, h, asked, badge, me, rights::TRANSFER)
+            {
                 let reason = Refusal::Handle {
                     role: HandleRole::Passed(i),
                     handle: h,

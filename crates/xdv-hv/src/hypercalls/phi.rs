@@ -250,7 +250,12 @@ impl Hypervisor {
     }
 
     /// The window a handle of the caller names, with `right`.
-    fn window_of(&self, vhm: u32, handle: u64, right: u32) -> Result<u32, xdv_core::cap::CapError> {
+    fn window_of(
+        &self,
+        vhm: u32,
+        handle: u64,
+        right: xdv_core::cap::Rights,
+    ) -> Result<u32, xdv_core::cap::CapError> {
         self.own_number(vhm, handle, right, |o, me| match *o {
             Object::PhiWindow(v, w) if v == me => Some(w),
             _ => None,

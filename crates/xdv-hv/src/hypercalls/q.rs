@@ -168,7 +168,12 @@ impl Hypervisor {
     }
 
     /// The job number a handle of the caller names, with `right`.
-    fn job_of(&self, vhm: u32, handle: u64, right: u32) -> Result<u32, xdv_core::cap::CapError> {
+    fn job_of(
+        &self,
+        vhm: u32,
+        handle: u64,
+        right: xdv_core::cap::Rights,
+    ) -> Result<u32, xdv_core::cap::CapError> {
         self.own_number(vhm, handle, right, |o, me| match *o {
             Object::QJob(v, j) if v == me => Some(j),
             _ => None,
