@@ -13,6 +13,8 @@ pub const WASM_PAGE: u64 = 65_536;
 pub const MEMORY_LIMIT_PAGES: RangeInclusive<u64> = 1..=65_536;
 /// Logical qubits of a VHM's Q container.
 pub const Q_QUBITS: RangeInclusive<u64> = 1..=1024;
+/// Messages a channel holds each way (`[[channel]] capacity`, `ipc_channel`).
+pub const CHANNEL_CAPACITY: RangeInclusive<u64> = 1..=4096;
 /// Capabilities a parent may pass to a child at spawn.
 pub const MAX_PASSED_CAPS: u64 = 16;
 

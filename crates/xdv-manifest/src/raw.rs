@@ -428,8 +428,8 @@ fn channel_spec(
         &c.capacity,
         &key("capacity"),
         defaults::CHANNEL_CAPACITY,
-        1,
-        4096,
+        *bounds::CHANNEL_CAPACITY.start(),
+        *bounds::CHANNEL_CAPACITY.end(),
     )? as u32;
     let badges = match &c.badges {
         None => [0, 0],

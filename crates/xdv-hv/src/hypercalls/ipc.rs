@@ -47,15 +47,16 @@ impl Hypervisor {
                         Refusal::NoChannelRight,
                     ));
                 }
-                if !(1..=4096).contains(&capacity) {
+                let bound = xdv_core::bounds::CHANNEL_CAPACITY;
+                if !bound.contains(&u64::from(capacity)) {
                     return Ok(Outcome::refused(
                         record,
                         abi::E_INVAL,
                         Refusal::OutOfRange {
                             arg: Arg::Capacity,
                             value: i64::from(capacity),
-                            min: 1,
-                            max: 4096,
+                            min: *bound.start() as i64,
+                            max: *bound.end() as i64,
                         },
                     ));
                 }
