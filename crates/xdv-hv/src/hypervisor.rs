@@ -17,7 +17,7 @@ use xdv_core::event::{
 };
 use xdv_core::refusal::FaultDetail;
 use xdv_core::{CapId, Domain, Resource, VhmId};
-use xdv_k::{Engine, Stop};
+use xdv_k::Stop;
 use xdv_manifest::{HostSpec, LoadedModule, Manifest, VhmSpec};
 
 /// How one VHM ended, for `xdv run`'s summary.
@@ -52,8 +52,8 @@ pub struct RunSummary {
 
 /// The hypervisor: the host's VHMs, their capabilities and channels, the CDS queue and the clock.
 pub struct Hypervisor {
-    /// The K engine (wasmi today): compiles modules; their vCPUs run behind `GuestVcpu`.
-    pub(crate) engine: Box<dyn Engine>,
+    /// The engine and the vCPUs' instances: the K side, apart from the state.
+    pub(crate) k: crate::guests::Guests,
     pub(crate) host: HostSpec,
     pub(crate) seed: u64,
     /// Guest modules: bytes by hash, compiled per (hash, entry), reference-counted.
@@ -130,7 +130,7 @@ impl Hypervisor {
     /// against the ABI. `modules` are those [`Manifest::load_modules`] returns.
     pub fn new(manifest: &Manifest, modules: &[LoadedModule], seed: u64) -> Result<Self, HvError> {
         let mut hv = Self {
-            engine: Box::new(xdv_k::KEngine::new()),
+            k: crate::guests::Guests::new(Box::new(xdv_k::KEngine::new())),
             host: manifest.host.clone(),
             seed,
             modules: crate::modules::Modules::with_bytes(modules.iter().map(|m| m.bytes.clone())),
@@ -254,7 +254,7 @@ impl Hypervisor {
 
     /// Compiles a module once per (hash, entry); returns its index.
     pub(crate) fn compile(&mut self, bytes: &[u8], entry: &str) -> Result<usize, xdv_k::KError> {
-        self.modules.compile(self.engine.as_ref(), bytes, entry)
+        self.modules.compile(self.k.engine.as_ref(), bytes, entry)
     }
 
     /// Instantiates every manifest vCPU once without running it, to report instantiation errors
@@ -818,19 +818,23 @@ impl Hypervisor {
         for _ in 0..vcpus {
             let v = &mut self.vhms[id as usize];
             match self.modules.get(module).instantiate(v.spec.k.memory_limit) {
-                Ok(vcpu) => v.vcpus.push(VcpuSlot {
-                    vcpu,
-                    state: VcpuState::Pending(Next::Start),
-                    wait: None,
-                    generation: 0,
-                    anchor_time: now,
-                    anchor_fuel: 0,
-                    fuel: 0,
-                    slice_used: 0,
-                    ahead: 0,
-                    irq_pending: 0,
-                    irq_args: vec![0; v.spec.k.irq_vectors as usize],
-                }),
+                Ok(vcpu) => {
+                    let has_irq = vcpu.has_irq_handler();
+                    self.k.add(id, vcpu);
+                    v.vcpus.push(VcpuSlot {
+                        has_irq,
+                        state: VcpuState::Pending(Next::Start),
+                        wait: None,
+                        generation: 0,
+                        anchor_time: now,
+                        anchor_fuel: 0,
+                        fuel: 0,
+                        slice_used: 0,
+                        ahead: 0,
+                        irq_pending: 0,
+                        irq_args: vec![0; v.spec.k.irq_vectors as usize],
+                    });
+                }
                 Err(e) => {
                     failure = Some(e.trap_code());
                     break;
@@ -1119,9 +1123,7 @@ impl Hypervisor {
                 ret,
             },
         )?;
-        self.vhms[vhm as usize].vcpus[vcpu as usize]
-            .vcpu
-            .complete(ret);
+        self.k.get_mut(vhm, vcpu).complete(ret);
         self.dispatch(sink, vhm, vcpu)
     }
 
@@ -1166,11 +1168,11 @@ impl Hypervisor {
         let now = self.now;
         let v = &mut self.vhms[vhm as usize];
         let slot = &mut v.vcpus[vcpu as usize];
-        if slot.irq_pending != 0 && !slot.vcpu.in_irq() {
+        if slot.irq_pending != 0 && !self.k.get(vhm, vcpu).in_irq() {
             let vector = slot.irq_pending.trailing_zeros();
             slot.irq_pending &= !(1 << vector);
             let arg = slot.irq_args[vector as usize];
-            if slot.vcpu.enter_irq(vector, arg) {
+            if self.k.get_mut(vhm, vcpu).enter_irq(vector, arg) {
                 emit(
                     sink,
                     &mut self.events,
@@ -1187,12 +1189,13 @@ impl Hypervisor {
         let fuel_left = v.budget.fuel_left();
         let slot = &mut v.vcpus[vcpu as usize];
         let slice_left = self.host.slice_fuel.saturating_sub(slot.slice_used).max(1);
-        let need = slot.vcpu.min_fuel();
+        let instance = self.k.get_mut(vhm, vcpu);
+        let need = instance.min_fuel();
         let budget = slice_left.max(need).min(fuel_left);
         let next = if budget < need {
             Next::FuelOut
         } else {
-            let (used, stop) = slot.vcpu.run(budget);
+            let (used, stop) = instance.run(budget);
             slot.fuel += used;
             slot.slice_used += used;
             slot.ahead = used;
@@ -1274,7 +1277,7 @@ impl Hypervisor {
         if slot.state == VcpuState::Halted {
             return Ok(());
         }
-        if !slot.vcpu.has_irq_handler() {
+        if !slot.has_irq {
             emit(
                 sink,
                 &mut self.events,
@@ -1405,6 +1408,7 @@ impl Hypervisor {
         // lives while a VHM runs it: when the last one stops, its code and bytes go, every
         // capability naming it is destroyed, and the VHMs that loaded it stop paying for it.
         self.vhms[vhm as usize].vcpus = Vec::new();
+        self.k.drop_vhm(vhm);
         let module = self.vhms[vhm as usize].module;
         self.modules.release(module);
         let hash = self.modules.hash(module);

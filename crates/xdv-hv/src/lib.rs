@@ -14,6 +14,7 @@ pub mod cds;
 pub mod driver;
 mod faults;
 pub mod footprint;
+pub(crate) mod guests;
 mod hypercalls;
 mod hypervisor;
 mod ipc;

@@ -4,7 +4,7 @@ use crate::ipc::Message;
 use rand_chacha::ChaCha20Rng;
 use xdv_core::budget::{Budget, Quota};
 use xdv_core::{CapId, ExitReason, Resource};
-use xdv_k::{GuestVcpu, Stop};
+use xdv_k::Stop;
 use xdv_manifest::VhmSpec;
 
 /// What a vCPU does at its next queued event.
@@ -66,7 +66,8 @@ pub(crate) struct Inbox {
 
 /// One vCPU slot.
 pub(crate) struct VcpuSlot {
-    pub(crate) vcpu: Box<dyn GuestVcpu>,
+    /// Whether its module exports the interrupt handler `xdv_irq`.
+    pub(crate) has_irq: bool,
     pub(crate) state: VcpuState,
     pub(crate) wait: Option<Wait>,
     /// Bumped whenever queued events for this vCPU are superseded.

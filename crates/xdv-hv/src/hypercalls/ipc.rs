@@ -186,9 +186,10 @@ impl Hypervisor {
                         },
                     ));
                 }
-                let checked = self.vhms[vhm as usize].vcpus[vcpu as usize]
-                    .vcpu
-                    .check_guest(i64::from(ptr), i64::from(len), u32::MAX);
+                let checked =
+                    self.k
+                        .get_mut(vhm, vcpu)
+                        .check_guest(i64::from(ptr), i64::from(len), u32::MAX);
                 if let Err(code) = checked {
                     let reason = Refusal::GuestMemory {
                         write: false,
@@ -293,7 +294,7 @@ impl Hypervisor {
             // Nobody is parked receiving: tell the anchor by interrupt, if it listens.
             let a = &self.vhms[anchor as usize];
             if let Some(vector) = a.spec.k.ipc_vector {
-                if a.running() && a.vcpus.first().is_some_and(|s| s.vcpu.has_irq_handler()) {
+                if a.running() && a.vcpus.first().is_some_and(|s| s.has_irq) {
                     // The anchor's own number for the channel: nothing host-wide reaches the guest.
                     let number =
                         self.caps

@@ -53,7 +53,7 @@ impl Hypervisor {
                             max: i64::MAX,
                         },
                     )
-                } else if slot.irq_pending != 0 && !slot.vcpu.in_irq() {
+                } else if slot.irq_pending != 0 && !self.k.get(vhm, vcpu).in_irq() {
                     // An interrupt is already pending: like `hlt` with interrupts enabled, the
                     // sleep ends at once and the handler runs on return.
                     Outcome::ok(record, abi::SLEEP_INTERRUPTED)
@@ -93,7 +93,7 @@ impl Hypervisor {
                             at: first.unwrap_or(u64::MAX),
                         },
                     )
-                } else if period > 0 && !v.vcpus[vcpu as usize].vcpu.has_irq_handler() {
+                } else if period > 0 && !v.vcpus[vcpu as usize].has_irq {
                     // Every tick would be dropped: host work with nothing to show for it.
                     Outcome::refused(record, abi::E_INVAL, Refusal::NoIrqExport)
                 } else {

@@ -88,11 +88,7 @@ impl Hypervisor {
         let desc = req.call.desc();
         // Decoded once, here at the K edge: typed arguments, and what the call passes in guest
         // memory read.
-        let call = Call::decode(
-            req.call,
-            req.args,
-            self.vhms[vhm as usize].vcpus[vcpu as usize].vcpu.as_ref(),
-        );
+        let call = Call::decode(req.call, req.args, self.k.get(vhm, vcpu));
         let level = self.vhms[vhm as usize].level;
         let out = if level > desc.max_level {
             Outcome::refused(
@@ -157,15 +153,11 @@ impl Hypervisor {
                 Ok(())
             }
             After::EndSlice => {
-                self.vhms[vhm as usize].vcpus[vcpu as usize]
-                    .vcpu
-                    .complete(out.ret);
+                self.k.get_mut(vhm, vcpu).complete(out.ret);
                 self.end_slice(sink, vhm, vcpu)
             }
             After::Resume => {
-                self.vhms[vhm as usize].vcpus[vcpu as usize]
-                    .vcpu
-                    .complete(out.ret);
+                self.k.get_mut(vhm, vcpu).complete(out.ret);
                 self.dispatch(sink, vhm, vcpu)
             }
         }
@@ -179,8 +171,8 @@ impl Hypervisor {
         ptr: u32,
         bytes: &[u8],
     ) -> Result<(), (i64, Refusal)> {
-        self.vhms[vhm as usize].vcpus[vcpu as usize]
-            .vcpu
+        self.k
+            .get_mut(vhm, vcpu)
             .write_guest(i64::from(ptr), bytes)
             .map_err(|code| {
                 (

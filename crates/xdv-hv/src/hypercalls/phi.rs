@@ -316,9 +316,10 @@ impl Hypervisor {
         // Check the output range before anything runs (reading it changes nothing).
         if captures > 0 {
             let n = captures * CAPTURE_BYTES;
-            let checked = self.vhms[vhm as usize].vcpus[vcpu as usize]
-                .vcpu
-                .check_guest(i64::from(out), i64::from(n), out_len);
+            let checked =
+                self.k
+                    .get_mut(vhm, vcpu)
+                    .check_guest(i64::from(out), i64::from(n), out_len);
             if let Err(code) = checked {
                 let (code, reason) = read_refusal(code, out, n);
                 return Ok(Outcome::refused(record, code, reason));
