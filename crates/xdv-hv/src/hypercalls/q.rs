@@ -6,7 +6,7 @@
 //! completes a static duration later on the virtual clock, whatever other VHMs do with the same
 //! device: containers are disjoint, so one VHM's jobs never wait for another's.
 
-use super::caps::cap_refusal;
+use super::caps::{cap_code, cap_refusal};
 use super::{text_of, Outcome};
 use crate::driver::Driver;
 use crate::hypervisor::{emit, Hypervisor};
@@ -18,11 +18,31 @@ use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::{EventKind, RemoveCause, WorkKind};
-use xdv_core::refusal::{Arg, Buffer, Deadline, Need, Refusal, Text};
+use xdv_core::refusal::{Arg, Buffer, Deadline, HandleRole, Need, Refusal, Text};
 use xdv_core::VhmId;
 use xdv_k::abi::{self, MAX_Q_SHOTS};
 use xdv_k::call::Read;
 use xdv_k::Call;
+
+/// A job that passed admission: what `q_submit` commits.
+struct Admitted {
+    program: xdv_core::Hash32,
+    circuit: xdv_q::Circuit,
+    qubits: u32,
+    clbits: u32,
+    shots: u64,
+    vector: u32,
+    cost: u64,
+    duration: u64,
+    job_bytes: u64,
+    work: u64,
+    work_fuel: u64,
+    queued_ns: u64,
+    done_at: u64,
+}
+
+/// A refusal to return: the ABI error code and why.
+type Rejected = (i64, Refusal);
 
 /// A `q_submit` call's arguments.
 struct Submit {
@@ -180,14 +200,9 @@ impl Hypervisor {
         })
     }
 
-    fn q_submit<S: Driver>(
-        &mut self,
-        sink: &mut S,
-        vhm: u32,
-        vcpu: u32,
-        record: xdv_core::HypercallRecord,
-        submit: Submit,
-    ) -> Result<Outcome, HvError> {
+    /// The admission of a `q_submit`: every check `docs/abi.md` lists, in its order, on the
+    /// state as it is (nothing changes); the admitted job's plan and charges, or the refusal.
+    fn q_admit(&self, vhm: u32, submit: Submit) -> Result<Admitted, Rejected> {
         let me = VhmId(vhm);
         let Submit {
             container: handle,
@@ -197,12 +212,16 @@ impl Hypervisor {
             shots,
             vector,
         } = submit;
-        let refuse = |code: i64, reason: Refusal| -> Result<Outcome, HvError> {
-            Ok(Outcome::refused(record.clone(), code, reason))
-        };
+        let refuse =
+            |code: i64, reason: Refusal| -> Result<Admitted, Rejected> { Err((code, reason)) };
         let need = |o: &Object| *o == Object::QContainer(me);
         if let Err(e) = self.caps.require(me, handle, rights::SUBMIT, need) {
-            return Ok(cap_refusal(record.clone(), handle, e));
+            let reason = Refusal::Handle {
+                role: HandleRole::Target,
+                handle,
+                error: e,
+            };
+            return refuse(cap_code(e), reason);
         }
         if !(1..=MAX_Q_SHOTS).contains(&shots) {
             return refuse(
@@ -365,13 +384,65 @@ impl Hypervisor {
                 },
             );
         }
+        Ok(Admitted {
+            program,
+            circuit,
+            qubits: plan.qubits,
+            clbits: plan.clbits,
+            shots,
+            vector,
+            cost,
+            duration,
+            job_bytes,
+            work,
+            work_fuel,
+            queued_ns,
+            done_at,
+        })
+    }
+
+    /// `q_submit`: admission ([`Hypervisor::q_admit`]), then the job is charged, numbered,
+    /// given its capability, recorded and scheduled for its completion.
+    fn q_submit<S: Driver>(
+        &mut self,
+        sink: &mut S,
+        vhm: u32,
+        vcpu: u32,
+        record: xdv_core::HypercallRecord,
+        submit: Submit,
+    ) -> Result<Outcome, HvError> {
+        let me = VhmId(vhm);
+        let a = match self.q_admit(vhm, submit) {
+            Ok(a) => a,
+            Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
+        };
+        let Admitted {
+            program,
+            circuit,
+            qubits,
+            clbits,
+            shots,
+            vector,
+            cost,
+            duration,
+            job_bytes,
+            work,
+            work_fuel,
+            queued_ns,
+            done_at,
+        } = a;
+        let c = self.vhms[vhm as usize]
+            .q
+            .as_ref()
+            .expect("a live container");
         if c.fail_next {
             self.vhms[vhm as usize]
                 .q
                 .as_mut()
                 .expect("a live container")
                 .fail_next = false;
-            return refuse(abi::E_INVAL, Refusal::InjectedProviderFailure);
+            let reason = Refusal::InjectedProviderFailure;
+            return Ok(Outcome::refused(record, abi::E_INVAL, reason));
         }
         let job = c.next_job;
         let seed = xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm as usize].name, job);
@@ -421,8 +492,8 @@ impl Hypervisor {
                 vcpu,
                 job,
                 program,
-                qubits: plan.qubits,
-                clbits: plan.clbits,
+                qubits,
+                clbits,
                 shots,
                 cost,
                 budget_left,
