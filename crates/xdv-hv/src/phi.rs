@@ -7,7 +7,7 @@ use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};
 use xdv_core::event::EventKind;
-use xdv_core::refusal::{PhiRule, Refusal, ShareRule, WindowRefusal};
+use xdv_core::refusal::{Refusal, ShareRule, WindowRefusal};
 use xdv_core::{CapId, Domain, Resource, VhmId};
 use xdv_manifest::{Manifest, PortSpec, WindowReq};
 use xdv_phi::{Freq, Port, WindowError, WindowId, WindowSpec, WindowState, WindowTable};
@@ -71,22 +71,8 @@ pub(crate) fn window_refusal(e: &WindowError, shared: bool) -> WindowRefusal {
 
 /// A contract violation as the trace records it: the rule and the instruction's place.
 pub(crate) fn contract_refusal(v: &xdv_phi::exec::Violation) -> Refusal {
-    use xdv_phi::exec::Rule as R;
-    let rule = match v.rule {
-        R::Ownership => PhiRule::Ownership,
-        R::Port => PhiRule::Port,
-        R::Fit => PhiRule::Fit,
-        R::Alignment => PhiRule::Alignment,
-        R::Amplitude => PhiRule::Amplitude,
-        R::Band => PhiRule::Band,
-        R::Coherence => PhiRule::Coherence,
-        R::Decohered => PhiRule::Decohered,
-        R::Delegated => PhiRule::Delegated,
-        R::Size => PhiRule::Size,
-        R::Accounting => PhiRule::Accounting,
-    };
     Refusal::PhiContract {
-        rule,
+        rule: v.rule,
         line: u32::try_from(v.at.line).unwrap_or(u32::MAX),
         col: u32::try_from(v.at.col).unwrap_or(u32::MAX),
     }

@@ -27,7 +27,6 @@ use crate::units::{amplitude_ppm, Freq, Phase};
 use crate::window::{Port, WindowSpec};
 use rand_core::RngCore;
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// Most samples one play may produce (one per ns: about 1 ms of signal, 16 MiB).
 pub const MAX_PLAY_SAMPLES: u64 = 1 << 20;
@@ -107,50 +106,9 @@ impl WindowState {
     }
 }
 
-/// The rules of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// Frames must be the window's own (or created by the transform).
-    Ownership,
-    /// Frames are created on the window's port.
-    Port,
-    /// Every instruction ends inside the window.
-    Fit,
-    /// Durations and starts are multiples of the port's granularity.
-    Alignment,
-    /// Envelope peaks within the window's amplitude cap.
-    Amplitude,
-    /// Frequencies within the window's band.
-    Band,
-    /// The transform ends within the coherence limit.
-    Coherence,
-    /// A frame with an undefined phase is played or captured.
-    Decohered,
-    /// Plays and captures stay out of intervals delegated to nested windows.
-    Delegated,
-    /// A play, or the transform's plays together, would produce too many samples.
-    Size,
-    /// Post-check: the executed effect differs from the declared one (an internal error).
-    Accounting,
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Rule::Ownership => "ownership",
-            Rule::Port => "port",
-            Rule::Fit => "fit",
-            Rule::Alignment => "alignment",
-            Rule::Amplitude => "amplitude",
-            Rule::Band => "band",
-            Rule::Coherence => "coherence budget",
-            Rule::Decohered => "decohered",
-            Rule::Delegated => "delegated",
-            Rule::Size => "size",
-            Rule::Accounting => "phase accounting",
-        })
-    }
-}
+/// The rules of the contract: the same codes a trace records for a refused transform
+/// (`xdv_core::refusal::PhiRule`), so the executor and the trace name a rule alike.
+pub use xdv_core::refusal::PhiRule as Rule;
 
 /// A contract violation: the rule, the instruction, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
