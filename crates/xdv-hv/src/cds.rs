@@ -81,7 +81,7 @@ pub struct Key {
 }
 
 /// The queue.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Cds {
     heap: BinaryHeap<Reverse<(Key, Target)>>,
     seq: u64,

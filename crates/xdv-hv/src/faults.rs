@@ -1,21 +1,21 @@
 //! Fault policies and fault injection.
 //!
 //! Every fault stops the faulting VHM and reclaims what it held (see
-//! [`Hypervisor::terminate`](crate::Hypervisor)); its policy then decides what follows: nothing
+//! [`State::terminate`](crate::State)); its policy then decides what follows: nothing
 //! (`kill`), a fresh incarnation from the same spec (`restart`, at most `max_restarts` times),
 //! or an interrupt to the parent (`notify-parent`). Injected faults (`[[fault]]`, `xdv run
 //! --chaos`) fire at a virtual time or an event count and go through exactly the same paths as
 //! real ones.
 
 use crate::cds::{Class, Target};
-use crate::driver::Driver;
-use crate::hypervisor::{emit, quota_of, Hypervisor};
+use crate::step::Effects;
+use crate::state::{emit, quota_of, State};
 use crate::HvError;
 use xdv_core::event::{EventKind, ExitReason, FaultClass};
 use xdv_core::refusal::{DecoherenceCause, FaultDetail, QCarve, RestartRefusal};
 use xdv_manifest::{FaultPolicy, FaultTrigger, InjectedFault};
 
-impl Hypervisor {
+impl State {
     /// Queues the manifest's time-triggered faults (their VHMs exist: all are created at 0).
     pub(crate) fn queue_injected_faults(&mut self, ids: &[u32]) {
         self.fault_targets = self.faults.iter().map(|f| ids[f.vhm]).collect();
@@ -34,7 +34,7 @@ impl Hypervisor {
     }
 
     /// Fires the event-count faults whose count has been reached, in declaration order.
-    pub(crate) fn fire_counted_faults<S: Driver>(&mut self, sink: &mut S) -> Result<(), HvError> {
+    pub(crate) fn fire_counted_faults(&mut self, sink: &mut Effects) -> Result<(), HvError> {
         if self.events < self.next_counted_fault {
             return Ok(());
         }
@@ -71,7 +71,7 @@ impl Hypervisor {
             .is_some_and(|&v| self.vhms[v as usize].running())
     }
 
-    pub(crate) fn inject<S: Driver>(&mut self, sink: &mut S, i: usize) -> Result<(), HvError> {
+    pub(crate) fn inject(&mut self, sink: &mut Effects, i: usize) -> Result<(), HvError> {
         if self.fired[i] {
             return Ok(());
         }
@@ -90,7 +90,7 @@ impl Hypervisor {
                 class: name.into(),
                 stopped: !running,
             },
-        )?;
+        );
         if !running {
             return Ok(());
         }
@@ -117,7 +117,7 @@ impl Hypervisor {
                                 window: w,
                                 cause: DecoherenceCause::Injected { index: i as u32 },
                             },
-                        )?;
+                        );
                     }
                 }
                 Ok(())
@@ -132,9 +132,9 @@ impl Hypervisor {
     }
 
     /// Applies the faulted VHM's policy after it stopped.
-    pub(crate) fn after_fault<S: Driver>(
+    pub(crate) fn after_fault(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         reason: ExitReason,
     ) -> Result<(), HvError> {
@@ -154,12 +154,12 @@ impl Hypervisor {
 
     /// Creates the VHM again from its spec, under a new name, if its policy still allows and
     /// everything it needs is free again; records the attempt either way.
-    fn restart<S: Driver>(&mut self, sink: &mut S, vhm: u32) -> Result<(), HvError> {
+    fn restart(&mut self, sink: &mut Effects, vhm: u32) -> Result<(), HvError> {
         let v = &self.vhms[vhm as usize];
         let attempt = v.restarts + 1;
         let (parent, module) = (v.parent, v.module);
         if attempt > v.spec.policy.max_restarts {
-            return emit(
+            emit(
                 sink,
                 &mut self.events,
                 self.now,
@@ -169,8 +169,8 @@ impl Hypervisor {
                         max: v.spec.policy.max_restarts,
                     },
                 },
-            )
-            .map_err(HvError::from);
+            );
+            return Ok(());
         }
         let mut spec = v.spec.clone();
         if let Some(p) = parent {
@@ -183,14 +183,14 @@ impl Hypervisor {
             None => quota_of(&spec),
         };
         if let Some(reason) = self.restart_blocker(vhm, &quota) {
-            return emit(
+            emit(
                 sink,
                 &mut self.events,
                 self.now,
                 Some(vhm),
                 EventKind::RestartRefused { reason },
-            )
-            .map_err(HvError::from);
+            );
+            return Ok(());
         }
         let base = spec.name.split('#').next().unwrap_or_default().to_string();
         spec.name = self.unique_name(&base);
@@ -203,7 +203,7 @@ impl Hypervisor {
                 attempt,
                 name: spec.name.clone(),
             },
-        )?;
+        );
         let (id, _) = self.create_vhm(sink, spec, module, parent, quota)?;
         self.vhms[id as usize].restarts = attempt;
         // A manifest VHM gets back its capabilities to the manifest's extra modules.

@@ -11,7 +11,7 @@
 //! So a VHM's budgets bound the host memory it can make xdv hold (docs/reliability.md, "Host
 //! resources").
 
-use crate::hypervisor::Hypervisor;
+use crate::state::State;
 use xdv_core::cap::{CAP_ENTRY_BYTES, CAP_SLOT_BYTES};
 use xdv_core::refusal::{Need, Refusal};
 use xdv_core::VhmId;
@@ -25,7 +25,7 @@ pub const FREE_JOB_BYTES: u64 = 64 * 1024;
 /// up to 16 passed at spawn).
 pub const FREE_CAP_BYTES: u64 = 128 * (CAP_ENTRY_BYTES + CAP_SLOT_BYTES);
 
-impl Hypervisor {
+impl State {
     /// The part of `vhm`'s capability-table footprint charged to its memory budget.
     pub(crate) fn cap_charge(&self, vhm: u32) -> u64 {
         self.caps

@@ -33,7 +33,7 @@ impl Message {
 }
 
 /// One end of a channel.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct End {
     /// Messages waiting to be received at this end.
     pub(crate) queue: VecDeque<Message>,
@@ -47,7 +47,7 @@ pub(crate) struct End {
 }
 
 /// A channel.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Channel {
     pub(crate) capacity: u32,
     pub(crate) ends: [End; 2],

@@ -1,9 +1,11 @@
 //! The xdv hypervisor.
 //!
 //! - [`cds`]: the deterministic discrete-event queue over the one virtual clock, and its total order.
-//! - [`Hypervisor`]: VHM lifecycle and the event loop. Its core is `step`: pop the next event, apply
-//!   it to the state, emit the resulting trace events. Engines (the wasmi vCPUs) are only asked to
-//!   run a bounded step and report why they stopped.
+//! - [`State`] and [`step`]: the core as a pure state machine, `State::step(input) -> effects`.
+//!   It holds no engine and does no I/O; vCPU runs, guest memory, module compilation, Q jobs and
+//!   Φ captures are effects whose results come back as inputs.
+//! - [`Hypervisor`]: the core and its K edge (the engine and the vCPU instances) driven by a
+//!   [`driver::Driver`]; [`builder`] builds hosts from bytes.
 //! - [`run`]: a run that writes a trace file; [`replay`]: a run checked against a trace.
 
 #![forbid(unsafe_code)]
@@ -23,10 +25,14 @@ mod phi;
 mod q;
 pub mod replay;
 pub mod run;
+mod state;
+pub mod step;
 mod vhm;
 
 pub use builder::HostBuilder;
-pub use hypervisor::{Hypervisor, RunSummary, VhmSummary};
+pub use hypervisor::Hypervisor;
+pub use state::{RunSummary, State, VhmSummary};
+pub use step::{Effect, Input};
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{
     chaos_faults, prepare, prepare_with_chaos, resume_trace, run_in_memory, run_to_trace, Prepared,
@@ -62,6 +68,9 @@ pub enum HvError {
     /// The event sink stopped the run.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The core was given an input it does not await: a driver bug.
+    #[error("the core was driven out of order: {0}")]
+    Input(String),
     /// An invariant failed (checked after every event when asked for: simulation testing).
     #[error("invariant violated after event {event} (t = {time_ns} ns): {message}")]
     Invariant {

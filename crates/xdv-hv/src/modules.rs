@@ -1,5 +1,6 @@
-//! The host's guest modules: their bytes by hash and their compiled forms, reference-counted
-//! by the running VHMs that use them.
+//! The host's guest modules as the core sees them: their bytes by hash, whether each (hash,
+//! entry) is compiled at the edge (the compiled code itself lives there, in `Guests`), what
+//! instantiating it showed, and how many running VHMs use it.
 //!
 //! Manifest modules are pinned: a restart may need them at any time. A module loaded at run time
 //! (`vhm_spawn` from bytes, or from a capability on such a module) is compiled once per (hash,
@@ -10,9 +11,9 @@
 //! ever loaded.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use xdv_core::refusal::TrapCode;
 use xdv_core::Hash32;
-use xdv_k::{Engine, KError, Module};
+use xdv_k::KError;
 
 /// Host bytes one loaded module costs the VHM that loads it, per byte of its code: the bytes
 /// themselves and an allowance of three bytes per byte for wasmi's compiled form of them.
@@ -20,20 +21,42 @@ pub const MODULE_FOOTPRINT_FACTOR: u64 = 4;
 /// Fuel a VHM pays per byte of code it loads (validation and eager compilation are host work).
 pub const MODULE_LOAD_FUEL_PER_BYTE: u64 = 1;
 
+/// What compiles and instantiates modules while a host is built: the K edge.
+pub(crate) trait Loader {
+    /// Compiles `bytes` with `entry` as module `index`; whether it exports `xdv_irq`.
+    ///
+    /// # Errors
+    ///
+    /// The engine's refusal: not WebAssembly, or not fitting the ABI.
+    fn compile(&mut self, index: usize, bytes: &[u8], entry: &str) -> Result<bool, KError>;
+
+    /// Instantiates the compiled module `index` once under `memory_limit`, keeping nothing.
+    ///
+    /// # Errors
+    ///
+    /// The trap code instantiating it fails with.
+    fn probe(&mut self, index: usize, memory_limit: u64) -> Result<(), TrapCode>;
+}
+
+#[derive(Clone)]
 struct Entry {
     hash: Hash32,
     entry: String,
-    compiled: Option<Arc<dyn Module>>,
+    /// The edge holds its compiled form.
+    compiled: bool,
+    has_irq: bool,
     /// Running VHMs whose vCPUs run this module.
     users: u32,
     pinned: bool,
 }
 
 /// The module table. Indices are stable for the life of the host.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Modules {
     entries: Vec<Entry>,
     bytes: BTreeMap<Hash32, Vec<u8>>,
+    /// What instantiating (module, memory limit) does: it depends on nothing else.
+    instantiates: BTreeMap<(usize, u64), Result<(), TrapCode>>,
 }
 
 impl Modules {
@@ -42,45 +65,60 @@ impl Modules {
         Self {
             entries: Vec::new(),
             bytes: bytes.into_iter().map(|b| (Hash32::of(&b), b)).collect(),
+            instantiates: BTreeMap::new(),
         }
     }
 
-    /// The index of `(hash of bytes, entry)`, compiling it when it has no compiled form. The
-    /// bytes are kept (the trace and later spawns need them).
-    pub(crate) fn compile(
-        &mut self,
-        engine: &dyn Engine,
-        bytes: &[u8],
-        entry: &str,
-    ) -> Result<usize, KError> {
-        let hash = Hash32::of(bytes);
-        let at = self
+    /// The index of `(hash, entry)` (the next free one when it has none yet) and whether it is
+    /// compiled.
+    pub(crate) fn lookup(&self, hash: &Hash32, entry: &str) -> (usize, bool) {
+        match self
             .entries
             .iter()
-            .position(|e| e.hash == hash && e.entry == entry);
-        if let Some(i) = at {
-            if self.entries[i].compiled.is_some() {
-                return Ok(i);
-            }
+            .position(|e| e.hash == *hash && e.entry == entry)
+        {
+            Some(i) => (i, self.entries[i].compiled),
+            None => (self.entries.len(), false),
         }
-        let compiled = engine.compile(bytes, entry)?;
+    }
+
+    /// Module `i` (from [`Modules::lookup`]) was compiled at the edge from `bytes`. The bytes
+    /// are kept (the trace and later spawns need them).
+    pub(crate) fn compiled(&mut self, i: usize, bytes: &[u8], entry: &str, has_irq: bool) {
+        let hash = Hash32::of(bytes);
         self.bytes.entry(hash).or_insert_with(|| bytes.to_vec());
-        Ok(match at {
-            Some(i) => {
-                self.entries[i].compiled = Some(compiled);
-                i
-            }
-            None => {
-                self.entries.push(Entry {
-                    hash,
-                    entry: entry.to_string(),
-                    compiled: Some(compiled),
-                    users: 0,
-                    pinned: false,
-                });
-                self.entries.len() - 1
-            }
-        })
+        if i == self.entries.len() {
+            self.entries.push(Entry {
+                hash,
+                entry: entry.to_string(),
+                compiled: true,
+                has_irq,
+                users: 0,
+                pinned: false,
+            });
+        }
+        let e = &mut self.entries[i];
+        assert!(
+            e.hash == hash && e.entry == entry,
+            "module {i} compiled under another index"
+        );
+        e.compiled = true;
+        e.has_irq = has_irq;
+    }
+
+    /// What instantiating module `i` under `memory_limit` does, when known.
+    pub(crate) fn instantiates(&self, i: usize, memory_limit: u64) -> Option<Result<(), TrapCode>> {
+        self.instantiates.get(&(i, memory_limit)).copied()
+    }
+
+    /// Records what instantiating module `i` under `memory_limit` did.
+    pub(crate) fn probed(&mut self, i: usize, memory_limit: u64, result: Result<(), TrapCode>) {
+        self.instantiates.insert((i, memory_limit), result);
+    }
+
+    /// `true` when module `i` exports the interrupt handler.
+    pub(crate) fn has_irq(&self, i: usize) -> bool {
+        self.entries[i].has_irq
     }
 
     /// Keeps module `i` compiled for the life of the host (a manifest module).
@@ -98,21 +136,9 @@ impl Modules {
         self.entries[i].hash
     }
 
-    /// The compiled module `i`.
-    ///
-    /// # Panics
-    ///
-    /// When module `i` was reclaimed: only a module with a running user, a pinned one or one
-    /// just compiled is ever instantiated.
-    pub(crate) fn get(&self, i: usize) -> &dyn Module {
-        self.entries[i]
-            .compiled
-            .as_deref()
-            .expect("an instantiated module is compiled")
-    }
-
     /// A VHM running module `i` was created.
     pub(crate) fn acquire(&mut self, i: usize) {
+        assert!(self.entries[i].compiled, "module {i} runs only while compiled");
         self.entries[i].users += 1;
     }
 
@@ -138,25 +164,31 @@ impl Modules {
                 .all(|e| e.users == 0)
     }
 
-    /// Drops the compiled forms and the bytes of the run-time module `hash`: the last VHM that
-    /// ran it stopped.
+    /// Forgets the compiled forms and the bytes of the run-time module `hash`: the last VHM
+    /// that ran it stopped. Returns the indices whose compiled forms the edge must drop.
     ///
     /// # Panics
     ///
     /// When a VHM still runs it.
-    pub(crate) fn retire(&mut self, hash: &Hash32) {
+    pub(crate) fn retire(&mut self, hash: &Hash32) -> Vec<usize> {
         if self.pinned(hash) {
-            return;
+            return Vec::new();
         }
-        for e in self.entries.iter_mut().filter(|e| e.hash == *hash) {
+        let mut retired = Vec::new();
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            if e.hash != *hash || !e.compiled {
+                continue;
+            }
             assert!(
                 e.users == 0,
                 "module {} retired while it runs",
                 hash.short()
             );
-            e.compiled = None;
+            e.compiled = false;
+            retired.push(i);
         }
         self.bytes.remove(hash);
+        retired
     }
 
     /// Checks that every module counts as users exactly the running VHMs that run it, and that
@@ -179,10 +211,10 @@ impl Modules {
                     e.users
                 ));
             }
-            if n > 0 && e.compiled.is_none() {
+            if n > 0 && !e.compiled {
                 return Err(format!("module {i} is used but was reclaimed"));
             }
-            if !self.pinned(&e.hash) && e.compiled.is_some() && !paid(&e.hash) {
+            if !self.pinned(&e.hash) && e.compiled && !paid(&e.hash) {
                 return Err(format!(
                     "module {i} ({}) is compiled, but no running VHM that loaded it pays for it",
                     e.hash.short()

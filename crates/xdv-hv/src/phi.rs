@@ -1,8 +1,8 @@
 //! The Φ domain inside the hypervisor: the host's ports and windows, each window's frames,
 //! granting windows to VHMs and taking them back.
 
-use crate::driver::Driver;
-use crate::hypervisor::{emit, Hypervisor};
+use crate::step::Effects;
+use crate::state::{emit, State};
 use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};
@@ -13,6 +13,7 @@ use xdv_manifest::{Manifest, PortSpec, WindowReq};
 use xdv_phi::{Freq, Port, WindowError, WindowId, WindowSpec, WindowState, WindowTable};
 
 /// A granted window: its holder, its frames and the capability it is held under.
+#[derive(Clone)]
 pub(crate) struct Held {
     pub(crate) owner: u32,
     pub(crate) cap: CapId,
@@ -20,7 +21,7 @@ pub(crate) struct Held {
 }
 
 /// The host's Φ state.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct PhiHost {
     pub(crate) table: WindowTable,
     pub(crate) held: BTreeMap<WindowId, Held>,
@@ -138,7 +139,7 @@ pub(crate) fn resolve(
     (spec, parent)
 }
 
-impl Hypervisor {
+impl State {
     /// Grants every manifest VHM's windows on a copy of the table, in creation order, and
     /// reports the first refusal at its place in the manifest.
     pub(crate) fn check_phi_placement(&self, manifest: &Manifest) -> Result<(), HvError> {
@@ -177,9 +178,9 @@ impl Hypervisor {
     }
 
     /// Grants a window to `vhm` (nested in `parent` if given) and records it.
-    pub(crate) fn grant_window<S: Driver>(
+    pub(crate) fn grant_window(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         spec: WindowSpec,
         parent: Option<WindowId>,
@@ -203,7 +204,7 @@ impl Hypervisor {
                 shared: spec.shared,
                 parent,
             },
-        )?;
+        );
         let cap = self.mint(
             sink,
             vhm,
@@ -225,7 +226,7 @@ impl Hypervisor {
                 },
                 cap,
             },
-        )?;
+        );
         self.phi.held.insert(
             id,
             Held {
@@ -239,9 +240,9 @@ impl Hypervisor {
     }
 
     /// Grants a new VHM the windows its spec asks for (checked beforehand).
-    pub(crate) fn grant_spec_windows<S: Driver>(
+    pub(crate) fn grant_spec_windows(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         id: u32,
     ) -> Result<(), HvError> {
         let reqs = self.vhms[id as usize].spec.phi.clone();
@@ -259,9 +260,9 @@ impl Hypervisor {
 
     /// Takes a window back with the windows nested in it (deepest first): each is recorded as
     /// released; a parent window's frames are barriered to the end of its closing child.
-    pub(crate) fn release_window<S: Driver>(
+    pub(crate) fn release_window(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         id: WindowId,
     ) -> Result<(), HvError> {
         let parents: BTreeMap<WindowId, Option<WindowId>> =
@@ -286,7 +287,7 @@ impl Hypervisor {
                     cap: h.cap,
                     used: None,
                 },
-            )?;
+            );
             self.vhms[h.owner as usize].windows.retain(|&x| x != w);
             let removed = self.caps.destroy(&Object::PhiWindow(VhmId(h.owner), w));
             self.record_removed(sink, h.owner, xdv_core::event::RemoveCause::Stop, removed)?;
@@ -305,7 +306,7 @@ impl Hypervisor {
                                 window: p,
                                 at_ns: end,
                             },
-                        )?;
+                        );
                     }
                 }
             }

@@ -3,8 +3,8 @@
 //! it in a live run, the trace supplies them in a replay.
 
 use crate::cds::{Class, Target};
-use crate::driver::Driver;
-use crate::hypervisor::{emit, Hypervisor};
+use crate::step::{Await, Effect, Effects};
+use crate::state::{emit, State};
 use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};
@@ -16,8 +16,10 @@ use xdv_q::device::Allocator;
 use xdv_q::provider::{Costs, Device, Provider, Simulator};
 
 /// One device of the host with its allocator. Allocator owners are VHM ids.
+#[derive(Clone)]
 pub(crate) struct QDevice {
-    pub(crate) provider: Box<dyn Provider>,
+    /// Shared by forks of the state: a provider is immutable.
+    pub(crate) provider: std::sync::Arc<dyn Provider>,
     pub(crate) alloc: Allocator,
     /// The device's cost table, computed once: admission never does float arithmetic.
     pub(crate) costs: Costs,
@@ -28,7 +30,7 @@ impl QDevice {
         Self {
             alloc: Allocator::new(device.coupling),
             costs: device.costs(),
-            provider: Box::new(Simulator::new(device)),
+            provider: std::sync::Arc::new(Simulator::new(device)),
         }
     }
 
@@ -38,6 +40,7 @@ impl QDevice {
 }
 
 /// A VHM's Q container.
+#[derive(Clone)]
 pub(crate) struct Container {
     /// Index into the host's devices.
     pub(crate) device: usize,
@@ -79,6 +82,7 @@ impl Container {
 }
 
 /// One admitted job.
+#[derive(Clone)]
 pub(crate) struct Job {
     /// The submitting vCPU (it receives the completion interrupt).
     pub(crate) vcpu: u32,
@@ -107,13 +111,13 @@ pub(crate) fn pack(bits: &[bool]) -> u64 {
         .fold(0, |w, (i, &b)| w | (u64::from(b) << i))
 }
 
-impl Hypervisor {
+impl State {
     /// Places a new VHM's container: on its device, or carved out of its parent's container,
     /// with the budget lent from the parent's. The caller checked that it fits
-    /// ([`Hypervisor::q_fits`] or the manifest check).
-    pub(crate) fn place_container<S: Driver>(
+    /// ([`State::q_fits`] or the manifest check).
+    pub(crate) fn place_container(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         id: u32,
         q: &QSpec,
     ) -> Result<(), HvError> {
@@ -145,7 +149,7 @@ impl Hypervisor {
                 physical: physical.iter().map(|&p| p as u32).collect(),
                 from_parent: pool.is_some(),
             },
-        )?;
+        );
         let cap = self.mint(
             sink,
             id,
@@ -164,7 +168,7 @@ impl Hypervisor {
                     resource,
                     cap,
                 },
-            )?;
+            );
         }
         self.vhms[id as usize].q = Some(Container {
             device,
@@ -204,9 +208,9 @@ impl Hypervisor {
     /// Releases a stopping VHM's container: pending jobs are dropped, the qubits are reset and go
     /// back to their pool, the budget's unspent part returns to the parent's container and the
     /// spent part stays spent there.
-    pub(crate) fn release_container<S: Driver>(
+    pub(crate) fn release_container(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
     ) -> Result<(), HvError> {
         let Some(c) = self.vhms[vhm as usize].q.take() else {
@@ -228,7 +232,7 @@ impl Hypervisor {
                     cap: c.cap,
                     used,
                 },
-            )?;
+            );
         }
         let physical = self.q_devices[c.device].alloc.release(vhm);
         debug_assert_eq!(
@@ -249,7 +253,7 @@ impl Hypervisor {
                 device: self.q_devices[c.device].device().name.to_string(),
                 physical: physical.iter().map(|&p| p as u32).collect(),
             },
-        )?;
+        );
         if let Some(p) = self.vhms[vhm as usize].parent {
             if let Some(pc) = self.vhms[p as usize].q.as_mut() {
                 pc.carved -= c.budget;
@@ -266,20 +270,15 @@ impl Hypervisor {
                         budget: c.budget,
                         used: c.spent,
                     },
-                )?;
+                );
             }
         }
         Ok(())
     }
 
-    /// A job's completion time came: its outcomes become readable, `q_wait` returns and the
-    /// completion interrupt is raised.
-    pub(crate) fn complete_job<S: Driver>(
-        &mut self,
-        sink: &mut S,
-        vhm: u32,
-        job: u32,
-    ) -> Result<(), HvError> {
+    /// A job's completion time came: its provider runs at the edge ([`Effect::ExecuteQJob`]);
+    /// [`State::finish_job`] takes its outcomes.
+    pub(crate) fn complete_job(&mut self, sink: &mut Effects, vhm: u32, job: u32) {
         let c = self.vhms[vhm as usize]
             .q
             .as_mut()
@@ -287,27 +286,35 @@ impl Hypervisor {
         let device = c.device;
         let j = c.jobs.get_mut(&job).expect("a live job exists");
         let (circuit, seed) = j.run.take().expect("a job completes once");
-        let shots = j.shots;
-        let run = crate::driver::QJobRun {
+        sink.push(Effect::ExecuteQJob {
             vhm: VhmId(vhm),
             job,
-            shots,
-            provider: self.q_devices[device].provider.as_ref(),
-            circuit: &circuit,
+            shots: j.shots,
+            device,
+            circuit,
             seed,
-        };
-        let mut outcomes = sink.q_outcomes(&run)?;
-        // A driver's outcomes of another length (a forged recording) are not trusted: zeros
-        // are used instead, and a replay's `q_job_done` then differs from the recorded one.
-        if outcomes.len() as u64 != shots {
-            outcomes = vec![0; usize::try_from(shots).expect("shots are bounded")];
-        }
-        drop(circuit);
+        });
+        self.await_edge(Await::QJob { vhm, job });
+    }
+
+    /// A job's outcomes came back: it is done, its waiters wake and its interrupt is raised.
+    pub(crate) fn finish_job(
+        &mut self,
+        sink: &mut Effects,
+        vhm: u32,
+        job: u32,
+        mut outcomes: Vec<u64>,
+    ) -> Result<(), HvError> {
         let c = self.vhms[vhm as usize]
             .q
             .as_mut()
             .expect("a live job has a container");
         let j = c.jobs.get_mut(&job).expect("a live job exists");
+        // A driver's outcomes of another length (a forged recording) are not trusted: zeros
+        // are used instead, and a replay's `q_job_done` then differs from the recorded one.
+        if outcomes.len() as u64 != j.shots {
+            outcomes = vec![0; usize::try_from(j.shots).expect("shots are bounded")];
+        }
         j.done = true;
         j.outcomes.clone_from(&outcomes);
         let (vcpu, vector, waiters) = (j.vcpu, j.vector, std::mem::take(&mut j.waiters));
@@ -317,7 +324,7 @@ impl Hypervisor {
             self.now,
             Some(vhm),
             EventKind::QJobDone { job, outcomes },
-        )?;
+        );
         for w in waiters {
             self.wake_now(vhm, w);
         }
@@ -325,6 +332,11 @@ impl Hypervisor {
             self.raise_irq(sink, vhm, vcpu, vector, i64::from(job))?;
         }
         Ok(())
+    }
+
+    /// The provider of device `device`, which runs its jobs at the edge.
+    pub(crate) fn q_provider(&self, device: usize) -> &dyn xdv_q::provider::Provider {
+        self.q_devices[device].provider.as_ref()
     }
 
     /// Queues a job's completion.

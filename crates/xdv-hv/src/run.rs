@@ -1,7 +1,8 @@
 //! A run from a manifest to a trace file.
 
 use crate::driver::{recorded_captures, recorded_outcomes, Driver, QJobRun};
-use crate::hypervisor::{Hypervisor, RunSummary};
+use crate::hypervisor::Hypervisor;
+use crate::state::RunSummary;
 use crate::HvError;
 use std::path::Path;
 use xdv_core::event::{Event, SinkError};

@@ -65,9 +65,19 @@ pub(crate) struct Inbox {
 }
 
 /// One vCPU slot.
+#[derive(Clone)]
 pub(crate) struct VcpuSlot {
     /// Whether its module exports the interrupt handler `xdv_irq`.
     pub(crate) has_irq: bool,
+    /// Its interrupt handler runs (entered, not yet returned).
+    pub(crate) in_irq: bool,
+    /// Its exported memory's size after its last run (`None` without one): what host writes
+    /// into it are checked against.
+    pub(crate) memory: Option<u64>,
+    /// The least fuel its next run needs (reported by its last run).
+    pub(crate) min_fuel: u64,
+    /// The value its answered hypercall returns, given to the edge with its next run.
+    pub(crate) answer: Option<i64>,
     pub(crate) state: VcpuState,
     pub(crate) wait: Option<Wait>,
     /// Bumped whenever queued events for this vCPU are superseded.
@@ -103,6 +113,7 @@ pub(crate) struct Timer {
 }
 
 /// One VHM.
+#[derive(Clone)]
 pub(crate) struct Vhm {
     pub(crate) name: String,
     /// The effective spec: the policy is already intersected with the parent's.

@@ -85,6 +85,10 @@ pub trait GuestVcpu {
 
     /// Size of the guest's exported memory in bytes (0 without one).
     fn memory_size(&self) -> u64;
+
+    /// Size of the guest's exported memory in bytes; `None` without one. It changes only while
+    /// the vCPU runs, so a host can check writes against it between runs.
+    fn memory(&self) -> Option<u64>;
 }
 
 impl Engine for crate::KEngine {
@@ -145,5 +149,8 @@ impl GuestVcpu for crate::Vcpu {
     }
     fn memory_size(&self) -> u64 {
         crate::Vcpu::memory_size(self)
+    }
+    fn memory(&self) -> Option<u64> {
+        crate::Vcpu::memory(self)
     }
 }

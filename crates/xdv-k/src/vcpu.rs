@@ -393,6 +393,11 @@ impl Vcpu {
 
     /// Size of the guest's exported memory in bytes (0 without one).
     pub fn memory_size(&self) -> u64 {
-        self.memory.map_or(0, |m| m.data(&self.store).len() as u64)
+        self.memory().unwrap_or(0)
+    }
+
+    /// Size of the guest's exported memory in bytes; `None` without one.
+    pub fn memory(&self) -> Option<u64> {
+        self.memory.map(|m| m.data(&self.store).len() as u64)
     }
 }

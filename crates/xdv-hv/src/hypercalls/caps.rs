@@ -1,8 +1,8 @@
 //! The capabilities group: derive, revoke, drop, inspect, find.
 
 use super::Outcome;
-use crate::driver::Driver;
-use crate::hypervisor::Hypervisor;
+use crate::step::Effects;
+use crate::state::State;
 use crate::HvError;
 use xdv_core::cap::{CapError, Rights};
 use xdv_core::event::RemoveCause;
@@ -36,7 +36,7 @@ pub(crate) fn cap_refusal(record: xdv_core::HypercallRecord, handle: u64, e: Cap
     )
 }
 
-impl Hypervisor {
+impl State {
     /// The number inside one of the caller's own objects that `handle` names with `right`:
     /// `pick` gives it for an object of the wanted type belonging to the caller, `None` else.
     pub(super) fn own_number(
@@ -53,9 +53,9 @@ impl Hypervisor {
         Ok(pick(&n.object, me).expect("checked by require"))
     }
 
-    pub(super) fn cap_call<S: Driver>(
+    pub(super) fn cap_call(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         call: Call,
@@ -121,7 +121,7 @@ impl Hypervisor {
                             badge: n.badge.into(),
                             number: self.caps.info_number(n).into(),
                         };
-                        match self.write_guest(vhm, vcpu, out, info.as_bytes()) {
+                        match self.write_guest(sink, vhm, vcpu, out, info.as_bytes()) {
                             Ok(()) => Outcome::ok(record, abi::OK),
                             Err((code, reason)) => Outcome::refused(record, code, reason),
                         }

@@ -2,8 +2,8 @@
 
 use super::caps::cap_refusal;
 use super::{bytes_of, Outcome};
-use crate::driver::Driver;
-use crate::hypervisor::{emit, Hypervisor};
+use crate::step::Effects;
+use crate::state::{emit, State};
 use crate::ipc::{Message, RECV_HEADER};
 use crate::vhm::{Inbox, Wait};
 use crate::HvError;
@@ -24,10 +24,10 @@ fn endpoint(o: &Object) -> Option<(xdv_core::cap::ChannelId, u8)> {
     }
 }
 
-impl Hypervisor {
-    pub(super) fn ipc_call<S: Driver>(
+impl State {
+    pub(super) fn ipc_call(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         call: Call,
@@ -71,7 +71,7 @@ impl Hypervisor {
                     return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
                 }
                 // Check the output range before creating anything.
-                if let Err((code, reason)) = self.write_guest(vhm, vcpu, out, &[0; 16]) {
+                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, out, &[0; 16]) {
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 let channel = self.new_channel(sink, vhm, capacity, [vhm, vhm])?;
@@ -86,7 +86,7 @@ impl Hypervisor {
                     end0: e0.0.into(),
                     end1: e1.0.into(),
                 };
-                self.write_guest(vhm, vcpu, out, ends.as_bytes())
+                self.write_guest(sink, vhm, vcpu, out, ends.as_bytes())
                     .expect("range checked above");
                 Outcome::ok(record, abi::OK)
             }
@@ -186,10 +186,7 @@ impl Hypervisor {
                         },
                     ));
                 }
-                let checked =
-                    self.k
-                        .get_mut(vhm, vcpu)
-                        .check_guest(i64::from(ptr), i64::from(len), u32::MAX);
+                let checked = self.check_guest(vhm, vcpu, ptr, len, u32::MAX);
                 if let Err(code) = checked {
                     let reason = Refusal::GuestMemory {
                         write: false,
@@ -251,9 +248,9 @@ impl Hypervisor {
     /// Queues `msg` at `to_end` if there is room (returns 0, or E_CLOSED when the end is closed),
     /// waking its receivers or raising the IPC interrupt at its anchor; gives the message back when
     /// the queue is full.
-    pub(crate) fn try_send<S: Driver>(
+    pub(crate) fn try_send(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         channel: u32,
@@ -289,7 +286,7 @@ impl Hypervisor {
                 badge,
                 with_cap,
             },
-        )?;
+        );
         if waiters.is_empty() {
             // Nobody is parked receiving: tell the anchor by interrupt, if it listens.
             let a = &self.vhms[anchor as usize];
@@ -313,9 +310,9 @@ impl Hypervisor {
     /// Delivers the first message at `end` into the receiver's buffer and returns its length;
     /// E_TOOBIG (the message stays) when it does not fit, E_CLOSED when the queue is empty and the
     /// other end closed, `None` when the receiver must wait.
-    pub(crate) fn try_receive<S: Driver>(
+    pub(crate) fn try_receive(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         at: Inbox,
@@ -379,7 +376,7 @@ impl Hypervisor {
         };
         buf.extend_from_slice(header.as_bytes());
         buf.extend_from_slice(&msg.bytes);
-        self.write_guest(vhm, vcpu, ptr, &buf)
+        self.write_guest(sink, vhm, vcpu, ptr, &buf)
             .expect("the buffer range was checked when the call was made");
         let cap = cap.map(|(c, _, _)| c);
         emit(
@@ -395,7 +392,7 @@ impl Hypervisor {
                 badge: msg.badge,
                 cap,
             },
-        )?;
+        );
         for (w, c) in senders {
             self.wake_now(w, c);
         }
@@ -407,9 +404,9 @@ impl Hypervisor {
     /// holds nothing, so the receiver's budget takes each one it has room for (in queue order),
     /// and the rest are dropped, recorded per queue in the stopping VHM's events. A message sent
     /// just before exiting is still delivered when its receiver can hold it.
-    pub(crate) fn hand_over_sent<S: Driver>(
+    pub(crate) fn hand_over_sent(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
     ) -> Result<(), HvError> {
         // Only the ends it sent to (in channel and end order), not every channel of the host.
@@ -447,9 +444,9 @@ impl Hypervisor {
 
     /// Records, in `vhm`'s events, that `messages` queued at `end` of `channel` were dropped
     /// (nothing when none were).
-    fn record_dropped<S: Driver>(
+    fn record_dropped(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         channel: u32,
         end: u8,
@@ -466,16 +463,16 @@ impl Hypervisor {
                     end,
                     messages,
                 },
-            )?;
+            );
         }
         Ok(())
     }
 
     /// Closes one end (its anchor stopped): drops its queue, wakes every vCPU parked on the
     /// channel (they see E_CLOSED or what is left to receive), records it in `vhm`'s events.
-    pub(crate) fn close_end<S: Driver>(
+    pub(crate) fn close_end(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         channel: u32,
         end: u8,
@@ -500,7 +497,7 @@ impl Hypervisor {
             self.now,
             Some(vhm),
             EventKind::IpcClosed { channel, end },
-        )?;
+        );
         for (w, c) in waiters {
             self.wake_now(w, c);
         }

@@ -2,8 +2,8 @@
 
 use super::{bytes_of, After, Outcome};
 use crate::cds::{Class, Target};
-use crate::driver::Driver;
-use crate::hypervisor::Hypervisor;
+use crate::step::Effects;
+use crate::state::State;
 use crate::vhm::{Timer, VcpuState, Wait};
 use crate::HvError;
 use rand_core::RngCore;
@@ -12,10 +12,10 @@ use xdv_core::refusal::{Arg, Deadline, Refusal};
 use xdv_k::abi;
 use xdv_k::Call;
 
-impl Hypervisor {
-    pub(super) fn lifecycle<S: Driver>(
+impl State {
+    pub(super) fn lifecycle(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         call: Call,
@@ -53,7 +53,7 @@ impl Hypervisor {
                             max: i64::MAX,
                         },
                     )
-                } else if slot.irq_pending != 0 && !self.k.get(vhm, vcpu).in_irq() {
+                } else if slot.irq_pending != 0 && !slot.in_irq {
                     // An interrupt is already pending: like `hlt` with interrupts enabled, the
                     // sleep ends at once and the handler runs on return.
                     Outcome::ok(record, abi::SLEEP_INTERRUPTED)

@@ -13,15 +13,16 @@ mod nesting;
 mod phi;
 mod q;
 
-use crate::driver::Driver;
-use crate::hypervisor::{emit, Hypervisor};
+use crate::state::{emit, State};
+use crate::step::{Await, Effect, Effects, Input};
 use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::event::{EventKind, ExitReason, FaultClass, HypercallRecord};
 use xdv_core::refusal::{FaultDetail, Refusal, Text};
 use xdv_k::abi;
 use xdv_k::call::Read;
-use xdv_k::{Call, Request};
+use xdv_core::VhmId;
+use xdv_k::Call;
 use xdv_manifest::BadHypercallPolicy;
 
 /// What the hypervisor does after recording the call.
@@ -34,6 +35,18 @@ pub(crate) enum After {
     Park(Wait),
     /// The VHM exits.
     Exit(i32),
+    /// The handler needs an answer from the edge to finish (its effect is already out); the
+    /// call is concluded when it comes ([`State::resume_call`]).
+    Await(Box<Pending>),
+}
+
+/// A call waiting for the edge, with what its handler needs to finish.
+#[derive(Clone, Debug)]
+pub(crate) enum Pending {
+    /// `phi_exec`: its captures, measured.
+    Phi(phi::PhiPending),
+    /// `vhm_spawn`: its module, compiled and probed.
+    Spawn(nesting::SpawnPending),
 }
 
 /// The result of handling one call.
@@ -65,6 +78,15 @@ impl Outcome {
             after: After::Resume,
         }
     }
+    /// A call that waits for the edge's answer to `pending`.
+    pub(crate) fn awaiting(record: HypercallRecord, pending: Pending) -> Self {
+        Self {
+            record,
+            ret: abi::OK,
+            refusal: None,
+            after: After::Await(Box::new(pending)),
+        }
+    }
     /// A call that parks the vCPU.
     pub(crate) fn park(record: HypercallRecord, wait: Wait) -> Self {
         Self {
@@ -76,19 +98,16 @@ impl Outcome {
     }
 }
 
-impl Hypervisor {
-    pub(crate) fn hypercall<S: Driver>(
+impl State {
+    pub(crate) fn hypercall(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
-        req: Request,
+        call: Call,
     ) -> Result<(), HvError> {
-        let now = self.now;
-        let desc = req.call.desc();
-        // Decoded once, here at the K edge: typed arguments, and what the call passes in guest
-        // memory read.
-        let call = Call::decode(req.call, req.args, self.k.get(vhm, vcpu));
+        let id = call.hypercall();
+        let desc = id.desc();
         let level = self.vhms[vhm as usize].level;
         let out = if level > desc.max_level {
             Outcome::refused(
@@ -109,6 +128,53 @@ impl Hypervisor {
                 abi::Group::Phi => self.phi_call(sink, vhm, vcpu, call)?,
             }
         };
+        self.conclude(sink, vhm, vcpu, id, out)
+    }
+
+    /// Finishes a call that waited for the edge: `input` is the answer to its `pending`.
+    pub(crate) fn resume_call(
+        &mut self,
+        sink: &mut Effects,
+        vhm: u32,
+        vcpu: u32,
+        pending: Pending,
+        input: Input,
+    ) -> Result<Outcome, HvError> {
+        match (pending, input) {
+            (Pending::Phi(p), Input::PhiCaptured { vhm: v, captures }) if v.0 == vhm => {
+                Ok(self.phi_measured(sink, vhm, vcpu, p, captures))
+            }
+            (Pending::Spawn(p), Input::ModuleLoaded { module, result }) if module == p.module => {
+                self.spawn_loaded(sink, vhm, p, result)
+            }
+            (pending, input) => Err(HvError::Input(format!(
+                "a call waits for the answer to {pending:?} and was given {input:?}"
+            ))),
+        }
+    }
+
+    /// Records a handled call (its refusal, if any, then the call and its value) and does what
+    /// follows it: the policy's fault for a bad call, the exit, the park, or the next run.
+    pub(crate) fn conclude(
+        &mut self,
+        sink: &mut Effects,
+        vhm: u32,
+        vcpu: u32,
+        id: abi::Hypercall,
+        out: Outcome,
+    ) -> Result<(), HvError> {
+        let now = self.now;
+        let desc = id.desc();
+        if let After::Await(pending) = out.after {
+            assert!(out.refusal.is_none(), "a refused call waits for nothing");
+            self.await_edge(Await::Resume {
+                vhm,
+                vcpu,
+                call: id,
+                pending,
+            });
+            return Ok(());
+        }
         if let Some(reason) = &out.refusal {
             emit(
                 sink,
@@ -120,7 +186,7 @@ impl Hypervisor {
                     call: desc.name.to_string(),
                     reason: reason.clone(),
                 },
-            )?;
+            );
         }
         emit(
             sink,
@@ -132,7 +198,7 @@ impl Hypervisor {
                 call: out.record,
                 ret: out.ret,
             },
-        )?;
+        );
         // The call may have stopped the caller (killing an ancestor through a transferred handle).
         if !self.vhms[vhm as usize].running() {
             return Ok(());
@@ -153,38 +219,74 @@ impl Hypervisor {
                 Ok(())
             }
             After::EndSlice => {
-                self.k.get_mut(vhm, vcpu).complete(out.ret);
+                self.vhms[vhm as usize].vcpus[vcpu as usize].answer = Some(out.ret);
                 self.end_slice(sink, vhm, vcpu)
             }
             After::Resume => {
-                self.k.get_mut(vhm, vcpu).complete(out.ret);
+                self.vhms[vhm as usize].vcpus[vcpu as usize].answer = Some(out.ret);
                 self.dispatch(sink, vhm, vcpu)
             }
+            After::Await(_) => unreachable!("answered above"),
         }
     }
 
-    /// Writes into the caller's memory, or the refusal to return.
+    /// Writes into the caller's memory ([`Effect::WriteGuest`]), or the refusal to return.
+    /// The range is checked here against the memory the caller's last run left, as
+    /// `GuestVcpu::write_guest` would: `E_NOMEM` without an exported memory, `E_FAULT` past
+    /// its end.
     pub(crate) fn write_guest(
         &mut self,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         ptr: u32,
         bytes: &[u8],
     ) -> Result<(), (i64, Refusal)> {
-        self.k
-            .get_mut(vhm, vcpu)
-            .write_guest(i64::from(ptr), bytes)
-            .map_err(|code| {
-                (
-                    code,
-                    Refusal::GuestMemory {
-                        write: true,
-                        addr: ptr,
-                        len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
-                        code,
-                    },
-                )
-            })
+        let memory = self.vhms[vhm as usize].vcpus[vcpu as usize].memory;
+        let code = match memory {
+            None => Some(abi::E_NOMEM),
+            Some(size) if u64::from(ptr) + bytes.len() as u64 > size => Some(abi::E_FAULT),
+            Some(_) => None,
+        };
+        if let Some(code) = code {
+            let reason = Refusal::GuestMemory {
+                write: true,
+                addr: ptr,
+                len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                code,
+            };
+            return Err((code, reason));
+        }
+        sink.push(Effect::WriteGuest {
+            vhm: VhmId(vhm),
+            vcpu,
+            ptr,
+            bytes: bytes.to_vec(),
+        });
+        Ok(())
+    }
+
+    /// Checks `[ptr, ptr + len)` of the caller's memory for a later write, as
+    /// `GuestVcpu::check_guest` would: `E_NOMEM` without an exported memory, `E_TOOBIG` over
+    /// `max`, `E_FAULT` past its end.
+    pub(crate) fn check_guest(
+        &self,
+        vhm: u32,
+        vcpu: u32,
+        ptr: u32,
+        len: u32,
+        max: u32,
+    ) -> Result<(), i64> {
+        let Some(size) = self.vhms[vhm as usize].vcpus[vcpu as usize].memory else {
+            return Err(abi::E_NOMEM);
+        };
+        if len > max {
+            return Err(abi::E_TOOBIG);
+        }
+        if u64::from(ptr) + u64::from(len) > size {
+            return Err(abi::E_FAULT);
+        }
+        Ok(())
     }
 }
 

@@ -1,9 +1,9 @@
 //! The nesting group: spawn, wait, kill, policy.
 
 use super::caps::{cap_code, cap_refusal};
-use super::{bytes_of, read_refusal, Outcome};
-use crate::driver::Driver;
-use crate::hypervisor::{emit, Hypervisor, CHILD_ENTRY};
+use super::{bytes_of, read_refusal, Outcome, Pending};
+use crate::step::{Effect, Effects, LoadRefusal, ModuleFacts};
+use crate::state::{emit, State, CHILD_ENTRY};
 use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
 use crate::vhm::Wait;
 use crate::HvError;
@@ -28,6 +28,24 @@ pub(crate) const SPAWN_SPEC_Q_LEN: u32 = layout::size::<layout::SpawnSpecQ>();
 const MAX_PASSED_CAPS: u32 = bounds::MAX_PASSED_CAPS as u32;
 
 /// The decoded `vhm_spawn` spec.
+/// A spawn whose module is being compiled and probed at the edge: every check before it passed
+/// and its fuel is paid.
+#[derive(Clone, Debug)]
+pub(crate) struct SpawnPending {
+    record: HypercallRecord,
+    /// The module's index (compiled under it once loaded).
+    pub(super) module: usize,
+    hash: Hash32,
+    bytes: Vec<u8>,
+    /// The module came as code (not a capability): its bytes go into the trace.
+    from_code: bool,
+    passed: Vec<Passed>,
+    quota: Quota,
+    /// Host bytes the module holds in the caller's budget.
+    footprint: u64,
+    child: VhmSpec,
+}
+
 struct SpawnSpec {
     budget: u64,
     module: u64,
@@ -186,10 +204,10 @@ impl SpawnSpec {
     }
 }
 
-impl Hypervisor {
-    pub(super) fn nesting_call<S: Driver>(
+impl State {
+    pub(super) fn nesting_call(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         call: Call,
@@ -273,9 +291,9 @@ impl Hypervisor {
 
     /// `vhm_spawn`: the checks of `docs/abi.md` in their order, each phase a helper that gives
     /// the refusal to return; the child is created only once every check passed.
-    fn spawn<S: Driver>(
+    fn spawn(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         (ptr, len): (u32, u32),
         read: Option<SpawnRead>,
@@ -320,36 +338,87 @@ impl Hypervisor {
             Ok(f) => f,
             Err(r) => return refuse(record, r),
         };
-        let module = match self.compile(&bytes, CHILD_ENTRY) {
-            Ok(m) => m,
-            Err(e) => {
-                let abi = matches!(e, xdv_k::KError::Abi(_));
+        let (module, compiled) = self.modules.lookup(&hash, CHILD_ENTRY);
+        let child = self.child_spec(vhm, &spec, name, module);
+        let memory_limit = child.k.memory_limit;
+        let pending = SpawnPending {
+            record,
+            module,
+            hash,
+            bytes,
+            from_code,
+            passed,
+            quota,
+            footprint,
+            child,
+        };
+        if compiled {
+            if let Some(instantiates) = self.modules.instantiates(module, memory_limit) {
+                let has_irq = self.modules.has_irq(module);
+                let facts = ModuleFacts {
+                    has_irq,
+                    instantiates,
+                };
+                return self.spawn_loaded(sink, vhm, pending, Ok(facts));
+            }
+        }
+        // Compiling and instantiating happen at the edge; the fuel for them is already paid.
+        sink.push(Effect::LoadModule {
+            module,
+            bytes: pending.bytes.clone(),
+            entry: CHILD_ENTRY,
+            memory_limit,
+        });
+        let record = pending.record.clone();
+        Ok(Outcome::awaiting(record, Pending::Spawn(pending)))
+    }
+
+    /// Step 9 onwards, once the module is compiled and probed (`loaded`): the refusal of a
+    /// module that does not compile, else the child created and the passed capabilities moved.
+    pub(super) fn spawn_loaded(
+        &mut self,
+        sink: &mut Effects,
+        vhm: u32,
+        p: SpawnPending,
+        loaded: Result<ModuleFacts, LoadRefusal>,
+    ) -> Result<Outcome, HvError> {
+        let me = VhmId(vhm);
+        let facts = match loaded {
+            Ok(f) => f,
+            Err(LoadRefusal { abi }) => {
                 let reason = part(SpawnPart::Code, Refusal::Module { abi });
-                return refuse(record, (abi::E_INVAL, reason));
+                return Ok(Outcome::refused(p.record, abi::E_INVAL, reason));
             }
         };
-        if footprint > 0 {
+        let module = p.module;
+        self.modules
+            .compiled(module, &p.bytes, CHILD_ENTRY, facts.has_irq);
+        self.modules
+            .probed(module, p.child.k.memory_limit, facts.instantiates);
+        if p.footprint > 0 {
             let v = &mut self.vhms[vhm as usize];
-            v.budget.hold(footprint).expect("checked by charge_module");
-            v.loaded.insert(hash, footprint);
+            v.budget.hold(p.footprint).expect("checked by charge_module");
+            v.loaded.insert(p.hash, p.footprint);
         }
-        if from_code {
-            sink.module(&hash, &bytes)?;
+        if p.from_code {
+            sink.push(Effect::StoreModule {
+                hash: p.hash,
+                bytes: p.bytes.clone(),
+            });
             emit(
                 sink,
                 &mut self.events,
                 self.now,
                 Some(vhm),
                 EventKind::ModuleLoaded {
-                    hash,
-                    size: bytes.len() as u64,
+                    hash: p.hash,
+                    size: p.bytes.len() as u64,
                 },
-            )?;
+            );
         }
-        let child = self.child_spec(vhm, &spec, name, module);
-        let (id, handle) = self.create_vhm(sink, child, module, Some(vhm), quota)?;
+        let (id, handle) = self.create_vhm(sink, p.child, module, Some(vhm), p.quota)?;
         let handle = handle.expect("create_vhm mints the parent's handle");
-        for (h, r, badge) in passed {
+        for (h, r, badge) in p.passed {
             if !self.vhms[id as usize].running() {
                 break;
             }
@@ -359,7 +428,7 @@ impl Hypervisor {
                 .expect("checked before the child was created");
             self.record_cap(sink, id, cap, Some((me, xdv_core::CapId(h))))?;
         }
-        Ok(Outcome::ok(record, handle.0 as i64))
+        Ok(Outcome::ok(p.record, handle.0 as i64))
     }
 
     /// Steps 1–3: the spec read, its numbers, and the caller's own budget with `spawn`.

@@ -7,8 +7,9 @@
 
 use super::caps::cap_refusal;
 use super::{bytes_of, read_refusal, text_of, Outcome};
-use crate::driver::Driver;
-use crate::hypervisor::{emit, Hypervisor};
+use super::Pending;
+use crate::step::{Effect, Effects};
+use crate::state::{emit, State};
 use crate::vhm::Wait;
 use crate::HvError;
 use std::collections::BTreeMap;
@@ -36,10 +37,10 @@ struct Exec {
     out_len: u32,
 }
 
-impl Hypervisor {
-    pub(super) fn phi_call<S: Driver>(
+impl State {
+    pub(super) fn phi_call(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         call: Call,
@@ -232,7 +233,7 @@ impl Hypervisor {
                     clock: f.clock.into(),
                     defined: u64::from(f.defined).into(),
                 };
-                if let Err((code, reason)) = self.write_guest(vhm, vcpu, out, info.as_bytes()) {
+                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, out, info.as_bytes()) {
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 Outcome::ok(record, abi::OK)
@@ -262,9 +263,9 @@ impl Hypervisor {
         })
     }
 
-    fn phi_exec<S: Driver>(
+    fn phi_exec(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         record: HypercallRecord,
@@ -316,10 +317,7 @@ impl Hypervisor {
         // Check the output range before anything runs (reading it changes nothing).
         if captures > 0 {
             let n = captures * CAPTURE_BYTES;
-            let checked =
-                self.k
-                    .get_mut(vhm, vcpu)
-                    .check_guest(i64::from(out), i64::from(n), out_len);
+            let checked = self.check_guest(vhm, vcpu, out, n, out_len);
             if let Err(code) = checked {
                 let (code, reason) = read_refusal(code, out, n);
                 return Ok(Outcome::refused(record, code, reason));
@@ -348,7 +346,7 @@ impl Hypervisor {
                         t2: port.t2_ns,
                     },
                 },
-            )?;
+            );
         }
         let parent = self.phi.table.get(w).and_then(|x| x.parent);
         let visible: BTreeMap<String, xdv_phi::Frame> = parent
@@ -415,12 +413,46 @@ impl Hypervisor {
         let samples = exec.work;
         let sample_fuel = samples.div_ceil(abi::PHI_SAMPLES_PER_FUEL);
         // Captures are the transform's measured input: the driver may take them from a
-        // recording, but only as many as the transform makes.
-        let given = sink.phi_captures(VhmId(vhm), caps.clone())?;
-        let caps = if given.len() == caps.len() {
+        // recording (or a device), but only as many as the transform makes.
+        sink.push(Effect::MeasurePhi {
+            vhm: VhmId(vhm),
+            computed: caps.clone(),
+        });
+        let pending = PhiPending {
+            record: record.clone(),
+            window: w,
+            program: program_hash,
+            start: exec.start,
+            end: exec.end,
+            frames,
+            plays: exec.plays.len() as u32,
+            computed: caps,
+            samples,
+            sample_fuel,
+            number,
+            dephased: exec.dephased,
+            out,
+            captures,
+        };
+        Ok(Outcome::awaiting(record, Pending::Phi(pending)))
+    }
+
+    /// Finishes `phi_exec` once its captures are measured (`given`; another length than the
+    /// computed one is ignored): records the transform, charges its samples, writes the
+    /// captures and returns their number (parked until the transform's end on the clock).
+    pub(super) fn phi_measured(
+        &mut self,
+        sink: &mut Effects,
+        vhm: u32,
+        vcpu: u32,
+        p: PhiPending,
+        given: Vec<(i64, i64)>,
+    ) -> Outcome {
+        let now = self.now;
+        let caps = if given.len() == p.computed.len() {
             given
         } else {
-            caps
+            p.computed
         };
         emit(
             sink,
@@ -429,18 +461,18 @@ impl Hypervisor {
             Some(vhm),
             EventKind::PhiExecuted {
                 vcpu,
-                window: w,
-                program: program_hash,
-                start: exec.start,
-                end: exec.end,
-                frames,
-                plays: exec.plays.len() as u32,
+                window: p.window,
+                program: p.program,
+                start: p.start,
+                end: p.end,
+                frames: p.frames,
+                plays: p.plays,
                 captures: caps.clone(),
             },
-        )?;
-        if samples > 0 {
+        );
+        if p.samples > 0 {
             self.vhms[vhm as usize]
-                .charge_host_work(sample_fuel)
+                .charge_host_work(p.sample_fuel)
                 .expect("the contract admitted only samples the fuel pays for");
             emit(
                 sink,
@@ -448,23 +480,25 @@ impl Hypervisor {
                 now,
                 Some(vhm),
                 EventKind::HostWork {
-                    work: WorkKind::PhiSamples { transform: number },
-                    units: samples,
-                    fuel: sample_fuel,
+                    work: WorkKind::PhiSamples {
+                        transform: p.number,
+                    },
+                    units: p.samples,
+                    fuel: p.sample_fuel,
                 },
-            )?;
+            );
         }
-        if exec.dephased {
+        if p.dephased {
             emit(
                 sink,
                 &mut self.events,
                 now,
                 Some(vhm),
                 EventKind::PhiDecohered {
-                    window: w,
+                    window: p.window,
                     cause: DecoherenceCause::Dephasing,
                 },
-            )?;
+            );
         }
         let out_captures: Vec<layout::Capture> = caps
             .iter()
@@ -473,21 +507,40 @@ impl Hypervisor {
                 q: q.into(),
             })
             .collect();
-        self.write_guest(vhm, vcpu, out, out_captures.as_bytes())
-            .expect("range checked above");
-        let ret = i64::from(captures);
-        Ok(if exec.end > now {
+        self.write_guest(sink, vhm, vcpu, p.out, out_captures.as_bytes())
+            .expect("range checked before the transform ran");
+        let ret = i64::from(p.captures);
+        if p.end > now {
             Outcome::park(
-                record,
+                p.record,
                 Wait::Until {
-                    until: exec.end,
+                    until: p.end,
                     ret,
                 },
             )
         } else {
-            Outcome::ok(record, ret)
-        })
+            Outcome::ok(p.record, ret)
+        }
     }
+}
+
+/// A `phi_exec` whose captures are being measured: what it records and returns once they are.
+#[derive(Clone, Debug)]
+pub(crate) struct PhiPending {
+    record: HypercallRecord,
+    window: xdv_phi::WindowId,
+    program: xdv_core::Hash32,
+    start: u64,
+    end: u64,
+    frames: Vec<(String, i64, u64, u64, bool)>,
+    plays: u32,
+    computed: Vec<(i64, i64)>,
+    samples: u64,
+    sample_fuel: u64,
+    number: u64,
+    dephased: bool,
+    out: u32,
+    captures: u32,
 }
 
 /// The frames a statement names.

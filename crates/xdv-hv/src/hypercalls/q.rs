@@ -8,8 +8,8 @@
 
 use super::caps::{cap_code, cap_refusal};
 use super::{text_of, Outcome};
-use crate::driver::Driver;
-use crate::hypervisor::{emit, Hypervisor};
+use crate::step::Effects;
+use crate::state::{emit, State};
 use crate::q::Job;
 
 /// Host bytes a job's record costs beside its outcome words (8 bytes a shot).
@@ -54,10 +54,10 @@ struct Submit {
     vector: u32,
 }
 
-impl Hypervisor {
-    pub(super) fn q_call<S: Driver>(
+impl State {
+    pub(super) fn q_call(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         call: Call,
@@ -169,7 +169,7 @@ impl Hypervisor {
                 }
                 let bytes: Vec<u8> = j.outcomes.iter().flat_map(|w| w.to_le_bytes()).collect();
                 let shots = j.shots;
-                if let Err((code, reason)) = self.write_guest(vhm, vcpu, ptr, &bytes) {
+                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, ptr, &bytes) {
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 let c = self.vhms[vhm as usize]
@@ -401,11 +401,11 @@ impl Hypervisor {
         })
     }
 
-    /// `q_submit`: admission ([`Hypervisor::q_admit`]), then the job is charged, numbered,
+    /// `q_submit`: admission ([`State::q_admit`]), then the job is charged, numbered,
     /// given its capability, recorded and scheduled for its completion.
-    fn q_submit<S: Driver>(
+    fn q_submit(
         &mut self,
-        sink: &mut S,
+        sink: &mut Effects,
         vhm: u32,
         vcpu: u32,
         record: xdv_core::HypercallRecord,
@@ -500,7 +500,7 @@ impl Hypervisor {
                 queued_ns,
                 duration_ns: duration,
             },
-        )?;
+        );
         emit(
             sink,
             &mut self.events,
@@ -511,7 +511,7 @@ impl Hypervisor {
                 units: work,
                 fuel: work_fuel,
             },
-        )?;
+        );
         self.schedule_job(vhm, job, done_at);
         Ok(Outcome::ok(record.clone(), cap.0 as i64))
     }

@@ -1,0 +1,400 @@
+//! The core as a state machine: [`State::step`] takes one [`Input`] and returns the [`Effects`]
+//! it causes. It does no I/O and holds no engine: running a vCPU, reading or writing guest
+//! memory, compiling a module, sampling a Q job and measuring Φ captures are effects that the
+//! driver carries out at the edge (`driver.rs`), and whose results come back as the next input.
+//!
+//! One step applies inputs until the core awaits an answer from the edge (a vCPU run, a
+//! decoded hypercall, a Q job's outcomes, Φ captures, a loaded module) or the run is over. The
+//! CDS queue lives in the state, so between answers the core pops and applies its own queued
+//! events: the timer, injected faults, job completions and vCPU stops all happen inside `step`.
+
+use crate::cds::Target;
+use crate::hypercalls::{Outcome, Pending};
+use crate::state::State;
+use crate::HvError;
+use xdv_core::event::{Event, EventSink, SinkError};
+use xdv_core::{Hash32, VhmId};
+use xdv_k::abi::Hypercall;
+use xdv_k::{Call, Request, Stop};
+use xdv_q::Circuit;
+
+/// What the edge tells the core.
+#[derive(Debug)]
+pub enum Input {
+    /// Begin the run: create the manifest's VHMs and channels at time 0.
+    Start,
+    /// The vCPU of the last [`Effect::RunVcpu`] stopped.
+    VcpuStopped {
+        /// Its VHM.
+        vhm: VhmId,
+        /// Its index.
+        vcpu: u32,
+        /// Fuel the run consumed (at most what it was given).
+        fuel_used: u64,
+        /// Why it stopped.
+        stop: Stop,
+        /// Its exported memory's size in bytes after the run; `None` without one. Guest memory
+        /// changes only while the vCPU runs, so the core checks later writes against this.
+        memory: Option<u64>,
+        /// The least fuel its next run needs to make progress.
+        min_fuel: u64,
+    },
+    /// The hypercall of the last [`Effect::DecodeHypercall`], decoded at the K edge: typed
+    /// arguments, and what it passes in guest memory read.
+    Hypercall {
+        /// The caller's VHM.
+        vhm: VhmId,
+        /// The caller.
+        vcpu: u32,
+        /// The call.
+        call: Call,
+    },
+    /// The outcomes of the last [`Effect::ExecuteQJob`]: one word per shot.
+    QJobFinished {
+        /// The job's VHM.
+        vhm: VhmId,
+        /// The VHM's job number.
+        job: u32,
+        /// One word per shot; another length is not trusted (zeros are used).
+        outcomes: Vec<u64>,
+    },
+    /// The captures of the last [`Effect::MeasurePhi`].
+    PhiCaptured {
+        /// The transform's VHM.
+        vhm: VhmId,
+        /// `(I, Q)` per capture; another length than the computed one is ignored.
+        captures: Vec<(i64, i64)>,
+    },
+    /// The module of the last [`Effect::LoadModule`]: compiled, and instantiated once under the
+    /// memory limit it names, or why not.
+    ModuleLoaded {
+        /// The module's index.
+        module: usize,
+        /// What compiling and instantiating it showed.
+        result: Result<ModuleFacts, LoadRefusal>,
+    },
+}
+
+/// What compiling a module and instantiating it once showed: everything the core needs to know
+/// about a module to create VHMs from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleFacts {
+    /// It exports the interrupt handler `xdv_irq`.
+    pub has_irq: bool,
+    /// Instantiating it under the memory limit asked for succeeds, or the trap code it fails
+    /// with. Instantiation depends only on the module and the limit.
+    pub instantiates: Result<(), xdv_core::refusal::TrapCode>,
+}
+
+/// Why a module did not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadRefusal {
+    /// It is valid WebAssembly that does not fit the ABI (`false`: not valid WebAssembly).
+    pub abi: bool,
+}
+
+/// What the core asks of the edge, in order.
+#[derive(Debug)]
+pub enum Effect {
+    /// Record an event.
+    Emit(Event),
+    /// Store a module's bytes in the trace (before the event that names it).
+    StoreModule {
+        /// Its BLAKE3 hash.
+        hash: Hash32,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// Create `vcpus` instances of module `module` for VHM `vhm`, each under `memory_limit`.
+    /// The core knows from [`ModuleFacts`] that they instantiate.
+    Instantiate {
+        /// The new VHM.
+        vhm: VhmId,
+        /// The module's index.
+        module: usize,
+        /// Its vCPUs' memory limit.
+        memory_limit: u64,
+        /// How many vCPUs.
+        vcpus: u32,
+    },
+    /// Copy `bytes` into a vCPU's memory at `ptr`. The core checked the range.
+    WriteGuest {
+        /// The VHM.
+        vhm: VhmId,
+        /// The vCPU.
+        vcpu: u32,
+        /// Where.
+        ptr: u32,
+        /// What.
+        bytes: Vec<u8>,
+    },
+    /// Run a vCPU: answer its pending hypercall with `answer`, enter its interrupt handler with
+    /// `irq`, then run it with exactly `fuel`. Answered by [`Input::VcpuStopped`].
+    RunVcpu {
+        /// The VHM.
+        vhm: VhmId,
+        /// The vCPU.
+        vcpu: u32,
+        /// The value its pending hypercall returns, if it made one.
+        answer: Option<i64>,
+        /// `(vector, arg)` to enter the interrupt handler with (the core knows it has one and is
+        /// not in it).
+        irq: Option<(u32, i64)>,
+        /// Fuel to run with.
+        fuel: u64,
+    },
+    /// Decode a vCPU's pending hypercall, reading its arguments from guest memory. Answered by
+    /// [`Input::Hypercall`].
+    DecodeHypercall {
+        /// The VHM.
+        vhm: VhmId,
+        /// The vCPU.
+        vcpu: u32,
+        /// The raw call.
+        request: Request,
+    },
+    /// Run a Q job on its device's provider. Answered by [`Input::QJobFinished`].
+    ExecuteQJob {
+        /// The submitting VHM.
+        vhm: VhmId,
+        /// The VHM's job number.
+        job: u32,
+        /// Shots.
+        shots: u64,
+        /// The device's index.
+        device: usize,
+        /// The lowered circuit.
+        circuit: Circuit,
+        /// The job's sampling seed.
+        seed: u64,
+    },
+    /// The captures a Φ transform computed: the driver may replace them with measured (or
+    /// recorded) ones. Answered by [`Input::PhiCaptured`].
+    MeasurePhi {
+        /// The VHM.
+        vhm: VhmId,
+        /// What the executor integrated.
+        computed: Vec<(i64, i64)>,
+    },
+    /// Compile module `module` (when the edge has no compiled form of it) and instantiate it
+    /// once under `memory_limit`. Answered by [`Input::ModuleLoaded`].
+    LoadModule {
+        /// The index the core gives it.
+        module: usize,
+        /// Its bytes.
+        bytes: Vec<u8>,
+        /// The entry export.
+        entry: &'static str,
+        /// The memory limit of the VHM about to run it.
+        memory_limit: u64,
+    },
+    /// Drop every vCPU instance of a stopped VHM.
+    DropVcpus {
+        /// The VHM.
+        vhm: VhmId,
+    },
+    /// Drop the compiled form of module `module`: no running VHM runs it.
+    RetireModule {
+        /// The module's index.
+        module: usize,
+    },
+    /// The run is over: `State::summary` says how it ended.
+    Finished,
+}
+
+/// The effects of one step, in the order the edge must carry them out.
+#[derive(Debug, Default)]
+pub struct Effects(pub(crate) Vec<Effect>);
+
+impl Effects {
+    /// The effects, in order.
+    pub fn into_vec(self) -> Vec<Effect> {
+        self.0
+    }
+
+    /// Appends an effect.
+    pub(crate) fn push(&mut self, effect: Effect) {
+        self.0.push(effect);
+    }
+}
+
+/// The core's events go out as effects. Emitting cannot fail here: the sink's own failure
+/// (a full disk, a replay divergence) reaches the driver when it carries the effect out.
+impl EventSink for Effects {
+    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), SinkError> {
+        self.push(Effect::StoreModule {
+            hash: *hash,
+            bytes: bytes.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
+        self.push(Effect::Emit(event.clone()));
+        Ok(())
+    }
+}
+
+/// What the core waits for from the edge.
+#[derive(Debug, Clone)]
+pub(crate) enum Await {
+    /// The stop of a vCPU it asked to run with `fuel`.
+    Run { vhm: u32, vcpu: u32, fuel: u64 },
+    /// A decoded hypercall.
+    Call { vhm: u32, vcpu: u32 },
+    /// A Q job's outcomes.
+    QJob { vhm: u32, job: u32 },
+    /// The answer a hypercall's handler needs to finish (captures, a loaded module).
+    Resume {
+        vhm: u32,
+        vcpu: u32,
+        call: Hypercall,
+        pending: Box<Pending>,
+    },
+}
+
+impl State {
+    /// Applies `input`, then the CDS events due after it, until the core awaits the edge or the
+    /// run is over (the last effect is then [`Effect::Finished`]).
+    ///
+    /// # Errors
+    ///
+    /// [`HvError::Input`] for an input the core does not await (a driver bug);
+    /// [`HvError::Invariant`] when invariants are checked after every event
+    /// ([`State::check_every_step`]) and one fails.
+    pub fn step(&mut self, input: Input) -> Result<Effects, HvError> {
+        let mut out = Effects::default();
+        match (self.awaiting.take(), input) {
+            (None, Input::Start) if !self.started => {
+                self.started = true;
+                self.start(&mut out)?;
+            }
+            (Some(Await::Run { vhm, vcpu, fuel }), Input::VcpuStopped {
+                vhm: v,
+                vcpu: c,
+                fuel_used,
+                stop,
+                memory,
+                min_fuel,
+            }) if (v.0, c) == (vhm, vcpu) && fuel_used <= fuel => {
+                self.ran(vhm, vcpu, fuel_used, stop, memory, min_fuel);
+            }
+            (Some(Await::Call { vhm, vcpu }), Input::Hypercall { vhm: v, vcpu: c, call })
+                if (v.0, c) == (vhm, vcpu) =>
+            {
+                self.hypercall(&mut out, vhm, vcpu, call)?;
+            }
+            (Some(Await::QJob { vhm, job }), Input::QJobFinished {
+                vhm: v,
+                job: j,
+                outcomes,
+            }) if (v.0, j) == (vhm, job) => {
+                self.finish_job(&mut out, vhm, job, outcomes)?;
+            }
+            (
+                Some(Await::Resume {
+                    vhm,
+                    vcpu,
+                    call,
+                    pending,
+                }),
+                input,
+            ) => {
+                let outcome: Outcome = self.resume_call(&mut out, vhm, vcpu, *pending, input)?;
+                self.conclude(&mut out, vhm, vcpu, call, outcome)?;
+            }
+            (awaiting, input) => {
+                return Err(HvError::Input(format!(
+                    "the core awaits {awaiting:?} and was given {input:?}"
+                )))
+            }
+        }
+        self.advance(&mut out)?;
+        Ok(out)
+    }
+
+    /// `true` once the run is over.
+    pub fn finished(&self) -> bool {
+        self.done
+    }
+
+    /// Pops and applies queued events until the core awaits the edge or nothing is left.
+    fn advance(&mut self, out: &mut Effects) -> Result<(), HvError> {
+        loop {
+            if self.awaiting.is_some() || self.done {
+                return Ok(());
+            }
+            if std::mem::take(&mut self.in_event) {
+                self.after_event(out)?;
+            }
+            match self.next_target() {
+                Some(target) => {
+                    self.in_event = true;
+                    self.apply(out, target)?;
+                }
+                None => {
+                    self.finish(out)?;
+                    self.done = true;
+                    out.push(Effect::Finished);
+                }
+            }
+        }
+    }
+
+    /// Waits for `what`; the step ends once the current handler returns.
+    pub(crate) fn await_edge(&mut self, what: Await) {
+        assert!(
+            self.awaiting.is_none(),
+            "the core awaits one answer at a time: {:?}, then {what:?}",
+            self.awaiting
+        );
+        self.awaiting = Some(what);
+    }
+
+    /// The next live queued event, with the clock moved to it; `None` when nothing is left or
+    /// the time limit is reached.
+    fn next_target(&mut self) -> Option<Target> {
+        // The time limit, and in any case the horizon: no clock computes past it.
+        let limit = self
+            .host
+            .time_limit_ns
+            .map_or(xdv_k::abi::TIME_HORIZON_NS, |l| {
+                l.min(xdv_k::abi::TIME_HORIZON_NS)
+            });
+        while let Some((key, target)) = self.cds.pop() {
+            // Superseded events (a woken sleeper's old deadline, a stopped VHM's pending stop)
+            // are dropped without touching the clock.
+            if !self.is_live(target) {
+                continue;
+            }
+            if key.time > limit {
+                self.now = self.now.max(limit);
+                return None;
+            }
+            assert!(key.time >= self.now, "the virtual clock never goes back");
+            // A fault injected into a stopped VHM is recorded without moving the clock: a
+            // stopped VHM cannot make the host run longer.
+            if !matches!(target, Target::Inject { index, .. } if !self.inject_target_running(index))
+            {
+                self.now = key.time;
+            }
+            return Some(target);
+        }
+        None
+    }
+
+    /// What follows every applied event: faults due at its event count fire, and the
+    /// invariants are checked when asked for.
+    fn after_event(&mut self, out: &mut Effects) -> Result<(), HvError> {
+        self.fire_counted_faults(out)?;
+        if self.check_each_step {
+            self.check_invariants()
+                .map_err(|message| HvError::Invariant {
+                    event: self.events,
+                    time_ns: self.now,
+                    message,
+                })?;
+        }
+        Ok(())
+    }
+}
