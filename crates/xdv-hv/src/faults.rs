@@ -8,8 +8,8 @@
 //! real ones.
 
 use crate::cds::{Class, Target};
-use crate::step::Effects;
 use crate::state::{emit, quota_of, State};
+use crate::step::Effects;
 use crate::HvError;
 use xdv_core::event::{EventKind, ExitReason, FaultClass};
 use xdv_core::refusal::{DecoherenceCause, FaultDetail, QCarve, RestartRefusal};

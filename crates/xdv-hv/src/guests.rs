@@ -103,9 +103,15 @@ impl Guests {
                         "the core delivers an interrupt only to a handler that is free"
                     );
                 }
-                assert!(fuel >= g.min_fuel(), "the core gives each run what it needs");
+                assert!(
+                    fuel >= g.min_fuel(),
+                    "the core gives each run what it needs"
+                );
                 let (fuel_used, stop) = g.run(fuel);
-                assert!(fuel_used <= fuel, "a run consumes at most the fuel it is given");
+                assert!(
+                    fuel_used <= fuel,
+                    "a run consumes at most the fuel it is given"
+                );
                 Some(Input::VcpuStopped {
                     vhm,
                     vcpu,

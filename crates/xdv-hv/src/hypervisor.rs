@@ -110,7 +110,10 @@ impl Hypervisor {
             let mut answer = None;
             for effect in effects.into_vec() {
                 // The effect the core awaits an answer to is its last.
-                assert!(answer.is_none(), "an effect follows the one the core awaits");
+                assert!(
+                    answer.is_none(),
+                    "an effect follows the one the core awaits"
+                );
                 answer = match self.guests.carry(effect) {
                     Ok(answer) => answer,
                     Err(Effect::Emit(event)) => {

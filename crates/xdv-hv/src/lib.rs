@@ -31,13 +31,13 @@ mod vhm;
 
 pub use builder::HostBuilder;
 pub use hypervisor::Hypervisor;
-pub use state::{RunSummary, State, VhmSummary};
-pub use step::{Effect, Input};
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{
     chaos_faults, prepare, prepare_with_chaos, resume_trace, run_in_memory, run_to_trace, Prepared,
     Resumed, RunOptions,
 };
+pub use state::{RunSummary, State, VhmSummary};
+pub use step::{Effect, Input};
 
 use xdv_core::event::SinkError;
 use xdv_manifest::ManifestError;

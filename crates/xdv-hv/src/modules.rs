@@ -21,8 +21,9 @@ pub const MODULE_FOOTPRINT_FACTOR: u64 = 4;
 /// Fuel a VHM pays per byte of code it loads (validation and eager compilation are host work).
 pub const MODULE_LOAD_FUEL_PER_BYTE: u64 = 1;
 
-/// What compiles and instantiates modules while a host is built: the K edge.
-pub(crate) trait Loader {
+/// What compiles and instantiates modules while a host is built: the K edge (`Guests` with the
+/// wasmi engine), or a test's stand-in that knows what its modules would do.
+pub trait Loader {
     /// Compiles `bytes` with `entry` as module `index`; whether it exports `xdv_irq`.
     ///
     /// # Errors
@@ -138,7 +139,10 @@ impl Modules {
 
     /// A VHM running module `i` was created.
     pub(crate) fn acquire(&mut self, i: usize) {
-        assert!(self.entries[i].compiled, "module {i} runs only while compiled");
+        assert!(
+            self.entries[i].compiled,
+            "module {i} runs only while compiled"
+        );
         self.entries[i].users += 1;
     }
 

@@ -1,8 +1,8 @@
 //! The Φ domain inside the hypervisor: the host's ports and windows, each window's frames,
 //! granting windows to VHMs and taking them back.
 
-use crate::step::Effects;
 use crate::state::{emit, State};
+use crate::step::Effects;
 use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};

@@ -3,8 +3,8 @@
 //! it in a live run, the trace supplies them in a replay.
 
 use crate::cds::{Class, Target};
-use crate::step::{Await, Effect, Effects};
 use crate::state::{emit, State};
+use crate::step::{Await, Effect, Effects};
 use crate::HvError;
 use std::collections::BTreeMap;
 use xdv_core::cap::{rights, Object};

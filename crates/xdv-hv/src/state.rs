@@ -1,11 +1,11 @@
 //! The hypervisor state and its event loop.
 
 use crate::cds::{Cds, Class, Target};
-use crate::modules::Loader;
-use crate::step::{Await, Effect, Effects};
 use crate::ipc::Channel;
+use crate::modules::Loader;
 use crate::phi::PhiHost;
 use crate::q::QDevice;
+use crate::step::{Await, Effect, Effects};
 use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm, Wait};
 use crate::HvError;
 use rand_chacha::ChaCha20Rng;
@@ -139,7 +139,12 @@ impl State {
     /// [`Manifest::load_modules`] returns) compiled by `loader` (each distinct module and entry
     /// once) and checked against the ABI, and instantiated once under each manifest VHM's memory
     /// limit, so that the core knows what creating those VHMs will do.
-    pub(crate) fn new(
+    ///
+    /// # Errors
+    ///
+    /// [`HvError::Module`] for a module that is not given, does not compile or does not fit the
+    /// ABI; [`HvError::Manifest`] for Q or Φ placements the host cannot make.
+    pub fn new(
         manifest: &Manifest,
         modules: &[LoadedModule],
         seed: u64,

@@ -269,26 +269,37 @@ impl State {
                 self.started = true;
                 self.start(&mut out)?;
             }
-            (Some(Await::Run { vhm, vcpu, fuel }), Input::VcpuStopped {
-                vhm: v,
-                vcpu: c,
-                fuel_used,
-                stop,
-                memory,
-                min_fuel,
-            }) if (v.0, c) == (vhm, vcpu) && fuel_used <= fuel => {
+            (
+                Some(Await::Run { vhm, vcpu, fuel }),
+                Input::VcpuStopped {
+                    vhm: v,
+                    vcpu: c,
+                    fuel_used,
+                    stop,
+                    memory,
+                    min_fuel,
+                },
+            ) if (v.0, c) == (vhm, vcpu) && fuel_used <= fuel => {
                 self.ran(vhm, vcpu, fuel_used, stop, memory, min_fuel);
             }
-            (Some(Await::Call { vhm, vcpu }), Input::Hypercall { vhm: v, vcpu: c, call })
-                if (v.0, c) == (vhm, vcpu) =>
-            {
+            (
+                Some(Await::Call { vhm, vcpu }),
+                Input::Hypercall {
+                    vhm: v,
+                    vcpu: c,
+                    call,
+                },
+            ) if (v.0, c) == (vhm, vcpu) => {
                 self.hypercall(&mut out, vhm, vcpu, call)?;
             }
-            (Some(Await::QJob { vhm, job }), Input::QJobFinished {
-                vhm: v,
-                job: j,
-                outcomes,
-            }) if (v.0, j) == (vhm, job) => {
+            (
+                Some(Await::QJob { vhm, job }),
+                Input::QJobFinished {
+                    vhm: v,
+                    job: j,
+                    outcomes,
+                },
+            ) if (v.0, j) == (vhm, job) => {
                 self.finish_job(&mut out, vhm, job, outcomes)?;
             }
             (

@@ -1,8 +1,8 @@
 //! The capabilities group: derive, revoke, drop, inspect, find.
 
 use super::Outcome;
-use crate::step::Effects;
 use crate::state::State;
+use crate::step::Effects;
 use crate::HvError;
 use xdv_core::cap::{CapError, Rights};
 use xdv_core::event::RemoveCause;

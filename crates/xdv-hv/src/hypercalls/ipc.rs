@@ -2,9 +2,9 @@
 
 use super::caps::cap_refusal;
 use super::{bytes_of, Outcome};
-use crate::step::Effects;
-use crate::state::{emit, State};
 use crate::ipc::{Message, RECV_HEADER};
+use crate::state::{emit, State};
+use crate::step::Effects;
 use crate::vhm::{Inbox, Wait};
 use crate::HvError;
 use xdv_core::cap::{rights, Object};
@@ -404,11 +404,7 @@ impl State {
     /// holds nothing, so the receiver's budget takes each one it has room for (in queue order),
     /// and the rest are dropped, recorded per queue in the stopping VHM's events. A message sent
     /// just before exiting is still delivered when its receiver can hold it.
-    pub(crate) fn hand_over_sent(
-        &mut self,
-        sink: &mut Effects,
-        vhm: u32,
-    ) -> Result<(), HvError> {
+    pub(crate) fn hand_over_sent(&mut self, sink: &mut Effects, vhm: u32) -> Result<(), HvError> {
         // Only the ends it sent to (in channel and end order), not every channel of the host.
         for (channel, end) in std::mem::take(&mut self.vhms[vhm as usize].sent_to) {
             let e = &mut self.channels[channel as usize].ends[end as usize];

@@ -2,8 +2,8 @@
 
 use super::{bytes_of, After, Outcome};
 use crate::cds::{Class, Target};
-use crate::step::Effects;
 use crate::state::State;
+use crate::step::Effects;
 use crate::vhm::{Timer, VcpuState, Wait};
 use crate::HvError;
 use rand_core::RngCore;

@@ -19,9 +19,9 @@ use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::event::{EventKind, ExitReason, FaultClass, HypercallRecord};
 use xdv_core::refusal::{FaultDetail, Refusal, Text};
+use xdv_core::VhmId;
 use xdv_k::abi;
 use xdv_k::call::Read;
-use xdv_core::VhmId;
 use xdv_k::Call;
 use xdv_manifest::BadHypercallPolicy;
 

@@ -2,9 +2,9 @@
 
 use super::caps::{cap_code, cap_refusal};
 use super::{bytes_of, read_refusal, Outcome, Pending};
-use crate::step::{Effect, Effects, LoadRefusal, ModuleFacts};
-use crate::state::{emit, State, CHILD_ENTRY};
 use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
+use crate::state::{emit, State, CHILD_ENTRY};
+use crate::step::{Effect, Effects, LoadRefusal, ModuleFacts};
 use crate::vhm::Wait;
 use crate::HvError;
 use xdv_core::bounds;
@@ -339,7 +339,7 @@ impl State {
             Err(r) => return refuse(record, r),
         };
         let (module, compiled) = self.modules.lookup(&hash, CHILD_ENTRY);
-        let child = self.child_spec(vhm, &spec, name, module);
+        let child = self.child_spec(vhm, &spec, name, &hash);
         let memory_limit = child.k.memory_limit;
         let pending = SpawnPending {
             record,
@@ -397,7 +397,9 @@ impl State {
             .probed(module, p.child.k.memory_limit, facts.instantiates);
         if p.footprint > 0 {
             let v = &mut self.vhms[vhm as usize];
-            v.budget.hold(p.footprint).expect("checked by charge_module");
+            v.budget
+                .hold(p.footprint)
+                .expect("checked by charge_module");
             v.loaded.insert(p.hash, p.footprint);
         }
         if p.from_code {
@@ -652,7 +654,7 @@ impl State {
     /// The spec of the child: the parent's interrupt vectors and Q device, the spawn spec's
     /// numbers and flags; a spawned child is supervised by its parent, has no restarts and no
     /// port-time of its own.
-    fn child_spec(&self, vhm: u32, spec: &SpawnSpec, name: String, module: usize) -> VhmSpec {
+    fn child_spec(&self, vhm: u32, spec: &SpawnSpec, name: String, module: &Hash32) -> VhmSpec {
         let parent = &self.vhms[vhm as usize].spec;
         VhmSpec {
             name,
@@ -660,7 +662,7 @@ impl State {
             k: KSpec {
                 vcpus: spec.vcpus,
                 memory_limit: spec.memory_limit,
-                module: self.modules.hash(module).to_hex(),
+                module: module.to_hex(),
                 module_at: Location::default(),
                 entry: CHILD_ENTRY.into(),
                 irq_vectors: parent.k.irq_vectors,

@@ -6,10 +6,10 @@
 //! captures of signals that have not happened yet.
 
 use super::caps::cap_refusal;
-use super::{bytes_of, read_refusal, text_of, Outcome};
 use super::Pending;
-use crate::step::{Effect, Effects};
+use super::{bytes_of, read_refusal, text_of, Outcome};
 use crate::state::{emit, State};
+use crate::step::{Effect, Effects};
 use crate::vhm::Wait;
 use crate::HvError;
 use std::collections::BTreeMap;
@@ -233,7 +233,8 @@ impl State {
                     clock: f.clock.into(),
                     defined: u64::from(f.defined).into(),
                 };
-                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, out, info.as_bytes()) {
+                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, out, info.as_bytes())
+                {
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 Outcome::ok(record, abi::OK)
@@ -511,13 +512,7 @@ impl State {
             .expect("range checked before the transform ran");
         let ret = i64::from(p.captures);
         if p.end > now {
-            Outcome::park(
-                p.record,
-                Wait::Until {
-                    until: p.end,
-                    ret,
-                },
-            )
+            Outcome::park(p.record, Wait::Until { until: p.end, ret })
         } else {
             Outcome::ok(p.record, ret)
         }

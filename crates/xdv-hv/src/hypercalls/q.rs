@@ -8,9 +8,9 @@
 
 use super::caps::{cap_code, cap_refusal};
 use super::{text_of, Outcome};
-use crate::step::Effects;
-use crate::state::{emit, State};
 use crate::q::Job;
+use crate::state::{emit, State};
+use crate::step::Effects;
 
 /// Host bytes a job's record costs beside its outcome words (8 bytes a shot).
 const JOB_RECORD_BYTES: u64 = 128;
