@@ -56,11 +56,14 @@ impl Guests {
         self.module(i).instantiate(memory_limit)
     }
 
-    /// Carries out one effect that touches the K side; `Some` with the core's next input when
-    /// the effect is answered here (a vCPU run, a hypercall's decoding, a module load). Other
-    /// effects are not the K side's and return `None`.
-    pub(crate) fn carry(&mut self, effect: Effect) -> Result<Option<Input>, Effect> {
-        Ok(match effect {
+    /// Carries out one effect on the K side; `Some` with the core's next input when the effect
+    /// is answered here (a vCPU run, a hypercall's decoding, a module load).
+    ///
+    /// # Panics
+    ///
+    /// On an effect that is not the K side's (the driver's: events, Q jobs, Φ captures).
+    pub(crate) fn carry(&mut self, effect: Effect) -> Option<Input> {
+        match effect {
             Effect::Instantiate {
                 vhm,
                 module,
@@ -145,8 +148,8 @@ impl Guests {
                 self.modules[module] = None;
                 None
             }
-            other => return Err(other),
-        })
+            other => unreachable!("not an effect on the K side: {other:?}"),
+        }
     }
 
     /// Compiles module `i` unless compiled, then instantiates it once under `memory_limit`.

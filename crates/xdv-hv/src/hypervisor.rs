@@ -9,7 +9,7 @@
 use crate::driver::{Driver, Live, QJobRun};
 use crate::guests::Guests;
 use crate::state::{module_error, RunSummary, State};
-use crate::step::{Effect, Input};
+use crate::step::{Effect, Effects, Input};
 use crate::HvError;
 use xdv_core::event::EventSink;
 use xdv_manifest::{LoadedModule, Manifest};
@@ -107,53 +107,104 @@ impl Hypervisor {
         let mut input = Input::Start;
         loop {
             let effects = self.state.step(input)?;
-            let mut answer = None;
-            for effect in effects.into_vec() {
-                // The effect the core awaits an answer to is its last.
-                assert!(
-                    answer.is_none(),
-                    "an effect follows the one the core awaits"
-                );
-                answer = match self.guests.carry(effect) {
-                    Ok(answer) => answer,
-                    Err(Effect::Emit(event)) => {
-                        driver.emit(&event)?;
-                        None
-                    }
-                    Err(Effect::StoreModule { hash, bytes }) => {
-                        driver.module(&hash, &bytes)?;
-                        None
-                    }
-                    Err(Effect::ExecuteQJob {
+            input = match self.carry(driver, effects)? {
+                Carried::Answer(answer) => answer,
+                Carried::Finished => return Ok(self.state.summary()),
+                Carried::Nothing => {
+                    return Err(HvError::Input(
+                        "a step ended awaiting nothing and not finished".into(),
+                    ))
+                }
+            };
+        }
+    }
+
+    /// Creates a VHM now, outside the event loop, as `State::create_vhm` does (the benchmarks
+    /// measure creation alone this way); its events go to `driver`.
+    ///
+    /// # Errors
+    ///
+    /// [`HvError::Sink`] when the driver fails.
+    pub fn create_vhm<D: Driver>(
+        &mut self,
+        driver: &mut D,
+        spec: xdv_manifest::VhmSpec,
+        module: usize,
+        parent: Option<u32>,
+        quota: xdv_core::budget::Quota,
+    ) -> Result<(u32, Option<xdv_core::CapId>), HvError> {
+        let mut effects = Effects::default();
+        let created = self
+            .state
+            .create_vhm(&mut effects, spec, module, parent, quota)?;
+        match self.carry(driver, effects)? {
+            Carried::Nothing => Ok(created),
+            _ => unreachable!("creating a VHM awaits nothing"),
+        }
+    }
+
+    /// Carries out `effects` in order: events and module bytes to the driver, Q jobs and Φ
+    /// captures through it, the rest on the K side. Returns the answer the core awaits, if
+    /// any: always the last effect.
+    fn carry<D: Driver>(&mut self, driver: &mut D, effects: Effects) -> Result<Carried, HvError> {
+        let mut carried = Carried::Nothing;
+        for effect in effects.into_vec() {
+            assert!(
+                matches!(carried, Carried::Nothing),
+                "an effect follows the one the core awaits"
+            );
+            let answer = match effect {
+                Effect::Emit(event) => {
+                    driver.emit(&event)?;
+                    None
+                }
+                Effect::StoreModule { hash, bytes } => {
+                    driver.module(&hash, &bytes)?;
+                    None
+                }
+                Effect::ExecuteQJob {
+                    vhm,
+                    job,
+                    shots,
+                    device,
+                    circuit,
+                    seed,
+                } => {
+                    let run = QJobRun {
                         vhm,
                         job,
                         shots,
-                        device,
-                        circuit,
+                        provider: self.state.q_provider(device),
+                        circuit: &circuit,
                         seed,
-                    }) => {
-                        let run = QJobRun {
-                            vhm,
-                            job,
-                            shots,
-                            provider: self.state.q_provider(device),
-                            circuit: &circuit,
-                            seed,
-                        };
-                        let outcomes = driver.q_outcomes(&run)?;
-                        Some(Input::QJobFinished { vhm, job, outcomes })
-                    }
-                    Err(Effect::MeasurePhi { vhm, computed }) => {
-                        let captures = driver.phi_captures(vhm, computed)?;
-                        Some(Input::PhiCaptured { vhm, captures })
-                    }
-                    Err(Effect::Finished) => return Ok(self.state.summary()),
-                    Err(other) => unreachable!("the K side carries {other:?}"),
-                };
+                    };
+                    let outcomes = driver.q_outcomes(&run)?;
+                    Some(Input::QJobFinished { vhm, job, outcomes })
+                }
+                Effect::MeasurePhi { vhm, computed } => {
+                    let captures = driver.phi_captures(vhm, computed)?;
+                    Some(Input::PhiCaptured { vhm, captures })
+                }
+                Effect::Finished => {
+                    carried = Carried::Finished;
+                    None
+                }
+                k => self.guests.carry(k),
+            };
+            if let Some(answer) = answer {
+                carried = Carried::Answer(answer);
             }
-            input = answer.ok_or_else(|| {
-                HvError::Input("a step ended awaiting nothing and not finished".into())
-            })?;
         }
+        Ok(carried)
     }
+}
+
+/// What carrying out a step's effects ended with.
+enum Carried {
+    /// The answer the core awaits.
+    Answer(Input),
+    /// The run is over.
+    Finished,
+    /// Nothing: the effects await no answer.
+    Nothing,
 }

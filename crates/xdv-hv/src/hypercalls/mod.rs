@@ -46,7 +46,7 @@ pub(crate) enum Pending {
     /// `phi_exec`: its captures, measured.
     Phi(phi::PhiPending),
     /// `vhm_spawn`: its module, compiled and probed.
-    Spawn(nesting::SpawnPending),
+    Spawn(Box<nesting::SpawnPending>),
 }
 
 /// The result of handling one call.
@@ -145,7 +145,7 @@ impl State {
                 Ok(self.phi_measured(sink, vhm, vcpu, p, captures))
             }
             (Pending::Spawn(p), Input::ModuleLoaded { module, result }) if module == p.module => {
-                self.spawn_loaded(sink, vhm, p, result)
+                self.spawn_loaded(sink, vhm, *p, result)
             }
             (pending, input) => Err(HvError::Input(format!(
                 "a call waits for the answer to {pending:?} and was given {input:?}"

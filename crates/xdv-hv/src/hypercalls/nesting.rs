@@ -370,7 +370,7 @@ impl State {
             memory_limit,
         });
         let record = pending.record.clone();
-        Ok(Outcome::awaiting(record, Pending::Spawn(pending)))
+        Ok(Outcome::awaiting(record, Pending::Spawn(Box::new(pending))))
     }
 
     /// Step 9 onwards, once the module is compiled and probed (`loaded`): the refusal of a
