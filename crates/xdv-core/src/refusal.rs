@@ -628,6 +628,7 @@ pub enum DecoherenceCause {
 }
 
 impl fmt::Display for Refusal {
+    // Long by design: one arm per refusal, each its own sentence: the table reads best whole.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Refusal::*;
         match self {

@@ -62,6 +62,7 @@ impl Guests {
     /// # Panics
     ///
     /// On an effect that is not the K side's (the driver's: events, Q jobs, Φ captures).
+    // Long by design: one arm per effect on the K side.
     pub(crate) fn carry(&mut self, effect: Effect) -> Option<Input> {
         match effect {
             Effect::Instantiate {

@@ -169,6 +169,7 @@ fn u32_arg(a: i64) -> u32 {
 
 impl Call {
     /// Decodes the call `call` with raw arguments `args`, reading what it passes in `mem`.
+    // Long by design: one arm per hypercall of the ABI table, in its order.
     pub fn decode(call: Hypercall, args: [i64; 5], mem: &dyn GuestVcpu) -> Call {
         let u = |i: usize| u32_arg(args[i]);
         let h = |i: usize| args[i] as u64;
@@ -323,6 +324,7 @@ impl Call {
     /// The trace record of the call as made, before anything it names is resolved: what a
     /// refusal records. (A call that succeeds may record more: the bytes `log` appended, the
     /// child's name, the frame's name.)
+    // Long by design: one arm per hypercall of the ABI table, in its order.
     pub fn record(&self) -> HypercallRecord {
         match *self {
             Call::Log { ptr, len, .. } => HypercallRecord::Log {

@@ -511,6 +511,7 @@ fn fault_spec(
 }
 
 /// `[host]` and its `[[host.phi.port]]` tables.
+// Long by design: one key of the `[host]` table after another, each with its bound and place.
 fn host_spec(cx: &Ctx<'_>, host_raw: &RawHost) -> Result<HostSpec, ManifestError> {
     let default_trace = RawTrace::default();
     let trace = host_raw.trace.as_ref().unwrap_or(&default_trace);
@@ -595,6 +596,7 @@ fn host_spec(cx: &Ctx<'_>, host_raw: &RawHost) -> Result<HostSpec, ManifestError
 
 /// One `[[vhm]]` table, checked against the host and the VHMs declared above it (`vhms`);
 /// `names` collects the names declared so far.
+// Long by design: one key of the `[[vhm]]` table after another, each with its bound and place.
 fn vhm_spec(
     cx: &Ctx<'_>,
     i: usize,
@@ -764,6 +766,7 @@ fn k_spec(cx: &Ctx<'_>, i: usize, k: &RawK) -> Result<KSpec, ManifestError> {
 ///
 /// Longer than most: one check per key, in the order `docs/manifest.md` lists them, each with
 /// its own message; splitting them apart would only scatter the table.
+// Long by design: one key of the `[vhm.policy]` table after another, each with its bound and place.
 fn policy_spec(
     cx: &Ctx<'_>,
     i: usize,

@@ -461,6 +461,7 @@ impl Parser<'_> {
         })?;
         Ok(e)
     }
+    // Long by design: one arm per statement of the transform language.
     fn stmt(&mut self) -> Result<(Stmt, Loc), ParseError> {
         let at = self.loc();
         let word = self.ident()?;

@@ -266,6 +266,7 @@ impl Provider for Simulator {
 const NATIVE: &[&str] = &["u", "cx", "measure", "reset", "barrier"];
 
 /// The built-in devices, in `xdv q providers` order.
+// Long by design: a table: each built-in device's calibration, written out.
 pub fn builtin_devices() -> Vec<Device> {
     vec![
         Device {

@@ -9,6 +9,7 @@ use xdv_core::event::{Event, EventKind, HypercallRecord, WorkKind};
 /// A one-line human-readable rendering of an event.
 pub trait Describe {
     /// The rendering: `xdv trace show`'s text column.
+    // Long by design: one arm per event kind, each its own sentence: the table reads best whole.
     fn describe(&self) -> String;
 }
 

@@ -293,6 +293,7 @@ pub(crate) enum Outcome {
     Problem,
 }
 
+// Long by design: one arm per subcommand, each a call into cmd/.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

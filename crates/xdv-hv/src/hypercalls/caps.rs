@@ -53,6 +53,7 @@ impl State {
         Ok(pick(&n.object, me).expect("checked by require"))
     }
 
+    // Long by design: one arm per capability hypercall, each the checks of docs/abi.md in their order.
     pub(super) fn cap_call(
         &mut self,
         sink: &mut Effects,

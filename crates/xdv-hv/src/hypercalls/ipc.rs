@@ -25,6 +25,7 @@ fn endpoint(o: &Object) -> Option<(xdv_core::cap::ChannelId, u8)> {
 }
 
 impl State {
+    // Long by design: one arm per IPC hypercall, each the checks of docs/abi.md in their order.
     pub(super) fn ipc_call(
         &mut self,
         sink: &mut Effects,

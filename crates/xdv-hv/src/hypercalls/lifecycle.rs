@@ -13,6 +13,7 @@ use xdv_k::abi;
 use xdv_k::Call;
 
 impl State {
+    // Long by design: one arm per lifecycle hypercall, each the checks of docs/abi.md in their order.
     pub(super) fn lifecycle(
         &mut self,
         sink: &mut Effects,

@@ -205,6 +205,7 @@ impl SpawnSpec {
 }
 
 impl State {
+    // Long by design: one arm per nesting hypercall, each the checks of docs/abi.md in their order.
     pub(super) fn nesting_call(
         &mut self,
         sink: &mut Effects,

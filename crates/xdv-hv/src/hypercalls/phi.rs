@@ -38,6 +38,7 @@ struct Exec {
 }
 
 impl State {
+    // Long by design: one arm per Φ hypercall, each the checks of docs/abi.md in their order.
     pub(super) fn phi_call(
         &mut self,
         sink: &mut Effects,

@@ -55,6 +55,7 @@ struct Submit {
 }
 
 impl State {
+    // Long by design: one arm per Q hypercall, each the checks of docs/abi.md in their order.
     pub(super) fn q_call(
         &mut self,
         sink: &mut Effects,

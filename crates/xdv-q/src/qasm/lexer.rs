@@ -27,6 +27,7 @@ const SYMS: [&str; 16] = [
 ];
 
 /// Splits `text` into tokens; `file` labels errors.
+// Long by design: one arm per token class of the lexical grammar.
 pub(crate) fn lex(text: &str, file: &str) -> Result<Vec<Token>, QasmError> {
     let b = text.as_bytes();
     let (mut i, mut line, mut col) = (0usize, 1usize, 1usize);

@@ -200,6 +200,7 @@ impl Parser {
         Ok(self.circuit)
     }
 
+    // Long by design: one arm per OpenQASM statement form, as the grammar lists them.
     fn statement(&mut self) -> Result<(), QasmError> {
         let t = self.peek().clone();
         let Tok::Ident(word) = &t.tok else {
@@ -514,6 +515,7 @@ impl Parser {
     }
 
     /// Lowers one gate application on concrete qubits and parameter values.
+    // Long by design: one arm per gate of the standard library, as qelib1.inc lists them.
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
