@@ -8,6 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use xdv_core::VhmId;
 
 /// The class of a pending event; simultaneous events run in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,7 +37,7 @@ pub enum Target {
     /// A vCPU; `generation` invalidates events superseded since they were queued.
     Vcpu {
         /// Its VHM.
-        vhm: u32,
+        vhm: VhmId,
         /// Its index.
         vcpu: u32,
         /// The vCPU's generation when queued.
@@ -45,21 +46,21 @@ pub enum Target {
     /// A VHM's timer.
     Timer {
         /// The VHM.
-        vhm: u32,
+        vhm: VhmId,
         /// The timer's generation when queued.
         generation: u64,
     },
     /// An injected fault (`[[fault]]`), by its index.
     Inject {
         /// The VHM it targets.
-        vhm: u32,
+        vhm: VhmId,
         /// The fault's index.
         index: u32,
     },
     /// A VHM's Q job.
     QJob {
         /// The VHM.
-        vhm: u32,
+        vhm: VhmId,
         /// The job number.
         job: u32,
     },
@@ -73,7 +74,7 @@ pub struct Key {
     /// Event class.
     pub class: Class,
     /// VHM id.
-    pub vhm: u32,
+    pub vhm: VhmId,
     /// vCPU index (0 for VHM-wide events).
     pub vcpu: u32,
     /// Insertion sequence.
@@ -138,7 +139,7 @@ mod tests {
     fn pops_in_total_order() {
         let mut q = Cds::default();
         let t = |vhm, vcpu| Target::Vcpu {
-            vhm,
+            vhm: VhmId(vhm),
             vcpu,
             generation: 0,
         };
@@ -150,12 +151,12 @@ mod tests {
             10,
             Class::Timer,
             Target::Timer {
-                vhm: 3,
+                vhm: VhmId(3),
                 generation: 0,
             },
         );
         let order: Vec<_> = std::iter::from_fn(|| q.pop())
-            .map(|(k, _)| (k.time, k.class, k.vhm, k.vcpu))
+            .map(|(k, _)| (k.time, k.class, k.vhm.0, k.vcpu))
             .collect();
         assert_eq!(
             order,

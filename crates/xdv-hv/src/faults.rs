@@ -13,11 +13,12 @@ use crate::step::Effects;
 use crate::HvError;
 use xdv_core::event::{EventKind, ExitReason, FaultClass};
 use xdv_core::refusal::{DecoherenceCause, FaultDetail, QCarve, RestartRefusal};
+use xdv_core::VhmId;
 use xdv_manifest::{FaultPolicy, FaultTrigger, InjectedFault};
 
 impl State {
     /// Queues the manifest's time-triggered faults (their VHMs exist: all are created at 0).
-    pub(crate) fn queue_injected_faults(&mut self, ids: &[u32]) {
+    pub(crate) fn queue_injected_faults(&mut self, ids: &[VhmId]) {
         self.fault_targets = self.faults.iter().map(|f| ids[f.vhm]).collect();
         for (i, f) in self.faults.iter().enumerate() {
             if let FaultTrigger::AtNs(t) = f.trigger {
@@ -68,7 +69,7 @@ impl State {
     pub(crate) fn inject_target_running(&self, i: u32) -> bool {
         self.fault_targets
             .get(i as usize)
-            .is_some_and(|&v| self.vhms[v as usize].running())
+            .is_some_and(|&v| self.vhms[v].running())
     }
 
     pub(crate) fn inject(&mut self, sink: &mut Effects, i: usize) -> Result<(), HvError> {
@@ -79,7 +80,7 @@ impl State {
         let vhm = self.fault_targets[i];
         let class = self.faults[i].class;
         let name = class.name();
-        let running = self.vhms[vhm as usize].running();
+        let running = self.vhms[vhm].running();
         emit(
             sink,
             &mut self.events,
@@ -105,7 +106,7 @@ impl State {
             }
             InjectedFault::Kill => self.terminate(sink, vhm, ExitReason::Killed),
             InjectedFault::Coherence => {
-                for w in self.vhms[vhm as usize].windows.clone() {
+                for w in self.vhms[vhm].windows.clone() {
                     if let Some(h) = self.phi.held.get_mut(&w) {
                         h.state.decohere();
                         emit(
@@ -123,7 +124,7 @@ impl State {
                 Ok(())
             }
             InjectedFault::QProvider => {
-                if let Some(c) = self.vhms[vhm as usize].q.as_mut() {
+                if let Some(c) = self.vhms[vhm].q.as_mut() {
                     c.fail_next = true;
                 }
                 Ok(())
@@ -135,15 +136,15 @@ impl State {
     pub(crate) fn after_fault(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         reason: ExitReason,
     ) -> Result<(), HvError> {
-        let v = &self.vhms[vhm as usize];
+        let v = &self.vhms[vhm];
         match v.spec.policy.on_fault {
             FaultPolicy::Kill => Ok(()),
             FaultPolicy::NotifyParent => {
                 let Some(p) = v.parent else { return Ok(()) };
-                let Some(vector) = self.vhms[p as usize].spec.k.fault_vector else {
+                let Some(vector) = self.vhms[p].spec.k.fault_vector else {
                     return Ok(());
                 };
                 self.raise_irq(sink, p, 0, vector, reason.wait_value())
@@ -154,8 +155,8 @@ impl State {
 
     /// Creates the VHM again from its spec, under a new name, if its policy still allows and
     /// everything it needs is free again; records the attempt either way.
-    fn restart(&mut self, sink: &mut Effects, vhm: u32) -> Result<(), HvError> {
-        let v = &self.vhms[vhm as usize];
+    fn restart(&mut self, sink: &mut Effects, vhm: VhmId) -> Result<(), HvError> {
+        let v = &self.vhms[vhm];
         let attempt = v.restarts + 1;
         let (parent, module) = (v.parent, v.module);
         if attempt > v.spec.policy.max_restarts {
@@ -174,7 +175,7 @@ impl State {
         }
         let mut spec = v.spec.clone();
         if let Some(p) = parent {
-            if !self.vhms[p as usize].running() {
+            if !self.vhms[p].running() {
                 return Ok(());
             }
         }
@@ -205,7 +206,7 @@ impl State {
             },
         );
         let (id, _) = self.create_vhm(sink, spec, module, parent, quota)?;
-        self.vhms[id as usize].restarts = attempt;
+        self.vhms[id].restarts = attempt;
         // A manifest VHM gets back its capabilities to the manifest's extra modules.
         let extra = self
             .specs
@@ -214,7 +215,7 @@ impl State {
             .map(|(_, _, e)| e.clone())
             .unwrap_or_default();
         for e in extra {
-            if !self.vhms[id as usize].running() {
+            if !self.vhms[id].running() {
                 break;
             }
             let hash = self.modules.hash(e);
@@ -234,16 +235,20 @@ impl State {
 
     /// Why a restart cannot happen now: the parent's budget, the container's qubits or the
     /// windows are no longer free.
-    fn restart_blocker(&self, vhm: u32, quota: &xdv_core::budget::Quota) -> Option<RestartRefusal> {
-        let v = &self.vhms[vhm as usize];
+    fn restart_blocker(
+        &self,
+        vhm: VhmId,
+        quota: &xdv_core::budget::Quota,
+    ) -> Option<RestartRefusal> {
+        let v = &self.vhms[vhm];
         if let Some(p) = v.parent {
-            if let Err(e) = self.vhms[p as usize].budget.can_carve(quota) {
+            if let Err(e) = self.vhms[p].budget.can_carve(quota) {
                 return Some(RestartRefusal::ParentBudget(e));
             }
         }
         if let Some(q) = &v.spec.q {
             let d = self.device_index(&q.device.0)?;
-            let pool = v.parent.filter(|&p| self.vhms[p as usize].q.is_some());
+            let pool = v.parent.filter(|&p| self.vhms[p].q.is_some());
             if let Some(p) = pool {
                 if let Err(e) = self.q_fits(p, q.qubits, q.budget) {
                     return Some(RestartRefusal::Qubits(e));
@@ -257,7 +262,7 @@ impl State {
         }
         let parent_windows = v
             .parent
-            .map(|p| self.vhms[p as usize].windows.clone())
+            .map(|p| self.vhms[p].windows.clone())
             .unwrap_or_default();
         let mut table = self.phi.table.clone();
         for req in &v.spec.phi {

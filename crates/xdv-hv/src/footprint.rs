@@ -27,34 +27,34 @@ pub const FREE_CAP_BYTES: u64 = 128 * (CAP_ENTRY_BYTES + CAP_SLOT_BYTES);
 
 impl State {
     /// The part of `vhm`'s capability-table footprint charged to its memory budget.
-    pub(crate) fn cap_charge(&self, vhm: u32) -> u64 {
+    pub(crate) fn cap_charge(&self, vhm: VhmId) -> u64 {
         self.caps
-            .footprint_bytes(VhmId(vhm))
+            .footprint_bytes(vhm)
             .saturating_sub(FREE_CAP_BYTES)
     }
 
     /// The bytes of `vhm`'s uncollected Q jobs (outcome words and records).
-    pub(crate) fn job_bytes(&self, vhm: u32) -> u64 {
-        self.vhms[vhm as usize]
+    pub(crate) fn job_bytes(&self, vhm: VhmId) -> u64 {
+        self.vhms[vhm]
             .q
             .as_ref()
             .map_or(0, |c| c.jobs.values().map(|j| j.held).sum())
     }
 
     /// The part of `vhm`'s uncollected Q jobs charged to its memory budget.
-    pub(crate) fn job_charge(&self, vhm: u32) -> u64 {
+    pub(crate) fn job_charge(&self, vhm: VhmId) -> u64 {
         self.job_bytes(vhm).saturating_sub(FREE_JOB_BYTES)
     }
 
     /// The charged bytes a new job of `bytes` would add.
-    pub(crate) fn job_growth(&self, vhm: u32, bytes: u64) -> u64 {
+    pub(crate) fn job_growth(&self, vhm: VhmId, bytes: u64) -> u64 {
         charged_growth(self.job_bytes(vhm), bytes, FREE_JOB_BYTES)
     }
 
     /// Memory `vhm`'s budget has left for host-held bytes, its capability table, its Q jobs or
     /// children.
-    pub(crate) fn memory_free(&self, vhm: u32) -> u64 {
-        self.vhms[vhm as usize]
+    pub(crate) fn memory_free(&self, vhm: VhmId) -> u64 {
+        self.vhms[vhm]
             .budget
             .memory_left()
             .saturating_sub(self.cap_charge(vhm))
@@ -63,15 +63,15 @@ impl State {
 
     /// The charged bytes `n` more capabilities (and `channels` more numbered channels) would add
     /// to `vhm`'s capability table.
-    pub(crate) fn cap_growth(&self, vhm: u32, n: u64, channels: u64) -> u64 {
+    pub(crate) fn cap_growth(&self, vhm: VhmId, n: u64, channels: u64) -> u64 {
         let grow =
             n * (CAP_ENTRY_BYTES + CAP_SLOT_BYTES) + channels * xdv_core::cap::CAP_CHANNEL_BYTES;
-        charged_growth(self.caps.footprint_bytes(VhmId(vhm)), grow, FREE_CAP_BYTES)
+        charged_growth(self.caps.footprint_bytes(vhm), grow, FREE_CAP_BYTES)
     }
 
     /// Checks that `n` more capabilities (and `channels` more numbered channels) fit `vhm`'s
     /// memory budget; the refusal's reason when not.
-    pub(crate) fn cap_room(&self, vhm: u32, n: u64, channels: u64) -> Result<(), Refusal> {
+    pub(crate) fn cap_room(&self, vhm: VhmId, n: u64, channels: u64) -> Result<(), Refusal> {
         let more = self.cap_growth(vhm, n, channels);
         let free = self.memory_free(vhm);
         if more > free {

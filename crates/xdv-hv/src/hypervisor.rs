@@ -12,6 +12,7 @@ use crate::state::{module_error, RunSummary, State};
 use crate::step::{Effect, Effects, Input};
 use crate::HvError;
 use xdv_core::event::EventSink;
+use xdv_core::VhmId;
 use xdv_manifest::{LoadedModule, Manifest};
 
 /// A host ready to run: its core state and its guests.
@@ -105,9 +106,12 @@ impl Hypervisor {
     /// are checked after every event and one fails.
     pub fn run_driven<D: Driver>(&mut self, driver: &mut D) -> Result<RunSummary, HvError> {
         let mut input = Input::Start;
+        // One buffer for the run: each step's effects are carried out (and drained) before
+        // the next.
+        let mut effects = Effects::default();
         loop {
-            let effects = self.state.step(input)?;
-            input = match self.carry(driver, effects)? {
+            self.state.step_into(input, &mut effects)?;
+            input = match self.carry(driver, &mut effects)? {
                 Carried::Answer(answer) => answer,
                 Carried::Finished => return Ok(self.state.summary()),
                 Carried::Nothing => {
@@ -130,14 +134,14 @@ impl Hypervisor {
         driver: &mut D,
         spec: xdv_manifest::VhmSpec,
         module: usize,
-        parent: Option<u32>,
+        parent: Option<VhmId>,
         quota: xdv_core::budget::Quota,
-    ) -> Result<(u32, Option<xdv_core::CapId>), HvError> {
+    ) -> Result<(VhmId, Option<xdv_core::CapId>), HvError> {
         let mut effects = Effects::default();
         let created = self
             .state
             .create_vhm(&mut effects, spec, module, parent, quota)?;
-        match self.carry(driver, effects)? {
+        match self.carry(driver, &mut effects)? {
             Carried::Nothing => Ok(created),
             _ => unreachable!("creating a VHM awaits nothing"),
         }
@@ -146,9 +150,13 @@ impl Hypervisor {
     /// Carries out `effects` in order: events and module bytes to the driver, Q jobs and Φ
     /// captures through it, the rest on the K side. Returns the answer the core awaits, if
     /// any: always the last effect.
-    fn carry<D: Driver>(&mut self, driver: &mut D, effects: Effects) -> Result<Carried, HvError> {
+    fn carry<D: Driver>(
+        &mut self,
+        driver: &mut D,
+        effects: &mut Effects,
+    ) -> Result<Carried, HvError> {
         let mut carried = Carried::Nothing;
-        for effect in effects.into_vec() {
+        for effect in effects.0.drain(..) {
             assert!(
                 matches!(carried, Carried::Nothing),
                 "an effect follows the one the core awaits"

@@ -22,7 +22,7 @@ pub(crate) struct Message {
     /// The capability to derive into the receiver: its holder and handle at send time.
     pub(crate) cap: Option<(VhmId, u64)>,
     /// The sending VHM, whose memory budget holds the message until it is received or dropped.
-    pub(crate) sender: u32,
+    pub(crate) sender: VhmId,
 }
 
 impl Message {
@@ -33,17 +33,17 @@ impl Message {
 }
 
 /// One end of a channel.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct End {
     /// Messages waiting to be received at this end.
     pub(crate) queue: VecDeque<Message>,
     /// The VHM whose stopping closes this end.
-    pub(crate) anchor: u32,
+    pub(crate) anchor: VhmId,
     pub(crate) closed: bool,
     /// vCPUs parked receiving at this end.
-    pub(crate) recv_waiters: Vec<(u32, u32)>,
+    pub(crate) recv_waiters: Vec<(VhmId, u32)>,
     /// vCPUs parked sending to this end (its queue was full).
-    pub(crate) send_waiters: Vec<(u32, u32)>,
+    pub(crate) send_waiters: Vec<(VhmId, u32)>,
 }
 
 /// A channel.
@@ -54,10 +54,13 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(capacity: u32, anchors: [u32; 2]) -> Self {
+    pub(crate) fn new(capacity: u32, anchors: [VhmId; 2]) -> Self {
         let end = |anchor| End {
+            queue: VecDeque::new(),
             anchor,
-            ..End::default()
+            closed: false,
+            recv_waiters: Vec::new(),
+            send_waiters: Vec::new(),
         };
         Self {
             capacity,

@@ -15,7 +15,7 @@ use xdv_phi::{Freq, Port, WindowError, WindowId, WindowSpec, WindowState, Window
 /// A granted window: its holder, its frames and the capability it is held under.
 #[derive(Clone)]
 pub(crate) struct Held {
-    pub(crate) owner: u32,
+    pub(crate) owner: VhmId,
     pub(crate) cap: CapId,
     pub(crate) state: WindowState,
 }
@@ -181,11 +181,11 @@ impl State {
     pub(crate) fn grant_window(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         spec: WindowSpec,
         parent: Option<WindowId>,
     ) -> Result<Result<CapId, WindowError>, HvError> {
-        let id = match self.phi.table.allocate(vhm, spec, parent) {
+        let id = match self.phi.table.allocate(vhm.0, spec, parent) {
             Ok(id) => id,
             Err(e) => return Ok(Err(e)),
         };
@@ -208,7 +208,7 @@ impl State {
         let cap = self.mint(
             sink,
             vhm,
-            Object::PhiWindow(VhmId(vhm), id),
+            Object::PhiWindow(vhm, id),
             rights::INSPECT | rights::DERIVE | rights::SUBMIT,
             0,
         )?;
@@ -235,7 +235,7 @@ impl State {
                 state: WindowState::new(spec),
             },
         );
-        self.vhms[vhm as usize].windows.push(id);
+        self.vhms[vhm].windows.push(id);
         Ok(Ok(cap))
     }
 
@@ -243,12 +243,12 @@ impl State {
     pub(crate) fn grant_spec_windows(
         &mut self,
         sink: &mut Effects,
-        id: u32,
+        id: VhmId,
     ) -> Result<(), HvError> {
-        let reqs = self.vhms[id as usize].spec.phi.clone();
-        let parent_windows = self.vhms[id as usize]
+        let reqs = self.vhms[id].spec.phi.clone();
+        let parent_windows = self.vhms[id]
             .parent
-            .map(|p| self.vhms[p as usize].windows.clone())
+            .map(|p| self.vhms[p].windows.clone())
             .unwrap_or_default();
         for req in &reqs {
             let (spec, parent) = resolve(&self.phi.table, req, &parent_windows);
@@ -288,8 +288,8 @@ impl State {
                     used: None,
                 },
             );
-            self.vhms[h.owner as usize].windows.retain(|&x| x != w);
-            let removed = self.caps.destroy(&Object::PhiWindow(VhmId(h.owner), w));
+            self.vhms[h.owner].windows.retain(|&x| x != w);
+            let removed = self.caps.destroy(&Object::PhiWindow(h.owner, w));
             self.record_removed(sink, h.owner, xdv_core::event::RemoveCause::Stop, removed)?;
             let end = h.state.clock();
             if let Some(p) = parents.get(&w).copied().flatten() {

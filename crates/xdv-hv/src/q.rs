@@ -118,23 +118,20 @@ impl State {
     pub(crate) fn place_container(
         &mut self,
         sink: &mut Effects,
-        id: u32,
+        id: VhmId,
         q: &QSpec,
     ) -> Result<(), HvError> {
         let device = self
             .device_index(&q.device.0)
             .expect("the device was checked");
-        let parent = self.vhms[id as usize].parent;
-        let pool = parent.filter(|&p| self.vhms[p as usize].q.is_some());
+        let parent = self.vhms[id].parent;
+        let pool = parent.filter(|&p| self.vhms[p].q.is_some());
         let physical = self.q_devices[device]
             .alloc
-            .allocate_in(id, q.qubits as usize, pool)
+            .allocate_in(id.0, q.qubits as usize, pool.map(|p| p.0))
             .expect("the placement was checked");
         if let Some(p) = pool {
-            let pc = self.vhms[p as usize]
-                .q
-                .as_mut()
-                .expect("pool has a container");
+            let pc = self.vhms[p].q.as_mut().expect("pool has a container");
             assert!(pc.left() >= q.budget, "the budget was checked");
             pc.carved += q.budget;
         }
@@ -153,7 +150,7 @@ impl State {
         let cap = self.mint(
             sink,
             id,
-            Object::QContainer(VhmId(id)),
+            Object::QContainer(id),
             rights::INSPECT | rights::DERIVE | rights::SUBMIT,
             0,
         )?;
@@ -170,7 +167,7 @@ impl State {
                 },
             );
         }
-        self.vhms[id as usize].q = Some(Container {
+        self.vhms[id].q = Some(Container {
             device,
             physical,
             cap,
@@ -188,8 +185,8 @@ impl State {
 
     /// Whether a child of `parent` with `qubits` qubits and `budget` fits the parent's container
     /// now; the reason when not.
-    pub(crate) fn q_fits(&self, parent: u32, qubits: u32, budget: u64) -> Result<(), QCarve> {
-        let Some(c) = &self.vhms[parent as usize].q else {
+    pub(crate) fn q_fits(&self, parent: VhmId, qubits: u32, budget: u64) -> Result<(), QCarve> {
+        let Some(c) = &self.vhms[parent].q else {
             return Err(QCarve::NoContainer);
         };
         if budget > c.left() {
@@ -200,7 +197,7 @@ impl State {
         }
         let mut trial = self.q_devices[c.device].alloc.clone();
         trial
-            .allocate_in(self.vhms.len() as u32, qubits as usize, Some(parent))
+            .allocate_in(self.vhms.next_id().0, qubits as usize, Some(parent.0))
             .map(|_| ())
             .map_err(|_| QCarve::Qubits { asked: qubits })
     }
@@ -211,9 +208,9 @@ impl State {
     pub(crate) fn release_container(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
     ) -> Result<(), HvError> {
-        let Some(c) = self.vhms[vhm as usize].q.take() else {
+        let Some(c) = self.vhms[vhm].q.take() else {
             return Ok(());
         };
         let now = self.now;
@@ -234,7 +231,7 @@ impl State {
                 },
             );
         }
-        let physical = self.q_devices[c.device].alloc.release(vhm);
+        let physical = self.q_devices[c.device].alloc.release(vhm.0);
         debug_assert_eq!(
             {
                 let mut p = c.physical.clone();
@@ -254,8 +251,8 @@ impl State {
                 physical: physical.iter().map(|&p| p as u32).collect(),
             },
         );
-        if let Some(p) = self.vhms[vhm as usize].parent {
-            if let Some(pc) = self.vhms[p as usize].q.as_mut() {
+        if let Some(p) = self.vhms[vhm].parent {
+            if let Some(pc) = self.vhms[p].q.as_mut() {
                 pc.carved -= c.budget;
                 pc.spent += c.spent;
                 debug_assert!(pc.conserved());
@@ -265,7 +262,7 @@ impl State {
                     now,
                     Some(p),
                     EventKind::QReturned {
-                        child: VhmId(vhm),
+                        child: vhm,
                         qubits: c.physical.len() as u32,
                         budget: c.budget,
                         used: c.spent,
@@ -278,8 +275,8 @@ impl State {
 
     /// A job's completion time came: its provider runs at the edge ([`Effect::ExecuteQJob`]);
     /// [`State::finish_job`] takes its outcomes.
-    pub(crate) fn complete_job(&mut self, sink: &mut Effects, vhm: u32, job: u32) {
-        let c = self.vhms[vhm as usize]
+    pub(crate) fn complete_job(&mut self, sink: &mut Effects, vhm: VhmId, job: u32) {
+        let c = self.vhms[vhm]
             .q
             .as_mut()
             .expect("a live job has a container");
@@ -287,7 +284,7 @@ impl State {
         let j = c.jobs.get_mut(&job).expect("a live job exists");
         let (circuit, seed) = j.run.take().expect("a job completes once");
         sink.push(Effect::ExecuteQJob {
-            vhm: VhmId(vhm),
+            vhm,
             job,
             shots: j.shots,
             device,
@@ -301,11 +298,11 @@ impl State {
     pub(crate) fn finish_job(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         job: u32,
         mut outcomes: Vec<u64>,
     ) -> Result<(), HvError> {
-        let c = self.vhms[vhm as usize]
+        let c = self.vhms[vhm]
             .q
             .as_mut()
             .expect("a live job has a container");
@@ -340,7 +337,7 @@ impl State {
     }
 
     /// Queues a job's completion.
-    pub(crate) fn schedule_job(&mut self, vhm: u32, job: u32, at: u64) {
+    pub(crate) fn schedule_job(&mut self, vhm: VhmId, job: u32, at: u64) {
         self.cds.push(at, Class::QDone, Target::QJob { vhm, job });
     }
 }

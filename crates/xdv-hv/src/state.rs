@@ -6,7 +6,7 @@ use crate::modules::Loader;
 use crate::phi::PhiHost;
 use crate::q::QDevice;
 use crate::step::{Await, Effect, Effects};
-use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm, Wait};
+use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm, Vhms, Wait};
 use crate::HvError;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -61,7 +61,7 @@ pub struct State {
     /// Manifest VHMs with their module index, and extra module indices per VHM.
     pub(crate) specs: Vec<(VhmSpec, usize, Vec<usize>)>,
     pub(crate) manifest_channels: Vec<xdv_manifest::ChannelSpec>,
-    pub(crate) vhms: Vec<Vhm>,
+    pub(crate) vhms: Vhms,
     /// Names of every VHM created (names are never reused: a restarted child gets `name#2`).
     pub(crate) names: std::collections::BTreeSet<String>,
     /// The next `#n` suffix to try for each base name of a spawned child.
@@ -82,11 +82,11 @@ pub struct State {
     pub(crate) fired: Vec<bool>,
     /// The smallest event count an unfired count-triggered fault waits for.
     pub(crate) next_counted_fault: u64,
-    pub(crate) fault_targets: Vec<u32>,
+    pub(crate) fault_targets: Vec<VhmId>,
     /// Check every invariant after every step (simulation testing).
     pub(crate) check_each_step: bool,
     /// Transforms each VHM has run, numbering them for `HostWork` records.
-    pub(crate) phi_execs: std::collections::BTreeMap<u32, u64>,
+    pub(crate) phi_execs: std::collections::BTreeMap<VhmId, u64>,
     /// The answer the core waits for from the edge, if any.
     pub(crate) awaiting: Option<Await>,
     /// `Input::Start` was applied.
@@ -120,15 +120,11 @@ pub(crate) fn emit(
     sink: &mut Effects,
     events: &mut u64,
     time_ns: u64,
-    vhm: Option<u32>,
+    vhm: Option<VhmId>,
     kind: EventKind,
 ) {
     *events += 1;
-    sink.push(Effect::Emit(Event {
-        time_ns,
-        vhm: vhm.map(VhmId),
-        kind,
-    }));
+    sink.push(Effect::Emit(Event { time_ns, vhm, kind }));
 }
 
 /// The entry export of children spawned from a module capability or from bytes.
@@ -156,7 +152,7 @@ impl State {
             modules: crate::modules::Modules::with_bytes(modules.iter().map(|m| m.bytes.clone())),
             specs: Vec::with_capacity(manifest.vhms.len()),
             manifest_channels: manifest.channels.clone(),
-            vhms: Vec::new(),
+            vhms: Vhms::default(),
             names: Default::default(),
             next_suffix: Default::default(),
             caps: CapSpace::default(),
@@ -326,7 +322,7 @@ impl State {
             let (id, _) = self.create_vhm(sink, spec, m, parent, quota)?;
             // A VHM that failed to instantiate (only when `check_instantiation` was skipped)
             // has stopped, and a stopped VHM's table takes nothing.
-            let extra = if self.vhms[id as usize].running() {
+            let extra = if self.vhms[id].running() {
                 extra
             } else {
                 Vec::new()
@@ -347,7 +343,7 @@ impl State {
             let ends = [ids[c.ends[0]], ids[c.ends[1]]];
             let channel = self.new_channel(sink, ends[0], c.capacity, ends)?;
             for (e, &holder) in ends.iter().enumerate() {
-                if !self.vhms[holder as usize].running() {
+                if !self.vhms[holder].running() {
                     self.channels[channel as usize].ends[e].closed = true;
                     continue;
                 }
@@ -373,10 +369,10 @@ impl State {
     /// Ends the run: every top-level VHM still running stops at the time limit.
     pub(crate) fn finish(&mut self, sink: &mut Effects) -> Result<(), HvError> {
         let mut stopped = 0;
-        for v in 0..self.vhms.len() {
+        for v in self.vhms.ids() {
             if self.vhms[v].running() && self.vhms[v].parent.is_none() {
                 stopped += 1;
-                self.terminate(sink, v as u32, ExitReason::TimeLimit)?;
+                self.terminate(sink, v, ExitReason::TimeLimit)?;
             }
         }
         emit(
@@ -403,7 +399,7 @@ impl State {
                 };
                 VhmSummary {
                     name: v.name.clone(),
-                    parent: v.parent.map(|p| self.vhms[p as usize].name.clone()),
+                    parent: v.parent.map(|p| self.vhms[p].name.clone()),
                     level: v.level,
                     exit: reason.to_string(),
                     code,
@@ -426,7 +422,7 @@ impl State {
         self.caps.check()?;
         self.phi.table.check_invariants()?;
         for (w, h) in &self.phi.held {
-            let v = &self.vhms[h.owner as usize];
+            let v = &self.vhms[h.owner];
             if !v.running() || !v.windows.contains(w) {
                 return Err(format!(
                     "window {w} is held by vhm{} which does not list it",
@@ -442,125 +438,137 @@ impl State {
                     .any(|v| v.running() && v.loaded.contains_key(hash))
             },
         )?;
-        // The host footprint: what each running VHM's budget holds is exactly its queued (or
-        // parked) messages and the modules it loaded.
-        let mut queued: std::collections::BTreeMap<u32, u64> = Default::default();
+        self.check_footprint()?;
+        for (id, v) in self.vhms.with_ids() {
+            self.check_vhm(id, v)?;
+        }
+        Ok(())
+    }
+
+    /// The host footprint: what each running VHM's budget holds is exactly its queued (or
+    /// parked) messages and the modules it loaded, and no stopped VHM still pays for a message.
+    fn check_footprint(&self) -> Result<(), String> {
+        let mut queued: std::collections::BTreeMap<VhmId, u64> = Default::default();
         for ch in &self.channels {
             for m in ch.ends.iter().flat_map(|e| &e.queue) {
                 *queued.entry(m.sender).or_default() += m.cost();
             }
         }
-        for v in &self.vhms {
+        for v in self.vhms.iter() {
             for s in &v.vcpus {
                 if let Some(Wait::Send { msg, .. }) = &s.wait {
                     *queued.entry(msg.sender).or_default() += msg.cost();
                 }
             }
         }
-        for (id, v) in self.vhms.iter().enumerate() {
+        for (id, v) in self.vhms.with_ids() {
             if v.running() {
-                let want =
-                    queued.get(&(id as u32)).copied().unwrap_or(0) + v.loaded.values().sum::<u64>();
-                let charge = self.cap_charge(id as u32) + self.job_charge(id as u32);
+                let want = queued.get(&id).copied().unwrap_or(0) + v.loaded.values().sum::<u64>();
+                let charge = self.cap_charge(id) + self.job_charge(id);
                 if charge > v.budget.memory_left() {
                     return Err(format!(
-                        "vhm{id} ({}): its capability table and Q jobs hold {charge} charged bytes, over the {} its memory budget has left",
+                        "{id} ({}): its capability table and Q jobs hold {charge} charged bytes, over the {} its memory budget has left",
                         v.name,
                         v.budget.memory_left()
                     ));
                 }
                 if v.budget.held != want {
                     return Err(format!(
-                        "vhm{id} ({}): holds {} host bytes, but its messages and modules take {want}",
+                        "{id} ({}): holds {} host bytes, but its messages and modules take {want}",
                         v.name, v.budget.held
                     ));
                 }
-            } else if queued.contains_key(&(id as u32)) {
+            } else if queued.contains_key(&id) {
                 return Err(format!(
-                    "vhm{id} ({}) stopped with messages still charged to it",
+                    "{id} ({}) stopped with messages still charged to it",
                     v.name
                 ));
-            }
-        }
-        for (id, v) in self.vhms.iter().enumerate() {
-            if !v.budget.conserved() {
-                return Err(format!(
-                    "vhm{id} ({}): budget not conserved: {:?}",
-                    v.name, v.budget
-                ));
-            }
-            if !v.running() {
-                continue;
-            }
-            let mut sum = Quota::default();
-            for &c in &v.children {
-                let q = self.vhms[c as usize].quota;
-                sum.vcpus += q.vcpus;
-                sum.memory += q.memory;
-                sum.fuel += q.fuel;
-                sum.children += 1;
-            }
-            let carved = v.budget.carved;
-            if (sum.vcpus, sum.memory, sum.fuel, sum.children)
-                != (carved.vcpus, carved.memory, carved.fuel, carved.children)
-            {
-                return Err(format!(
-                    "vhm{id} ({}): carved {carved:?} but its live children hold {sum:?}",
-                    v.name
-                ));
-            }
-            if let Some(c) = &v.q {
-                if !c.conserved() {
-                    return Err(format!(
-                        "vhm{id} ({}): decoherence budget not conserved: {} spent + {} lent > {}",
-                        v.name, c.spent, c.carved, c.budget
-                    ));
-                }
-                let lent: u64 = v
-                    .children
-                    .iter()
-                    .filter_map(|&k| self.vhms[k as usize].q.as_ref())
-                    .map(|k| k.budget)
-                    .sum();
-                if lent != c.carved {
-                    return Err(format!(
-                        "vhm{id} ({}): {} µ lent but its live children hold {lent} µ",
-                        v.name, c.carved
-                    ));
-                }
-                let alloc = &self.q_devices[c.device].alloc;
-                for (l, &p) in c.physical.iter().enumerate() {
-                    let owner = alloc.owner_of(p);
-                    let lent_to_child = owner
-                        .is_some_and(|o| v.children.contains(&o) || self.descends(o, id as u32));
-                    if owner != Some(id as u32) && !lent_to_child {
-                        return Err(format!(
-                            "vhm{id} ({}): logical qubit {l} (physical {p}) is held by {owner:?}",
-                            v.name
-                        ));
-                    }
-                }
-            }
-            if let Some(p) = v.parent {
-                if !self.vhms[p as usize].children.contains(&(id as u32)) {
-                    return Err(format!(
-                        "vhm{id} ({}) is missing from its parent's children",
-                        v.name
-                    ));
-                }
             }
         }
         Ok(())
     }
 
+    /// One VHM's budget conserved; for a running one, its carved quota equal to its live
+    /// children's, its Q container's decoherence budget and qubits, and its parent's link.
+    fn check_vhm(&self, id: VhmId, v: &Vhm) -> Result<(), String> {
+        if !v.budget.conserved() {
+            return Err(format!(
+                "{id} ({}): budget not conserved: {:?}",
+                v.name, v.budget
+            ));
+        }
+        if !v.running() {
+            return Ok(());
+        }
+        let mut sum = Quota::default();
+        for &c in &v.children {
+            let q = self.vhms[c].quota;
+            sum.vcpus += q.vcpus;
+            sum.memory += q.memory;
+            sum.fuel += q.fuel;
+            sum.children += 1;
+        }
+        let carved = v.budget.carved;
+        if (sum.vcpus, sum.memory, sum.fuel, sum.children)
+            != (carved.vcpus, carved.memory, carved.fuel, carved.children)
+        {
+            return Err(format!(
+                "{id} ({}): carved {carved:?} but its live children hold {sum:?}",
+                v.name
+            ));
+        }
+        if let Some(c) = &v.q {
+            if !c.conserved() {
+                return Err(format!(
+                    "{id} ({}): decoherence budget not conserved: {} spent + {} lent > {}",
+                    v.name, c.spent, c.carved, c.budget
+                ));
+            }
+            let lent: u64 = v
+                .children
+                .iter()
+                .filter_map(|&k| self.vhms[k].q.as_ref())
+                .map(|k| k.budget)
+                .sum();
+            if lent != c.carved {
+                return Err(format!(
+                    "{id} ({}): {} µ lent but its live children hold {lent} µ",
+                    v.name, c.carved
+                ));
+            }
+            let alloc = &self.q_devices[c.device].alloc;
+            for (l, &p) in c.physical.iter().enumerate() {
+                let owner = alloc.owner_of(p).map(VhmId);
+                let lent_to_child =
+                    owner.is_some_and(|o| v.children.contains(&o) || self.descends(o, id));
+                if owner != Some(id) && !lent_to_child {
+                    return Err(format!(
+                        "{id} ({}): logical qubit {l} (physical {p}) is held by {owner:?}",
+                        v.name
+                    ));
+                }
+            }
+        }
+        if let Some(p) = v.parent {
+            if !self.vhms[p].children.contains(&(id)) {
+                return Err(format!(
+                    "{id} ({}) is missing from its parent's children",
+                    v.name
+                ));
+            }
+        }
+
+        Ok(())
+    }
+
     /// `true` when `vhm` is a descendant of `ancestor`.
-    pub(crate) fn descends(&self, vhm: u32, ancestor: u32) -> bool {
-        let mut at = self.vhms.get(vhm as usize).and_then(|v| v.parent);
+    pub(crate) fn descends(&self, vhm: VhmId, ancestor: VhmId) -> bool {
+        let mut at = self.vhms[vhm].parent;
         while let Some(p) = at {
             if p == ancestor {
                 return true;
             }
-            at = self.vhms[p as usize].parent;
+            at = self.vhms[p].parent;
         }
         false
     }
@@ -569,12 +577,12 @@ impl State {
     pub(crate) fn mint(
         &mut self,
         sink: &mut Effects,
-        holder: u32,
+        holder: VhmId,
         object: Object,
         r: xdv_core::cap::Rights,
         badge: u64,
     ) -> Result<CapId, HvError> {
-        let cap = self.caps.mint(VhmId(holder), object, r, badge);
+        let cap = self.caps.mint(holder, object, r, badge);
         self.record_cap(sink, holder, cap, None)?;
         Ok(cap)
     }
@@ -583,13 +591,13 @@ impl State {
     pub(crate) fn record_cap(
         &mut self,
         sink: &mut Effects,
-        holder: u32,
+        holder: VhmId,
         cap: CapId,
         from: Option<(VhmId, CapId)>,
     ) -> Result<(), HvError> {
         let n = self.caps.node(
             self.caps
-                .resolve(VhmId(holder), cap.0)
+                .resolve(holder, cap.0)
                 .expect("the capability was just created"),
         );
         let (object, rights, badge) = (n.object, n.rights.bits(), n.badge);
@@ -613,7 +621,7 @@ impl State {
     pub(crate) fn record_removed(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         cause: RemoveCause,
         removed: Vec<(VhmId, CapId)>,
     ) -> Result<(), HvError> {
@@ -633,19 +641,17 @@ impl State {
     pub(crate) fn new_channel(
         &mut self,
         sink: &mut Effects,
-        creator: u32,
+        creator: VhmId,
         capacity: u32,
-        anchors: [u32; 2],
+        anchors: [VhmId; 2],
     ) -> Result<u32, HvError> {
         let channel = self.channels.len() as u32;
         self.channels.push(Channel::new(capacity, anchors));
         // Each anchor numbers the channel in its own table, for cap_info and IPC interrupts.
         for (end, a) in anchors.into_iter().enumerate() {
-            if self.vhms[a as usize].running() {
-                self.caps.anchor(VhmId(a), channel);
-                self.vhms[a as usize]
-                    .anchored_ends
-                    .push((channel, end as u8));
+            if self.vhms[a].running() {
+                self.caps.anchor(a, channel);
+                self.vhms[a].anchored_ends.push((channel, end as u8));
             }
         }
         emit(
@@ -668,50 +674,90 @@ impl State {
         sink: &mut Effects,
         mut spec: VhmSpec,
         module: usize,
-        parent: Option<u32>,
+        parent: Option<VhmId>,
         quota: Quota,
-    ) -> Result<(u32, Option<CapId>), HvError> {
-        let id = self.vhms.len() as u32;
-        let now = self.now;
-        let level = parent.map_or(1, |p| self.vhms[p as usize].level + 1);
+    ) -> Result<(VhmId, Option<CapId>), HvError> {
+        let id = self.vhms.next_id();
         if let Some(p) = parent {
-            // Effective policy = parent ∩ child.
-            let pp = &self.vhms[p as usize].spec.policy;
-            spec.policy.weight = spec.policy.weight.min(pp.weight);
-            if pp.on_bad_hypercall == xdv_manifest::BadHypercallPolicy::Fault {
-                spec.policy.on_bad_hypercall = xdv_manifest::BadHypercallPolicy::Fault;
-            }
-            spec.policy.create_channels &= pp.create_channels;
-            let parent_budget = &mut self.vhms[p as usize].budget;
-            parent_budget
-                .carve(&quota)
-                .expect("the caller checked that the child's quota fits");
-            emit(
-                sink,
-                &mut self.events,
-                now,
-                Some(p),
-                EventKind::Carved {
-                    child: VhmId(id),
-                    quota,
-                },
-            );
+            self.carve_for(sink, p, id, &mut spec, &quota);
         }
+        self.register_vhm(sink, spec, module, parent, quota);
+        let mut parent_cap = None;
+        if let Some(p) = parent {
+            self.vhms[p].children.push(id);
+            let r =
+                rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::WAIT | rights::KILL;
+            parent_cap = Some(self.mint(sink, p, Object::Vhm(id), r, 0)?);
+        }
+        self.allocate_k(sink, id, module)?;
+        if let Some(q) = self.vhms[id].spec.q.clone() {
+            self.place_container(sink, id, &q)?;
+        }
+        if !self.vhms[id].spec.phi.is_empty() {
+            self.grant_spec_windows(sink, id)?;
+        }
+        self.start_vcpus(sink, id, module)?;
+        Ok((id, parent_cap))
+    }
+
+    /// The child `id`'s effective policy (parent ∩ child) and its quota carved from parent `p`.
+    fn carve_for(
+        &mut self,
+        sink: &mut Effects,
+        p: VhmId,
+        id: VhmId,
+        spec: &mut VhmSpec,
+        quota: &Quota,
+    ) {
+        let pp = &self.vhms[p].spec.policy;
+        spec.policy.weight = spec.policy.weight.min(pp.weight);
+        if pp.on_bad_hypercall == xdv_manifest::BadHypercallPolicy::Fault {
+            spec.policy.on_bad_hypercall = xdv_manifest::BadHypercallPolicy::Fault;
+        }
+        spec.policy.create_channels &= pp.create_channels;
+        self.vhms[p]
+            .budget
+            .carve(quota)
+            .expect("the caller checked that the child's quota fits");
         emit(
             sink,
             &mut self.events,
-            now,
+            self.now,
+            Some(p),
+            EventKind::Carved {
+                child: id,
+                quota: *quota,
+            },
+        );
+    }
+
+    /// Records the new VHM (`vhm_created`) and adds it to the table, its name and its
+    /// capability space: no capability, resource or vCPU yet.
+    fn register_vhm(
+        &mut self,
+        sink: &mut Effects,
+        spec: VhmSpec,
+        module: usize,
+        parent: Option<VhmId>,
+        quota: Quota,
+    ) {
+        let id = self.vhms.next_id();
+        let level = parent.map_or(1, |p| self.vhms[p].level + 1);
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
             Some(id),
             EventKind::VhmCreated {
                 name: spec.name.clone(),
-                parent: parent.map(VhmId),
+                parent,
                 level,
                 weight: spec.policy.weight,
                 module: self.modules.hash(module),
             },
         );
         self.names.insert(spec.name.clone());
-        self.caps.register(VhmId(id), &spec.name);
+        self.caps.register(id, &spec.name);
         let mut seed_material = Vec::with_capacity(16 + spec.name.len());
         seed_material.extend_from_slice(b"xdv-vhm-random");
         seed_material.extend_from_slice(&self.seed.to_le_bytes());
@@ -741,16 +787,15 @@ impl State {
             spec,
         });
         self.modules.acquire(module);
-        let mut parent_cap = None;
-        if let Some(p) = parent {
-            self.vhms[p as usize].children.push(id);
-            let r =
-                rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::WAIT | rights::KILL;
-            parent_cap = Some(self.mint(sink, p, Object::Vhm(VhmId(id)), r, 0)?);
-        }
-        let v = &self.vhms[id as usize];
+    }
+
+    /// Mints the VHM's budget, vCPU and module capabilities and allocates its K resources (fuel,
+    /// memory, vCPUs) under them.
+    fn allocate_k(&mut self, sink: &mut Effects, id: VhmId, module: usize) -> Result<(), HvError> {
+        let now = self.now;
+        let v = &self.vhms[id];
         let mut budget_rights = rights::INSPECT | rights::DERIVE;
-        if quota.depth > 0 && quota.children > 0 && level < xdv_k::abi::MAX_LEVEL {
+        if v.quota.depth > 0 && v.quota.children > 0 && v.level < xdv_k::abi::MAX_LEVEL {
             budget_rights |= rights::SPAWN;
         }
         if v.spec.policy.create_channels {
@@ -761,7 +806,7 @@ impl State {
             v.spec.policy.memory_quota,
             v.spec.policy.fuel_quota,
         );
-        let budget_cap = self.mint(sink, id, Object::Budget(VhmId(id)), budget_rights, 0)?;
+        let budget_cap = self.mint(sink, id, Object::Budget(id), budget_rights, 0)?;
         let mut allocations = vec![
             (Resource::Fuel(fuel_quota), budget_cap),
             (Resource::Memory(memory_quota), budget_cap),
@@ -769,7 +814,7 @@ impl State {
         for i in 0..vcpus {
             allocations.push((
                 Resource::Vcpu(i),
-                self.mint(sink, id, Object::Vcpu(VhmId(id), i), rights::INSPECT, 0)?,
+                self.mint(sink, id, Object::Vcpu(id, i), rights::INSPECT, 0)?,
             ));
         }
         let hash = self.modules.hash(module);
@@ -793,17 +838,19 @@ impl State {
                 },
             );
         }
-        self.vhms[id as usize].allocations = allocations;
-        if let Some(q) = self.vhms[id as usize].spec.q.clone() {
-            self.place_container(sink, id, &q)?;
-        }
-        if !self.vhms[id as usize].spec.phi.is_empty() {
-            self.grant_spec_windows(sink, id)?;
-        }
-        let memory_limit = self.vhms[id as usize].spec.k.memory_limit;
+        self.vhms[id].allocations = allocations;
+        Ok(())
+    }
+
+    /// Has the edge instantiate the VHM's vCPUs and queues their start, or faults the VHM when
+    /// its module does not instantiate under its memory limit.
+    fn start_vcpus(&mut self, sink: &mut Effects, id: VhmId, module: usize) -> Result<(), HvError> {
+        let now = self.now;
+        let vcpus = self.vhms[id].spec.k.vcpus;
+        let memory_limit = self.vhms[id].spec.k.memory_limit;
         let failure = match self.modules.instantiates(module, memory_limit) {
             Some(Ok(())) => {
-                let v = &mut self.vhms[id as usize];
+                let v = &mut self.vhms[id];
                 let has_irq = self.modules.has_irq(module);
                 for _ in 0..vcpus {
                     v.vcpus.push(VcpuSlot {
@@ -825,7 +872,7 @@ impl State {
                     });
                 }
                 sink.push(Effect::Instantiate {
-                    vhm: VhmId(id),
+                    vhm: id,
                     module,
                     memory_limit,
                     vcpus,
@@ -859,19 +906,19 @@ impl State {
                 );
             }
         }
-        Ok((id, parent_cap))
+        Ok(())
     }
 
     /// `true` when a queued event still applies: its VHM runs and nothing superseded it.
     pub(crate) fn is_live(&self, target: Target) -> bool {
         match target {
             Target::Timer { vhm, generation } => {
-                let v = &self.vhms[vhm as usize];
+                let v = &self.vhms[vhm];
                 v.running() && v.timer_generation == generation && v.timer.is_some()
             }
             Target::Inject { index, .. } => !self.fired[index as usize],
             Target::QJob { vhm, job } => {
-                let v = &self.vhms[vhm as usize];
+                let v = &self.vhms[vhm];
                 v.running()
                     && v.q
                         .as_ref()
@@ -883,7 +930,7 @@ impl State {
                 vcpu,
                 generation,
             } => {
-                let v = &self.vhms[vhm as usize];
+                let v = &self.vhms[vhm];
                 v.running() && {
                     let s = &v.vcpus[vcpu as usize];
                     s.generation == generation
@@ -897,7 +944,7 @@ impl State {
     pub(crate) fn apply(&mut self, sink: &mut Effects, target: Target) -> Result<(), HvError> {
         match target {
             Target::Timer { vhm, generation } => {
-                let v = &mut self.vhms[vhm as usize];
+                let v = &mut self.vhms[vhm];
                 let Some(t) = v.timer.as_mut() else {
                     return Ok(());
                 };
@@ -935,7 +982,7 @@ impl State {
             Target::QJob { vhm, job } => self.complete_job(sink, vhm, job),
             Target::Inject { index, .. } => self.inject(sink, index as usize)?,
             Target::Vcpu { vhm, vcpu, .. } => {
-                let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
+                let slot = &mut self.vhms[vhm].vcpus[vcpu as usize];
                 slot.ahead = 0;
                 let next = match std::mem::replace(&mut slot.state, VcpuState::Running) {
                     VcpuState::Pending(next) => next,
@@ -954,7 +1001,7 @@ impl State {
     fn handle(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         next: Next,
     ) -> Result<(), HvError> {
@@ -972,8 +1019,8 @@ impl State {
             }
             Next::Wake => self.wake(sink, vhm, vcpu),
             Next::FuelOut => {
-                let quota = self.vhms[vhm as usize].spec.policy.fuel_quota;
-                let b = self.vhms[vhm as usize].budget;
+                let quota = self.vhms[vhm].spec.policy.fuel_quota;
+                let b = self.vhms[vhm].budget;
                 let detail = FaultDetail::FuelUsedUp {
                     quota,
                     spent: b.fuel_spent,
@@ -1000,7 +1047,7 @@ impl State {
                     Some(vhm),
                     EventKind::VcpuHalted { vcpu },
                 );
-                let v = &mut self.vhms[vhm as usize];
+                let v = &mut self.vhms[vhm];
                 v.vcpus[vcpu as usize].state = VcpuState::Halted;
                 if v.vcpus.iter().all(|s| s.state == VcpuState::Halted) {
                     self.terminate(sink, vhm, ExitReason::Halted)?;
@@ -1017,7 +1064,7 @@ impl State {
             Next::Stopped(Stop::Hypercall(request)) => {
                 // Its arguments are read from its memory at the edge.
                 sink.push(Effect::DecodeHypercall {
-                    vhm: VhmId(vhm),
+                    vhm,
                     vcpu,
                     request,
                 });
@@ -1029,8 +1076,8 @@ impl State {
 
     /// Parks a vCPU on `wait`. Sleeps queue their deadline; other waits are woken by whatever
     /// they wait for.
-    pub(crate) fn park(&mut self, vhm: u32, vcpu: u32, wait: Wait) {
-        let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
+    pub(crate) fn park(&mut self, vhm: VhmId, vcpu: u32, wait: Wait) {
+        let slot = &mut self.vhms[vhm].vcpus[vcpu as usize];
         slot.generation += 1;
         if let Wait::Sleep { until, .. } | Wait::Until { until, .. } = wait {
             self.cds.push(
@@ -1048,8 +1095,8 @@ impl State {
     }
 
     /// Queues the wake of a parked vCPU at the current time (what it waited for happened).
-    pub(crate) fn wake_now(&mut self, vhm: u32, vcpu: u32) {
-        let v = &mut self.vhms[vhm as usize];
+    pub(crate) fn wake_now(&mut self, vhm: VhmId, vcpu: u32) {
+        let v = &mut self.vhms[vhm];
         if !v.running() {
             return;
         }
@@ -1072,9 +1119,9 @@ impl State {
 
     /// Completes the wait of a woken vCPU, or parks it again if what it waits for is not there
     /// (another receiver took the message first).
-    fn wake(&mut self, sink: &mut Effects, vhm: u32, vcpu: u32) -> Result<(), HvError> {
+    fn wake(&mut self, sink: &mut Effects, vhm: VhmId, vcpu: u32) -> Result<(), HvError> {
         let now = self.now;
-        let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
+        let slot = &mut self.vhms[vhm].vcpus[vcpu as usize];
         slot.anchor_time = now.max(slot.anchor_time);
         slot.anchor_fuel = slot.fuel;
         let wait = slot.wait.take().expect("a woken vCPU was waiting");
@@ -1087,9 +1134,7 @@ impl State {
             Wait::QJob(_) => xdv_k::abi::OK,
             Wait::Until { ret, .. } => ret,
             Wait::Child(child) => {
-                let (reason, _) = self.vhms[child as usize]
-                    .exit
-                    .expect("woken when the child stopped");
+                let (reason, _) = self.vhms[child].exit.expect("woken when the child stopped");
                 reason.wait_value()
             }
             Wait::Recv(at) => match self.try_receive(sink, vhm, vcpu, at)? {
@@ -1129,7 +1174,7 @@ impl State {
                 ret,
             },
         );
-        self.vhms[vhm as usize].vcpus[vcpu as usize].answer = Some(ret);
+        self.vhms[vhm].vcpus[vcpu as usize].answer = Some(ret);
         self.dispatch(sink, vhm, vcpu)
     }
 
@@ -1137,10 +1182,10 @@ impl State {
     pub(crate) fn end_slice(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
     ) -> Result<(), HvError> {
-        let fuel = std::mem::take(&mut self.vhms[vhm as usize].vcpus[vcpu as usize].slice_used);
+        let fuel = std::mem::take(&mut self.vhms[vhm].vcpus[vcpu as usize].slice_used);
         emit(
             sink,
             &mut self.events,
@@ -1152,8 +1197,8 @@ impl State {
     }
 
     /// The vCPU's clock, from its fuel total since the anchor and its VHM's weight.
-    pub(crate) fn clock(&self, vhm: u32, vcpu: u32) -> u64 {
-        let v = &self.vhms[vhm as usize];
+    pub(crate) fn clock(&self, vhm: VhmId, vcpu: u32) -> u64 {
+        let v = &self.vhms[vhm];
         let s = &v.vcpus[vcpu as usize];
         let ns = u128::from(s.fuel - s.anchor_fuel) * u128::from(self.host.ns_per_fuel)
             / u128::from(v.spec.policy.weight);
@@ -1170,11 +1215,11 @@ impl State {
     pub(crate) fn dispatch(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
     ) -> Result<(), HvError> {
         let now = self.now;
-        let v = &mut self.vhms[vhm as usize];
+        let v = &mut self.vhms[vhm];
         let slot = &mut v.vcpus[vcpu as usize];
         let mut irq = None;
         if slot.irq_pending != 0 && !slot.in_irq {
@@ -1198,7 +1243,7 @@ impl State {
                 self.rearm_timer(vhm);
             }
         }
-        let v = &mut self.vhms[vhm as usize];
+        let v = &mut self.vhms[vhm];
         let fuel_left = v.budget.fuel_left();
         let slot = &mut v.vcpus[vcpu as usize];
         let slice_left = self.host.slice_fuel.saturating_sub(slot.slice_used).max(1);
@@ -1210,7 +1255,7 @@ impl State {
             return Ok(());
         }
         sink.push(Effect::RunVcpu {
-            vhm: VhmId(vhm),
+            vhm,
             vcpu,
             answer: slot.answer.take(),
             irq,
@@ -1228,14 +1273,14 @@ impl State {
     /// stop is queued at its new clock.
     pub(crate) fn ran(
         &mut self,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         used: u64,
         stop: Stop,
         memory: Option<u64>,
         min_fuel: u64,
     ) {
-        let v = &mut self.vhms[vhm as usize];
+        let v = &mut self.vhms[vhm];
         let slot = &mut v.vcpus[vcpu as usize];
         slot.memory = memory;
         slot.min_fuel = min_fuel;
@@ -1255,7 +1300,7 @@ impl State {
     }
 
     /// Queues what a vCPU does next at its clock.
-    fn queue_stop(&mut self, vhm: u32, vcpu: u32, next: Next) {
+    fn queue_stop(&mut self, vhm: VhmId, vcpu: u32, next: Next) {
         let class = match &next {
             Next::Start => Class::Start,
             Next::Wake => Class::Wake,
@@ -1264,7 +1309,7 @@ impl State {
             Next::Stopped(Stop::Returned { .. }) => Class::Returned,
             Next::Stopped(Stop::Preempted) => Class::SliceEnd,
         };
-        let slot = &mut self.vhms[vhm as usize].vcpus[vcpu as usize];
+        let slot = &mut self.vhms[vhm].vcpus[vcpu as usize];
         let generation = slot.generation;
         slot.state = VcpuState::Pending(next);
         let at = self.clock(vhm, vcpu);
@@ -1280,8 +1325,8 @@ impl State {
     }
 
     /// Re-arms a timer whose ticks were coalesced while one was pending, one period after now.
-    fn rearm_timer(&mut self, vhm: u32) {
-        let v = &mut self.vhms[vhm as usize];
+    fn rearm_timer(&mut self, vhm: VhmId) {
+        let v = &mut self.vhms[vhm];
         let generation = v.timer_generation;
         let Some(t) = v.timer.as_mut().filter(|t| t.suspended) else {
             return;
@@ -1292,8 +1337,8 @@ impl State {
 
     /// Queues the VHM's next timer tick one period after `from`; a tick past the horizon is
     /// never queued, and the timer then ends.
-    fn arm_timer_after(&mut self, vhm: u32, generation: u64, from: u64) {
-        let v = &mut self.vhms[vhm as usize];
+    fn arm_timer_after(&mut self, vhm: VhmId, generation: u64, from: u64) {
+        let v = &mut self.vhms[vhm];
         let Some(t) = v.timer.as_mut() else {
             return;
         };
@@ -1312,13 +1357,13 @@ impl State {
     pub(crate) fn raise_irq(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         vector: u32,
         arg: i64,
     ) -> Result<(), HvError> {
         let now = self.now;
-        let v = &mut self.vhms[vhm as usize];
+        let v = &mut self.vhms[vhm];
         if !v.running() {
             return Ok(());
         }
@@ -1358,7 +1403,7 @@ impl State {
     pub(crate) fn fault(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: Option<u32>,
         class: FaultClass,
         detail: FaultDetail,
@@ -1386,17 +1431,44 @@ impl State {
     pub(crate) fn terminate(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         reason: ExitReason,
     ) -> Result<(), HvError> {
-        debug_assert!(self.vhms[vhm as usize].running(), "a VHM terminates once");
-        for child in self.vhms[vhm as usize].children.clone().into_iter().rev() {
-            if self.vhms[child as usize].running() {
+        debug_assert!(self.vhms[vhm].running(), "a VHM terminates once");
+        for child in self.vhms[vhm].children.clone().into_iter().rev() {
+            if self.vhms[child].running() {
                 self.terminate(sink, child, ExitReason::Killed)?;
             }
         }
+        let fuel_used = self.halt(sink, vhm, reason);
+        self.release_container(sink, vhm)?;
+        for w in self.vhms[vhm].windows.clone().into_iter().rev() {
+            self.release_window(sink, w)?;
+        }
+        self.drop_holdings(sink, vhm)?;
+        // Drop the instances: a stopped VHM keeps only its record.
+        self.vhms[vhm].vcpus = Vec::new();
+        sink.push(Effect::DropVcpus { vhm });
+        self.release_module(sink, vhm)?;
+        emit(
+            sink,
+            &mut self.events,
+            self.now,
+            Some(vhm),
+            EventKind::VhmExited { reason, fuel_used },
+        );
+        self.give_back(sink, vhm);
+        for (w, c) in self.vhms[vhm].exit_waiters.clone() {
+            self.wake_now(w, c);
+        }
+        Ok(())
+    }
+
+    /// Stops the VHM's vCPUs and timer (fuel run ahead of the clock is not charged), records its
+    /// exit and releases its K allocations in reverse order. Returns the fuel it used.
+    fn halt(&mut self, sink: &mut Effects, vhm: VhmId, reason: ExitReason) -> u64 {
         let now = self.now;
-        let v = &mut self.vhms[vhm as usize];
+        let v = &mut self.vhms[vhm];
         for s in &mut v.vcpus {
             s.state = VcpuState::Halted;
             s.generation += 1;
@@ -1425,20 +1497,22 @@ impl State {
                 },
             );
         }
-        self.release_container(sink, vhm)?;
-        for w in self.vhms[vhm as usize].windows.clone().into_iter().rev() {
-            self.release_window(sink, w)?;
-        }
-        let me = VhmId(vhm);
+        fuel_used
+    }
+
+    /// Removes every capability the VHM holds and every one naming its objects, closes the
+    /// channel ends anchored at it, and lets go of every host byte held for it.
+    fn drop_holdings(&mut self, sink: &mut Effects, vhm: VhmId) -> Result<(), HvError> {
+        let me = vhm;
         // The VHM's own list, not a scan of every channel: stopping costs what it created.
-        let anchored: Vec<(u32, u8)> = std::mem::take(&mut self.vhms[vhm as usize].anchored_ends)
+        let anchored: Vec<(u32, u8)> = std::mem::take(&mut self.vhms[vhm].anchored_ends)
             .into_iter()
             .filter(|&(c, e)| !self.channels[c as usize].ends[e as usize].closed)
             .collect();
         // Handles on the VHM itself stay, so its parent can still wait for it (and learn how
         // it ended) until it drops them.
         let mut dead: Vec<Object> = vec![Object::Budget(me), Object::QContainer(me)];
-        dead.extend((0..self.vhms[vhm as usize].spec.k.vcpus).map(|i| Object::Vcpu(me, i)));
+        dead.extend((0..self.vhms[vhm].spec.k.vcpus).map(|i| Object::Vcpu(me, i)));
         dead.extend(anchored.iter().map(|&(c, e)| Object::Endpoint(c, e)));
         let removed = self.caps.purge(me, &dead);
         // Nothing is ever put in a stopped VHM's table: give its slots back.
@@ -1450,65 +1524,56 @@ impl State {
         self.hand_over_sent(sink, vhm)?;
         // Everything the host held for the VHM is let go: its queued messages went to their
         // receivers or were dropped, a parked send's message went with its vCPU.
-        let v = &mut self.vhms[vhm as usize];
+        let v = &mut self.vhms[vhm];
         v.budget.unhold(v.budget.held);
         v.loaded.clear();
-        // Drop the instances: a stopped VHM keeps only its record. A module loaded at run time
-        // lives while a VHM runs it: when the last one stops, its code and bytes go, every
-        // capability naming it is destroyed, and the VHMs that loaded it stop paying for it.
-        self.vhms[vhm as usize].vcpus = Vec::new();
-        sink.push(Effect::DropVcpus { vhm: VhmId(vhm) });
-        let module = self.vhms[vhm as usize].module;
+        Ok(())
+    }
+
+    /// A module loaded at run time lives while a VHM runs it: when the last one stops, its
+    /// code and bytes go, every capability naming it is destroyed, and the VHMs that loaded it
+    /// stop paying for it.
+    fn release_module(&mut self, sink: &mut Effects, vhm: VhmId) -> Result<(), HvError> {
+        let module = self.vhms[vhm].module;
         self.modules.release(module);
         let hash = self.modules.hash(module);
-        if self.modules.unused(&hash) {
-            for module in self.modules.retire(&hash) {
-                sink.push(Effect::RetireModule { module });
-            }
-            let removed = self.caps.destroy(&Object::Module(hash));
-            self.record_removed(sink, vhm, RemoveCause::Stop, removed)?;
-            for v in self.vhms.iter_mut().filter(|v| v.running()) {
-                if let Some(footprint) = v.loaded.remove(&hash) {
-                    v.budget.unhold(footprint);
-                }
-            }
+        if !self.modules.unused(&hash) {
+            return Ok(());
         }
-        emit(
-            sink,
-            &mut self.events,
-            now,
-            Some(vhm),
-            EventKind::VhmExited { reason, fuel_used },
-        );
-        let v = &self.vhms[vhm as usize];
-        let (parent, quota, spent, waiters) = (
-            v.parent,
-            v.quota,
-            v.budget.fuel_spent,
-            v.exit_waiters.clone(),
-        );
-        if let Some(p) = parent {
-            let pv = &mut self.vhms[p as usize];
-            pv.children.retain(|&c| c != vhm);
-            if pv.running() {
-                pv.budget.give_back(&quota, spent);
-                emit(
-                    sink,
-                    &mut self.events,
-                    now,
-                    Some(p),
-                    EventKind::GivenBack {
-                        child: me,
-                        quota,
-                        fuel_used: spent,
-                    },
-                );
-            }
+        for module in self.modules.retire(&hash) {
+            sink.push(Effect::RetireModule { module });
         }
-        for (w, c) in waiters {
-            self.wake_now(w, c);
+        let removed = self.caps.destroy(&Object::Module(hash));
+        self.record_removed(sink, vhm, RemoveCause::Stop, removed)?;
+        for v in self.vhms.iter_mut().filter(|v| v.running()) {
+            if let Some(footprint) = v.loaded.remove(&hash) {
+                v.budget.unhold(footprint);
+            }
         }
         Ok(())
+    }
+
+    /// The stopped VHM's quota goes back to its parent, if the parent still runs.
+    fn give_back(&mut self, sink: &mut Effects, vhm: VhmId) {
+        let v = &self.vhms[vhm];
+        let (parent, quota, spent) = (v.parent, v.quota, v.budget.fuel_spent);
+        let Some(p) = parent else { return };
+        let pv = &mut self.vhms[p];
+        pv.children.retain(|&c| c != vhm);
+        if pv.running() {
+            pv.budget.give_back(&quota, spent);
+            emit(
+                sink,
+                &mut self.events,
+                self.now,
+                Some(p),
+                EventKind::GivenBack {
+                    child: vhm,
+                    quota,
+                    fuel_used: spent,
+                },
+            );
+        }
     }
 }
 

@@ -239,14 +239,14 @@ impl EventSink for Effects {
 #[derive(Debug, Clone)]
 pub(crate) enum Await {
     /// The stop of a vCPU it asked to run with `fuel`.
-    Run { vhm: u32, vcpu: u32, fuel: u64 },
+    Run { vhm: VhmId, vcpu: u32, fuel: u64 },
     /// A decoded hypercall.
-    Call { vhm: u32, vcpu: u32 },
+    Call { vhm: VhmId, vcpu: u32 },
     /// A Q job's outcomes.
-    QJob { vhm: u32, job: u32 },
+    QJob { vhm: VhmId, job: u32 },
     /// The answer a hypercall's handler needs to finish (captures, a loaded module).
     Resume {
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         call: Hypercall,
         pending: Box<Pending>,
@@ -264,10 +264,22 @@ impl State {
     /// ([`State::check_every_step`]) and one fails.
     pub fn step(&mut self, input: Input) -> Result<Effects, HvError> {
         let mut out = Effects::default();
+        self.step_into(input, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`State::step`], appending the effects to `out`: a driver that carries them out as they
+    /// come reuses one buffer for the whole run.
+    ///
+    /// # Errors
+    ///
+    /// As [`State::step`].
+    pub fn step_into(&mut self, input: Input, out: &mut Effects) -> Result<(), HvError> {
+        let out = &mut *out;
         match (self.awaiting.take(), input) {
             (None, Input::Start) if !self.started => {
                 self.started = true;
-                self.start(&mut out)?;
+                self.start(out)?;
             }
             (
                 Some(Await::Run { vhm, vcpu, fuel }),
@@ -279,7 +291,7 @@ impl State {
                     memory,
                     min_fuel,
                 },
-            ) if (v.0, c) == (vhm, vcpu) && fuel_used <= fuel => {
+            ) if (v, c) == (vhm, vcpu) && fuel_used <= fuel => {
                 self.ran(vhm, vcpu, fuel_used, stop, memory, min_fuel);
             }
             (
@@ -289,8 +301,8 @@ impl State {
                     vcpu: c,
                     call,
                 },
-            ) if (v.0, c) == (vhm, vcpu) => {
-                self.hypercall(&mut out, vhm, vcpu, call)?;
+            ) if (v, c) == (vhm, vcpu) => {
+                self.hypercall(out, vhm, vcpu, call)?;
             }
             (
                 Some(Await::QJob { vhm, job }),
@@ -299,8 +311,8 @@ impl State {
                     job: j,
                     outcomes,
                 },
-            ) if (v.0, j) == (vhm, job) => {
-                self.finish_job(&mut out, vhm, job, outcomes)?;
+            ) if (v, j) == (vhm, job) => {
+                self.finish_job(out, vhm, job, outcomes)?;
             }
             (
                 Some(Await::Resume {
@@ -311,8 +323,8 @@ impl State {
                 }),
                 input,
             ) => {
-                let outcome: Outcome = self.resume_call(&mut out, vhm, vcpu, *pending, input)?;
-                self.conclude(&mut out, vhm, vcpu, call, outcome)?;
+                let outcome: Outcome = self.resume_call(out, vhm, vcpu, *pending, input)?;
+                self.conclude(out, vhm, vcpu, call, outcome)?;
             }
             (awaiting, input) => {
                 return Err(HvError::Input(format!(
@@ -320,8 +332,7 @@ impl State {
                 )))
             }
         }
-        self.advance(&mut out)?;
-        Ok(out)
+        self.advance(out)
     }
 
     /// `true` once the run is over.

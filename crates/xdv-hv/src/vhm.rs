@@ -3,7 +3,7 @@
 use crate::ipc::Message;
 use rand_chacha::ChaCha20Rng;
 use xdv_core::budget::{Budget, Quota};
-use xdv_core::{CapId, ExitReason, Resource};
+use xdv_core::{CapId, ExitReason, Resource, VhmId};
 use xdv_k::Stop;
 use xdv_manifest::VhmSpec;
 
@@ -39,7 +39,7 @@ pub(crate) enum Wait {
     /// `sleep`: a wake event is queued at `until`; an interrupt cuts it short.
     Sleep { until: u64, interrupted: bool },
     /// `vhm_wait`: the VHM stopping.
-    Child(u32),
+    Child(VhmId),
     /// `q_wait`: the VHM's job completing.
     QJob(u32),
     /// `phi_exec`: the transform's end on the virtual clock; then the call returns `ret`.
@@ -118,10 +118,10 @@ pub(crate) struct Vhm {
     pub(crate) name: String,
     /// The effective spec: the policy is already intersected with the parent's.
     pub(crate) spec: VhmSpec,
-    pub(crate) parent: Option<u32>,
+    pub(crate) parent: Option<VhmId>,
     pub(crate) level: u8,
     /// Live children, in creation order.
-    pub(crate) children: Vec<u32>,
+    pub(crate) children: Vec<VhmId>,
     /// The quota carved for it (given back to the parent when it stops).
     pub(crate) quota: Quota,
     pub(crate) budget: Budget,
@@ -135,7 +135,7 @@ pub(crate) struct Vhm {
     pub(crate) rng: ChaCha20Rng,
     pub(crate) exit: Option<(ExitReason, u64)>,
     /// vCPUs parked in `vhm_wait` on this VHM.
-    pub(crate) exit_waiters: Vec<(u32, u32)>,
+    pub(crate) exit_waiters: Vec<(VhmId, u32)>,
     /// Its Q container, while it holds one.
     pub(crate) q: Option<crate::q::Container>,
     /// Its Φ windows, in grant order.
@@ -172,5 +172,55 @@ impl Vhm {
         self.budget.charge(fuel)?;
         self.fuel_used += fuel;
         Ok(())
+    }
+}
+
+/// The VHM table, indexed by [`VhmId`]: ids are positions in creation order and never reused,
+/// so a stopped VHM keeps its record (and its id means it) for the life of the host.
+#[derive(Clone, Default)]
+pub(crate) struct Vhms(Vec<Vhm>);
+
+impl Vhms {
+    /// The id the next VHM gets.
+    pub(crate) fn next_id(&self) -> VhmId {
+        VhmId(u32::try_from(self.0.len()).expect("the VHM count is bounded by budgets"))
+    }
+
+    /// Adds the VHM with id [`Vhms::next_id`].
+    pub(crate) fn push(&mut self, v: Vhm) {
+        self.0.push(v);
+    }
+
+    /// Every VHM with its id, in creation order.
+    pub(crate) fn with_ids(&self) -> impl Iterator<Item = (VhmId, &Vhm)> {
+        self.0.iter().enumerate().map(|(i, v)| (VhmId(i as u32), v))
+    }
+
+    /// Every id, in creation order.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = VhmId> {
+        (0..self.0.len() as u32).map(VhmId)
+    }
+
+    /// Every VHM, mutably, in creation order.
+    pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Vhm> {
+        self.0.iter_mut()
+    }
+
+    /// Every VHM, in creation order.
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Vhm> {
+        self.0.iter()
+    }
+}
+
+impl std::ops::Index<VhmId> for Vhms {
+    type Output = Vhm;
+    fn index(&self, id: VhmId) -> &Vhm {
+        &self.0[id.0 as usize]
+    }
+}
+
+impl std::ops::IndexMut<VhmId> for Vhms {
+    fn index_mut(&mut self, id: VhmId) -> &mut Vhm {
+        &mut self.0[id.0 as usize]
     }
 }

@@ -41,12 +41,12 @@ impl State {
     /// `pick` gives it for an object of the wanted type belonging to the caller, `None` else.
     pub(super) fn own_number(
         &self,
-        vhm: u32,
+        vhm: VhmId,
         handle: u64,
         right: xdv_core::cap::Rights,
         pick: impl Fn(&xdv_core::cap::Object, VhmId) -> Option<u32>,
     ) -> Result<u32, CapError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let n = self
             .caps
             .require(me, handle, right, |o| pick(o, me).is_some())?;
@@ -57,11 +57,11 @@ impl State {
     pub(super) fn cap_call(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         call: Call,
     ) -> Result<Outcome, HvError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let record = call.record();
         Ok(match call {
             Call::CapDerive {

@@ -29,11 +29,11 @@ impl State {
     pub(super) fn ipc_call(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         call: Call,
     ) -> Result<Outcome, HvError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let record = call.record();
         Ok(match call {
             Call::IpcChannel { capacity, out } => {
@@ -145,7 +145,7 @@ impl State {
                         },
                     ));
                 }
-                self.vhms[vhm as usize]
+                self.vhms[vhm]
                     .budget
                     .hold(cost)
                     .expect("fits the memory left");
@@ -162,7 +162,7 @@ impl State {
                         Outcome::park(record, wait)
                     }
                     Err(_) => {
-                        self.vhms[vhm as usize].budget.unhold(cost);
+                        self.vhms[vhm].budget.unhold(cost);
                         Outcome::ok(record, abi::E_FULL)
                     }
                 }
@@ -232,7 +232,7 @@ impl State {
     /// parks again.
     pub(crate) fn register_waiter(
         &mut self,
-        (vhm, vcpu): (u32, u32),
+        (vhm, vcpu): (VhmId, u32),
         channel: u32,
         end: u8,
         send: bool,
@@ -252,7 +252,7 @@ impl State {
     pub(crate) fn try_send(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         channel: u32,
         to_end: u8,
@@ -261,7 +261,7 @@ impl State {
         let ch = &mut self.channels[channel as usize];
         // Either end closed ends the conversation: the receiver's, or the sender's own.
         if ch.ends[to_end as usize].closed || ch.ends[1 - to_end as usize].closed {
-            self.vhms[msg.sender as usize].budget.unhold(msg.cost());
+            self.vhms[msg.sender].budget.unhold(msg.cost());
             return Ok(Ok(abi::E_CLOSED));
         }
         if !ch.has_room(to_end) {
@@ -271,7 +271,7 @@ impl State {
         let end = &mut ch.ends[to_end as usize];
         let sender = msg.sender;
         end.queue.push_back(msg);
-        self.vhms[sender as usize].sent_to.insert((channel, to_end));
+        self.vhms[sender].sent_to.insert((channel, to_end));
         let waiters = std::mem::take(&mut end.recv_waiters);
         let anchor = end.anchor;
         emit(
@@ -290,13 +290,13 @@ impl State {
         );
         if waiters.is_empty() {
             // Nobody is parked receiving: tell the anchor by interrupt, if it listens.
-            let a = &self.vhms[anchor as usize];
+            let a = &self.vhms[anchor];
             if let Some(vector) = a.spec.k.ipc_vector {
                 if a.running() && a.vcpus.first().is_some_and(|s| s.has_irq) {
                     // The anchor's own number for the channel: nothing host-wide reaches the guest.
                     let number =
                         self.caps
-                            .endpoint_number(VhmId(anchor), channel, to_end)
+                            .endpoint_number(anchor, channel, to_end)
                             .expect("an anchored end is numbered") as i64;
                     self.raise_irq(sink, anchor, 0, vector, number)?;
                 }
@@ -314,7 +314,7 @@ impl State {
     pub(crate) fn try_receive(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         at: Inbox,
     ) -> Result<Option<i64>, HvError> {
@@ -349,7 +349,7 @@ impl State {
             q.shrink_to_fit();
         }
         let senders = std::mem::take(&mut ch.ends[end as usize].send_waiters);
-        self.vhms[msg.sender as usize].budget.unhold(msg.cost());
+        self.vhms[msg.sender].budget.unhold(msg.cost());
         // The capability is derived into the receiver now, with the rights it had at send time;
         // one revoked in flight arrives as none.
         // A capability the receiver's memory budget cannot hold arrives as none.
@@ -363,7 +363,7 @@ impl State {
                     .ok()
                     .map(|id| self.caps.node(id).rights)?;
                 self.caps
-                    .derive(holder, h, r, 0, VhmId(vhm))
+                    .derive(holder, h, r, 0, vhm)
                     .ok()
                     .map(|c| (c, holder, h))
             });
@@ -405,9 +405,9 @@ impl State {
     /// holds nothing, so the receiver's budget takes each one it has room for (in queue order),
     /// and the rest are dropped, recorded per queue in the stopping VHM's events. A message sent
     /// just before exiting is still delivered when its receiver can hold it.
-    pub(crate) fn hand_over_sent(&mut self, sink: &mut Effects, vhm: u32) -> Result<(), HvError> {
+    pub(crate) fn hand_over_sent(&mut self, sink: &mut Effects, vhm: VhmId) -> Result<(), HvError> {
         // Only the ends it sent to (in channel and end order), not every channel of the host.
-        for (channel, end) in std::mem::take(&mut self.vhms[vhm as usize].sent_to) {
+        for (channel, end) in std::mem::take(&mut self.vhms[vhm].sent_to) {
             let e = &mut self.channels[channel as usize].ends[end as usize];
             if e.closed || !e.queue.iter().any(|m| m.sender == vhm) {
                 continue;
@@ -419,13 +419,13 @@ impl State {
             for mut m in queue {
                 if m.sender == vhm {
                     let fits = anchor != vhm
-                        && self.vhms[anchor as usize].running()
+                        && self.vhms[anchor].running()
                         && m.cost() <= self.memory_free(anchor);
                     if !fits {
                         dropped += 1;
                         continue;
                     }
-                    self.vhms[anchor as usize]
+                    self.vhms[anchor]
                         .budget
                         .hold(m.cost())
                         .expect("fits the memory left");
@@ -444,7 +444,7 @@ impl State {
     fn record_dropped(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         channel: u32,
         end: u8,
         messages: u32,
@@ -470,7 +470,7 @@ impl State {
     pub(crate) fn close_end(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         channel: u32,
         end: u8,
     ) -> Result<(), HvError> {
@@ -479,7 +479,7 @@ impl State {
         e.closed = true;
         let dropped = e.queue.len() as u32;
         for m in std::mem::take(&mut e.queue) {
-            self.vhms[m.sender as usize].budget.unhold(m.cost());
+            self.vhms[m.sender].budget.unhold(m.cost());
         }
         let ch = &mut self.channels[channel as usize];
         let mut waiters = Vec::new();
@@ -501,8 +501,8 @@ impl State {
         // The peer learns of the death by interrupt (argument E_CLOSED), if it takes IPC ones.
         let peer = &self.channels[channel as usize].ends[1 - end as usize];
         let anchor = peer.anchor;
-        if !peer.closed && anchor != vhm && self.vhms[anchor as usize].running() {
-            if let Some(vector) = self.vhms[anchor as usize].spec.k.ipc_vector {
+        if !peer.closed && anchor != vhm && self.vhms[anchor].running() {
+            if let Some(vector) = self.vhms[anchor].spec.k.ipc_vector {
                 self.raise_irq(sink, anchor, 0, vector, abi::E_CLOSED)?;
             }
         }

@@ -9,6 +9,7 @@ use crate::HvError;
 use rand_core::RngCore;
 use xdv_core::event::HypercallRecord;
 use xdv_core::refusal::{Arg, Deadline, Refusal};
+use xdv_core::VhmId;
 use xdv_k::abi;
 use xdv_k::Call;
 
@@ -17,13 +18,13 @@ impl State {
     pub(super) fn lifecycle(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         call: Call,
     ) -> Result<Outcome, HvError> {
         let now = self.now;
         let record = call.record();
-        let v = &mut self.vhms[vhm as usize];
+        let v = &mut self.vhms[vhm];
         let n_vcpus = v.vcpus.len() as u32;
         Ok(match call {
             Call::Log { ptr, len, bytes } => match bytes_of(bytes, ptr, len) {

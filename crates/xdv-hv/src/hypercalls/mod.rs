@@ -102,13 +102,13 @@ impl State {
     pub(crate) fn hypercall(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         call: Call,
     ) -> Result<(), HvError> {
         let id = call.hypercall();
         let desc = id.desc();
-        let level = self.vhms[vhm as usize].level;
+        let level = self.vhms[vhm].level;
         let out = if level > desc.max_level {
             Outcome::refused(
                 call.record(),
@@ -135,13 +135,13 @@ impl State {
     pub(crate) fn resume_call(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         pending: Pending,
         input: Input,
     ) -> Result<Outcome, HvError> {
         match (pending, input) {
-            (Pending::Phi(p), Input::PhiCaptured { vhm: v, captures }) if v.0 == vhm => {
+            (Pending::Phi(p), Input::PhiCaptured { vhm: v, captures }) if v == vhm => {
                 Ok(self.phi_measured(sink, vhm, vcpu, p, captures))
             }
             (Pending::Spawn(p), Input::ModuleLoaded { module, result }) if module == p.module => {
@@ -158,7 +158,7 @@ impl State {
     pub(crate) fn conclude(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         id: abi::Hypercall,
         out: Outcome,
@@ -200,11 +200,11 @@ impl State {
             },
         );
         // The call may have stopped the caller (killing an ancestor through a transferred handle).
-        if !self.vhms[vhm as usize].running() {
+        if !self.vhms[vhm].running() {
             return Ok(());
         }
         if out.refusal.is_some()
-            && self.vhms[vhm as usize].spec.policy.on_bad_hypercall == BadHypercallPolicy::Fault
+            && self.vhms[vhm].spec.policy.on_bad_hypercall == BadHypercallPolicy::Fault
         {
             let detail = FaultDetail::BadHypercall {
                 call: desc.name.to_string(),
@@ -219,11 +219,11 @@ impl State {
                 Ok(())
             }
             After::EndSlice => {
-                self.vhms[vhm as usize].vcpus[vcpu as usize].answer = Some(out.ret);
+                self.vhms[vhm].vcpus[vcpu as usize].answer = Some(out.ret);
                 self.end_slice(sink, vhm, vcpu)
             }
             After::Resume => {
-                self.vhms[vhm as usize].vcpus[vcpu as usize].answer = Some(out.ret);
+                self.vhms[vhm].vcpus[vcpu as usize].answer = Some(out.ret);
                 self.dispatch(sink, vhm, vcpu)
             }
             After::Await(_) => unreachable!("answered above"),
@@ -237,12 +237,12 @@ impl State {
     pub(crate) fn write_guest(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         ptr: u32,
         bytes: &[u8],
     ) -> Result<(), (i64, Refusal)> {
-        let memory = self.vhms[vhm as usize].vcpus[vcpu as usize].memory;
+        let memory = self.vhms[vhm].vcpus[vcpu as usize].memory;
         let code = match memory {
             None => Some(abi::E_NOMEM),
             Some(size) if u64::from(ptr) + bytes.len() as u64 > size => Some(abi::E_FAULT),
@@ -258,7 +258,7 @@ impl State {
             return Err((code, reason));
         }
         sink.push(Effect::WriteGuest {
-            vhm: VhmId(vhm),
+            vhm,
             vcpu,
             ptr,
             bytes: bytes.to_vec(),
@@ -271,13 +271,13 @@ impl State {
     /// `max`, `E_FAULT` past its end.
     pub(crate) fn check_guest(
         &self,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         ptr: u32,
         len: u32,
         max: u32,
     ) -> Result<(), i64> {
-        let Some(size) = self.vhms[vhm as usize].vcpus[vcpu as usize].memory else {
+        let Some(size) = self.vhms[vhm].vcpus[vcpu as usize].memory else {
             return Err(abi::E_NOMEM);
         };
         if len > max {

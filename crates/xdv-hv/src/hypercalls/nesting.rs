@@ -209,21 +209,21 @@ impl State {
     pub(super) fn nesting_call(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         call: Call,
     ) -> Result<Outcome, HvError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let record = call.record();
         Ok(match call {
             Call::VhmSpawn { ptr, len, read } => self.spawn(sink, vhm, (ptr, len), read)?,
             Call::VhmWait { handle } => {
                 match self.caps.require_as(me, handle, rights::WAIT, vhm_of) {
-                    Ok((child, _)) => match self.vhms[child.0 as usize].exit {
+                    Ok((child, _)) => match self.vhms[child].exit {
                         Some((reason, _)) => Outcome::ok(record, reason.wait_value()),
                         None => {
-                            self.vhms[child.0 as usize].exit_waiters.push((vhm, vcpu));
-                            Outcome::park(record, Wait::Child(child.0))
+                            self.vhms[child].exit_waiters.push((vhm, vcpu));
+                            Outcome::park(record, Wait::Child(child))
                         }
                     },
                     Err(e) => cap_refusal(record, handle, e),
@@ -232,8 +232,8 @@ impl State {
             Call::VhmKill { handle } => {
                 match self.caps.require_as(me, handle, rights::KILL, vhm_of) {
                     Ok((child, _)) => {
-                        if self.vhms[child.0 as usize].running() {
-                            self.terminate(sink, child.0, ExitReason::Killed)?;
+                        if self.vhms[child].running() {
+                            self.terminate(sink, child, ExitReason::Killed)?;
                         }
                         Outcome::ok(record, abi::OK)
                     }
@@ -241,7 +241,7 @@ impl State {
                 }
             }
             Call::PolicySet { weight, flags } => {
-                let v = &self.vhms[vhm as usize];
+                let v = &self.vhms[vhm];
                 if !v.children.is_empty() {
                     Outcome::refused(
                         record,
@@ -271,17 +271,16 @@ impl State {
                     if weight > 0 && weight != v.spec.policy.weight {
                         // Re-anchor every vCPU at its clock under the old weight, so queued stops
                         // keep their times and later fuel counts at the new rate.
-                        for i in 0..self.vhms[vhm as usize].vcpus.len() as u32 {
+                        for i in 0..self.vhms[vhm].vcpus.len() as u32 {
                             let t = self.clock(vhm, i);
-                            let s = &mut self.vhms[vhm as usize].vcpus[i as usize];
+                            let s = &mut self.vhms[vhm].vcpus[i as usize];
                             s.anchor_time = t;
                             s.anchor_fuel = s.fuel;
                         }
-                        self.vhms[vhm as usize].spec.policy.weight = weight;
+                        self.vhms[vhm].spec.policy.weight = weight;
                     }
                     if flags & 1 != 0 {
-                        self.vhms[vhm as usize].spec.policy.on_bad_hypercall =
-                            BadHypercallPolicy::Fault;
+                        self.vhms[vhm].spec.policy.on_bad_hypercall = BadHypercallPolicy::Fault;
                     }
                     Outcome::ok(record, abi::OK)
                 }
@@ -295,11 +294,11 @@ impl State {
     fn spawn(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         (ptr, len): (u32, u32),
         read: Option<SpawnRead>,
     ) -> Result<Outcome, HvError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let record = HypercallRecord::VhmSpawn {
             name: String::new(),
         };
@@ -379,11 +378,11 @@ impl State {
     pub(super) fn spawn_loaded(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         p: SpawnPending,
         loaded: Result<ModuleFacts, LoadRefusal>,
     ) -> Result<Outcome, HvError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let facts = match loaded {
             Ok(f) => f,
             Err(LoadRefusal { abi }) => {
@@ -397,7 +396,7 @@ impl State {
         self.modules
             .probed(module, p.child.k.memory_limit, facts.instantiates);
         if p.footprint > 0 {
-            let v = &mut self.vhms[vhm as usize];
+            let v = &mut self.vhms[vhm];
             v.budget
                 .hold(p.footprint)
                 .expect("checked by charge_module");
@@ -422,12 +421,12 @@ impl State {
         let (id, handle) = self.create_vhm(sink, p.child, module, Some(vhm), p.quota)?;
         let handle = handle.expect("create_vhm mints the parent's handle");
         for (h, r, badge) in p.passed {
-            if !self.vhms[id as usize].running() {
+            if !self.vhms[id].running() {
                 break;
             }
             let cap = self
                 .caps
-                .transfer(me, h, Rights::from_bits_retain(r), badge, VhmId(id))
+                .transfer(me, h, Rights::from_bits_retain(r), badge, id)
                 .expect("checked before the child was created");
             self.record_cap(sink, id, cap, Some((me, xdv_core::CapId(h))))?;
         }
@@ -466,7 +465,7 @@ impl State {
     /// Step 4: the child's short name, read and checked; its full, unique name.
     fn child_name(
         &mut self,
-        vhm: u32,
+        vhm: VhmId,
         spec: &SpawnSpec,
         read: xdv_k::call::Read,
     ) -> Result<String, (i64, Refusal)> {
@@ -480,7 +479,7 @@ impl State {
                 if !valid {
                     return Err((abi::E_INVAL, Refusal::BadName));
                 }
-                return Ok(self.unique_name(&format!("{}/{short}", self.vhms[vhm as usize].name)));
+                return Ok(self.unique_name(&format!("{}/{short}", self.vhms[vhm].name)));
             }
             Err(r) => r,
         };
@@ -565,9 +564,14 @@ impl State {
 
     /// Step 7: room for the child: a privilege level below, a capability slot and its bytes,
     /// the child's memory beside what the host holds, its quota carved, its Q container.
-    fn spawn_room(&self, vhm: u32, spec: &SpawnSpec, quota: &Quota) -> Result<(), (i64, Refusal)> {
-        let me = VhmId(vhm);
-        if level_after(self.vhms[vhm as usize].level) > xdv_k::abi::MAX_LEVEL {
+    fn spawn_room(
+        &self,
+        vhm: VhmId,
+        spec: &SpawnSpec,
+        quota: &Quota,
+    ) -> Result<(), (i64, Refusal)> {
+        let me = vhm;
+        if level_after(self.vhms[vhm].level) > xdv_k::abi::MAX_LEVEL {
             return Err((abi::E_QUOTA, Refusal::DeepestLevel));
         }
         if !self.caps.has_room(me, 1) {
@@ -586,7 +590,7 @@ impl State {
             };
             return Err((abi::E_QUOTA, reason));
         }
-        self.vhms[vhm as usize]
+        self.vhms[vhm]
             .budget
             .can_carve(quota)
             .map_err(|e| (abi::E_QUOTA, Refusal::Carve(e)))?;
@@ -610,7 +614,7 @@ impl State {
     /// modules are the host's. Charges the fuel; returns the footprint to hold.
     fn charge_module(
         &mut self,
-        vhm: u32,
+        vhm: VhmId,
         hash: &Hash32,
         bytes: &[u8],
         quota: &Quota,
@@ -618,7 +622,7 @@ impl State {
         if self.modules.pinned(hash) {
             return Ok(0);
         }
-        let v = &self.vhms[vhm as usize];
+        let v = &self.vhms[vhm];
         let footprint = if v.loaded.contains_key(hash) {
             0
         } else {
@@ -646,7 +650,7 @@ impl State {
             };
             return Err((abi::E_QUOTA, reason));
         }
-        self.vhms[vhm as usize]
+        self.vhms[vhm]
             .charge_host_work(fuel)
             .expect("the fuel was checked above");
         Ok(footprint)
@@ -655,8 +659,8 @@ impl State {
     /// The spec of the child: the parent's interrupt vectors and Q device, the spawn spec's
     /// numbers and flags; a spawned child is supervised by its parent, has no restarts and no
     /// port-time of its own.
-    fn child_spec(&self, vhm: u32, spec: &SpawnSpec, name: String, module: &Hash32) -> VhmSpec {
-        let parent = &self.vhms[vhm as usize].spec;
+    fn child_spec(&self, vhm: VhmId, spec: &SpawnSpec, name: String, module: &Hash32) -> VhmSpec {
+        let parent = &self.vhms[vhm].spec;
         VhmSpec {
             name,
             parent: None,

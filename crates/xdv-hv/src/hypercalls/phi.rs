@@ -42,11 +42,11 @@ impl State {
     pub(super) fn phi_call(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         call: Call,
     ) -> Result<Outcome, HvError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let record = call.record();
         Ok(match call {
             Call::PhiWindow { ptr, len, spec } => {
@@ -105,12 +105,12 @@ impl State {
                     return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
                 }
                 // A nested VHM's windows lie inside one of its parent's.
-                let parent = match self.vhms[vhm as usize].parent {
+                let parent = match self.vhms[vhm].parent {
                     None => None,
                     Some(p) => {
                         let inside = crate::phi::containing(
                             &self.phi.table,
-                            &self.vhms[p as usize].windows,
+                            &self.vhms[p].windows,
                             spec.port,
                             spec.t0,
                             spec.t1,
@@ -144,7 +144,7 @@ impl State {
                 // A top-level VHM's authority over the host's ports is its port-time quota; a
                 // nested VHM's is the parent window it lies in (checked above).
                 if parent.is_none() {
-                    let v = &self.vhms[vhm as usize];
+                    let v = &self.vhms[vhm];
                     let held: u64 = v
                         .windows
                         .iter()
@@ -255,7 +255,7 @@ impl State {
     /// The window a handle of the caller names, with `right`.
     fn window_of(
         &self,
-        vhm: u32,
+        vhm: VhmId,
         handle: u64,
         right: xdv_core::cap::Rights,
     ) -> Result<u32, xdv_core::cap::CapError> {
@@ -268,7 +268,7 @@ impl State {
     fn phi_exec(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         record: HypercallRecord,
         exec: Exec,
@@ -365,7 +365,7 @@ impl State {
         // The samples the plays produce are host memory and work: at most what the VHM's
         // memory quota holds (16 bytes a sample) and its fuel pays for, checked before anything
         // is generated, and charged after.
-        let v = &self.vhms[vhm as usize];
+        let v = &self.vhms[vhm];
         let max_samples = (v.quota.memory / abi::PHI_SAMPLE_BYTES)
             .min(
                 v.budget
@@ -380,7 +380,7 @@ impl State {
             delegated: &delegated,
             max_samples,
         };
-        let v = &mut self.vhms[vhm as usize];
+        let v = &mut self.vhms[vhm];
         let state = &mut self.phi.held.get_mut(&w).expect("held").state;
         let exec = match xdv_phi::execute(&program, state, &cx, &mut v.rng) {
             Ok(e) => e,
@@ -417,7 +417,7 @@ impl State {
         // Captures are the transform's measured input: the driver may take them from a
         // recording (or a device), but only as many as the transform makes.
         sink.push(Effect::MeasurePhi {
-            vhm: VhmId(vhm),
+            vhm,
             computed: caps.clone(),
         });
         let pending = PhiPending {
@@ -445,7 +445,7 @@ impl State {
     pub(super) fn phi_measured(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         p: PhiPending,
         given: Vec<(i64, i64)>,
@@ -473,7 +473,7 @@ impl State {
             },
         );
         if p.samples > 0 {
-            self.vhms[vhm as usize]
+            self.vhms[vhm]
                 .charge_host_work(p.sample_fuel)
                 .expect("the contract admitted only samples the fuel pays for");
             emit(

@@ -59,11 +59,11 @@ impl State {
     pub(super) fn q_call(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         call: Call,
     ) -> Result<Outcome, HvError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let record = call.record();
         Ok(match call {
             Call::QInfo {
@@ -74,10 +74,7 @@ impl State {
                 if let Err(e) = self.caps.require(me, handle, rights::INSPECT, need) {
                     return Ok(cap_refusal(record, handle, e));
                 }
-                let c = self.vhms[vhm as usize]
-                    .q
-                    .as_ref()
-                    .expect("a live container");
+                let c = self.vhms[vhm].q.as_ref().expect("a live container");
                 let alloc = &self.q_devices[c.device].alloc;
                 let value = match what {
                     0 => c.physical.len() as u64,
@@ -86,7 +83,7 @@ impl State {
                     3 => c
                         .physical
                         .iter()
-                        .filter(|&&p| alloc.owner_of(p) == Some(vhm))
+                        .filter(|&&p| alloc.owner_of(p) == Some(vhm.0))
                         .count() as u64,
                     other => {
                         return Ok(Outcome::refused(
@@ -126,7 +123,7 @@ impl State {
                     Ok(j) => j,
                     Err(e) => return Ok(cap_refusal(record, handle, e)),
                 };
-                let j = self.vhms[vhm as usize]
+                let j = self.vhms[vhm]
                     .q
                     .as_mut()
                     .and_then(|c| c.jobs.get_mut(&job))
@@ -147,10 +144,7 @@ impl State {
                     Ok(j) => j,
                     Err(e) => return Ok(cap_refusal(record, handle, e)),
                 };
-                let c = self.vhms[vhm as usize]
-                    .q
-                    .as_ref()
-                    .expect("a live container");
+                let c = self.vhms[vhm].q.as_ref().expect("a live container");
                 let j = &c.jobs[&job];
                 if !j.done {
                     // Not a refusal: asking early is legitimate; the guest may wait and retry.
@@ -173,10 +167,7 @@ impl State {
                 if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, ptr, &bytes) {
                     return Ok(Outcome::refused(record, code, reason));
                 }
-                let c = self.vhms[vhm as usize]
-                    .q
-                    .as_mut()
-                    .expect("a live container");
+                let c = self.vhms[vhm].q.as_mut().expect("a live container");
                 let j = c.jobs.remove(&job).expect("present");
                 self.caps
                     .delete(me, j.cap.0)
@@ -191,7 +182,7 @@ impl State {
     /// The job number a handle of the caller names, with `right`.
     fn job_of(
         &self,
-        vhm: u32,
+        vhm: VhmId,
         handle: u64,
         right: xdv_core::cap::Rights,
     ) -> Result<u32, xdv_core::cap::CapError> {
@@ -203,8 +194,8 @@ impl State {
 
     /// The admission of a `q_submit`: every check `docs/abi.md` lists, in its order, on the
     /// state as it is (nothing changes); the admitted job's plan and charges, or the refusal.
-    fn q_admit(&self, vhm: u32, submit: Submit) -> Result<Admitted, Rejected> {
-        let me = VhmId(vhm);
+    fn q_admit(&self, vhm: VhmId, submit: Submit) -> Result<Admitted, Rejected> {
+        let me = vhm;
         let Submit {
             container: handle,
             ptr,
@@ -235,7 +226,7 @@ impl State {
                 },
             );
         }
-        let irq_vectors = self.vhms[vhm as usize].spec.k.irq_vectors;
+        let irq_vectors = self.vhms[vhm].spec.k.irq_vectors;
         if vector != 0 && vector >= irq_vectors {
             return refuse(
                 abi::E_INVAL,
@@ -246,10 +237,7 @@ impl State {
             );
         }
         // Cheap refusals first: a full container parses nothing.
-        let held_jobs = self.vhms[vhm as usize]
-            .q
-            .as_ref()
-            .map_or(0, |c| c.jobs.len());
+        let held_jobs = self.vhms[vhm].q.as_ref().map_or(0, |c| c.jobs.len());
         if held_jobs >= abi::MAX_Q_JOBS {
             return refuse(
                 abi::E_BUSY,
@@ -264,7 +252,7 @@ impl State {
         };
         let label = format!(
             "job{}.qasm",
-            self.vhms[vhm as usize].q.as_ref().map_or(0, |c| c.next_job)
+            self.vhms[vhm].q.as_ref().map_or(0, |c| c.next_job)
         );
         let circuit = match xdv_q::qasm::parse_limited(&source, &label, abi::MAX_Q_OPS) {
             Ok(c) => c,
@@ -286,10 +274,7 @@ impl State {
                 },
             );
         }
-        let c = self.vhms[vhm as usize]
-            .q
-            .as_ref()
-            .expect("a live container");
+        let c = self.vhms[vhm].q.as_ref().expect("a live container");
         let dev = &self.q_devices[c.device];
         let device = dev.device();
         // Decided from the circuit alone, so a replay (which runs no provider) decides alike.
@@ -304,7 +289,7 @@ impl State {
         // on them nor route through them.
         let held = xdv_q::plan::held_qubits(&circuit);
         if let Some(l) = (0..circuit.num_qubits())
-            .find(|&l| held[l] && dev.alloc.owner_of(c.physical[l]) != Some(vhm))
+            .find(|&l| held[l] && dev.alloc.owner_of(c.physical[l]) != Some(vhm.0))
         {
             return refuse(abi::E_BUSY, Refusal::QubitLent { logical: l as u32 });
         }
@@ -332,7 +317,7 @@ impl State {
         // The host's own work and memory for the simulation, decided from the circuit alone
         // (a replay, which runs no provider, decides alike), are charged before it runs.
         let state = dev.provider.state_bytes(&circuit);
-        let quota = self.vhms[vhm as usize].quota.memory;
+        let quota = self.vhms[vhm].quota.memory;
         if state > quota {
             return refuse(
                 abi::E_QUOTA,
@@ -362,7 +347,7 @@ impl State {
         }
         let work = dev.provider.work(&circuit, shots);
         let work_fuel = work.div_ceil(abi::Q_WORK_PER_FUEL);
-        let fuel_left = self.vhms[vhm as usize].budget.fuel_left();
+        let fuel_left = self.vhms[vhm].budget.fuel_left();
         if work_fuel > fuel_left {
             return refuse(
                 abi::E_QUOTA,
@@ -407,12 +392,12 @@ impl State {
     fn q_submit(
         &mut self,
         sink: &mut Effects,
-        vhm: u32,
+        vhm: VhmId,
         vcpu: u32,
         record: xdv_core::HypercallRecord,
         submit: Submit,
     ) -> Result<Outcome, HvError> {
-        let me = VhmId(vhm);
+        let me = vhm;
         let a = match self.q_admit(vhm, submit) {
             Ok(a) => a,
             Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
@@ -432,12 +417,9 @@ impl State {
             queued_ns,
             done_at,
         } = a;
-        let c = self.vhms[vhm as usize]
-            .q
-            .as_ref()
-            .expect("a live container");
+        let c = self.vhms[vhm].q.as_ref().expect("a live container");
         if c.fail_next {
-            self.vhms[vhm as usize]
+            self.vhms[vhm]
                 .q
                 .as_mut()
                 .expect("a live container")
@@ -446,8 +428,8 @@ impl State {
             return Ok(Outcome::refused(record, abi::E_INVAL, reason));
         }
         let job = c.next_job;
-        let seed = xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm as usize].name, job);
-        let v = &mut self.vhms[vhm as usize];
+        let seed = xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm].name, job);
+        let v = &mut self.vhms[vhm];
         v.charge_host_work(work_fuel)
             .expect("the work's fuel was checked above");
 
@@ -465,7 +447,7 @@ impl State {
             rights::INSPECT | rights::WAIT | rights::RECV,
             0,
         )?;
-        self.vhms[vhm as usize]
+        self.vhms[vhm]
             .q
             .as_mut()
             .expect("a live container")
