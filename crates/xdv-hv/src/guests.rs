@@ -63,8 +63,8 @@ impl Guests {
     ///
     /// On an effect that is not the K side's (the driver's: events, Q jobs, Φ captures).
     // Long by design: one arm per effect on the K side.
-    pub(crate) fn carry(&mut self, effect: Effect) -> Option<Input> {
-        match effect {
+    pub(crate) fn carry(&mut self, effect: &Effect) -> Option<Input> {
+        match *effect {
             Effect::Instantiate {
                 vhm,
                 module,
@@ -83,10 +83,10 @@ impl Guests {
                 vhm,
                 vcpu,
                 ptr,
-                bytes,
+                ref bytes,
             } => {
                 self.get_mut(vhm, vcpu)
-                    .write_guest(i64::from(ptr), &bytes)
+                    .write_guest(i64::from(ptr), bytes)
                     .expect("the core checked the range against the guest's memory");
                 None
             }
@@ -132,12 +132,12 @@ impl Guests {
             }),
             Effect::LoadModule {
                 module,
-                bytes,
+                ref bytes,
                 entry,
                 memory_limit,
             } => Some(Input::ModuleLoaded {
                 module,
-                result: self.load(module, &bytes, entry, memory_limit),
+                result: self.load(module, bytes, entry, memory_limit),
             }),
             Effect::DropVcpus { vhm } => {
                 if let Some(v) = self.vcpus.get_mut(vhm.0 as usize) {
@@ -149,7 +149,7 @@ impl Guests {
                 self.modules[module] = None;
                 None
             }
-            other => unreachable!("not an effect on the K side: {other:?}"),
+            ref other => unreachable!("not an effect on the K side: {other:?}"),
         }
     }
 

@@ -156,18 +156,19 @@ impl Hypervisor {
         effects: &mut Effects,
     ) -> Result<Carried, HvError> {
         let mut carried = Carried::Nothing;
-        for effect in effects.0.drain(..) {
+        // Carried out in place, by reference; the buffer is cleared for the next step.
+        for effect in &effects.0 {
             assert!(
                 matches!(carried, Carried::Nothing),
                 "an effect follows the one the core awaits"
             );
             let answer = match effect {
                 Effect::Emit(event) => {
-                    driver.emit(&event)?;
+                    driver.emit(event)?;
                     None
                 }
                 Effect::StoreModule { hash, bytes } => {
-                    driver.module(&hash, &bytes)?;
+                    driver.module(hash, bytes)?;
                     None
                 }
                 Effect::ExecuteQJob {
@@ -179,19 +180,26 @@ impl Hypervisor {
                     seed,
                 } => {
                     let run = QJobRun {
-                        vhm,
-                        job,
-                        shots,
-                        provider: self.state.q_provider(device),
-                        circuit: &circuit,
-                        seed,
+                        vhm: *vhm,
+                        job: *job,
+                        shots: *shots,
+                        provider: self.state.q_provider(*device),
+                        circuit,
+                        seed: *seed,
                     };
                     let outcomes = driver.q_outcomes(&run)?;
-                    Some(Input::QJobFinished { vhm, job, outcomes })
+                    Some(Input::QJobFinished {
+                        vhm: *vhm,
+                        job: *job,
+                        outcomes,
+                    })
                 }
                 Effect::MeasurePhi { vhm, computed } => {
-                    let captures = driver.phi_captures(vhm, computed)?;
-                    Some(Input::PhiCaptured { vhm, captures })
+                    let captures = driver.phi_captures(*vhm, computed.clone())?;
+                    Some(Input::PhiCaptured {
+                        vhm: *vhm,
+                        captures,
+                    })
                 }
                 Effect::Finished => {
                     carried = Carried::Finished;
@@ -203,6 +211,7 @@ impl Hypervisor {
                 carried = Carried::Answer(answer);
             }
         }
+        effects.0.clear();
         Ok(carried)
     }
 }

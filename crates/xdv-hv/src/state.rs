@@ -1062,14 +1062,16 @@ impl State {
                 FaultDetail::Trap(code),
             ),
             Next::Stopped(Stop::Hypercall(request)) => {
-                // Its arguments are read from its memory at the edge.
-                sink.push(Effect::DecodeHypercall {
-                    vhm,
-                    vcpu,
-                    request,
-                });
-                self.await_edge(Await::Call { vhm, vcpu });
-                Ok(())
+                match xdv_k::Call::decode_pure(request.call, request.args) {
+                    // Most calls are their arguments alone.
+                    Some(call) => self.hypercall(sink, vhm, vcpu, call),
+                    None => {
+                        // What it passes in guest memory is read at the edge.
+                        sink.push(Effect::DecodeHypercall { vhm, vcpu, request });
+                        self.await_edge(Await::Call { vhm, vcpu });
+                        Ok(())
+                    }
+                }
             }
         }
     }

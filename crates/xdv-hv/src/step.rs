@@ -213,6 +213,7 @@ impl Effects {
     }
 
     /// Appends an effect.
+    #[inline]
     pub(crate) fn push(&mut self, effect: Effect) {
         self.0.push(effect);
     }
@@ -275,61 +276,67 @@ impl State {
     ///
     /// As [`State::step`].
     pub fn step_into(&mut self, input: Input, out: &mut Effects) -> Result<(), HvError> {
-        let out = &mut *out;
-        match (self.awaiting.take(), input) {
-            (None, Input::Start) if !self.started => {
-                self.started = true;
-                self.start(out)?;
-            }
+        let awaiting = self.awaiting.take();
+        // Checked by reference first: the input is moved only once, into its handler.
+        let fits = match (&awaiting, &input) {
+            (None, Input::Start) => !self.started,
             (
                 Some(Await::Run { vhm, vcpu, fuel }),
                 Input::VcpuStopped {
                     vhm: v,
                     vcpu: c,
                     fuel_used,
-                    stop,
-                    memory,
-                    min_fuel,
+                    ..
                 },
-            ) if (v, c) == (vhm, vcpu) && fuel_used <= fuel => {
-                self.ran(vhm, vcpu, fuel_used, stop, memory, min_fuel);
-            }
+            ) => (v, c) == (vhm, vcpu) && fuel_used <= fuel,
             (
                 Some(Await::Call { vhm, vcpu }),
                 Input::Hypercall {
-                    vhm: v,
-                    vcpu: c,
-                    call,
+                    vhm: v, vcpu: c, ..
                 },
-            ) if (v, c) == (vhm, vcpu) => {
-                self.hypercall(out, vhm, vcpu, call)?;
+            ) => (v, c) == (vhm, vcpu),
+            (Some(Await::QJob { vhm, job }), Input::QJobFinished { vhm: v, job: j, .. }) => {
+                (v, j) == (vhm, job)
             }
-            (
-                Some(Await::QJob { vhm, job }),
-                Input::QJobFinished {
-                    vhm: v,
-                    job: j,
-                    outcomes,
-                },
-            ) if (v, j) == (vhm, job) => {
+            // The pending call checks its own answer.
+            (Some(Await::Resume { .. }), _) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(HvError::Input(format!(
+                "the core awaits {awaiting:?} and was given {input:?}"
+            )));
+        }
+        if let Some(Await::Resume {
+            vhm,
+            vcpu,
+            call,
+            pending,
+        }) = awaiting
+        {
+            let outcome: Outcome = self.resume_call(out, vhm, vcpu, *pending, input)?;
+            self.conclude(out, vhm, vcpu, call, outcome)?;
+            return self.advance(out);
+        }
+        match input {
+            Input::Start => {
+                self.started = true;
+                self.start(out)?;
+            }
+            Input::VcpuStopped {
+                vhm,
+                vcpu,
+                fuel_used,
+                stop,
+                memory,
+                min_fuel,
+            } => self.ran(vhm, vcpu, fuel_used, stop, memory, min_fuel),
+            Input::Hypercall { vhm, vcpu, call } => self.hypercall(out, vhm, vcpu, call)?,
+            Input::QJobFinished { vhm, job, outcomes } => {
                 self.finish_job(out, vhm, job, outcomes)?;
             }
-            (
-                Some(Await::Resume {
-                    vhm,
-                    vcpu,
-                    call,
-                    pending,
-                }),
-                input,
-            ) => {
-                let outcome: Outcome = self.resume_call(out, vhm, vcpu, *pending, input)?;
-                self.conclude(out, vhm, vcpu, call, outcome)?;
-            }
-            (awaiting, input) => {
-                return Err(HvError::Input(format!(
-                    "the core awaits {awaiting:?} and was given {input:?}"
-                )))
+            Input::PhiCaptured { .. } | Input::ModuleLoaded { .. } => {
+                unreachable!("answers to a pending call are checked above")
             }
         }
         self.advance(out)

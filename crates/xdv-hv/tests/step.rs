@@ -185,55 +185,56 @@ fn a_vhm_whose_vcpus_all_return_halts() {
 }
 
 #[test]
-fn a_hypercall_is_decoded_at_the_edge_and_answered_on_the_next_run() {
+fn a_hypercall_is_decoded_at_the_edge_only_when_it_passes_guest_memory() {
     let mut s = host(&[("a", 1, 1, 1_000_000)], 1000, None);
     let mut step = 0;
     let effects = drive(&mut s, Input::Start, |e| {
         step += 1;
         match (step, e) {
-            (1, Effect::RunVcpu { vhm, vcpu, .. }) => Some(stopped(
-                *vhm,
-                *vcpu,
-                5,
-                Stop::Hypercall(Request {
-                    call: Hypercall::VcpuId,
-                    args: [0; 5],
-                }),
-            )),
-            (2, Effect::DecodeHypercall { vhm, vcpu, request }) => {
-                assert_eq!(request.call, Hypercall::VcpuId);
-                Some(Input::Hypercall {
-                    vhm: *vhm,
-                    vcpu: *vcpu,
-                    call: Call::VcpuId,
-                })
+            // `vcpu_id` is its arguments alone: the core decodes it and answers on the next run.
+            (1, Effect::RunVcpu { vhm, vcpu, .. }) => {
+                Some(stopped(*vhm, *vcpu, 5, hc(Hypercall::VcpuId, 0)))
             }
+            // `log` passes its text in guest memory: the edge reads it.
             (
-                3,
+                2,
                 Effect::RunVcpu {
                     answer, vhm, vcpu, ..
                 },
             ) => {
                 assert_eq!(*answer, Some(0), "vcpu_id of vCPU 0");
-                Some(stopped(
-                    *vhm,
-                    *vcpu,
-                    5,
-                    Stop::Hypercall(Request {
-                        call: Hypercall::Exit,
-                        args: [7, 0, 0, 0, 0],
-                    }),
-                ))
+                let log = Stop::Hypercall(Request {
+                    call: Hypercall::Log,
+                    args: [64, 2, 0, 0, 0],
+                });
+                Some(stopped(*vhm, *vcpu, 5, log))
             }
-            (4, Effect::DecodeHypercall { vhm, vcpu, .. }) => Some(Input::Hypercall {
-                vhm: *vhm,
-                vcpu: *vcpu,
-                call: Call::Exit { code: 7 },
-            }),
+            (3, Effect::DecodeHypercall { vhm, vcpu, request }) => {
+                assert_eq!(request.call, Hypercall::Log);
+                Some(Input::Hypercall {
+                    vhm: *vhm,
+                    vcpu: *vcpu,
+                    call: Call::Log {
+                        ptr: 64,
+                        len: 2,
+                        bytes: Ok(b"hi".to_vec()),
+                    },
+                })
+            }
+            (
+                4,
+                Effect::RunVcpu {
+                    answer, vhm, vcpu, ..
+                },
+            ) => {
+                assert_eq!(*answer, Some(0), "log returns 0");
+                Some(stopped(*vhm, *vcpu, 5, hc(Hypercall::Exit, 7)))
+            }
             (n, e) => panic!("unexpected effect {n}: {e:?}"),
         }
     })
     .unwrap();
+    assert_eq!(step, 4);
     assert_eq!(exit_of(&effects, 0), Some(ExitReason::Exit(7)));
     assert!(matches!(effects.last(), Some(Effect::Finished)));
 }
@@ -285,19 +286,8 @@ fn cap_info(memory: Option<u64>, out: u32) -> Vec<Effect> {
         memory,
         min_fuel: 1,
     };
-    let decode = s.step(stop).unwrap().into_vec();
-    assert!(matches!(
-        decode.last(),
-        Some(Effect::DecodeHypercall { .. })
-    ));
-    let call = Call::CapInfo { handle: cap.0, out };
-    s.step(Input::Hypercall {
-        vhm: VhmId(0),
-        vcpu: 0,
-        call,
-    })
-    .unwrap()
-    .into_vec()
+    // `cap_info` passes nothing in guest memory: the core decodes it and answers at once.
+    s.step(stop).unwrap().into_vec()
 }
 
 fn refused_code(effects: &[Effect]) -> Option<i64> {
@@ -388,8 +378,6 @@ struct Ran {
 fn run_script(script: &[Scripted], mut s: State) -> Ran {
     s.check_every_step(true);
     let mut i = 0;
-    // The call each vCPU stopped at, decoded when the core reaches the stop.
-    let mut pending: std::collections::BTreeMap<(u32, u32), Call> = Default::default();
     let mut reported = [0u64; 2];
     let mut last = std::collections::BTreeMap::new();
     let effects = drive(&mut s, Input::Start, |e| match e {
@@ -398,37 +386,23 @@ fn run_script(script: &[Scripted], mut s: State) -> Ran {
         } => {
             let step = script[i % script.len()];
             i += 1;
-            let (used, stop, call) = match step {
+            // These calls pass nothing in guest memory: the core decodes them itself.
+            let (used, stop) = match step {
                 // An engine preempts only once the next instruction does not fit: at least one
                 // fuel was used.
-                Scripted::Preempt(share) => (
-                    (fuel * u64::from(share) / 256).max(1),
-                    Stop::Preempted,
-                    None,
-                ),
-                Scripted::Yield => (3, hc(Hypercall::Yield, 0), Some(Call::Yield)),
-                Scripted::Time => (3, hc(Hypercall::Time, 0), Some(Call::Time)),
-                Scripted::Sleep(d) => {
-                    let until = i64::from(d) * 10;
-                    (3, hc(Hypercall::Sleep, until), Some(Call::Sleep { until }))
+                Scripted::Preempt(share) => {
+                    ((fuel * u64::from(share) / 256).max(1), Stop::Preempted)
                 }
-                Scripted::Return => (1, Stop::Returned { from_irq: false }, None),
+                Scripted::Yield => (3, hc(Hypercall::Yield, 0)),
+                Scripted::Time => (3, hc(Hypercall::Time, 0)),
+                Scripted::Sleep(d) => (3, hc(Hypercall::Sleep, i64::from(d) * 10)),
+                Scripted::Return => (1, Stop::Returned { from_irq: false }),
             };
             let used = used.min(*fuel);
             reported[vhm.0 as usize] += used;
             last.insert((vhm.0, *vcpu), used);
-            if let Some(call) = call {
-                pending.insert((vhm.0, *vcpu), call);
-            }
             Some(stopped(*vhm, *vcpu, used, stop))
         }
-        Effect::DecodeHypercall { vhm, vcpu, .. } => Some(Input::Hypercall {
-            vhm: *vhm,
-            vcpu: *vcpu,
-            call: pending
-                .remove(&(vhm.0, *vcpu))
-                .expect("a hypercall was scripted"),
-        }),
         _ => None,
     })
     .expect("the scripted run keeps every invariant");

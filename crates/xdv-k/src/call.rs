@@ -169,12 +169,32 @@ fn u32_arg(a: i64) -> u32 {
 
 impl Call {
     /// Decodes the call `call` with raw arguments `args`, reading what it passes in `mem`.
-    // Long by design: one arm per hypercall of the ABI table, in its order.
     pub fn decode(call: Hypercall, args: [i64; 5], mem: &dyn GuestVcpu) -> Call {
+        Self::decode_with(call, args, &mut |ptr, len, max| {
+            mem.read_guest(i64::from(ptr), i64::from(len), max)
+        })
+    }
+
+    /// Decodes the call when it passes nothing in guest memory (most calls: a pure function of
+    /// its arguments); `None` when decoding it would read guest memory.
+    pub fn decode_pure(call: Hypercall, args: [i64; 5]) -> Option<Call> {
+        let mut reads = false;
+        let decoded = Self::decode_with(call, args, &mut |_, _, _| {
+            reads = true;
+            Err(abi::E_FAULT)
+        });
+        (!reads).then_some(decoded)
+    }
+
+    /// Decodes `call`, reading `(ptr, len, max)` ranges of guest memory with `read`.
+    // Long by design: one arm per hypercall of the ABI table, in its order.
+    fn decode_with(
+        call: Hypercall,
+        args: [i64; 5],
+        read: &mut dyn FnMut(u32, u32, u32) -> Read,
+    ) -> Call {
         let u = |i: usize| u32_arg(args[i]);
         let h = |i: usize| args[i] as u64;
-        let read =
-            |ptr: u32, len: u32, max: u32| mem.read_guest(i64::from(ptr), i64::from(len), max);
         match call {
             Hypercall::Log => Call::Log {
                 ptr: u(0),
@@ -213,8 +233,8 @@ impl Call {
             },
             Hypercall::VhmSpawn => {
                 let (ptr, len) = (u(0), u(1));
-                let read =
-                    (len >= layout::size::<layout::SpawnSpec>()).then(|| spawn_read(ptr, len, mem));
+                let read = (len >= layout::size::<layout::SpawnSpec>())
+                    .then(|| spawn_read(ptr, len, read));
                 Call::VhmSpawn { ptr, len, read }
             }
             Hypercall::VhmWait => Call::VhmWait { handle: h(0) },
@@ -414,14 +434,13 @@ impl Call {
 }
 
 /// Reads a spawn spec and what it points at.
-fn spawn_read(ptr: u32, len: u32, mem: &dyn GuestVcpu) -> SpawnRead {
+fn spawn_read(ptr: u32, len: u32, read: &mut dyn FnMut(u32, u32, u32) -> Read) -> SpawnRead {
     let full = layout::size::<layout::SpawnSpecQ>();
     let want = if len >= full {
         full
     } else {
         layout::size::<layout::SpawnSpec>()
     };
-    let read = |ptr: u32, len: u32, max: u32| mem.read_guest(i64::from(ptr), i64::from(len), max);
     let spec = read(ptr, want, want);
     let Ok(bytes) = &spec else {
         return SpawnRead {

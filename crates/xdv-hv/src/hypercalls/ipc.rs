@@ -72,7 +72,7 @@ impl State {
                     return Ok(Outcome::refused(record, abi::E_QUOTA, reason));
                 }
                 // Check the output range before creating anything.
-                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, out, &[0; 16]) {
+                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, out, [0; 16]) {
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 let channel = self.new_channel(sink, vhm, capacity, [vhm, vhm])?;
@@ -377,7 +377,7 @@ impl State {
         };
         buf.extend_from_slice(header.as_bytes());
         buf.extend_from_slice(&msg.bytes);
-        self.write_guest(sink, vhm, vcpu, ptr, &buf)
+        self.write_guest(sink, vhm, vcpu, ptr, buf)
             .expect("the buffer range was checked when the call was made");
         let cap = cap.map(|(c, _, _)| c);
         emit(

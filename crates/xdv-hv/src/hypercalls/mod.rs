@@ -240,19 +240,19 @@ impl State {
         vhm: VhmId,
         vcpu: u32,
         ptr: u32,
-        bytes: &[u8],
+        bytes: impl Into<Vec<u8>> + AsRef<[u8]>,
     ) -> Result<(), (i64, Refusal)> {
         let memory = self.vhms[vhm].vcpus[vcpu as usize].memory;
         let code = match memory {
             None => Some(abi::E_NOMEM),
-            Some(size) if u64::from(ptr) + bytes.len() as u64 > size => Some(abi::E_FAULT),
+            Some(size) if u64::from(ptr) + bytes.as_ref().len() as u64 > size => Some(abi::E_FAULT),
             Some(_) => None,
         };
         if let Some(code) = code {
             let reason = Refusal::GuestMemory {
                 write: true,
                 addr: ptr,
-                len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                len: u32::try_from(bytes.as_ref().len()).unwrap_or(u32::MAX),
                 code,
             };
             return Err((code, reason));
@@ -261,7 +261,7 @@ impl State {
             vhm,
             vcpu,
             ptr,
-            bytes: bytes.to_vec(),
+            bytes: bytes.into(),
         });
         Ok(())
     }

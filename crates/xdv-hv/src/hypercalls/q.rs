@@ -164,7 +164,7 @@ impl State {
                 }
                 let bytes: Vec<u8> = j.outcomes.iter().flat_map(|w| w.to_le_bytes()).collect();
                 let shots = j.shots;
-                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, ptr, &bytes) {
+                if let Err((code, reason)) = self.write_guest(sink, vhm, vcpu, ptr, bytes) {
                     return Ok(Outcome::refused(record, code, reason));
                 }
                 let c = self.vhms[vhm].q.as_mut().expect("a live container");
