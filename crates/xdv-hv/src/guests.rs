@@ -128,7 +128,11 @@ impl Guests {
             Effect::DecodeHypercall { vhm, vcpu, request } => Some(Input::Hypercall {
                 vhm,
                 vcpu,
-                call: Call::decode(request.call, request.args, self.get(vhm, vcpu)),
+                call: Box::new(Call::decode(
+                    request.call,
+                    request.args,
+                    self.get(vhm, vcpu),
+                )),
             }),
             Effect::LoadModule {
                 module,

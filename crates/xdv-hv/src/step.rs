@@ -46,8 +46,8 @@ pub enum Input {
         vhm: VhmId,
         /// The caller.
         vcpu: u32,
-        /// The call.
-        call: Call,
+        /// The call (boxed: most inputs are stops, and an input is moved on every step).
+        call: Box<Call>,
     },
     /// The outcomes of the last [`Effect::ExecuteQJob`]: one word per shot.
     QJobFinished {
@@ -331,7 +331,7 @@ impl State {
                 memory,
                 min_fuel,
             } => self.ran(vhm, vcpu, fuel_used, stop, memory, min_fuel),
-            Input::Hypercall { vhm, vcpu, call } => self.hypercall(out, vhm, vcpu, call)?,
+            Input::Hypercall { vhm, vcpu, call } => self.hypercall(out, vhm, vcpu, *call)?,
             Input::QJobFinished { vhm, job, outcomes } => {
                 self.finish_job(out, vhm, job, outcomes)?;
             }
@@ -371,6 +371,7 @@ impl State {
     }
 
     /// Waits for `what`; the step ends once the current handler returns.
+    #[inline]
     pub(crate) fn await_edge(&mut self, what: Await) {
         assert!(
             self.awaiting.is_none(),

@@ -214,11 +214,11 @@ fn a_hypercall_is_decoded_at_the_edge_only_when_it_passes_guest_memory() {
                 Some(Input::Hypercall {
                     vhm: *vhm,
                     vcpu: *vcpu,
-                    call: Call::Log {
+                    call: Box::new(Call::Log {
                         ptr: 64,
                         len: 2,
                         bytes: Ok(b"hi".to_vec()),
-                    },
+                    }),
                 })
             }
             (

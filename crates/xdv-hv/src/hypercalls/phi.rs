@@ -281,75 +281,13 @@ impl State {
             out,
             out_len,
         } = exec;
-        let w = match self.window_of(vhm, handle, rights::SUBMIT) {
-            Ok(w) => w,
-            Err(e) => return Ok(cap_refusal(record, handle, e)),
-        };
-        let (program_hash, source) = match text_of(text, ptr, len, Text::Transform) {
-            Ok(t) => t,
-            Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
-        };
-        // The label names no host-wide number: refusal reasons are the guest's to read.
-        let program = match Program::parse(&source, "transform.phi") {
-            Ok(p) => p,
-            Err(e) => {
-                let reason = Refusal::PhiProgram {
-                    line: u32::try_from(e.line).unwrap_or(u32::MAX),
-                    col: u32::try_from(e.col).unwrap_or(u32::MAX),
-                };
-                return Ok(Outcome::refused(record, abi::E_INVAL, reason));
-            }
-        };
-        let captures = program
-            .stmts
-            .iter()
-            .filter(|(s, _)| matches!(s, xdv_phi::program::Stmt::Capture { .. }))
-            .count() as u32;
-        if u64::from(out_len) < u64::from(captures) * u64::from(CAPTURE_BYTES) {
-            return Ok(Outcome::refused(
-                record,
-                abi::E_TOOBIG,
-                Refusal::BufferTooSmall {
-                    what: Buffer::Captures,
-                    need: u64::from(captures) * u64::from(CAPTURE_BYTES),
-                    have: u64::from(out_len),
-                },
-            ));
-        }
-        // Check the output range before anything runs (reading it changes nothing).
-        if captures > 0 {
-            let n = captures * CAPTURE_BYTES;
-            let checked = self.check_guest(vhm, vcpu, out, n, out_len);
-            if let Err(code) = checked {
-                let (code, reason) = read_refusal(code, out, n);
-                return Ok(Outcome::refused(record, code, reason));
-            }
-        }
+        let (w, program_hash, program, captures) =
+            match self.exec_checks(vhm, vcpu, &record, (handle, ptr, len, text), (out, out_len)) {
+                Ok(checked) => checked,
+                Err(refused) => return Ok(*refused),
+            };
         let now = self.now;
-        let held = &self.phi.held[&w];
-        let (spec, since, decohered) = (
-            held.state.spec,
-            held.state.coherent_since,
-            held.state.decohered,
-        );
-        let port = self.phi.table.ports()[spec.port as usize].clone();
-        // Past the coherence limit the window's frames lose their phases.
-        if now > since.saturating_add(port.t2_ns) && !decohered {
-            self.phi.held.get_mut(&w).expect("held").state.decohere();
-            emit(
-                sink,
-                &mut self.events,
-                now,
-                Some(vhm),
-                EventKind::PhiDecohered {
-                    window: w,
-                    cause: DecoherenceCause::Limit {
-                        elapsed: now - since,
-                        t2: port.t2_ns,
-                    },
-                },
-            );
-        }
+        let port = self.decohere_past_limit(sink, vhm, w);
         let parent = self.phi.table.get(w).and_then(|x| x.parent);
         let visible: BTreeMap<String, xdv_phi::Frame> = parent
             .and_then(|p| self.phi.held.get(&p))
@@ -437,6 +375,100 @@ impl State {
             captures,
         };
         Ok(Outcome::awaiting(record, Pending::Phi(pending)))
+    }
+    /// `phi_exec`'s checks before anything runs: the window handle, the program text and its
+    /// parse, the capture buffer's size and range. The window, the program's hash, the program
+    /// and its number of captures, or the refusal.
+    fn exec_checks(
+        &self,
+        vhm: VhmId,
+        vcpu: u32,
+        record: &HypercallRecord,
+        (handle, ptr, len, text): (u64, u32, u32, Read),
+        (out, out_len): (u32, u32),
+    ) -> Result<(xdv_phi::WindowId, xdv_core::Hash32, Program, u32), Box<Outcome>> {
+        let record = record.clone();
+        let w = match self.window_of(vhm, handle, rights::SUBMIT) {
+            Ok(w) => w,
+            Err(e) => return Err(Box::new(cap_refusal(record, handle, e))),
+        };
+        let (program_hash, source) = match text_of(text, ptr, len, Text::Transform) {
+            Ok(t) => t,
+            Err((code, reason)) => return Err(Box::new(Outcome::refused(record, code, reason))),
+        };
+        // The label names no host-wide number: refusal reasons are the guest's to read.
+        let program = match Program::parse(&source, "transform.phi") {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = Refusal::PhiProgram {
+                    line: u32::try_from(e.line).unwrap_or(u32::MAX),
+                    col: u32::try_from(e.col).unwrap_or(u32::MAX),
+                };
+                return Err(Box::new(Outcome::refused(record, abi::E_INVAL, reason)));
+            }
+        };
+        let captures = program
+            .stmts
+            .iter()
+            .filter(|(s, _)| matches!(s, xdv_phi::program::Stmt::Capture { .. }))
+            .count() as u32;
+        if u64::from(out_len) < u64::from(captures) * u64::from(CAPTURE_BYTES) {
+            return Err(Box::new(Outcome::refused(
+                record,
+                abi::E_TOOBIG,
+                Refusal::BufferTooSmall {
+                    what: Buffer::Captures,
+                    need: u64::from(captures) * u64::from(CAPTURE_BYTES),
+                    have: u64::from(out_len),
+                },
+            )));
+        }
+        // Check the output range before anything runs (reading it changes nothing).
+        if captures > 0 {
+            let n = captures * CAPTURE_BYTES;
+            let checked = self.check_guest(vhm, vcpu, out, n, out_len);
+            if let Err(code) = checked {
+                let (code, reason) = read_refusal(code, out, n);
+                return Err(Box::new(Outcome::refused(record, code, reason)));
+            }
+        }
+        Ok((w, program_hash, program, captures))
+    }
+
+    /// Past its port's coherence limit a window's frames lose their phases (recorded once).
+    /// Returns the window's port.
+    fn decohere_past_limit(
+        &mut self,
+        sink: &mut Effects,
+        vhm: VhmId,
+        w: xdv_phi::WindowId,
+    ) -> xdv_phi::Port {
+        let now = self.now;
+        let held = &self.phi.held[&w];
+        let (spec, since, decohered) = (
+            held.state.spec,
+            held.state.coherent_since,
+            held.state.decohered,
+        );
+        let port = self.phi.table.ports()[spec.port as usize].clone();
+        // Past the coherence limit the window's frames lose their phases.
+        if now > since.saturating_add(port.t2_ns) && !decohered {
+            self.phi.held.get_mut(&w).expect("held").state.decohere();
+            emit(
+                sink,
+                &mut self.events,
+                now,
+                Some(vhm),
+                EventKind::PhiDecohered {
+                    window: w,
+                    cause: DecoherenceCause::Limit {
+                        elapsed: now - since,
+                        t2: port.t2_ns,
+                    },
+                },
+            );
+        }
+        port
     }
 
     /// Finishes `phi_exec` once its captures are measured (`given`; another length than the

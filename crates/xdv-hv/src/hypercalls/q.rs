@@ -41,6 +41,15 @@ struct Admitted {
     done_at: u64,
 }
 
+/// What an admitted job costs the host, and when it completes.
+struct HostWork {
+    job_bytes: u64,
+    work: u64,
+    work_fuel: u64,
+    queued_ns: u64,
+    done_at: u64,
+}
+
 /// A refusal to return: the ABI error code and why.
 type Rejected = (i64, Refusal);
 
@@ -194,18 +203,42 @@ impl State {
 
     /// The admission of a `q_submit`: every check `docs/abi.md` lists, in its order, on the
     /// state as it is (nothing changes); the admitted job's plan and charges, or the refusal.
+    /// In four phases: the call's arguments, the program, the device, then what the host would
+    /// spend.
     fn q_admit(&self, vhm: VhmId, submit: Submit) -> Result<Admitted, Rejected> {
-        let me = vhm;
         let Submit {
-            container: handle,
+            container,
             ptr,
             len,
             text,
             shots,
             vector,
         } = submit;
-        let refuse =
-            |code: i64, reason: Refusal| -> Result<Admitted, Rejected> { Err((code, reason)) };
+        self.admit_call(vhm, container, shots, vector)?;
+        let (program, circuit) = self.admit_program(vhm, text, ptr, len)?;
+        let (qubits, clbits, cost, duration) = self.admit_on_device(vhm, &circuit, shots)?;
+        let host = self.admit_host_work(vhm, &circuit, shots, duration)?;
+        Ok(Admitted {
+            program,
+            circuit,
+            qubits,
+            clbits,
+            shots,
+            vector,
+            cost,
+            duration,
+            job_bytes: host.job_bytes,
+            work: host.work,
+            work_fuel: host.work_fuel,
+            queued_ns: host.queued_ns,
+            done_at: host.done_at,
+        })
+    }
+
+    /// The container handle, the shots, the vector, and room for one more job.
+    fn admit_call(&self, vhm: VhmId, handle: u64, shots: u64, vector: u32) -> Result<(), Rejected> {
+        let me = vhm;
+        let refuse = |code: i64, reason: Refusal| -> Result<(), Rejected> { Err((code, reason)) };
         let need = |o: &Object| *o == Object::QContainer(me);
         if let Err(e) = self.caps.require(me, handle, rights::SUBMIT, need) {
             let reason = Refusal::Handle {
@@ -246,6 +279,21 @@ impl State {
                 },
             );
         }
+        Ok(())
+    }
+
+    /// The program text, parsed within the operation bound, with at most 64 classical bits.
+    fn admit_program(
+        &self,
+        vhm: VhmId,
+        text: Read,
+        ptr: u32,
+        len: u32,
+    ) -> Result<(xdv_core::Hash32, xdv_q::Circuit), Rejected> {
+        let refuse =
+            |code: i64, reason: Refusal| -> Result<(xdv_core::Hash32, xdv_q::Circuit), Rejected> {
+                Err((code, reason))
+            };
         let (program, source) = match text_of(text, ptr, len, Text::Program) {
             Ok(t) => t,
             Err((code, reason)) => return refuse(code, reason),
@@ -274,20 +322,35 @@ impl State {
                 },
             );
         }
+        Ok((program, circuit))
+    }
+
+    /// The device accepts and plans the circuit on the container's qubits, touching none lent
+    /// to a child, within the container's decoherence budget: `(qubits, clbits, cost,
+    /// duration)`.
+    fn admit_on_device(
+        &self,
+        vhm: VhmId,
+        circuit: &xdv_q::Circuit,
+        shots: u64,
+    ) -> Result<(u32, u32, u64, u64), Rejected> {
+        let refuse = |code: i64, reason: Refusal| -> Result<(u32, u32, u64, u64), Rejected> {
+            Err((code, reason))
+        };
         let c = self.vhms[vhm].q.as_ref().expect("a live container");
         let dev = &self.q_devices[c.device];
         let device = dev.device();
         // Decided from the circuit alone, so a replay (which runs no provider) decides alike.
-        if let Err(reason) = dev.provider.accepts(&circuit) {
+        if let Err(reason) = dev.provider.accepts(circuit) {
             return refuse(abi::E_INVAL, Refusal::QUnsupported(reason));
         }
-        let plan = match xdv_q::plan::plan(&circuit, device, &dev.costs, c.physical.len()) {
+        let plan = match xdv_q::plan::plan(circuit, device, &dev.costs, c.physical.len()) {
             Ok(p) => p,
             Err(reason) => return refuse(abi::E_INVAL, Refusal::QUnsupported(reason)),
         };
         // Logical qubits lent to a child are the child's until it stops: a job may neither act
         // on them nor route through them.
-        let held = xdv_q::plan::held_qubits(&circuit);
+        let held = xdv_q::plan::held_qubits(circuit);
         if let Some(l) = (0..circuit.num_qubits())
             .find(|&l| held[l] && dev.alloc.owner_of(c.physical[l]) != Some(vhm.0))
         {
@@ -308,6 +371,24 @@ impl State {
                 },
             );
         }
+        Ok((plan.qubits, plan.clbits, cost, duration))
+    }
+
+    /// What the host would spend on the job — a capability, the simulation's state, the job's
+    /// bytes, the simulation's fuel — fits the caller's budgets, and the job ends before the
+    /// horizon.
+    fn admit_host_work(
+        &self,
+        vhm: VhmId,
+        circuit: &xdv_q::Circuit,
+        shots: u64,
+        duration: u64,
+    ) -> Result<HostWork, Rejected> {
+        let me = vhm;
+        let refuse =
+            |code: i64, reason: Refusal| -> Result<HostWork, Rejected> { Err((code, reason)) };
+        let c = self.vhms[vhm].q.as_ref().expect("a live container");
+        let dev = &self.q_devices[c.device];
         if !self.caps.has_room(me, 1) {
             return refuse(abi::E_QUOTA, Refusal::CapTableFull);
         }
@@ -316,7 +397,7 @@ impl State {
         }
         // The host's own work and memory for the simulation, decided from the circuit alone
         // (a replay, which runs no provider, decides alike), are charged before it runs.
-        let state = dev.provider.state_bytes(&circuit);
+        let state = dev.provider.state_bytes(circuit);
         let quota = self.vhms[vhm].quota.memory;
         if state > quota {
             return refuse(
@@ -345,7 +426,7 @@ impl State {
                 },
             );
         }
-        let work = dev.provider.work(&circuit, shots);
+        let work = dev.provider.work(circuit, shots);
         let work_fuel = work.div_ceil(abi::Q_WORK_PER_FUEL);
         let fuel_left = self.vhms[vhm].budget.fuel_left();
         if work_fuel > fuel_left {
@@ -370,15 +451,7 @@ impl State {
                 },
             );
         }
-        Ok(Admitted {
-            program,
-            circuit,
-            qubits: plan.qubits,
-            clbits: plan.clbits,
-            shots,
-            vector,
-            cost,
-            duration,
+        Ok(HostWork {
             job_bytes,
             work,
             work_fuel,
