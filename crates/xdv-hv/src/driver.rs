@@ -11,8 +11,10 @@
 //!   recorded event that is about to be compared, so they stream the trace instead of holding it.
 //!
 //! Each input is asked for at the moment the event that records it is emitted (`q_job_done`
-//! at the job's completion, `phi_executed` right after the transform), so a recorded input is
-//! always the next recorded event: no lookahead, no buffer.
+//! at the job's completion, `phi_executed` right after the transform): the core's
+//! `ExecuteQJob` and `MeasurePhi` effects are carried out after every earlier effect of their
+//! step ([`crate::Hypervisor::run_driven`]), so a recorded input is always the next recorded
+//! event: no lookahead, no buffer.
 
 use xdv_core::event::{Event, EventSink, SinkError};
 use xdv_core::{Hash32, VhmId};
