@@ -286,9 +286,17 @@ impl State {
                     vhm: v,
                     vcpu: c,
                     fuel_used,
+                    stop,
+                    min_fuel,
                     ..
                 },
-            ) => (v, c) == (vhm, vcpu) && fuel_used <= fuel,
+            ) => {
+                // A preemption that used nothing although the run had all it needed is no
+                // progress: obeying it would loop forever at one virtual time.
+                let stalled =
+                    *fuel_used == 0 && matches!(stop, Stop::Preempted) && min_fuel <= fuel;
+                (v, c) == (vhm, vcpu) && fuel_used <= fuel && !stalled
+            }
             (
                 Some(Await::Call { vhm, vcpu }),
                 Input::Hypercall {

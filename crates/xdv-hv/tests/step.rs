@@ -341,6 +341,28 @@ fn an_input_the_core_does_not_await_is_refused() {
     s.step(Input::Start).unwrap();
     let greedy = s.step(stopped(VhmId(0), 0, 1001, Stop::Preempted));
     assert!(matches!(greedy, Err(HvError::Input(_))), "{greedy:?}");
+    // And a preemption that made no progress although the run had the fuel it needed: obeyed,
+    // it would run the vCPU again at the same time, forever.
+    let mut s = host(&[("a", 1, 1, 1_000_000)], 1000, None);
+    s.step(Input::Start).unwrap();
+    let stalled = s.step(stopped(VhmId(0), 0, 0, Stop::Preempted));
+    assert!(matches!(stalled, Err(HvError::Input(_))), "{stalled:?}");
+    // Unless the next instruction needs more than the run had: it runs again with enough.
+    let mut s = host(&[("a", 1, 1, 1_000_000)], 1000, None);
+    s.step(Input::Start).unwrap();
+    let short = s.step(Input::VcpuStopped {
+        vhm: VhmId(0),
+        vcpu: 0,
+        fuel_used: 0,
+        stop: Stop::Preempted,
+        memory: Some(65536),
+        min_fuel: 1500,
+    });
+    let effects = short.unwrap().into_vec();
+    assert!(
+        matches!(effects.last(), Some(Effect::RunVcpu { fuel: 1500, .. })),
+        "{effects:?}"
+    );
 }
 
 /// A scripted stop: what the test answers a run with.
