@@ -548,167 +548,16 @@ impl TraceReader {
                 return Ok((report(&chain, Some(format!($($t)*)), SignatureStatus::NotChecked), None))
             };
         }
-        let check: String = self
-            .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(sql(&self.path))?;
-        if check != "ok" {
-            fail!("SQLite integrity check: {check}");
-        }
-        // The header: only the keys its canonical encoding covers.
-        if let Some(k) = self
-            .key_values("header")?
-            .keys()
-            .find(|k| !HEADER_KEYS.contains(&k.as_str()))
-        {
-            fail!("header has an unknown key `{k}` (not covered by the hash chain)");
-        }
-        // Every module row: its hash is the BLAKE3 of its bytes, its size their length.
-        let mut stored: BTreeMap<Hash32, u64> = BTreeMap::new();
-        {
-            let e = sql(&self.path);
-            let mut stmt = self
-                .conn
-                .prepare("SELECT hash, size, bytes FROM modules ORDER BY hash")
-                .map_err(&e)?;
-            let mut rows = stmt.query([]).map_err(&e)?;
-            while let Some(row) = rows.next().map_err(&e)? {
-                let hex: String = row.get(0).map_err(&e)?;
-                let size: i64 = row.get(1).map_err(&e)?;
-                let bytes: Vec<u8> = row.get(2).map_err(&e)?;
-                let hash = match Hash32::from_hex(&hex) {
-                    Some(h) if h.to_hex() == hex => h,
-                    _ => fail!("modules row {hex:?}: not a lower-case BLAKE3 hash"),
-                };
-                if Hash32::of(&bytes) != hash {
-                    fail!("module {}: its bytes do not match its hash", hash.short());
-                }
-                if size != bytes.len() as i64 {
-                    fail!(
-                        "module {}: `size` says {size} bytes, it holds {}",
-                        hash.short(),
-                        bytes.len()
-                    );
-                }
-                stored.insert(hash, size as u64);
-            }
-        }
-        let mut referenced: BTreeSet<Hash32> = BTreeSet::new();
-        for m in &header.modules {
-            if !stored.contains_key(&m.hash) {
-                fail!("module {} ({}) is missing", m.name, m.hash.short());
-            }
-            referenced.insert(m.hash);
-        }
-        // The Resource_Table is derived as the events stream past: verification holds no event.
-        let mut derived = crate::accounting::TableBuilder::default();
-        let mut inputs = InputCheck::default();
-        let e = sql(&self.path);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, time_ns, vhm, kind, body, hash FROM events ORDER BY seq")
-            .map_err(&e)?;
-        let mut rows = stmt.query([]).map_err(&e)?;
-        while let Some(row) = rows.next().map_err(&e)? {
-            let seq: i64 = row.get(0).map_err(&e)?;
-            let time: i64 = row.get(1).map_err(&e)?;
-            let vhm: Option<i64> = row.get(2).map_err(&e)?;
-            let kind: String = row.get(3).map_err(&e)?;
-            let body: Vec<u8> = row.get(4).map_err(&e)?;
-            let stored_hash: Vec<u8> = row.get(5).map_err(&e)?;
-            if seq as u64 != chain.len() {
-                fail!("event {} is missing (found {seq} next)", chain.len());
-            }
-            let mut next = chain;
-            let (_, hash) = next.link(&body);
-            if stored_hash != hash.0 {
-                fail!(
-                    "event {seq}: hash chain broken (stored {}, computed {})",
-                    short_hex(&stored_hash),
-                    hash.short()
-                );
-            }
-            let event = match Event::decode(&body) {
-                Ok(ev) => ev,
-                Err(err) => fail!("event {seq}: body does not decode: {err}"),
-            };
-            if event.time_ns as i64 != time
-                || event.vhm.map(|v| i64::from(v.0)) != vhm
-                || event.kind.name() != kind
-            {
-                fail!("event {seq}: columns (time_ns, vhm, kind) disagree with the hashed body");
-            }
-            let module = match &event.kind {
-                xdv_core::EventKind::ModuleLoaded { hash, .. }
-                | xdv_core::EventKind::VhmCreated { module: hash, .. }
-                | xdv_core::EventKind::CapCreated {
-                    object: xdv_core::cap::Object::Module(hash),
-                    ..
-                } => Some(*hash),
-                _ => None,
-            };
-            if let Some(hash) = module {
-                if !stored.contains_key(&hash) {
-                    fail!("event {seq}: module {} is missing or altered", hash.short());
-                }
-                referenced.insert(hash);
-            }
-            if let xdv_core::EventKind::HostStarted { seed, .. } = &event.kind {
-                if *seed != header.seed {
-                    fail!(
-                        "event {seq}: the run started with seed {seed}, the header says {}",
-                        header.seed
-                    );
-                }
-            }
-            if let Err(why) = inputs.observe(&event) {
-                fail!("event {seq} ({}): {why}", event.kind.name());
-            }
-            chain = next;
-            derived.observe(&event);
-        }
-        drop(rows);
-        drop(stmt);
-        // The header is under the chain; whether this xdv can stand behind its engine is not.
-        if let Some(engine) = &opts.engine {
-            if &header.engine != engine {
-                fail!(
-                    "header names engine `{}`, not this xdv's `{engine}`: the trace was not written by this engine (or its header was edited and the chain recomputed)",
-                    header.engine
-                );
-            }
-        }
-        // run_status: known keys only, and the ones the status calls for.
-        if let Some(k) = status
-            .keys()
-            .find(|k| !RUN_STATUS_KEYS.contains(&k.as_str()))
-        {
-            fail!("run_status has an unknown key `{k}`");
-        }
-        let signed = status.contains_key("signature") || status.contains_key("signed_by");
-        match status.get("status").map(String::as_str) {
-            None => fail!("run_status has no `status` (it must say `running` or `complete`)"),
-            Some("complete") => {}
-            Some("running") => {
-                if let Some(k) = ["event_count", "final_hash", "signature", "signed_by"]
-                    .into_iter()
-                    .find(|k| status.contains_key(*k))
-                {
-                    fail!(
-                        "run_status says `running` but holds `{k}`, which only a finished run writes"
-                    );
-                }
-            }
-            Some(other) => fail!("run_status `status` is {other:?}, not `running` or `complete`"),
-        }
-        if let Some(r) = status.get("resumed_at") {
-            let counts: Option<Vec<u64>> = r.split(',').map(|n| n.parse().ok()).collect();
-            let ok = counts.is_some_and(|c| {
-                c.windows(2).all(|w| w[0] <= w[1]) && c.iter().all(|&n| n <= chain.len())
-            });
-            if !ok {
-                fail!("run_status `resumed_at` {r:?} is not a list of committed event counts");
-            }
+        let (stored, mut referenced) = match self.check_store(&header)? {
+            Ok(s) => s,
+            Err(why) => fail!("{why}"),
+        };
+        let derived = match self.check_events(&header, &stored, &mut referenced, &mut chain)? {
+            Ok(d) => d,
+            Err(why) => fail!("{why}"),
+        };
+        if let Err(why) = check_status(opts, &header, &status, &chain) {
+            fail!("{why}");
         }
         let table = match self.stored_table()? {
             Ok(t) => t,
@@ -759,68 +608,159 @@ impl TraceReader {
             &sign::modules_digest(&rows),
             status.get("resumed_at").map_or("", String::as_str),
         );
-        let signature = if signed {
-            let (Some(sig), Some(by)) = (status.get("signature"), status.get("signed_by")) else {
-                fail!("run_status holds only one of `signature` and `signed_by`");
-            };
-            let Some(key) = PublicKey::from_hex(by) else {
-                fail!("run_status `signed_by` is not an Ed25519 public key");
-            };
-            let Some(sig) = sign::unhex::<64>(sig) else {
-                fail!("run_status `signature` is not 64 bytes of hex");
-            };
-            if !key.verifies(&msg, &sig) {
-                let status = SignatureStatus::Invalid {
-                    public_key: key.to_hex(),
-                    reason: "it does not verify: the trace changed after it was signed".into(),
+        match check_signature(&status, &msg, opts) {
+            Ok(signature) => Ok((report(&chain, None, signature), Some(msg))),
+            Err((why, signature)) => Ok((report(&chain, Some(why), signature), None)),
+        }
+    }
+    /// The store itself: SQLite's integrity, the header's keys, every module row (its hash and
+    /// size), and every module the header names present. The stored modules' sizes by hash and
+    /// the hashes referenced so far, or the problem.
+    fn check_store(
+        &self,
+        header: &TraceHeader,
+    ) -> Result<Result<StoredModules, String>, TraceError> {
+        macro_rules! problem {
+            ($($t:tt)*) => { return Ok(Err(format!($($t)*))) };
+        }
+        let check: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(sql(&self.path))?;
+        if check != "ok" {
+            problem!("SQLite integrity check: {check}");
+        }
+        // The header: only the keys its canonical encoding covers.
+        if let Some(k) = self
+            .key_values("header")?
+            .keys()
+            .find(|k| !HEADER_KEYS.contains(&k.as_str()))
+        {
+            problem!("header has an unknown key `{k}` (not covered by the hash chain)");
+        }
+        // Every module row: its hash is the BLAKE3 of its bytes, its size their length.
+        let mut stored: BTreeMap<Hash32, u64> = BTreeMap::new();
+        {
+            let e = sql(&self.path);
+            let mut stmt = self
+                .conn
+                .prepare("SELECT hash, size, bytes FROM modules ORDER BY hash")
+                .map_err(&e)?;
+            let mut rows = stmt.query([]).map_err(&e)?;
+            while let Some(row) = rows.next().map_err(&e)? {
+                let hex: String = row.get(0).map_err(&e)?;
+                let size: i64 = row.get(1).map_err(&e)?;
+                let bytes: Vec<u8> = row.get(2).map_err(&e)?;
+                let hash = match Hash32::from_hex(&hex) {
+                    Some(h) if h.to_hex() == hex => h,
+                    _ => problem!("modules row {hex:?}: not a lower-case BLAKE3 hash"),
                 };
-                return Ok((
-                    report(
-                        &chain,
-                        Some(format!(
-                            "the signature by {key} does not verify: the trace changed after it was signed"
-                        )),
-                        status,
-                    ),
-                    None,
-                ));
-            }
-            SignatureStatus::Valid {
-                public_key: key.to_hex(),
-            }
-        } else {
-            SignatureStatus::Unsigned
-        };
-        if let Some(want) = &opts.key {
-            match &signature {
-                SignatureStatus::Valid { public_key } if *public_key == want.to_hex() => {}
-                SignatureStatus::Valid { public_key } => {
-                    return Ok((
-                        report(
-                            &chain,
-                            Some(format!(
-                                "signed by another key ({public_key}), not by {want}"
-                            )),
-                            signature.clone(),
-                        ),
-                        None,
-                    ))
+                if Hash32::of(&bytes) != hash {
+                    problem!("module {}: its bytes do not match its hash", hash.short());
                 }
-                _ => {
-                    return Ok((
-                        report(
-                            &chain,
-                            Some(format!(
-                                "the trace is not signed (a signature by {want} was required)"
-                            )),
-                            signature.clone(),
-                        ),
-                        None,
-                    ))
+                if size != bytes.len() as i64 {
+                    problem!(
+                        "module {}: `size` says {size} bytes, it holds {}",
+                        hash.short(),
+                        bytes.len()
+                    );
                 }
+                stored.insert(hash, size as u64);
             }
         }
-        Ok((report(&chain, None, signature), Some(msg)))
+        let mut referenced: BTreeSet<Hash32> = BTreeSet::new();
+        for m in &header.modules {
+            if !stored.contains_key(&m.hash) {
+                problem!("module {} ({}) is missing", m.name, m.hash.short());
+            }
+            referenced.insert(m.hash);
+        }
+        Ok(Ok((stored, referenced)))
+    }
+
+    /// Every event in order: no gap, its link in the hash chain, its body decoding to its
+    /// columns, the modules it names stored, the seed the header names, its measured inputs
+    /// well formed. `chain` advances over each verified event; the Resource_Table derived from
+    /// them, or the problem at the first bad one.
+    fn check_events(
+        &self,
+        header: &TraceHeader,
+        stored: &BTreeMap<Hash32, u64>,
+        referenced: &mut BTreeSet<Hash32>,
+        chain: &mut ChainHash,
+    ) -> Result<Result<crate::accounting::TableBuilder, String>, TraceError> {
+        macro_rules! problem {
+            ($($t:tt)*) => { return Ok(Err(format!($($t)*))) };
+        }
+        let mut derived = crate::accounting::TableBuilder::default();
+        let mut inputs = InputCheck::default();
+        let e = sql(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, time_ns, vhm, kind, body, hash FROM events ORDER BY seq")
+            .map_err(&e)?;
+        let mut rows = stmt.query([]).map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            let seq: i64 = row.get(0).map_err(&e)?;
+            let time: i64 = row.get(1).map_err(&e)?;
+            let vhm: Option<i64> = row.get(2).map_err(&e)?;
+            let kind: String = row.get(3).map_err(&e)?;
+            let body: Vec<u8> = row.get(4).map_err(&e)?;
+            let stored_hash: Vec<u8> = row.get(5).map_err(&e)?;
+            if seq as u64 != chain.len() {
+                problem!("event {} is missing (found {seq} next)", chain.len());
+            }
+            let mut next = *chain;
+            let (_, hash) = next.link(&body);
+            if stored_hash != hash.0 {
+                problem!(
+                    "event {seq}: hash chain broken (stored {}, computed {})",
+                    short_hex(&stored_hash),
+                    hash.short()
+                );
+            }
+            let event = match Event::decode(&body) {
+                Ok(ev) => ev,
+                Err(err) => problem!("event {seq}: body does not decode: {err}"),
+            };
+            if event.time_ns as i64 != time
+                || event.vhm.map(|v| i64::from(v.0)) != vhm
+                || event.kind.name() != kind
+            {
+                problem!("event {seq}: columns (time_ns, vhm, kind) disagree with the hashed body");
+            }
+            let module = match &event.kind {
+                xdv_core::EventKind::ModuleLoaded { hash, .. }
+                | xdv_core::EventKind::VhmCreated { module: hash, .. }
+                | xdv_core::EventKind::CapCreated {
+                    object: xdv_core::cap::Object::Module(hash),
+                    ..
+                } => Some(*hash),
+                _ => None,
+            };
+            if let Some(hash) = module {
+                if !stored.contains_key(&hash) {
+                    problem!("event {seq}: module {} is missing or altered", hash.short());
+                }
+                referenced.insert(hash);
+            }
+            if let xdv_core::EventKind::HostStarted { seed, .. } = &event.kind {
+                if *seed != header.seed {
+                    problem!(
+                        "event {seq}: the run started with seed {seed}, the header says {}",
+                        header.seed
+                    );
+                }
+            }
+            if let Err(why) = inputs.observe(&event) {
+                problem!("event {seq} ({}): {why}", event.kind.name());
+            }
+            *chain = next;
+            derived.observe(&event);
+        }
+        drop(rows);
+        drop(stmt);
+        Ok(Ok(derived))
     }
 
     /// Names of the VHMs in creation order, from the events.
@@ -844,4 +784,121 @@ impl TraceReader {
 
 fn short_hex(bytes: &[u8]) -> String {
     bytes.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The header's engine (when `opts` names one) and `run_status`: known keys only, a `status`
+/// of `running` (holding nothing only a finished run writes) or `complete`, and `resumed_at` a
+/// list of committed event counts.
+fn check_status(
+    opts: &VerifyOptions,
+    header: &TraceHeader,
+    status: &BTreeMap<String, String>,
+    chain: &ChainHash,
+) -> Result<(), String> {
+    macro_rules! problem {
+        ($($t:tt)*) => { return Err(format!($($t)*)) };
+    }
+    // The header is under the chain; whether this xdv can stand behind its engine is not.
+    if let Some(engine) = &opts.engine {
+        if &header.engine != engine {
+            problem!(
+                "header names engine `{}`, not this xdv's `{engine}`: the trace was not written by this engine (or its header was edited and the chain recomputed)",
+                header.engine
+            );
+        }
+    }
+    // run_status: known keys only, and the ones the status calls for.
+    if let Some(k) = status
+        .keys()
+        .find(|k| !RUN_STATUS_KEYS.contains(&k.as_str()))
+    {
+        problem!("run_status has an unknown key `{k}`");
+    }
+    match status.get("status").map(String::as_str) {
+        None => problem!("run_status has no `status` (it must say `running` or `complete`)"),
+        Some("complete") => {}
+        Some("running") => {
+            if let Some(k) = ["event_count", "final_hash", "signature", "signed_by"]
+                .into_iter()
+                .find(|k| status.contains_key(*k))
+            {
+                problem!(
+                    "run_status says `running` but holds `{k}`, which only a finished run writes"
+                );
+            }
+        }
+        Some(other) => problem!("run_status `status` is {other:?}, not `running` or `complete`"),
+    }
+    if let Some(r) = status.get("resumed_at") {
+        let counts: Option<Vec<u64>> = r.split(',').map(|n| n.parse().ok()).collect();
+        let ok = counts.is_some_and(|c| {
+            c.windows(2).all(|w| w[0] <= w[1]) && c.iter().all(|&n| n <= chain.len())
+        });
+        if !ok {
+            problem!("run_status `resumed_at` {r:?} is not a list of committed event counts");
+        }
+    }
+    Ok(())
+}
+
+/// The modules a trace stores (their sizes by hash) and the hashes referenced so far.
+type StoredModules = (BTreeMap<Hash32, u64>, BTreeSet<Hash32>);
+
+/// The signature `run_status` carries over `msg`, and whether it is the one `opts` requires:
+/// its status, or the problem with the status to report beside it.
+fn check_signature(
+    status: &BTreeMap<String, String>,
+    msg: &[u8],
+    opts: &VerifyOptions,
+) -> Result<SignatureStatus, (String, SignatureStatus)> {
+    macro_rules! problem {
+        ($($t:tt)*) => { return Err((format!($($t)*), SignatureStatus::NotChecked)) };
+    }
+    let signed = status.contains_key("signature") || status.contains_key("signed_by");
+    let signature = if signed {
+        let (Some(sig), Some(by)) = (status.get("signature"), status.get("signed_by")) else {
+            problem!("run_status holds only one of `signature` and `signed_by`");
+        };
+        let Some(key) = PublicKey::from_hex(by) else {
+            problem!("run_status `signed_by` is not an Ed25519 public key");
+        };
+        let Some(sig) = sign::unhex::<64>(sig) else {
+            problem!("run_status `signature` is not 64 bytes of hex");
+        };
+        if !key.verifies(msg, &sig) {
+            let status = SignatureStatus::Invalid {
+                public_key: key.to_hex(),
+                reason: "it does not verify: the trace changed after it was signed".into(),
+            };
+            return Err((
+                format!(
+                    "the signature by {key} does not verify: the trace changed after it was signed"
+                ),
+                status,
+            ));
+        }
+        SignatureStatus::Valid {
+            public_key: key.to_hex(),
+        }
+    } else {
+        SignatureStatus::Unsigned
+    };
+    if let Some(want) = &opts.key {
+        match &signature {
+            SignatureStatus::Valid { public_key } if *public_key == want.to_hex() => {}
+            SignatureStatus::Valid { public_key } => {
+                return Err((
+                    format!("signed by another key ({public_key}), not by {want}"),
+                    signature.clone(),
+                ))
+            }
+            _ => {
+                return Err((
+                    format!("the trace is not signed (a signature by {want} was required)"),
+                    signature.clone(),
+                ))
+            }
+        }
+    }
+    Ok(signature)
 }
