@@ -338,12 +338,8 @@ fn masked(events: &[Event], vhm: &str) -> Vec<(u64, EventKind)> {
 
 /// Simulates one seed; the report, or the first failure.
 pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
-    let fail = |check: &str, event: Option<u64>, detail: String| SimFailure {
-        seed,
-        check: check.into(),
-        event,
-        detail,
-    };
+    let fail =
+        |check: &str, event: Option<u64>, detail: String| failure(seed, check, event, detail);
     let host = generate(seed);
     // Traces go to memory-backed storage where there is one: the simulator tests the trace's
     // contents, not the disk, and fsyncs would dominate its time.
@@ -357,6 +353,45 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
     let path = write_dir(dir.path(), &host.manifest, "sim.toml");
     let p = prepare(&path).map_err(|e| fail("run", None, format!("{e}\n{}", host.manifest)))?;
     // 1. Invariants after every event (in memory: the checked run is the reference run).
+    let (summary, full_events) = checked_run(seed, &p)?;
+    // 2. The same run to a trace: identical events, then replayed from the trace alone.
+    let (head, replayed) = trace_and_replay(seed, &p, dir.path(), &full_events)?;
+    let events = summary.events;
+    // 3. A storage failure at a random point, then resume.
+    let cut = storage_failure(seed, &p, dir.path(), events, head)?;
+    // 4. Non-interference of the bystander.
+    let bystander = non_interference(seed, &host, dir.path(), &full_events)?;
+    Ok(SimReport {
+        seed,
+        vhms: host.vhms,
+        faults: host.faults,
+        events,
+        events_compared: replayed + events + events + bystander,
+        crashed_at: cut.crashed_at,
+        storage_fault: cut.storage_fault,
+        committed: cut.committed,
+        fuel_used: summary.vhms.iter().map(|v| v.fuel_used).sum(),
+    })
+}
+
+/// The failure of `check` on `seed`.
+fn failure(seed: u64, check: &str, event: Option<u64>, detail: String) -> SimFailure {
+    SimFailure {
+        seed,
+        check: check.into(),
+        event,
+        detail,
+    }
+}
+
+/// Check 1: the run with every invariant checked after every event, in memory; the clock never
+/// goes back and no event is past the horizon. Its summary and events are the reference.
+fn checked_run(
+    seed: u64,
+    p: &xdv_hv::Prepared,
+) -> Result<(xdv_hv::RunSummary, Vec<Event>), SimFailure> {
+    let fail =
+        |check: &str, event: Option<u64>, detail: String| failure(seed, check, event, detail);
     let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, p.manifest.host.seed)
         .map_err(|e| fail("run", None, e.to_string()))?;
     hv.check_every_step(true);
@@ -393,15 +428,27 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
             ),
         ));
     }
-    // 2. The same run to a trace: identical events, then replayed from the trace alone.
-    let trace = dir.path().join("sim.xdv");
-    let (_, _, head) = run_to_trace(&p, &trace, &RunOptions::default())
+    Ok((summary, full_events))
+}
+
+/// Check 2: the same run to a trace ends in the hash of the reference events chained, and the
+/// trace replays identically. The final hash and the events the replay matched.
+fn trace_and_replay(
+    seed: u64,
+    p: &xdv_hv::Prepared,
+    dir: &Path,
+    full_events: &[Event],
+) -> Result<(xdv_core::Hash32, u64), SimFailure> {
+    let fail =
+        |check: &str, event: Option<u64>, detail: String| failure(seed, check, event, detail);
+    let trace = dir.join("sim.xdv");
+    let (_, _, head) = run_to_trace(p, &trace, &RunOptions::default())
         .map_err(|e| fail("run", None, e.to_string()))?;
     // The checked run's events, chained like a trace's, end in the same hash.
     let mut chain =
-        xdv_trace::ChainHash::genesis(&xdv_hv::run::header(&p, p.manifest.host.seed).canonical());
+        xdv_trace::ChainHash::genesis(&xdv_hv::run::header(p, p.manifest.host.seed).canonical());
     let mut buf = Vec::new();
-    for e in &full_events {
+    for e in full_events {
         buf.clear();
         e.encode_into(&mut buf);
         chain.link(&buf);
@@ -417,8 +464,6 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
             ),
         ));
     }
-    let events = summary.events;
-    let mut compared = 0;
     let r = replay_trace(&trace).map_err(|e| fail("replay", None, e.to_string()))?;
     if let Some(d) = r.divergence {
         return Err(fail(
@@ -427,8 +472,25 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
             format!("recorded {:?}, replayed {:?}", d.recorded, d.replayed),
         ));
     }
-    compared += r.events_matched + events;
-    // 3. A storage failure at a random point, then resume.
+    Ok((head, r.events_matched))
+}
+
+/// What check 3 did: the storage fault, where, and how many events were committed.
+struct Cut {
+    storage_fault: &'static str,
+    crashed_at: u64,
+    committed: u64,
+}
+
+/// Check 3: a storage failure at a random point (a crash, a failed commit or a full disk); what
+/// was committed verifies, and the resumed run ends in the reference hash `head`.
+fn storage_failure(
+    seed: u64,
+    p: &xdv_hv::Prepared,
+    dir: &Path,
+    events: u64,
+    head: xdv_core::Hash32,
+) -> Result<Cut, SimFailure> {
     let mut g = Gen {
         rng: ChaCha20Rng::seed_from_u64(seed ^ 0x5eed_c4a5),
     };
@@ -460,15 +522,16 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
             },
         ),
     };
-    let cut = dir.path().join("cut.xdv");
+    let cut = dir.join("cut.xdv");
     let failing = |why: String| {
-        fail(
+        failure(
+            seed,
             "resume",
             Some(crashed_at),
             format!("{storage_fault}: {why}"),
         )
     };
-    match run_to_trace(&p, &cut, &stop) {
+    match run_to_trace(p, &cut, &stop) {
         Ok(_) | Err(HvError::Sink(_) | HvError::Trace(_)) => {}
         Err(e) => return Err(failing(e.to_string())),
     }
@@ -497,14 +560,29 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
             head.short()
         )));
     }
-    compared += events;
-    // 4. Non-interference of the bystander.
-    let alone_path = write_dir(dir.path(), &host.alone, "alone.toml");
+    Ok(Cut {
+        storage_fault,
+        crashed_at,
+        committed,
+    })
+}
+
+/// Check 4: the bystander's events beside its neighbours equal its events alone (times and
+/// kinds, its own numbering); how many were compared.
+fn non_interference(
+    seed: u64,
+    host: &Host,
+    dir: &Path,
+    full_events: &[Event],
+) -> Result<u64, SimFailure> {
+    let fail =
+        |check: &str, event: Option<u64>, detail: String| failure(seed, check, event, detail);
+    let alone_path = write_dir(dir, &host.alone, "alone.toml");
     let alone = prepare(&alone_path).map_err(|e| fail("non-interference", None, e.to_string()))?;
     let (_, alone_events) = run_in_memory(&alone, alone.manifest.host.seed)
         .map_err(|e| fail("non-interference", None, e.to_string()))?;
     let (a, b) = (
-        masked(&full_events, "bystander"),
+        masked(full_events, "bystander"),
         masked(&alone_events, "bystander"),
     );
     if a != b {
@@ -523,18 +601,7 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
             ),
         ));
     }
-    compared += a.len() as u64;
-    Ok(SimReport {
-        seed,
-        vhms: host.vhms,
-        faults: host.faults,
-        events,
-        events_compared: compared,
-        crashed_at,
-        storage_fault,
-        committed,
-        fuel_used: summary.vhms.iter().map(|v| v.fuel_used).sum(),
-    })
+    Ok(a.len() as u64)
 }
 
 /// Simulates seeds `from .. from + n` on `threads` worker threads (each seed is independent and
