@@ -77,6 +77,8 @@ pub struct State {
     pub(crate) q_seed: u64,
     /// The host's Φ ports and windows.
     pub(crate) phi: PhiHost,
+    /// What runs Φ transforms under the contract (the built-in executor today).
+    pub(crate) phi_executor: std::sync::Arc<dyn xdv_phi::Executor>,
     /// Faults to inject, whether each has fired, and the VHM each targets.
     pub(crate) faults: Vec<xdv_manifest::FaultSpec>,
     pub(crate) fired: Vec<bool>,
@@ -169,6 +171,7 @@ impl State {
                 table: xdv_phi::WindowTable::new(crate::phi::ports(&manifest.host.phi_ports)),
                 held: Default::default(),
             },
+            phi_executor: std::sync::Arc::new(xdv_phi::Builtin),
             faults: manifest.faults.clone(),
             fired: vec![false; manifest.faults.len()],
             next_counted_fault: 0,

@@ -524,6 +524,43 @@ fn noise(rng: &mut impl RngCore) -> i64 {
     (0..12).map(|_| (rng.next_u64() % 2001) as i64 - 1000).sum()
 }
 
+/// What runs transforms under the contract: the seam where another pulse back end plugs in.
+/// The hypervisor holds one and asks it for each `phi_exec`; the built-in one is [`Builtin`]
+/// ([`execute`]: exact phase accounting, envelopes sampled and captures integrated on the host).
+/// An executor must be deterministic: the same program, window state, context and random
+/// stream give the same execution, except for the captures, which the driver may replace with
+/// measured ones.
+pub trait Executor: Send + Sync {
+    /// Executes `program` on the window whose state is `w`, as [`execute`] does.
+    ///
+    /// # Errors
+    ///
+    /// The contract's [`Violation`] when the program breaks it.
+    fn execute(
+        &self,
+        program: &Program,
+        w: &mut WindowState,
+        cx: &Context,
+        rng: &mut dyn RngCore,
+    ) -> Result<Execution, Violation>;
+}
+
+/// The built-in executor: [`execute`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Builtin;
+
+impl Executor for Builtin {
+    fn execute(
+        &self,
+        program: &Program,
+        w: &mut WindowState,
+        cx: &Context,
+        mut rng: &mut dyn RngCore,
+    ) -> Result<Execution, Violation> {
+        execute(program, w, cx, &mut rng)
+    }
+}
+
 /// Checks, executes and post-checks `program` on window `w`. On a violation nothing changes.
 pub fn execute(
     program: &Program,

@@ -19,7 +19,9 @@ pub mod units;
 pub mod window;
 
 pub use envelope::Envelope;
-pub use exec::{execute, Context, Execution, Frame, Rule, Violation, WindowState};
+pub use exec::{
+    execute, Builtin, Context, Execution, Executor, Frame, Rule, Violation, WindowState,
+};
 pub use program::{ParseError, Program};
 pub use units::{Freq, Phase};
 pub use window::{Port, PortId, WindowError, WindowId, WindowSpec, WindowTable};

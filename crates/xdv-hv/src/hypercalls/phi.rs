@@ -318,9 +318,10 @@ impl State {
             delegated: &delegated,
             max_samples,
         };
+        let executor = std::sync::Arc::clone(&self.phi_executor);
         let v = &mut self.vhms[vhm];
         let state = &mut self.phi.held.get_mut(&w).expect("held").state;
-        let exec = match xdv_phi::execute(&program, state, &cx, &mut v.rng) {
+        let exec = match executor.execute(&program, state, &cx, &mut v.rng) {
             Ok(e) => e,
             Err(violation) => {
                 return Ok(Outcome::refused(
