@@ -18,6 +18,9 @@ pub(crate) struct Guests {
     modules: Vec<Option<Arc<dyn Module>>>,
     /// The instances of each VHM's vCPUs, by VHM id; empty once the VHM stopped.
     vcpus: Vec<Vec<Box<dyn GuestVcpu>>>,
+    /// The instance a spawn's load made to probe (module, memory limit): the child's first
+    /// vCPU, so that a spawn instantiates once per vCPU, not once more.
+    staged: Option<(usize, u64, Box<dyn GuestVcpu>)>,
 }
 
 impl Guests {
@@ -27,6 +30,7 @@ impl Guests {
             engine,
             modules: Vec::new(),
             vcpus: Vec::new(),
+            staged: None,
         }
     }
 
@@ -71,10 +75,18 @@ impl Guests {
                 memory_limit,
                 vcpus,
             } => {
+                let staged = self
+                    .staged
+                    .take()
+                    .filter(|(m, l, _)| (*m, *l) == (module, memory_limit));
+                let mut staged = staged.map(|(_, _, vcpu)| vcpu);
                 for _ in 0..vcpus {
-                    let vcpu = self
-                        .instantiate(module, memory_limit)
-                        .expect("the core knows that the module instantiates under this limit");
+                    let vcpu = match staged.take() {
+                        Some(vcpu) => vcpu,
+                        None => self
+                            .instantiate(module, memory_limit)
+                            .expect("the core knows that the module instantiates under this limit"),
+                    };
                     self.add(vhm, vcpu);
                 }
                 None
@@ -172,9 +184,16 @@ impl Guests {
                 abi: matches!(e, KError::Abi(_)),
             })?,
         };
+        let instantiates = match self.instantiate(i, memory_limit) {
+            Ok(vcpu) => {
+                self.staged = Some((i, memory_limit, vcpu));
+                Ok(())
+            }
+            Err(e) => Err(e.trap_code()),
+        };
         Ok(ModuleFacts {
             has_irq,
-            instantiates: self.probe(i, memory_limit),
+            instantiates,
         })
     }
 
