@@ -34,11 +34,6 @@ impl Guests {
         }
     }
 
-    /// The engine's identification.
-    pub(crate) fn engine_id(&self) -> &'static str {
-        self.engine.id()
-    }
-
     /// The compiled module `i`.
     ///
     /// # Panics

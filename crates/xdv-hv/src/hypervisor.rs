@@ -41,11 +41,6 @@ impl Hypervisor {
         &self.state
     }
 
-    /// The engine's identification, as trace headers record it.
-    pub fn engine_id(&self) -> &'static str {
-        self.guests.engine_id()
-    }
-
     /// Checks every invariant ([`State::check_invariants`]) after every event; the run stops
     /// with [`HvError::Invariant`] at the first violation.
     pub fn check_every_step(&mut self, on: bool) {

@@ -331,14 +331,7 @@ impl State {
                 Vec::new()
             };
             for e in extra {
-                let hash = self.modules.hash(e);
-                self.mint(
-                    sink,
-                    id,
-                    Object::Module(hash),
-                    rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::SPAWN,
-                    0,
-                )?;
+                self.mint_module_cap(sink, id, e)?;
             }
             ids.push(id);
         }
@@ -820,14 +813,7 @@ impl State {
                 self.mint(sink, id, Object::Vcpu(id, i), rights::INSPECT, 0)?,
             ));
         }
-        let hash = self.modules.hash(module);
-        self.mint(
-            sink,
-            id,
-            Object::Module(hash),
-            rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::SPAWN,
-            0,
-        )?;
+        self.mint_module_cap(sink, id, module)?;
         for (resource, cap) in &allocations {
             emit(
                 sink,
@@ -843,6 +829,18 @@ impl State {
         }
         self.vhms[id].allocations = allocations;
         Ok(())
+    }
+
+    /// Gives `holder` a capability on module `module`: to inspect, derive, pass and spawn from.
+    fn mint_module_cap(
+        &mut self,
+        sink: &mut Effects,
+        holder: VhmId,
+        module: usize,
+    ) -> Result<CapId, HvError> {
+        let hash = self.modules.hash(module);
+        let r = rights::INSPECT | rights::DERIVE | rights::TRANSFER | rights::SPAWN;
+        self.mint(sink, holder, Object::Module(hash), r, 0)
     }
 
     /// Has the edge instantiate the VHM's vCPUs and queues their start, or faults the VHM when

@@ -12,7 +12,7 @@ use crate::cds::Target;
 use crate::hypercalls::{Outcome, Pending};
 use crate::state::State;
 use crate::HvError;
-use xdv_core::event::{Event, EventSink, SinkError};
+use xdv_core::event::Event;
 use xdv_core::{Hash32, VhmId};
 use xdv_k::abi::Hypercall;
 use xdv_k::{Call, Request, Stop};
@@ -216,23 +216,6 @@ impl Effects {
     #[inline]
     pub(crate) fn push(&mut self, effect: Effect) {
         self.0.push(effect);
-    }
-}
-
-/// The core's events go out as effects. Emitting cannot fail here: the sink's own failure
-/// (a full disk, a replay divergence) reaches the driver when it carries the effect out.
-impl EventSink for Effects {
-    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), SinkError> {
-        self.push(Effect::StoreModule {
-            hash: *hash,
-            bytes: bytes.to_vec(),
-        });
-        Ok(())
-    }
-
-    fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
-        self.push(Effect::Emit(event.clone()));
-        Ok(())
     }
 }
 

@@ -23,17 +23,20 @@ pub(crate) fn cap_code(e: CapError) -> i64 {
     }
 }
 
-/// A refusal naming the handle.
+/// The code and refusal for `handle`, in `role`, refused by the capability space with `e`.
+pub(crate) fn handle_refusal(role: HandleRole, handle: u64, e: CapError) -> (i64, Refusal) {
+    let reason = Refusal::Handle {
+        role,
+        handle,
+        error: e,
+    };
+    (cap_code(e), reason)
+}
+
+/// A refusal naming the call's target handle.
 pub(crate) fn cap_refusal(record: xdv_core::HypercallRecord, handle: u64, e: CapError) -> Outcome {
-    Outcome::refused(
-        record,
-        cap_code(e),
-        Refusal::Handle {
-            role: HandleRole::Target,
-            handle,
-            error: e,
-        },
-    )
+    let (code, reason) = handle_refusal(HandleRole::Target, handle, e);
+    Outcome::refused(record, code, reason)
 }
 
 impl State {

@@ -1,6 +1,6 @@
 //! The nesting group: spawn, wait, kill, policy.
 
-use super::caps::{cap_code, cap_refusal};
+use super::caps::{cap_refusal, handle_refusal};
 use super::{bytes_of, read_refusal, Outcome, Pending};
 use crate::modules::{MODULE_FOOTPRINT_FACTOR, MODULE_LOAD_FUEL_PER_BYTE};
 use crate::state::{emit, State, CHILD_ENTRY};
@@ -451,14 +451,7 @@ impl State {
         spec.validate().map_err(|reason| (abi::E_INVAL, reason))?;
         self.caps
             .require(me, spec.budget, rights::SPAWN, |o| *o == Object::Budget(me))
-            .map_err(|e| {
-                let reason = Refusal::Handle {
-                    role: HandleRole::Budget,
-                    handle: spec.budget,
-                    error: e,
-                };
-                (cap_code(e), reason)
-            })?;
+            .map_err(|e| handle_refusal(HandleRole::Budget, spec.budget, e))?;
         Ok(spec)
     }
 
@@ -507,14 +500,7 @@ impl State {
         let (hash, _) = self
             .caps
             .require_as(me, spec.module, rights::SPAWN, module_of)
-            .map_err(|e| {
-                let reason = Refusal::Handle {
-                    role: HandleRole::Module,
-                    handle: spec.module,
-                    error: e,
-                };
-                (cap_code(e), reason)
-            })?;
+            .map_err(|e| handle_refusal(HandleRole::Module, spec.module, e))?;
         let bytes = self
             .modules
             .bytes(&hash)
@@ -550,12 +536,7 @@ impl State {
                 .caps
                 .can_derive(me, h, asked, badge, me, rights::TRANSFER)
             {
-                let reason = Refusal::Handle {
-                    role: HandleRole::Passed(i),
-                    handle: h,
-                    error: e,
-                };
-                return Err((cap_code(e), reason));
+                return Err(handle_refusal(HandleRole::Passed(i), h, e));
             }
             passed.push((h, r, badge));
         }

@@ -6,7 +6,7 @@
 //! completes a static duration later on the virtual clock, whatever other VHMs do with the same
 //! device: containers are disjoint, so one VHM's jobs never wait for another's.
 
-use super::caps::{cap_code, cap_refusal};
+use super::caps::{cap_refusal, handle_refusal};
 use super::{text_of, Outcome};
 use crate::q::Job;
 use crate::state::{emit, State};
@@ -34,11 +34,7 @@ struct Admitted {
     vector: u32,
     cost: u64,
     duration: u64,
-    job_bytes: u64,
-    work: u64,
-    work_fuel: u64,
-    queued_ns: u64,
-    done_at: u64,
+    host: HostWork,
 }
 
 /// What an admitted job costs the host, and when it completes.
@@ -227,11 +223,7 @@ impl State {
             vector,
             cost,
             duration,
-            job_bytes: host.job_bytes,
-            work: host.work,
-            work_fuel: host.work_fuel,
-            queued_ns: host.queued_ns,
-            done_at: host.done_at,
+            host,
         })
     }
 
@@ -241,12 +233,7 @@ impl State {
         let refuse = |code: i64, reason: Refusal| -> Result<(), Rejected> { Err((code, reason)) };
         let need = |o: &Object| *o == Object::QContainer(me);
         if let Err(e) = self.caps.require(me, handle, rights::SUBMIT, need) {
-            let reason = Refusal::Handle {
-                role: HandleRole::Target,
-                handle,
-                error: e,
-            };
-            return refuse(cap_code(e), reason);
+            return Err(handle_refusal(HandleRole::Target, handle, e));
         }
         if !(1..=MAX_Q_SHOTS).contains(&shots) {
             return refuse(
@@ -484,11 +471,14 @@ impl State {
             vector,
             cost,
             duration,
-            job_bytes,
-            work,
-            work_fuel,
-            queued_ns,
-            done_at,
+            host:
+                HostWork {
+                    job_bytes,
+                    work,
+                    work_fuel,
+                    queued_ns,
+                    done_at,
+                },
         } = a;
         let c = self.vhms[vhm].q.as_ref().expect("a live container");
         if c.fail_next {
