@@ -944,20 +944,23 @@ impl CapSpace {
         let Some(n) = self.nodes.get(&id) else {
             return Err(format!("capability {id} is not live"));
         };
+        self.check_live(id, n)
+    }
+
+    /// [`CapSpace::check_node`] of the live capability `n`, numbered `id`.
+    fn check_live(&self, id: NodeId, n: &Node) -> Result<(), String> {
         if id >= self.next_node {
             return Err(format!("capability {id} has an id from the future"));
         }
-        let slot = self
-            .tables
-            .get(&n.owner)
-            .and_then(|t| t.slots.get(n.handle.slot() as usize).copied());
+        let table = self.tables.get(&n.owner);
+        let slot = table.and_then(|t| t.slots.get(n.handle.slot() as usize).copied());
         if !slot.is_some_and(|s| s.generation == n.handle.generation() && s.node == Some(id)) {
             return Err(format!(
                 "capability {id} is not in its owner's table at {}",
                 n.handle
             ));
         }
-        if self.tables[&n.owner].tag != n.handle.tag() {
+        if table.is_none_or(|t| t.tag != n.handle.tag()) {
             return Err(format!("capability {id} has another table's tag"));
         }
         if !n.object.valid_rights().contains(n.rights) {
@@ -1007,8 +1010,8 @@ impl CapSpace {
 
     /// Checks every invariant; returns the first violation.
     pub fn check(&self) -> Result<(), String> {
-        for &id in self.nodes.keys() {
-            self.check_node(id)?;
+        for (&id, n) in &self.nodes {
+            self.check_live(id, n)?;
         }
         for (g, group) in &self.groups {
             if group.members.is_empty() {

@@ -940,14 +940,24 @@ pub trait EventSink {
     }
 }
 
-/// Keeps every event in memory; for tests, simulation and benchmarks.
+/// Keeps every event in memory, and the modules loaded at run time; for tests, simulation and
+/// benchmarks.
 #[derive(Debug, Default, Clone)]
 pub struct MemorySink {
     /// The events, in emission order.
     pub events: Vec<Event>,
+    /// The modules stored during the run, each with how many events came before it, so the
+    /// whole output can be handed to another sink in its order.
+    pub modules: Vec<(usize, Hash32, Vec<u8>)>,
 }
 
 impl EventSink for MemorySink {
+    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), SinkError> {
+        self.modules
+            .push((self.events.len(), *hash, bytes.to_vec()));
+        Ok(())
+    }
+
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         self.events.push(event.clone());
         Ok(())

@@ -27,14 +27,15 @@ pub mod replay;
 pub mod run;
 mod state;
 pub mod step;
+mod versioned;
 mod vhm;
 
 pub use builder::HostBuilder;
 pub use hypervisor::Hypervisor;
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{
-    chaos_faults, prepare, prepare_with_chaos, resume_trace, run_in_memory, run_to_trace, Prepared,
-    Resumed, RunOptions,
+    chaos_faults, prepare, prepare_with_chaos, resume_trace, run_in_memory, run_to_trace,
+    trace_writer, Prepared, Resumed, RunOptions,
 };
 pub use state::{RunSummary, State, VhmSummary};
 pub use step::{Effect, Input};

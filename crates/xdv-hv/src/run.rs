@@ -100,19 +100,7 @@ pub fn run_to_trace(
     let seed = opts.seed.unwrap_or(p.manifest.host.seed);
     let mut hv = Hypervisor::new(&p.manifest, &p.modules, seed)?;
     hv.check_every_step(opts.check_invariants);
-    let header = header(p, seed);
-    let hashes: Vec<(Hash32, &[u8])> = p
-        .modules
-        .iter()
-        .map(|m| (Hash32::of(&m.bytes), m.bytes.as_slice()))
-        .collect();
-    let mut writer = TraceWriter::create_with(
-        trace,
-        &header,
-        &hashes,
-        p.manifest.host.trace_batch_events,
-        p.manifest.host.trace_durable,
-    )?;
+    let mut writer = trace_writer(p, seed, trace)?;
     if let Some(n) = opts.crash_after {
         writer.crash_after(n);
     }
@@ -128,6 +116,27 @@ pub fn run_to_trace(
     let table = tee.table.finish();
     let head = tee.writer.finish(&table)?;
     Ok((summary, table, head))
+}
+
+/// A new trace at `path` for a run of `p` with `seed`: its header and modules written, batched
+/// and made durable as the manifest's `[host.trace]` says.
+///
+/// # Errors
+///
+/// [`HvError::Trace`] when the file cannot be created.
+pub fn trace_writer(p: &Prepared, seed: u64, path: &Path) -> Result<TraceWriter, HvError> {
+    let hashes: Vec<(Hash32, &[u8])> = p
+        .modules
+        .iter()
+        .map(|m| (Hash32::of(&m.bytes), m.bytes.as_slice()))
+        .collect();
+    Ok(TraceWriter::create_with(
+        path,
+        &header(p, seed),
+        &hashes,
+        p.manifest.host.trace_batch_events,
+        p.manifest.host.trace_durable,
+    )?)
 }
 
 /// Runs a prepared manifest in memory, returning the summary and every event.

@@ -6,6 +6,7 @@ use crate::modules::Loader;
 use crate::phi::PhiHost;
 use crate::q::QDevice;
 use crate::step::{Await, Effect, Effects};
+use crate::versioned::Versioned;
 use crate::vhm::{Next, VcpuSlot, VcpuState, Vhm, Vhms, Wait};
 use crate::HvError;
 use rand_chacha::ChaCha20Rng;
@@ -66,7 +67,8 @@ pub struct State {
     pub(crate) names: std::collections::BTreeSet<String>,
     /// The next `#n` suffix to try for each base name of a spawned child.
     pub(crate) next_suffix: std::collections::BTreeMap<String, u32>,
-    pub(crate) caps: CapSpace,
+    /// Versioned, so the per-event check can skip it while no event changed it.
+    pub(crate) caps: Versioned<CapSpace>,
     pub(crate) channels: Vec<Channel>,
     pub(crate) cds: Cds,
     pub(crate) now: u64,
@@ -87,6 +89,8 @@ pub struct State {
     pub(crate) fault_targets: Vec<VhmId>,
     /// Check every invariant after every step (simulation testing).
     pub(crate) check_each_step: bool,
+    /// The capability space's version when its check last passed.
+    pub(crate) caps_passed: Option<u64>,
     /// Transforms each VHM has run, numbering them for `HostWork` records.
     pub(crate) phi_execs: std::collections::BTreeMap<VhmId, u64>,
     /// The answer the core waits for from the edge, if any.
@@ -157,7 +161,7 @@ impl State {
             vhms: Vhms::default(),
             names: Default::default(),
             next_suffix: Default::default(),
-            caps: CapSpace::default(),
+            caps: Versioned::default(),
             channels: Vec::new(),
             cds: Cds::default(),
             now: 0,
@@ -177,6 +181,7 @@ impl State {
             next_counted_fault: 0,
             fault_targets: Vec::new(),
             check_each_step: false,
+            caps_passed: None,
             phi_execs: Default::default(),
             awaiting: None,
             started: false,
@@ -416,6 +421,23 @@ impl State {
     /// carved quota equal to the sum of its live children's quotas. Returns the first violation.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.caps.check()?;
+        self.check_beside_caps()
+    }
+
+    /// [`State::check_invariants`] after an event: the capability space's check, which depends
+    /// on the space alone and is most of the cost, runs only when the space changed since it
+    /// last passed.
+    pub(crate) fn check_after_event(&mut self) -> Result<(), String> {
+        let version = self.caps.version();
+        if self.caps_passed != Some(version) {
+            self.caps.check()?;
+            self.caps_passed = Some(version);
+        }
+        self.check_beside_caps()
+    }
+
+    /// Every invariant but the capability space's own.
+    fn check_beside_caps(&self) -> Result<(), String> {
         self.phi.table.check_invariants()?;
         for (w, h) in &self.phi.held {
             let v = &self.vhms[h.owner];

@@ -409,7 +409,7 @@ impl State {
     fn after_event(&mut self, out: &mut Effects) -> Result<(), HvError> {
         self.fire_counted_faults(out)?;
         if self.check_each_step {
-            self.check_invariants()
+            self.check_after_event()
                 .map_err(|message| HvError::Invariant {
                     event: self.events,
                     time_ns: self.now,

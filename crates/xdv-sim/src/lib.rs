@@ -33,10 +33,10 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::fmt::Write as _;
 use std::path::Path;
-use xdv_core::{Event, EventKind};
-use xdv_hv::{
-    prepare, replay_trace, resume_trace, run_in_memory, run_to_trace, HvError, RunOptions,
-};
+use std::sync::OnceLock;
+use xdv_core::{Event, EventKind, EventSink, Hash32, MemorySink};
+use xdv_hv::{replay_trace, resume_trace, run_in_memory, HostBuilder, HvError, Prepared};
+use xdv_trace::{StorageFault, TableBuilder};
 
 /// The chaos guest: every hypercall with random handles and arguments.
 pub const CHAOS_GUEST: &str = include_str!("../guests/chaos.wat");
@@ -300,16 +300,29 @@ fn generate(seed: u64) -> Host {
     }
 }
 
-fn write_dir(dir: &Path, manifest: &str, name: &str) -> std::path::PathBuf {
-    for (file, text) in GUESTS {
-        let p = dir.join(file);
-        if !p.exists() {
-            std::fs::write(&p, text).expect("write a guest");
-        }
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, manifest).expect("write the manifest");
-    path
+/// The library's guests as WebAssembly, converted from WAT once per process: every seed's
+/// hosts are built from them in memory, with no files.
+fn library() -> &'static [(&'static str, Vec<u8>)] {
+    static WASM: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        GUESTS
+            .iter()
+            .map(|(name, wat)| {
+                let wasm = wat::parse_str(wat).expect("the library's guests are valid WAT");
+                (*name, wasm)
+            })
+            .collect()
+    })
+}
+
+/// A host from manifest `text` and the library's guests.
+fn build(text: &str, label: &str) -> Result<Prepared, HvError> {
+    library()
+        .iter()
+        .fold(HostBuilder::new(text, label), |b, (name, wasm)| {
+            b.module(name, wasm.clone())
+        })
+        .prepare()
 }
 
 /// A VHM's own events with the host's numbering of shared resources masked: physical qubits
@@ -337,6 +350,9 @@ fn masked(events: &[Event], vhm: &str) -> Vec<(u64, EventKind)> {
 }
 
 /// Simulates one seed; the report, or the first failure.
+///
+/// Each seed executes its host three times, plus the bystander alone: the checked run, the
+/// resume of the trace its storage failure left, and the replay of the finished trace.
 pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
     let fail =
         |check: &str, event: Option<u64>, detail: String| failure(seed, check, event, detail);
@@ -350,27 +366,29 @@ pub fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
         tempfile::tempdir()
     }
     .map_err(|e| fail("run", None, e.to_string()))?;
-    let path = write_dir(dir.path(), &host.manifest, "sim.toml");
-    let p = prepare(&path).map_err(|e| fail("run", None, format!("{e}\n{}", host.manifest)))?;
+    let p = build(&host.manifest, "sim.toml")
+        .map_err(|e| fail("run", None, format!("{e}\n{}", host.manifest)))?;
+    let trace = dir.path().join("sim.xdv");
     // 1. Invariants after every event (in memory: the checked run is the reference run).
-    let (summary, full_events) = checked_run(seed, &p)?;
-    // 2. The same run to a trace: identical events, then replayed from the trace alone.
-    let (head, replayed) = trace_and_replay(seed, &p, dir.path(), &full_events)?;
-    let events = summary.events;
-    // 3. A storage failure at a random point, then resume.
-    let cut = storage_failure(seed, &p, dir.path(), events, head)?;
+    let run = checked_run(seed, &p)?;
+    // 2. Its output written to a trace whose storage fails at a random point; what is left
+    //    verifies, and resumed it ends in the reference hash.
+    let cut = storage_failure(seed, &p, &trace, &run)?;
+    // 3. The finished trace replays identically.
+    let replayed = replay(seed, &trace)?;
     // 4. Non-interference of the bystander.
-    let bystander = non_interference(seed, &host, dir.path(), &full_events)?;
+    let bystander = non_interference(seed, &host, &run.output.events)?;
+    let events = run.summary.events;
     Ok(SimReport {
         seed,
         vhms: host.vhms,
         faults: host.faults,
         events,
-        events_compared: replayed + events + events + bystander,
-        crashed_at: cut.crashed_at,
-        storage_fault: cut.storage_fault,
+        events_compared: cut.resumed + replayed + bystander,
+        crashed_at: cut.at,
+        storage_fault: cut.kind.name(),
         committed: cut.committed,
-        fuel_used: summary.vhms.iter().map(|v| v.fuel_used).sum(),
+        fuel_used: run.summary.vhms.iter().map(|v| v.fuel_used).sum(),
     })
 }
 
@@ -384,19 +402,61 @@ fn failure(seed: u64, check: &str, event: Option<u64>, detail: String) -> SimFai
     }
 }
 
+/// The storage failure of a seed's trace.
+#[derive(Debug, Clone, Copy)]
+enum CutKind {
+    /// The host crashes: the trace keeps what was handed to it.
+    Crash,
+    /// A commit fails and its batch is lost.
+    FailedCommit,
+    /// The disk fills (SQLite's `SQLITE_FULL`, from a page limit).
+    DiskFull {
+        /// Pages the file may still grow by.
+        pages: u32,
+    },
+}
+
+impl CutKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Crash => "crash",
+            Self::FailedCommit => "failed-commit",
+            Self::DiskFull { .. } => "disk-full",
+        }
+    }
+}
+
+/// What check 2 did: the storage failure, where, and what the trace held and the resume
+/// reproduced.
+struct Cut {
+    kind: CutKind,
+    /// The event the crash or the failed commit came at.
+    at: u64,
+    /// Events the trace held when its storage failed (its committed prefix).
+    committed: u64,
+    /// Events the resume reproduced: the committed prefix byte for byte, the rest by the hash.
+    resumed: u64,
+}
+
+/// What check 1 left: the reference run, its output and its events' chain hash.
+struct Checked {
+    summary: xdv_hv::RunSummary,
+    output: MemorySink,
+    /// The reference events chained as a trace chains them.
+    head: Hash32,
+}
+
 /// Check 1: the run with every invariant checked after every event, in memory; the clock never
-/// goes back and no event is past the horizon. Its summary and events are the reference.
-fn checked_run(
-    seed: u64,
-    p: &xdv_hv::Prepared,
-) -> Result<(xdv_hv::RunSummary, Vec<Event>), SimFailure> {
+/// goes back and no event is past the horizon. Its output is the reference.
+fn checked_run(seed: u64, p: &Prepared) -> Result<Checked, SimFailure> {
     let fail =
         |check: &str, event: Option<u64>, detail: String| failure(seed, check, event, detail);
-    let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, p.manifest.host.seed)
+    let host_seed = p.manifest.host.seed;
+    let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, host_seed)
         .map_err(|e| fail("run", None, e.to_string()))?;
     hv.check_every_step(true);
-    let mut sink = xdv_core::MemorySink::default();
-    let summary = match hv.run(&mut sink) {
+    let mut output = MemorySink::default();
+    let summary = match hv.run(&mut output) {
         Ok(s) => s,
         Err(HvError::Invariant {
             event,
@@ -411,174 +471,171 @@ fn checked_run(
         }
         Err(e) => return Err(fail("run", None, e.to_string())),
     };
-    let full_events = sink.events;
-    // The clock never goes back, and no event is past the horizon.
-    if let Some(i) = full_events
+    clock_checks(seed, &output.events)?;
+    let mut chain = xdv_trace::ChainHash::genesis(&xdv_hv::run::header(p, host_seed).canonical());
+    let mut buf = Vec::new();
+    for e in &output.events {
+        buf.clear();
+        e.encode_into(&mut buf);
+        chain.link(&buf);
+    }
+    Ok(Checked {
+        summary,
+        output,
+        head: chain.head(),
+    })
+}
+
+/// The clock never goes back, and no event is past the horizon.
+fn clock_checks(seed: u64, events: &[Event]) -> Result<(), SimFailure> {
+    match events
         .windows(2)
         .position(|w| w[1].time_ns < w[0].time_ns || w[1].time_ns > xdv_k::abi::TIME_HORIZON_NS)
     {
-        return Err(fail(
+        None => Ok(()),
+        Some(i) => Err(failure(
+            seed,
             "invariant",
             Some(i as u64 + 1),
             format!(
                 "event {} at {} ns follows one at {} ns",
                 i + 1,
-                full_events[i + 1].time_ns,
-                full_events[i].time_ns
+                events[i + 1].time_ns,
+                events[i].time_ns
             ),
-        ));
+        )),
     }
-    Ok((summary, full_events))
 }
 
-/// Check 2: the same run to a trace ends in the hash of the reference events chained, and the
-/// trace replays identically. The final hash and the events the replay matched.
-fn trace_and_replay(
+/// Check 2: the reference output written to `trace` as the run would have written it, with a
+/// storage failure at a random point (a crash, a failed commit or a full disk); what was
+/// committed verifies, and the resumed run ends in the reference hash.
+///
+/// The trace is written from the reference output rather than by a second execution: a writer
+/// changes when bytes reach the disk, never what they are (`xdv_trace::writer`), so the file left
+/// behind is the one the host would have left when its storage failed and it stopped.
+fn storage_failure(
     seed: u64,
-    p: &xdv_hv::Prepared,
-    dir: &Path,
-    full_events: &[Event],
-) -> Result<(xdv_core::Hash32, u64), SimFailure> {
-    let fail =
-        |check: &str, event: Option<u64>, detail: String| failure(seed, check, event, detail);
-    let trace = dir.join("sim.xdv");
-    let (_, _, head) = run_to_trace(p, &trace, &RunOptions::default())
-        .map_err(|e| fail("run", None, e.to_string()))?;
-    // The checked run's events, chained like a trace's, end in the same hash.
-    let mut chain =
-        xdv_trace::ChainHash::genesis(&xdv_hv::run::header(p, p.manifest.host.seed).canonical());
-    let mut buf = Vec::new();
-    for e in full_events {
-        buf.clear();
-        e.encode_into(&mut buf);
-        chain.link(&buf);
+    p: &Prepared,
+    trace: &Path,
+    run: &Checked,
+) -> Result<Cut, SimFailure> {
+    let mut g = Gen {
+        rng: ChaCha20Rng::seed_from_u64(seed ^ 0x5eed_c4a5),
+    };
+    let events = run.summary.events;
+    let at = 1 + g.below(events.saturating_sub(1).max(1));
+    let kind = match g.below(3) {
+        0 => CutKind::Crash,
+        1 => CutKind::FailedCommit,
+        _ => CutKind::DiskFull {
+            pages: 1 + g.below(16) as u32,
+        },
+    };
+    let failing =
+        |why: String| failure(seed, "resume", Some(at), format!("{}: {why}", kind.name()));
+    let finished =
+        write_until_failure(p, trace, &run.output, kind, at).map_err(|e| failing(e.to_string()))?;
+    // Whatever failed, what was committed verifies: the resume verifies the trace before it
+    // continues it, and refuses one that does not.
+    let (head, committed) = match finished {
+        // The fault came too late to stop the run (a page budget it never used up).
+        Some(head) => {
+            let reader = xdv_trace::TraceReader::open(trace).map_err(|e| failing(e.to_string()))?;
+            let verified = reader.verify().map_err(|e| failing(e.to_string()))?;
+            if let Some(problem) = &verified.problem {
+                return Err(failing(format!(
+                    "the finished trace does not verify: {problem}"
+                )));
+            }
+            if !verified.complete {
+                return Err(failing("the finished trace reads as cut short".into()));
+            }
+            (head, verified.events_verified)
+        }
+        None => {
+            let resumed = resume_trace(trace, None).map_err(|e| failing(e.to_string()))?;
+            (resumed.head, resumed.committed)
+        }
+    };
+    if head != run.head {
+        return Err(failing(format!(
+            "the storage failed after {committed} committed events and the run resumed: final hash {} instead of {}",
+            head.short(),
+            run.head.short()
+        )));
     }
-    if chain.head() != head {
-        return Err(fail(
-            "replay",
-            None,
-            format!(
-                "a second run of the same seed ends in {}, not {}",
-                head.short(),
-                chain.head().short()
-            ),
-        ));
+    Ok(Cut {
+        kind,
+        at,
+        committed,
+        resumed: events,
+    })
+}
+
+/// Hands `output` to a writer of `trace`, failing as `kind` says at event `at`, and stops at the
+/// first store error as a run does. The final hash when the writer finished the trace; `None`
+/// when its storage failed.
+fn write_until_failure(
+    p: &Prepared,
+    trace: &Path,
+    output: &MemorySink,
+    kind: CutKind,
+    at: u64,
+) -> Result<Option<Hash32>, HvError> {
+    let mut writer = xdv_hv::trace_writer(p, p.manifest.host.seed, trace)?;
+    match kind {
+        CutKind::Crash => {}
+        CutKind::FailedCommit => writer.inject(StorageFault::FailedCommit { after_events: at })?,
+        CutKind::DiskFull { pages } => writer.inject(StorageFault::DiskFull { pages })?,
     }
-    let r = replay_trace(&trace).map_err(|e| fail("replay", None, e.to_string()))?;
+    let mut table = TableBuilder::default();
+    let mut modules = output.modules.iter().peekable();
+    for (i, event) in output.events.iter().enumerate() {
+        while let Some((_, hash, bytes)) = modules.next_if(|m| m.0 == i) {
+            if writer.module(hash, bytes).is_err() {
+                return Ok(None);
+            }
+        }
+        // A crash at `at`: the writer keeps what it was handed, as a killed host's does.
+        if matches!(kind, CutKind::Crash) && i as u64 == at {
+            return Ok(None);
+        }
+        if writer.emit(event).is_err() {
+            return Ok(None);
+        }
+        table.observe(event);
+    }
+    for (_, hash, bytes) in modules {
+        if writer.module(hash, bytes).is_err() {
+            return Ok(None);
+        }
+    }
+    // The full disk may refuse the final commit too; the trace is then cut short.
+    Ok(writer.finish(&table.finish()).ok())
+}
+
+/// Check 3: the finished trace re-executes to the same events, byte for byte; how many matched.
+fn replay(seed: u64, trace: &Path) -> Result<u64, SimFailure> {
+    let r = replay_trace(trace).map_err(|e| failure(seed, "replay", None, e.to_string()))?;
     if let Some(d) = r.divergence {
-        return Err(fail(
+        return Err(failure(
+            seed,
             "replay",
             Some(d.seq),
             format!("recorded {:?}, replayed {:?}", d.recorded, d.replayed),
         ));
     }
-    Ok((head, r.events_matched))
-}
-
-/// What check 3 did: the storage fault, where, and how many events were committed.
-struct Cut {
-    storage_fault: &'static str,
-    crashed_at: u64,
-    committed: u64,
-}
-
-/// Check 3: a storage failure at a random point (a crash, a failed commit or a full disk); what
-/// was committed verifies, and the resumed run ends in the reference hash `head`.
-fn storage_failure(
-    seed: u64,
-    p: &xdv_hv::Prepared,
-    dir: &Path,
-    events: u64,
-    head: xdv_core::Hash32,
-) -> Result<Cut, SimFailure> {
-    let mut g = Gen {
-        rng: ChaCha20Rng::seed_from_u64(seed ^ 0x5eed_c4a5),
-    };
-    let crashed_at = 1 + g.below(events.saturating_sub(1).max(1));
-    let (storage_fault, stop) = match g.below(3) {
-        0 => (
-            "crash",
-            RunOptions {
-                stop_after: Some(crashed_at),
-                ..RunOptions::default()
-            },
-        ),
-        1 => (
-            "failed-commit",
-            RunOptions {
-                storage_fault: Some(xdv_trace::StorageFault::FailedCommit {
-                    after_events: crashed_at,
-                }),
-                ..RunOptions::default()
-            },
-        ),
-        _ => (
-            "disk-full",
-            RunOptions {
-                storage_fault: Some(xdv_trace::StorageFault::DiskFull {
-                    pages: 1 + g.below(16) as u32,
-                }),
-                ..RunOptions::default()
-            },
-        ),
-    };
-    let cut = dir.join("cut.xdv");
-    let failing = |why: String| {
-        failure(
-            seed,
-            "resume",
-            Some(crashed_at),
-            format!("{storage_fault}: {why}"),
-        )
-    };
-    match run_to_trace(p, &cut, &stop) {
-        Ok(_) | Err(HvError::Sink(_) | HvError::Trace(_)) => {}
-        Err(e) => return Err(failing(e.to_string())),
-    }
-    // Whatever failed, what was committed verifies.
-    let reader = xdv_trace::TraceReader::open(&cut).map_err(|e| failing(e.to_string()))?;
-    let verified = reader.verify().map_err(|e| failing(e.to_string()))?;
-    drop(reader);
-    if let Some(problem) = &verified.problem {
-        return Err(failing(format!(
-            "the trace left behind does not verify: {problem}"
-        )));
-    }
-    let committed = verified.events_verified;
-    let final_head = if verified.complete {
-        // The fault came too late to stop the run (a page budget it never used up).
-        xdv_core::Hash32::from_hex(&verified.head).unwrap_or(xdv_core::Hash32([0; 32]))
-    } else {
-        resume_trace(&cut, None)
-            .map_err(|e| failing(e.to_string()))?
-            .head
-    };
-    if final_head != head {
-        return Err(failing(format!(
-            "the storage failed after {committed} committed events and the run resumed: final hash {} instead of {}",
-            final_head.short(),
-            head.short()
-        )));
-    }
-    Ok(Cut {
-        storage_fault,
-        crashed_at,
-        committed,
-    })
+    Ok(r.events_matched)
 }
 
 /// Check 4: the bystander's events beside its neighbours equal its events alone (times and
 /// kinds, its own numbering); how many were compared.
-fn non_interference(
-    seed: u64,
-    host: &Host,
-    dir: &Path,
-    full_events: &[Event],
-) -> Result<u64, SimFailure> {
+fn non_interference(seed: u64, host: &Host, full_events: &[Event]) -> Result<u64, SimFailure> {
     let fail =
         |check: &str, event: Option<u64>, detail: String| failure(seed, check, event, detail);
-    let alone_path = write_dir(dir, &host.alone, "alone.toml");
-    let alone = prepare(&alone_path).map_err(|e| fail("non-interference", None, e.to_string()))?;
+    let alone = build(&host.alone, "alone.toml")
+        .map_err(|e| fail("non-interference", None, e.to_string()))?;
     let (_, alone_events) = run_in_memory(&alone, alone.manifest.host.seed)
         .map_err(|e| fail("non-interference", None, e.to_string()))?;
     let (a, b) = (
