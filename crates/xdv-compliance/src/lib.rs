@@ -120,8 +120,11 @@ fn item(
     }
 }
 
+/// Each VHM's parent, as the trace records it.
+type Parents = BTreeMap<VhmId, Option<VhmId>>;
+
 /// The parent of each VHM.
-fn parents(events: &[Event]) -> BTreeMap<VhmId, Option<VhmId>> {
+fn parents(events: &[Event]) -> Parents {
     events
         .iter()
         .filter_map(|e| match (&e.kind, e.vhm) {
@@ -131,7 +134,7 @@ fn parents(events: &[Event]) -> BTreeMap<VhmId, Option<VhmId>> {
         .collect()
 }
 
-fn descends(parents: &BTreeMap<VhmId, Option<VhmId>>, v: VhmId, of: VhmId) -> bool {
+fn descends(parents: &Parents, v: VhmId, of: VhmId) -> bool {
     let mut at = parents.get(&v).copied().flatten();
     while let Some(p) = at {
         if p == of {
@@ -147,7 +150,31 @@ fn descends(parents: &BTreeMap<VhmId, Option<VhmId>>, v: VhmId, of: VhmId) -> bo
 fn isolation(events: &[Event], ports: &[String]) -> Item {
     let parents = parents(events);
     let mut problems = Vec::new();
-    let (mut caps, mut faults, mut containers) = (0u64, 0u64, 0u64);
+    let (caps, faults) = cap_and_fault_isolation(events, &parents, &mut problems);
+    let containers = q_isolation(events, &parents, &mut problems);
+    let windows = phi_isolation(events, ports, &mut problems);
+    item(
+        1,
+        "VHMs are fully isolated",
+        problems,
+        vec![
+            format!("{caps} capabilities created, each naming only objects its holder may hold"),
+            format!("{containers} Q containers placed, no qubit held by two unrelated VHMs"),
+            format!("{windows} Φ windows granted, no exclusive overlap within a scope"),
+            format!("{faults} faults, each stopping only the faulting VHM and its subtree"),
+        ],
+    )
+}
+
+/// The capability and fault part of [`isolation`]: objects tied to a VHM held by it alone,
+/// handles on a VHM minted only for its parent, a fault stopping only its VHM's subtree. How
+/// many capabilities and faults it looked at.
+fn cap_and_fault_isolation(
+    events: &[Event],
+    parents: &Parents,
+    problems: &mut Vec<String>,
+) -> (u64, u64) {
+    let (mut caps, mut faults) = (0u64, 0u64);
     for (i, e) in events.iter().enumerate() {
         let Some(holder) = e.vhm else { continue };
         if let EventKind::CapCreated { object, from, .. } = &e.kind {
@@ -182,13 +209,20 @@ fn isolation(events: &[Event], ports: &[String]) -> Item {
                     if v == holder {
                         break;
                     }
-                    if !descends(&parents, v, holder) {
+                    if !descends(parents, v, holder) {
                         problems.push(format!("event {i}: the fault of {holder} stopped {v}"));
                     }
                 }
             }
         }
     }
+    (caps, faults)
+}
+
+/// The Q part of [`isolation`]: physical qubits held by one live container at a time (per
+/// device), except a child's, carved from its parent's. How many containers were placed.
+fn q_isolation(events: &[Event], parents: &Parents, problems: &mut Vec<String>) -> u64 {
+    let mut containers = 0u64;
     // Q containers: physical qubits held by one live container at a time (per device), except
     // a child's, carved from its parent's.
     let mut held: BTreeMap<(String, u32), VhmId> = BTreeMap::new();
@@ -204,7 +238,7 @@ fn isolation(events: &[Event], ports: &[String]) -> Item {
                 containers += 1;
                 for &q in physical {
                     if let Some(other) = held.get(&(device.clone(), q)) {
-                        let nested = *from_parent && descends(&parents, v, *other);
+                        let nested = *from_parent && descends(parents, v, *other);
                         if !nested {
                             problems.push(format!("event {i}: qubit {q} of {device} given to {v} while {other} holds it"));
                         }
@@ -232,6 +266,12 @@ fn isolation(events: &[Event], ports: &[String]) -> Item {
             _ => {}
         }
     }
+    containers
+}
+
+/// The Φ part of [`isolation`]: exclusive windows of one scope never overlap. How many windows
+/// were granted.
+fn phi_isolation(events: &[Event], ports: &[String], problems: &mut Vec<String>) -> u64 {
     // Φ windows: exclusive windows of one scope never overlap. A release closes its holder's
     // window of that port and interval.
     let mut live: BTreeMap<u32, (VhmId, LiveWindow)> = BTreeMap::new();
@@ -285,17 +325,7 @@ fn isolation(events: &[Event], ports: &[String]) -> Item {
             _ => {}
         }
     }
-    item(
-        1,
-        "VHMs are fully isolated",
-        problems,
-        vec![
-            format!("{caps} capabilities created, each naming only objects its holder may hold"),
-            format!("{containers} Q containers placed, no qubit held by two unrelated VHMs"),
-            format!("{windows} Φ windows granted, no exclusive overlap within a scope"),
-            format!("{faults} faults, each stopping only the faulting VHM and its subtree"),
-        ],
-    )
+    windows
 }
 
 /// A granted window as the isolation check tracks it: (port, t0, t1, shared, parent, band).

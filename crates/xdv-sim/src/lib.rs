@@ -9,17 +9,18 @@
 //! timers, far-future requests and derive/drop storms), random fault policies and
 //! random injected faults; then it checks, in order:
 //!
-//! 1. **Invariants after every event** (`Hypervisor::check_invariants`): budgets conserved, no
+//! 1. **Invariants after every event** (`Hypervisor::check_every_step`): budgets conserved, no
 //!    capability with amplified rights, nothing dangling after a revoke, tables consistent, Q
 //!    containers disjoint and budgets conserved, Φ windows disjoint unless shared, the host
 //!    footprint (every host-held byte charged to a running VHM's budget, every compiled module
 //!    used); and over the whole run, a clock that never goes back nor past the horizon.
-//! 2. **Replay equality**: the trace re-executes to the same events, byte for byte.
-//! 3. **Resume equality after a storage failure**: the run's storage fails at a random point —
-//!    the host crashes (the batch being written is torn off), a commit fails, or the disk fills
-//!    (SQLite's own `SQLITE_FULL`, from a page limit). The run stops with a store error, the
-//!    trace verifies as cut short at its last commit, and resumed from it the finished trace has
-//!    the uninterrupted run's final hash.
+//! 2. **Resume equality after a storage failure**: the checked run's output is handed to a
+//!    trace writer whose storage fails at a random point — the host crashes (the writer is
+//!    dropped there), a commit fails, or the disk fills (SQLite's own `SQLITE_FULL`, from a
+//!    page limit) — and writing stops at the first store error, as a run does. The trace left
+//!    behind verifies as cut short at its last commit, and resumed from it the finished trace
+//!    has the reference events' final hash.
+//! 3. **Replay equality**: the finished trace re-executes to the same events, byte for byte.
 //! 4. **Non-interference**: the last VHM, a bystander no fault targets and no channel reaches,
 //!    behaves exactly as when it runs alone (its own events, with host-side numbering masked).
 //!
@@ -152,26 +153,9 @@ fn generate(seed: u64) -> Host {
     let mut g = Gen {
         rng: ChaCha20Rng::seed_from_u64(seed),
     };
-    let slice = *g.pick(&[1_000u64, 5_000, 20_000]);
-    let limit = 300_000 + g.below(1_200_000);
-    let batch = *g.pick(&[64u64, 1024, 4096]);
-    let host = format!(
-        "[host]\nseed = {}\nslice_fuel = {slice}\ntime_limit_ns = {limit}\n[host.trace]\nbatch_events = {batch}\n{PORT}",
-        g.rng.next_u64()
-    );
+    let (host, limit) = host_table(&mut g);
     let n = 2 + g.below(4) as usize;
-    let mut m = String::new();
-    let mut chaos = Vec::new();
-    let mut slot = 0u64;
-    let mut window = |m: &mut String, share: bool| {
-        // Disjoint 40 µs slots on q0 keep manifest windows from conflicting.
-        let (t0, t1) = (slot * 40_000, (slot + 1) * 40_000);
-        slot += 1;
-        let _ = write!(
-            m,
-            "[[vhm.phi.window]]\nport = \"q0\"\nstart_ns = {t0}\nend_ns = {t1}\nband = [4.9e9, 5.1e9]\nmax_amplitude = 0.5\nshare = {share}\n"
-        );
-    };
+    let mut windows = Windows::default();
     // Half the hosts name their first VHM so that its capability tag collides with the
     // bystander's: the bystander's handles and events must not care.
     let collide = g.below(2) == 0;
@@ -184,64 +168,11 @@ fn generate(seed: u64) -> Host {
             }
         })
         .collect();
+    let mut m = String::new();
+    let mut chaos = Vec::new();
     for name in &names {
-        let name = name.clone();
-        let kind = *g.pick(&[
-            "compute", "crash", "runaway", "chaos", "chaos", "phi", "q", "hostile",
-        ]);
-        let policy = *g.pick(&["kill", "kill", "restart"]);
-        let _ = write!(
-            m,
-            "[[vhm]]\nname = \"{name}\"\n[vhm.k]\nmemory_limit = \"64 KiB\"\nirq_vectors = 4\n"
-        );
-        match kind {
-            "chaos" => {
-                chaos.push(name.clone());
-                let _ = write!(
-                    m,
-                    "module = \"chaos.wat\"\n[vhm.q]\ndevice = \"ideal-grid\"\nqubits = 2\nbudget = 5\n"
-                );
-                window(&mut m, false);
-                let _ = write!(
-                    m,
-                    "[vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 3\nmax_children = 3\ncreate_channels = true\non_fault = \"{policy}\"\n"
-                );
-            }
-            "hostile" => {
-                let _ = write!(
-                    m,
-                    "module = \"hostile-host.wat\"\n[vhm.q]\ndevice = \"ideal-grid\"\nqubits = 1\nbudget = 5\n"
-                );
-                window(&mut m, false);
-                let _ = write!(
-                    m,
-                    "[vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 1\nmax_children = 2\ncreate_channels = true\non_fault = \"{policy}\"\n"
-                );
-            }
-            "phi" => {
-                let _ = writeln!(m, "module = \"phi-pulse.wat\"");
-                window(&mut m, false);
-                let _ = write!(m, "[vhm.policy]\non_fault = \"{policy}\"\n");
-            }
-            "q" => {
-                let _ = write!(
-                    m,
-                    "module = \"q-ghz.wat\"\n[vhm.q]\ndevice = \"heavy-hex\"\nqubits = 3\nbudget = 200\n[vhm.policy]\non_fault = \"{policy}\"\n"
-                );
-            }
-            "runaway" => {
-                let _ = write!(
-                    m,
-                    "module = \"runaway.wat\"\n[vhm.policy]\nfuel_quota = {}\non_fault = \"{policy}\"\n",
-                    100_000 + g.below(2_000_000)
-                );
-            }
-            other => {
-                let _ = write!(
-                    m,
-                    "module = \"{other}.wat\"\n[vhm.policy]\non_fault = \"{policy}\"\n"
-                );
-            }
+        if vhm_table(&mut g, &mut m, &mut windows, name) == "chaos" {
+            chaos.push(name.clone());
         }
     }
     if chaos.len() >= 2 {
@@ -251,13 +182,116 @@ fn generate(seed: u64) -> Host {
             chaos[0], chaos[1]
         );
     }
-    // The bystander: never targeted, never connected.
+    let b = bystander_table(&mut g, &mut windows);
+    let (faults, f) = fault_tables(&mut g, &names, limit);
+    Host {
+        manifest: format!("{host}{m}{b}{f}"),
+        alone: format!("{host}{b}"),
+        vhms: n as u32 + 1,
+        faults,
+    }
+}
+
+/// The `[host]` table: slice length, time limit, commit batch and the Φ port; and the limit.
+fn host_table(g: &mut Gen) -> (String, u64) {
+    let slice = *g.pick(&[1_000u64, 5_000, 20_000]);
+    let limit = 300_000 + g.below(1_200_000);
+    let batch = *g.pick(&[64u64, 1024, 4096]);
+    let host = format!(
+        "[host]\nseed = {}\nslice_fuel = {slice}\ntime_limit_ns = {limit}\n[host.trace]\nbatch_events = {batch}\n{PORT}",
+        g.rng.next_u64()
+    );
+    (host, limit)
+}
+
+/// Manifest Φ windows in disjoint 40 µs slots on q0, so that they never conflict.
+#[derive(Default)]
+struct Windows {
+    next: u64,
+}
+
+impl Windows {
+    /// Appends a `[[vhm.phi.window]]` table in the next free slot.
+    fn add(&mut self, m: &mut String, share: bool) {
+        let (t0, t1) = (self.next * 40_000, (self.next + 1) * 40_000);
+        self.next += 1;
+        let _ = write!(
+            m,
+            "[[vhm.phi.window]]\nport = \"q0\"\nstart_ns = {t0}\nend_ns = {t1}\nband = [4.9e9, 5.1e9]\nmax_amplitude = 0.5\nshare = {share}\n"
+        );
+    }
+}
+
+/// Appends a `[[vhm]]` table called `name` with a guest drawn from the library and a fault
+/// policy; returns the guest's kind.
+fn vhm_table(g: &mut Gen, m: &mut String, windows: &mut Windows, name: &str) -> &'static str {
+    let kind = *g.pick(&[
+        "compute", "crash", "runaway", "chaos", "chaos", "phi", "q", "hostile",
+    ]);
+    let policy = *g.pick(&["kill", "kill", "restart"]);
+    let _ = write!(
+        m,
+        "[[vhm]]\nname = \"{name}\"\n[vhm.k]\nmemory_limit = \"64 KiB\"\nirq_vectors = 4\n"
+    );
+    match kind {
+        "chaos" => {
+            let _ = write!(
+                m,
+                "module = \"chaos.wat\"\n[vhm.q]\ndevice = \"ideal-grid\"\nqubits = 2\nbudget = 5\n"
+            );
+            windows.add(m, false);
+            let _ = write!(
+                m,
+                "[vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 3\nmax_children = 3\ncreate_channels = true\non_fault = \"{policy}\"\n"
+            );
+        }
+        "hostile" => {
+            let _ = write!(
+                m,
+                "module = \"hostile-host.wat\"\n[vhm.q]\ndevice = \"ideal-grid\"\nqubits = 1\nbudget = 5\n"
+            );
+            windows.add(m, false);
+            let _ = write!(
+                m,
+                "[vhm.policy]\nfuel_quota = 5_000_000\nmax_vcpus = 8\nmemory_quota = \"1 MiB\"\nmax_depth = 1\nmax_children = 2\ncreate_channels = true\non_fault = \"{policy}\"\n"
+            );
+        }
+        "phi" => {
+            let _ = writeln!(m, "module = \"phi-pulse.wat\"");
+            windows.add(m, false);
+            let _ = write!(m, "[vhm.policy]\non_fault = \"{policy}\"\n");
+        }
+        "q" => {
+            let _ = write!(
+                m,
+                "module = \"q-ghz.wat\"\n[vhm.q]\ndevice = \"heavy-hex\"\nqubits = 3\nbudget = 200\n[vhm.policy]\non_fault = \"{policy}\"\n"
+            );
+        }
+        "runaway" => {
+            let _ = write!(
+                m,
+                "module = \"runaway.wat\"\n[vhm.policy]\nfuel_quota = {}\non_fault = \"{policy}\"\n",
+                100_000 + g.below(2_000_000)
+            );
+        }
+        other => {
+            let _ = write!(
+                m,
+                "module = \"{other}.wat\"\n[vhm.policy]\non_fault = \"{policy}\"\n"
+            );
+        }
+    }
+    kind
+}
+
+/// The bystander's `[[vhm]]` table: never targeted, never connected.
+fn bystander_table(g: &mut Gen, windows: &mut Windows) -> String {
     let kind = *g.pick(&["compute", "hello", "phi", "q"]);
     let mut b = String::from("[[vhm]]\nname = \"bystander\"\n[vhm.k]\nmemory_limit = \"64 KiB\"\n");
     match kind {
         "phi" => {
             b += "module = \"phi-pulse.wat\"\n";
-            window(&mut b, false);
+            windows.add(&mut b, false);
         }
         "q" => b +=
             "module = \"q-ghz.wat\"\n[vhm.q]\ndevice = \"heavy-hex\"\nqubits = 3\nbudget = 200\n",
@@ -265,6 +299,13 @@ fn generate(seed: u64) -> Host {
             let _ = writeln!(b, "module = \"{other}.wat\"");
         }
     }
+    b
+}
+
+/// Zero to three `[[fault]]` tables into random VHMs of `names`, at a random time below `limit`
+/// or after a random event count; how many, and the tables.
+fn fault_tables(g: &mut Gen, names: &[String], limit: u64) -> (u32, String) {
+    let n = names.len();
     let faults = g.below(4) as u32;
     let mut f = String::new();
     let classes = [
@@ -292,12 +333,7 @@ fn generate(seed: u64) -> Host {
             );
         }
     }
-    Host {
-        manifest: format!("{host}{m}{b}{f}"),
-        alone: format!("{host}{b}"),
-        vhms: n as u32 + 1,
-        faults,
-    }
+    (faults, f)
 }
 
 /// The library's guests as WebAssembly, converted from WAT once per process: every seed's

@@ -288,29 +288,7 @@ impl State {
             };
         let now = self.now;
         let port = self.decohere_past_limit(sink, vhm, w);
-        let parent = self.phi.table.get(w).and_then(|x| x.parent);
-        let visible: BTreeMap<String, xdv_phi::Frame> = parent
-            .and_then(|p| self.phi.held.get(&p))
-            .map(|h| h.state.frames.clone())
-            .unwrap_or_default();
-        let delegated: Vec<(u64, u64)> = self
-            .phi
-            .table
-            .iter()
-            .filter(|(_, x)| x.parent == Some(w))
-            .map(|(_, x)| (x.spec.t0, x.spec.t1))
-            .collect();
-        // The samples the plays produce are host memory and work: at most what the VHM's
-        // memory quota holds (16 bytes a sample) and its fuel pays for, checked before anything
-        // is generated, and charged after.
-        let v = &self.vhms[vhm];
-        let max_samples = (v.quota.memory / abi::PHI_SAMPLE_BYTES)
-            .min(
-                v.budget
-                    .fuel_left()
-                    .saturating_mul(abi::PHI_SAMPLES_PER_FUEL),
-            )
-            .min(xdv_phi::exec::MAX_TRANSFORM_SAMPLES);
+        let (visible, delegated, max_samples) = self.exec_surroundings(vhm, w);
         let cx = Context {
             port: &port,
             visible: &visible,
@@ -331,22 +309,7 @@ impl State {
                 ))
             }
         };
-        let mut names: Vec<&String> = program
-            .stmts
-            .iter()
-            .flat_map(|(s, _)| frames_named(s))
-            .collect();
-        names.sort();
-        names.dedup();
-        let frames = names
-            .into_iter()
-            .filter_map(|n| {
-                state
-                    .frames
-                    .get(n)
-                    .map(|f| (n.clone(), f.freq.0, f.phase.0, f.clock, f.defined))
-            })
-            .collect();
+        let frames = touched_frames(&program, state);
         let caps: Vec<(i64, i64)> = exec.captures.iter().map(|(_, c)| (c.i, c.q)).collect();
         let n = self.phi_execs.entry(vhm).or_insert(0);
         let number = *n;
@@ -377,6 +340,40 @@ impl State {
         };
         Ok(Outcome::awaiting(record, Pending::Phi(pending)))
     }
+    /// What a transform in window `w` of `vhm` runs beside: the frames of the parent's window
+    /// it may see, the intervals it delegated to children's windows, and the most samples it
+    /// may generate.
+    fn exec_surroundings(
+        &self,
+        vhm: VhmId,
+        w: xdv_phi::WindowId,
+    ) -> (BTreeMap<String, xdv_phi::Frame>, Vec<(u64, u64)>, u64) {
+        let parent = self.phi.table.get(w).and_then(|x| x.parent);
+        let visible: BTreeMap<String, xdv_phi::Frame> = parent
+            .and_then(|p| self.phi.held.get(&p))
+            .map(|h| h.state.frames.clone())
+            .unwrap_or_default();
+        let delegated: Vec<(u64, u64)> = self
+            .phi
+            .table
+            .iter()
+            .filter(|(_, x)| x.parent == Some(w))
+            .map(|(_, x)| (x.spec.t0, x.spec.t1))
+            .collect();
+        // The samples the plays produce are host memory and work: at most what the VHM's
+        // memory quota holds (16 bytes a sample) and its fuel pays for, checked before anything
+        // is generated, and charged after.
+        let v = &self.vhms[vhm];
+        let max_samples = (v.quota.memory / abi::PHI_SAMPLE_BYTES)
+            .min(
+                v.budget
+                    .fuel_left()
+                    .saturating_mul(abi::PHI_SAMPLES_PER_FUEL),
+            )
+            .min(xdv_phi::exec::MAX_TRANSFORM_SAMPLES);
+        (visible, delegated, max_samples)
+    }
+
     /// `phi_exec`'s checks before anything runs: the window handle, the program text and its
     /// parse, the capture buffer's size and range. The window, the program's hash, the program
     /// and its number of captures, or the refusal.
@@ -585,4 +582,28 @@ fn frames_named(s: &xdv_phi::program::Stmt) -> Vec<&String> {
         | SetFrequency { frame, .. } => vec![frame],
         Delay { frames, .. } | Barrier { frames } => frames.iter().collect(),
     }
+}
+
+/// The frames `program` names, in name order, as the window's state holds them after it ran:
+/// (name, frequency, phase, clock, defined).
+fn touched_frames(
+    program: &Program,
+    state: &xdv_phi::WindowState,
+) -> Vec<(String, i64, u64, u64, bool)> {
+    let mut names: Vec<&String> = program
+        .stmts
+        .iter()
+        .flat_map(|(s, _)| frames_named(s))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|n| {
+            state
+                .frames
+                .get(n)
+                .map(|f| (n.clone(), f.freq.0, f.phase.0, f.clock, f.defined))
+        })
+        .collect()
 }

@@ -447,8 +447,8 @@ impl State {
         })
     }
 
-    /// `q_submit`: admission ([`State::q_admit`]), then the job is charged, numbered,
-    /// given its capability, recorded and scheduled for its completion.
+    /// `q_submit`: admission ([`State::q_admit`]), then the job is committed
+    /// ([`State::q_commit`]), unless an injected provider failure refuses it.
     fn q_submit(
         &mut self,
         sink: &mut Effects,
@@ -457,78 +457,61 @@ impl State {
         record: xdv_core::HypercallRecord,
         submit: Submit,
     ) -> Result<Outcome, HvError> {
-        let me = vhm;
-        let a = match self.q_admit(vhm, submit) {
+        let admitted = match self.q_admit(vhm, submit) {
             Ok(a) => a,
             Err((code, reason)) => return Ok(Outcome::refused(record, code, reason)),
         };
-        let Admitted {
-            program,
-            circuit,
-            qubits,
-            clbits,
-            shots,
-            vector,
-            cost,
-            duration,
-            host:
-                HostWork {
-                    job_bytes,
-                    work,
-                    work_fuel,
-                    queued_ns,
-                    done_at,
-                },
-        } = a;
-        let c = self.vhms[vhm].q.as_ref().expect("a live container");
+        let c = self.vhms[vhm].q.as_mut().expect("a live container");
         if c.fail_next {
-            self.vhms[vhm]
-                .q
-                .as_mut()
-                .expect("a live container")
-                .fail_next = false;
+            c.fail_next = false;
             let reason = Refusal::InjectedProviderFailure;
             return Ok(Outcome::refused(record, abi::E_INVAL, reason));
         }
-        let job = c.next_job;
-        let seed = xdv_q::provider::job_seed(self.q_seed, &self.vhms[vhm].name, job);
-        let v = &mut self.vhms[vhm];
-        v.charge_host_work(work_fuel)
-            .expect("the work's fuel was checked above");
+        let cap = self.q_commit(sink, vhm, vcpu, admitted)?;
+        Ok(Outcome::ok(record, cap.0 as i64))
+    }
 
+    /// Commits an admitted job: its host work and cost are charged, it is numbered and given
+    /// its capability, recorded, and scheduled for its completion. The job's capability.
+    fn q_commit(
+        &mut self,
+        sink: &mut Effects,
+        vhm: VhmId,
+        vcpu: u32,
+        a: Admitted,
+    ) -> Result<xdv_core::CapId, HvError> {
+        let host = a.host;
+        let v = &mut self.vhms[vhm];
+        let job = v.q.as_ref().expect("a live container").next_job;
+        let seed = xdv_q::provider::job_seed(self.q_seed, &v.name, job);
+        v.charge_host_work(host.work_fuel)
+            .expect("the work's fuel was checked above");
         let c = v.q.as_mut().expect("a live container");
-        c.spent += cost;
-        c.own_spent += cost;
+        c.spent += a.cost;
+        c.own_spent += a.cost;
         c.next_job += 1;
         let budget_left = c.left();
-
-        c.busy_until = done_at;
+        c.busy_until = host.done_at;
         let cap = self.mint(
             sink,
             vhm,
-            Object::QJob(me, job),
+            Object::QJob(vhm, job),
             rights::INSPECT | rights::WAIT | rights::RECV,
             0,
         )?;
-        self.vhms[vhm]
-            .q
-            .as_mut()
-            .expect("a live container")
-            .jobs
-            .insert(
-                job,
-                Job {
-                    vcpu,
-                    vector,
-                    cap,
-                    shots,
-                    done: false,
-                    outcomes: Vec::new(),
-                    run: Some((circuit, seed)),
-                    waiters: Vec::new(),
-                    held: job_bytes,
-                },
-            );
+        let job_state = Job {
+            vcpu,
+            vector: a.vector,
+            cap,
+            shots: a.shots,
+            done: false,
+            outcomes: Vec::new(),
+            run: Some((a.circuit, seed)),
+            waiters: Vec::new(),
+            held: host.job_bytes,
+        };
+        let c = self.vhms[vhm].q.as_mut().expect("a live container");
+        c.jobs.insert(job, job_state);
         emit(
             sink,
             &mut self.events,
@@ -537,14 +520,14 @@ impl State {
             EventKind::QJobSubmitted {
                 vcpu,
                 job,
-                program,
-                qubits,
-                clbits,
-                shots,
-                cost,
+                program: a.program,
+                qubits: a.qubits,
+                clbits: a.clbits,
+                shots: a.shots,
+                cost: a.cost,
                 budget_left,
-                queued_ns,
-                duration_ns: duration,
+                queued_ns: host.queued_ns,
+                duration_ns: a.duration,
             },
         );
         emit(
@@ -554,11 +537,11 @@ impl State {
             Some(vhm),
             EventKind::HostWork {
                 work: WorkKind::QSimulation { job },
-                units: work,
-                fuel: work_fuel,
+                units: host.work,
+                fuel: host.work_fuel,
             },
         );
-        self.schedule_job(vhm, job, done_at);
-        Ok(Outcome::ok(record.clone(), cap.0 as i64))
+        self.schedule_job(vhm, job, host.done_at);
+        Ok(cap)
     }
 }

@@ -113,52 +113,66 @@ fn load(path: &Path, args: &WindowArgs) -> Result<(Execution, WindowState)> {
 pub(crate) fn run(path: &Path, args: &WindowArgs, samples: bool, as_json: bool) -> Result<Outcome> {
     let (e, w) = load(path, args)?;
     if as_json {
-        let frames: BTreeMap<&String, serde_json::Value> = w
-            .frames
-            .iter()
-            .map(|(n, f)| {
-                (
-                    n,
-                    json!({
-                        "frequency_hz": f.freq.0,
-                        "phase": f.phase.0,
-                        "phase_rad": f.defined.then(|| f.phase.radians()),
-                        "clock_ns": f.clock,
-                        "defined": f.defined,
-                    }),
-                )
-            })
-            .collect();
-        let plays: Vec<_> = e
-            .plays
-            .iter()
-            .map(|p| {
-                let mut v = json!({
-                    "frame": p.frame, "envelope": p.envelope, "start_ns": p.start,
-                    "samples": p.samples.len(),
-                });
-                if samples {
-                    v["iq"] = json!(p.samples.iter().map(|s| [s.0, s.1]).collect::<Vec<_>>());
-                }
-                v
-            })
-            .collect();
-        let captures: Vec<_> = e
-            .captures
-            .iter()
-            .map(|(f, c)| json!({"frame": f, "start_ns": c.start, "duration_ns": c.duration, "i_micro": c.i, "q_micro": c.q}))
-            .collect();
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "transform": path.display().to_string(),
-                "start_ns": e.start, "end_ns": e.end,
-                "frames": frames, "plays": plays, "captures": captures,
-                "dephased": e.dephased,
-            }))?
-        );
-        return Ok(Outcome::Ok);
+        print_json(path, &e, &w, samples)?;
+    } else {
+        print_frames(path, args, &e, &w);
+        print_plays(&e);
+        print_captures(&e);
     }
+    Ok(Outcome::Ok)
+}
+
+/// `xdv phi run --json`: the frames, plays (with their samples when asked) and captures.
+fn print_json(path: &Path, e: &Execution, w: &WindowState, samples: bool) -> Result<()> {
+    let frames: BTreeMap<&String, serde_json::Value> = w
+        .frames
+        .iter()
+        .map(|(n, f)| {
+            (
+                n,
+                json!({
+                    "frequency_hz": f.freq.0,
+                    "phase": f.phase.0,
+                    "phase_rad": f.defined.then(|| f.phase.radians()),
+                    "clock_ns": f.clock,
+                    "defined": f.defined,
+                }),
+            )
+        })
+        .collect();
+    let plays: Vec<_> = e
+        .plays
+        .iter()
+        .map(|p| {
+            let mut v = json!({
+                "frame": p.frame, "envelope": p.envelope, "start_ns": p.start,
+                "samples": p.samples.len(),
+            });
+            if samples {
+                v["iq"] = json!(p.samples.iter().map(|s| [s.0, s.1]).collect::<Vec<_>>());
+            }
+            v
+        })
+        .collect();
+    let captures: Vec<_> = e
+        .captures
+        .iter()
+        .map(|(f, c)| json!({"frame": f, "start_ns": c.start, "duration_ns": c.duration, "i_micro": c.i, "q_micro": c.q}))
+        .collect();
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "transform": path.display().to_string(),
+            "start_ns": e.start, "end_ns": e.end,
+            "frames": frames, "plays": plays, "captures": captures,
+            "dephased": e.dephased,
+        }))?
+    );
+    Ok(())
+}
+
+/// The execution's interval and window, and its frames as a table.
+fn print_frames(path: &Path, args: &WindowArgs, e: &Execution, w: &WindowState) {
     outln!(
         "{}: [{}, {}) ns on window [{}, {}) of {}{}",
         path.display(),
@@ -193,6 +207,10 @@ pub(crate) fn run(path: &Path, args: &WindowArgs, samples: bool, as_json: bool) 
         "{}",
         table::render(&["frame", "frequency_hz", "phase_rad", "clock_ns"], &rows)
     );
+}
+
+/// The plays as a table, with each one's peak amplitude.
+fn print_plays(e: &Execution) {
     if !e.plays.is_empty() {
         let rows: Vec<Vec<String>> = e
             .plays
@@ -218,6 +236,10 @@ pub(crate) fn run(path: &Path, args: &WindowArgs, samples: bool, as_json: bool) 
             table::render(&["play", "envelope", "start_ns", "samples", "peak"], &rows)
         );
     }
+}
+
+/// The captures as a table.
+fn print_captures(e: &Execution) {
     if !e.captures.is_empty() {
         let rows: Vec<Vec<String>> = e
             .captures
@@ -241,7 +263,6 @@ pub(crate) fn run(path: &Path, args: &WindowArgs, samples: bool, as_json: bool) 
             )
         );
     }
-    Ok(Outcome::Ok)
 }
 
 /// `xdv phi plot`: an SVG with one lane per frame — I (solid) and Q (dashed) of every play over

@@ -271,6 +271,7 @@ pub(crate) fn check(manifest: &Path, json: bool) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+/// `xdv replay`: verifies the trace and re-executes it from the trace alone, beside each other.
 pub(crate) fn replay(
     trace: &Path,
     rederive: bool,
@@ -320,67 +321,83 @@ pub(crate) fn replay(
     } else if let Some(p) = &report.problem {
         outln!("{}: NOT replayed: {p}", trace.display());
     } else if let Some(d) = &report.divergence {
-        outln!(
-            "{}: {} DIVERGED at event {}",
-            trace.display(),
-            if rederive { "re-derivation" } else { "replay" },
-            d.seq
-        );
-        let show = |e: &Option<xdv_core::Event>| {
-            e.as_ref().map_or("(no event)".to_string(), |e| {
-                format!(
-                    "t={} {} {}",
-                    e.time_ns,
-                    e.vhm
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "host".into()),
-                    e.describe()
-                )
-            })
-        };
-        if let Some(reason) = &d.reason {
-            outln!("  {reason}");
-        }
-        outln!("  recorded: {}", show(&d.recorded));
-        outln!(
-            "  {}: {}",
-            if rederive { "re-derived" } else { "replayed" },
-            show(&d.replayed)
-        );
+        print_divergence(trace, d, rederive);
     } else {
-        let cut = if report.trace_complete {
-            String::new()
-        } else {
-            " (the trace was CUT SHORT: its committed prefix replays exactly, but nothing proves that no events were removed from its end)".into()
-        };
-        let derived = if rederive {
-            format!(
-                "; the Q providers and the Φ executor re-derived the recorded outcomes of {} jobs and captures of {} transforms{}",
-                report.q_jobs_checked,
-                report.phi_transforms_checked,
-                if report.phi_within_tolerance.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " ({} within ±{phi_tolerance} µ, not equal: events {:?})",
-                        report.phi_within_tolerance.len(),
-                        report.phi_within_tolerance
-                    )
-                }
-            )
-        } else {
-            String::new()
-        };
-        outln!(
-            "{}: replay identical: {} of {} events{cut}{derived}",
-            trace.display(),
-            report.events_matched,
-            report.events_recorded
-        );
+        print_identical(trace, &report, rederive, phi_tolerance);
     }
     Ok(if report.identical() {
         Outcome::Ok
     } else {
         Outcome::Problem
     })
+}
+
+/// Where a replay diverged: the recorded event and the re-executed one.
+fn print_divergence(trace: &Path, d: &xdv_hv::Divergence, rederive: bool) {
+    outln!(
+        "{}: {} DIVERGED at event {}",
+        trace.display(),
+        if rederive { "re-derivation" } else { "replay" },
+        d.seq
+    );
+    let show = |e: &Option<xdv_core::Event>| {
+        e.as_ref().map_or("(no event)".to_string(), |e| {
+            format!(
+                "t={} {} {}",
+                e.time_ns,
+                e.vhm
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "host".into()),
+                e.describe()
+            )
+        })
+    };
+    if let Some(reason) = &d.reason {
+        outln!("  {reason}");
+    }
+    outln!("  recorded: {}", show(&d.recorded));
+    outln!(
+        "  {}: {}",
+        if rederive { "re-derived" } else { "replayed" },
+        show(&d.replayed)
+    );
+}
+
+/// A replay that reproduced the trace: how many events, whether it was cut short, and what
+/// `--rederive` re-derived.
+fn print_identical(
+    trace: &Path,
+    report: &xdv_hv::ReplayReport,
+    rederive: bool,
+    phi_tolerance: u64,
+) {
+    let cut = if report.trace_complete {
+        String::new()
+    } else {
+        " (the trace was CUT SHORT: its committed prefix replays exactly, but nothing proves that no events were removed from its end)".into()
+    };
+    let derived = if rederive {
+        format!(
+            "; the Q providers and the Φ executor re-derived the recorded outcomes of {} jobs and captures of {} transforms{}",
+            report.q_jobs_checked,
+            report.phi_transforms_checked,
+            if report.phi_within_tolerance.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} within ±{phi_tolerance} µ, not equal: events {:?})",
+                    report.phi_within_tolerance.len(),
+                    report.phi_within_tolerance
+                )
+            }
+        )
+    } else {
+        String::new()
+    };
+    outln!(
+        "{}: replay identical: {} of {} events{cut}{derived}",
+        trace.display(),
+        report.events_matched,
+        report.events_recorded
+    );
 }
