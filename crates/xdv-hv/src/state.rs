@@ -146,6 +146,7 @@ impl State {
     ///
     /// [`HvError::Module`] for a module that is not given, does not compile or does not fit the
     /// ABI; [`HvError::Manifest`] for Q or Φ placements the host cannot make.
+    // Long by design: one initialiser per field of the state, then the manifest's modules.
     pub fn new(
         manifest: &Manifest,
         modules: &[LoadedModule],
