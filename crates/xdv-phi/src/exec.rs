@@ -270,6 +270,11 @@ struct Checker<'a> {
     capture_work: u64,
 }
 
+/// The latest clock among the frames `names` (all present in `frames`); 0 for none.
+fn latest_clock(frames: &Derived, names: &[String]) -> u64 {
+    names.iter().map(|n| frames[n].clock).max().unwrap_or(0)
+}
+
 impl<'a> Checker<'a> {
     /// A pre-check of a transform on `w`, nothing derived yet.
     fn new(w: &'a WindowState, cx: &'a Context<'a>) -> Self {
@@ -565,11 +570,7 @@ impl<'a> Checker<'a> {
         for n in names {
             self.fetch(n, at)?;
         }
-        let t = names
-            .iter()
-            .map(|n| self.frames[n].clock)
-            .max()
-            .unwrap_or(0);
+        let t = latest_clock(&self.frames, names);
         for n in names {
             let d = t - self.frames[n].clock;
             self.timed(n, d, at)?;
@@ -873,11 +874,7 @@ impl<'a> Runner<'a> {
         for n in names {
             self.take(n);
         }
-        let t = names
-            .iter()
-            .map(|n| self.frames[n].clock)
-            .max()
-            .unwrap_or(0);
+        let t = latest_clock(&self.frames, names);
         for n in names {
             self.frames.get_mut(n).expect("taken").advance_to(t);
         }
