@@ -780,6 +780,158 @@ pub enum EventKind {
         /// `true` when the VHM had already stopped: the fault had no effect.
         stopped: bool,
     },
+    /// A service request was applied at this pause of an `xdv serve` host (schema 7): the
+    /// recorded input that replay and resume feed back at the same point.
+    Request {
+        /// The tenant that sent it (its index among the config's `[[tenant]]` tables), `None`
+        /// for the operator.
+        tenant: Option<u32>,
+        /// What it asked.
+        request: ServiceRequest,
+    },
+    /// The request just recorded was refused (schema 7): nothing else changed.
+    RequestRefused {
+        /// Why.
+        reason: RequestRefusal,
+    },
+}
+
+/// A request of the `xdv serve` API, as the trace records it ([`EventKind::Request`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceRequest {
+    /// Store a module for the tenant; its bytes are in the trace's module table by hash.
+    Upload {
+        /// BLAKE3 of its WebAssembly bytes.
+        module: Hash32,
+    },
+    /// Create a top-level VHM from the tenant's budget.
+    Create {
+        /// The `[[vhm]]` table as TOML text (`k.module` names the module by its id).
+        spec: String,
+        /// The module it runs.
+        module: Hash32,
+    },
+    /// Kill a VHM, reclaiming it as a fault would.
+    Kill {
+        /// The VHM.
+        vhm: VhmId,
+    },
+    /// Create a channel between two running top-level VHMs.
+    Channel {
+        /// End 0 and end 1.
+        ends: [VhmId; 2],
+        /// Messages each direction holds.
+        capacity: u32,
+    },
+    /// Stop the service: every running VHM stops and the host finishes.
+    Stop,
+}
+
+/// Why the core refused a service request ([`EventKind::RequestRefused`]). The API answers with
+/// the same code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestRefusal {
+    /// The `[[vhm]]` table is not valid: the manifest error's key and text.
+    BadSpec {
+        /// The key (`vhm.k.vcpus`).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The tenant holds no module with that id.
+    NoModule,
+    /// The module does not compile (`abi`: valid WebAssembly that does not fit the ABI).
+    BadModule {
+        /// It is WebAssembly, but does not fit the ABI.
+        abi: bool,
+    },
+    /// The name is taken in the tenant's namespace (names are never reused).
+    NameTaken,
+    /// No such VHM in the tenant's namespace, or it has stopped.
+    NoVhm,
+    /// The VHM's quota does not fit what is left of the tenant's budget.
+    OverBudget {
+        /// The dimension (`fuel`, `memory`, `vcpus`, `vhms`, `depth`, `qubits`, `phi_port_time`).
+        what: String,
+        /// Asked.
+        asked: u64,
+        /// Left.
+        left: u64,
+    },
+    /// The Q container or the Φ windows cannot be placed.
+    Placement {
+        /// Why, as the placement check says.
+        message: String,
+    },
+    /// Only the operator may do this (a channel across tenants).
+    Forbidden,
+    /// The host's module table or VHM table is full.
+    HostFull,
+}
+
+impl fmt::Display for ServiceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceRequest::Upload { module } => write!(f, "upload module {}", module.short()),
+            ServiceRequest::Create { spec, module } => {
+                let name = spec
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("name = "))
+                    .unwrap_or("?");
+                write!(f, "create VHM {name} from module {}", module.short())
+            }
+            ServiceRequest::Kill { vhm } => write!(f, "kill VHM {vhm}"),
+            ServiceRequest::Channel { ends, capacity } => write!(
+                f,
+                "channel between VHMs {} and {} (capacity {capacity})",
+                ends[0], ends[1]
+            ),
+            ServiceRequest::Stop => f.write_str("stop the service"),
+        }
+    }
+}
+
+impl fmt::Display for RequestRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestRefusal::BadSpec { key, message } => write!(f, "{key}: {message}"),
+            RequestRefusal::NoModule => f.write_str("no such module"),
+            RequestRefusal::BadModule { abi: true } => {
+                f.write_str("the module does not fit the guest ABI")
+            }
+            RequestRefusal::BadModule { abi: false } => {
+                f.write_str("the module is not valid WebAssembly")
+            }
+            RequestRefusal::NameTaken => f.write_str("the name is taken"),
+            RequestRefusal::NoVhm => f.write_str("no such running VHM"),
+            RequestRefusal::OverBudget { what, asked, left } => {
+                write!(
+                    f,
+                    "over the tenant's budget: {what}: asked {asked}, {left} left"
+                )
+            }
+            RequestRefusal::Placement { message } => write!(f, "cannot place: {message}"),
+            RequestRefusal::Forbidden => f.write_str("only the operator may do this"),
+            RequestRefusal::HostFull => f.write_str("the host's tables are full"),
+        }
+    }
+}
+
+impl RequestRefusal {
+    /// The stable code the API answers with (`problem+json`'s `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestRefusal::BadSpec { .. } => "bad_spec",
+            RequestRefusal::NoModule => "no_module",
+            RequestRefusal::BadModule { .. } => "bad_module",
+            RequestRefusal::NameTaken => "name_taken",
+            RequestRefusal::NoVhm => "no_vhm",
+            RequestRefusal::OverBudget { .. } => "over_budget",
+            RequestRefusal::Placement { .. } => "placement",
+            RequestRefusal::Forbidden => "forbidden",
+            RequestRefusal::HostFull => "host_full",
+        }
+    }
 }
 
 /// Kinds of host work charged to a VHM's fuel ([`EventKind::HostWork`]).
@@ -879,6 +1031,8 @@ impl EventKind {
                 "fault_injected"
             }
             EventKind::Restarting { .. } => "restarting",
+            EventKind::Request { .. } => "request",
+            EventKind::RequestRefused { .. } => "request_refused",
             EventKind::RestartRefused { .. } | EventKind::LegacyRestartRefused { .. } => {
                 "restart_refused"
             }

@@ -21,6 +21,7 @@ pub use event::{
     Event, EventKind, EventSink, ExitReason, FaultClass, HypercallRecord, MemorySink, NullSink,
     Resource, SinkError,
 };
+pub use event::{RequestRefusal, ServiceRequest};
 pub use hash::Hash32;
 pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 
@@ -28,6 +29,8 @@ pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 /// Schema 5 appended `HostWork`. Schema 6 appended `Fault`, `Refused`, `PhiDecohered` and
 /// `RestartRefused` with typed reasons ([`refusal`]) in place of words; the variants of those
 /// names in schemas 4 and 5 decode as their `Legacy…` forms, so older bodies decode unchanged.
-pub const EVENT_SCHEMA_VERSION: u32 = 6;
+/// Schema 7 appended `Request` and `RequestRefused`, the inputs of an `xdv serve` host; a schema
+/// 6 trace is a schema 7 trace without them.
+pub const EVENT_SCHEMA_VERSION: u32 = 7;
 /// Version of the trace file layout (tables and header keys).
 pub const TRACE_FORMAT_VERSION: u32 = 1;

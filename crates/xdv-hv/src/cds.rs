@@ -115,6 +115,11 @@ impl Cds {
         self.heap.pop().map(|Reverse(x)| x)
     }
 
+    /// The least pending event, without removing it.
+    pub fn peek(&self) -> Option<(Key, Target)> {
+        self.heap.peek().map(|Reverse(x)| *x)
+    }
+
     /// The least pending event's time.
     pub fn peek_time(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((k, _))| k.time)

@@ -48,6 +48,39 @@ impl QJobRun<'_> {
     }
 }
 
+/// A service host's pause, as [`Driver::at_pause`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    /// The virtual time it paused at.
+    pub now: u64,
+    /// Nothing is queued.
+    pub idle: bool,
+    /// The service's epoch, ns.
+    pub epoch_ns: u64,
+}
+
+impl Pause {
+    /// What an unattended service does here: the next epoch, or, once idle, the operator's
+    /// `Stop` (nobody is there to send a request).
+    pub fn unattended(&self) -> crate::Input {
+        if self.idle {
+            return crate::Input::Request(Box::new(crate::Requested {
+                tenant: None,
+                request: xdv_core::ServiceRequest::Stop,
+                bytes: None,
+            }));
+        }
+        self.next_epoch()
+    }
+
+    /// The input that runs the host on by one epoch.
+    pub fn next_epoch(&self) -> crate::Input {
+        crate::Input::Continue {
+            until_ns: self.now.saturating_add(self.epoch_ns),
+        }
+    }
+}
+
 /// What drives a run: it receives every event and supplies the run's measured inputs.
 ///
 /// The default methods are those of a live run.
@@ -76,6 +109,17 @@ pub trait Driver: EventSink {
     ) -> Result<Vec<(i64, i64)>, SinkError> {
         let _ = vhm;
         Ok(computed)
+    }
+
+    /// What a service host does at a pause: a request, the next horizon, or nothing (the run
+    /// returns). A live run with no service edge (`xdv run` of a service config) runs epoch
+    /// after epoch and stops the service, as the operator, once it is idle.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError`] stops the run.
+    fn at_pause(&mut self, pause: &Pause) -> Result<Option<crate::Input>, SinkError> {
+        Ok(Some(pause.unattended()))
     }
 }
 
@@ -123,4 +167,40 @@ pub(crate) fn recorded_captures(
         }
         _ => computed,
     }
+}
+
+/// What a replay or a resume does at a service host's pause, from `next`, the recorded event
+/// about to be compared: the recorded request when it was applied at this pause (an upload's
+/// bytes from `module`); when the host is idle, the horizon moved to that request (nothing
+/// happens in between); else the next epoch. `None` when the recording ends here, or when an
+/// idle host has nothing recorded it could reach.
+pub(crate) fn recorded_pause(
+    next: Option<&Event>,
+    pause: &Pause,
+    module: impl Fn(&Hash32) -> Option<Vec<u8>>,
+) -> Option<crate::Input> {
+    let next = next?;
+    if let xdv_core::EventKind::Request { tenant, request } = &next.kind {
+        if next.time_ns == pause.now {
+            let bytes = match request {
+                xdv_core::ServiceRequest::Upload { module: hash } => module(hash),
+                _ => None,
+            };
+            return Some(crate::Input::Request(Box::new(crate::Requested {
+                tenant: *tenant,
+                request: request.clone(),
+                bytes,
+            })));
+        }
+        if pause.idle && next.time_ns > pause.now {
+            return Some(crate::Input::Continue {
+                until_ns: next.time_ns,
+            });
+        }
+    }
+    // An idle host produces nothing but requests: anything else recorded is out of its reach.
+    if pause.idle {
+        return None;
+    }
+    Some(pause.next_epoch())
 }

@@ -6,7 +6,7 @@
 //! effects it returns in order (events to the driver, guest writes and runs to the engine, Q
 //! jobs to their provider through the driver) and feeds back the one answer the core awaits.
 
-use crate::driver::{Driver, Live, QJobRun};
+use crate::driver::{Driver, Live, Pause, QJobRun};
 use crate::guests::Guests;
 use crate::state::{module_error, RunSummary, State};
 use crate::step::{Effect, Effects, Input};
@@ -14,6 +14,18 @@ use crate::HvError;
 use xdv_core::event::EventSink;
 use xdv_core::VhmId;
 use xdv_manifest::{LoadedModule, Manifest};
+
+/// Where a service host stands after [`Hypervisor::drive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// Paused at its horizon (`State::now`), awaiting requests or a new horizon.
+    Paused {
+        /// Nothing is queued.
+        idle: bool,
+    },
+    /// The run is over.
+    Finished,
+}
 
 /// A host ready to run: its core state and its guests.
 pub struct Hypervisor {
@@ -32,7 +44,12 @@ impl Hypervisor {
     /// [`HvError::Manifest`] for Q or Φ placements the host cannot make.
     pub fn new(manifest: &Manifest, modules: &[LoadedModule], seed: u64) -> Result<Self, HvError> {
         let mut guests = Guests::new(Box::new(xdv_k::KEngine::new()));
-        let state = State::new(manifest, modules, seed, &mut guests)?;
+        let mut state = State::new(manifest, modules, seed, &mut guests)?;
+        // A service's config makes a service host wherever it runs: `xdv serve`, a replay or a
+        // resume of its trace.
+        if let Some(serve) = &manifest.serve {
+            state.serve(&manifest.tenants, serve.epoch_ns, &manifest.file)?;
+        }
         Ok(Self { state, guests })
     }
 
@@ -99,16 +116,48 @@ impl Hypervisor {
     ///
     /// [`HvError::Sink`] when the driver stops the run, [`HvError::Invariant`] when invariants
     /// are checked after every event and one fails.
+    ///
+    /// A service host's pauses are answered by [`Driver::at_pause`]; the run returns when it
+    /// answers nothing (a replayed trace that ends there).
     pub fn run_driven<D: Driver>(&mut self, driver: &mut D) -> Result<RunSummary, HvError> {
         let mut input = Input::Start;
-        // One buffer for the run: each step's effects are carried out (and drained) before
+        loop {
+            match self.drive(driver, input)? {
+                Served::Finished => return Ok(self.state.summary()),
+                Served::Paused { idle } => {
+                    let pause = Pause {
+                        now: self.state.now(),
+                        idle,
+                        epoch_ns: self.state.epoch_ns().expect("only a service host pauses"),
+                    };
+                    match driver.at_pause(&pause)? {
+                        Some(next) => input = next,
+                        None => return Ok(self.state.summary()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds the core `input` and carries out what follows, answering the edge's questions,
+    /// until a service host pauses or the run is over. A service's edge drives it this way:
+    /// [`Input::Start`], then at each pause [`Input::Request`]s and one [`Input::Continue`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Hypervisor::run_driven`], and [`HvError::Input`] for an input the core does not
+    /// await.
+    pub fn drive<D: Driver>(&mut self, driver: &mut D, input: Input) -> Result<Served, HvError> {
+        let mut input = input;
+        // One buffer for the drive: each step's effects are carried out (and drained) before
         // the next.
         let mut effects = Effects::default();
         loop {
             self.state.step_into(input, &mut effects)?;
             input = match self.carry(driver, &mut effects)? {
                 Carried::Answer(answer) => answer,
-                Carried::Finished => return Ok(self.state.summary()),
+                Carried::Finished => return Ok(Served::Finished),
+                Carried::Paused(idle) => return Ok(Served::Paused { idle }),
                 Carried::Nothing => {
                     return Err(HvError::Input(
                         "a step ended awaiting nothing and not finished".into(),
@@ -200,6 +249,10 @@ impl Hypervisor {
                     carried = Carried::Finished;
                     None
                 }
+                Effect::Paused { idle } => {
+                    carried = Carried::Paused(*idle);
+                    None
+                }
                 k => self.guests.carry(k),
             };
             if let Some(answer) = answer {
@@ -217,6 +270,8 @@ enum Carried {
     Answer(Input),
     /// The run is over.
     Finished,
+    /// A service host paused (idle or not).
+    Paused(bool),
     /// Nothing: the effects await no answer.
     Nothing,
 }

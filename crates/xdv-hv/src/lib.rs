@@ -25,20 +25,21 @@ mod phi;
 mod q;
 pub mod replay;
 pub mod run;
+pub mod service;
 mod state;
 pub mod step;
 mod versioned;
 mod vhm;
 
 pub use builder::HostBuilder;
-pub use hypervisor::Hypervisor;
+pub use hypervisor::{Hypervisor, Served};
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{
     chaos_faults, prepare, prepare_with_chaos, resume_trace, run_in_memory, run_to_trace,
     trace_writer, Prepared, Resumed, RunOptions,
 };
 pub use state::{RunSummary, State, VhmSummary};
-pub use step::{Effect, Input};
+pub use step::{Effect, Input, Requested};
 
 use xdv_core::event::SinkError;
 use xdv_manifest::ManifestError;

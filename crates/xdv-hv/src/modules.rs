@@ -58,6 +58,9 @@ pub(crate) struct Modules {
     bytes: BTreeMap<Hash32, Vec<u8>>,
     /// What instantiating (module, memory limit) does: it depends on nothing else.
     instantiates: BTreeMap<(usize, u64), Result<(), TrapCode>>,
+    /// Modules uploaded to a service host: kept, like manifest modules, for the host's life
+    /// (their tenant's budget holds them).
+    uploaded: std::collections::BTreeSet<Hash32>,
 }
 
 impl Modules {
@@ -67,7 +70,15 @@ impl Modules {
             entries: Vec::new(),
             bytes: bytes.into_iter().map(|b| (Hash32::of(&b), b)).collect(),
             instantiates: BTreeMap::new(),
+            uploaded: Default::default(),
         }
+    }
+
+    /// Keeps the bytes of a module uploaded to a service host for the host's life.
+    pub(crate) fn keep_uploaded(&mut self, hash: Hash32, bytes: Vec<u8>) {
+        debug_assert_eq!(Hash32::of(&bytes), hash);
+        self.bytes.entry(hash).or_insert(bytes);
+        self.uploaded.insert(hash);
     }
 
     /// The index of `(hash, entry)` (the next free one when it has none yet) and whether it is
@@ -155,7 +166,7 @@ impl Modules {
 
     /// `true` when a manifest module has `hash`: it is kept for the life of the host.
     pub(crate) fn pinned(&self, hash: &Hash32) -> bool {
-        self.entries.iter().any(|e| e.hash == *hash && e.pinned)
+        self.uploaded.contains(hash) || self.entries.iter().any(|e| e.hash == *hash && e.pinned)
     }
 
     /// `true` when `hash` is a run-time module no running VHM runs.

@@ -12,7 +12,7 @@
 //! measured input is read from the recorded event about to be compared. Its memory does not
 //! grow with the trace's length.
 
-use crate::driver::{recorded_captures, recorded_outcomes, Driver, QJobRun};
+use crate::driver::{recorded_captures, recorded_outcomes, recorded_pause, Driver, Pause, QJobRun};
 use crate::hypervisor::Hypervisor;
 use crate::HvError;
 use serde::Serialize;
@@ -90,6 +90,7 @@ impl ReplayReport {
 }
 
 struct Checker<'r> {
+    reader: &'r TraceReader,
     recorded: EventCursor<'r>,
     pos: u64,
     complete: bool,
@@ -107,9 +108,10 @@ struct Checker<'r> {
 }
 
 impl<'r> Checker<'r> {
-    fn new(recorded: EventCursor<'r>, complete: bool, opts: &ReplayOptions) -> Self {
+    fn new(reader: &'r TraceReader, complete: bool, opts: &ReplayOptions) -> Self {
         Self {
-            recorded,
+            reader,
+            recorded: reader.cursor(),
             pos: 0,
             complete,
             divergence: None,
@@ -356,16 +358,29 @@ impl Driver for Checker<'_> {
         let next = self.next_recorded()?;
         Ok(recorded_captures(next, vhm, computed))
     }
+
+    /// The recorded request at this pause, or the next horizon.
+    fn at_pause(&mut self, pause: &Pause) -> Result<Option<crate::Input>, SinkError> {
+        let reader = self.reader;
+        let next = self.next_recorded()?;
+        Ok(recorded_pause(next, pause, |h| {
+            reader.module(h).ok().flatten()
+        }))
+    }
 }
 
-/// Why a trace of an older event schema is not re-executed: this hypervisor records refusals
-/// and faults as codes (schema 6) where older ones wrote words, so its events could never equal
-/// the recorded ones. Such a trace still verifies and reads (`trace verify`, `show`,
-/// `accounting`, `export`).
+/// The oldest event schema this hypervisor re-executes: schema 6 records refusals and faults
+/// as codes where older ones wrote words; schema 7 only appended the service's requests, which
+/// a schema 6 trace has none of.
+pub const OLDEST_REEXECUTED_SCHEMA: u32 = 6;
+
+/// Why a trace of an older event schema is not re-executed: its events could never equal this
+/// hypervisor's. Such a trace still verifies and reads (`trace verify`, `show`, `accounting`,
+/// `export`).
 pub(crate) fn older_schema(header: &xdv_trace::TraceHeader) -> Option<String> {
-    (header.event_schema < xdv_core::EVENT_SCHEMA_VERSION).then(|| {
+    (header.event_schema < OLDEST_REEXECUTED_SCHEMA).then(|| {
         format!(
-            "recorded with event schema {} by xdv {}; this xdv re-executes event schema {} only (schema 6 records refusals and faults as codes, not words). trace verify, show, accounting and export still read it",
+            "recorded with event schema {} by xdv {}; this xdv re-executes event schemas {OLDEST_REEXECUTED_SCHEMA} to {} only (schema 6 records refusals and faults as codes, not words). trace verify, show, accounting and export still read it",
             header.event_schema,
             header.xdv_version,
             xdv_core::EVENT_SCHEMA_VERSION
@@ -468,7 +483,7 @@ pub fn replay_trace_with(path: &Path, opts: &ReplayOptions) -> Result<ReplayRepo
         return Ok(out);
     }
     let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
-    let mut checker = Checker::new(reader.cursor(), complete, opts);
+    let mut checker = Checker::new(&reader, complete, opts);
     match hv.run_driven(&mut checker) {
         Ok(_) => {}
         Err(HvError::Sink(SinkError::Diverged { .. } | SinkError::Stopped(_))) => {}

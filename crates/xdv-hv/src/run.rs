@@ -1,6 +1,6 @@
 //! A run from a manifest to a trace file.
 
-use crate::driver::{recorded_captures, recorded_outcomes, Driver, QJobRun};
+use crate::driver::{recorded_captures, recorded_outcomes, recorded_pause, Driver, Pause, QJobRun};
 use crate::hypervisor::Hypervisor;
 use crate::state::RunSummary;
 use crate::HvError;
@@ -212,6 +212,8 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
     // The committed prefix streams from the reader's connection while the writer appends after
     // it on its own (the trace is in WAL mode): nothing past the prefix is ever read.
     let mut sink = ResumeSink {
+        reader: &reader,
+        hand_over: false,
         recorded: reader.cursor(),
         committed,
         pos: 0,
@@ -244,6 +246,9 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
 
 /// Checks the re-executed prefix against the committed events, then writes the rest.
 struct ResumeSink<'r> {
+    reader: &'r TraceReader,
+    /// Past the committed prefix, return at the first pause (a service takes the host over).
+    hand_over: bool,
     recorded: EventCursor<'r>,
     committed: u64,
     pos: u64,
@@ -319,5 +324,21 @@ impl Driver for ResumeSink<'_> {
     ) -> Result<Vec<(i64, i64)>, SinkError> {
         let next = self.next_recorded()?;
         Ok(recorded_captures(next, vhm, computed))
+    }
+
+    /// The committed prefix's request at this pause; past the prefix, a live run's answer
+    /// (or nothing, when the resume hands the host to a live service).
+    fn at_pause(&mut self, pause: &Pause) -> Result<Option<crate::Input>, SinkError> {
+        if self.pos >= self.committed {
+            if self.hand_over {
+                return Ok(None);
+            }
+            return Ok(Some(pause.unattended()));
+        }
+        let reader = self.reader;
+        let next = self.next_recorded()?;
+        Ok(recorded_pause(next, pause, |h| {
+            reader.module(h).ok().flatten()
+        }))
     }
 }

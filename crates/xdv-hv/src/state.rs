@@ -101,6 +101,8 @@ pub struct State {
     pub(crate) in_event: bool,
     /// The run is over.
     pub(crate) done: bool,
+    /// Tenants and the epoch of a service host (`xdv serve`); `None` for a run.
+    pub(crate) service: Option<crate::service::Service>,
 }
 
 /// A module error placed at the manifest line that names the module.
@@ -188,6 +190,7 @@ impl State {
             started: false,
             in_event: false,
             done: false,
+            service: None,
         };
         let bytes_of = |name: &str| {
             modules
@@ -803,6 +806,7 @@ impl State {
             anchored_ends: Vec::new(),
             sent_to: Default::default(),
             module,
+            tenant: self.service.as_ref().and_then(|s| s.creating_for),
             spec,
         });
         self.modules.acquire(module);
@@ -1583,7 +1587,10 @@ impl State {
     fn give_back(&mut self, sink: &mut Effects, vhm: VhmId) {
         let v = &self.vhms[vhm];
         let (parent, quota, spent) = (v.parent, v.quota, v.budget.fuel_spent);
-        let Some(p) = parent else { return };
+        let Some(p) = parent else {
+            self.give_back_to_tenant(vhm);
+            return;
+        };
         let pv = &mut self.vhms[p];
         pv.children.retain(|&c| c != vhm);
         if pv.running() {

@@ -65,6 +65,14 @@ pub enum Input {
         /// `(I, Q)` per capture; another length than the computed one is ignored.
         captures: Vec<(i64, i64)>,
     },
+    /// Run a paused service host on: its horizon moves to `until_ns` (after the pause), and it
+    /// pauses again there, or earlier when idle. Answers [`Effect::Paused`].
+    Continue {
+        /// The next horizon, ns.
+        until_ns: u64,
+    },
+    /// A service request, applied at the current pause. Answers [`Effect::Paused`].
+    Request(Box<Requested>),
     /// The module of the last [`Effect::LoadModule`]: compiled, and instantiated once under the
     /// memory limit it names, or why not.
     ModuleLoaded {
@@ -73,6 +81,17 @@ pub enum Input {
         /// What compiling and instantiating it showed.
         result: Result<ModuleFacts, LoadRefusal>,
     },
+}
+
+/// A service request as the edge hands it to the core.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    /// The tenant (its index), `None` for the operator.
+    pub tenant: Option<u32>,
+    /// What it asks.
+    pub request: xdv_core::ServiceRequest,
+    /// An upload's module bytes (they must hash to its id).
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// What compiling a module and instantiating it once showed: everything the core needs to know
@@ -198,6 +217,12 @@ pub enum Effect {
         /// The module's index.
         module: usize,
     },
+    /// A service host paused at its horizon (`State::now`): it awaits [`Input::Request`] or
+    /// [`Input::Continue`].
+    Paused {
+        /// Nothing is queued: without a request, nothing will happen.
+        idle: bool,
+    },
     /// The run is over: `State::summary` says how it ended.
     Finished,
 }
@@ -219,6 +244,19 @@ impl Effects {
     }
 }
 
+/// What comes next in the queue.
+enum Upcoming {
+    /// Apply this event.
+    Event(Target),
+    /// Pause at the service's horizon.
+    Pause {
+        /// Nothing is queued.
+        idle: bool,
+    },
+    /// The run is over.
+    End,
+}
+
 /// What the core waits for from the edge.
 #[derive(Debug, Clone)]
 pub(crate) enum Await {
@@ -228,6 +266,13 @@ pub(crate) enum Await {
     Call { vhm: VhmId, vcpu: u32 },
     /// A Q job's outcomes.
     QJob { vhm: VhmId, job: u32 },
+    /// A service host's next request or horizon.
+    Pause,
+    /// The module a service request's VHM runs, loaded.
+    Create {
+        module: usize,
+        pending: Box<crate::service::PendingCreate>,
+    },
     /// The answer a hypercall's handler needs to finish (captures, a loaded module).
     Resume {
         vhm: VhmId,
@@ -289,6 +334,10 @@ impl State {
             (Some(Await::QJob { vhm, job }), Input::QJobFinished { vhm: v, job: j, .. }) => {
                 (v, j) == (vhm, job)
             }
+            (Some(Await::Pause), Input::Continue { .. } | Input::Request(_)) => true,
+            (Some(Await::Create { module, .. }), Input::ModuleLoaded { module: m, .. }) => {
+                module == m
+            }
             // The pending call checks its own answer.
             (Some(Await::Resume { .. }), _) => true,
             _ => false,
@@ -298,6 +347,34 @@ impl State {
                 "the core awaits {awaiting:?} and was given {input:?}"
             )));
         }
+        match (awaiting, input) {
+            (Some(Await::Pause), Input::Continue { until_ns }) => {
+                self.continue_to(until_ns)?;
+                self.advance(out)
+            }
+            (Some(Await::Pause), Input::Request(r)) => {
+                let r = *r;
+                self.request(out, r.tenant, r.request, r.bytes)?;
+                if self.awaiting.is_some() {
+                    return Ok(());
+                }
+                self.after_request(out)
+            }
+            (Some(Await::Create { module, pending }), Input::ModuleLoaded { result, .. }) => {
+                self.create_loaded(out, module, *pending, result)?;
+                self.after_request(out)
+            }
+            (awaiting, input) => self.step_awaited(out, awaiting, input),
+        }
+    }
+
+    /// [`State::step_into`] for a run's inputs (all but a service's).
+    fn step_awaited(
+        &mut self,
+        out: &mut Effects,
+        awaiting: Option<Await>,
+        input: Input,
+    ) -> Result<(), HvError> {
         if let Some(Await::Resume {
             vhm,
             vcpu,
@@ -326,8 +403,11 @@ impl State {
             Input::QJobFinished { vhm, job, outcomes } => {
                 self.finish_job(out, vhm, job, outcomes)?;
             }
-            Input::PhiCaptured { .. } | Input::ModuleLoaded { .. } => {
-                unreachable!("answers to a pending call are checked above")
+            Input::PhiCaptured { .. }
+            | Input::ModuleLoaded { .. }
+            | Input::Continue { .. }
+            | Input::Request(_) => {
+                unreachable!("answers to a pending call or a pause are checked above")
             }
         }
         self.advance(out)
@@ -348,17 +428,59 @@ impl State {
                 self.after_event(out)?;
             }
             match self.next_target() {
-                Some(target) => {
+                Upcoming::Event(target) => {
                     self.in_event = true;
                     self.apply(out, target)?;
                 }
-                None => {
-                    self.finish(out)?;
-                    self.done = true;
-                    out.push(Effect::Finished);
+                Upcoming::Pause { idle } => {
+                    self.pause(out, idle);
+                    return Ok(());
+                }
+                Upcoming::End => {
+                    self.end(out)?;
+                    return Ok(());
                 }
             }
         }
+    }
+
+    /// The run is over: running VHMs stop and the host finishes.
+    fn end(&mut self, out: &mut Effects) -> Result<(), HvError> {
+        self.finish(out)?;
+        self.done = true;
+        out.push(Effect::Finished);
+        Ok(())
+    }
+
+    /// A service host pauses at its horizon: the clock moves there (nothing is queued before).
+    fn pause(&mut self, out: &mut Effects, idle: bool) {
+        let h = self.horizon().expect("only a service host pauses");
+        self.now = self.now.max(h);
+        self.await_edge(Await::Pause);
+        out.push(Effect::Paused { idle });
+    }
+
+    /// After a request: the checks that follow every event, then the pause again (or the end,
+    /// after `Stop`).
+    fn after_request(&mut self, out: &mut Effects) -> Result<(), HvError> {
+        self.after_event(out)?;
+        if self.horizon().is_none() {
+            return self.end(out);
+        }
+        let idle = !self.live_pending();
+        self.pause(out, idle);
+        Ok(())
+    }
+
+    /// `true` when a live event is queued (superseded ones are dropped on the way).
+    fn live_pending(&mut self) -> bool {
+        while let Some((_, target)) = self.cds.peek() {
+            if self.is_live(target) {
+                return true;
+            }
+            self.cds.pop();
+        }
+        false
     }
 
     /// Waits for `what`; the step ends once the current handler returns.
@@ -372,9 +494,10 @@ impl State {
         self.awaiting = Some(what);
     }
 
-    /// The next live queued event, with the clock moved to it; `None` when nothing is left or
-    /// the time limit is reached.
-    fn next_target(&mut self) -> Option<Target> {
+    /// The next live queued event, with the clock moved to it; a pause when a service host
+    /// reaches its horizon or runs out of events; the end when nothing is left or the time
+    /// limit is reached.
+    fn next_target(&mut self) -> Upcoming {
         // The time limit, and in any case the horizon: no clock computes past it.
         let limit = self
             .host
@@ -382,16 +505,22 @@ impl State {
             .map_or(xdv_k::abi::TIME_HORIZON_NS, |l| {
                 l.min(xdv_k::abi::TIME_HORIZON_NS)
             });
-        while let Some((key, target)) = self.cds.pop() {
+        let horizon = self.horizon().filter(|&h| h < limit);
+        while let Some((key, target)) = self.cds.peek() {
             // Superseded events (a woken sleeper's old deadline, a stopped VHM's pending stop)
             // are dropped without touching the clock.
             if !self.is_live(target) {
+                self.cds.pop();
                 continue;
             }
             if key.time > limit {
                 self.now = self.now.max(limit);
-                return None;
+                return Upcoming::End;
             }
+            if horizon.is_some_and(|h| key.time > h) {
+                return Upcoming::Pause { idle: false };
+            }
+            self.cds.pop();
             assert!(key.time >= self.now, "the virtual clock never goes back");
             // A fault injected into a stopped VHM is recorded without moving the clock: a
             // stopped VHM cannot make the host run longer.
@@ -399,9 +528,12 @@ impl State {
             {
                 self.now = key.time;
             }
-            return Some(target);
+            return Upcoming::Event(target);
         }
-        None
+        match horizon {
+            Some(_) => Upcoming::Pause { idle: true },
+            None => Upcoming::End,
+        }
     }
 
     /// What follows every applied event: faults due at its event count fire, and the

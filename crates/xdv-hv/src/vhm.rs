@@ -116,6 +116,8 @@ pub(crate) struct Timer {
 #[derive(Clone)]
 pub(crate) struct Vhm {
     pub(crate) name: String,
+    /// The tenant that created it through `xdv serve` (its index), if one.
+    pub(crate) tenant: Option<u32>,
     /// The effective spec: the policy is already intersected with the parent's.
     pub(crate) spec: VhmSpec,
     pub(crate) parent: Option<VhmId>,

@@ -14,11 +14,13 @@
 #![warn(missing_docs)]
 
 mod raw;
+mod serve;
 mod size;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use serve::{serve_defaults, ServeMode, ServeSpec, TenantSpec};
 pub use size::ByteSize;
 
 /// Size of a WebAssembly page; memory limits are whole pages.
@@ -316,6 +318,27 @@ pub struct VhmSpec {
     pub phi: Vec<WindowReq>,
 }
 
+impl VhmSpec {
+    /// Parses one `[[vhm]]` table sent to `xdv serve` (`text` holds only it) as a top-level
+    /// VHM of a host with `host`'s settings; `file` labels errors, whose keys read `vhm[0].…`.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid key, as [`Manifest::parse`] reports it.
+    pub fn parse_request(host: &HostSpec, text: &str, file: &str) -> Result<Self, ManifestError> {
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(ManifestError {
+                file: file.to_string(),
+                line: 1,
+                col: 1,
+                key: String::new(),
+                message: "the VHM table is larger than a manifest may be".into(),
+            });
+        }
+        raw::request_vhm(host, text, file)
+    }
+}
+
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -331,6 +354,10 @@ pub struct Manifest {
     pub channels: Vec<ChannelSpec>,
     /// Faults to inject (`[[fault]]`), in declaration order.
     pub faults: Vec<FaultSpec>,
+    /// `[serve]`: present in a service's config (`xdv serve`).
+    pub serve: Option<ServeSpec>,
+    /// `[[tenant]]` tables, in declaration order (their index is the tenant's number).
+    pub tenants: Vec<TenantSpec>,
 }
 
 /// An IPC channel declared in the manifest (`[[channel]]`).

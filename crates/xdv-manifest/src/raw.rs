@@ -11,7 +11,7 @@ use std::ops::Range;
 use toml::Spanned;
 use xdv_core::bounds;
 
-type S<T> = Spanned<T>;
+pub(crate) type S<T> = Spanned<T>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +23,9 @@ struct Raw {
     channel: Vec<S<RawChannel>>,
     #[serde(default)]
     fault: Vec<S<RawFault>>,
+    serve: Option<S<crate::serve::RawServe>>,
+    #[serde(default)]
+    tenant: Vec<S<crate::serve::RawTenant>>,
 }
 
 #[derive(Deserialize)]
@@ -177,9 +180,9 @@ pub(crate) mod defaults {
     pub const Q_BUDGET: u64 = 10_000_000;
 }
 
-struct Ctx<'a> {
-    text: &'a str,
-    file: &'a str,
+pub(crate) struct Ctx<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) file: &'a str,
 }
 
 impl Ctx<'_> {
@@ -259,7 +262,7 @@ impl Ctx<'_> {
         let col = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Location { line, col }
     }
-    fn err(
+    pub(crate) fn err(
         &self,
         span: Range<usize>,
         key: impl Into<String>,
@@ -275,7 +278,7 @@ impl Ctx<'_> {
         }
     }
     /// Checks `lo <= v <= hi` for an optional spanned value, returning the default when absent.
-    fn ranged(
+    pub(crate) fn ranged(
         &self,
         v: &Option<S<u64>>,
         key: &str,
@@ -341,7 +344,21 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
     let host_raw = raw.host.map(|h| h.into_inner()).unwrap_or_default();
     let host = host_spec(&cx, &host_raw)?;
 
-    if raw.vhm.is_empty() {
+    let serve = raw
+        .serve
+        .as_ref()
+        .map(|s| crate::serve::serve_spec(&cx, s.get_ref()))
+        .transpose()?;
+    let tenants = crate::serve::tenant_specs(&cx, &raw.tenant)?;
+    if let (None, Some(t)) = (&serve, raw.tenant.first()) {
+        return Err(cx.err(
+            t.span(),
+            "tenant",
+            "[[tenant]] tables need a [serve] table: tenants exist only in xdv serve",
+        ));
+    }
+    // A service may start empty: its tenants create the VHMs.
+    if raw.vhm.is_empty() && serve.is_none() {
         return Err(cx.err(
             0..0,
             "vhm",
@@ -392,7 +409,47 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         vhms,
         channels,
         faults,
+        serve,
+        tenants,
     })
+}
+
+/// One `[[vhm]]` table sent to `xdv serve` (the only table in `text`), checked as a top-level
+/// VHM of a host with `host`'s settings.
+pub(crate) fn request_vhm(
+    host: &HostSpec,
+    text: &str,
+    file: &str,
+) -> Result<VhmSpec, ManifestError> {
+    let cx = Ctx { text, file };
+    let raw: Raw = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        cx.err(
+            span.clone(),
+            key_at(text, span.start),
+            e.message().trim().to_string(),
+        )
+    })?;
+    let extra = raw.host.is_some()
+        || !raw.channel.is_empty()
+        || !raw.fault.is_empty()
+        || raw.serve.is_some()
+        || !raw.tenant.is_empty();
+    let [v] = raw.vhm.as_slice() else {
+        return Err(cx.err(0..0, "vhm", "exactly one VHM is expected"));
+    };
+    if extra {
+        return Err(cx.err(0..0, "vhm", "only a [[vhm]] table is expected"));
+    }
+    if let Some(p) = &v.get_ref().parent {
+        return Err(cx.err(
+            p.span(),
+            "vhm[0].parent",
+            "a VHM created through the API is top-level: children are spawned by their parent",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    vhm_spec(&cx, 0, v.get_ref(), host, &[], &mut names)
 }
 
 /// One `[[channel]]` table, between VHMs of `vhms`.

@@ -309,6 +309,11 @@ impl Describe for Event {
             QScrubbed { device, physical } => {
                 format!("q container scrubbed on {device}: physical qubits {physical:?}")
             }
+            Request { tenant, request } => match tenant {
+                Some(t) => format!("REQUEST from tenant {t}: {request}"),
+                None => format!("REQUEST from the operator: {request}"),
+            },
+            RequestRefused { reason } => format!("request refused: {reason}"),
         }
     }
 }
