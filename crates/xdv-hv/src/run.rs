@@ -244,6 +244,92 @@ pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, H
     })
 }
 
+/// A service's host resumed from its trace ([`resume_service`]), paused and ready for a live
+/// service to take over.
+pub struct ResumedService {
+    /// The host, at a pause (or finished).
+    pub hv: Hypervisor,
+    /// Where it stands.
+    pub at: crate::Served,
+    /// The writer, appending after the re-executed events.
+    pub writer: TraceWriter,
+    /// The Resource_Table so far.
+    pub table: TableBuilder,
+    /// Every VHM's name so far, by id.
+    pub names: std::collections::BTreeMap<xdv_core::VhmId, String>,
+    /// Committed events the trace held.
+    pub committed: u64,
+}
+
+/// Continues a service (`xdv serve --resume`) whose process was killed: re-executes its
+/// committed events (feeding back its recorded requests at the pauses where they were
+/// applied; each re-executed event must equal the recorded one byte for byte) and runs on to
+/// the first pause after them, so a live service can take the host over there. Requests that
+/// were never committed were never acknowledged, and are not in the trace.
+///
+/// # Errors
+///
+/// As [`resume_trace`].
+pub fn resume_service(trace: &Path) -> Result<ResumedService, HvError> {
+    let reader = TraceReader::open(trace)?;
+    let label = trace.display().to_string();
+    if let Some(reason) = crate::replay::older_schema(&reader.header()?) {
+        return Err(HvError::Trace(xdv_trace::TraceError::NotATrace {
+            path: label,
+            reason: format!("it cannot be resumed: {reason}"),
+        }));
+    }
+    let (manifest, modules, seed) = crate::replay::load_from_trace(&reader, &label)?;
+    let (writer, committed) = TraceWriter::resume(
+        trace,
+        manifest.host.trace_batch_events,
+        manifest.host.trace_durable,
+    )?;
+    let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
+    let mut sink = ResumeSink {
+        reader: &reader,
+        hand_over: true,
+        recorded: reader.cursor(),
+        committed,
+        pos: 0,
+        writer,
+        table: TableBuilder::default(),
+        buf: Vec::with_capacity(256),
+        inputs: InputCheck::default(),
+    };
+    let mut at = hv.drive(&mut sink, crate::Input::Start)?;
+    while let crate::Served::Paused { idle } = at {
+        let pause = Pause {
+            now: hv.state().now(),
+            idle,
+            epoch_ns: hv.state().epoch_ns().expect("a service host"),
+        };
+        match sink.at_pause(&pause)? {
+            Some(input) => at = hv.drive(&mut sink, input)?,
+            None => break,
+        }
+    }
+    if sink.pos < committed {
+        return Err(HvError::Sink(xdv_core::SinkError::Diverged {
+            seq: sink.pos,
+        }));
+    }
+    let ResumeSink {
+        mut writer, table, ..
+    } = sink;
+    drop(reader);
+    writer.confirm_status()?;
+    let names = table.names();
+    Ok(ResumedService {
+        hv,
+        at,
+        writer,
+        table,
+        names,
+        committed,
+    })
+}
+
 /// Checks the re-executed prefix against the committed events, then writes the rest.
 struct ResumeSink<'r> {
     reader: &'r TraceReader,

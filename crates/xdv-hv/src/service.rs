@@ -492,7 +492,7 @@ impl State {
             key: key.to_string(),
             message: message.to_string(),
         };
-        if spec.k.module != module.to_hex() {
+        if !spec.k.module.eq_ignore_ascii_case(&module.to_hex()) {
             return Err(bad(
                 "vhm[0].k.module",
                 "must be the module id the request names",

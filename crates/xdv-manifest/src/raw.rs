@@ -183,6 +183,8 @@ pub(crate) mod defaults {
 pub(crate) struct Ctx<'a> {
     pub(crate) text: &'a str,
     pub(crate) file: &'a str,
+    /// `k.module` is a module id (a service request), not a file.
+    pub(crate) module_ids: bool,
 }
 
 impl Ctx<'_> {
@@ -331,7 +333,11 @@ fn key_at(text: &str, at: usize) -> String {
 }
 
 pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
-    let cx = Ctx { text, file };
+    let cx = Ctx {
+        text,
+        file,
+        module_ids: false,
+    };
     let raw: Raw = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         cx.err(
@@ -421,7 +427,11 @@ pub(crate) fn request_vhm(
     text: &str,
     file: &str,
 ) -> Result<VhmSpec, ManifestError> {
-    let cx = Ctx { text, file };
+    let cx = Ctx {
+        text,
+        file,
+        module_ids: true,
+    };
     let raw: Raw = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         cx.err(
@@ -763,7 +773,15 @@ fn k_spec(cx: &Ctx<'_>, i: usize, k: &RawK) -> Result<KSpec, ManifestError> {
     };
     let module = k.module.get_ref();
     let lower = module.to_ascii_lowercase();
-    if !(lower.ends_with(".wat") || lower.ends_with(".wasm")) {
+    let is_id = module.len() == 64 && module.chars().all(|c| c.is_ascii_hexdigit());
+    if cx.module_ids && !is_id {
+        return Err(cx.err(
+            k.module.span(),
+            key("k.module"),
+            format!("{module:?}: the id of an uploaded module (64 hex digits) is expected"),
+        ));
+    }
+    if !cx.module_ids && !(lower.ends_with(".wat") || lower.ends_with(".wasm")) {
         return Err(cx.err(
             k.module.span(),
             key("k.module"),

@@ -317,3 +317,22 @@ impl Describe for Event {
         }
     }
 }
+
+/// One stored event as JSON: its place, its VHM's name (from `names`), a readable line and the
+/// structured kind. `xdv trace show --json` prints these, and `xdv serve` streams them.
+pub fn event_json(
+    s: &crate::StoredEvent,
+    names: &std::collections::BTreeMap<xdv_core::VhmId, String>,
+) -> serde_json::Value {
+    let e = &s.event;
+    serde_json::json!({
+        "seq": s.seq,
+        "time_ns": e.time_ns,
+        "vhm": e.vhm.map(|v| v.0),
+        "vhm_name": e.vhm.and_then(|v| names.get(&v)),
+        "kind": e.kind.name(),
+        "text": e.describe(),
+        "event": e.kind,
+        "hash": s.hash.to_hex(),
+    })
+}

@@ -27,7 +27,7 @@ mod writer;
 
 pub use accounting::{derive_resource_table, ResourceRow, TableBuilder};
 pub use chain::ChainHash;
-pub use describe::Describe;
+pub use describe::{event_json, Describe};
 pub use project::project;
 
 pub use header::{ModuleEntry, TraceHeader};

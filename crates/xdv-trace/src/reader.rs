@@ -395,6 +395,60 @@ impl TraceReader {
         })
     }
 
+    /// Visits the stored events with sequence numbers in `from..to` (of `vhm` only, when
+    /// given), in order, until `f` says stop.
+    ///
+    /// # Errors
+    ///
+    /// As [`TraceReader::for_each_event`].
+    pub fn for_each_event_in(
+        &self,
+        from: u64,
+        to: u64,
+        vhm: Option<VhmId>,
+        mut f: impl FnMut(StoredEvent) -> bool,
+    ) -> Result<(), TraceError> {
+        let e = sql(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, body, hash FROM events WHERE seq >= ?1 AND seq < ?2 \
+                 AND (?3 IS NULL OR vhm = ?3) ORDER BY seq",
+            )
+            .map_err(&e)?;
+        let (from, to) = (
+            from.min(i64::MAX as u64) as i64,
+            to.min(i64::MAX as u64) as i64,
+        );
+        let mut rows = stmt
+            .query(rusqlite::params![from, to, vhm.map(|v| v.0)])
+            .map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            let stored = self.decode_row(
+                row.get(0).map_err(&e)?,
+                row.get(1).map_err(&e)?,
+                row.get(2).map_err(&e)?,
+            )?;
+            if !f(stored) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the trace as it is committed now to `to` (a new file), while
+    /// its writer goes on: `GET /v1/trace`.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::Sqlite`] when SQLite cannot write the copy.
+    pub fn snapshot(&self, to: &Path) -> Result<(), TraceError> {
+        self.conn
+            .execute("VACUUM INTO ?1", [to.display().to_string()])
+            .map_err(sql(&self.path))?;
+        Ok(())
+    }
+
     /// All stored events, decoded.
     ///
     /// # Errors

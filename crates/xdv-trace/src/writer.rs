@@ -29,8 +29,10 @@ enum Msg {
     Batch(Batch),
     /// Store a module loaded at run time.
     Module(Hash32, Vec<u8>),
-    /// Reply once everything sent before is committed.
+    /// Reply once everything sent before is handled.
     Sync(SyncSender<()>),
+    /// Commit everything sent before now, then reply.
+    Commit(SyncSender<()>),
     /// Set a `run_status` entry.
     Status(&'static str, String),
     /// Write the Resource_Table and the final status, fold the WAL, and stop.
@@ -270,6 +272,22 @@ impl TraceWriter {
         self.crash_after = Some(n);
     }
 
+    /// Commits every event handed so far and waits until it is committed (and synced, when the
+    /// writer is durable): a service acknowledges a request only after this.
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError`] when the committer failed.
+    pub fn commit(&mut self) -> Result<(), TraceError> {
+        self.flush_batch()?;
+        let (ack, done) = sync_channel(1);
+        self.send(Msg::Commit(ack))?;
+        done.recv().map_err(|_| TraceError::NotATrace {
+            path: self.path.display().to_string(),
+            reason: "the trace committer stopped".into(),
+        })
+    }
+
     /// Events handed to the writer so far.
     pub fn len(&self) -> u64 {
         self.handed
@@ -418,6 +436,11 @@ fn commit_loop(
                 .map_err(&e)?;
             }
             Msg::Sync(ack) => {
+                let _ = ack.send(());
+            }
+            Msg::Commit(ack) => {
+                failed_commit(fail_commit_after, &chain, &path)?;
+                conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
                 let _ = ack.send(());
             }
             Msg::Status(key, value) => {

@@ -43,6 +43,78 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ServeCommand {
+    /// Print a fresh token and the `token_hash = "…"` line to paste into a config.
+    Token,
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// The host's version, virtual time and health.
+    Host,
+    /// Guest modules.
+    Module {
+        #[command(subcommand)]
+        command: CtlModule,
+    },
+    /// VHMs.
+    Vhm {
+        #[command(subcommand)]
+        command: CtlVhm,
+    },
+    /// Stream a VHM's events as they are committed.
+    Events {
+        /// The VHM.
+        name: String,
+        /// From this trace sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// Create a channel between two of your VHMs.
+    Channel {
+        /// End 0.
+        a: String,
+        /// End 1.
+        b: String,
+        /// Messages each direction holds.
+        #[arg(long, default_value_t = 16)]
+        capacity: u32,
+    },
+    /// Your Resource_Table rows and what is left of your budget.
+    Accounting,
+}
+
+#[derive(Subcommand)]
+enum CtlModule {
+    /// Upload a .wasm or .wat file.
+    Upload {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlVhm {
+    /// Create a VHM from a TOML file holding one [[vhm]] table (a `k.module` file is uploaded).
+    Create {
+        /// The spec.
+        spec: PathBuf,
+    },
+    /// List your VHMs.
+    List,
+    /// One VHM.
+    Get {
+        /// Its name.
+        name: String,
+    },
+    /// Kill a VHM.
+    Kill {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run a manifest and record its trace.
     Run {
@@ -132,6 +204,39 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the hypervisor as a multi-tenant service with an HTTP/JSON API (docs/serve.md).
+    #[command(args_conflicts_with_subcommands = true)]
+    Serve {
+        #[command(subcommand)]
+        command: Option<ServeCommand>,
+        /// The service config: a manifest with a [serve] table and [[tenant]] tables.
+        #[arg(required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Listen on this address (default: the config's `[serve] listen`, loopback).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Where to write the trace (default: <config name>.xdv in the current directory).
+        #[arg(long, conflicts_with = "resume")]
+        trace: Option<PathBuf>,
+        /// Continue the service recorded in this trace after a crash (kill -9): its committed
+        /// events are re-executed and checked, then it serves on.
+        #[arg(long, value_name = "TRACE")]
+        resume: Option<PathBuf>,
+    },
+    /// A client of `xdv serve` (XDV_SERVER and XDV_TOKEN set the server and the token).
+    Ctl {
+        /// The server's base URL.
+        #[arg(long, env = "XDV_SERVER", default_value = "http://127.0.0.1:7914")]
+        server: String,
+        /// The bearer token.
+        #[arg(long, env = "XDV_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the answers as JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCommand,
     },
     /// Run and plot Φ transforms standalone.
     Phi {
@@ -371,6 +476,46 @@ fn main() -> ExitCode {
         Command::Sim { seeds, from, json } => cmd::sim::sim(from, seeds, json),
         Command::Compliance { trace, key, json } => {
             cmd::compliance::compliance(&trace, key.as_deref(), json)
+        }
+        Command::Serve {
+            command: Some(ServeCommand::Token),
+            ..
+        } => cmd::serve::token(),
+        Command::Serve {
+            config,
+            listen,
+            trace,
+            resume,
+            ..
+        } => match (&config, &resume) {
+            (Some(c), _) => cmd::serve::serve(c, listen, trace, resume),
+            (None, Some(r)) => cmd::serve::serve_resume(r, listen),
+            (None, None) => unreachable!("clap requires a config without --resume"),
+        },
+        Command::Ctl {
+            server,
+            token,
+            json,
+            command,
+        } => {
+            let c = cmd::ctl::Client::new(server, token);
+            match command {
+                CtlCommand::Host => cmd::ctl::host(&c, json),
+                CtlCommand::Module {
+                    command: CtlModule::Upload { file },
+                } => cmd::ctl::upload(&c, &file, json),
+                CtlCommand::Vhm { command } => match command {
+                    CtlVhm::Create { spec } => cmd::ctl::create(&c, &spec, json),
+                    CtlVhm::List => cmd::ctl::list(&c, json),
+                    CtlVhm::Get { name } => cmd::ctl::get(&c, &name, json),
+                    CtlVhm::Kill { name } => cmd::ctl::kill(&c, &name, json),
+                },
+                CtlCommand::Events { name, since } => cmd::ctl::events(&c, &name, since, json),
+                CtlCommand::Channel { a, b, capacity } => {
+                    cmd::ctl::channel(&c, &a, &b, capacity, json)
+                }
+                CtlCommand::Accounting => cmd::ctl::accounting(&c, json),
+            }
         }
         Command::Phi { command } => match command {
             PhiCommand::Run {

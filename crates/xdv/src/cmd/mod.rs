@@ -2,9 +2,11 @@
 
 pub(crate) mod abi;
 pub(crate) mod compliance;
+pub(crate) mod ctl;
 pub(crate) mod phi;
 pub(crate) mod q;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod sim;
 pub(crate) mod trace;
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use xdv_core::{EventKind, VhmId};
 use xdv_trace::Describe;
-use xdv_trace::{PublicKey, SecretKey, SignatureStatus, StoredEvent, TraceReader, VerifyOptions};
+use xdv_trace::{PublicKey, SecretKey, SignatureStatus, TraceReader, VerifyOptions};
 
 /// The verify options of this xdv: its engine, and the key asked for.
 pub(crate) fn verify_options(key: Option<&Path>) -> Result<VerifyOptions> {
@@ -82,20 +82,7 @@ pub(crate) fn keygen(out: &Path) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// One event as JSON: its place, its VHM's name, a readable line and the structured kind.
-fn event_json(s: &StoredEvent, names: &BTreeMap<VhmId, String>) -> serde_json::Value {
-    let e = &s.event;
-    json!({
-        "seq": s.seq,
-        "time_ns": e.time_ns,
-        "vhm": e.vhm.map(|v| v.0),
-        "vhm_name": e.vhm.and_then(|v| names.get(&v)),
-        "kind": e.kind.name(),
-        "text": e.describe(),
-        "event": e.kind,
-        "hash": s.hash.to_hex(),
-    })
-}
+use xdv_trace::event_json;
 
 pub(crate) fn show(trace: &Path, vhm: Option<&str>, as_json: bool) -> Result<Outcome> {
     let reader = TraceReader::open(trace)?;
