@@ -781,7 +781,7 @@ fn k_spec(cx: &Ctx<'_>, i: usize, k: &RawK) -> Result<KSpec, ManifestError> {
             format!("{module:?}: the id of an uploaded module (64 hex digits) is expected"),
         ));
     }
-    if !cx.module_ids && !(lower.ends_with(".wat") || lower.ends_with(".wasm")) {
+    if !(cx.module_ids || lower.ends_with(".wat") || lower.ends_with(".wasm")) {
         return Err(cx.err(
             k.module.span(),
             key("k.module"),

@@ -843,6 +843,21 @@ fn forging_any_event_of_a_signed_trace_is_caught_at_that_event() {
 
 // ---- older traces ----
 
+/// Schema 7 only appended the service's request events: traces written by schema 6 replay as
+/// they are.
+#[test]
+fn schema_6_fixtures_replay_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, events) in [("schema-6-hello.xdv", 65u64), ("schema-6-faults.xdv", 129)] {
+        let trace = dir.path().join(name);
+        std::fs::copy(fixture(name), &trace).unwrap();
+        let (code, v) = json_of(&["replay", "--json"], &trace);
+        assert_eq!(code, 0, "{name}: {v}");
+        assert_eq!(v["report"]["events_matched"], events, "{name}: {v}");
+        assert_eq!(v["report"]["event_schema"], 6);
+    }
+}
+
 /// Traces written before signatures and the stricter checks (format 1, event schema 4) still
 /// verify, show and account; replay says when the event schema is older.
 #[test]
@@ -903,7 +918,7 @@ fn older_schema_fixtures_still_verify_show_and_account() {
         assert!(
             problem.contains(&format!("recorded with event schema {schema}"))
                 && problem.contains(&format!(
-                    "re-executes event schema {} only",
+                    "re-executes event schemas 6 to {} only",
                     xdv_core::EVENT_SCHEMA_VERSION
                 )),
             "{name}: {v}"
