@@ -174,12 +174,12 @@ fn carve_refusal(e: CarveError) -> RequestRefusal {
 impl State {
     /// Makes this a service host: it pauses at every multiple of `epoch_ns` (and when idle)
     /// instead of finishing when nothing is queued. The manifest's `[[tenant]]` tables are its
-    /// tenants.
+    /// tenants. [`crate::Hypervisor::new`] does this for a manifest with `[serve]`.
     ///
     /// # Errors
     ///
     /// [`HvError::Manifest`] when a tenant names a Q device the host does not have.
-    pub(crate) fn serve(
+    pub fn serve(
         &mut self,
         tenants: &[TenantSpec],
         epoch_ns: u64,
@@ -618,6 +618,66 @@ impl State {
         s.creating_for = None;
         s.tenants[t as usize].vhms.push(id);
         self.conclude_request(out, Ok(Some(id)));
+        Ok(())
+    }
+
+    /// Each tenant's budget carves exactly the quotas of its running VHMs, its qubit and
+    /// port-time counts are theirs, and its budget is conserved; the first violation.
+    pub(crate) fn check_tenants(&self) -> Result<(), String> {
+        let Some(s) = &self.service else {
+            return Ok(());
+        };
+        for (i, t) in s.tenants.iter().enumerate() {
+            let mut carved = Quota::default();
+            let mut qubits: BTreeMap<&str, u32> = BTreeMap::new();
+            let mut phi = 0u64;
+            let prefix = format!("{}:", t.spec.name);
+            for &id in &t.vhms {
+                let v = &self.vhms[id];
+                if v.tenant != Some(i as u32) || v.parent.is_some() || !v.name.starts_with(&prefix)
+                {
+                    return Err(format!(
+                        "tenant {} lists vhm{id}, which is not its own",
+                        t.spec.name
+                    ));
+                }
+                if !v.running() {
+                    continue;
+                }
+                carved.vcpus += v.quota.vcpus;
+                carved.memory += v.quota.memory;
+                carved.fuel += v.quota.fuel;
+                carved.children += 1;
+                if let Some(q) = &v.spec.q {
+                    *qubits.entry(q.device.0.as_str()).or_insert(0) += q.qubits;
+                }
+                phi += v.spec.policy.phi_port_time;
+            }
+            let b = &t.budget.carved;
+            let same = (b.vcpus, b.memory, b.fuel, b.children)
+                == (carved.vcpus, carved.memory, carved.fuel, carved.children);
+            if !same {
+                return Err(format!(
+                    "tenant {} has {b:?} carved, its running VHMs hold {carved:?}",
+                    t.spec.name
+                ));
+            }
+            let counted: BTreeMap<&str, u32> = t
+                .qubits_used
+                .iter()
+                .filter(|(_, &n)| n > 0)
+                .map(|(d, &n)| (d.as_str(), n))
+                .collect();
+            if counted != qubits || t.phi_used != phi {
+                return Err(format!(
+                    "tenant {} counts qubits {counted:?} and port-time {}, its VHMs hold {qubits:?} and {phi}",
+                    t.spec.name, t.phi_used
+                ));
+            }
+            if !t.budget.conserved() {
+                return Err(format!("tenant {}'s budget is not conserved", t.spec.name));
+            }
+        }
         Ok(())
     }
 

@@ -461,6 +461,7 @@ impl State {
             },
         )?;
         self.check_footprint()?;
+        self.check_tenants()?;
         for (id, v) in self.vhms.with_ids() {
             self.check_vhm(id, v)?;
         }
