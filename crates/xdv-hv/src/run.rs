@@ -255,8 +255,6 @@ pub struct ResumedService {
     pub writer: TraceWriter,
     /// The Resource_Table so far.
     pub table: TableBuilder,
-    /// Every VHM's name so far, by id.
-    pub names: std::collections::BTreeMap<xdv_core::VhmId, String>,
     /// Committed events the trace held.
     pub committed: u64,
 }
@@ -319,13 +317,11 @@ pub fn resume_service(trace: &Path) -> Result<ResumedService, HvError> {
     } = sink;
     drop(reader);
     writer.confirm_status()?;
-    let names = table.names();
     Ok(ResumedService {
         hv,
         at,
         writer,
         table,
-        names,
         committed,
     })
 }

@@ -307,6 +307,16 @@ impl State {
         ids.into_iter().map(|v| self.vhm_view(v)).collect()
     }
 
+    /// How many VHMs the host has created (ids are `0..count`).
+    pub fn vhm_count(&self) -> u32 {
+        self.vhms.next_id().0
+    }
+
+    /// `true` when VHM `id` exists and is top-level (a tenant's, or a static root).
+    pub fn vhm_is_top_level(&self, id: VhmId) -> bool {
+        id.0 < self.vhm_count() && self.vhms[id].parent.is_none()
+    }
+
     /// The VHM `viewer` calls `name`, if it may see it.
     pub fn find_vhm(&self, viewer: Option<u32>, name: &str) -> Option<VhmId> {
         let full = match viewer {

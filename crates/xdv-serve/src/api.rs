@@ -249,7 +249,7 @@ async fn apply(
 }
 
 /// The VHM `who` calls `name` in `snap`, if it may see it.
-fn visible<'a>(app: &App, snap: &'a Snapshot, who: Who, name: &str) -> Option<&'a VhmView> {
+fn visible<'a>(app: &App, snap: &'a Snapshot, who: Who, name: &str) -> Option<&'a Arc<VhmView>> {
     snap.vhms.iter().find(|v| match (who, &v.tenant) {
         (Who::Tenant(t), Some(tn)) => *tn == app.tenant_names[t as usize] && v.name == name,
         (Who::Tenant(_), None) => false,
@@ -259,7 +259,7 @@ fn visible<'a>(app: &App, snap: &'a Snapshot, who: Who, name: &str) -> Option<&'
 }
 
 /// The VHMs `who` may see.
-fn visible_all<'a>(app: &App, snap: &'a Snapshot, who: Who) -> Vec<&'a VhmView> {
+fn visible_all<'a>(app: &App, snap: &'a Snapshot, who: Who) -> Vec<&'a Arc<VhmView>> {
     snap.vhms
         .iter()
         .filter(|v| match (who, &v.tenant) {
@@ -348,7 +348,11 @@ async fn upload(
 async fn list_vhms(State(app): AppState, headers: HeaderMap) -> Result<Json<Value>, Problem> {
     let who = authenticate(&app, &headers)?;
     let snap = app.shared.read();
-    Ok(Json(json!({ "vhms": visible_all(&app, &snap, who) })))
+    let vhms: Vec<&VhmView> = visible_all(&app, &snap, who)
+        .into_iter()
+        .map(|v| &**v)
+        .collect();
+    Ok(Json(json!({ "vhms": vhms })))
 }
 
 async fn get_vhm(
@@ -359,8 +363,7 @@ async fn get_vhm(
     let who = authenticate(&app, &headers)?;
     let snap = app.shared.read();
     visible(&app, &snap, who, &name)
-        .cloned()
-        .map(Json)
+        .map(|v| Json(VhmView::clone(v)))
         .ok_or_else(|| Problem::not_found("such VHM"))
 }
 
@@ -396,7 +399,7 @@ async fn create_vhm(
                 .vhms
                 .iter()
                 .find(|v| v.id == id.0)
-                .cloned()
+                .map(|v| VhmView::clone(v))
                 .ok_or_else(|| {
                     Problem::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -447,8 +450,9 @@ async fn kill_vhm(
     match apply(&app, who, ServiceRequest::Kill { vhm: id }, None).await? {
         Ok(_) => {
             let snap = app.shared.read();
-            let view = snap.vhms.iter().find(|v| v.id == id.0).cloned();
-            view.map(Json).ok_or_else(|| Problem::not_found("such VHM"))
+            let view = snap.vhms.iter().find(|v| v.id == id.0);
+            view.map(|v| Json(VhmView::clone(v)))
+                .ok_or_else(|| Problem::not_found("such VHM"))
         }
         Err(r) => Err(refused(&r)),
     }
@@ -624,7 +628,17 @@ async fn stream_events(
             snap.committed
         };
         let path = app.trace.clone();
-        let names = snap.names.clone();
+        // The stream holds only this VHM's events: its name is the only one they name.
+        let names: BTreeMap<VhmId, String> = snap
+            .vhms
+            .iter()
+            .find(|v| v.id == vhm.0)
+            .map(|v| match &v.tenant {
+                Some(t) => tenant_vhm_name(t, &v.name),
+                None => v.name.clone(),
+            })
+            .map(|n| [(vhm, n)].into_iter().collect())
+            .unwrap_or_default();
         let batch = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, String)>, String> {
             let reader = xdv_trace::TraceReader::open(&path).map_err(|e| e.to_string())?;
             let mut out = Vec::new();

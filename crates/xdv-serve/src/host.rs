@@ -2,12 +2,12 @@
 //! writer, applies requests at the core's pauses, commits them before they are acknowledged,
 //! and publishes a [`Snapshot`] that the HTTP side reads without waiting for the core.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-use xdv_core::event::{Event, EventKind, EventSink, RequestRefusal, ServiceRequest, SinkError};
+use xdv_core::event::{Event, EventSink, RequestRefusal, ServiceRequest, SinkError};
 use xdv_core::{Hash32, VhmId};
 use xdv_hv::service::{TenantView, VhmView};
 use xdv_hv::{HvError, Hypervisor, Input, Requested, Served};
@@ -43,14 +43,57 @@ pub(crate) struct Snapshot {
     pub(crate) committed: u64,
     /// The service has stopped: its trace is finished.
     pub(crate) finished: bool,
-    /// Every top-level VHM, in creation order.
-    pub(crate) vhms: Vec<VhmView>,
+    /// Every top-level VHM, in creation order (shared: a stopped VHM's view never changes).
+    pub(crate) vhms: Vec<Arc<VhmView>>,
     /// Every tenant's budget left, by index.
     pub(crate) tenants: Vec<TenantView>,
-    /// Every VHM's host name, by id (children included): the event stream's `vhm_name`.
-    pub(crate) names: BTreeMap<VhmId, String>,
-    /// The Resource_Table so far.
-    pub(crate) table: Vec<ResourceRow>,
+    /// The Resource_Table, as of its last rebuild (at most [`TABLE_EVERY`] old).
+    pub(crate) table: Arc<Vec<ResourceRow>>,
+}
+
+/// How often, at most, the Resource_Table of the snapshot is rebuilt (it grows with every VHM
+/// the service ever ran, so it is not rebuilt for every request).
+const TABLE_EVERY: Duration = Duration::from_millis(200);
+
+/// What the hypervisor thread keeps to publish cheaply: the views so far, and which of them
+/// can still change.
+#[derive(Default)]
+pub(crate) struct Views {
+    views: Vec<Arc<VhmView>>,
+    /// `(id, index in views)` of the running ones.
+    live: Vec<(VhmId, usize)>,
+    /// VHM ids below this were seen.
+    scanned: u32,
+    table: Arc<Vec<ResourceRow>>,
+    table_at: Option<Instant>,
+}
+
+impl Views {
+    /// Brings the views up to date with `hv`: new top-level VHMs appended, running ones
+    /// refreshed. Costs the running VHMs and the new ones, not every VHM ever created.
+    fn refresh(&mut self, hv: &Hypervisor, table: &TableBuilder) {
+        let state = hv.state();
+        let count = state.vhm_count();
+        for id in (self.scanned..count).map(VhmId) {
+            if state.vhm_is_top_level(id) {
+                self.live.push((id, self.views.len()));
+                self.views.push(Arc::new(state.vhm_view(id)));
+            }
+        }
+        self.scanned = count;
+        self.live.retain(|&(id, i)| {
+            let view = state.vhm_view(id);
+            let running = view.state == "running";
+            if *self.views[i] != view {
+                self.views[i] = Arc::new(view);
+            }
+            running
+        });
+        if self.table_at.is_none_or(|t| t.elapsed() >= TABLE_EVERY) {
+            self.table = Arc::new(table.clone().finish());
+            self.table_at = Some(Instant::now());
+        }
+    }
 }
 
 /// The state the two sides share.
@@ -78,9 +121,9 @@ impl Shared {
 pub(crate) struct ServeSink {
     pub(crate) writer: TraceWriter,
     pub(crate) table: TableBuilder,
-    pub(crate) names: BTreeMap<VhmId, String>,
     /// Events handed since the last commit.
     dirty: bool,
+    views: Views,
 }
 
 impl ServeSink {
@@ -88,8 +131,8 @@ impl ServeSink {
         Self {
             writer,
             table,
-            names: BTreeMap::new(),
             dirty: false,
+            views: Views::default(),
         }
     }
 }
@@ -102,9 +145,6 @@ impl EventSink for ServeSink {
     fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         self.writer.emit(event)?;
         self.table.observe(event);
-        if let (Some(v), EventKind::VhmCreated { name, .. }) = (event.vhm, &event.kind) {
-            self.names.insert(v, name.clone());
-        }
         self.dirty = true;
         Ok(())
     }
@@ -127,9 +167,9 @@ pub(crate) fn run(
     let wall_origin = hv.state().now();
     let mut pending: VecDeque<Cmd> = VecDeque::new();
     commit_and_publish(&hv, &mut sink, &shared)?;
+    let mut last = Instant::now();
     'host: while let Served::Paused { idle } = at {
         let mut idle = idle;
-        let mut last = Instant::now();
         loop {
             pending.extend(drain(&rx));
             if !pending.is_empty() {
@@ -160,6 +200,7 @@ pub(crate) fn run(
                     }
                 }
                 commit_and_publish(&hv, &mut sink, &shared)?;
+                last = Instant::now();
                 for (reply, result) in replies {
                     // A client that went away misses its answer; the request stands.
                     let _ = reply.send(result);
@@ -200,13 +241,20 @@ pub(crate) fn run(
     // Requests that arrived after the stop are never applied: their clients are told so by
     // their dropped reply.
     drop(rx);
-    let ServeSink { writer, table, .. } = sink;
+    let ServeSink {
+        writer,
+        table,
+        mut views,
+        ..
+    } = sink;
+    views.table_at = None;
+    views.refresh(&hv, &table);
     let rows = table.finish();
     let head = writer.finish(&rows)?;
     let mut snap = (*shared.read()).clone();
     snap.finished = true;
-    snap.table = rows;
-    snap.vhms = hv.state().vhm_views(None);
+    snap.table = Arc::new(rows);
+    snap.vhms = views.views;
     *shared.snapshot.write().expect("never poisoned") = Arc::new(snap);
     shared.committed.send_replace(u64::MAX);
     Ok(head)
@@ -237,6 +285,7 @@ fn commit_and_publish(
 ) -> Result<(), HvError> {
     sink.writer.commit()?;
     sink.dirty = false;
+    sink.views.refresh(hv, &sink.table);
     let state = hv.state();
     let tenants = (0u32..)
         .map_while(|t| state.tenant_view(t))
@@ -245,10 +294,9 @@ fn commit_and_publish(
         now_ns: state.now(),
         committed: sink.writer.len(),
         finished: false,
-        vhms: state.vhm_views(None),
+        vhms: sink.views.views.clone(),
         tenants,
-        names: sink.names.clone(),
-        table: sink.table.clone().finish(),
+        table: sink.views.table.clone(),
     };
     let committed = snap.committed;
     *shared.snapshot.write().expect("never poisoned") = Arc::new(snap);

@@ -203,8 +203,7 @@ fn start_fresh(
 /// The service recorded in `trace`, re-executed to its first pause after the last commit.
 fn start_resumed(trace: &Path) -> Result<(Hypervisor, host::ServeSink, Served), ServeError> {
     let resumed = xdv_hv::run::resume_service(trace)?;
-    let mut sink = host::ServeSink::new(resumed.writer, resumed.table);
-    sink.names = resumed.names;
+    let sink = host::ServeSink::new(resumed.writer, resumed.table);
     Ok((resumed.hv, sink, resumed.at))
 }
 

@@ -63,14 +63,6 @@ pub struct TableBuilder {
 }
 
 impl TableBuilder {
-    /// Every VHM's name seen so far, by id.
-    pub fn names(&self) -> BTreeMap<VhmId, String> {
-        self.names
-            .iter()
-            .map(|(id, (name, _, _))| (*id, name.clone()))
-            .collect()
-    }
-
     /// Applies one event.
     pub fn observe(&mut self, e: &Event) {
         let Some(vhm) = e.vhm else { return };
