@@ -47,6 +47,8 @@ pub struct ServeSpec {
     pub header_timeout_ms: u64,
     /// Time a request may take before it is answered 408, ms (event streams excepted).
     pub request_timeout_ms: u64,
+    /// Threads the HTTP side runs on; the hypervisor has its own.
+    pub api_threads: u32,
 }
 
 /// Defaults of `[serve]`, documented in `docs/serve.md`.
@@ -71,6 +73,8 @@ pub mod serve_defaults {
     pub const HEADER_TIMEOUT_MS: u64 = 5_000;
     /// Request timeout, ms.
     pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+    /// One API thread: on a small machine the hypervisor thread keeps a CPU to itself.
+    pub const API_THREADS: u32 = 1;
 }
 
 /// A tenant (`[[tenant]]`): a name, the hash of its token and its root budget. Its VHMs are
@@ -113,6 +117,7 @@ pub(crate) struct RawServe {
     max_streams: Option<S<u64>>,
     header_timeout_ms: Option<S<u64>>,
     request_timeout_ms: Option<S<u64>>,
+    api_threads: Option<S<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +214,13 @@ pub(crate) fn serve_spec(cx: &Ctx<'_>, r: &RawServe) -> Result<ServeSpec, Manife
             10,
             3_600_000,
         )?,
+        api_threads: cx.ranged(
+            &r.api_threads,
+            "serve.api_threads",
+            u64::from(d::API_THREADS),
+            1,
+            64,
+        )? as u32,
     })
 }
 

@@ -166,7 +166,7 @@ pub fn serve(opts: ServeOptions) -> Result<Hash32, ServeError> {
         })?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(spec.api_threads as usize)
         .enable_all()
         .build()?;
     let served = runtime.block_on(listen_and_serve(
