@@ -153,12 +153,13 @@ impl EventSink for ServeSink {
 impl xdv_hv::driver::Driver for ServeSink {}
 
 /// Runs the host from `at` until it stops: requests from `rx` are applied at pauses, each
-/// acknowledged after the commit that holds it. Returns the trace's final chain hash.
+/// acknowledged after the commit that holds it. `ready` is called once the first snapshot is
+/// published, before anything can be asked. Returns the trace's final chain hash.
 pub(crate) fn run(
     mut hv: Hypervisor,
     mut sink: ServeSink,
     mut at: Served,
-    rx: Receiver<Cmd>,
+    (rx, ready): (Receiver<Cmd>, impl FnOnce()),
     shared: Arc<Shared>,
     mode: ServeMode,
 ) -> Result<Hash32, HvError> {
@@ -167,6 +168,7 @@ pub(crate) fn run(
     let wall_origin = hv.state().now();
     let mut pending: VecDeque<Cmd> = VecDeque::new();
     commit_and_publish(&hv, &mut sink, &shared)?;
+    ready();
     let mut last = Instant::now();
     'host: while let Served::Paused { idle } = at {
         let mut idle = idle;

@@ -54,12 +54,16 @@ pub struct ServeOptions {
     pub config: Prepared,
     /// The address to listen on (the config's `[serve] listen` when `None`).
     pub listen: Option<SocketAddr>,
+    /// Listen on this Unix socket instead of TCP (its access is the file's permissions; the
+    /// bearer tokens still apply).
+    pub unix: Option<PathBuf>,
     /// The trace to write (or to continue, with `resume`).
     pub trace: PathBuf,
     /// Continue the service recorded in `trace` after a crash.
     pub resume: bool,
-    /// Called once the listener is bound, with its address (tests bind port 0).
-    pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+    /// Called once the listener is bound, with where it listens: `http://ADDR` (tests bind
+    /// port 0) or `unix:PATH`.
+    pub on_listening: Option<Box<dyn FnOnce(String) + Send>>,
 }
 
 /// A fresh bearer token (32 random bytes, hex) and the BLAKE3 hash a config holds for it.
@@ -139,31 +143,38 @@ pub fn serve(opts: ServeOptions) -> Result<Hash32, ServeError> {
                 start_fresh(&config, &trace)
             };
             let (hv, sink, at) = match begun {
-                Ok(b) => {
-                    let _ = ready.send(Ok(()));
-                    b
-                }
+                Ok(b) => b,
                 Err(e) => {
                     let _ = ready.send(Err(e));
                     return Err(ServeError::NotStarted);
                 }
             };
-            Ok(host::run(hv, sink, at, rx, host_shared, mode)?)
+            let ready = move || {
+                let _ = ready.send(Ok(()));
+            };
+            Ok(host::run(hv, sink, at, (rx, ready), host_shared, mode)?)
         },
     )?;
     match started.recv() {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
-        Err(_) => return Err(ServeError::NotStarted),
+        // The thread stopped before it was ready: its own error says why.
+        Err(_) => {
+            return Err(match core.join() {
+                Ok(Err(e)) => e,
+                _ => ServeError::NotStarted,
+            })
+        }
     }
-    let listen = match opts.listen {
-        Some(a) => a,
-        None => spec.listen.parse().map_err(|e| {
+    let listen = match (opts.unix, opts.listen) {
+        (Some(path), _) => Endpoint::Unix(path),
+        (None, Some(a)) => Endpoint::Tcp(a),
+        (None, None) => Endpoint::Tcp(spec.listen.parse().map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("[serve] listen = {:?}: {e}", spec.listen),
             )
-        })?,
+        })?),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(spec.api_threads as usize)
@@ -212,10 +223,10 @@ fn start_resumed(trace: &Path) -> Result<(Hypervisor, host::ServeSink, Served), 
 /// connections), and every request but an event stream is answered within `request_timeout`.
 async fn listen_and_serve(
     app: Arc<api::App>,
-    listen: SocketAddr,
+    listen: Endpoint,
     header_timeout: Duration,
     request_timeout: Duration,
-    on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+    on_listening: Option<Box<dyn FnOnce(String) + Send>>,
     (shared, cmds): (Arc<host::Shared>, std::sync::mpsc::SyncSender<host::Cmd>),
 ) -> Result<(), ServeError> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -224,16 +235,16 @@ async fn listen_and_serve(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         request_timeout,
     ));
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = Listener::bind(listen).await?;
     if let Some(f) = on_listening {
-        f(listener.local_addr()?);
+        f(listener.describe()?);
     }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut finished = shared.committed.subscribe();
     let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {
-        let (stream, _) = tokio::select! {
+        let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 // A failed accept (out of descriptors) drops that connection, not the server.
@@ -267,6 +278,58 @@ async fn listen_and_serve(
         () = tokio::time::sleep(Duration::from_secs(2)) => {}
     }
     Ok(())
+}
+
+/// Where the server listens.
+enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// A bound listener of either kind.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, PathBuf),
+}
+
+/// A connection of either kind.
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
+impl Listener {
+    async fn bind(at: Endpoint) -> std::io::Result<Self> {
+        match at {
+            Endpoint::Tcp(a) => Ok(Self::Tcp(tokio::net::TcpListener::bind(a).await?)),
+            #[cfg(unix)]
+            Endpoint::Unix(path) => {
+                // A socket left by a killed server is replaced; any other file is not.
+                use std::os::unix::fs::FileTypeExt;
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
+                    std::fs::remove_file(&path)?;
+                }
+                Ok(Self::Unix(tokio::net::UnixListener::bind(&path)?, path))
+            }
+            #[cfg(not(unix))]
+            Endpoint::Unix(_) => Err(std::io::Error::other("Unix sockets need a Unix host")),
+        }
+    }
+
+    fn describe(&self) -> std::io::Result<String> {
+        Ok(match self {
+            Self::Tcp(l) => format!("http://{}", l.local_addr()?),
+            #[cfg(unix)]
+            Self::Unix(_, path) => format!("unix:{}", path.display()),
+        })
+    }
+
+    async fn accept(&self) -> std::io::Result<Box<dyn Conn>> {
+        Ok(match self {
+            Self::Tcp(l) => Box::new(l.accept().await?.0),
+            #[cfg(unix)]
+            Self::Unix(l, _) => Box::new(l.accept().await?.0),
+        })
+    }
 }
 
 /// SIGTERM or SIGINT.

@@ -216,6 +216,9 @@ enum Command {
         /// Listen on this address (default: the config's `[serve] listen`, loopback).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Listen on this Unix socket instead of TCP.
+        #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+        unix: Option<PathBuf>,
         /// Where to write the trace (default: <config name>.xdv in the current directory).
         #[arg(long, conflicts_with = "resume")]
         trace: Option<PathBuf>,
@@ -484,12 +487,13 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             listen,
+            unix,
             trace,
             resume,
             ..
         } => match (&config, &resume) {
-            (Some(c), _) => cmd::serve::serve(c, listen, trace, resume),
-            (None, Some(r)) => cmd::serve::serve_resume(r, listen),
+            (Some(c), _) => cmd::serve::serve(c, (listen, unix), trace, resume),
+            (None, Some(r)) => cmd::serve::serve_resume(r, (listen, unix)),
             (None, None) => unreachable!("clap requires a config without --resume"),
         },
         Command::Ctl {

@@ -483,3 +483,52 @@ fn the_openapi_document_matches_the_server() {
     assert!(checked >= 8, "{checked}");
     s.stop();
 }
+
+/// `--unix PATH`: the same API on a Unix socket (tokens still apply).
+#[cfg(unix)]
+#[test]
+fn the_api_is_served_on_a_unix_socket() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("xdv.sock");
+    let mut child = Command::new(xdv_bin())
+        .arg("serve")
+        .arg(example("serve.toml"))
+        .arg("--trace")
+        .arg(dir.path().join("u.xdv"))
+        .arg("--unix")
+        .arg(&sock)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains(&format!("unix:{}", sock.display())), "{line}");
+    let get = |path: &str, token: Option<&str>| -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: xdv\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let host = get("/v1/host", None);
+    assert!(host.starts_with("HTTP/1.1 200"), "{host}");
+    assert!(host.contains("\"health\":\"ok\""), "{host}");
+    assert!(get("/v1/vhms", None).starts_with("HTTP/1.1 401"));
+    assert!(get("/v1/vhms", Some(ALICE)).starts_with("HTTP/1.1 200"));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// `xdv serve CONFIG`: serves until SIGTERM, then prints the finished trace's hash.
 pub(crate) fn serve(
     config: &Path,
-    listen: Option<SocketAddr>,
+    (listen, unix): (Option<SocketAddr>, Option<PathBuf>),
     trace: Option<PathBuf>,
     resume: Option<PathBuf>,
 ) -> Result<Outcome> {
@@ -28,10 +28,11 @@ pub(crate) fn serve(
     let head = xdv_serve::serve(xdv_serve::ServeOptions {
         config: prepared,
         listen,
+        unix,
         trace,
         resume: is_resume,
-        on_listening: Some(Box::new(move |addr| {
-            eprintln!("xdv serve: listening on http://{addr}/v1 (trace {shown})");
+        on_listening: Some(Box::new(move |at| {
+            eprintln!("xdv serve: listening on {at}/v1 (trace {shown})");
         })),
     })
     .context("xdv serve")?;
@@ -40,7 +41,10 @@ pub(crate) fn serve(
 }
 
 /// `xdv serve --resume TRACE`: the config is the one stored in the trace.
-pub(crate) fn serve_resume(trace: &Path, listen: Option<SocketAddr>) -> Result<Outcome> {
+pub(crate) fn serve_resume(
+    trace: &Path,
+    (listen, unix): (Option<SocketAddr>, Option<PathBuf>),
+) -> Result<Outcome> {
     let reader = xdv_trace::TraceReader::open(trace)?;
     let header = reader.header()?;
     drop(reader);
@@ -53,10 +57,11 @@ pub(crate) fn serve_resume(trace: &Path, listen: Option<SocketAddr>) -> Result<O
     let head = xdv_serve::serve(xdv_serve::ServeOptions {
         config: prepared,
         listen,
+        unix,
         trace: trace.to_path_buf(),
         resume: true,
-        on_listening: Some(Box::new(move |addr| {
-            eprintln!("xdv serve: resumed {shown}; listening on http://{addr}/v1");
+        on_listening: Some(Box::new(move |at| {
+            eprintln!("xdv serve: resumed {shown}; listening on {at}/v1");
         })),
     })
     .context("xdv serve --resume")?;
