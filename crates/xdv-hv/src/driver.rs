@@ -51,12 +51,14 @@ impl QJobRun<'_> {
 /// A service host's pause, as [`Driver::at_pause`] sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pause {
-    /// The virtual time it paused at.
+    /// The virtual time it paused at (a multiple of the epoch).
     pub now: u64,
     /// Nothing is queued.
     pub idle: bool,
     /// The service's epoch, ns.
     pub epoch_ns: u64,
+    /// When the first queued event is due, if any (it may be one that no longer applies).
+    pub next_event_ns: Option<u64>,
 }
 
 impl Pause {
@@ -73,11 +75,23 @@ impl Pause {
         self.next_epoch()
     }
 
-    /// The input that runs the host on by one epoch.
+    /// The input that runs the host on to its next pause where something can happen: one
+    /// epoch on, or, when the first queued event is due later, the last pause before it. The
+    /// pauses in between would be empty, so skipping them changes no event; a request that
+    /// arrives meanwhile is applied at the pause it finds.
     pub fn next_epoch(&self) -> crate::Input {
         crate::Input::Continue {
-            until_ns: self.now.saturating_add(self.epoch_ns),
+            until_ns: self.next_horizon(),
         }
+    }
+
+    /// The horizon [`Pause::next_epoch`] moves to.
+    pub fn next_horizon(&self) -> u64 {
+        let one = self.now.saturating_add(self.epoch_ns);
+        let before_next = self
+            .next_event_ns
+            .map_or(0, |t| t - t % self.epoch_ns.max(1));
+        one.max(before_next)
     }
 }
 
@@ -195,6 +209,12 @@ pub(crate) fn recorded_pause(
         if pause.idle && next.time_ns > pause.now {
             return Some(crate::Input::Continue {
                 until_ns: next.time_ns,
+            });
+        }
+        // Not beyond the recorded request's pause, whichever empty pauses the run skipped.
+        if next.time_ns > pause.now {
+            return Some(crate::Input::Continue {
+                until_ns: pause.next_horizon().min(next.time_ns),
             });
         }
     }

@@ -6,7 +6,7 @@
 //! effects it returns in order (events to the driver, guest writes and runs to the engine, Q
 //! jobs to their provider through the driver) and feeds back the one answer the core awaits.
 
-use crate::driver::{Driver, Live, Pause, QJobRun};
+use crate::driver::{Driver, Live, QJobRun};
 use crate::guests::Guests;
 use crate::state::{module_error, RunSummary, State};
 use crate::step::{Effect, Effects, Input};
@@ -125,11 +125,7 @@ impl Hypervisor {
             match self.drive(driver, input)? {
                 Served::Finished => return Ok(self.state.summary()),
                 Served::Paused { idle } => {
-                    let pause = Pause {
-                        now: self.state.now(),
-                        idle,
-                        epoch_ns: self.state.epoch_ns().expect("only a service host pauses"),
-                    };
+                    let pause = self.state.pause_at(idle);
                     match driver.at_pause(&pause)? {
                         Some(next) => input = next,
                         None => return Ok(self.state.summary()),

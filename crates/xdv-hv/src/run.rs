@@ -297,11 +297,7 @@ pub fn resume_service(trace: &Path) -> Result<ResumedService, HvError> {
     };
     let mut at = hv.drive(&mut sink, crate::Input::Start)?;
     while let crate::Served::Paused { idle } = at {
-        let pause = Pause {
-            now: hv.state().now(),
-            idle,
-            epoch_ns: hv.state().epoch_ns().expect("a service host"),
-        };
+        let pause = hv.state().pause_at(idle);
         match sink.at_pause(&pause)? {
             Some(input) => at = hv.drive(&mut sink, input)?,
             None => break,

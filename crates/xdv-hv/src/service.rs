@@ -214,6 +214,27 @@ impl State {
         self.service.as_ref().map(|s| s.epoch_ns)
     }
 
+    /// The pause a service host stands at, for a driver's answer.
+    pub fn pause_at(&self, idle: bool) -> crate::driver::Pause {
+        crate::driver::Pause {
+            now: self.now,
+            idle,
+            epoch_ns: self.epoch_ns().expect("only a service host pauses"),
+            // An event at or past the time limit (a vCPU asleep until the horizon) is never
+            // reached by a service: it is not jumped to.
+            next_event_ns: self.cds.peek_time().filter(|&t| t < self.time_limit()),
+        }
+    }
+
+    /// The time limit, or the horizon no clock computes past.
+    pub(crate) fn time_limit(&self) -> u64 {
+        self.host
+            .time_limit_ns
+            .map_or(xdv_k::abi::TIME_HORIZON_NS, |l| {
+                l.min(xdv_k::abi::TIME_HORIZON_NS)
+            })
+    }
+
     /// The current virtual time, ns.
     pub fn now(&self) -> u64 {
         self.now
@@ -228,16 +249,35 @@ impl State {
     }
 
     /// Moves the horizon to `until` (not before now).
+    ///
+    /// A service without a time limit never reaches the clock's horizon: its horizon stops
+    /// just before it, where a host whose every vCPU sleeps past it pauses idle.
     pub(crate) fn continue_to(&mut self, until: u64) -> Result<(), HvError> {
         let now = self.now;
+        let cap = self.endless_cap();
         let s = self.service.as_mut().expect("only a service host pauses");
-        if until <= now {
+        if until < now {
             return Err(HvError::Input(format!(
-                "continue to {until} ns, not after the pause at {now} ns"
+                "continue to {until} ns, before the pause at {now} ns"
             )));
         }
-        s.horizon = until;
+        s.horizon = until.min(cap).max(now);
         Ok(())
+    }
+
+    /// How far a service's horizon may go: just before the clock's horizon for a service
+    /// without a time limit (it never ends by time), unbounded with one (it ends there).
+    pub(crate) fn endless_cap(&self) -> u64 {
+        match (&self.service, self.host.time_limit_ns) {
+            (Some(_), None) => xdv_k::abi::TIME_HORIZON_NS - 1,
+            _ => u64::MAX,
+        }
+    }
+
+    /// `true` for a service without a time limit: events past the clock's horizon are never
+    /// reached, and do not end it.
+    pub(crate) fn endless(&self) -> bool {
+        self.service.is_some() && self.host.time_limit_ns.is_none()
     }
 
     /// What the last request did: the VHM it created, if any, or its refusal.

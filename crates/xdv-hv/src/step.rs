@@ -474,9 +474,11 @@ impl State {
 
     /// `true` when a live event is queued (superseded ones are dropped on the way).
     fn live_pending(&mut self) -> bool {
-        while let Some((_, target)) = self.cds.peek() {
+        let limit = self.time_limit();
+        while let Some((key, target)) = self.cds.peek() {
             if self.is_live(target) {
-                return true;
+                // Past the horizon an endless service never gets: nothing is pending.
+                return !(self.endless() && key.time >= limit);
             }
             self.cds.pop();
         }
@@ -499,12 +501,7 @@ impl State {
     /// limit is reached.
     fn next_target(&mut self) -> Upcoming {
         // The time limit, and in any case the horizon: no clock computes past it.
-        let limit = self
-            .host
-            .time_limit_ns
-            .map_or(xdv_k::abi::TIME_HORIZON_NS, |l| {
-                l.min(xdv_k::abi::TIME_HORIZON_NS)
-            });
+        let limit = self.time_limit();
         let horizon = self.horizon().filter(|&h| h < limit);
         while let Some((key, target)) = self.cds.peek() {
             // Superseded events (a woken sleeper's old deadline, a stopped VHM's pending stop)
@@ -512,6 +509,9 @@ impl State {
             if !self.is_live(target) {
                 self.cds.pop();
                 continue;
+            }
+            if self.endless() && key.time >= limit {
+                return Upcoming::Pause { idle: true };
             }
             if key.time > limit {
                 self.now = self.now.max(limit);

@@ -237,8 +237,15 @@ pub(crate) fn run(
                 Err(RecvTimeoutError::Disconnected) => pending.push_back(Cmd::Stop),
             }
         }
-        let until = hv.state().now().saturating_add(epoch);
-        at = hv.drive(&mut sink, Input::Continue { until_ns: until })?;
+        // Free-run skips the empty pauses before the next queued event; paced keeps every
+        // one, so a request waits at most an epoch of wall time.
+        let next = match mode {
+            ServeMode::FreeRun => hv.state().pause_at(idle).next_epoch(),
+            ServeMode::Paced { .. } => Input::Continue {
+                until_ns: hv.state().now().saturating_add(epoch),
+            },
+        };
+        at = hv.drive(&mut sink, next)?;
     }
     // Requests that arrived after the stop are never applied: their clients are told so by
     // their dropped reply.
