@@ -245,3 +245,159 @@ proptest! {
         }
     }
 }
+
+// ---- whole service sessions on the real engine, recorded and replayed ----
+
+/// Guests a simulated tenant uploads: one that halts, one that computes until its fuel runs
+/// out, one that sleeps and wakes.
+fn guests() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/guests");
+    let sleeper = r#"(module
+      (import "xdv" "sleep" (func $sleep (param i64) (result i32)))
+      (import "xdv" "time" (func $time (result i64)))
+      (memory (export "memory") 1)
+      (func (export "main") (local $n i32)
+        (loop $l (drop (call $sleep (i64.add (call $time) (i64.const 300000))))
+          (local.set $n (i32.add (local.get $n) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $n) (i32.const 5))))))"#;
+    vec![
+        wat::parse_file(dir.join("hello.wat")).unwrap(),
+        wat::parse_file(dir.join("compute.wat")).unwrap(),
+        wat::parse_str(sleeper).unwrap(),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Create { guest: usize, vcpus: u32, fuel: u64 },
+    Kill { which: u8 },
+    Continue { epochs: u64 },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0usize..3, 1u32..3, 10_000u64..3_000_000)
+            .prop_map(|(guest, vcpus, fuel)| Step::Create { guest, vcpus, fuel }),
+        1 => (0u8..8).prop_map(|which| Step::Kill { which }),
+        3 => (1u64..5).prop_map(|epochs| Step::Continue { epochs }),
+    ]
+}
+
+/// Runs a session of `steps` on a service host with the real engine, recording it to `trace`;
+/// the trace's final chain hash.
+fn session(steps: &[Step], trace: &std::path::Path) -> Hash32 {
+    let text = format!(
+        "[host]\nseed = 11\nslice_fuel = 20000\n[serve]\nepoch_ns = 200000\n[[tenant]]\n\
+         name = \"t\"\ntoken_hash = \"{}\"\nfuel = 20_000_000\nmemory = \"8 MiB\"\nvcpus = 6\n\
+         max_vhms = 4\n",
+        "0".repeat(64)
+    );
+    let p = xdv_hv::HostBuilder::new(&text, "session.toml")
+        .prepare()
+        .unwrap();
+    let mut hv = xdv_hv::Hypervisor::new(&p.manifest, &p.modules, 11).unwrap();
+    hv.check_every_step(true);
+    let mut writer = xdv_hv::trace_writer(&p, 11, trace).unwrap();
+    let mut table = xdv_trace::TableBuilder::default();
+    let mut tee = Tee(&mut writer, &mut table);
+    let mut live = xdv_hv::driver::Live(&mut tee);
+    let req = |hv: &mut xdv_hv::Hypervisor,
+               live: &mut xdv_hv::driver::Live<'_, Tee<'_>>,
+               request,
+               bytes| {
+        let r = Requested {
+            tenant: Some(0),
+            request,
+            bytes,
+        };
+        hv.drive(live, Input::Request(Box::new(r))).unwrap()
+    };
+    hv.drive(&mut live, Input::Start).unwrap();
+    let ids: Vec<Hash32> = guests()
+        .into_iter()
+        .map(|g| {
+            let id = Hash32::of(&g);
+            req(
+                &mut hv,
+                &mut live,
+                ServiceRequest::Upload { module: id },
+                Some(g),
+            );
+            id
+        })
+        .collect();
+    for (n, s) in steps.iter().enumerate() {
+        match s {
+            Step::Create { guest, vcpus, fuel } => {
+                let spec = format!(
+                    "[[vhm]]\nname = \"v{n}\"\n[vhm.k]\nvcpus = {vcpus}\nmemory_limit = \"64 KiB\"\n\
+                     module = \"{}\"\n[vhm.policy]\nfuel_quota = {fuel}\n",
+                    ids[*guest].to_hex()
+                );
+                req(
+                    &mut hv,
+                    &mut live,
+                    ServiceRequest::Create {
+                        spec,
+                        module: ids[*guest],
+                    },
+                    None,
+                );
+            }
+            Step::Kill { which } => {
+                let views = hv.state().vhm_views(Some(0));
+                let vhm = views
+                    .get(*which as usize % views.len().max(1))
+                    .map_or(VhmId(u32::MAX), |v| VhmId(v.id));
+                req(&mut hv, &mut live, ServiceRequest::Kill { vhm }, None);
+            }
+            Step::Continue { epochs } => {
+                let until = hv.state().now() + epochs * 200_000;
+                hv.drive(&mut live, Input::Continue { until_ns: until })
+                    .unwrap();
+            }
+        }
+        hv.check_invariants().unwrap();
+    }
+    let served = req(&mut hv, &mut live, ServiceRequest::Stop, None);
+    assert_eq!(served, xdv_hv::Served::Finished);
+    drop(live);
+    drop(tee);
+    let rows = table.finish();
+    writer.finish(&rows).unwrap()
+}
+
+/// Events to the trace and the Resource_Table.
+struct Tee<'a>(
+    &'a mut xdv_trace::TraceWriter,
+    &'a mut xdv_trace::TableBuilder,
+);
+
+impl xdv_core::EventSink for Tee<'_> {
+    fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), xdv_core::SinkError> {
+        self.0.module(hash, bytes)
+    }
+    fn emit(&mut self, event: &xdv_core::Event) -> Result<(), xdv_core::SinkError> {
+        self.1.observe(event);
+        self.0.emit(event)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// A service session, whatever its requests and their interleaving with the run, records
+    /// the same trace twice, and its trace replays identically from the trace alone.
+    #[test]
+    fn a_service_session_is_deterministic_and_replays(steps in proptest::collection::vec(step(), 1..14)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.xdv"), dir.path().join("b.xdv"));
+        let head = session(&steps, &a);
+        prop_assert_eq!(head, session(&steps, &b));
+        let report = xdv_hv::replay_trace(&a).unwrap();
+        prop_assert!(report.identical(), "{:?}", report.divergence);
+        prop_assert_eq!(report.events_matched, report.events_recorded);
+        // Three uploads, every step's request, the stop: and what they caused.
+        prop_assert!(report.events_recorded > 5 + steps.len() as u64);
+    }
+}
