@@ -316,6 +316,12 @@ fn tenants_are_confined_and_the_service_replays() {
     // Kill bob's compute VHM.
     let (status, v) = call(&s, "DELETE", "/v1/vhms/b1", Some(BOB), None);
     assert_eq!((status, v["state"].as_str()), (200, Some("killed")), "{v}");
+    // Bob's stream of his killed VHM ends with its exit; killing it again finds nothing.
+    let bobs_events = stream(&s, BOB, "b1", 0);
+    let last: Value = serde_json::from_str(bobs_events.last().unwrap()).unwrap();
+    assert_eq!(last["event"]["VhmExited"]["reason"], "Killed", "{last}");
+    let (status, v) = call(&s, "DELETE", "/v1/vhms/b1", Some(BOB), None);
+    assert_eq!((status, v["code"].as_str()), (404, Some("no_vhm")), "{v}");
     // The operator sees both tenants' VHMs, by their host names.
     let (_, list) = call(&s, "GET", "/v1/vhms", Some(OPERATOR), None);
     assert_eq!(list["vhms"].as_array().unwrap().len(), 2);
