@@ -51,9 +51,11 @@ pub(crate) struct Snapshot {
     pub(crate) table: Arc<Vec<ResourceRow>>,
 }
 
-/// How often, at most, the Resource_Table of the snapshot is rebuilt (it grows with every VHM
-/// the service ever ran, so it is not rebuilt for every request).
+/// How often, at most, a large Resource_Table of the snapshot is rebuilt (it grows with every
+/// VHM the service ever ran, so a large one is not rebuilt for every request).
 const TABLE_EVERY: Duration = Duration::from_millis(200);
+/// Below this many rows the table is rebuilt at every publication.
+const SMALL_TABLE: usize = 4096;
 
 /// What the hypervisor thread keeps to publish cheaply: the views so far, and which of them
 /// can still change.
@@ -66,13 +68,18 @@ pub(crate) struct Views {
     scanned: u32,
     table: Arc<Vec<ResourceRow>>,
     table_at: Option<Instant>,
+    /// Events the table had seen when it was last rebuilt.
+    table_events: u64,
+    /// Virtual time of the last publication.
+    published_ns: u64,
 }
 
 impl Views {
     /// Brings the views up to date with `hv`: new top-level VHMs appended, running ones
     /// refreshed. Costs the running VHMs and the new ones, not every VHM ever created.
-    fn refresh(&mut self, hv: &Hypervisor, table: &TableBuilder) {
+    fn refresh(&mut self, hv: &Hypervisor, table: &TableBuilder, events: u64) {
         let state = hv.state();
+        self.published_ns = state.now();
         let count = state.vhm_count();
         for id in (self.scanned..count).map(VhmId) {
             if state.vhm_is_top_level(id) {
@@ -89,10 +96,24 @@ impl Views {
             }
             running
         });
-        if self.table_at.is_none_or(|t| t.elapsed() >= TABLE_EVERY) {
+        let due = self.table.len() < SMALL_TABLE
+            || self.table_at.is_none_or(|t| t.elapsed() >= TABLE_EVERY);
+        if self.table_stale(events) && due {
             self.table = Arc::new(table.clone().finish());
             self.table_at = Some(Instant::now());
+            self.table_events = events;
         }
+    }
+
+    /// Events reached the trace since the table was rebuilt.
+    fn table_stale(&self, events: u64) -> bool {
+        self.table_at.is_none() || self.table_events != events
+    }
+
+    /// Something a reader sees changed since the last publication: events, or virtual time
+    /// (an idle paced host), or a table left stale by the rate limit on its rebuilds.
+    fn behind(&self, hv: &Hypervisor, events: u64, dirty: bool) -> bool {
+        dirty || self.published_ns != hv.state().now() || self.table_stale(events)
     }
 }
 
@@ -131,7 +152,8 @@ impl ServeSink {
         Self {
             writer,
             table,
-            dirty: false,
+            // A resumed writer may hold events the resume appended: commit them first.
+            dirty: true,
             views: Views::default(),
         }
     }
@@ -212,7 +234,8 @@ pub(crate) fn run(
                 }
                 continue;
             }
-            if sink.dirty && last.elapsed() >= PUBLISH_EVERY {
+            let behind = sink.views.behind(&hv, sink.writer.len(), sink.dirty);
+            if behind && last.elapsed() >= PUBLISH_EVERY {
                 commit_and_publish(&hv, &mut sink, &shared)?;
                 last = Instant::now();
             }
@@ -257,7 +280,7 @@ pub(crate) fn run(
         ..
     } = sink;
     views.table_at = None;
-    views.refresh(&hv, &table);
+    views.refresh(&hv, &table, u64::MAX);
     let rows = table.finish();
     let head = writer.finish(&rows)?;
     let mut snap = (*shared.read()).clone();
@@ -292,9 +315,11 @@ fn commit_and_publish(
     sink: &mut ServeSink,
     shared: &Shared,
 ) -> Result<(), HvError> {
-    sink.writer.commit()?;
-    sink.dirty = false;
-    sink.views.refresh(hv, &sink.table);
+    if sink.dirty {
+        sink.writer.commit()?;
+        sink.dirty = false;
+    }
+    sink.views.refresh(hv, &sink.table, sink.writer.len());
     let state = hv.state();
     let tenants = (0u32..)
         .map_while(|t| state.tenant_view(t))

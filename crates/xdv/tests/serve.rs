@@ -542,3 +542,80 @@ fn the_api_is_served_on_a_unix_socket() {
         .success());
     assert!(child.wait().unwrap().success());
 }
+
+/// `xdv ctl` against a running server: text and `--json`, `XDV_SERVER` and `XDV_TOKEN`.
+#[test]
+fn xdv_ctl_drives_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::config(&example("serve.toml"), &dir.path().join("c.xdv"));
+    let ctl = |args: &[&str]| -> (bool, String, String) {
+        let out = Command::new(xdv_bin())
+            .arg("ctl")
+            .args(args)
+            .env("XDV_SERVER", &s.base)
+            .env("XDV_TOKEN", ALICE)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = ctl(&["host"]);
+    assert!(ok && out.contains("free-run"), "{out}{err}");
+    let (ok, out, err) = ctl(&["vhm", "create", example("serve-vhm.toml").to_str().unwrap()]);
+    assert!(ok && out.starts_with("created worker"), "{out}{err}");
+    let (ok, out, _) = ctl(&["--json", "vhm", "list"]);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["vhms"][0]["name"], "worker");
+    wait_stopped(&s, ALICE, "worker");
+    let (ok, out, _) = ctl(&["vhm", "get", "worker"]);
+    assert!(ok && out.contains("halted"), "{out}");
+    let (ok, out, _) = ctl(&["--json", "events", "worker"]);
+    assert!(ok);
+    let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "vhm_created");
+    let (ok, out, _) = ctl(&["accounting"]);
+    assert!(
+        ok && out.contains("alice:worker") && out.contains("budget left"),
+        "{out}"
+    );
+    // An error is the problem's code and detail, exit 2.
+    let (ok, _, err) = ctl(&["vhm", "kill", "nobody"]);
+    assert!(!ok && err.contains("404 not_found"), "{err}");
+    s.stop();
+}
+
+/// Paced mode: virtual time follows wall time even when idle; free-run stands still when idle.
+#[test]
+fn paced_time_follows_the_wall_and_free_run_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("serve.toml"))
+        .unwrap()
+        .replace("mode = \"free-run\"", "mode = \"paced\"\npace = 1");
+    let config = dir.path().join("paced.toml");
+    std::fs::write(&config, text).unwrap();
+    let vtime = |s: &Server| {
+        call(s, "GET", "/v1/host", None, None).1["virtual_time_ns"]
+            .as_u64()
+            .unwrap()
+    };
+    let paced = Server::config(&config, &dir.path().join("p.xdv"));
+    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = vtime(&paced);
+    let wall = started.elapsed().as_nanos() as u64;
+    // Bounds far apart: it moves, and no faster than the wall (plus an epoch).
+    assert!(
+        t > 0 && t <= wall + 2_000_000,
+        "virtual {t} ns after {wall} ns of wall time"
+    );
+    paced.stop();
+    let free = Server::config(&example("serve.toml"), &dir.path().join("f.xdv"));
+    let a = vtime(&free);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(vtime(&free), a, "an idle free-run host waits for requests");
+    free.stop();
+}
