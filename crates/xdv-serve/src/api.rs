@@ -276,7 +276,6 @@ async fn host(State(app): AppState) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "event_schema": xdv_core::EVENT_SCHEMA_VERSION,
         "virtual_time_ns": snap.now_ns,
-        "events_committed": snap.committed,
         "mode": app.mode,
         "epoch_ns": app.epoch_ns,
         "health": if snap.finished { "stopped" } else { "ok" },

@@ -89,13 +89,12 @@ pub(crate) fn host(c: &Client, json: bool) -> Result<Outcome> {
     let v = c.call("GET", "/v1/host", None)?;
     print(&v, json, |v| {
         format!(
-            "xdv {} ({}, epoch {} ns): {} at {} ns, {} events committed",
+            "xdv {} ({}, epoch {} ns): {} at {} ns",
             v["version"].as_str().unwrap_or("?"),
             v["mode"].as_str().unwrap_or("?"),
             v["epoch_ns"],
             v["health"].as_str().unwrap_or("?"),
-            v["virtual_time_ns"],
-            v["events_committed"]
+            v["virtual_time_ns"]
         )
     });
     Ok(Outcome::Ok)
