@@ -535,8 +535,11 @@ async fn trace(State(app): AppState, headers: HeaderMap) -> Result<Response, Pro
     }
     let path = app.trace.clone();
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        // One file per request: two snapshots at once never share one.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = tempfile_dir(&path)?;
-        let copy = dir.join(format!("snapshot-{}.xdv", std::process::id()));
+        let copy = dir.join(format!(".snapshot-{}-{n}.xdv", std::process::id()));
         let _ = std::fs::remove_file(&copy);
         let reader = xdv_trace::TraceReader::open(&path).map_err(|e| e.to_string())?;
         reader.snapshot(&copy).map_err(|e| e.to_string())?;
