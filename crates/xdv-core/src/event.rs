@@ -799,10 +799,13 @@ pub enum EventKind {
 /// A request of the `xdv serve` API, as the trace records it ([`EventKind::Request`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServiceRequest {
-    /// Store a module for the tenant; its bytes are in the trace's module table by hash.
+    /// Store a module for the tenant; when the upload is accepted, its bytes are in the
+    /// trace's module table by hash (a refused one's are not kept).
     Upload {
         /// BLAKE3 of its WebAssembly bytes.
         module: Hash32,
+        /// Its size in bytes (what the tenant's memory is charged for).
+        size: u64,
     },
     /// Create a top-level VHM from the tenant's budget.
     Create {
@@ -831,12 +834,14 @@ pub enum ServiceRequest {
 /// the same code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestRefusal {
-    /// The `[[vhm]]` table is not valid: the manifest error's key and text.
+    /// The `[[vhm]]` table (or the channel request) is not valid: the key, and why as a code.
+    /// The manifest error's own words are the API's to give (it checks the table first): the
+    /// trace keeps only the key.
     BadSpec {
-        /// The key (`vhm.k.vcpus`).
+        /// The key (`vhm[0].k.vcpus`).
         key: String,
-        /// What is wrong.
-        message: String,
+        /// Why.
+        problem: SpecProblem,
     },
     /// The tenant holds no module with that id.
     NoModule,
@@ -858,10 +863,10 @@ pub enum RequestRefusal {
         /// Left.
         left: u64,
     },
-    /// The Q container or the Φ windows cannot be placed.
+    /// The Q container or the Φ windows cannot be placed now.
     Placement {
-        /// Why, as the placement check says.
-        message: String,
+        /// Which: `Q` (the container on its device) or `Phi` (a window on its port).
+        domain: Domain,
     },
     /// Only the operator may do this (a channel across tenants).
     Forbidden,
@@ -869,10 +874,42 @@ pub enum RequestRefusal {
     HostFull,
 }
 
+/// Why a service request's spec is refused ([`RequestRefusal::BadSpec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpecProblem {
+    /// The manifest check refused the key (the API gives its words).
+    Invalid,
+    /// `k.module` is not the module id the request names.
+    ModuleMismatch,
+    /// Not offered to API VHMs (`k.modules`, `on_fault = "restart"`, an entry other than
+    /// `main`).
+    NotOffered,
+    /// A channel between a VHM and itself, or a capacity out of range.
+    Channel,
+}
+
+impl fmt::Display for SpecProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SpecProblem::Invalid => "not a valid value",
+            SpecProblem::ModuleMismatch => "must be the id of the module the request names",
+            SpecProblem::NotOffered => {
+                "not offered to API VHMs (they start in `main`, hold no `k.modules` and do not \
+                 restart)"
+            }
+            SpecProblem::Channel => {
+                "a channel joins two different VHMs, with a capacity of 1 to 1024"
+            }
+        })
+    }
+}
+
 impl fmt::Display for ServiceRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServiceRequest::Upload { module } => write!(f, "upload module {}", module.short()),
+            ServiceRequest::Upload { module, size } => {
+                write!(f, "upload module {} ({size} bytes)", module.short())
+            }
             ServiceRequest::Create { spec, module } => {
                 let name = spec
                     .lines()
@@ -894,7 +931,7 @@ impl fmt::Display for ServiceRequest {
 impl fmt::Display for RequestRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RequestRefusal::BadSpec { key, message } => write!(f, "{key}: {message}"),
+            RequestRefusal::BadSpec { key, problem } => write!(f, "{key}: {problem}"),
             RequestRefusal::NoModule => f.write_str("no such module"),
             RequestRefusal::BadModule { abi: true } => {
                 f.write_str("the module does not fit the guest ABI")
@@ -910,7 +947,12 @@ impl fmt::Display for RequestRefusal {
                     "over the tenant's budget: {what}: asked {asked}, {left} left"
                 )
             }
-            RequestRefusal::Placement { message } => write!(f, "cannot place: {message}"),
+            RequestRefusal::Placement { domain: Domain::Q } => {
+                f.write_str("cannot place its Q container: its device has no room for it now")
+            }
+            RequestRefusal::Placement { .. } => {
+                f.write_str("cannot grant its Φ windows: another window holds that port-time")
+            }
             RequestRefusal::Forbidden => f.write_str("only the operator may do this"),
             RequestRefusal::HostFull => f.write_str("the host's tables are full"),
         }

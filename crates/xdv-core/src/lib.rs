@@ -21,7 +21,7 @@ pub use event::{
     Event, EventKind, EventSink, ExitReason, FaultClass, HypercallRecord, MemorySink, NullSink,
     Resource, SinkError,
 };
-pub use event::{RequestRefusal, ServiceRequest};
+pub use event::{RequestRefusal, ServiceRequest, SpecProblem};
 pub use hash::Hash32;
 pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 

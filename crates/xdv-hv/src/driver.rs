@@ -197,7 +197,7 @@ pub(crate) fn recorded_pause(
     if let xdv_core::EventKind::Request { tenant, request } = &next.kind {
         if next.time_ns == pause.now {
             let bytes = match request {
-                xdv_core::ServiceRequest::Upload { module: hash } => module(hash),
+                xdv_core::ServiceRequest::Upload { module: hash, .. } => module(hash),
                 _ => None,
             };
             return Some(crate::Input::Request(Box::new(crate::Requested {

@@ -120,19 +120,25 @@ impl Hypervisor {
     /// A service host's pauses are answered by [`Driver::at_pause`]; the run returns when it
     /// answers nothing (a replayed trace that ends there).
     pub fn run_driven<D: Driver>(&mut self, driver: &mut D) -> Result<RunSummary, HvError> {
-        let mut input = Input::Start;
-        loop {
-            match self.drive(driver, input)? {
-                Served::Finished => return Ok(self.state.summary()),
-                Served::Paused { idle } => {
-                    let pause = self.state.pause_at(idle);
-                    match driver.at_pause(&pause)? {
-                        Some(next) => input = next,
-                        None => return Ok(self.state.summary()),
-                    }
-                }
+        self.run_until_handed_over(driver)?;
+        Ok(self.state.summary())
+    }
+
+    /// [`Hypervisor::run_driven`], returning where the host stands: finished, or paused where
+    /// [`Driver::at_pause`] answered nothing (a resumed service handed over to a live edge).
+    ///
+    /// # Errors
+    ///
+    /// As [`Hypervisor::run_driven`].
+    pub fn run_until_handed_over<D: Driver>(&mut self, driver: &mut D) -> Result<Served, HvError> {
+        let mut at = self.drive(driver, Input::Start)?;
+        while let Served::Paused { idle } = at {
+            match driver.at_pause(&self.state.pause_at(idle))? {
+                Some(next) => at = self.drive(driver, next)?,
+                None => break,
             }
         }
+        Ok(at)
     }
 
     /// Feeds the core `input` and carries out what follows, answering the edge's questions,

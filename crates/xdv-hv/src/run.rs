@@ -192,42 +192,13 @@ pub struct Resumed {
 /// recorded in `run_status` (`resumed_at`), not among the events.
 pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, HvError> {
     let reader = TraceReader::open(trace)?;
-    let label = trace.display().to_string();
-    if let Some(reason) = crate::replay::older_schema(&reader.header()?) {
-        return Err(HvError::Trace(xdv_trace::TraceError::NotATrace {
-            path: label,
-            reason: format!("it cannot be resumed: {reason}"),
-        }));
-    }
-    let (manifest, modules, seed) = crate::replay::load_from_trace(&reader, &label)?;
-    let (mut writer, committed) = TraceWriter::resume(
-        trace,
-        manifest.host.trace_batch_events,
-        manifest.host.trace_durable,
-    )?;
+    let (mut hv, mut sink) = ResumeSink::open(trace, &reader, false)?;
     if let Some(n) = crash_after {
-        writer.crash_after(n);
+        sink.writer.crash_after(n);
     }
-    let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
-    // The committed prefix streams from the reader's connection while the writer appends after
-    // it on its own (the trace is in WAL mode): nothing past the prefix is ever read.
-    let mut sink = ResumeSink {
-        reader: &reader,
-        hand_over: false,
-        recorded: reader.cursor(),
-        committed,
-        pos: 0,
-        writer,
-        table: TableBuilder::default(),
-        buf: Vec::with_capacity(256),
-        inputs: InputCheck::default(),
-    };
+    let committed = sink.committed;
     let summary = hv.run_driven(&mut sink)?;
-    if sink.pos < committed {
-        return Err(HvError::Sink(xdv_core::SinkError::Diverged {
-            seq: sink.pos,
-        }));
-    }
+    sink.rederived()?;
     let ResumeSink {
         mut writer, table, ..
     } = sink;
@@ -270,44 +241,10 @@ pub struct ResumedService {
 /// As [`resume_trace`].
 pub fn resume_service(trace: &Path) -> Result<ResumedService, HvError> {
     let reader = TraceReader::open(trace)?;
-    let label = trace.display().to_string();
-    if let Some(reason) = crate::replay::older_schema(&reader.header()?) {
-        return Err(HvError::Trace(xdv_trace::TraceError::NotATrace {
-            path: label,
-            reason: format!("it cannot be resumed: {reason}"),
-        }));
-    }
-    let (manifest, modules, seed) = crate::replay::load_from_trace(&reader, &label)?;
-    let (writer, committed) = TraceWriter::resume(
-        trace,
-        manifest.host.trace_batch_events,
-        manifest.host.trace_durable,
-    )?;
-    let mut hv = Hypervisor::new(&manifest, &modules, seed)?;
-    let mut sink = ResumeSink {
-        reader: &reader,
-        hand_over: true,
-        recorded: reader.cursor(),
-        committed,
-        pos: 0,
-        writer,
-        table: TableBuilder::default(),
-        buf: Vec::with_capacity(256),
-        inputs: InputCheck::default(),
-    };
-    let mut at = hv.drive(&mut sink, crate::Input::Start)?;
-    while let crate::Served::Paused { idle } = at {
-        let pause = hv.state().pause_at(idle);
-        match sink.at_pause(&pause)? {
-            Some(input) => at = hv.drive(&mut sink, input)?,
-            None => break,
-        }
-    }
-    if sink.pos < committed {
-        return Err(HvError::Sink(xdv_core::SinkError::Diverged {
-            seq: sink.pos,
-        }));
-    }
+    let (mut hv, mut sink) = ResumeSink::open(trace, &reader, true)?;
+    let committed = sink.committed;
+    let at = hv.run_until_handed_over(&mut sink)?;
+    sink.rederived()?;
     let ResumeSink {
         mut writer, table, ..
     } = sink;
@@ -320,6 +257,61 @@ pub fn resume_service(trace: &Path) -> Result<ResumedService, HvError> {
         table,
         committed,
     })
+}
+
+impl<'r> ResumeSink<'r> {
+    /// Checks that the run re-derived the whole committed prefix (it may have ended before).
+    fn rederived(&self) -> Result<(), HvError> {
+        if self.pos < self.committed {
+            return Err(HvError::Sink(xdv_core::SinkError::Diverged {
+                seq: self.pos,
+            }));
+        }
+        Ok(())
+    }
+
+    /// The host recorded in `trace` (read through `reader`), before it runs, and the sink
+    /// that re-derives its committed prefix and appends after it; `hand_over`: return at the
+    /// first pause past the prefix. The committed prefix streams from the reader's connection
+    /// while the writer appends after it on its own (the trace is in WAL mode): nothing past
+    /// the prefix is ever read.
+    ///
+    /// # Errors
+    ///
+    /// A trace of an older schema, one that cannot be resumed, or one whose host does not
+    /// build.
+    fn open(
+        trace: &Path,
+        reader: &'r TraceReader,
+        hand_over: bool,
+    ) -> Result<(Hypervisor, Self), HvError> {
+        let label = trace.display().to_string();
+        if let Some(reason) = crate::replay::older_schema(&reader.header()?) {
+            return Err(HvError::Trace(xdv_trace::TraceError::NotATrace {
+                path: label,
+                reason: format!("it cannot be resumed: {reason}"),
+            }));
+        }
+        let (manifest, modules, seed) = crate::replay::load_from_trace(reader, &label)?;
+        let (writer, committed) = TraceWriter::resume(
+            trace,
+            manifest.host.trace_batch_events,
+            manifest.host.trace_durable,
+        )?;
+        let hv = Hypervisor::new(&manifest, &modules, seed)?;
+        let sink = Self {
+            reader,
+            hand_over,
+            recorded: reader.cursor(),
+            committed,
+            pos: 0,
+            writer,
+            table: TableBuilder::default(),
+            buf: Vec::with_capacity(256),
+            inputs: InputCheck::default(),
+        };
+        Ok((hv, sink))
+    }
 }
 
 /// Checks the re-executed prefix against the committed events, then writes the rest.

@@ -18,12 +18,15 @@ use crate::HvError;
 use std::collections::{BTreeMap, BTreeSet};
 use xdv_core::budget::{Budget, CarveError, Quota};
 use xdv_core::cap::{rights, Object};
-use xdv_core::event::{EventKind, ExitReason, RequestRefusal, ServiceRequest};
-use xdv_core::{Hash32, VhmId};
+use xdv_core::event::{EventKind, ExitReason, RequestRefusal, ServiceRequest, SpecProblem};
+use xdv_core::{Domain, Hash32, VhmId};
 use xdv_manifest::{TenantSpec, VhmSpec};
 
 /// Modules one tenant may hold.
 pub const MAX_TENANT_MODULES: usize = 64;
+/// Largest `[[vhm]]` table a creation may carry, bytes: it is recorded in the trace whether or
+/// not the creation succeeds, so it is kept small (the API answers 413 above it).
+pub const MAX_SPEC_BYTES: usize = 16 * 1024;
 /// VHMs a service host creates over its life, at most (the VHM table never shrinks).
 pub const MAX_SERVICE_VHMS: u32 = 1 << 16;
 /// Messages each direction of an API channel may hold, at most.
@@ -122,7 +125,7 @@ pub struct VhmView {
     pub fuel_used: u64,
     /// Its memory quota, bytes.
     pub memory_quota: u64,
-    /// Virtual time it was created at... or ended at, when it has.
+    /// Virtual time it stopped at; `None` while it runs.
     pub end_ns: Option<u64>,
 }
 
@@ -156,6 +159,11 @@ fn over(what: &str, asked: u64, left: u64) -> RequestRefusal {
         asked,
         left,
     }
+}
+
+/// Host memory an uploaded module of `size` bytes holds: its bytes and their compiled form.
+fn upload_footprint(size: u64) -> u64 {
+    size.saturating_mul(crate::modules::MODULE_FOOTPRINT_FACTOR)
 }
 
 fn carve_refusal(e: CarveError) -> RequestRefusal {
@@ -423,20 +431,39 @@ impl State {
                 return Err(HvError::Input(format!("no tenant {t}")));
             }
         }
-        if let ServiceRequest::Upload { module } = &request {
-            let ok = bytes.as_ref().is_some_and(|b| Hash32::of(b) == *module);
-            if !ok {
-                return Err(HvError::Input(
-                    "an upload's bytes do not hash to its id".into(),
-                ));
-            }
-            if self.modules.bytes(module).is_none() {
-                out.push(Effect::StoreModule {
-                    hash: *module,
-                    bytes: bytes.clone().expect("checked"),
-                });
+        if let ServiceRequest::Create { spec, .. } = &request {
+            if spec.len() > MAX_SPEC_BYTES {
+                return Err(HvError::Input(format!(
+                    "a VHM table of {} bytes, more than MAX_SPEC_BYTES",
+                    spec.len()
+                )));
             }
         }
+        // An upload is decided before anything is recorded, so a refused one's bytes never
+        // reach the trace: only what the tenant is charged for is stored.
+        let upload = match &request {
+            ServiceRequest::Upload { module, size } => {
+                let decided = self.upload_fits(tenant, module, *size);
+                if let Ok(true) = decided {
+                    let ok = bytes
+                        .as_ref()
+                        .is_some_and(|b| Hash32::of(b) == *module && b.len() as u64 == *size);
+                    if !ok {
+                        return Err(HvError::Input(
+                            "an accepted upload's bytes do not match its id and size".into(),
+                        ));
+                    }
+                    if self.modules.bytes(module).is_none() {
+                        out.push(Effect::StoreModule {
+                            hash: *module,
+                            bytes: bytes.clone().expect("checked"),
+                        });
+                    }
+                }
+                Some(decided)
+            }
+            _ => None,
+        };
         emit(
             out,
             &mut self.events,
@@ -448,9 +475,14 @@ impl State {
             },
         );
         let result = match request {
-            ServiceRequest::Upload { module } => self
-                .upload(tenant, module, bytes.expect("checked"))
-                .map(|()| None),
+            ServiceRequest::Upload { module, size } => match upload.expect("decided above") {
+                Ok(true) => {
+                    self.keep_upload(tenant, module, size, bytes.expect("checked"));
+                    Ok(None)
+                }
+                Ok(false) => Ok(None),
+                Err(r) => Err(r),
+            },
             ServiceRequest::Create { spec, module } => {
                 match self.begin_create(tenant, &spec, module) {
                     Ok(pending) => return self.create_or_load(out, pending),
@@ -490,31 +522,42 @@ impl State {
         self.service.as_mut().expect("service").last = Some(result);
     }
 
-    fn upload(
-        &mut self,
+    /// Whether tenant `tenant` may upload `size` bytes as `module`: `Ok(true)` to store it,
+    /// `Ok(false)` when it holds it already, or the refusal.
+    fn upload_fits(
+        &self,
         tenant: Option<u32>,
-        module: Hash32,
-        bytes: Vec<u8>,
-    ) -> Result<(), RequestRefusal> {
+        module: &Hash32,
+        size: u64,
+    ) -> Result<bool, RequestRefusal> {
         let Some(t) = tenant else {
             return Err(RequestRefusal::Forbidden);
         };
-        let tn = &mut self.service.as_mut().expect("service").tenants[t as usize];
-        if tn.modules.contains(&module) {
-            return Ok(());
+        let tn = &self.service.as_ref().expect("service").tenants[t as usize];
+        if tn.modules.contains(module) {
+            return Ok(false);
         }
         if tn.modules.len() >= MAX_TENANT_MODULES {
             return Err(RequestRefusal::HostFull);
         }
-        // The host keeps the bytes and their compiled form for the host's life: they are held
-        // in the tenant's memory.
-        let size = bytes.len() as u64 * crate::modules::MODULE_FOOTPRINT_FACTOR;
+        let held = upload_footprint(size);
+        let left = tn.budget.memory_left();
+        if held > left {
+            return Err(over("memory", held, left));
+        }
+        Ok(true)
+    }
+
+    /// Stores an accepted upload: the tenant holds it (its memory pays for the bytes and their
+    /// compiled form) and the host keeps the bytes for its life.
+    fn keep_upload(&mut self, tenant: Option<u32>, module: Hash32, size: u64, bytes: Vec<u8>) {
+        let t = tenant.expect("only tenants upload") as usize;
+        let tn = &mut self.service.as_mut().expect("service").tenants[t];
         tn.budget
-            .hold(size)
-            .map_err(|_| over("memory", size, tn.budget.memory_left()))?;
+            .hold(upload_footprint(size))
+            .expect("upload_fits checked the memory left");
         tn.modules.insert(module);
         self.modules.keep_uploaded(module, bytes);
-        Ok(())
     }
 
     /// Checks a creation: the spec, the module, the name, the tenant's budget and the host's
@@ -532,37 +575,27 @@ impl State {
         if !tn.modules.contains(&module) {
             return Err(RequestRefusal::NoModule);
         }
-        let mut spec = VhmSpec::parse_request(&self.host, text, "request").map_err(|e| {
-            RequestRefusal::BadSpec {
-                key: e.key,
-                message: e.message,
-            }
-        })?;
-        let bad = |key: &str, message: &str| RequestRefusal::BadSpec {
+        let bad = |key: &str, problem| RequestRefusal::BadSpec {
             key: key.to_string(),
-            message: message.to_string(),
+            problem,
         };
+        let mut spec = VhmSpec::parse_request(&self.host, text, "request")
+            .map_err(|e| bad(&e.key, SpecProblem::Invalid))?;
         if !spec.k.module.eq_ignore_ascii_case(&module.to_hex()) {
-            return Err(bad(
-                "vhm[0].k.module",
-                "must be the module id the request names",
-            ));
+            return Err(bad("vhm[0].k.module", SpecProblem::ModuleMismatch));
         }
         if !spec.k.modules.is_empty() {
-            return Err(bad("vhm[0].k.modules", "not offered to API VHMs"));
+            return Err(bad("vhm[0].k.modules", SpecProblem::NotOffered));
         }
         if spec.policy.on_fault == xdv_manifest::FaultPolicy::Restart {
-            return Err(bad(
-                "vhm[0].policy.on_fault",
-                "\"restart\" is not offered to API VHMs: create it again instead",
-            ));
+            return Err(bad("vhm[0].policy.on_fault", SpecProblem::NotOffered));
         }
         let full = tenant_vhm_name(&tn.spec.name, &spec.name);
         if self.names.contains(&full) {
             return Err(RequestRefusal::NameTaken);
         }
         if spec.k.entry != CHILD_ENTRY {
-            return Err(bad("vhm[0].k.entry", "API VHMs start in `main`"));
+            return Err(bad("vhm[0].k.entry", SpecProblem::NotOffered));
         }
         if self.vhms.next_id().0 >= MAX_SERVICE_VHMS {
             return Err(RequestRefusal::HostFull);
@@ -577,20 +610,21 @@ impl State {
             }
             let d = self
                 .device_index(&q.device.0)
-                .ok_or_else(|| RequestRefusal::Placement {
-                    message: format!("no device {:?}", q.device.0),
-                })?;
+                .ok_or_else(|| bad("vhm[0].q.device", SpecProblem::Invalid))?;
             let mut alloc = self.q_devices[d].alloc.clone();
             alloc
                 .allocate_in(u32::MAX, q.qubits as usize, None)
-                .map_err(|m| RequestRefusal::Placement { message: m })?;
+                .map_err(|_| RequestRefusal::Placement { domain: Domain::Q })?;
         }
         let phi_left = tn.spec.phi_port_time - tn.phi_used;
         if spec.policy.phi_port_time > phi_left {
             return Err(over("phi_port_time", spec.policy.phi_port_time, phi_left));
         }
-        self.check_request_windows(&spec)
-            .map_err(|message| RequestRefusal::Placement { message })?;
+        if !self.request_windows_fit(&spec) {
+            return Err(RequestRefusal::Placement {
+                domain: Domain::Phi,
+            });
+        }
         spec.name = full;
         Ok(PendingCreate {
             tenant: t,
@@ -784,9 +818,7 @@ impl State {
         if ends[0] == ends[1] || !(1..=MAX_API_CHANNEL_CAPACITY).contains(&capacity) {
             return Ok(Err(RequestRefusal::BadSpec {
                 key: "capacity".into(),
-                message: format!(
-                    "two different VHMs and a capacity of 1 to {MAX_API_CHANNEL_CAPACITY}"
-                ),
+                problem: SpecProblem::Channel,
             }));
         }
         if ends.iter().any(|&e| !self.caps.has_room(e, 1)) {

@@ -503,6 +503,7 @@ impl State {
         // The time limit, and in any case the horizon: no clock computes past it.
         let limit = self.time_limit();
         let horizon = self.horizon().filter(|&h| h < limit);
+        let endless = self.endless();
         while let Some((key, target)) = self.cds.peek() {
             // Superseded events (a woken sleeper's old deadline, a stopped VHM's pending stop)
             // are dropped without touching the clock.
@@ -510,7 +511,7 @@ impl State {
                 self.cds.pop();
                 continue;
             }
-            if self.endless() && key.time >= limit {
+            if endless && key.time >= limit {
                 return Upcoming::Pause { idle: true };
             }
             if key.time > limit {

@@ -5,22 +5,12 @@ use proptest::prelude::*;
 use std::collections::BTreeSet;
 use xdv_core::event::{EventKind, RequestRefusal, ServiceRequest};
 use xdv_core::{Hash32, VhmId};
-use xdv_hv::modules::Loader;
 use xdv_hv::step::ModuleFacts;
 use xdv_hv::{Effect, Input, Requested, State};
 use xdv_manifest::Manifest;
 
-/// Compiles anything; every module instantiates and has no interrupt handler.
-struct Fake;
-
-impl Loader for Fake {
-    fn compile(&mut self, _: usize, _: &[u8], _: &str) -> Result<bool, xdv_k::KError> {
-        Ok(false)
-    }
-    fn probe(&mut self, _: usize, _: u64) -> Result<(), xdv_core::refusal::TrapCode> {
-        Ok(())
-    }
-}
+mod common;
+use common::Fake;
 
 const MODULE: &[u8] = b"\0asm stand-in";
 const TENANT_FUEL: u64 = 10_000;
@@ -145,7 +135,10 @@ fn an_upload_and_a_creation_are_recorded_then_what_they_caused() {
     let id = Hash32::of(MODULE);
     let events = request(
         &mut s,
-        ServiceRequest::Upload { module: id },
+        ServiceRequest::Upload {
+            module: id,
+            size: MODULE.len() as u64,
+        },
         Some(MODULE.to_vec()),
     );
     assert!(matches!(
@@ -202,7 +195,10 @@ proptest! {
         let mut s = service();
         until_pause(&mut s, Input::Start);
         let id = Hash32::of(MODULE);
-        request(&mut s, ServiceRequest::Upload { module: id }, Some(MODULE.to_vec()));
+        request(&mut s, ServiceRequest::Upload {
+            module: id,
+            size: MODULE.len() as u64,
+        }, Some(MODULE.to_vec()));
         let mut model = Model {
             held: MODULE.len() as u64 * xdv_hv::modules::MODULE_FOOTPRINT_FACTOR,
             ..Model::default()
@@ -317,10 +313,11 @@ fn session(steps: &[Step], trace: &std::path::Path) -> Hash32 {
         .into_iter()
         .map(|g| {
             let id = Hash32::of(&g);
+            let size = g.len() as u64;
             req(
                 &mut hv,
                 &mut live,
-                ServiceRequest::Upload { module: id },
+                ServiceRequest::Upload { module: id, size },
                 Some(g),
             );
             id
@@ -399,4 +396,43 @@ proptest! {
         let requests = steps.iter().filter(|s| !matches!(s, Step::Continue { .. })).count();
         prop_assert!(report.events_recorded >= 6 + requests as u64);
     }
+}
+
+/// A refused upload is decided before it is recorded: its bytes never reach the trace (nothing
+/// is stored that the tenant is not charged for), and it is replayed without them.
+#[test]
+fn a_refused_upload_stores_no_bytes() {
+    let mut s = service();
+    until_pause(&mut s, Input::Start);
+    let big = vec![7u8; (TENANT_MEMORY / 2) as usize];
+    let id = Hash32::of(&big);
+    let r = Requested {
+        tenant: Some(0),
+        request: ServiceRequest::Upload {
+            module: id,
+            size: big.len() as u64,
+        },
+        bytes: Some(big),
+    };
+    let effects = s.step(Input::Request(Box::new(r))).unwrap().into_vec();
+    assert!(!effects
+        .iter()
+        .any(|e| matches!(e, Effect::StoreModule { .. })));
+    assert!(matches!(
+        s.last_request(),
+        Some(Err(RequestRefusal::OverBudget { what, .. })) if what == "memory"
+    ));
+    // A replay feeds the recorded request back without bytes: it is refused the same way.
+    let mut again = service();
+    until_pause(&mut again, Input::Start);
+    let r = Requested {
+        tenant: Some(0),
+        request: ServiceRequest::Upload {
+            module: id,
+            size: TENANT_MEMORY / 2,
+        },
+        bytes: None,
+    };
+    until_pause(&mut again, Input::Request(Box::new(r)));
+    assert_eq!(again.last_request(), s.last_request());
 }

@@ -6,23 +6,13 @@ use proptest::prelude::*;
 use xdv_core::event::{Event, EventKind, ExitReason, FaultClass};
 use xdv_core::refusal::Refusal;
 use xdv_core::{CapId, VhmId};
-use xdv_hv::modules::Loader;
 use xdv_hv::{Effect, HvError, Input, State};
 use xdv_k::abi::{self, Hypercall};
 use xdv_k::{Call, Request, Stop};
 use xdv_manifest::{LoadedModule, Manifest};
 
-/// Compiles anything; every module instantiates and has no interrupt handler.
-struct Fake;
-
-impl Loader for Fake {
-    fn compile(&mut self, _: usize, _: &[u8], _: &str) -> Result<bool, xdv_k::KError> {
-        Ok(false)
-    }
-    fn probe(&mut self, _: usize, _: u64) -> Result<(), xdv_core::refusal::TrapCode> {
-        Ok(())
-    }
-}
+mod common;
+use common::Fake;
 
 /// A host of `vhms` (`(name, vcpus, weight, fuel_quota)`) running the stand-in module.
 fn host(vhms: &[(&str, u32, u32, u64)], slice: u64, time_limit: Option<u64>) -> State {

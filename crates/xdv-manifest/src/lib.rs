@@ -326,17 +326,27 @@ impl VhmSpec {
     ///
     /// The first invalid key, as [`Manifest::parse`] reports it.
     pub fn parse_request(host: &HostSpec, text: &str, file: &str) -> Result<Self, ManifestError> {
-        if text.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(ManifestError {
-                file: file.to_string(),
-                line: 1,
-                col: 1,
-                key: String::new(),
-                message: "the VHM table is larger than a manifest may be".into(),
-            });
-        }
+        check_size(text, file)?;
         raw::request_vhm(host, text, file)
     }
+}
+
+/// Refuses text over [`MAX_MANIFEST_BYTES`] at `1:1`, before the TOML parser sees it.
+fn check_size(text: &str, file: &str) -> Result<(), ManifestError> {
+    if text.len() as u64 <= MAX_MANIFEST_BYTES {
+        return Ok(());
+    }
+    Err(ManifestError {
+        file: file.to_string(),
+        line: 1,
+        col: 1,
+        key: String::new(),
+        message: format!(
+            "the manifest is {} bytes, more than the {} a manifest may be (MAX_MANIFEST_BYTES)",
+            text.len(),
+            MAX_MANIFEST_BYTES
+        ),
+    })
 }
 
 /// A validated manifest.
@@ -405,19 +415,7 @@ impl Manifest {
     /// Parses and validates manifest text of at most [`MAX_MANIFEST_BYTES`]; `file` labels
     /// errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
-        if text.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(ManifestError {
-                file: file.to_string(),
-                line: 1,
-                col: 1,
-                key: String::new(),
-                message: format!(
-                    "the manifest is {} bytes, more than the {} a manifest may be (MAX_MANIFEST_BYTES)",
-                    text.len(),
-                    MAX_MANIFEST_BYTES
-                ),
-            });
-        }
+        check_size(text, file)?;
         raw::parse(text, file)
     }
 

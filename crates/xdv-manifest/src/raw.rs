@@ -188,6 +188,18 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The text as written, or its TOML error placed at the key it is in.
+    fn raw(&self) -> Result<Raw, ManifestError> {
+        toml::from_str(self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            self.err(
+                span.clone(),
+                key_at(self.text, span.start),
+                e.message().trim().to_string(),
+            )
+        })
+    }
+
     /// An interrupt vector the VHM handles: 1 to `irq_vectors − 1` (0 is the timer's).
     fn vector(
         &self,
@@ -338,14 +350,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         file,
         module_ids: false,
     };
-    let raw: Raw = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        cx.err(
-            span.clone(),
-            key_at(text, span.start),
-            e.message().trim().to_string(),
-        )
-    })?;
+    let raw = cx.raw()?;
 
     let host_raw = raw.host.map(|h| h.into_inner()).unwrap_or_default();
     let host = host_spec(&cx, &host_raw)?;
@@ -432,14 +437,7 @@ pub(crate) fn request_vhm(
         file,
         module_ids: true,
     };
-    let raw: Raw = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        cx.err(
-            span.clone(),
-            key_at(text, span.start),
-            e.message().trim().to_string(),
-        )
-    })?;
+    let raw = cx.raw()?;
     let extra = raw.host.is_some()
         || !raw.channel.is_empty()
         || !raw.fault.is_empty()

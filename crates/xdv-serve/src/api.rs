@@ -52,6 +52,8 @@ pub(crate) struct App {
     pub(crate) mode: &'static str,
     pub(crate) epoch_ns: u64,
     pub(crate) openapi: Value,
+    /// The host's settings, to check a `[[vhm]]` table before it is sent to the core.
+    pub(crate) host: xdv_manifest::HostSpec,
 }
 
 type AppState = State<Arc<App>>;
@@ -87,6 +89,14 @@ impl Problem {
 
     fn bad(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }
 }
 
@@ -258,6 +268,24 @@ fn visible<'a>(app: &App, snap: &'a Snapshot, who: Who, name: &str) -> Option<&'
     })
 }
 
+/// The id of the VHM `who` calls `name`, or 404.
+fn visible_id(app: &App, who: Who, name: &str) -> Result<VhmId, Problem> {
+    let snap = app.shared.read();
+    visible(app, &snap, who, name)
+        .map(|v| VhmId(v.id))
+        .ok_or_else(|| Problem::not_found("such VHM"))
+}
+
+/// VHM `id` as the last snapshot shows it (published before a request is answered).
+fn published_view(app: &App, id: VhmId) -> Result<VhmView, Problem> {
+    let snap = app.shared.read();
+    snap.vhms
+        .iter()
+        .find(|v| v.id == id.0)
+        .map(|v| VhmView::clone(v))
+        .ok_or_else(|| Problem::internal("the VHM is not published"))
+}
+
 /// The VHMs `who` may see.
 fn visible_all<'a>(app: &App, snap: &'a Snapshot, who: Who) -> Vec<&'a Arc<VhmView>> {
     snap.vhms
@@ -294,9 +322,7 @@ async fn upload(
 ) -> Result<Response, Problem> {
     let who = authenticate(&app, &headers)?;
     if who == Who::Operator {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+        return Err(Problem::forbidden(
             "modules belong to tenants: upload with a tenant's token",
         ));
     }
@@ -319,13 +345,7 @@ async fn upload(
         xdv_k::GuestModule::new(&engine, &check, "main").map(|_| ())
     })
     .await
-    .map_err(|_| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the check failed",
-        )
-    })?
+    .map_err(|_| Problem::internal("the check failed"))?
     .map_err(|e| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -335,7 +355,11 @@ async fn upload(
     })?;
     let id = Hash32::of(&wasm);
     let size = wasm.len();
-    match apply(&app, who, ServiceRequest::Upload { module: id }, Some(wasm)).await? {
+    let request = ServiceRequest::Upload {
+        module: id,
+        size: size as u64,
+    };
+    match apply(&app, who, request, Some(wasm)).await? {
         Ok(_) => {
             let body = json!({ "id": id.to_hex(), "size": size });
             Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -374,9 +398,7 @@ async fn create_vhm(
 ) -> Result<Response, Problem> {
     let who = authenticate(&app, &headers)?;
     let Who::Tenant(_) = who else {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+        return Err(Problem::forbidden(
             "VHMs are created by tenants: the operator's are the config's",
         ));
     };
@@ -390,33 +412,37 @@ async fn create_vhm(
     let module = Hash32::from_hex(module)
         .ok_or_else(|| Problem::bad("k.module: not a module id (64 hex digits)"))?;
     let text = vhm_toml(&spec)?;
+    if text.len() > xdv_hv::service::MAX_SPEC_BYTES {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "body: the [[vhm]] table is {} bytes as TOML, more than {} (it is recorded in the trace)",
+                text.len(),
+                xdv_hv::service::MAX_SPEC_BYTES
+            ),
+        ));
+    }
+    // An invalid table is answered here, with the manifest check's own words, and never
+    // reaches the trace; the core checks it again (the trace records only its key).
+    if let Err(e) = xdv_manifest::VhmSpec::parse_request(&app.host, &text, "body") {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_spec",
+            format!("{}: {}", e.key, e.message),
+        ));
+    }
     let request = ServiceRequest::Create { spec: text, module };
     match apply(&app, who, request, None).await? {
         Ok(Some(id)) => {
-            let snap = app.shared.read();
-            let view = snap
-                .vhms
-                .iter()
-                .find(|v| v.id == id.0)
-                .map(|v| VhmView::clone(v))
-                .ok_or_else(|| {
-                    Problem::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        "created VHM not published",
-                    )
-                })?;
+            let view = published_view(&app, id)?;
             let mut r = (StatusCode::CREATED, Json(view.clone())).into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("/v1/vhms/{}", view.name)) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
             Ok(r)
         }
-        Ok(None) => Err(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "nothing created",
-        )),
+        Ok(None) => Err(Problem::internal("nothing created")),
         Err(r) => Err(refused(&r)),
     }
 }
@@ -440,19 +466,9 @@ async fn kill_vhm(
     Path(name): Path<String>,
 ) -> Result<Json<VhmView>, Problem> {
     let who = authenticate(&app, &headers)?;
-    let id = {
-        let snap = app.shared.read();
-        visible(&app, &snap, who, &name)
-            .map(|v| VhmId(v.id))
-            .ok_or_else(|| Problem::not_found("such VHM"))?
-    };
+    let id = visible_id(&app, who, &name)?;
     match apply(&app, who, ServiceRequest::Kill { vhm: id }, None).await? {
-        Ok(_) => {
-            let snap = app.shared.read();
-            let view = snap.vhms.iter().find(|v| v.id == id.0);
-            view.map(|v| Json(VhmView::clone(v)))
-                .ok_or_else(|| Problem::not_found("such VHM"))
-        }
+        Ok(_) => published_view(&app, id).map(Json),
         Err(r) => Err(refused(&r)),
     }
 }
@@ -479,16 +495,11 @@ async fn channel(
     let who = authenticate(&app, &headers)?;
     let body: ChannelBody =
         serde_json::from_slice(&body).map_err(|e| Problem::bad(format!("body: {e}")))?;
-    let ends = {
-        let snap = app.shared.read();
-        let mut ends = [VhmId(0); 2];
-        for (i, n) in body.ends.iter().enumerate() {
-            ends[i] = visible(&app, &snap, who, n)
-                .map(|v| VhmId(v.id))
-                .ok_or_else(|| Problem::not_found(&format!("VHM {n:?} (ends[{i}])")))?;
-        }
-        ends
-    };
+    let mut ends = [VhmId(0); 2];
+    for (i, n) in body.ends.iter().enumerate() {
+        ends[i] = visible_id(&app, who, n)
+            .map_err(|_| Problem::not_found(&format!("VHM {n:?} (ends[{i}])")))?;
+    }
     let request = ServiceRequest::Channel {
         ends,
         capacity: body.capacity,
@@ -538,7 +549,7 @@ async fn trace(State(app): AppState, headers: HeaderMap) -> Result<Response, Pro
         // One file per request: two snapshots at once never share one.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = tempfile_dir(&path)?;
+        let dir = snapshot_dir(&path);
         let copy = dir.join(format!(".snapshot-{}-{n}.xdv", std::process::id()));
         let _ = std::fs::remove_file(&copy);
         let reader = xdv_trace::TraceReader::open(&path).map_err(|e| e.to_string())?;
@@ -548,14 +559,8 @@ async fn trace(State(app): AppState, headers: HeaderMap) -> Result<Response, Pro
         bytes
     })
     .await
-    .map_err(|_| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "snapshot failed",
-        )
-    })?
-    .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    .map_err(|_| Problem::internal("snapshot failed"))?
+    .map_err(Problem::internal)?;
     let mut r = (StatusCode::OK, Body::from(bytes)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -565,11 +570,11 @@ async fn trace(State(app): AppState, headers: HeaderMap) -> Result<Response, Pro
 }
 
 /// Where a snapshot of `trace` is written: beside it.
-fn tempfile_dir(trace: &std::path::Path) -> Result<PathBuf, String> {
-    Ok(trace
+fn snapshot_dir(trace: &std::path::Path) -> PathBuf {
+    trace
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), PathBuf::from))
+        .map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
 #[derive(Deserialize)]
@@ -588,12 +593,7 @@ async fn events(
     Query(q): Query<Since>,
 ) -> Result<Response, Problem> {
     let who = authenticate(&app, &headers)?;
-    let id = {
-        let snap = app.shared.read();
-        visible(&app, &snap, who, &name)
-            .map(|v| VhmId(v.id))
-            .ok_or_else(|| Problem::not_found("such VHM"))?
-    };
+    let id = visible_id(&app, who, &name)?;
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

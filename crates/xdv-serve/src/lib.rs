@@ -128,6 +128,7 @@ pub fn serve(opts: ServeOptions) -> Result<Hash32, ServeError> {
         },
         epoch_ns: spec.epoch_ns,
         openapi: openapi_json()?,
+        host: manifest.host.clone(),
     });
     let mode = spec.mode;
     let host_shared = shared.clone();

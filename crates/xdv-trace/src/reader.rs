@@ -316,23 +316,35 @@ impl TraceReader {
         &self,
         mut f: impl FnMut(StoredEvent) -> Result<bool, String>,
     ) -> Result<(), TraceError> {
+        self.visit_rows(
+            "SELECT seq, body, hash FROM events ORDER BY seq",
+            [],
+            |stored| {
+                f(stored).map_err(|reason| TraceError::NotATrace {
+                    path: self.path.display().to_string(),
+                    reason,
+                })
+            },
+        )
+    }
+
+    /// Decodes the rows of `query` (seq, body, hash) in order, until `f` says stop.
+    fn visit_rows(
+        &self,
+        query: &str,
+        params: impl rusqlite::Params,
+        mut f: impl FnMut(StoredEvent) -> Result<bool, TraceError>,
+    ) -> Result<(), TraceError> {
         let e = sql(&self.path);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, body, hash FROM events ORDER BY seq")
-            .map_err(&e)?;
-        let mut rows = stmt.query([]).map_err(&e)?;
+        let mut stmt = self.conn.prepare_cached(query).map_err(&e)?;
+        let mut rows = stmt.query(params).map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
             let stored = self.decode_row(
                 row.get(0).map_err(&e)?,
                 row.get(1).map_err(&e)?,
                 row.get(2).map_err(&e)?,
             )?;
-            let keep_going = f(stored).map_err(|reason| TraceError::NotATrace {
-                path: self.path.display().to_string(),
-                reason,
-            })?;
-            if !keep_going {
+            if !f(stored)? {
                 break;
             }
         }
@@ -408,32 +420,16 @@ impl TraceReader {
         vhm: Option<VhmId>,
         mut f: impl FnMut(StoredEvent) -> bool,
     ) -> Result<(), TraceError> {
-        let e = sql(&self.path);
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, body, hash FROM events WHERE seq >= ?1 AND seq < ?2 \
-                 AND (?3 IS NULL OR vhm = ?3) ORDER BY seq",
-            )
-            .map_err(&e)?;
         let (from, to) = (
             from.min(i64::MAX as u64) as i64,
             to.min(i64::MAX as u64) as i64,
         );
-        let mut rows = stmt
-            .query(rusqlite::params![from, to, vhm.map(|v| v.0)])
-            .map_err(&e)?;
-        while let Some(row) = rows.next().map_err(&e)? {
-            let stored = self.decode_row(
-                row.get(0).map_err(&e)?,
-                row.get(1).map_err(&e)?,
-                row.get(2).map_err(&e)?,
-            )?;
-            if !f(stored) {
-                break;
-            }
-        }
-        Ok(())
+        self.visit_rows(
+            "SELECT seq, body, hash FROM events WHERE seq >= ?1 AND seq < ?2 \
+             AND (?3 IS NULL OR vhm = ?3) ORDER BY seq",
+            params![from, to, vhm.map(|v| v.0)],
+            |stored| Ok(f(stored)),
+        )
     }
 
     /// Writes a consistent copy of the trace as it is committed now to `to` (a new file), while

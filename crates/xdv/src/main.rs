@@ -223,7 +223,8 @@ enum Command {
         #[arg(long, conflicts_with = "resume")]
         trace: Option<PathBuf>,
         /// Continue the service recorded in this trace after a crash (kill -9): its committed
-        /// events are re-executed and checked, then it serves on.
+        /// events are re-executed and checked, then it serves on. The config is the one the
+        /// trace holds; a CONFIG given too must be that same text.
         #[arg(long, value_name = "TRACE")]
         resume: Option<PathBuf>,
     },
@@ -492,8 +493,8 @@ fn main() -> ExitCode {
             resume,
             ..
         } => match (&config, &resume) {
-            (Some(c), _) => cmd::serve::serve(c, (listen, unix), trace, resume),
-            (None, Some(r)) => cmd::serve::serve_resume(r, (listen, unix)),
+            (Some(c), None) => cmd::serve::serve(c, (listen, unix), trace),
+            (c, Some(r)) => cmd::serve::serve_resume(r, c.as_deref(), (listen, unix)),
             (None, None) => unreachable!("clap requires a config without --resume"),
         },
         Command::Ctl {

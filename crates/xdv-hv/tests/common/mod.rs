@@ -5,6 +5,19 @@ use std::path::{Path, PathBuf};
 use xdv_core::{Event, EventKind, VhmId};
 use xdv_hv::{run_in_memory, HostBuilder, Prepared, RunSummary};
 
+/// A loader for tests that drive the core without an engine: it compiles anything, and every
+/// module instantiates and has no interrupt handler.
+pub struct Fake;
+
+impl xdv_hv::modules::Loader for Fake {
+    fn compile(&mut self, _: usize, _: &[u8], _: &str) -> Result<bool, xdv_k::KError> {
+        Ok(false)
+    }
+    fn probe(&mut self, _: usize, _: u64) -> Result<(), xdv_core::refusal::TrapCode> {
+        Ok(())
+    }
+}
+
 /// The repository's examples folder.
 pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")

@@ -10,11 +10,9 @@ pub(crate) fn serve(
     config: &Path,
     (listen, unix): (Option<SocketAddr>, Option<PathBuf>),
     trace: Option<PathBuf>,
-    resume: Option<PathBuf>,
 ) -> Result<Outcome> {
     let prepared = xdv_hv::prepare(config)?;
-    let is_resume = resume.is_some();
-    let trace = match resume.or(trace) {
+    let trace = match trace {
         Some(t) => t,
         None => PathBuf::from(format!(
             "{}.xdv",
@@ -30,7 +28,7 @@ pub(crate) fn serve(
         listen,
         unix,
         trace,
-        resume: is_resume,
+        resume: false,
         on_listening: Some(Box::new(move |at| {
             eprintln!("xdv serve: listening on {at}/v1 (trace {shown})");
         })),
@@ -43,11 +41,24 @@ pub(crate) fn serve(
 /// `xdv serve --resume TRACE`: the config is the one stored in the trace.
 pub(crate) fn serve_resume(
     trace: &Path,
+    config: Option<&Path>,
     (listen, unix): (Option<SocketAddr>, Option<PathBuf>),
 ) -> Result<Outcome> {
     let reader = xdv_trace::TraceReader::open(trace)?;
     let header = reader.header()?;
     drop(reader);
+    if let Some(c) = config {
+        let given = xdv_manifest::Manifest::from_file(c)?;
+        if given.text != header.manifest_text {
+            anyhow::bail!(
+                "{}: not the config {} was recorded with ({}); resume with the trace alone: xdv serve --resume {}",
+                c.display(),
+                trace.display(),
+                header.manifest_name,
+                trace.display()
+            );
+        }
+    }
     let manifest = xdv_manifest::Manifest::parse(&header.manifest_text, &header.manifest_name)?;
     let prepared = xdv_hv::Prepared {
         manifest,
