@@ -232,7 +232,8 @@ pub(crate) fn run(
                 if at == Served::Finished {
                     break 'host;
                 }
-                continue;
+                // On to the epoch's end, not back to the queue: requests arriving faster than
+                // they are applied must not hold the host at this pause.
             }
             let behind = sink.views.behind(&hv, sink.writer.len(), sink.dirty);
             if behind && last.elapsed() >= PUBLISH_EVERY {
