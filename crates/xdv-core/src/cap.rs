@@ -108,6 +108,18 @@ pub mod rights {
     }
 }
 
+/// The object types by ABI code, as `cap_find` takes and `cap_info` reports them.
+pub const OBJECT_TYPES: [(u32, &str); 8] = [
+    (1, "vhm"),
+    (2, "budget"),
+    (3, "module"),
+    (4, "endpoint"),
+    (5, "vcpu"),
+    (6, "q_container"),
+    (7, "q_job"),
+    (8, "phi_window"),
+];
+
 /// A channel's host-wide number (never shown to guests: see [`CapSpace::info_number`]).
 pub type ChannelId = u32;
 
@@ -1099,6 +1111,23 @@ mod tests {
 
     const A: VhmId = VhmId(0);
     const B: VhmId = VhmId(1);
+
+    #[test]
+    fn object_types_table_agrees_with_the_objects() {
+        let h = Hash32([0; 32]);
+        let all = [
+            Object::Vhm(A),
+            Object::Budget(A),
+            Object::Module(h),
+            Object::Endpoint(0, 0),
+            Object::Vcpu(A, 0),
+            Object::QContainer(A),
+            Object::QJob(A, 0),
+            Object::PhiWindow(A, 0),
+        ];
+        let got: Vec<(u32, &str)> = all.iter().map(|o| (o.type_code(), o.type_name())).collect();
+        assert_eq!(got, OBJECT_TYPES.to_vec());
+    }
 
     fn space() -> CapSpace {
         let mut s = CapSpace::default();

@@ -46,6 +46,11 @@ impl Guests {
             .unwrap_or_else(|| panic!("module {i} is not compiled at the edge"))
     }
 
+    /// Bytes of linear memory the compiled module `i` declares initially.
+    pub(crate) fn initial_memory(&self, i: usize) -> u64 {
+        self.module(i).initial_memory_bytes()
+    }
+
     /// Instantiates the compiled module `i` under `memory_limit`.
     pub(crate) fn instantiate(
         &self,

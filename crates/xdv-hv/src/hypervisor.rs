@@ -82,18 +82,29 @@ impl Hypervisor {
     /// instantiate.
     pub fn check_instantiation(&self, file: &str) -> Result<(), HvError> {
         for (i, (spec, m)) in self.state.manifest_vhms().enumerate() {
-            self.guests
-                .instantiate(m, spec.k.memory_limit)
-                .map_err(|e| {
-                    module_error(
-                        file,
-                        &format!("vhm[{i}].k.module"),
-                        spec.k.module_at,
-                        &spec.k.module,
-                        &spec.name,
-                        e,
-                    )
-                })?;
+            let declared = self.guests.initial_memory(m);
+            let over = (declared > spec.k.memory_limit).then(|| xdv_k::KError::Instantiate {
+                code: xdv_core::refusal::TrapCode::ResourceLimit,
+                message: xdv_k::memory_over_limit(
+                    declared,
+                    &format!("vhm[{i}].k.memory_limit"),
+                    spec.k.memory_limit,
+                ),
+            });
+            over.map_or_else(
+                || self.guests.instantiate(m, spec.k.memory_limit).map(drop),
+                Err,
+            )
+            .map_err(|e| {
+                module_error(
+                    file,
+                    &format!("vhm[{i}].k.module"),
+                    spec.k.module_at,
+                    &spec.k.module,
+                    &spec.name,
+                    e,
+                )
+            })?;
         }
         Ok(())
     }

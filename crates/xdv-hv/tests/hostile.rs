@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 use xdv_core::{EventKind, ExitReason, FaultClass, HypercallRecord};
-use xdv_k::abi::{E_FAULT, E_INVAL, E_NOENT, E_NOMEM, E_TOOBIG};
+use xdv_hv::HostBuilder;
+use xdv_k::abi::{E_FAULT, E_INVAL, E_NOENT, E_TOOBIG};
 
 const HOSTILE: &str = r#"(module
   (import "xdv" "log" (func $log (param i32 i32) (result i32)))
@@ -99,13 +100,22 @@ fn hostile_arguments_fault_the_vhm_under_the_fault_policy() {
     );
 }
 
+/// A module that imports a pointer-taking call but exports no memory is refused before it
+/// runs; the core still answers `E_NOMEM` for a vCPU that reports no memory (see `step.rs`).
 #[test]
-fn pointer_calls_without_an_exported_memory_return_e_nomem() {
+fn pointer_calls_without_an_exported_memory_are_refused_at_load() {
     let m = "[[vhm]]\nname = \"n\"\n[vhm.k]\nmodule = \"n.wat\"\n";
-    let (_d, p) = prepare_inline(m, &[("n.wat", NO_MEMORY)]);
-    let (s, events) = run(&p);
-    assert_eq!(rets(&events), vec![("log", E_NOMEM)]);
-    assert_eq!(s.vhms[0].exit, "halted");
+    let e = HostBuilder::new(m, "m.toml")
+        .module("n.wat", NO_MEMORY.as_bytes())
+        .prepare()
+        .err()
+        .expect("refused");
+    assert!(
+        e.to_string().contains(
+            "import xdv.log: the call takes a pointer into guest memory, but the module exports no memory named \"memory\""
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -30,6 +30,9 @@ pub trait Module {
     /// `true` when it exports the interrupt handler `xdv_irq`.
     fn has_irq_handler(&self) -> bool;
 
+    /// Bytes of linear memory it declares initially (0 without a memory).
+    fn initial_memory_bytes(&self) -> u64;
+
     /// A new vCPU running the entry export, its linear memory capped at `memory_limit` bytes.
     ///
     /// # Errors
@@ -108,6 +111,10 @@ impl Module for crate::GuestModule {
 
     fn has_irq_handler(&self) -> bool {
         crate::GuestModule::has_irq_handler(self)
+    }
+
+    fn initial_memory_bytes(&self) -> u64 {
+        crate::GuestModule::initial_memory_bytes(self)
     }
 
     fn instantiate(&self, memory_limit: u64) -> Result<Box<dyn GuestVcpu>, KError> {

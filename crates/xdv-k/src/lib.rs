@@ -11,8 +11,10 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod bindings;
 pub mod call;
 pub mod engine;
+pub mod features;
 pub mod layout;
 mod module;
 mod vcpu;
@@ -20,8 +22,8 @@ mod vcpu;
 pub use abi::{Hypercall, HypercallDesc, HYPERCALLS};
 pub use call::Call;
 pub use engine::{Engine, GuestVcpu, Module};
-pub use module::{GuestModule, KEngine};
-pub use vcpu::{Request, Stop, Vcpu};
+pub use module::{grouped, GuestModule, KEngine, WASM_PAGE};
+pub use vcpu::{memory_over_limit, Request, Stop, Vcpu};
 
 /// Errors raised while preparing a guest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -28,6 +28,7 @@ impl KEngine {
         config
             .consume_fuel(true)
             .compilation_mode(CompilationMode::Eager);
+        crate::features::configure(&mut config);
         let engine = Engine::new(&config);
         let mut linker = Linker::<VcpuData>::new(&engine);
         for d in abi::HYPERCALLS {
@@ -58,17 +59,118 @@ pub struct GuestModule {
     pub(crate) module: Module,
     pub(crate) entry: String,
     pub(crate) has_irq: bool,
+    /// Bytes of linear memory the module declares initially (0 without a memory).
+    pub(crate) initial_memory: u64,
+    /// The ABI version its `xdv.abi` section declares, if it has one.
+    pub(crate) abi_version: Option<u32>,
 }
+
+/// What a module's sections tell beyond what the engine exposes.
+struct Sections {
+    initial_memory: u64,
+    abi_version: Option<u32>,
+}
+
+/// Reads the declared ABI version and the initial memory of a module that validated.
+fn read_sections(wasm: &[u8]) -> Result<Sections, KError> {
+    use wasmparser::{Parser, Payload};
+    let invalid = |e: wasmparser::BinaryReaderError| KError::Invalid(e.to_string());
+    let mut out = Sections {
+        initial_memory: 0,
+        abi_version: None,
+    };
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(invalid)? {
+            Payload::CustomSection(c) if c.name() == abi::ABI_SECTION => {
+                let Ok(bytes) = <[u8; 4]>::try_from(c.data()) else {
+                    return Err(KError::Abi(format!(
+                        "custom section {:?} must hold one little-endian u32 (the ABI version), \
+                         not {} bytes",
+                        abi::ABI_SECTION,
+                        c.data().len()
+                    )));
+                };
+                if out.abi_version.is_some() {
+                    return Err(KError::Abi(format!(
+                        "the module has more than one {:?} section",
+                        abi::ABI_SECTION
+                    )));
+                }
+                out.abi_version = Some(u32::from_le_bytes(bytes));
+            }
+            Payload::MemorySection(r) => {
+                if let Some(m) = r.into_iter().next() {
+                    let m = m.map_err(invalid)?;
+                    out.initial_memory = m.initial.saturating_mul(WASM_PAGE);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes of one WebAssembly page.
+pub const WASM_PAGE: u64 = 65_536;
+
+/// `n` with a space every three digits (`1 114 112`), as messages print byte counts.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The libc functions C compilers emit calls to, which a guest must define itself.
+const LIBC_BUILTINS: &[&str] = &["memset", "memcpy", "memmove", "memcmp", "bcmp", "strlen"];
 
 impl GuestModule {
     /// Compiles `wasm` and checks it: imports only hypercalls from module `xdv` with their exact
     /// signatures, an `entry` export of type `() -> ()`, and if present an `xdv_irq` export of type
     /// `(i32, i64) -> ()`.
     pub fn new(engine: &KEngine, wasm: &[u8], entry: &str) -> Result<Self, KError> {
-        let module =
-            Module::new(&engine.engine, wasm).map_err(|e| KError::Invalid(e.to_string()))?;
+        let module = Module::new(&engine.engine, wasm).map_err(|e| {
+            match crate::features::refused_feature_used(wasm) {
+                Some(f) => KError::Abi(format!(
+                    "the module uses the WebAssembly feature {:?}, which xdv does not accept ({}); \
+                     accepted: {}",
+                    f.name,
+                    f.note,
+                    crate::features::accepted_names()
+                )),
+                None => KError::Invalid(e.to_string()),
+            }
+        })?;
+        let sections = read_sections(wasm)?;
+        if let Some(v) = sections.abi_version {
+            if !(abi::OLDEST_ABI_VERSION..=abi::ABI_VERSION).contains(&v) {
+                return Err(KError::Abi(format!(
+                    "the module was built for xdv ABI version {v}; this host implements version {} \
+                     (it runs guests built for versions {} to {})",
+                    abi::ABI_VERSION,
+                    abi::OLDEST_ABI_VERSION,
+                    abi::ABI_VERSION
+                )));
+            }
+        }
+        let exports_memory = matches!(
+            module.get_export(MEMORY_EXPORT),
+            Some(ExternType::Memory(_))
+        );
         for import in module.imports() {
             let (m, n) = (import.module(), import.name());
+            if m == "env" && LIBC_BUILTINS.contains(&n) {
+                return Err(KError::Abi(format!(
+                    "import env.{n}: guests may import only hypercalls from module \"xdv\"; the \
+                     compiler emitted a call to {n}: define it (the C SDK's xdv.h does where \
+                     XDV_IMPLEMENTATION is defined) and build with -mbulk-memory"
+                )));
+            }
             if m != "xdv" {
                 return Err(KError::Abi(format!(
                     "import {m}.{n}: guests may import only hypercalls from module \"xdv\""
@@ -88,6 +190,12 @@ impl GuestModule {
                     "import xdv.{n}: signature {} does not match the ABI's {}",
                     sig(ft.params(), ft.results()),
                     sig(d.params, d.result.as_slice())
+                )));
+            }
+            if d.takes_pointer() && !exports_memory {
+                return Err(KError::Abi(format!(
+                    "import xdv.{n}: the call takes a pointer into guest memory, but the module \
+                     exports no memory named {MEMORY_EXPORT:?}"
                 )));
             }
         }
@@ -130,7 +238,19 @@ impl GuestModule {
             module,
             entry: entry.to_string(),
             has_irq,
+            initial_memory: sections.initial_memory,
+            abi_version: sections.abi_version,
         })
+    }
+
+    /// Bytes of linear memory the module declares initially (0 without a memory).
+    pub fn initial_memory_bytes(&self) -> u64 {
+        self.initial_memory
+    }
+
+    /// The ABI version the module's `xdv.abi` section declares, if it has one.
+    pub fn abi_version(&self) -> Option<u32> {
+        self.abi_version
     }
 
     /// `true` when the guest exports an interrupt handler.

@@ -164,10 +164,28 @@ pub struct Vcpu {
     pending: Option<Hypercall>,
 }
 
+/// The words for a module whose initial memory is over `limit` bytes, named `what`:
+/// `module declares 17 pages (1 114 112 B); memory_limit is 1 048 576 B`.
+pub fn memory_over_limit(declared: u64, what: &str, limit: u64) -> String {
+    use crate::module::{grouped, WASM_PAGE};
+    format!(
+        "module declares {} pages ({} B); {what} is {} B",
+        declared / WASM_PAGE,
+        grouped(declared),
+        grouped(limit)
+    )
+}
+
 impl Vcpu {
     /// Instantiates `module` with its linear memory capped at `memory_limit` bytes. Fuel is set
     /// only after instantiation, so a module with a start function is refused.
     pub fn new(engine: &KEngine, module: &GuestModule, memory_limit: u64) -> Result<Self, KError> {
+        if module.initial_memory > memory_limit {
+            return Err(KError::Instantiate {
+                code: TrapCode::ResourceLimit,
+                message: memory_over_limit(module.initial_memory, "memory_limit", memory_limit),
+            });
+        }
         let limits = Footprint {
             memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
             table_elements: 0,

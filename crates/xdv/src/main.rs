@@ -247,11 +247,17 @@ enum Command {
         #[command(subcommand)]
         command: PhiCommand,
     },
-    /// Print the hypercall ABI table.
+    /// Print the hypercall ABI table, or generate the SDKs' ABI layers from it.
     Abi {
         /// Print as JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["c_header", "rust"])]
         json: bool,
+        /// Print the C header of the ABI (what sdk/c/xdv_abi.h holds).
+        #[arg(long, conflicts_with = "rust")]
+        c_header: bool,
+        /// Print the Rust SDK's raw `sys` module (what sdk/rust/xdv-guest/src/sys.rs holds).
+        #[arg(long)]
+        rust: bool,
     },
 }
 
@@ -438,7 +444,11 @@ fn main() -> ExitCode {
             phi_tolerance,
             json,
         } => cmd::run::replay(&trace, rederive, phi_tolerance, json),
-        Command::Abi { json } => cmd::abi::print(json),
+        Command::Abi {
+            json,
+            c_header,
+            rust,
+        } => cmd::abi::print(json, c_header, rust),
         Command::Q { command } => match command {
             QCommand::Run {
                 circuit,
