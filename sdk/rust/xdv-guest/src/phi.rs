@@ -26,11 +26,12 @@ impl Window {
     /// A window on port `port` (its index in `[[host.phi.port]]`) over `[t0, t1)` ns, with a
     /// zero band and amplitude cap until set.
     pub fn new(port: u32, t0: u64, t1: u64) -> Self {
-        let mut s = sys::WindowSpec::default();
-        s.port = port;
-        s.t0 = t0;
-        s.t1 = t1;
-        Window(s)
+        Window(sys::WindowSpec {
+            port,
+            t0,
+            t1,
+            ..Default::default()
+        })
     }
 
     /// The band its frames may use, `[lo, hi]` Hz.

@@ -27,14 +27,19 @@ impl<'a> Spawn<'a> {
     /// A child named `name` (the hypervisor names it `parent/name`), carved from `budget` and
     /// running `module`.
     pub fn new(budget: Handle<Budget>, module: Handle<Module>, name: &'a str) -> Self {
-        let mut spec = sys::SpawnSpecQ::default();
-        spec.spec.budget = budget.raw();
-        spec.spec.module = module.raw();
-        spec.spec.vcpus = 1;
-        spec.spec.vcpu_quota = 1;
-        spec.spec.memory_limit = 65_536;
-        spec.spec.memory_quota = 65_536;
-        spec.spec.weight = 1;
+        let spec = sys::SpawnSpecQ {
+            spec: sys::SpawnSpec {
+                budget: budget.raw(),
+                module: module.raw(),
+                vcpus: 1,
+                vcpu_quota: 1,
+                memory_limit: 65_536,
+                memory_quota: 65_536,
+                weight: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         Spawn {
             spec,
             name,

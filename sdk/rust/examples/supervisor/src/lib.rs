@@ -30,7 +30,7 @@ fn main() {
     if let Ok(ExitStatus::Exited(_)) = w1.wait() {
         let _ = log_str("supervisor: w1 finished");
     }
-    if w2.wait().map_or(false, ExitStatus::is_fault) {
+    if matches!(w2.wait(), Ok(ExitStatus::Faulted(_))) {
         let _ = log_str("supervisor: w2 faulted, restarting it");
         let again = spawn("w2", 200_000);
         if let Ok(ExitStatus::Exited(_)) = again.wait() {
