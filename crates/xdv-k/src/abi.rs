@@ -13,9 +13,10 @@ pub use wasmi::ValType;
 /// Version of the hypercall ABI.
 pub const ABI_VERSION: u32 = 4;
 
-/// The oldest ABI version a guest may declare. Versions only add calls and never change a
-/// number's meaning, so a guest built for any version from this one to [`ABI_VERSION`] runs.
-pub const OLDEST_ABI_VERSION: u32 = 1;
+/// The oldest ABI version a guest may declare: from version 3 on, versions only add calls, so a
+/// guest built for any version from this one to [`ABI_VERSION`] runs unchanged. (Version 3 gave
+/// bytes 88…103 of a `vhm_spawn` spec a meaning that version 2 ignored.)
+pub const OLDEST_ABI_VERSION: u32 = 3;
 /// The custom section in which a guest built with an SDK declares the ABI version it targets:
 /// exactly one little-endian `u32`. A module without it (hand-written WAT) is not checked.
 pub const ABI_SECTION: &str = "xdv.abi";
