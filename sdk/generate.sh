@@ -3,6 +3,11 @@
 # sdk/c/xdv_abi.h and sdk/rust/xdv-guest/src/sys.rs. A test fails while they are out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo run -q -p xdv -- abi --c-header > sdk/c/xdv_abi.h
-cargo run -q -p xdv -- abi --rust > sdk/rust/xdv-guest/src/sys.rs
+cargo build -q -p xdv
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+target/debug/xdv abi --c-header > "$tmp/xdv_abi.h"
+target/debug/xdv abi --rust > "$tmp/sys.rs"
+mv "$tmp/xdv_abi.h" sdk/c/xdv_abi.h
+mv "$tmp/sys.rs" sdk/rust/xdv-guest/src/sys.rs
 echo "regenerated sdk/c/xdv_abi.h and sdk/rust/xdv-guest/src/sys.rs"

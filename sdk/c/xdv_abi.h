@@ -36,40 +36,40 @@ extern "C" {
 #define XDV_WAIT_TIME_LIMIT INT64_C(4) /* `vhm_wait` kind: stopped at the time limit */
 
 /* Error codes: every call returns them negative. */
-#define XDV_E_INVAL INT64_C(-1) /* an argument has an invalid value */
-#define XDV_E_FAULT INT64_C(-2) /* a pointer/length pair reaches outside linear memory */
-#define XDV_E_NOENT INT64_C(-3) /* no such vCPU or interrupt vector */
-#define XDV_E_TOOBIG INT64_C(-4) /* a length is over the call's limit */
-#define XDV_E_NOMEM INT64_C(-5) /* the call needs an exported `memory` */
-#define XDV_E_BADHANDLE INT64_C(-6) /* no such capability (forged, stale or foreign handle) */
-#define XDV_E_PERM INT64_C(-7) /* missing right, or rights asked beyond the source's */
-#define XDV_E_TYPE INT64_C(-8) /* the capability names another type of object */
-#define XDV_E_QUOTA INT64_C(-9) /* over budget, nesting depth, child count or privilege level */
-#define XDV_E_FULL INT64_C(-10) /* the channel queue is full */
-#define XDV_E_CLOSED INT64_C(-11) /* the other end of the channel is closed */
-#define XDV_E_BUSY INT64_C(-12) /* the VHM has children, a qubit is lent to a child, or a job has not finished */
+#define XDV_E_INVAL INT64_C(-1) /* error: an argument has an invalid value */
+#define XDV_E_FAULT INT64_C(-2) /* error: a pointer/length pair reaches outside linear memory */
+#define XDV_E_NOENT INT64_C(-3) /* error: no such vCPU or interrupt vector */
+#define XDV_E_TOOBIG INT64_C(-4) /* error: a length is over the call's limit */
+#define XDV_E_NOMEM INT64_C(-5) /* error: the call needs an exported `memory` */
+#define XDV_E_BADHANDLE INT64_C(-6) /* error: no such capability (forged, stale or foreign handle) */
+#define XDV_E_PERM INT64_C(-7) /* error: missing right, or rights asked beyond the source's */
+#define XDV_E_TYPE INT64_C(-8) /* error: the capability names another type of object */
+#define XDV_E_QUOTA INT64_C(-9) /* error: over budget, nesting depth, child count or privilege level */
+#define XDV_E_FULL INT64_C(-10) /* error: the channel queue is full */
+#define XDV_E_CLOSED INT64_C(-11) /* error: the other end of the channel is closed */
+#define XDV_E_BUSY INT64_C(-12) /* error: the VHM has children, a qubit is lent to a child, or a job has not finished */
 
 /* Rights bits. */
-#define XDV_RIGHT_INSPECT UINT32_C(1)
-#define XDV_RIGHT_DERIVE UINT32_C(2)
-#define XDV_RIGHT_TRANSFER UINT32_C(4)
-#define XDV_RIGHT_SPAWN UINT32_C(8)
-#define XDV_RIGHT_WAIT UINT32_C(16)
-#define XDV_RIGHT_KILL UINT32_C(32)
-#define XDV_RIGHT_SEND UINT32_C(64)
-#define XDV_RIGHT_RECV UINT32_C(128)
-#define XDV_RIGHT_CHANNEL UINT32_C(256)
-#define XDV_RIGHT_SUBMIT UINT32_C(512)
+#define XDV_RIGHT_INSPECT UINT32_C(1) /* right `inspect` */
+#define XDV_RIGHT_DERIVE UINT32_C(2) /* right `derive` */
+#define XDV_RIGHT_TRANSFER UINT32_C(4) /* right `transfer` */
+#define XDV_RIGHT_SPAWN UINT32_C(8) /* right `spawn` */
+#define XDV_RIGHT_WAIT UINT32_C(16) /* right `wait` */
+#define XDV_RIGHT_KILL UINT32_C(32) /* right `kill` */
+#define XDV_RIGHT_SEND UINT32_C(64) /* right `send` */
+#define XDV_RIGHT_RECV UINT32_C(128) /* right `recv` */
+#define XDV_RIGHT_CHANNEL UINT32_C(256) /* right `channel` */
+#define XDV_RIGHT_SUBMIT UINT32_C(512) /* right `submit` */
 
 /* Object types (cap_find, cap_info). */
-#define XDV_TYPE_VHM UINT32_C(1)
-#define XDV_TYPE_BUDGET UINT32_C(2)
-#define XDV_TYPE_MODULE UINT32_C(3)
-#define XDV_TYPE_ENDPOINT UINT32_C(4)
-#define XDV_TYPE_VCPU UINT32_C(5)
-#define XDV_TYPE_Q_CONTAINER UINT32_C(6)
-#define XDV_TYPE_Q_JOB UINT32_C(7)
-#define XDV_TYPE_PHI_WINDOW UINT32_C(8)
+#define XDV_TYPE_VHM UINT32_C(1) /* object type `vhm` */
+#define XDV_TYPE_BUDGET UINT32_C(2) /* object type `budget` */
+#define XDV_TYPE_MODULE UINT32_C(3) /* object type `module` */
+#define XDV_TYPE_ENDPOINT UINT32_C(4) /* object type `endpoint` */
+#define XDV_TYPE_VCPU UINT32_C(5) /* object type `vcpu` */
+#define XDV_TYPE_Q_CONTAINER UINT32_C(6) /* object type `q_container` */
+#define XDV_TYPE_Q_JOB UINT32_C(7) /* object type `q_job` */
+#define XDV_TYPE_PHI_WINDOW UINT32_C(8) /* object type `phi_window` */
 
 /* Structures passed through guest memory (little-endian, naturally aligned). */
 

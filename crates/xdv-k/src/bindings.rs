@@ -48,6 +48,60 @@ fn rust_field(t: FieldType) -> String {
     }
 }
 
+/// One named value of the ABI, as both SDKs define it.
+struct Named {
+    /// The group it is listed under.
+    group: &'static str,
+    /// Its name without the `XDV_` prefix C gives it.
+    name: String,
+    value: i64,
+    /// `true` for rights and object types (`u32`).
+    unsigned: bool,
+    doc: String,
+}
+
+/// Every constant, error code, right and object type, in the order both SDKs list them.
+fn named_values() -> Vec<Named> {
+    let mut out = Vec::new();
+    for (name, value, doc) in CONSTANTS {
+        out.push(Named {
+            group: "constants",
+            name: name.to_string(),
+            value: *value,
+            unsigned: false,
+            doc: doc.to_string(),
+        });
+    }
+    for (value, name, doc) in ERROR_CODES {
+        out.push(Named {
+            group: "error codes: every call returns them negative",
+            name: name.to_string(),
+            value: *value,
+            unsigned: false,
+            doc: format!("error: {doc}"),
+        });
+    }
+    for (bit, name) in rights::NAMES.iter().enumerate() {
+        out.push(Named {
+            group: "rights bits",
+            name: format!("RIGHT_{}", name.to_uppercase()),
+            value: 1 << bit,
+            unsigned: true,
+            doc: format!("right `{name}`"),
+        });
+    }
+    for (code, name) in OBJECT_TYPES {
+        out.push(Named {
+            group: "object types (cap_find, cap_info)",
+            name: format!("TYPE_{}", name.to_uppercase()),
+            value: i64::from(code),
+            unsigned: true,
+            doc: format!("object type `{name}`"),
+        });
+    }
+    out
+}
+
 /// The C header: imports with `import_module`/`import_name`, constants, error codes, rights,
 /// object types and structures with `_Static_assert`s on every size and offset.
 pub fn c_header() -> String {
@@ -61,31 +115,19 @@ pub fn c_header() -> String {
     w.push_str(
         "#ifndef XDV_ABI_H\n#define XDV_ABI_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n",
     );
-    w.push_str("#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+    w.push_str("#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
 
-    w.push_str("/* Constants. */\n");
-    for (name, value, doc) in CONSTANTS {
-        let _ = writeln!(w, "#define XDV_{name} INT64_C({value}) /* {doc} */");
-    }
-    w.push_str("\n/* Error codes: every call returns them negative. */\n");
-    for (value, name, doc) in ERROR_CODES {
-        let _ = writeln!(w, "#define XDV_{name} INT64_C({value}) /* {doc} */");
-    }
-    w.push_str("\n/* Rights bits. */\n");
-    for (bit, name) in rights::NAMES.iter().enumerate() {
+    let mut group = "";
+    for v in named_values() {
+        if v.group != group {
+            group = v.group;
+            let _ = writeln!(w, "\n/* {}. */", capitalised(group));
+        }
+        let int = if v.unsigned { "UINT32_C" } else { "INT64_C" };
         let _ = writeln!(
             w,
-            "#define XDV_RIGHT_{} UINT32_C({})",
-            name.to_uppercase(),
-            1u32 << bit
-        );
-    }
-    w.push_str("\n/* Object types (cap_find, cap_info). */\n");
-    for (code, name) in OBJECT_TYPES {
-        let _ = writeln!(
-            w,
-            "#define XDV_TYPE_{} UINT32_C({code})",
-            name.to_uppercase()
+            "#define XDV_{} {int}({}) /* {} */",
+            v.name, v.value, v.doc
         );
     }
 
@@ -162,33 +204,22 @@ pub fn rust_sys() -> String {
     w.push_str("//! constants and structures. `docs/abi.md` describes each call. The safe API of this crate is\n");
     w.push_str("//! built on these; use them directly only for what it does not cover.\n\n");
     w.push_str("#![allow(missing_docs, clippy::missing_safety_doc)]\n\n");
-    for (name, value, doc) in CONSTANTS {
-        let ty = if *name == "ABI_VERSION" { "u32" } else { "i64" };
+    let mut group = "";
+    for v in named_values() {
+        if v.group != group {
+            group = v.group;
+            w.push('\n');
+        }
+        let ty = match (v.name.as_str(), v.unsigned) {
+            ("ABI_VERSION", _) | (_, true) => "u32",
+            _ => "i64",
+        };
         let _ = writeln!(
             w,
-            "/// {}.\npub const {name}: {ty} = {value};",
-            capitalised(doc)
-        );
-    }
-    w.push('\n');
-    for (value, name, doc) in ERROR_CODES {
-        let _ = writeln!(w, "/// Error: {doc}.\npub const {name}: i64 = {value};");
-    }
-    w.push('\n');
-    for (bit, name) in rights::NAMES.iter().enumerate() {
-        let _ = writeln!(
-            w,
-            "/// Right `{name}`.\npub const RIGHT_{}: u32 = {};",
-            name.to_uppercase(),
-            1u32 << bit
-        );
-    }
-    w.push('\n');
-    for (code, name) in OBJECT_TYPES {
-        let _ = writeln!(
-            w,
-            "/// Object type `{name}`.\npub const TYPE_{}: u32 = {code};",
-            name.to_uppercase()
+            "/// {}.\npub const {}: {ty} = {};",
+            capitalised(&v.doc),
+            v.name,
+            v.value
         );
     }
     for s in STRUCTS {
@@ -303,7 +334,10 @@ mod tests {
         }
         for (value, name, _) in ERROR_CODES {
             assert!(c.contains(&format!("#define XDV_{name} INT64_C({value})")));
-            assert!(r.contains(&format!("pub const {name}: i64 = {value};")));
+            assert!(
+                r.contains(&format!("pub const {name}: i64 = {value};")),
+                "{name}"
+            );
         }
         for s in STRUCTS {
             for f in s.fields {

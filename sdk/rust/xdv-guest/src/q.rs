@@ -95,3 +95,16 @@ pub fn info(container: Handle<QContainer>, what: Figure) -> Result<u64> {
     // SAFETY: no memory is passed.
     check(unsafe { sys::q_info(container.raw() as i64, what as i32) }).map(|v| v as u64)
 }
+
+/// [`wait`], then the job's shots in a new vector of `shots` entries (the `alloc` feature).
+///
+/// # Errors
+///
+/// As [`wait`] and [`result`].
+#[cfg(feature = "alloc")]
+pub fn wait_result_vec(job: Handle<QJob>, shots: usize) -> Result<alloc::vec::Vec<u64>> {
+    let mut out = alloc::vec![0u64; shots];
+    let n = wait_result(job, &mut out)?;
+    out.truncate(n);
+    Ok(out)
+}

@@ -5,6 +5,7 @@
 
 #![allow(missing_docs, clippy::missing_safety_doc)]
 
+
 /// The ABI version this host implements.
 pub const ABI_VERSION: u32 = 4;
 /// Success.
