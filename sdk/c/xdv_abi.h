@@ -71,10 +71,13 @@ extern "C" {
 #define XDV_TYPE_Q_JOB UINT32_C(7) /* object type `q_job` */
 #define XDV_TYPE_PHI_WINDOW UINT32_C(8) /* object type `phi_window` */
 
+/* Assembly that declares ABI version 4 in the custom section "xdv.abi" (one little-endian u32); xdv.h emits it where XDV_IMPLEMENTATION is defined. */
+#define XDV_ABI_SECTION_ASM ".section .custom_section.xdv.abi,\"\",@\n.int8 4\n.int8 0\n.int8 0\n.int8 0\n.text\n"
+
 /* Structures passed through guest memory (little-endian, naturally aligned). */
 
 /* The `vhm_spawn` spec without a Q container (88 bytes). */
-typedef struct xdv_spawn_spec {
+typedef struct xdv_spawn_spec_t {
     uint64_t budget; /* Handle of the caller's own budget, with `spawn`. */
     uint64_t module; /* Handle of a module with `spawn`; 0: the module is `code`. */
     uint32_t code_ptr; /* A WebAssembly binary in the caller's memory (when `module` is 0). */
@@ -92,85 +95,85 @@ typedef struct xdv_spawn_spec {
     uint32_t max_children; /* Live children the child may have. */
     uint32_t caps_count; /* Capabilities to pass. */
     uint32_t caps_ptr; /* Where their `PassedCap` entries are. */
-} xdv_spawn_spec;
-_Static_assert(sizeof(xdv_spawn_spec) == 88, "xdv_spawn_spec size");
-_Static_assert(offsetof(xdv_spawn_spec, budget) == 0, "xdv_spawn_spec.budget offset");
-_Static_assert(offsetof(xdv_spawn_spec, module) == 8, "xdv_spawn_spec.module offset");
-_Static_assert(offsetof(xdv_spawn_spec, code_ptr) == 16, "xdv_spawn_spec.code_ptr offset");
-_Static_assert(offsetof(xdv_spawn_spec, code_len) == 20, "xdv_spawn_spec.code_len offset");
-_Static_assert(offsetof(xdv_spawn_spec, name_ptr) == 24, "xdv_spawn_spec.name_ptr offset");
-_Static_assert(offsetof(xdv_spawn_spec, name_len) == 28, "xdv_spawn_spec.name_len offset");
-_Static_assert(offsetof(xdv_spawn_spec, vcpus) == 32, "xdv_spawn_spec.vcpus offset");
-_Static_assert(offsetof(xdv_spawn_spec, vcpu_quota) == 36, "xdv_spawn_spec.vcpu_quota offset");
-_Static_assert(offsetof(xdv_spawn_spec, memory_limit) == 40, "xdv_spawn_spec.memory_limit offset");
-_Static_assert(offsetof(xdv_spawn_spec, memory_quota) == 48, "xdv_spawn_spec.memory_quota offset");
-_Static_assert(offsetof(xdv_spawn_spec, fuel_quota) == 56, "xdv_spawn_spec.fuel_quota offset");
-_Static_assert(offsetof(xdv_spawn_spec, weight) == 64, "xdv_spawn_spec.weight offset");
-_Static_assert(offsetof(xdv_spawn_spec, flags) == 68, "xdv_spawn_spec.flags offset");
-_Static_assert(offsetof(xdv_spawn_spec, max_depth) == 72, "xdv_spawn_spec.max_depth offset");
-_Static_assert(offsetof(xdv_spawn_spec, max_children) == 76, "xdv_spawn_spec.max_children offset");
-_Static_assert(offsetof(xdv_spawn_spec, caps_count) == 80, "xdv_spawn_spec.caps_count offset");
-_Static_assert(offsetof(xdv_spawn_spec, caps_ptr) == 84, "xdv_spawn_spec.caps_ptr offset");
+} xdv_spawn_spec_t;
+_Static_assert(sizeof(xdv_spawn_spec_t) == 88, "xdv_spawn_spec_t size");
+_Static_assert(offsetof(xdv_spawn_spec_t, budget) == 0, "xdv_spawn_spec_t.budget offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, module) == 8, "xdv_spawn_spec_t.module offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, code_ptr) == 16, "xdv_spawn_spec_t.code_ptr offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, code_len) == 20, "xdv_spawn_spec_t.code_len offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, name_ptr) == 24, "xdv_spawn_spec_t.name_ptr offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, name_len) == 28, "xdv_spawn_spec_t.name_len offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, vcpus) == 32, "xdv_spawn_spec_t.vcpus offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, vcpu_quota) == 36, "xdv_spawn_spec_t.vcpu_quota offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, memory_limit) == 40, "xdv_spawn_spec_t.memory_limit offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, memory_quota) == 48, "xdv_spawn_spec_t.memory_quota offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, fuel_quota) == 56, "xdv_spawn_spec_t.fuel_quota offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, weight) == 64, "xdv_spawn_spec_t.weight offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, flags) == 68, "xdv_spawn_spec_t.flags offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, max_depth) == 72, "xdv_spawn_spec_t.max_depth offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, max_children) == 76, "xdv_spawn_spec_t.max_children offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, caps_count) == 80, "xdv_spawn_spec_t.caps_count offset");
+_Static_assert(offsetof(xdv_spawn_spec_t, caps_ptr) == 84, "xdv_spawn_spec_t.caps_ptr offset");
 
 /* The `vhm_spawn` spec with a Q container carved from the caller's (104 bytes). */
-typedef struct xdv_spawn_spec_q {
-    xdv_spawn_spec spec; /* The first 88 bytes. */
+typedef struct xdv_spawn_spec_q_t {
+    xdv_spawn_spec_t spec; /* The first 88 bytes. */
     uint32_t q_qubits; /* Logical qubits carved from the caller's container (0: none). */
     uint32_t reserved; /* Must be 0. */
     uint64_t q_budget; /* Decoherence budget lent, µ. */
-} xdv_spawn_spec_q;
-_Static_assert(sizeof(xdv_spawn_spec_q) == 104, "xdv_spawn_spec_q size");
-_Static_assert(offsetof(xdv_spawn_spec_q, spec) == 0, "xdv_spawn_spec_q.spec offset");
-_Static_assert(offsetof(xdv_spawn_spec_q, q_qubits) == 88, "xdv_spawn_spec_q.q_qubits offset");
-_Static_assert(offsetof(xdv_spawn_spec_q, reserved) == 92, "xdv_spawn_spec_q.reserved offset");
-_Static_assert(offsetof(xdv_spawn_spec_q, q_budget) == 96, "xdv_spawn_spec_q.q_budget offset");
+} xdv_spawn_spec_q_t;
+_Static_assert(sizeof(xdv_spawn_spec_q_t) == 104, "xdv_spawn_spec_q_t size");
+_Static_assert(offsetof(xdv_spawn_spec_q_t, spec) == 0, "xdv_spawn_spec_q_t.spec offset");
+_Static_assert(offsetof(xdv_spawn_spec_q_t, q_qubits) == 88, "xdv_spawn_spec_q_t.q_qubits offset");
+_Static_assert(offsetof(xdv_spawn_spec_q_t, reserved) == 92, "xdv_spawn_spec_q_t.reserved offset");
+_Static_assert(offsetof(xdv_spawn_spec_q_t, q_budget) == 96, "xdv_spawn_spec_q_t.q_budget offset");
 
 /* One capability passed at spawn (24 bytes). */
-typedef struct xdv_passed_cap {
+typedef struct xdv_passed_cap_t {
     uint64_t handle; /* Handle in the caller's table, with `transfer`. */
     uint32_t rights; /* Rights of the child's copy. */
     uint32_t reserved; /* Ignored. */
     uint64_t badge; /* Badge (0 keeps the held one's). */
-} xdv_passed_cap;
-_Static_assert(sizeof(xdv_passed_cap) == 24, "xdv_passed_cap size");
-_Static_assert(offsetof(xdv_passed_cap, handle) == 0, "xdv_passed_cap.handle offset");
-_Static_assert(offsetof(xdv_passed_cap, rights) == 8, "xdv_passed_cap.rights offset");
-_Static_assert(offsetof(xdv_passed_cap, reserved) == 12, "xdv_passed_cap.reserved offset");
-_Static_assert(offsetof(xdv_passed_cap, badge) == 16, "xdv_passed_cap.badge offset");
+} xdv_passed_cap_t;
+_Static_assert(sizeof(xdv_passed_cap_t) == 24, "xdv_passed_cap_t size");
+_Static_assert(offsetof(xdv_passed_cap_t, handle) == 0, "xdv_passed_cap_t.handle offset");
+_Static_assert(offsetof(xdv_passed_cap_t, rights) == 8, "xdv_passed_cap_t.rights offset");
+_Static_assert(offsetof(xdv_passed_cap_t, reserved) == 12, "xdv_passed_cap_t.reserved offset");
+_Static_assert(offsetof(xdv_passed_cap_t, badge) == 16, "xdv_passed_cap_t.badge offset");
 
 /* What `cap_info` writes (24 bytes). */
-typedef struct xdv_cap_info {
+typedef struct xdv_cap_info_t {
     uint32_t object_type; /* Object type, 1 to 8. */
     uint32_t rights; /* Rights. */
     uint64_t badge; /* Badge (0: none). */
     uint64_t number; /* The object's number as the holder sees it. */
-} xdv_cap_info;
-_Static_assert(sizeof(xdv_cap_info) == 24, "xdv_cap_info size");
-_Static_assert(offsetof(xdv_cap_info, object_type) == 0, "xdv_cap_info.object_type offset");
-_Static_assert(offsetof(xdv_cap_info, rights) == 4, "xdv_cap_info.rights offset");
-_Static_assert(offsetof(xdv_cap_info, badge) == 8, "xdv_cap_info.badge offset");
-_Static_assert(offsetof(xdv_cap_info, number) == 16, "xdv_cap_info.number offset");
+} xdv_cap_info_t;
+_Static_assert(sizeof(xdv_cap_info_t) == 24, "xdv_cap_info_t size");
+_Static_assert(offsetof(xdv_cap_info_t, object_type) == 0, "xdv_cap_info_t.object_type offset");
+_Static_assert(offsetof(xdv_cap_info_t, rights) == 4, "xdv_cap_info_t.rights offset");
+_Static_assert(offsetof(xdv_cap_info_t, badge) == 8, "xdv_cap_info_t.badge offset");
+_Static_assert(offsetof(xdv_cap_info_t, number) == 16, "xdv_cap_info_t.number offset");
 
 /* The two endpoint handles `ipc_channel` writes (16 bytes). */
-typedef struct xdv_channel_ends {
+typedef struct xdv_channel_ends_t {
     uint64_t end0; /* End 0. */
     uint64_t end1; /* End 1. */
-} xdv_channel_ends;
-_Static_assert(sizeof(xdv_channel_ends) == 16, "xdv_channel_ends size");
-_Static_assert(offsetof(xdv_channel_ends, end0) == 0, "xdv_channel_ends.end0 offset");
-_Static_assert(offsetof(xdv_channel_ends, end1) == 8, "xdv_channel_ends.end1 offset");
+} xdv_channel_ends_t;
+_Static_assert(sizeof(xdv_channel_ends_t) == 16, "xdv_channel_ends_t size");
+_Static_assert(offsetof(xdv_channel_ends_t, end0) == 0, "xdv_channel_ends_t.end0 offset");
+_Static_assert(offsetof(xdv_channel_ends_t, end1) == 8, "xdv_channel_ends_t.end1 offset");
 
 /* The header `ipc_recv` writes before the payload (16 bytes). */
-typedef struct xdv_recv_header {
+typedef struct xdv_recv_header_t {
     uint64_t badge; /* The sender's badge (0: none). */
     uint64_t cap; /* The transferred capability's handle in the receiver's table (0: none). */
-} xdv_recv_header;
-_Static_assert(sizeof(xdv_recv_header) == 16, "xdv_recv_header size");
-_Static_assert(offsetof(xdv_recv_header, badge) == 0, "xdv_recv_header.badge offset");
-_Static_assert(offsetof(xdv_recv_header, cap) == 8, "xdv_recv_header.cap offset");
+} xdv_recv_header_t;
+_Static_assert(sizeof(xdv_recv_header_t) == 16, "xdv_recv_header_t size");
+_Static_assert(offsetof(xdv_recv_header_t, badge) == 0, "xdv_recv_header_t.badge offset");
+_Static_assert(offsetof(xdv_recv_header_t, cap) == 8, "xdv_recv_header_t.cap offset");
 
 /* The `phi_window` spec (48 bytes). */
-typedef struct xdv_window_spec {
+typedef struct xdv_window_spec_t {
     uint32_t port; /* The port's index. */
     uint32_t flags; /* Bit 0: share grant. */
     uint64_t t0; /* Start, ns. */
@@ -179,38 +182,38 @@ typedef struct xdv_window_spec {
     int64_t band_hi; /* Highest frequency, Hz (inclusive). */
     uint32_t max_amp; /* Amplitude cap, ppm. */
     uint32_t reserved; /* Must be 0. */
-} xdv_window_spec;
-_Static_assert(sizeof(xdv_window_spec) == 48, "xdv_window_spec size");
-_Static_assert(offsetof(xdv_window_spec, port) == 0, "xdv_window_spec.port offset");
-_Static_assert(offsetof(xdv_window_spec, flags) == 4, "xdv_window_spec.flags offset");
-_Static_assert(offsetof(xdv_window_spec, t0) == 8, "xdv_window_spec.t0 offset");
-_Static_assert(offsetof(xdv_window_spec, t1) == 16, "xdv_window_spec.t1 offset");
-_Static_assert(offsetof(xdv_window_spec, band_lo) == 24, "xdv_window_spec.band_lo offset");
-_Static_assert(offsetof(xdv_window_spec, band_hi) == 32, "xdv_window_spec.band_hi offset");
-_Static_assert(offsetof(xdv_window_spec, max_amp) == 40, "xdv_window_spec.max_amp offset");
-_Static_assert(offsetof(xdv_window_spec, reserved) == 44, "xdv_window_spec.reserved offset");
+} xdv_window_spec_t;
+_Static_assert(sizeof(xdv_window_spec_t) == 48, "xdv_window_spec_t size");
+_Static_assert(offsetof(xdv_window_spec_t, port) == 0, "xdv_window_spec_t.port offset");
+_Static_assert(offsetof(xdv_window_spec_t, flags) == 4, "xdv_window_spec_t.flags offset");
+_Static_assert(offsetof(xdv_window_spec_t, t0) == 8, "xdv_window_spec_t.t0 offset");
+_Static_assert(offsetof(xdv_window_spec_t, t1) == 16, "xdv_window_spec_t.t1 offset");
+_Static_assert(offsetof(xdv_window_spec_t, band_lo) == 24, "xdv_window_spec_t.band_lo offset");
+_Static_assert(offsetof(xdv_window_spec_t, band_hi) == 32, "xdv_window_spec_t.band_hi offset");
+_Static_assert(offsetof(xdv_window_spec_t, max_amp) == 40, "xdv_window_spec_t.max_amp offset");
+_Static_assert(offsetof(xdv_window_spec_t, reserved) == 44, "xdv_window_spec_t.reserved offset");
 
 /* What `phi_frame` writes (32 bytes). */
-typedef struct xdv_frame_info {
+typedef struct xdv_frame_info_t {
     int64_t freq; /* Frequency, Hz. */
     uint64_t phase; /* Phase, 2⁻⁶⁴ turns. */
     uint64_t clock; /* Clock, ns. */
     uint64_t defined; /* 1 when the phase is defined. */
-} xdv_frame_info;
-_Static_assert(sizeof(xdv_frame_info) == 32, "xdv_frame_info size");
-_Static_assert(offsetof(xdv_frame_info, freq) == 0, "xdv_frame_info.freq offset");
-_Static_assert(offsetof(xdv_frame_info, phase) == 8, "xdv_frame_info.phase offset");
-_Static_assert(offsetof(xdv_frame_info, clock) == 16, "xdv_frame_info.clock offset");
-_Static_assert(offsetof(xdv_frame_info, defined) == 24, "xdv_frame_info.defined offset");
+} xdv_frame_info_t;
+_Static_assert(sizeof(xdv_frame_info_t) == 32, "xdv_frame_info_t size");
+_Static_assert(offsetof(xdv_frame_info_t, freq) == 0, "xdv_frame_info_t.freq offset");
+_Static_assert(offsetof(xdv_frame_info_t, phase) == 8, "xdv_frame_info_t.phase offset");
+_Static_assert(offsetof(xdv_frame_info_t, clock) == 16, "xdv_frame_info_t.clock offset");
+_Static_assert(offsetof(xdv_frame_info_t, defined) == 24, "xdv_frame_info_t.defined offset");
 
 /* One capture `phi_exec` writes (16 bytes). */
-typedef struct xdv_capture {
+typedef struct xdv_capture_t {
     int64_t i; /* In-phase, µ. */
     int64_t q; /* Quadrature, µ. */
-} xdv_capture;
-_Static_assert(sizeof(xdv_capture) == 16, "xdv_capture size");
-_Static_assert(offsetof(xdv_capture, i) == 0, "xdv_capture.i offset");
-_Static_assert(offsetof(xdv_capture, q) == 8, "xdv_capture.q offset");
+} xdv_capture_t;
+_Static_assert(sizeof(xdv_capture_t) == 16, "xdv_capture_t size");
+_Static_assert(offsetof(xdv_capture_t, i) == 0, "xdv_capture_t.i offset");
+_Static_assert(offsetof(xdv_capture_t, q) == 8, "xdv_capture_t.q offset");
 
 /* Hypercalls, imported from module "xdv". */
 

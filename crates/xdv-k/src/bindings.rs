@@ -131,6 +131,22 @@ pub fn c_header() -> String {
         );
     }
 
+    let b = ABI_VERSION.to_le_bytes();
+    let _ = writeln!(
+        w,
+        "\n/* Assembly that declares ABI version {ABI_VERSION} in the custom section {:?} (one \
+         little-endian u32); xdv.h emits it where XDV_IMPLEMENTATION is defined. */",
+        crate::abi::ABI_SECTION
+    );
+    let _ = writeln!(
+        w,
+        r#"#define XDV_ABI_SECTION_ASM ".section .custom_section.{},\"\",@\n.int8 {}\n.int8 {}\n.int8 {}\n.int8 {}\n.text\n""#,
+        crate::abi::ABI_SECTION,
+        b[0],
+        b[1],
+        b[2],
+        b[3]
+    );
     w.push_str(
         "\n/* Structures passed through guest memory (little-endian, naturally aligned). */\n",
     );

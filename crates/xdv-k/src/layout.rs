@@ -138,7 +138,7 @@ impl FieldType {
 
 abi_structs! {
     /// The `vhm_spawn` spec without a Q container (88 bytes).
-    pub struct SpawnSpec as "xdv_spawn_spec" {
+    pub struct SpawnSpec as "xdv_spawn_spec_t" {
         /// Handle of the caller's own budget, with `spawn`.
         pub budget: U64,
         /// Handle of a module with `spawn`; 0: the module is `code`.
@@ -176,7 +176,7 @@ abi_structs! {
     }
 
     /// The `vhm_spawn` spec with a Q container carved from the caller's (104 bytes).
-    pub struct SpawnSpecQ as "xdv_spawn_spec_q" {
+    pub struct SpawnSpecQ as "xdv_spawn_spec_q_t" {
         /// The first 88 bytes.
         pub spec: SpawnSpec,
         /// Logical qubits carved from the caller's container (0: none).
@@ -188,7 +188,7 @@ abi_structs! {
     }
 
     /// One capability passed at spawn (24 bytes).
-    pub struct PassedCap as "xdv_passed_cap" {
+    pub struct PassedCap as "xdv_passed_cap_t" {
         /// Handle in the caller's table, with `transfer`.
         pub handle: U64,
         /// Rights of the child's copy.
@@ -200,7 +200,7 @@ abi_structs! {
     }
 
     /// What `cap_info` writes (24 bytes).
-    pub struct CapInfo as "xdv_cap_info" {
+    pub struct CapInfo as "xdv_cap_info_t" {
         /// Object type, 1 to 8.
         pub object_type: U32,
         /// Rights.
@@ -212,7 +212,7 @@ abi_structs! {
     }
 
     /// The two endpoint handles `ipc_channel` writes (16 bytes).
-    pub struct ChannelEnds as "xdv_channel_ends" {
+    pub struct ChannelEnds as "xdv_channel_ends_t" {
         /// End 0.
         pub end0: U64,
         /// End 1.
@@ -220,7 +220,7 @@ abi_structs! {
     }
 
     /// The header `ipc_recv` writes before the payload (16 bytes).
-    pub struct RecvHeader as "xdv_recv_header" {
+    pub struct RecvHeader as "xdv_recv_header_t" {
         /// The sender's badge (0: none).
         pub badge: U64,
         /// The transferred capability's handle in the receiver's table (0: none).
@@ -228,7 +228,7 @@ abi_structs! {
     }
 
     /// The `phi_window` spec (48 bytes).
-    pub struct WindowSpec as "xdv_window_spec" {
+    pub struct WindowSpec as "xdv_window_spec_t" {
         /// The port's index.
         pub port: U32,
         /// Bit 0: share grant.
@@ -248,7 +248,7 @@ abi_structs! {
     }
 
     /// What `phi_frame` writes (32 bytes).
-    pub struct FrameInfo as "xdv_frame_info" {
+    pub struct FrameInfo as "xdv_frame_info_t" {
         /// Frequency, Hz.
         pub freq: I64,
         /// Phase, 2⁻⁶⁴ turns.
@@ -260,7 +260,7 @@ abi_structs! {
     }
 
     /// One capture `phi_exec` writes (16 bytes).
-    pub struct Capture as "xdv_capture" {
+    pub struct Capture as "xdv_capture_t" {
         /// In-phase, µ.
         pub i: I64,
         /// Quadrature, µ.

@@ -108,6 +108,49 @@ fn abi_prints_the_accepted_features_and_the_sdk_layers() {
 /// Each SDK example, and the log lines its run must record.
 const SDK_EXAMPLES: &[(&str, &[&str])] = &[
     (
+        "c-hello.toml",
+        &[
+            "hello from vcpu 0 at ",
+            "hello from vcpu 1 at ",
+            "sum of 1..10000 = 50005000",
+            "irq 2 (arg 42) on vcpu 0",
+            "tick 3 at ",
+            "vcpu 0: three ticks by ",
+        ],
+    ),
+    (
+        "c-supervisor.toml",
+        &[
+            "worker: done (5742 Collatz steps)",
+            "supervisor: w1 finished",
+            "supervisor: w2 faulted, restarting it",
+            "supervisor: w2 finished after the restart",
+        ],
+    ),
+    (
+        "c-client-server.toml",
+        &[
+            "server: got a request with a reply capability (badge 1)",
+            "client: reply: pong: hello server",
+            "server: bye",
+        ],
+    ),
+    (
+        "c-vqe.toml",
+        &[
+            "vqe: theta = 8*pi/64, energy <Z0+Z1> x 1000 = ",
+            "vqe: converged at theta = 64",
+        ],
+    ),
+    (
+        "c-phi.toml",
+        &[
+            "phi: transform 0 -> 1, first capture I=",
+            "phi: transform 1 -> 1, first capture I=",
+            "phi: frame d0 at 5000000000 Hz, phase 250000 ppm of a turn",
+        ],
+    ),
+    (
         "rust-hello.toml",
         &[
             "hello from vcpu 0 at ",
