@@ -15,6 +15,8 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx w
     echo "error: the wasm32-unknown-unknown target is missing: rustup target add wasm32-unknown-unknown" >&2
     exit 1
 fi
+# Its own target folder, whatever CARGO_TARGET_DIR says, so the modules are where we copy from.
+export CARGO_TARGET_DIR="$root/sdk/rust/target"
 (cd "$root/sdk/rust" && cargo build --release --quiet)
 for dir in "$root"/sdk/rust/examples/*/; do
     name="$(basename "$dir")"

@@ -6,7 +6,8 @@
 //! let job = xdv_guest::q::submit(q, "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\ncreg c[1];\nh q[0];\nmeasure q -> c;\n", 100, 0).unwrap();
 //! let mut shots = [0u64; 100];
 //! let n = xdv_guest::q::wait_result(job, &mut shots).unwrap();
-//! let ones = shots[..n].iter().filter(|s| **s & 1 == 1).count();
+//! let mut counts = [0u32; 2];
+//! xdv_guest::q::histogram(&shots[..n], &mut counts);
 //! ```
 
 use crate::cap::{Handle, QContainer, QJob};
@@ -107,4 +108,26 @@ pub fn wait_result_vec(job: Handle<QJob>, shots: usize) -> Result<alloc::vec::Ve
     let n = wait_result(job, &mut out)?;
     out.truncate(n);
     Ok(out)
+}
+
+/// Counts the shots of each outcome: `counts[v]` grows by one for every shot whose value (bit
+/// `c` = classical bit `c`) is `v`. Outcomes at or past `counts.len()` are not counted; their
+/// number is returned.
+///
+/// ```no_run
+/// let shots = [0u64, 3, 3, 0, 3];
+/// let mut counts = [0u32; 4];
+/// assert_eq!(xdv_guest::q::histogram(&shots, &mut counts), 0);
+/// assert_eq!(counts, [2, 0, 0, 3]);
+/// ```
+pub fn histogram(shots: &[u64], counts: &mut [u32]) -> usize {
+    let mut outside = 0;
+    for &s in shots {
+        // `try_from`, not `as`: on wasm32 a `u64` outcome past 2^32 must not wrap onto a slot.
+        match usize::try_from(s).ok().and_then(|i| counts.get_mut(i)) {
+            Some(c) => *c += 1,
+            None => outside += 1,
+        }
+    }
+    outside
 }

@@ -22,7 +22,8 @@ fn theta(k: i64) -> f64 {
     k as f64 * PI / 64.0
 }
 
-/// ⟨Z0 + Z1⟩ at θ, estimated from `SHOTS` shots: each shot contributes (1 − 2·b0) + (1 − 2·b1).
+/// ⟨Z0 + Z1⟩ at θ, estimated from `SHOTS` shots: each outcome v contributes
+/// (1 − 2·b0) + (1 − 2·b1) = 2 − 2·popcount(v) per shot that read it.
 fn energy(container: Handle<QContainer>, theta: f64) -> f64 {
     let mut program = Buf::<256>::new();
     let _ = write!(
@@ -33,9 +34,11 @@ fn energy(container: Handle<QContainer>, theta: f64) -> f64 {
     let job = q::submit(container, program.as_str(), SHOTS as u64, 0).unwrap_or_else(|_| exit(1));
     let mut shots = [0u64; SHOTS];
     let n = q::wait_result(job, &mut shots).unwrap_or_else(|_| exit(2));
-    let total: i64 = shots[..n]
-        .iter()
-        .map(|s| 2 - 2 * ((s & 1) + ((s >> 1) & 1)) as i64)
+    // counts[v]: the shots that read v (bit c = classical bit c).
+    let mut counts = [0u32; 4];
+    q::histogram(&shots[..n], &mut counts);
+    let total: i64 = (0..4u32)
+        .map(|v| i64::from(counts[v as usize]) * (2 - 2 * i64::from(v.count_ones())))
         .sum();
     total as f64 / n as f64
 }
