@@ -36,7 +36,7 @@ pub use hypervisor::{Hypervisor, Served};
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{
     chaos_faults, prepare, prepare_with_chaos, resume_trace, run_in_memory, run_to_trace,
-    trace_writer, Prepared, Resumed, RunOptions,
+    run_to_trace_observed, trace_writer, Prepared, Resumed, RunOptions,
 };
 pub use state::{RunSummary, State, VhmSummary};
 pub use step::{Effect, Input, Requested};

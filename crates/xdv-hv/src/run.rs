@@ -97,6 +97,21 @@ pub fn run_to_trace(
     trace: &Path,
     opts: &RunOptions,
 ) -> Result<(RunSummary, Vec<ResourceRow>, Hash32), HvError> {
+    run_to_trace_observed(p, trace, opts, &mut |_| {})
+}
+
+/// [`run_to_trace`], calling `observe` with every event as it is written (what `xdv run`
+/// prints guests' log lines from). The observer sees events; it cannot change the run.
+///
+/// # Errors
+///
+/// As [`run_to_trace`].
+pub fn run_to_trace_observed(
+    p: &Prepared,
+    trace: &Path,
+    opts: &RunOptions,
+    observe: &mut dyn FnMut(&xdv_core::Event),
+) -> Result<(RunSummary, Vec<ResourceRow>, Hash32), HvError> {
     let seed = opts.seed.unwrap_or(p.manifest.host.seed);
     let mut hv = Hypervisor::new(&p.manifest, &p.modules, seed)?;
     hv.check_every_step(opts.check_invariants);
@@ -111,6 +126,7 @@ pub fn run_to_trace(
         writer,
         table: TableBuilder::default(),
         stop_after: opts.stop_after,
+        observe,
     };
     let summary = hv.run(&mut tee)?;
     let table = tee.table.finish();
@@ -151,13 +167,14 @@ pub fn run_in_memory(
 }
 
 /// Writes events to the trace and feeds the Resource_Table as they pass.
-struct Tee {
+struct Tee<'o> {
     writer: TraceWriter,
     table: TableBuilder,
     stop_after: Option<u64>,
+    observe: &'o mut dyn FnMut(&xdv_core::Event),
 }
 
-impl xdv_core::EventSink for Tee {
+impl xdv_core::EventSink for Tee<'_> {
     fn module(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<(), xdv_core::SinkError> {
         self.writer.module(hash, bytes)
     }
@@ -168,6 +185,7 @@ impl xdv_core::EventSink for Tee {
         }
         self.writer.emit(event)?;
         self.table.observe(event);
+        (self.observe)(event);
         Ok(())
     }
 }

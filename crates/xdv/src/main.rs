@@ -144,6 +144,13 @@ enum Command {
         /// Abort the process after N events, as if killed (crash-tolerance tests).
         #[arg(long, hide = true)]
         crash_after: Option<u64>,
+        /// Where the guests' `log` lines go as they happen: `stderr` (each prefixed with the
+        /// virtual time, the VHM and the vCPU) or `none`.
+        #[arg(long, value_enum, default_value_t = cmd::run::Logs::Stderr)]
+        logs: cmd::run::Logs,
+        /// Exit 1 when any VHM faulted (the run itself exits 0 whenever the host ran to its end).
+        #[arg(long)]
+        strict: bool,
     },
     /// Validate a manifest and its guest modules without running them.
     Check {
@@ -195,8 +202,8 @@ enum Command {
     /// Deterministic simulation testing: random hosts, VHM trees, guests, faults and crashes,
     /// invariants checked after every event, replay, resume and non-interference compared.
     Sim {
-        /// How many seeds.
-        #[arg(long, default_value_t = 100)]
+        /// How many seeds (at least 1).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
         seeds: u64,
         /// The first seed.
         #[arg(long, default_value_t = 0)]
@@ -427,14 +434,20 @@ fn main() -> ExitCode {
             json,
             crash_after,
             sign_key,
+            logs,
+            strict,
             ..
         } => cmd::run::run(
             &manifest.expect("clap requires a manifest without --resume"),
             trace,
-            seed,
-            chaos,
-            json,
-            crash_after,
+            &cmd::run::RunFlags {
+                seed,
+                chaos,
+                json,
+                crash_after,
+                logs,
+                strict,
+            },
             sign_key.as_deref(),
         ),
         Command::Check { manifest, json } => cmd::run::check(&manifest, json),

@@ -816,3 +816,62 @@ fn compliance_isolation_and_nesting_items_can_fail() {
     });
     assert!(failed(&trace).contains(&3));
 }
+
+#[test]
+fn run_prints_guest_logs_as_they_happen_and_strict_fails_on_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = xdv()
+        .arg("run")
+        .arg(example("hello.toml"))
+        .arg("--trace")
+        .arg(dir.path().join("h.xdv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ns] hello.0: hello from vcpu 0")
+            && err.contains("ns] hello.1: sum of 1..10000 = 50005000"),
+        "{err}"
+    );
+    let quiet = xdv()
+        .arg("run")
+        .arg(example("hello.toml"))
+        .arg("--trace")
+        .arg(dir.path().join("q.xdv"))
+        .args(["--logs", "none", "--strict"])
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+
+    let faults = example("faults.toml");
+    let trace = dir.path().join("f.xdv");
+    xdv()
+        .arg("run")
+        .arg(&faults)
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--logs", "none"])
+        .assert()
+        .success();
+    let strict = xdv()
+        .arg("run")
+        .arg(&faults)
+        .arg("--trace")
+        .arg(dir.path().join("f2.xdv"))
+        .args(["--logs", "none", "--strict"])
+        .output()
+        .unwrap();
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("--strict: 4 VHM(s) faulted: phoenix"));
+}
+
+#[test]
+fn sim_with_no_seeds_is_a_usage_error() {
+    xdv().args(["sim", "--seeds", "0"]).assert().code(2);
+}

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use xdv_hv::replay::{replay_trace_with, ReplayOptions};
-use xdv_hv::{prepare, run_to_trace, RunOptions};
+use xdv_hv::{prepare, RunOptions};
 use xdv_trace::Describe;
 use xdv_trace::{sign_trace, PublicKey, SecretKey};
 
@@ -17,44 +17,123 @@ fn default_trace(manifest: &Path) -> PathBuf {
     PathBuf::from(format!("{stem}.xdv"))
 }
 
+/// Where `xdv run` sends the guests' `log` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Logs {
+    /// To stderr as they happen, each prefixed with the virtual time, the VHM and the vCPU.
+    Stderr,
+    /// Nowhere (they are in the trace: `xdv trace show TRACE --vhm NAME`).
+    None,
+}
+
+/// The flags of `xdv run` besides its manifest, trace and key.
+pub(crate) struct RunFlags {
+    pub(crate) seed: Option<u64>,
+    pub(crate) chaos: Option<u64>,
+    pub(crate) json: bool,
+    pub(crate) crash_after: Option<u64>,
+    pub(crate) logs: Logs,
+    pub(crate) strict: bool,
+}
+
+/// Prints guests' `log` lines as their events pass: `[    2392 ns] hello.0: text`.
+#[derive(Default)]
+struct GuestLogs {
+    /// VHM names by id, learnt from `vhm_created` (ids are dense, from 0).
+    names: Vec<String>,
+}
+
+impl GuestLogs {
+    fn observe(&mut self, e: &xdv_core::Event) {
+        use xdv_core::{EventKind, HypercallRecord};
+        match &e.kind {
+            EventKind::VhmCreated { name, .. } => {
+                if let Some(id) = e.vhm {
+                    let i = id.0 as usize;
+                    if self.names.len() <= i {
+                        self.names.resize(i + 1, String::new());
+                    }
+                    self.names[i] = name.clone();
+                }
+            }
+            EventKind::Hypercall {
+                vcpu,
+                call: HypercallRecord::Log { bytes, .. },
+                ret,
+            } if *ret >= 0 => {
+                let name = e
+                    .vhm
+                    .and_then(|v| self.names.get(v.0 as usize))
+                    .map_or("?", String::as_str);
+                let text = String::from_utf8_lossy(bytes);
+                eprintln!(
+                    "[{:>12} ns] {name}.{vcpu}: {}",
+                    e.time_ns,
+                    text.escape_debug()
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
 pub(crate) fn run(
     manifest: &Path,
     trace: Option<PathBuf>,
-    seed: Option<u64>,
-    chaos: Option<u64>,
-    json: bool,
-    crash_after: Option<u64>,
+    flags: &RunFlags,
     sign_key: Option<&Path>,
 ) -> Result<Outcome> {
     let key = sign_key.map(SecretKey::read).transpose()?;
-    let prepared = xdv_hv::prepare_with_chaos(manifest, chaos)?;
+    let prepared = xdv_hv::prepare_with_chaos(manifest, flags.chaos)?;
     let trace = trace.unwrap_or_else(|| default_trace(manifest));
-    let seed_used = seed.unwrap_or(prepared.manifest.host.seed);
-    let (summary, rows, head) = run_to_trace(
+    let seed_used = flags.seed.unwrap_or(prepared.manifest.host.seed);
+    let mut logs = GuestLogs::default();
+    let mut observe = |e: &xdv_core::Event| {
+        if flags.logs == Logs::Stderr {
+            logs.observe(e);
+        }
+    };
+    let (summary, rows, head) = xdv_hv::run_to_trace_observed(
         &prepared,
         &trace,
         &RunOptions {
-            seed,
-            crash_after,
+            seed: flags.seed,
+            crash_after: flags.crash_after,
             ..RunOptions::default()
         },
+        &mut observe,
     )
     .with_context(|| format!("running {}", manifest.display()))?;
     let signed = key
         .map(|k| sign_trace(&trace, &k))
         .transpose()
         .with_context(|| format!("signing {}", trace.display()))?;
-    report(
+    let outcome = report(
         &manifest.display().to_string(),
         &trace,
         seed_used,
         &summary,
         &rows,
         head,
-        json,
+        flags.json,
         None,
         signed,
-    )
+    )?;
+    let faulted: Vec<&str> = summary
+        .vhms
+        .iter()
+        .filter(|v| v.exit.starts_with("fault"))
+        .map(|v| v.name.as_str())
+        .collect();
+    if flags.strict && !faulted.is_empty() {
+        eprintln!(
+            "--strict: {} VHM(s) faulted: {}",
+            faulted.len(),
+            faulted.join(", ")
+        );
+        return Ok(Outcome::Problem);
+    }
+    Ok(outcome)
 }
 
 /// `xdv run --resume TRACE`.
