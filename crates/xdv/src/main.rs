@@ -370,6 +370,10 @@ enum QCommand {
         /// readout error of the built-in device; terminal measurements, at most 12 qubits).
         #[arg(long, value_enum, default_value_t = Provider::Statevector)]
         provider: Provider,
+        /// Show only the N most frequent (most probable) outcomes in the text output; `--json`
+        /// always has them all.
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -469,8 +473,9 @@ fn main() -> ExitCode {
                 seed,
                 probabilities,
                 provider,
+                top,
                 json,
-            } => cmd::q::run(&circuit, shots, seed, probabilities, provider, json),
+            } => cmd::q::run(&circuit, shots, seed, probabilities, provider, top, json),
             QCommand::Providers { json } => cmd::q::providers(json),
             QCommand::Check { circuits, json } => cmd::q::check(&circuits, json),
         },

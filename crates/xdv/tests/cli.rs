@@ -446,6 +446,22 @@ fn q_run_counts_and_probabilities_follow_qiskit_keys() {
         "{text}"
     );
     xdv().args(["q", "run"]).arg(&bad).assert().code(2);
+
+    // --top: the most frequent outcomes first, the rest summed up; piped, no histogram column.
+    let top = xdv()
+        .args(["q", "run", "--shots", "500", "--seed", "3", "--top", "1"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(top.stdout).unwrap();
+    let (n00, n11) = (a["00"].as_u64().unwrap(), a["11"].as_u64().unwrap());
+    let (first, rest) = if n00 >= n11 { ("00", n11) } else { ("11", n00) };
+    assert!(text.contains(&format!("{first}  ")), "{text}");
+    assert!(
+        text.contains(&format!("... 1 more outcomes ({rest} shots)")),
+        "{text}"
+    );
+    assert!(!text.contains("histogram") && !text.contains('#'), "{text}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub(crate) fn run(
     seed: u64,
     probabilities: bool,
     provider: Provider,
+    top: Option<usize>,
     as_json: bool,
 ) -> Result<Outcome> {
     let circuit = qasm::parse_file(path)?;
@@ -36,15 +37,21 @@ pub(crate) fn run(
                 )?
             );
         } else {
-            let rows: Vec<Vec<String>> = dist
+            let ranked = ranked(dist.iter().map(|(k, p)| (k.clone(), *p)), top);
+            let rows: Vec<Vec<String>> = ranked
+                .shown
                 .iter()
-                .map(|(k, p)| vec![k.clone(), format!("{p:.12}")])
+                .map(|(k, p)| with_bar(vec![k.clone(), format!("{p:.12}")], *p, ranked.max))
                 .collect();
             outln!(
                 "{} ({qubits} qubits, {clbits} bits): exact distribution",
                 path.display()
             );
-            out!("{}", table::render(&["outcome", "probability"], &rows));
+            out!(
+                "{}",
+                table::render(&headers(&["outcome", "probability"]), &rows)
+            );
+            ranked.footer(true);
         }
         return Ok(Outcome::Ok);
     }
@@ -58,15 +65,18 @@ pub(crate) fn run(
             )?
         );
     } else {
-        let rows: Vec<Vec<String>> = counts
+        let ranked = ranked(counts.iter().map(|(k, n)| (k.clone(), *n as f64)), top);
+        let rows: Vec<Vec<String>> = ranked
+            .shown
             .iter()
-            .map(|(k, n)| vec![k.clone(), n.to_string()])
+            .map(|(k, n)| with_bar(vec![k.clone(), format!("{n}")], *n, ranked.max))
             .collect();
         outln!(
             "{} ({qubits} qubits, {clbits} bits): {shots} shots, seed {seed}",
             path.display()
         );
-        out!("{}", table::render(&["outcome", "count"], &rows));
+        out!("{}", table::render(&headers(&["outcome", "count"]), &rows));
+        ranked.footer(false);
     }
     Ok(Outcome::Ok)
 }
@@ -188,4 +198,63 @@ pub(crate) fn providers(as_json: bool) -> Result<Outcome> {
         outln!("\n`xdv q run --provider statevector|density` runs a circuit standalone; `[vhm.q] device = \"…\"` gives a VHM a container on a device.");
     }
     Ok(Outcome::Ok)
+}
+
+/// Outcomes in the order a person reads them: most frequent first (ties by key), cut to `top`.
+struct Ranked {
+    shown: Vec<(String, f64)>,
+    hidden: usize,
+    hidden_weight: f64,
+    max: f64,
+}
+
+fn ranked(items: impl Iterator<Item = (String, f64)>, top: Option<usize>) -> Ranked {
+    let mut all: Vec<(String, f64)> = items.collect();
+    // Ranking is presentation only: the counts themselves come from the seeded simulation.
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let keep = top.unwrap_or(all.len()).min(all.len());
+    let rest = all.split_off(keep);
+    Ranked {
+        max: all.first().map_or(0.0, |x| x.1),
+        hidden: rest.len(),
+        hidden_weight: rest.iter().map(|x| x.1).sum(),
+        shown: all,
+    }
+}
+
+impl Ranked {
+    /// `... 13 more outcomes (673 shots)`, or `(probability 0.786612)`, when `--top` cut any.
+    fn footer(&self, probabilities: bool) {
+        if self.hidden > 0 {
+            let weight = if probabilities {
+                format!("probability {:.6}", self.hidden_weight)
+            } else {
+                format!("{} shots", self.hidden_weight)
+            };
+            outln!("... {} more outcomes ({weight})", self.hidden);
+        }
+    }
+}
+
+fn on_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
+}
+
+/// The table's headers, with a histogram column on a terminal.
+fn headers<'a>(base: &[&'a str]) -> Vec<&'a str> {
+    let mut h = base.to_vec();
+    if on_terminal() {
+        h.push("histogram");
+    }
+    h
+}
+
+/// `row` with, on a terminal only, a bar of up to 40 `#` proportional to `v` / `max` (piped
+/// output stays a plain two-column table).
+fn with_bar(mut row: Vec<String>, v: f64, max: f64) -> Vec<String> {
+    if on_terminal() && max > 0.0 {
+        row.push("#".repeat(((v / max) * 40.0).round() as usize));
+    }
+    row
 }
