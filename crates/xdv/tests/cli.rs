@@ -884,6 +884,19 @@ fn run_prints_guest_logs_as_they_happen_and_strict_fails_on_faults() {
         .output()
         .unwrap();
     assert_eq!(strict.status.code(), Some(1));
+    let chaos = xdv()
+        .arg("run")
+        .arg(&faults)
+        .arg("--trace")
+        .arg(dir.path().join("f3.xdv"))
+        .args(["--logs", "none", "--chaos", "7"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chaos.stdout);
+    assert!(
+        text.contains("Injected faults (5):") && text.contains("victim: INJECTED fault 0: kill"),
+        "{text}"
+    );
     assert!(String::from_utf8_lossy(&strict.stderr).contains("--strict: 4 VHM(s) faulted: phoenix"));
 }
 

@@ -36,17 +36,32 @@ pub(crate) struct RunFlags {
     pub(crate) strict: bool,
 }
 
-/// Prints guests' `log` lines as their events pass: `[    2392 ns] hello.0: text`.
+/// Watches a run's events as they pass: prints guests' `log` lines
+/// (`[    2392 ns] hello.0: text`) and keeps the injected faults for the summary.
 #[derive(Default)]
-struct GuestLogs {
+struct Watcher {
     /// VHM names by id, learnt from `vhm_created` (ids are dense, from 0).
     names: Vec<String>,
+    /// Print `log` lines.
+    logs: bool,
+    /// Each injected fault that fired, as the summary lists it.
+    injected: Vec<String>,
 }
 
-impl GuestLogs {
+impl Watcher {
+    fn name(&self, e: &xdv_core::Event) -> &str {
+        e.vhm
+            .and_then(|v| self.names.get(v.0 as usize))
+            .map_or("?", String::as_str)
+    }
+
     fn observe(&mut self, e: &xdv_core::Event) {
         use xdv_core::{EventKind, HypercallRecord};
         match &e.kind {
+            EventKind::FaultInjected { .. } | EventKind::LegacyFaultInjected { .. } => {
+                let line = format!("{:>12} ns  {}: {}", e.time_ns, self.name(e), e.describe());
+                self.injected.push(line);
+            }
             EventKind::VhmCreated { name, .. } => {
                 if let Some(id) = e.vhm {
                     let i = id.0 as usize;
@@ -60,11 +75,8 @@ impl GuestLogs {
                 vcpu,
                 call: HypercallRecord::Log { bytes, .. },
                 ret,
-            } if *ret >= 0 => {
-                let name = e
-                    .vhm
-                    .and_then(|v| self.names.get(v.0 as usize))
-                    .map_or("?", String::as_str);
+            } if *ret >= 0 && self.logs => {
+                let name = self.name(e);
                 let text = String::from_utf8_lossy(bytes);
                 eprintln!(
                     "[{:>12} ns] {name}.{vcpu}: {}",
@@ -87,12 +99,11 @@ pub(crate) fn run(
     let prepared = xdv_hv::prepare_with_chaos(manifest, flags.chaos)?;
     let trace = trace.unwrap_or_else(|| default_trace(manifest));
     let seed_used = flags.seed.unwrap_or(prepared.manifest.host.seed);
-    let mut logs = GuestLogs::default();
-    let mut observe = |e: &xdv_core::Event| {
-        if flags.logs == Logs::Stderr {
-            logs.observe(e);
-        }
+    let mut watcher = Watcher {
+        logs: flags.logs == Logs::Stderr,
+        ..Watcher::default()
     };
+    let mut observe = |e: &xdv_core::Event| watcher.observe(e);
     let (summary, rows, head) = xdv_hv::run_to_trace_observed(
         &prepared,
         &trace,
@@ -119,6 +130,12 @@ pub(crate) fn run(
         None,
         signed,
     )?;
+    if !flags.json && !watcher.injected.is_empty() {
+        outln!("\nInjected faults ({}):", watcher.injected.len());
+        for line in &watcher.injected {
+            outln!("{line}");
+        }
+    }
     let faulted: Vec<&str> = summary
         .vhms
         .iter()
