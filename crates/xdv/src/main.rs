@@ -289,8 +289,18 @@ enum TraceCommand {
         /// Only the events of this VHM.
         #[arg(long)]
         vhm: Option<String>,
+        /// Only events of these kinds, comma-separated (the `kind` of `--json`: `hypercall`,
+        /// `fault`, `ipc_delivered`, …).
+        #[arg(long, value_delimiter = ',', value_name = "KIND[,KIND]")]
+        kind: Vec<String>,
+        /// Only events at or after this virtual time, ns.
+        #[arg(long, value_name = "NS")]
+        since: Option<u64>,
+        /// Only events at or before this virtual time, ns.
+        #[arg(long, value_name = "NS")]
+        until: Option<u64>,
         /// Draw the VHM tree (nesting, levels, how each VHM ended) instead of the events.
-        #[arg(long, conflicts_with = "vhm")]
+        #[arg(long, conflicts_with_all = ["vhm", "kind", "since", "until"])]
         tree: bool,
         /// Print JSON Lines (with --tree: one JSON document).
         #[arg(long)]
@@ -491,8 +501,23 @@ fn main() -> ExitCode {
                 ..
             } => cmd::trace::tree(&trace, json),
             TraceCommand::Show {
-                trace, vhm, json, ..
-            } => cmd::trace::show(&trace, vhm.as_deref(), json),
+                trace,
+                vhm,
+                kind,
+                since,
+                until,
+                json,
+                ..
+            } => cmd::trace::show(
+                &trace,
+                &cmd::trace::ShowFilter {
+                    vhm: vhm.as_deref(),
+                    kinds: &kind,
+                    since,
+                    until,
+                },
+                json,
+            ),
             TraceCommand::Accounting { trace, json } => cmd::trace::accounting(&trace, json),
             TraceCommand::Export {
                 trace,

@@ -904,3 +904,48 @@ fn run_prints_guest_logs_as_they_happen_and_strict_fails_on_faults() {
 fn sim_with_no_seeds_is_a_usage_error() {
     xdv().args(["sim", "--seeds", "0"]).assert().code(2);
 }
+
+#[test]
+fn trace_show_filters_by_kind_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("h.xdv");
+    xdv()
+        .arg("run")
+        .arg(example("hello.toml"))
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--logs", "none"])
+        .assert()
+        .success();
+    let show = |args: &[&str]| {
+        let out = xdv()
+            .args(["trace", "show"])
+            .arg(&trace)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (exits, _) = show(&["--kind", "vhm_exited,vcpu_halted"]);
+    assert_eq!(exits.lines().count(), 3, "{exits}");
+    assert!(
+        exits
+            .lines()
+            .all(|l| l.contains("exited") || l.contains("halted")),
+        "{exits}"
+    );
+    let (early, _) = show(&["--kind", "hypercall", "--until", "83"]);
+    assert!(!early.is_empty() && !early.contains("sum of"), "{early}");
+    let (late, _) = show(&["--since", "131000", "--json"]);
+    for line in late.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["time_ns"].as_u64().unwrap() >= 131_000);
+    }
+    let (none, note) = show(&["--kind", "fault"]);
+    assert!(none.is_empty());
+    assert!(note.contains("no event of kind \"fault\""), "{note}");
+}

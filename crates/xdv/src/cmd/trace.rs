@@ -84,7 +84,20 @@ pub(crate) fn keygen(out: &Path) -> Result<Outcome> {
 
 use xdv_trace::event_json;
 
-pub(crate) fn show(trace: &Path, vhm: Option<&str>, as_json: bool) -> Result<Outcome> {
+/// Which events `trace show` prints: all of these must hold.
+pub(crate) struct ShowFilter<'a> {
+    /// The VHM's name.
+    pub(crate) vhm: Option<&'a str>,
+    /// Event kinds (`EventKind::name`); empty: every kind.
+    pub(crate) kinds: &'a [String],
+    /// At or after this virtual time, ns.
+    pub(crate) since: Option<u64>,
+    /// At or before this virtual time, ns.
+    pub(crate) until: Option<u64>,
+}
+
+pub(crate) fn show(trace: &Path, f: &ShowFilter<'_>, as_json: bool) -> Result<Outcome> {
+    let vhm = f.vhm;
     let reader = TraceReader::open(trace)?;
     let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
     let filter = match vhm {
@@ -101,8 +114,17 @@ pub(crate) fn show(trace: &Path, vhm: Option<&str>, as_json: bool) -> Result<Out
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut io_err = None;
+    let mut seen_kinds = std::collections::BTreeSet::new();
     reader.for_each_event(|s| {
-        if filter.is_some() && s.event.vhm != filter {
+        let kind = s.event.kind.name();
+        if !f.kinds.is_empty() {
+            seen_kinds.insert(kind);
+        }
+        if (filter.is_some() && s.event.vhm != filter)
+            || (!f.kinds.is_empty() && !f.kinds.iter().any(|k| k == kind))
+            || f.since.is_some_and(|t| s.event.time_ns < t)
+            || f.until.is_some_and(|t| s.event.time_ns > t)
+        {
             return Ok(true);
         }
         let line = if as_json {
@@ -127,6 +149,13 @@ pub(crate) fn show(trace: &Path, vhm: Option<&str>, as_json: bool) -> Result<Out
     })?;
     if !as_json && !reader.is_complete()? {
         writeln!(out, "(trace cut short: the run did not finish)").ok();
+    }
+    for k in f.kinds.iter().filter(|k| !seen_kinds.contains(k.as_str())) {
+        eprintln!(
+            "note: {}: no event of kind {k:?} (kinds in this trace: {})",
+            trace.display(),
+            seen_kinds.iter().copied().collect::<Vec<_>>().join(", ")
+        );
     }
     match io_err {
         Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
