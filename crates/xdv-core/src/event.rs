@@ -310,6 +310,44 @@ pub enum HypercallRecord {
 }
 
 impl HypercallRecord {
+    /// The arguments that are capability handles, by field name, as the guest passed them
+    /// (`ipc_send`'s `cap` is 0 for "none").
+    pub fn handle_args(&self) -> Vec<(&'static str, u64)> {
+        use HypercallRecord as H;
+        match self {
+            H::CapDerive { handle, .. }
+            | H::CapRevoke { handle }
+            | H::CapDrop { handle }
+            | H::CapInfo { handle }
+            | H::VhmWait { handle }
+            | H::VhmKill { handle } => vec![("handle", *handle)],
+            H::IpcSend { endpoint, cap, .. } => vec![("endpoint", *endpoint), ("cap", *cap)],
+            H::IpcRecv { endpoint, .. } => vec![("endpoint", *endpoint)],
+            H::QInfo { container, .. } | H::QSubmit { container, .. } => {
+                vec![("container", *container)]
+            }
+            H::QWait { job } | H::QResult { job, .. } => vec![("job", *job)],
+            H::PhiExec { window, .. } | H::PhiFrame { window, .. } | H::PhiRelease { window } => {
+                vec![("window", *window)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// `true` when a non-negative return value of this call is a new capability handle
+    /// (`cap_derive`, `cap_find`, `vhm_spawn`, `q_submit`, `phi_window`); negative ones are
+    /// error codes.
+    pub fn returns_handle(&self) -> bool {
+        matches!(
+            self,
+            HypercallRecord::CapDerive { .. }
+                | HypercallRecord::CapFind { .. }
+                | HypercallRecord::VhmSpawn { .. }
+                | HypercallRecord::QSubmit { .. }
+                | HypercallRecord::PhiWindow { .. }
+        )
+    }
+
     /// The hypercall's ABI name.
     pub fn name(&self) -> &'static str {
         match self {

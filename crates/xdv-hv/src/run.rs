@@ -209,7 +209,7 @@ pub struct Resumed {
 /// trace equals that of an uninterrupted run with the same seed, event for event; the resume is
 /// recorded in `run_status` (`resumed_at`), not among the events.
 pub fn resume_trace(trace: &Path, crash_after: Option<u64>) -> Result<Resumed, HvError> {
-    let reader = TraceReader::open(trace)?;
+    let reader = TraceReader::open_to_resume(trace)?;
     let (mut hv, mut sink) = ResumeSink::open(trace, &reader, false)?;
     if let Some(n) = crash_after {
         sink.writer.crash_after(n);
@@ -258,7 +258,7 @@ pub struct ResumedService {
 ///
 /// As [`resume_trace`].
 pub fn resume_service(trace: &Path) -> Result<ResumedService, HvError> {
-    let reader = TraceReader::open(trace)?;
+    let reader = TraceReader::open_to_resume(trace)?;
     let (mut hv, mut sink) = ResumeSink::open(trace, &reader, true)?;
     let committed = sink.committed;
     let at = hv.run_until_handed_over(&mut sink)?;

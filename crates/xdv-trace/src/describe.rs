@@ -5,6 +5,7 @@
 
 use xdv_core::cap::rights;
 use xdv_core::event::{Event, EventKind, HypercallRecord, WorkKind};
+use xdv_core::CapId;
 
 /// A one-line human-readable rendering of an event.
 pub trait Describe {
@@ -53,9 +54,21 @@ impl Describe for Event {
                     | HypercallRecord::Time
                     | HypercallRecord::Random => "()".to_string(),
                     other => {
-                        let d = format!("{other:?}");
+                        let mut d = format!("{other:?}");
+                        // Handles read as the capability they name, as everywhere else.
+                        for (field, raw) in other.handle_args() {
+                            d = d.replace(
+                                &format!("{field}: {raw}"),
+                                &format!("{field}: {}", handle_text(raw)),
+                            );
+                        }
                         format!(" {}", &d[d.find('{').unwrap_or(0)..])
                     }
+                };
+                let ret = if call.returns_handle() && *ret > 0 {
+                    CapId(*ret as u64).to_string()
+                } else {
+                    ret.to_string()
                 };
                 format!("vcpu {vcpu} {}{args} -> {ret}", call.name())
             }
@@ -325,6 +338,8 @@ pub fn event_json(
     names: &std::collections::BTreeMap<xdv_core::VhmId, String>,
 ) -> serde_json::Value {
     let e = &s.event;
+    let mut event = serde_json::to_value(&e.kind).unwrap_or(serde_json::Value::Null);
+    render_handles(&e.kind, &mut event);
     serde_json::json!({
         "seq": s.seq,
         "time_ns": e.time_ns,
@@ -332,7 +347,82 @@ pub fn event_json(
         "vhm_name": e.vhm.and_then(|v| names.get(&v)),
         "kind": e.kind.name(),
         "text": e.describe(),
-        "event": e.kind,
+        "event": event,
         "hash": s.hash.to_hex(),
     })
+}
+
+/// How a handle a guest passed reads: the capability it would name (`cap:1.1`), or `none` for 0.
+fn handle_text(raw: u64) -> String {
+    if raw == 0 {
+        "none".into()
+    } else {
+        CapId(raw).to_string()
+    }
+}
+
+/// Renders the capability handles of an event's JSON (`kind`'s serde form) as the text does,
+/// `"cap": "cap:1.1"`, with the raw value beside it as `"cap_raw"`; a hypercall that returned a
+/// handle gets `"ret_cap"` beside its numeric `ret`.
+fn render_handles(kind: &EventKind, v: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let Some(fields) = v
+        .as_object_mut()
+        .and_then(|o| o.values_mut().next())
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let mut replace = |fields: &mut serde_json::Map<String, Value>, key: &str| {
+        if let Some(raw) = fields.get(key).and_then(Value::as_u64) {
+            fields.insert(format!("{key}_raw"), json!(raw));
+            fields.insert(key.into(), json!(CapId(raw).to_string()));
+        }
+    };
+    match kind {
+        EventKind::Allocated { .. }
+        | EventKind::Released { .. }
+        | EventKind::CapCreated { .. }
+        | EventKind::IpcDelivered { .. } => {
+            replace(fields, "cap");
+            if let Some(Value::Array(pair)) = fields.get("from").cloned() {
+                if let Some(raw) = pair.get(1).and_then(Value::as_u64) {
+                    fields.insert("from_raw".into(), Value::Array(pair.clone()));
+                    fields.insert(
+                        "from".into(),
+                        json!([pair[0].clone(), CapId(raw).to_string()]),
+                    );
+                }
+            }
+        }
+        EventKind::CapRemoved { removed, .. } => {
+            if let Some(old) = fields.insert(
+                "removed".into(),
+                removed
+                    .iter()
+                    .map(|(vhm, cap)| json!([vhm.0, cap.to_string()]))
+                    .collect(),
+            ) {
+                fields.insert("removed_raw".into(), old);
+            }
+        }
+        EventKind::Hypercall { call, ret, .. } => {
+            if call.returns_handle() && *ret > 0 {
+                fields.insert("ret_cap".into(), json!(CapId(*ret as u64).to_string()));
+            }
+            let Some(args) = fields
+                .get_mut("call")
+                .and_then(Value::as_object_mut)
+                .and_then(|o| o.values_mut().next())
+                .and_then(Value::as_object_mut)
+            else {
+                return;
+            };
+            for (field, raw) in call.handle_args() {
+                args.insert(format!("{field}_raw"), json!(raw));
+                args.insert(field.into(), json!(handle_text(raw)));
+            }
+        }
+        _ => {}
+    }
 }

@@ -172,6 +172,38 @@ pub struct VerifyOptions {
     pub key: Option<PublicKey>,
 }
 
+/// The `file:` URI that opens `path` read-only, its index included. Bytes outside the unreserved
+/// set are percent-encoded, so no file name can add URI parameters.
+fn read_only_uri(path: &Path, shared_index: bool) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file:");
+    for &b in abs.as_os_str().as_encoded_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                uri.push(b as char)
+            }
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let side = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        Path::new(&p).exists()
+    };
+    uri.push_str(if !side("-wal") && !side("-shm") && !shared_index {
+        // No write-ahead log, so no writer is live (one creates both files when it opens the
+        // trace) and nothing outside the file holds events: read it as it is.
+        "?mode=ro&immutable=1"
+    } else if shared_index || !side("-shm") {
+        // A log without its index: SQLite creates the index beside it, the trace and its log
+        // are still only read.
+        "?mode=ro"
+    } else {
+        "?mode=ro&readonly_shm=1"
+    });
+    uri
+}
+
 /// An open trace file.
 pub struct TraceReader {
     conn: Connection,
@@ -179,8 +211,9 @@ pub struct TraceReader {
 }
 
 impl TraceReader {
-    /// Opens a trace. A trace left behind by a killed writer is recovered (its WAL replayed) when
-    /// the file is writable, and read as it is otherwise.
+    /// Opens a trace, read-only: opening never changes the file. A trace left behind by a killed
+    /// writer is read with the events its write-ahead log holds, and the log is left in place
+    /// (a writer, such as `xdv run --resume`, recovers it when it opens the file).
     ///
     /// # Errors
     ///
@@ -188,6 +221,21 @@ impl TraceReader {
     /// that does not read, or is of a format or event schema this xdv does not read;
     /// [`TraceError::Sqlite`] when SQLite cannot open it.
     pub fn open(path: &Path) -> Result<Self, TraceError> {
+        Self::open_as(path, false)
+    }
+
+    /// Opens a trace that this process is about to write as well (`xdv run --resume`): the
+    /// write-ahead log's index is shared with the writer, so it is opened writable. The trace's
+    /// own bytes are still only read through this reader.
+    ///
+    /// # Errors
+    ///
+    /// As [`TraceReader::open`].
+    pub fn open_to_resume(path: &Path) -> Result<Self, TraceError> {
+        Self::open_as(path, true)
+    }
+
+    fn open_as(path: &Path, shared_index: bool) -> Result<Self, TraceError> {
         if !path.is_file() {
             return Err(TraceError::NotATrace {
                 path: path.display().to_string(),
@@ -195,11 +243,14 @@ impl TraceReader {
             });
         }
         let e = sql(path);
+        // `readonly_shm`: the write-ahead log's index (`-shm`) is not written either; SQLite
+        // rebuilds it in private memory when it must.
         let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            read_only_uri(path, shared_index),
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
-        .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
         .map_err(&e)?;
         let tables: i64 = conn
             .query_row(

@@ -1,7 +1,9 @@
 //! `xdv`: the command line of the xdv domain hypervisor.
 //!
-//! Exit codes: 0 success; 1 the command ran and found a problem (replay divergence, a trace that
-//! fails verification); 2 usage or input error (bad manifest, unreadable trace).
+//! Exit codes (the README's table): 0 success; 1 the command ran and found a problem (replay
+//! divergence, a trace that fails verification, a faulted VHM under `run --strict`); 2 usage or
+//! input error (bad manifest, unreadable trace); 3 `trace verify` on a trace that is intact but
+//! cut short.
 
 /// `print!` that ends the process quietly when standard output is a closed pipe (`| head`).
 macro_rules! out {
@@ -305,6 +307,10 @@ enum TraceCommand {
         /// Print JSON Lines (with --tree: one JSON document).
         #[arg(long)]
         json: bool,
+        /// Print it even when the trace fails verification (after the warning); without it the
+        /// command exits 1 on such a trace and prints nothing of it.
+        #[arg(long)]
+        force: bool,
     },
     /// Print the Resource_Table.
     Accounting {
@@ -313,6 +319,10 @@ enum TraceCommand {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// Print it even when the trace fails verification (after the warning); without it the
+        /// command exits 1 on such a trace and prints nothing of it.
+        #[arg(long)]
+        force: bool,
     },
     /// Make an Ed25519 key pair for signing traces: the secret key in OUT, the public key in
     /// OUT.pub (neither may exist).
@@ -330,6 +340,10 @@ enum TraceCommand {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Print it even when the trace fails verification (after the warning); without it the
+        /// command exits 1 on such a trace and prints nothing of it.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -425,8 +439,12 @@ enum ExportFormat {
 
 /// How a command ended, mapped to the documented exit codes.
 pub(crate) enum Outcome {
+    /// Exit 0.
     Ok,
+    /// Exit 1: the command ran and found a problem.
     Problem,
+    /// Exit 3: `trace verify` on a trace that is intact but cut short.
+    Incomplete,
 }
 
 // Long by design: one arm per subcommand, each a call into cmd/.
@@ -498,8 +516,9 @@ fn main() -> ExitCode {
                 trace,
                 tree: true,
                 json,
+                force,
                 ..
-            } => cmd::trace::tree(&trace, json),
+            } => cmd::trace::tree(&trace, json, force),
             TraceCommand::Show {
                 trace,
                 vhm,
@@ -507,6 +526,7 @@ fn main() -> ExitCode {
                 since,
                 until,
                 json,
+                force,
                 ..
             } => cmd::trace::show(
                 &trace,
@@ -517,18 +537,23 @@ fn main() -> ExitCode {
                     until,
                 },
                 json,
+                force,
             ),
-            TraceCommand::Accounting { trace, json } => cmd::trace::accounting(&trace, json),
+            TraceCommand::Accounting { trace, json, force } => {
+                cmd::trace::accounting(&trace, json, force)
+            }
             TraceCommand::Export {
                 trace,
                 format: ExportFormat::Jsonl,
                 output,
-            } => cmd::trace::export_jsonl(&trace, output.as_deref()),
+                force,
+            } => cmd::trace::export_jsonl(&trace, output.as_deref(), force),
             TraceCommand::Export {
                 trace,
                 format: ExportFormat::Perfetto,
                 output,
-            } => cmd::trace::export_perfetto(&trace, output.as_deref()),
+                force,
+            } => cmd::trace::export_perfetto(&trace, output.as_deref(), force),
         },
         Command::Sim { seeds, from, json } => cmd::sim::sim(from, seeds, json),
         Command::Compliance { trace, key, json } => {
@@ -592,6 +617,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problem) => ExitCode::from(1),
+        Ok(Outcome::Incomplete) => ExitCode::from(3),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

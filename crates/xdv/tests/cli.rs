@@ -179,7 +179,7 @@ fn a_killed_run_leaves_a_trace_verified_up_to_its_last_commit() {
         .arg(&trace)
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(3), "intact but incomplete");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["intact"], true);
     assert_eq!(v["report"]["complete"], false);
@@ -948,4 +948,153 @@ fn trace_show_filters_by_kind_and_time() {
     let (none, note) = show(&["--kind", "fault"]);
     assert!(none.is_empty());
     assert!(note.contains("no event of kind \"fault\""), "{note}");
+}
+
+/// The read-only commands over `trace`, each with the arguments it needs.
+fn read_only_commands(out_dir: &Path) -> Vec<Vec<String>> {
+    let o = |name: &str| out_dir.join(name).display().to_string();
+    [
+        vec!["trace", "show"],
+        vec!["trace", "show", "--json"],
+        vec!["trace", "show", "--tree"],
+        vec!["trace", "accounting"],
+        vec!["trace", "export", "--format", "jsonl", "-o", &o("e.jsonl")],
+        vec![
+            "trace",
+            "export",
+            "--format",
+            "perfetto",
+            "-o",
+            &o("p.json"),
+        ],
+    ]
+    .into_iter()
+    .map(|a| a.into_iter().map(String::from).collect())
+    .collect()
+}
+
+#[test]
+fn a_tampered_trace_is_shown_only_with_force_and_always_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.xdv");
+    run_json(&example("hello.toml"), &trace, &[]);
+    flip(&trace, b"hello from vcpu 1");
+    for args in read_only_commands(dir.path()) {
+        let out = xdv().args(&args).arg(&trace).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("FAILS verification") && err.contains("hash chain broken"),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed altered data");
+        let out = xdv()
+            .args(&args)
+            .arg("--force")
+            .arg(&trace)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?} --force: {err}");
+        assert!(
+            err.contains("FAILS verification"),
+            "{args:?} --force: {err}"
+        );
+    }
+    // The altered text is what --force shows.
+    let out = xdv()
+        .args(["trace", "show", "--force", "--kind", "hypercall"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from vcpu 1"));
+}
+
+#[test]
+fn read_only_commands_leave_a_cut_short_trace_byte_for_byte_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.toml");
+    let text = std::fs::read_to_string(example("fair-share.toml"))
+        .unwrap()
+        .replace("guests/", &format!("{}/", example("guests").display()));
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "time_limit_ns = 40_000_000",
+            "time_limit_ns = 40_000_000\n[host.trace]\nbatch_events = 100",
+        ),
+    )
+    .unwrap();
+    let trace = dir.path().join("killed.xdv");
+    let out = xdv()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--crash-after", "250"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the run was aborted");
+    // The killed writer left its write-ahead log: a read-write open would fold it into the file.
+    let files = || -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("killed")
+            })
+            .map(|p| {
+                let meta = std::fs::metadata(&p).unwrap();
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                    meta.modified().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files();
+    assert!(
+        before
+            .iter()
+            .any(|(n, b, _)| n.ends_with("-wal") && !b.is_empty()),
+        "the killed run left a WAL: {:?}",
+        before.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut commands = read_only_commands(out_dir.path());
+    commands.push(vec!["trace".into(), "verify".into()]);
+    commands.push(vec!["replay".into()]);
+    commands.push(vec!["compliance".into()]);
+    for args in commands {
+        let out = xdv().args(&args).arg(&trace).output().unwrap();
+        assert!(
+            out.status.code().is_some_and(|c| c != 2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let after = files();
+        assert_eq!(
+            before.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            after.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            "{args:?} added or removed a file"
+        );
+        for (b, a) in before.iter().zip(&after) {
+            assert!(b.1 == a.1, "{args:?} changed the bytes of {}", b.0);
+            assert_eq!(b.2, a.2, "{args:?} changed the mtime of {}", b.0);
+        }
+    }
+    // It still reads as cut short, with the events its log holds.
+    let out = xdv()
+        .args(["trace", "verify"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CUT SHORT: 200 events"));
 }

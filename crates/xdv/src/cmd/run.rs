@@ -161,7 +161,7 @@ pub(crate) fn resume(
     sign_key: Option<&Path>,
 ) -> Result<Outcome> {
     let key = sign_key.map(SecretKey::read).transpose()?;
-    let header = xdv_trace::TraceReader::open(trace)?.header()?;
+    let header = xdv_trace::TraceReader::open_to_resume(trace)?.header()?;
     let r = xdv_hv::resume_trace(trace, crash_after)
         .with_context(|| format!("resuming {}", trace.display()))?;
     let signed = match key {

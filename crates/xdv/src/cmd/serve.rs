@@ -44,7 +44,7 @@ pub(crate) fn serve_resume(
     config: Option<&Path>,
     (listen, unix): (Option<SocketAddr>, Option<PathBuf>),
 ) -> Result<Outcome> {
-    let reader = xdv_trace::TraceReader::open(trace)?;
+    let reader = xdv_trace::TraceReader::open_to_resume(trace)?;
     let header = reader.header()?;
     drop(reader);
     if let Some(c) = config {

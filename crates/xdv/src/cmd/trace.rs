@@ -58,11 +58,34 @@ pub(crate) fn verify(trace: &Path, key: Option<&Path>, as_json: bool) -> Result<
             report.events_verified
         );
     }
-    Ok(if report.intact() {
-        Outcome::Ok
-    } else {
+    Ok(if !report.intact() {
         Outcome::Problem
+    } else if !report.complete {
+        Outcome::Incomplete
+    } else {
+        Outcome::Ok
     })
+}
+
+/// Opens a trace for a read-only command (`show`, `accounting`, `export`) and verifies its hash
+/// chain before anything is printed. A trace that fails gets a warning on stderr naming the
+/// problem; without `force` the command then stops with [`Outcome::Problem`] (`None` here), so
+/// altered data is never printed as if it were the run's.
+pub(crate) fn open_checked(trace: &Path, force: bool) -> Result<Option<TraceReader>> {
+    let reader = TraceReader::open(trace)?;
+    let report = reader.verify_with(&VerifyOptions::default())?;
+    if let Some(p) = &report.problem {
+        eprintln!(
+            "warning: {}: this trace FAILS verification: {p} ({} events verified before it); what it holds may have been altered{}",
+            trace.display(),
+            report.events_verified,
+            if force { "" } else { " (--force shows it anyway)" }
+        );
+        if !force {
+            return Ok(None);
+        }
+    }
+    Ok(Some(reader))
 }
 
 /// `xdv trace keygen OUT`: a new Ed25519 key pair from the operating system's random source.
@@ -96,9 +119,16 @@ pub(crate) struct ShowFilter<'a> {
     pub(crate) until: Option<u64>,
 }
 
-pub(crate) fn show(trace: &Path, f: &ShowFilter<'_>, as_json: bool) -> Result<Outcome> {
+pub(crate) fn show(
+    trace: &Path,
+    f: &ShowFilter<'_>,
+    as_json: bool,
+    force: bool,
+) -> Result<Outcome> {
     let vhm = f.vhm;
-    let reader = TraceReader::open(trace)?;
+    let Some(reader) = open_checked(trace, force)? else {
+        return Ok(Outcome::Problem);
+    };
     let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
     let filter = match vhm {
         None => None,
@@ -165,8 +195,10 @@ pub(crate) fn show(trace: &Path, f: &ShowFilter<'_>, as_json: bool) -> Result<Ou
     Ok(Outcome::Ok)
 }
 
-pub(crate) fn accounting(trace: &Path, as_json: bool) -> Result<Outcome> {
-    let reader = TraceReader::open(trace)?;
+pub(crate) fn accounting(trace: &Path, as_json: bool, force: bool) -> Result<Outcome> {
+    let Some(reader) = open_checked(trace, force)? else {
+        return Ok(Outcome::Problem);
+    };
     let (rows, derived) = reader.resource_table()?;
     if as_json {
         outln!(
@@ -184,8 +216,10 @@ pub(crate) fn accounting(trace: &Path, as_json: bool) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub(crate) fn export_jsonl(trace: &Path, output: Option<&Path>) -> Result<Outcome> {
-    let reader = TraceReader::open(trace)?;
+pub(crate) fn export_jsonl(trace: &Path, output: Option<&Path>, force: bool) -> Result<Outcome> {
+    let Some(reader) = open_checked(trace, force)? else {
+        return Ok(Outcome::Problem);
+    };
     let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
     let sink: Box<dyn Write> = match output {
         Some(p) => {
@@ -224,9 +258,11 @@ struct TreeNode {
     children: Vec<TreeNode>,
 }
 
-pub(crate) fn tree(trace: &Path, as_json: bool) -> Result<Outcome> {
+pub(crate) fn tree(trace: &Path, as_json: bool, force: bool) -> Result<Outcome> {
     use xdv_core::EventKind;
-    let reader = TraceReader::open(trace)?;
+    let Some(reader) = open_checked(trace, force)? else {
+        return Ok(Outcome::Problem);
+    };
     let mut nodes: BTreeMap<u32, (Option<u32>, TreeNode)> = BTreeMap::new();
     reader.for_each_event(|s| {
         let Some(v) = s.event.vhm else {
@@ -318,9 +354,11 @@ pub(crate) fn tree(trace: &Path, as_json: bool) -> Result<Outcome> {
 /// hypercalls as instants), process 2
 /// one track per VHM's Q jobs (admission to completion), process 3 one track per Φ port
 /// (granted windows over their interval, transforms over their extent).
-pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>) -> Result<Outcome> {
+pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>, force: bool) -> Result<Outcome> {
     use serde_json::{json, Value};
-    let reader = TraceReader::open(trace)?;
+    let Some(reader) = open_checked(trace, force)? else {
+        return Ok(Outcome::Problem);
+    };
     let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
     let name = |v: Option<VhmId>| {
         v.and_then(|v| names.get(&v).cloned())
