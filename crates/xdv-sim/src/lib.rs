@@ -701,6 +701,17 @@ fn non_interference(seed: u64, host: &Host, full_events: &[Event]) -> Result<u64
 /// deterministic, so the outcome does not depend on the thread count). Returns the reports of
 /// the seeds that passed, in seed order, and the failure of the lowest failing seed.
 pub fn simulate_many(from: u64, n: u64, threads: usize) -> (Vec<SimReport>, Option<SimFailure>) {
+    simulate_many_observed(from, n, threads, &|_| {})
+}
+
+/// [`simulate_many`], calling `done` on a worker thread as each seed finishes (in the order
+/// they finish, which depends on the threads: for progress, never for results).
+pub fn simulate_many_observed(
+    from: u64,
+    n: u64,
+    threads: usize,
+    done: &(dyn Fn(&Result<SimReport, SimFailure>) + Sync),
+) -> (Vec<SimReport>, Option<SimFailure>) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     let next = AtomicU64::new(0);
@@ -727,6 +738,7 @@ pub fn simulate_many(from: u64, n: u64, threads: usize) -> (Vec<SimReport>, Opti
                         detail,
                     })
                 });
+                done(&r);
                 results
                     .lock()
                     .expect("no worker panics while holding the lock")

@@ -373,7 +373,7 @@ fn render_handles(kind: &EventKind, v: &mut serde_json::Value) {
     else {
         return;
     };
-    let mut replace = |fields: &mut serde_json::Map<String, Value>, key: &str| {
+    let replace = |fields: &mut serde_json::Map<String, Value>, key: &str| {
         if let Some(raw) = fields.get(key).and_then(Value::as_u64) {
             fields.insert(format!("{key}_raw"), json!(raw));
             fields.insert(key.into(), json!(CapId(raw).to_string()));

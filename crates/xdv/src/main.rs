@@ -30,6 +30,7 @@ macro_rules! outln {
 }
 
 mod cmd;
+mod progress;
 mod table;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -40,6 +41,12 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "xdv", version, about, long_about = None)]
 struct Cli {
+    /// No progress on stderr (it is drawn only on a terminal anyway).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Diagnostics on stderr: -v info, -vv debug (`RUST_LOG` overrides).
+    #[arg(long, short, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -153,6 +160,10 @@ enum Command {
         /// Exit 1 when any VHM faulted (the run itself exits 0 whenever the host ran to its end).
         #[arg(long)]
         strict: bool,
+        /// Print every event on stdout as the host records it (the `trace show` line), before
+        /// the summary.
+        #[arg(long, conflicts_with = "json")]
+        follow: bool,
     },
     /// Validate a manifest and its guest modules without running them.
     Check {
@@ -295,12 +306,13 @@ enum TraceCommand {
         /// `fault`, `ipc_delivered`, …).
         #[arg(long, value_delimiter = ',', value_name = "KIND[,KIND]")]
         kind: Vec<String>,
-        /// Only events at or after this virtual time, ns.
-        #[arg(long, value_name = "NS")]
-        since: Option<u64>,
-        /// Only events at or before this virtual time, ns.
-        #[arg(long, value_name = "NS")]
-        until: Option<u64>,
+        /// Only events at or after this point: a virtual time in ns (`12000`) or a sequence
+        /// number (`seq:40`).
+        #[arg(long, value_name = "NS|seq:N")]
+        since: Option<cmd::trace::Bound>,
+        /// Only events at or before this point: a virtual time in ns or `seq:N`.
+        #[arg(long, value_name = "NS|seq:N")]
+        until: Option<cmd::trace::Bound>,
         /// Draw the VHM tree (nesting, levels, how each VHM ended) instead of the events.
         #[arg(long, conflicts_with_all = ["vhm", "kind", "since", "until"])]
         tree: bool,
@@ -450,6 +462,8 @@ pub(crate) enum Outcome {
 // Long by design: one arm per subcommand, each a call into cmd/.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::init(cli.quiet, cli.verbose);
+    tracing::debug!(version = env!("CARGO_PKG_VERSION"), "xdv started");
     let result = match cli.command {
         Command::Run {
             resume: Some(trace),
@@ -468,6 +482,7 @@ fn main() -> ExitCode {
             sign_key,
             logs,
             strict,
+            follow,
             ..
         } => cmd::run::run(
             &manifest.expect("clap requires a manifest without --resume"),
@@ -479,6 +494,7 @@ fn main() -> ExitCode {
                 crash_after,
                 logs,
                 strict,
+                follow,
             },
             sign_key.as_deref(),
         ),

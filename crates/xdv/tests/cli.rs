@@ -894,7 +894,9 @@ fn run_prints_guest_logs_as_they_happen_and_strict_fails_on_faults() {
         .unwrap();
     let text = String::from_utf8_lossy(&chaos.stdout);
     assert!(
-        text.contains("Injected faults (5):") && text.contains("victim: INJECTED fault 0: kill"),
+        text.contains("Injected faults (5):")
+            && text.contains("victim: fault 0 (kill): killed the VHM")
+            && text.contains("child: fault 4 (q-provider): no effect: the VHM has no Q container"),
         "{text}"
     );
     assert!(String::from_utf8_lossy(&strict.stderr).contains("--strict: 4 VHM(s) faulted: phoenix"));
@@ -931,13 +933,33 @@ fn trace_show_filters_by_kind_and_time() {
         )
     };
     let (exits, _) = show(&["--kind", "vhm_exited,vcpu_halted"]);
-    assert_eq!(exits.lines().count(), 3, "{exits}");
+    let mut lines = exits.lines();
+    let header = lines.next().unwrap();
     assert!(
-        exits
-            .lines()
-            .all(|l| l.contains("exited") || l.contains("halted")),
+        header.contains("SEQ") && header.contains("VIRTUAL TIME") && header.contains("EVENT"),
         "{exits}"
     );
+    assert_eq!(lines.clone().count(), 3, "{exits}");
+    assert!(
+        lines.all(|l| l.contains("exited") || l.contains("halted")),
+        "{exits}"
+    );
+    // Sequence numbers bound as well: events 10 to 12, and nothing else.
+    let (window, _) = show(&["--since", "seq:10", "--until", "seq:12", "--json"]);
+    let seqs: Vec<u64> = window
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [10, 11, 12]);
+    xdv()
+        .args(["trace", "show", "--since", "ten"])
+        .arg(&trace)
+        .assert()
+        .code(2);
     let (early, _) = show(&["--kind", "hypercall", "--until", "83"]);
     assert!(!early.is_empty() && !early.contains("sum of"), "{early}");
     let (late, _) = show(&["--since", "131000", "--json"]);
@@ -946,7 +968,7 @@ fn trace_show_filters_by_kind_and_time() {
         assert!(v["time_ns"].as_u64().unwrap() >= 131_000);
     }
     let (none, note) = show(&["--kind", "fault"]);
-    assert!(none.is_empty());
+    assert_eq!(none.lines().count(), 1, "only the header: {none}");
     assert!(note.contains("no event of kind \"fault\""), "{note}");
 }
 
@@ -1097,4 +1119,76 @@ fn read_only_commands_leave_a_cut_short_trace_byte_for_byte_unchanged() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("CUT SHORT: 200 events"));
+}
+
+#[test]
+fn progress_is_absent_off_a_terminal_and_diagnostics_follow_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("h.xdv");
+    let bell = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/qasmbench/small/bell_n4/bell_n4.qasm");
+    let runs: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["sim".into(), "--seeds".into(), "2".into()],
+        vec![
+            "run".into(),
+            example("hello.toml").into(),
+            "--trace".into(),
+            trace.clone().into(),
+            "--logs".into(),
+            "none".into(),
+        ],
+        vec!["replay".into(), trace.clone().into()],
+        vec!["trace".into(), "verify".into(), trace.clone().into()],
+        vec![
+            "trace".into(),
+            "export".into(),
+            trace.clone().into(),
+            "--format".into(),
+            "jsonl".into(),
+        ],
+        vec!["q".into(), "run".into(), bell.into()],
+    ];
+    for args in &runs {
+        let out = xdv().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?} drew on a stderr that is not a terminal: {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = xdv().arg("-v").args(&runs[1]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INFO") && err.contains("running"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no colour off a terminal: {err}");
+}
+
+#[test]
+fn run_follow_prints_every_event_as_trace_show_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("h.xdv");
+    let out = xdv()
+        .arg("run")
+        .arg(example("hello.toml"))
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--logs", "none", "--follow"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let followed = String::from_utf8(out.stdout).unwrap();
+    let shown = String::from_utf8(
+        xdv()
+            .args(["trace", "show"])
+            .arg(&trace)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    // `trace show` has a header line; --follow prints the events alone, then the summary.
+    let events: Vec<&str> = shown.lines().skip(1).collect();
+    let printed: Vec<&str> = followed.lines().take(events.len()).collect();
+    assert_eq!(printed, events);
+    assert!(followed.contains("Resource_Table"));
 }

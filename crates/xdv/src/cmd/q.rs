@@ -18,12 +18,19 @@ pub(crate) fn run(
 ) -> Result<Outcome> {
     let circuit = qasm::parse_file(path)?;
     let (qubits, clbits) = (circuit.num_qubits(), circuit.num_clbits());
+    tracing::info!(circuit = %path.display(), qubits, operations = circuit.ops.len(), "simulating");
+    let spinner = crate::progress::spinner(&format!(
+        "simulating {} ({qubits} qubits, {} operations)",
+        path.display(),
+        circuit.ops.len()
+    ));
     if probabilities {
         // Amplitudes carry rounding noise around 1e-33; outcomes below 1e-14 are zero.
         let dist = match provider {
             Provider::Statevector => statevector::distribution(&circuit),
             Provider::Density => density::distribution(&circuit, &Calibration::DEFAULT),
         };
+        spinner.finish_and_clear();
         let dist: std::collections::BTreeMap<String, f64> = dist
             .with_context(|| path.display().to_string())?
             .into_iter()
@@ -57,6 +64,7 @@ pub(crate) fn run(
     }
     let counts =
         statevector::run(&circuit, shots, seed).with_context(|| path.display().to_string())?;
+    spinner.finish_and_clear();
     if as_json {
         outln!(
             "{}",

@@ -34,6 +34,35 @@ pub(crate) struct RunFlags {
     pub(crate) crash_after: Option<u64>,
     pub(crate) logs: Logs,
     pub(crate) strict: bool,
+    pub(crate) follow: bool,
+}
+
+/// An injected fault that fired, and what it did (the event's words).
+#[derive(serde::Serialize)]
+struct Injected {
+    time_ns: u64,
+    vhm: String,
+    /// The manifest's index of the fault.
+    index: u32,
+    /// Its class (`trap`, `q-provider`, …).
+    class: String,
+    /// What it did to the VHM, in words.
+    effect: String,
+    /// Windows it decohered (class `coherence`).
+    #[serde(skip)]
+    decohered: u32,
+}
+
+impl Injected {
+    /// The effect, once the run has shown what a `coherence` fault reached.
+    fn settle(&mut self) {
+        if self.class == "coherence" && !self.effect.starts_with("no effect") {
+            self.effect = match self.decohered {
+                0 => "no effect: the VHM held no coherence window".into(),
+                n => format!("decohered {n} of the VHM's windows"),
+            };
+        }
+    }
 }
 
 /// Watches a run's events as they pass: prints guests' `log` lines
@@ -45,7 +74,15 @@ struct Watcher {
     /// Print `log` lines.
     logs: bool,
     /// Each injected fault that fired, as the summary lists it.
-    injected: Vec<String>,
+    injected: Vec<Injected>,
+    /// Print every event as it is emitted (`--follow`).
+    follow: bool,
+    /// Events seen so far.
+    events: u64,
+    /// The VHMs that hold a Q container now.
+    q_held: std::collections::BTreeSet<u32>,
+    /// The progress spinner (hidden off a terminal or with `--quiet`).
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Watcher {
@@ -55,12 +92,69 @@ impl Watcher {
             .map_or("?", String::as_str)
     }
 
+    /// Writes a line on stderr without tearing the spinner.
+    fn eprint(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
     fn observe(&mut self, e: &xdv_core::Event) {
         use xdv_core::{EventKind, HypercallRecord};
+        if self.events % 4096 == 4095 {
+            if let Some(b) = &self.bar {
+                b.set_message(format!(
+                    "{} events, virtual time {} ns",
+                    self.events + 1,
+                    e.time_ns
+                ));
+            }
+        }
         match &e.kind {
-            EventKind::FaultInjected { .. } | EventKind::LegacyFaultInjected { .. } => {
-                let line = format!("{:>12} ns  {}: {}", e.time_ns, self.name(e), e.describe());
-                self.injected.push(line);
+            EventKind::FaultInjected {
+                index,
+                class,
+                stopped,
+            } => {
+                let has_q = e.vhm.is_some_and(|v| self.q_held.contains(&v.0));
+                let effect = match (class.as_str(), *stopped) {
+                    (_, true) => "no effect: the VHM had already stopped".to_string(),
+                    ("kill", _) => "killed the VHM".into(),
+                    ("q-provider", _) if !has_q => "no effect: the VHM has no Q container".into(),
+                    ("q-provider", _) => "the provider fails the VHM's next Q job".into(),
+                    ("coherence", _) => String::new(),
+                    (c, _) => format!("faulted the VHM ({c}); its on_fault policy applies"),
+                };
+                self.injected.push(Injected {
+                    time_ns: e.time_ns,
+                    vhm: self.name(e).to_string(),
+                    index: *index,
+                    class: class.clone(),
+                    effect,
+                    decohered: 0,
+                });
+            }
+            EventKind::PhiDecohered {
+                cause: xdv_core::refusal::DecoherenceCause::Injected { index },
+                ..
+            } => {
+                if let Some(f) = self.injected.iter_mut().rev().find(|f| f.index == *index) {
+                    f.decohered += 1;
+                }
+            }
+            EventKind::Allocated {
+                domain: xdv_core::Domain::Q,
+                ..
+            } => {
+                if let Some(v) = e.vhm {
+                    self.q_held.insert(v.0);
+                }
+            }
+            EventKind::VhmExited { .. } => {
+                if let Some(v) = e.vhm {
+                    self.q_held.remove(&v.0);
+                }
             }
             EventKind::VhmCreated { name, .. } => {
                 if let Some(id) = e.vhm {
@@ -78,14 +172,30 @@ impl Watcher {
             } if *ret >= 0 && self.logs => {
                 let name = self.name(e);
                 let text = String::from_utf8_lossy(bytes);
-                eprintln!(
+                self.eprint(&format!(
                     "[{:>12} ns] {name}.{vcpu}: {}",
                     e.time_ns,
                     text.escape_debug()
-                );
+                ));
             }
             _ => {}
         }
+        if self.follow {
+            let who = e
+                .vhm
+                .map_or_else(|| "host".to_string(), |_| self.name(e).to_string());
+            let line = format!(
+                "{:>8} {:>14} ns  {who:<12} {}",
+                self.events,
+                e.time_ns,
+                e.describe()
+            );
+            match &self.bar {
+                Some(b) => b.suspend(|| outln!("{line}")),
+                None => outln!("{line}"),
+            }
+        }
+        self.events += 1;
     }
 }
 
@@ -101,8 +211,14 @@ pub(crate) fn run(
     let seed_used = flags.seed.unwrap_or(prepared.manifest.host.seed);
     let mut watcher = Watcher {
         logs: flags.logs == Logs::Stderr,
+        follow: flags.follow,
+        bar: Some(crate::progress::spinner(&format!(
+            "xdv run {}",
+            manifest.display()
+        ))),
         ..Watcher::default()
     };
+    tracing::info!(manifest = %manifest.display(), trace = %trace.display(), "running");
     let mut observe = |e: &xdv_core::Event| watcher.observe(e);
     let (summary, rows, head) = xdv_hv::run_to_trace_observed(
         &prepared,
@@ -115,6 +231,11 @@ pub(crate) fn run(
         &mut observe,
     )
     .with_context(|| format!("running {}", manifest.display()))?;
+    if let Some(b) = watcher.bar.take() {
+        b.finish_and_clear();
+    }
+    watcher.injected.iter_mut().for_each(Injected::settle);
+    tracing::info!(events = watcher.events, head = %head, "run finished");
     let signed = key
         .map(|k| sign_trace(&trace, &k))
         .transpose()
@@ -129,13 +250,8 @@ pub(crate) fn run(
         flags.json,
         None,
         signed,
+        &watcher.injected,
     )?;
-    if !flags.json && !watcher.injected.is_empty() {
-        outln!("\nInjected faults ({}):", watcher.injected.len());
-        for line in &watcher.injected {
-            outln!("{line}");
-        }
-    }
     let faulted: Vec<&str> = summary
         .vhms
         .iter()
@@ -209,6 +325,7 @@ pub(crate) fn resume(
         json,
         Some(r.committed),
         signed,
+        &[],
     )
 }
 
@@ -224,6 +341,7 @@ fn report(
     json: bool,
     resumed: Option<u64>,
     signed: Option<PublicKey>,
+    injected: &[Injected],
 ) -> Result<Outcome> {
     if json {
         let out = json!({
@@ -235,6 +353,7 @@ fn report(
             "final_hash": head.to_hex(),
             "resumed_after_events": resumed,
             "signed_by": signed.map(|k| k.to_hex()),
+            "injected_faults": injected,
             "vhms": summary.vhms,
             "resource_table": rows,
         });
@@ -280,6 +399,19 @@ fn report(
         head.short(),
         signed.map_or(String::new(), |k| format!(", signed by {k}"))
     );
+    if !injected.is_empty() {
+        outln!("\nInjected faults ({}):", injected.len());
+        for f in injected {
+            outln!(
+                "{:>12} ns  {}: fault {} ({}): {}",
+                f.time_ns,
+                f.vhm,
+                f.index,
+                f.class,
+                f.effect
+            );
+        }
+    }
     Ok(Outcome::Ok)
 }
 
@@ -382,6 +514,7 @@ pub(crate) fn replay(
         phi_tolerance,
     };
     let verify_options = super::trace::verify_options(None)?;
+    let spinner = crate::progress::spinner(&format!("replaying {}", trace.display()));
     let (verify, replayed) = std::thread::scope(|scope| {
         let verify =
             scope.spawn(|| xdv_trace::TraceReader::open(trace)?.verify_with(&verify_options));
@@ -391,6 +524,7 @@ pub(crate) fn replay(
             replayed,
         )
     });
+    spinner.finish_and_clear();
     let verify = verify?;
     if let Some(problem) = &verify.problem {
         if json {

@@ -10,7 +10,17 @@ pub(crate) fn sim(from: u64, seeds: u64, as_json: bool) -> Result<Outcome> {
     // Wall-clock time is measured for the report only; nothing simulated depends on it.
     let started = Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (reports, failure) = xdv_sim::simulate_many(from, seeds, threads);
+    tracing::info!(from, seeds, threads, "simulating");
+    let bar = crate::progress::bar(seeds, "xdv sim", "seeds");
+    let failed = std::sync::atomic::AtomicU64::new(0);
+    let (reports, failure) = xdv_sim::simulate_many_observed(from, seeds, threads, &|r| {
+        if let Err(f) = r {
+            let n = failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            bar.set_message(format!("{n} failed (seed {} …)", f.seed));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
     let done = reports.len() as u64;
     let events: u64 = reports.iter().map(|r| r.events).sum();
     let compared: u64 = reports.iter().map(|r| r.events_compared).sum();

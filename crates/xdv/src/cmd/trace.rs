@@ -21,7 +21,13 @@ pub(crate) fn verify_options(key: Option<&Path>) -> Result<VerifyOptions> {
 pub(crate) fn verify(trace: &Path, key: Option<&Path>, as_json: bool) -> Result<Outcome> {
     let opts = verify_options(key)?;
     let reader = TraceReader::open(trace)?;
+    let spinner = crate::progress::spinner(&format!(
+        "verifying {} ({} events)",
+        trace.display(),
+        reader.event_count()?
+    ));
     let report = reader.verify_with(&opts)?;
+    spinner.finish_and_clear();
     if as_json {
         outln!(
             "{}",
@@ -73,7 +79,9 @@ pub(crate) fn verify(trace: &Path, key: Option<&Path>, as_json: bool) -> Result<
 /// altered data is never printed as if it were the run's.
 pub(crate) fn open_checked(trace: &Path, force: bool) -> Result<Option<TraceReader>> {
     let reader = TraceReader::open(trace)?;
+    let spinner = crate::progress::spinner(&format!("verifying {}", trace.display()));
     let report = reader.verify_with(&VerifyOptions::default())?;
+    spinner.finish_and_clear();
     if let Some(p) = &report.problem {
         eprintln!(
             "warning: {}: this trace FAILS verification: {p} ({} events verified before it); what it holds may have been altered{}",
@@ -113,10 +121,47 @@ pub(crate) struct ShowFilter<'a> {
     pub(crate) vhm: Option<&'a str>,
     /// Event kinds (`EventKind::name`); empty: every kind.
     pub(crate) kinds: &'a [String],
-    /// At or after this virtual time, ns.
-    pub(crate) since: Option<u64>,
-    /// At or before this virtual time, ns.
-    pub(crate) until: Option<u64>,
+    /// At or after this point.
+    pub(crate) since: Option<Bound>,
+    /// At or before this point.
+    pub(crate) until: Option<Bound>,
+}
+
+/// A point of a trace that `--since`/`--until` name: a virtual time (`NS`) or an event's
+/// sequence number (`seq:N`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// Virtual time, ns.
+    Time(u64),
+    /// Sequence number.
+    Seq(u64),
+}
+
+impl std::str::FromStr for Bound {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let number = |n: &str| {
+            n.replace('_', "").parse::<u64>().map_err(|_| {
+                format!(
+                    "{s:?} is neither a virtual time in ns (12000) nor a sequence number (seq:40)"
+                )
+            })
+        };
+        match s.strip_prefix("seq:") {
+            Some(n) => number(n).map(Bound::Seq),
+            None => number(s).map(Bound::Time),
+        }
+    }
+}
+
+impl Bound {
+    /// The event's position on this bound's scale.
+    fn of(self, seq: u64, time_ns: u64) -> (u64, u64) {
+        match self {
+            Bound::Time(t) => (time_ns, t),
+            Bound::Seq(n) => (seq, n),
+        }
+    }
 }
 
 pub(crate) fn show(
@@ -145,6 +190,13 @@ pub(crate) fn show(
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut io_err = None;
     let mut seen_kinds = std::collections::BTreeSet::new();
+    if !as_json {
+        writeln!(
+            out,
+            "{:>8} {:>17}  {:<12} EVENT",
+            "SEQ", "VIRTUAL TIME", "VHM"
+        )?;
+    }
     reader.for_each_event(|s| {
         let kind = s.event.kind.name();
         if !f.kinds.is_empty() {
@@ -152,8 +204,14 @@ pub(crate) fn show(
         }
         if (filter.is_some() && s.event.vhm != filter)
             || (!f.kinds.is_empty() && !f.kinds.iter().any(|k| k == kind))
-            || f.since.is_some_and(|t| s.event.time_ns < t)
-            || f.until.is_some_and(|t| s.event.time_ns > t)
+            || f.since.is_some_and(|b| {
+                let (at, from) = b.of(s.seq, s.event.time_ns);
+                at < from
+            })
+            || f.until.is_some_and(|b| {
+                let (at, to) = b.of(s.seq, s.event.time_ns);
+                at > to
+            })
         {
             return Ok(true);
         }
@@ -229,13 +287,16 @@ pub(crate) fn export_jsonl(trace: &Path, output: Option<&Path>, force: bool) -> 
     };
     let mut out = std::io::BufWriter::new(sink);
     let mut io_err = None;
+    let bar = crate::progress::bar(reader.event_count()?, "exporting", "events");
     reader.for_each_event(|s| {
+        bar.inc(1);
         if let Err(e) = writeln!(out, "{}", event_json(&s, &names)) {
             io_err = Some(e);
             return Ok(false);
         }
         Ok(true)
     })?;
+    bar.finish_and_clear();
     out.flush().ok();
     match io_err {
         Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -373,7 +434,9 @@ pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>, force: bool) 
     let mut window_port: BTreeMap<u32, u64> = BTreeMap::new();
     let mut jobs: BTreeMap<(VhmId, u32), (u64, u64)> = BTreeMap::new();
     let tid = |v: VhmId, vcpu: u32| u64::from(v.0) * 1000 + u64::from(vcpu);
+    let bar = crate::progress::bar(reader.event_count()?, "exporting", "events");
     reader.for_each_event(|s| {
+        bar.inc(1);
         let e = &s.event;
         let t = e.time_ns;
         match (&e.kind, e.vhm) {
@@ -440,6 +503,7 @@ pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>, force: bool) 
         }
         Ok(true)
     })?;
+    bar.finish_and_clear();
     for (pid, n) in [(1, "K: vCPUs"), (2, "Q: jobs"), (3, "Φ: ports")] {
         out.push(json!({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": n}}));
     }
