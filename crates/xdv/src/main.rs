@@ -569,7 +569,7 @@ fn main() -> ExitCode {
                 format: ExportFormat::Perfetto,
                 output,
                 force,
-            } => cmd::trace::export_perfetto(&trace, output.as_deref(), force),
+            } => cmd::perfetto::export(&trace, output.as_deref(), force),
         },
         Command::Sim { seeds, from, json } => cmd::sim::sim(from, seeds, json),
         Command::Compliance { trace, key, json } => {

@@ -3,6 +3,7 @@
 pub(crate) mod abi;
 pub(crate) mod compliance;
 pub(crate) mod ctl;
+pub(crate) mod perfetto;
 pub(crate) mod phi;
 pub(crate) mod q;
 pub(crate) mod run;

@@ -6,7 +6,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use xdv_core::{EventKind, VhmId};
+use xdv_core::VhmId;
 use xdv_trace::Describe;
 use xdv_trace::{PublicKey, SecretKey, SignatureStatus, TraceReader, VerifyOptions};
 
@@ -407,110 +407,5 @@ pub(crate) fn tree(trace: &Path, as_json: bool, force: bool) -> Result<Outcome> 
         draw(r, "", true, true, &mut out);
     }
     out!("{out}");
-    Ok(Outcome::Ok)
-}
-
-/// Chrome/Perfetto trace JSON (`{"traceEvents": […]}`, times in µs): process 1 holds one track
-/// per vCPU (its run from start to halt or its VHM's exit, each scheduling slice inside it,
-/// hypercalls as instants), process 2
-/// one track per VHM's Q jobs (admission to completion), process 3 one track per Φ port
-/// (granted windows over their interval, transforms over their extent).
-pub(crate) fn export_perfetto(trace: &Path, output: Option<&Path>, force: bool) -> Result<Outcome> {
-    use serde_json::{json, Value};
-    let Some(reader) = open_checked(trace, force)? else {
-        return Ok(Outcome::Problem);
-    };
-    let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
-    let name = |v: Option<VhmId>| {
-        v.and_then(|v| names.get(&v).cloned())
-            .unwrap_or_else(|| "host".into())
-    };
-    let us = |ns: u64| ns as f64 / 1000.0;
-    let mut out: Vec<Value> = Vec::new();
-    let mut started: BTreeMap<(VhmId, u32), u64> = BTreeMap::new();
-    // Where each vCPU's current slice began: its start, its last slice end, or a wake.
-    let mut slice_from: BTreeMap<(VhmId, u32), u64> = BTreeMap::new();
-    let mut ports: BTreeMap<String, u64> = BTreeMap::new();
-    let mut window_port: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut jobs: BTreeMap<(VhmId, u32), (u64, u64)> = BTreeMap::new();
-    let tid = |v: VhmId, vcpu: u32| u64::from(v.0) * 1000 + u64::from(vcpu);
-    let bar = crate::progress::bar(reader.event_count()?, "exporting", "events");
-    reader.for_each_event(|s| {
-        bar.inc(1);
-        let e = &s.event;
-        let t = e.time_ns;
-        match (&e.kind, e.vhm) {
-            (EventKind::VcpuStarted { vcpu }, Some(v)) => {
-                started.insert((v, *vcpu), t);
-                slice_from.insert((v, *vcpu), t);
-                out.push(json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid(v, *vcpu),
-                    "args": {"name": format!("{} vcpu {vcpu}", name(Some(v)))}}));
-            }
-            (EventKind::VcpuHalted { vcpu }, Some(v)) => {
-                if let Some(t0) = started.remove(&(v, *vcpu)) {
-                    out.push(json!({"ph": "X", "name": "run", "pid": 1, "tid": tid(v, *vcpu), "ts": us(t0), "dur": us(t - t0)}));
-                }
-            }
-            (EventKind::VhmExited { reason, .. }, Some(v)) => {
-                let open: Vec<(VhmId, u32)> = started.keys().filter(|(x, _)| *x == v).copied().collect();
-                for k in open {
-                    let t0 = started.remove(&k).expect("listed");
-                    out.push(json!({"ph": "X", "name": format!("run ({reason})"), "pid": 1, "tid": tid(k.0, k.1), "ts": us(t0), "dur": us(t - t0)}));
-                }
-            }
-            (EventKind::SliceEnded { vcpu, fuel }, Some(v)) => {
-                let t0 = slice_from.insert((v, *vcpu), t).unwrap_or(t);
-                out.push(json!({"ph": "X", "name": "slice", "pid": 1, "tid": tid(v, *vcpu), "ts": us(t0), "dur": us(t - t0), "args": {"fuel": fuel}}));
-            }
-            (EventKind::VcpuWoken { vcpu, .. }, Some(v)) => {
-                slice_from.insert((v, *vcpu), t);
-            }
-            (EventKind::Hypercall { vcpu, call, ret }, Some(v)) => {
-                out.push(json!({"ph": "i", "s": "t", "name": call.name(), "pid": 1, "tid": tid(v, *vcpu), "ts": us(t), "args": {"ret": ret}}));
-            }
-            (EventKind::QJobSubmitted { job, queued_ns, duration_ns, .. }, Some(v)) => {
-                jobs.insert((v, *job), (t + queued_ns, t + queued_ns + duration_ns));
-                out.push(json!({"ph": "M", "name": "thread_name", "pid": 2, "tid": v.0,
-                    "args": {"name": format!("{} Q jobs", name(Some(v)))}}));
-            }
-            (EventKind::QJobDone { job, outcomes }, Some(v)) => {
-                if let Some((a, b)) = jobs.remove(&(v, *job)) {
-                    out.push(json!({"ph": "X", "name": format!("job {job} ({} shots)", outcomes.len()), "pid": 2, "tid": v.0, "ts": us(a), "dur": us(b - a)}));
-                }
-            }
-            (EventKind::PhiWindowGranted { window, port, t0, t1, shared, .. }, Some(v)) => {
-                let n = ports.len() as u64;
-                let p = *ports.entry(port.clone()).or_insert(n);
-                window_port.insert(*window, p);
-                out.push(json!({"ph": "M", "name": "thread_name", "pid": 3, "tid": p, "args": {"name": format!("port {port}")}}));
-                out.push(json!({"ph": "X", "name": format!("window {window} of {}{}", name(Some(v)), if *shared { " (shared)" } else { "" }),
-                    "pid": 3, "tid": p, "ts": us(*t0), "dur": us(t1 - t0)}));
-            }
-            (EventKind::PhiExecuted { window, start, end, plays, captures, .. }, Some(v)) => {
-                let p = window_port.get(window).copied().unwrap_or(0);
-                out.push(json!({"ph": "X", "name": format!("transform ({plays} plays, {} captures) by {}", captures.len(), name(Some(v))),
-                    "pid": 3, "tid": p, "ts": us(*start), "dur": us(end - start)}));
-            }
-            (EventKind::PhiDecohered { window, cause }, _) => {
-                let p = window_port.get(window).copied().unwrap_or(0);
-                out.push(json!({"ph": "i", "s": "t", "name": format!("window {window} decohered"), "pid": 3, "tid": p, "ts": us(t), "args": {"cause": cause.to_string()}}));
-            }
-            (EventKind::LegacyPhiDecohered { window, cause }, _) => {
-                let p = window_port.get(window).copied().unwrap_or(0);
-                out.push(json!({"ph": "i", "s": "t", "name": format!("window {window} decohered"), "pid": 3, "tid": p, "ts": us(t), "args": {"cause": cause}}));
-            }
-            _ => {}
-        }
-        Ok(true)
-    })?;
-    bar.finish_and_clear();
-    for (pid, n) in [(1, "K: vCPUs"), (2, "Q: jobs"), (3, "Φ: ports")] {
-        out.push(json!({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": n}}));
-    }
-    let doc = serde_json::to_string(&json!({"traceEvents": out, "displayTimeUnit": "ns"}))?;
-    match output {
-        Some(p) => std::fs::write(p, doc).with_context(|| format!("writing {}", p.display()))?,
-        None => outln!("{doc}"),
-    }
     Ok(Outcome::Ok)
 }
