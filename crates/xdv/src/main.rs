@@ -30,6 +30,7 @@ macro_rules! outln {
 }
 
 mod cmd;
+mod plot;
 mod progress;
 mod table;
 
@@ -374,15 +375,19 @@ enum PhiCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write an SVG of a transform's envelopes (I and Q per frame), phases and captures.
+    /// Draw a transform's envelopes (I and Q per frame), phases and captures, as SVG or PNG.
     Plot {
         /// The transform.
         transform: PathBuf,
         #[command(flatten)]
         window: cmd::phi::WindowArgs,
-        /// Output file (default: the transform's path with .svg).
+        /// Output file (default: the transform's path with .svg, or .png with --png).
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Write a PNG (rendered from the SVG) instead of an SVG; also chosen by an output
+        /// name ending in .png.
+        #[arg(long)]
+        png: bool,
     },
 }
 
@@ -627,7 +632,8 @@ fn main() -> ExitCode {
                 transform,
                 window,
                 output,
-            } => cmd::phi::plot(&transform, &window, output),
+                png,
+            } => cmd::phi::plot(&transform, &window, output, png),
         },
     };
     match result {

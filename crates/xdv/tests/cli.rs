@@ -1301,3 +1301,52 @@ fn the_perfetto_export_names_each_track_once_and_its_slices_nest() {
         );
     }
 }
+
+#[test]
+fn phi_plot_png_is_an_image_of_the_transform_with_its_axes() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("rabi.png");
+    xdv()
+        .args(["phi", "plot"])
+        .arg(example("transforms/rabi.phi"))
+        .arg("-o")
+        .arg(&png)
+        .assert()
+        .success();
+    let image = resvg::tiny_skia::Pixmap::decode_png(&std::fs::read(&png).unwrap()).unwrap();
+    assert_eq!(image.width(), 1000);
+    assert!(
+        image.height() >= 300,
+        "two lanes and the axis: {}",
+        image.height()
+    );
+    let pixels = image.pixels();
+    let ink = pixels
+        .iter()
+        .filter(|p| (p.red(), p.green(), p.blue()) != (255, 255, 255))
+        .count();
+    assert!(
+        ink * 100 > pixels.len(),
+        "non-blank: {ink} of {} pixels",
+        pixels.len()
+    );
+    // The I curve is blue, the Q curve red: both are drawn.
+    let blue = pixels.iter().any(|p| p.blue() > 150 && p.red() < 80);
+    let red = pixels
+        .iter()
+        .any(|p| p.red() > 150 && p.blue() < 80 && p.green() < 100);
+    assert!(blue && red, "blue {blue}, red {red}");
+    // The SVG carries the axis values and the capture's I and Q as text.
+    let svg = dir.path().join("rabi.svg");
+    xdv()
+        .args(["phi", "plot"])
+        .arg(example("transforms/rabi.phi"))
+        .arg("-o")
+        .arg(&svg)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for needle in ["virtual time (ns)", ">700<", ">+0.300<", "I=2167 Q=175046"] {
+        assert!(text.contains(needle), "{needle} in the SVG");
+    }
+}

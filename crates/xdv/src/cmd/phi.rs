@@ -7,7 +7,6 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use xdv_phi::{execute, Context, Execution, Freq, Port, Program, WindowSpec, WindowState};
 
@@ -267,99 +266,63 @@ fn print_captures(e: &Execution) {
 
 /// `xdv phi plot`: an SVG with one lane per frame — I (solid) and Q (dashed) of every play over
 /// time, the frame's phase at each play, captures as shaded spans.
-pub(crate) fn plot(path: &Path, args: &WindowArgs, output: Option<PathBuf>) -> Result<Outcome> {
+pub(crate) fn plot(
+    path: &Path,
+    args: &WindowArgs,
+    output: Option<PathBuf>,
+    png: bool,
+) -> Result<Outcome> {
     let (e, _) = load(path, args)?;
-    let out = output.unwrap_or_else(|| path.with_extension("svg"));
-    let mut lanes: Vec<&str> = e.plays.iter().map(|p| p.frame.as_str()).collect();
-    lanes.extend(e.captures.iter().map(|(f, _)| f.as_str()));
-    lanes.sort();
-    lanes.dedup();
-    let (w, lane_h, left, top) = (1000.0, 120.0, 90.0, 30.0);
-    let span = (e.end - e.start).max(1) as f64;
-    let x = |t: f64| left + (t - e.start as f64) / span * (w - left - 20.0);
-    let height = top + lane_h * lanes.len().max(1) as f64 + 40.0;
-    let mut svg = String::new();
-    writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="monospace" font-size="11">"#
-    )?;
-    writeln!(
-        svg,
-        r#"<text x="{left}" y="18">{} — [{}, {}) ns</text>"#,
-        xml(&path.display().to_string()),
-        e.start,
-        e.end
-    )?;
-    for (k, lane) in lanes.iter().enumerate() {
-        let y0 = top + lane_h * k as f64;
-        let mid = y0 + lane_h / 2.0;
-        let scale = lane_h * 0.45;
-        writeln!(svg, r#"<text x="4" y="{mid}">{}</text>"#, xml(lane))?;
-        writeln!(
-            svg,
-            r##"<line x1="{left}" y1="{mid}" x2="{}" y2="{mid}" stroke="#bbb"/>"##,
-            w - 20.0
-        )?;
-        for (_, c) in e.captures.iter().filter(|(f, _)| f == lane) {
-            let (a, b) = (x(c.start as f64), x((c.start + c.duration) as f64));
-            writeln!(
-                svg,
-                r##"<rect x="{a}" y="{y0}" width="{}" height="{lane_h}" fill="#fd8" fill-opacity="0.4"><title>capture I={} Q={} µ</title></rect>"##,
-                (b - a).max(1.0),
-                c.i,
-                c.q
-            )?;
-        }
-        for p in e.plays.iter().filter(|p| p.frame == *lane) {
-            // At most ~2000 points per play keep the file small.
-            let step = (p.samples.len() / 2000).max(1);
-            for (part, dash, color) in [
-                (0usize, "", "#1f5fbf"),
-                (1, r#" stroke-dasharray="4 3""#, "#c0392b"),
-            ] {
-                let pts: Vec<String> = p
-                    .samples
-                    .iter()
-                    .enumerate()
-                    .step_by(step)
-                    .map(|(i, s)| {
-                        let v = if part == 0 { s.0 } else { s.1 };
-                        format!(
-                            "{:.2},{:.2}",
-                            x((p.start + i as u64) as f64),
-                            mid - v * scale
-                        )
-                    })
-                    .collect();
-                writeln!(
-                    svg,
-                    r#"<polyline fill="none" stroke="{color}"{dash} points="{}"/>"#,
-                    pts.join(" ")
-                )?;
-            }
-            writeln!(
-                svg,
-                r#"<text x="{}" y="{}">{} φ={:.3}</text>"#,
-                x(p.start as f64),
-                y0 + 12.0,
-                p.envelope,
-                p.phase.radians()
-            )?;
-        }
-    }
-    writeln!(
-        svg,
-        r#"<text x="{left}" y="{}">I solid, Q dashed; shaded: captures. Time in ns.</text>"#,
-        height - 10.0
-    )?;
-    writeln!(svg, "</svg>")?;
-    std::fs::write(&out, svg).with_context(|| format!("writing {}", out.display()))?;
+    let png = png
+        || output
+            .as_ref()
+            .is_some_and(|o| o.extension().is_some_and(|x| x == "png"));
+    let out = output.unwrap_or_else(|| path.with_extension(if png { "png" } else { "svg" }));
+    let mut names: Vec<&str> = e.plays.iter().map(|p| p.frame.as_str()).collect();
+    names.extend(e.captures.iter().map(|(f, _)| f.as_str()));
+    names.sort();
+    names.dedup();
+    let lanes = names
+        .iter()
+        .map(|name| crate::plot::Lane {
+            name: (*name).to_string(),
+            plays: e
+                .plays
+                .iter()
+                .filter(|p| p.frame == *name)
+                .map(|p| crate::plot::Trace {
+                    start: p.start,
+                    samples: &p.samples,
+                    label: format!("{} φ={:.3} rad", p.envelope, p.phase.radians()),
+                })
+                .collect(),
+            captures: e
+                .captures
+                .iter()
+                .filter(|(f, _)| f == name)
+                .map(|(_, c)| crate::plot::Mark {
+                    start: c.start,
+                    duration: c.duration,
+                    i: c.i,
+                    q: c.q,
+                })
+                .collect(),
+        })
+        .collect();
+    let figure = crate::plot::Figure {
+        title: format!(
+            "{} on port {}, window {}: its extent [{}, {}) ns",
+            path.display(),
+            args.port,
+            args.window,
+            e.start,
+            e.end
+        ),
+        start: e.start,
+        end: e.end,
+        lanes,
+    };
+    figure.write(&out, png)?;
     outln!("{}", out.display());
     Ok(Outcome::Ok)
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
