@@ -584,3 +584,18 @@ fn repeated_includes_are_cheap() {
     assert_eq!(c.ops.len(), 2);
     assert!(t.elapsed().as_secs() < 2, "{:?}", t.elapsed());
 }
+
+#[test]
+fn the_include_hint_is_given_only_when_no_library_was_included() {
+    let err = |src: &str| qasm::parse(src, "t.qasm").unwrap_err().to_string();
+    let without = err("OPENQASM 2.0;\nqreg q[1];\nh q[0];\n");
+    assert!(
+        without.contains("unknown gate h") && without.contains("missing?"),
+        "{without}"
+    );
+    let with = err("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[1];\nfoo q[0];\n");
+    assert!(
+        with.contains("unknown gate foo") && !with.contains("missing?"),
+        "{with}"
+    );
+}

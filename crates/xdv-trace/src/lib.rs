@@ -85,6 +85,13 @@ pub enum TraceError {
         /// What is missing or wrong.
         reason: String,
     },
+    /// A resume was asked of a trace whose run finished: it is a valid trace, and there is
+    /// nothing left to run.
+    #[error("{path}: an xdv trace of a run that finished: there is nothing to resume (only a trace cut short, whose writer was killed, can be resumed)")]
+    Finished {
+        /// The trace file.
+        path: String,
+    },
     /// A key file is unreadable or not a key of the kind asked for.
     #[error("{path}: {reason}")]
     Key {

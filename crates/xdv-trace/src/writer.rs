@@ -210,11 +210,10 @@ impl TraceWriter {
     /// caller has re-derived the prefix), never in the events. Returns the writer and the number
     /// of committed events.
     pub fn resume(path: &Path, batch: u32, durable: bool) -> Result<(Self, u64), TraceError> {
-        let reader = crate::TraceReader::open(path)?;
+        let reader = crate::TraceReader::open_to_resume(path)?;
         if reader.is_complete()? {
-            return Err(TraceError::NotATrace {
+            return Err(TraceError::Finished {
                 path: path.display().to_string(),
-                reason: "the run finished; only a trace cut short can be resumed".into(),
             });
         }
         let header = reader.header()?;

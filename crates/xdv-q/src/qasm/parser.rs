@@ -591,11 +591,13 @@ impl Parser {
             }
             _ => {
                 let Some(def) = self.gates.get(name) else {
-                    return Err(self.err_at(
-                        line,
-                        col,
-                        format!("unknown gate {name} (is `include \"qelib1.inc\";` missing?)"),
-                    ));
+                    // The hint only helps a program that included no library.
+                    let hint = if self.included.is_empty() {
+                        " (is `include \"qelib1.inc\";` missing?)"
+                    } else {
+                        ""
+                    };
+                    return Err(self.err_at(line, col, format!("unknown gate {name}{hint}")));
                 };
                 arity(def.params.len(), def.qargs.len())?;
                 // Library gates with a native kernel are kept whole: their definitions equal these
