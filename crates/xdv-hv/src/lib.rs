@@ -33,6 +33,7 @@ mod vhm;
 
 pub use builder::HostBuilder;
 pub use hypervisor::{Hypervisor, Served};
+pub use phi::ports as phi_ports;
 pub use replay::{replay_trace, Divergence, ReplayReport};
 pub use run::{
     chaos_faults, prepare, prepare_with_chaos, resume_trace, run_in_memory, run_to_trace,

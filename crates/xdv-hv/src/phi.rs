@@ -79,7 +79,8 @@ pub(crate) fn contract_refusal(v: &xdv_phi::exec::Violation) -> Refusal {
     }
 }
 
-pub(crate) fn ports(specs: &[PortSpec]) -> Vec<Port> {
+/// The host's Φ ports, as the manifest's `host.phi_ports` describe them.
+pub fn ports(specs: &[PortSpec]) -> Vec<Port> {
     specs
         .iter()
         .map(|p| Port {

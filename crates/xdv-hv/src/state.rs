@@ -103,6 +103,9 @@ pub struct State {
     pub(crate) done: bool,
     /// Tenants and the epoch of a service host (`xdv serve`); `None` for a run.
     pub(crate) service: Option<crate::service::Service>,
+    /// Q programs and Φ transforms whose texts were handed to the trace, by hash: each distinct
+    /// text is stored once.
+    pub(crate) stored_texts: std::collections::BTreeSet<xdv_core::Hash32>,
 }
 
 /// A module error placed at the manifest line that names the module.
@@ -133,6 +136,25 @@ pub(crate) fn emit(
 ) {
     *events += 1;
     sink.push(Effect::Emit(Event { time_ns, vhm, kind }));
+}
+
+impl State {
+    /// Hands the text of an admitted Q program or Φ transform to the trace, ahead of the event
+    /// that names it by hash, the first time that text runs: the trace then holds what every VHM
+    /// ran, for audit and `xdv trace plot`. It is stored beside the modules, by its hash.
+    pub(crate) fn store_text(&mut self, sink: &mut Effects, hash: xdv_core::Hash32, text: &str) {
+        assert_eq!(
+            xdv_core::Hash32::of(text.as_bytes()),
+            hash,
+            "a text is stored under its hash"
+        );
+        if self.stored_texts.insert(hash) {
+            sink.push(Effect::StoreModule {
+                hash,
+                bytes: text.as_bytes().to_vec(),
+            });
+        }
+    }
 }
 
 /// The entry export of children spawned from a module capability or from bytes.
@@ -191,6 +213,7 @@ impl State {
             in_event: false,
             done: false,
             service: None,
+            stored_texts: Default::default(),
         };
         let bytes_of = |name: &str| {
             modules

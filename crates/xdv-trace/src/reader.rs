@@ -325,6 +325,17 @@ impl TraceReader {
             .map_err(sql(&self.path))
     }
 
+    /// The text of a Q program or Φ transform the run ran, by the hash its `q_job_submitted` or
+    /// `phi_executed` event names; `None` when the trace does not hold it (traces of releases
+    /// before texts were stored).
+    ///
+    /// # Errors
+    ///
+    /// [`TraceError::Sqlite`] when the table cannot be read.
+    pub fn text(&self, hash: &Hash32) -> Result<Option<String>, TraceError> {
+        Ok(self.module(hash)?.and_then(|b| String::from_utf8(b).ok()))
+    }
+
     fn status_value(&self, key: &str) -> Result<Option<String>, TraceError> {
         self.conn
             .query_row(
@@ -844,6 +855,14 @@ impl TraceReader {
                     problem!("event {seq}: module {} is missing or altered", hash.short());
                 }
                 referenced.insert(hash);
+            }
+            // Program texts are stored beside the modules since xdv stores them; a trace of an
+            // earlier release has none, so a missing one is not a problem, and a stored one is
+            // bound to its event by its hash (checked with every row above).
+            if let xdv_core::EventKind::QJobSubmitted { program, .. }
+            | xdv_core::EventKind::PhiExecuted { program, .. } = &event.kind
+            {
+                referenced.insert(*program);
             }
             if let xdv_core::EventKind::HostStarted { seed, .. } = &event.kind {
                 if *seed != header.seed {

@@ -343,6 +343,24 @@ enum TraceCommand {
         /// The secret key file to write.
         out: PathBuf,
     },
+    /// Draw what a VHM ran on its Φ windows (its transforms executed again from the texts the
+    /// trace holds, with the recorded captures), as SVG or PNG.
+    Plot {
+        /// The trace file.
+        trace: PathBuf,
+        /// The VHM.
+        #[arg(long)]
+        vhm: String,
+        /// Output file (default: NAME.svg, or NAME.png with --png, in the current directory).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Write a PNG instead of an SVG; also chosen by an output name ending in .png.
+        #[arg(long)]
+        png: bool,
+        /// Draw it even when the trace fails verification (after the warning).
+        #[arg(long)]
+        force: bool,
+    },
     /// Export the events.
     Export {
         /// The trace file.
@@ -563,6 +581,13 @@ fn main() -> ExitCode {
             TraceCommand::Accounting { trace, json, force } => {
                 cmd::trace::accounting(&trace, json, force)
             }
+            TraceCommand::Plot {
+                trace,
+                vhm,
+                output,
+                png,
+                force,
+            } => cmd::trace_plot::plot(&trace, &vhm, output, png, force),
             TraceCommand::Export {
                 trace,
                 format: ExportFormat::Jsonl,

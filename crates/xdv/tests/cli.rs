@@ -1350,3 +1350,87 @@ fn phi_plot_png_is_an_image_of_the_transform_with_its_axes() {
         assert!(text.contains(needle), "{needle} in the SVG");
     }
 }
+
+#[test]
+fn trace_plot_draws_what_a_vhm_ran_from_the_texts_the_trace_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("ts.xdv");
+    run_json(&example("phi-timeshare.toml"), &trace, &[]);
+    // The recorded captures of alice's transforms.
+    let out = xdv()
+        .args([
+            "trace",
+            "show",
+            "--json",
+            "--vhm",
+            "alice",
+            "--kind",
+            "phi_executed",
+        ])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let captures: Vec<(i64, i64)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["event"]["PhiExecuted"]["captures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c[0].as_i64().unwrap(), c[1].as_i64().unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(captures.len(), 2);
+    let svg = dir.path().join("alice.svg");
+    let out = xdv()
+        .args(["trace", "plot", "--vhm", "alice", "-o"])
+        .arg(&svg)
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 transform(s) of alice on 1 window(s)"));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for (i, q) in captures {
+        assert!(
+            text.contains(&format!("I={i} Q={q}")),
+            "capture ({i}, {q}) drawn"
+        );
+    }
+    assert!(text.contains("w0 d0") && text.contains("polyline"));
+    // The trace holds the transforms' texts: the guest's own transform is among them.
+    let conn =
+        rusqlite::Connection::open_with_flags(&trace, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let texts: Vec<Vec<u8>> = conn
+        .prepare("SELECT bytes FROM modules")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|b: &Vec<u8>| b.starts_with(b"frame ") || b.windows(9).any(|w| w == b"newframe("))
+        .filter(|b| !b.starts_with(b"\0asm"))
+        .collect();
+    assert!(!texts.is_empty(), "the transforms' texts are stored");
+    // A trace of an earlier release holds no texts: nothing to draw, and it says why.
+    let old = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../xdv-trace/tests/fixtures/schema-5-phi-decoherence.xdv");
+    let copy = dir.path().join("old.xdv");
+    std::fs::copy(old, &copy).unwrap();
+    let out = xdv()
+        .args(["trace", "plot", "--vhm", "fragile"])
+        .arg(&copy)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("does not hold its text"), "{err}");
+}

@@ -281,7 +281,7 @@ impl State {
             out,
             out_len,
         } = exec;
-        let (w, program_hash, program, captures) =
+        let (w, program_hash, source, program, captures) =
             match self.exec_checks(vhm, vcpu, &record, (handle, ptr, len, text), (out, out_len)) {
                 Ok(checked) => checked,
                 Err(refused) => return Ok(*refused),
@@ -318,6 +318,7 @@ impl State {
         let sample_fuel = samples.div_ceil(abi::PHI_SAMPLES_PER_FUEL);
         // Captures are the transform's measured input: the driver may take them from a
         // recording (or a device), but only as many as the transform makes.
+        self.store_text(sink, program_hash, &source);
         sink.push(Effect::MeasurePhi {
             vhm,
             computed: caps.clone(),
@@ -384,7 +385,7 @@ impl State {
         record: &HypercallRecord,
         (handle, ptr, len, text): (u64, u32, u32, Read),
         (out, out_len): (u32, u32),
-    ) -> Result<(xdv_phi::WindowId, xdv_core::Hash32, Program, u32), Box<Outcome>> {
+    ) -> Result<(xdv_phi::WindowId, xdv_core::Hash32, String, Program, u32), Box<Outcome>> {
         let record = record.clone();
         let w = match self.window_of(vhm, handle, rights::SUBMIT) {
             Ok(w) => w,
@@ -430,7 +431,7 @@ impl State {
                 return Err(Box::new(Outcome::refused(record, code, reason)));
             }
         }
-        Ok((w, program_hash, program, captures))
+        Ok((w, program_hash, source, program, captures))
     }
 
     /// Past its port's coherence limit a window's frames lose their phases (recorded once).

@@ -27,6 +27,8 @@ use xdv_k::Call;
 /// A job that passed admission: what `q_submit` commits.
 struct Admitted {
     program: xdv_core::Hash32,
+    /// The program's text, stored in the trace once the job is admitted.
+    source: String,
     circuit: xdv_q::Circuit,
     qubits: u32,
     clbits: u32,
@@ -211,11 +213,12 @@ impl State {
             vector,
         } = submit;
         self.admit_call(vhm, container, shots, vector)?;
-        let (program, circuit) = self.admit_program(vhm, text, ptr, len)?;
+        let (program, source, circuit) = self.admit_program(vhm, text, ptr, len)?;
         let (qubits, clbits, cost, duration) = self.admit_on_device(vhm, &circuit, shots)?;
         let host = self.admit_host_work(vhm, &circuit, shots, duration)?;
         Ok(Admitted {
             program,
+            source,
             circuit,
             qubits,
             clbits,
@@ -276,11 +279,10 @@ impl State {
         text: Read,
         ptr: u32,
         len: u32,
-    ) -> Result<(xdv_core::Hash32, xdv_q::Circuit), Rejected> {
+    ) -> Result<(xdv_core::Hash32, String, xdv_q::Circuit), Rejected> {
+        type Admission = (xdv_core::Hash32, String, xdv_q::Circuit);
         let refuse =
-            |code: i64, reason: Refusal| -> Result<(xdv_core::Hash32, xdv_q::Circuit), Rejected> {
-                Err((code, reason))
-            };
+            |code: i64, reason: Refusal| -> Result<Admission, Rejected> { Err((code, reason)) };
         let (program, source) = match text_of(text, ptr, len, Text::Program) {
             Ok(t) => t,
             Err((code, reason)) => return refuse(code, reason),
@@ -309,7 +311,7 @@ impl State {
                 },
             );
         }
-        Ok((program, circuit))
+        Ok((program, source, circuit))
     }
 
     /// The device accepts and plans the circuit on the container's qubits, touching none lent
@@ -512,6 +514,7 @@ impl State {
         };
         let c = self.vhms[vhm].q.as_mut().expect("a live container");
         c.jobs.insert(job, job_state);
+        self.store_text(sink, a.program, &a.source);
         emit(
             sink,
             &mut self.events,

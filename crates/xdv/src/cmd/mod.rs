@@ -10,6 +10,7 @@ pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod sim;
 pub(crate) mod trace;
+pub(crate) mod trace_plot;
 
 use crate::table;
 use xdv_trace::ResourceRow;
