@@ -492,6 +492,30 @@ fn q_providers_and_the_density_provider() {
     // x decays a little during its 50 ns, then readout flips 1 → 0 with 4 %.
     let p0 = v["probabilities"]["0"].as_f64().unwrap();
     assert!(p0 > 0.04 && p0 < 0.05, "{v}");
+    // Counts come from the provider asked for: the noisy one reads some 0s, the exact one none.
+    let counts = |provider: &str| {
+        let out = xdv()
+            .args([
+                "q",
+                "run",
+                "--shots",
+                "2000",
+                "--json",
+                "--provider",
+                provider,
+            ])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["counts"]["0"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(counts("statevector"), 0);
+    let zeros = counts("density");
+    assert!(
+        (40..=160).contains(&zeros),
+        "about 4.5 % of 2000 shots: {zeros}"
+    );
 }
 
 #[test]
@@ -1122,8 +1146,12 @@ fn read_only_commands_leave_a_cut_short_trace_byte_for_byte_unchanged() {
 fn progress_is_absent_off_a_terminal_and_diagnostics_follow_verbose() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("h.xdv");
-    let bell = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/qasmbench/small/bell_n4/bell_n4.qasm");
+    let bell = dir.path().join("bell.qasm");
+    std::fs::write(
+        &bell,
+        "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0], q[1];\nmeasure q -> c;\n",
+    )
+    .unwrap();
     let runs: Vec<Vec<std::ffi::OsString>> = vec![
         vec!["sim".into(), "--seeds".into(), "2".into()],
         vec![

@@ -62,8 +62,11 @@ pub(crate) fn run(
         }
         return Ok(Outcome::Ok);
     }
-    let counts =
-        statevector::run(&circuit, shots, seed).with_context(|| path.display().to_string())?;
+    let counts = match provider {
+        Provider::Statevector => statevector::run(&circuit, shots, seed),
+        Provider::Density => density::run(&circuit, &Calibration::DEFAULT, shots, seed),
+    }
+    .with_context(|| path.display().to_string())?;
     spinner.finish_and_clear();
     if as_json {
         outln!(
