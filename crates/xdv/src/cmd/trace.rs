@@ -115,6 +115,22 @@ pub(crate) fn keygen(out: &Path) -> Result<Outcome> {
 
 use xdv_trace::event_json;
 
+/// The id of the VHM named `name` in `trace`, or an error that lists the names it has.
+pub(crate) fn vhm_by_name(
+    trace: &Path,
+    names: &BTreeMap<VhmId, String>,
+    name: &str,
+) -> Result<VhmId> {
+    match names.iter().find(|(_, n)| n.as_str() == name) {
+        Some((id, _)) => Ok(*id),
+        None => bail!(
+            "{}: no VHM named {name:?} (VHMs: {})",
+            trace.display(),
+            names.values().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// Which events `trace show` prints: all of these must hold.
 pub(crate) struct ShowFilter<'a> {
     /// The VHM's name.
@@ -175,17 +191,7 @@ pub(crate) fn show(
         return Ok(Outcome::Problem);
     };
     let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
-    let filter = match vhm {
-        None => None,
-        Some(n) => match names.iter().find(|(_, name)| name.as_str() == n) {
-            Some((id, _)) => Some(*id),
-            None => bail!(
-                "{}: no VHM named {n:?} (VHMs: {})",
-                trace.display(),
-                names.values().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        },
-    };
+    let filter = vhm.map(|n| vhm_by_name(trace, &names, n)).transpose()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut io_err = None;

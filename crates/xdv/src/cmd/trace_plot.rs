@@ -56,17 +56,7 @@ pub(crate) fn plot(
         return Ok(Outcome::Problem);
     };
     let names: BTreeMap<VhmId, String> = reader.vhm_names()?.into_iter().collect();
-    let Some(id) = names
-        .iter()
-        .find(|(_, n)| n.as_str() == vhm)
-        .map(|(id, _)| *id)
-    else {
-        bail!(
-            "{}: no VHM named {vhm:?} (VHMs: {})",
-            trace.display(),
-            names.values().cloned().collect::<Vec<_>>().join(", ")
-        );
-    };
+    let id = super::trace::vhm_by_name(trace, &names, vhm)?;
     let header = reader.header()?;
     let manifest = xdv_manifest::Manifest::parse(&header.manifest_text, "the trace's manifest")?;
     let ports = xdv_hv::phi_ports(&manifest.host.phi_ports);
