@@ -4,14 +4,20 @@
 //!
 //! ρ is kept vectorised: entry (row r, column c) at index `r | c << n`, so ρ is a state of 2n
 //! "qubits" and a gate U on qubit q is U on bit q and U* on bit q + n — the statevector kernels
-//! do the work. No gates are fused: noise acts after each one.
+//! do the work. Each gate and the relaxation after it are 2- and 4-entry
+//! superoperators on those bits, fused like any other gates (`crate::fusion`).
 
 use crate::circuit::{Circuit, Op};
-use crate::statevector::{pairs, u_matrix, SimError, C64};
+use crate::fusion::{Fuser, Gate, Matrix};
+use crate::kernels::Isa;
+use crate::statevector::{compile, permutation, u_matrix, Amps, SimError, C64, DEFAULT_FUSED};
 use std::collections::BTreeMap;
 
 /// Most qubits the density provider simulates (4^12 entries × 16 bytes = 256 MiB).
 pub const MAX_QUBITS: usize = 12;
+
+/// Cache-block size of the 2n-bit vector, in bits (as the f64 statevector's).
+const BLOCK_BITS: usize = 14;
 
 /// A device calibration: gate durations, coherence times and readout errors, the same for every
 /// qubit.
@@ -44,102 +50,66 @@ impl Calibration {
     };
 }
 
-struct Rho {
-    n: usize,
-    v: Vec<C64>,
+
+/// The gates of one circuit operation on the vectorised ρ of `n` qubits: U on the row bits,
+/// U* on the column bits, then the relaxation of each qubit it touched for its duration.
+fn superoperators(op: &Op, n: usize, cal: &Calibration) -> Vec<Gate> {
+    let conj = |m: &Matrix| match m {
+        Matrix::Dense(v) => Matrix::Dense(v.iter().map(|z| z.conj()).collect()),
+        Matrix::Diagonal(v) => Matrix::Diagonal(v.iter().map(|z| z.conj()).collect()),
+    };
+    let (qubits, matrix, t) = match *op {
+        Op::U {
+            q,
+            theta,
+            phi,
+            lambda,
+        } => (
+            vec![q],
+            Matrix::Dense(u_matrix(theta, phi, lambda).to_vec()),
+            cal.gate_1q_ns,
+        ),
+        Op::Cx { c, t } => (vec![c, t], permutation(&[0, 3, 2, 1]), cal.gate_2q_ns),
+        Op::CPhase { a, b, lambda } => (
+            vec![a, b],
+            Matrix::Diagonal(vec![C64::ONE, C64::ONE, C64::ONE, C64::polar(1.0, lambda)]),
+            cal.gate_2q_ns,
+        ),
+        Op::Swap { a, b } => (vec![a, b], permutation(&[0, 2, 1, 3]), cal.gate_2q_ns),
+        _ => return Vec::new(),
+    };
+    let mut out = vec![
+        Gate {
+            qubits: qubits.iter().map(|q| q + n).collect(),
+            matrix: conj(&matrix),
+        },
+        Gate {
+            qubits: qubits.clone(),
+            matrix,
+        },
+    ];
+    out.extend(qubits.iter().map(|&q| relaxation(q, n, t, cal)));
+    out
 }
 
-fn conj(m: &[C64; 4]) -> [C64; 4] {
-    m.map(|z| C64 {
-        re: z.re,
-        im: -z.im,
-    })
-}
-
-impl Rho {
-    fn apply_1q(&mut self, q: usize, m: &[C64; 4]) {
-        let apply = |m: [C64; 4]| {
-            move |_: usize, lo: &mut C64, hi: &mut C64| {
-                let (a0, a1) = (*lo, *hi);
-                *lo = m[0].mul(a0).add(m[1].mul(a1));
-                *hi = m[2].mul(a0).add(m[3].mul(a1));
-            }
-        };
-        pairs(&mut self.v, 1 << q, apply(*m));
-        pairs(&mut self.v, 1 << (q + self.n), apply(conj(m)));
-    }
-
-    fn cx(&mut self, c: usize, t: usize) {
-        for (cb, tb) in [
-            (1usize << c, 1usize << t),
-            (1usize << (c + self.n), 1usize << (t + self.n)),
-        ] {
-            pairs(&mut self.v, tb, |i, lo, hi| {
-                if i & cb != 0 {
-                    std::mem::swap(lo, hi);
-                }
-            });
-        }
-    }
-
-    fn phase(&mut self, a: usize, b: usize, lambda: f64) {
-        let n = self.n;
-        let (row, col) = (
-            (1usize << a) | (1 << b),
-            (1usize << (a + n)) | (1 << (b + n)),
-        );
-        let (p, pc) = (C64::polar(1.0, lambda), C64::polar(1.0, -lambda));
-        for (i, x) in self.v.iter_mut().enumerate() {
-            if i & row == row {
-                *x = x.mul(p);
-            }
-            if i & col == col {
-                *x = x.mul(pc);
-            }
-        }
-    }
-
-    fn swap(&mut self, a: usize, b: usize) {
-        for (ab, bb) in [
-            (1usize << a, 1usize << b),
-            (1usize << (a + self.n), 1usize << (b + self.n)),
-        ] {
-            for i in 0..self.v.len() {
-                if i & ab != 0 && i & bb == 0 {
-                    self.v.swap(i, (i ^ ab) | bb);
-                }
-            }
-        }
-    }
-
-    /// Thermal relaxation of qubit q for `t` ns: |1⟩ decays to |0⟩ with p = 1 − e^(−t/T1),
-    /// coherences shrink by e^(−t/T2).
-    fn relax(&mut self, q: usize, t: f64, cal: &Calibration) {
-        let p1 = 1.0 - (-t / cal.t1_ns).exp();
-        let d = (-t / cal.t2_ns).exp();
-        let (rb, cb) = (1usize << q, 1usize << (q + self.n));
-        for i in 0..self.v.len() {
-            match (i & rb != 0, i & cb != 0) {
-                (false, false) => {
-                    let j = i | rb | cb;
-                    let moved = self.v[j];
-                    self.v[i] = self.v[i].add(C64 {
-                        re: moved.re * p1,
-                        im: moved.im * p1,
-                    });
-                }
-                (true, true) => {
-                    let x = &mut self.v[i];
-                    x.re *= 1.0 - p1;
-                    x.im *= 1.0 - p1;
-                }
-                _ => {
-                    let x = &mut self.v[i];
-                    x.re *= d;
-                    x.im *= d;
-                }
-            }
-        }
+/// Thermal relaxation of qubit q for `t` ns, on the bits (q, q + n) of the vectorised ρ: |1⟩
+/// decays to |0⟩ with p = 1 − e^(−t/T1), coherences shrink by e^(−t/T2).
+fn relaxation(q: usize, n: usize, t: f64, cal: &Calibration) -> Gate {
+    let p1 = 1.0 - (-t / cal.t1_ns).exp();
+    let d = (-t / cal.t2_ns).exp();
+    let r = |x: f64| C64 { re: x, im: 0.0 };
+    let z = C64::ZERO;
+    // Basis index b_q + 2·b_{q+n}: ρ00 gains p1·ρ11, the coherences ρ10 and ρ01 shrink.
+    #[rustfmt::skip]
+    let m = vec![
+        r(1.0), z,    z,    r(p1),
+        z,      r(d), z,    z,
+        z,      z,    r(d), z,
+        z,      z,    z,    r(1.0 - p1),
+    ];
+    Gate {
+        qubits: vec![q, q + n],
+        matrix: Matrix::Dense(m),
     }
 }
 
@@ -165,48 +135,32 @@ fn bit_distribution(
     }
     let n = circuit.num_qubits();
     if n > MAX_QUBITS {
-        return Err(SimError::TooManyQubits(n));
+        return Err(SimError::TooManyQubits(n, "density", MAX_QUBITS));
     }
-    let mut rho = Rho {
-        n,
-        v: vec![C64::ZERO; 1 << (2 * n)],
-    };
-    rho.v[0] = C64::ONE;
+    let mut fuser = Fuser::new(2 * n, DEFAULT_FUSED);
     let mut measured: Vec<(usize, usize)> = Vec::new();
     for op in &circuit.ops {
         match op {
-            Op::U {
-                q,
-                theta,
-                phi,
-                lambda,
-            } => {
-                rho.apply_1q(*q, &u_matrix(*theta, *phi, *lambda));
-                rho.relax(*q, cal.gate_1q_ns, cal);
-            }
-            Op::Cx { c: a, t: b } | Op::CPhase { a, b, .. } | Op::Swap { a, b } => {
-                match op {
-                    Op::Cx { .. } => rho.cx(*a, *b),
-                    Op::CPhase { lambda, .. } => rho.phase(*a, *b, *lambda),
-                    _ => rho.swap(*a, *b),
-                }
-                rho.relax(*a, cal.gate_2q_ns, cal);
-                rho.relax(*b, cal.gate_2q_ns, cal);
-            }
             Op::Measure { q, c } => {
                 measured.retain(|(_, cc)| cc != c);
                 measured.push((*q, *c));
             }
-            Op::Barrier { .. } => {}
             Op::Reset { .. } | Op::If { .. } => return Err(SimError::NotTerminal),
+            other => {
+                for g in superoperators(other, n, cal) {
+                    fuser.push(&g);
+                }
+            }
         }
     }
+    let mut rho = Amps::<f64>::zero_state(2 * n);
+    rho.run(&compile(fuser.finish(), 2 * n, BLOCK_BITS), Isa::detect());
     // Diagonal of ρ, then readout error bit by bit on the measured bits.
     let dim = 1usize << n;
     let mut out = BTreeMap::new();
     let mut bits = vec![false; circuit.num_clbits()];
     for i in 0..dim {
-        let p = rho.v[i | (i << n)].re;
+        let p = rho.re[i | (i << n)];
         if p <= 0.0 {
             continue;
         }

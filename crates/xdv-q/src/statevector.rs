@@ -1,131 +1,85 @@
-//! The exact state-vector provider: complex128 amplitudes, qubit k is bit k of the basis index
-//! (the convention Qiskit uses).
+//! The exact state-vector provider: qubit k is bit k of the basis index (the convention Qiskit
+//! uses), in double (`statevector`) or single (`statevector-f32`) precision.
 //!
-//! Gates are fused before they touch the state. Consecutive one-qubit gates on a qubit become one
-//! 2×2 matrix. A two-qubit gate absorbs the pending one-qubit gates of its qubits, and every gate
-//! that follows on the same pair, into one 4×4 block applied in a single pass: a layer of
-//! one-qubit gates and CXs costs one pass per pair instead of three. A two-qubit gate with
-//! nothing to absorb, and a controlled phase (diagonal: one multiply per amplitude), uses its
-//! own cheaper kernel.
+//! A circuit is compiled once into a [`Plan`]: its gates fused into steps of up to `k` qubits
+//! and grouped into cache blocks ([`crate::fusion`]), between the mid-circuit measurements,
+//! resets and conditions that need the state. The steps run on [`crate::kernels`]: split
+//! real/imaginary arrays, SIMD variants chosen at run time, rayon threads for large states.
 //!
-//! Gate kernels run on rayon's threads for large states. Each amplitude's new value is computed
-//! from the same inputs in the same order whatever the thread count, so results are bit-identical
-//! across machines; sums (measurement probabilities) stay sequential for the same reason.
+//! # Determinism
+//!
+//! For one precision the amplitudes are bit-identical across thread counts and SIMD variants:
+//! the plan depends only on the circuit and the fixed options (not on the machine), and every
+//! kernel variant computes each amplitude with the same fused multiply-adds in the same order.
+//! Sums (measurement probabilities) are sequential, in f64, in index order, and sampling draws
+//! from seeded streams.
 
 use crate::circuit::{Circuit, Op};
+use crate::fusion::{self, Fuser, Gate, Matrix, Pass, Step, StepOp};
+use crate::kernels::{byte_tables, offsets, Isa, Kernel, Real};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
-/// Below this many amplitudes a kernel runs on one thread (spawning costs more than it saves).
-const PARALLEL_FROM: usize = 1 << 14;
-
-/// Most qubits the provider simulates (2^28 amplitudes × 16 bytes = 4 GiB).
+/// Most qubits the double-precision provider simulates (2^28 amplitudes × 16 bytes = 4 GiB).
 pub const MAX_QUBITS: usize = 28;
 
+/// Most qubits the single-precision provider simulates (2^29 amplitudes × 8 bytes = 4 GiB).
+pub const MAX_QUBITS_F32: usize = 29;
+
+/// The fusion width used unless asked otherwise, chosen by measurement (docs/benchmarks.md).
+pub const DEFAULT_FUSED: usize = 4;
+
+/// Below this many amplitudes a plan runs on one thread (spawning costs more than it saves).
+const PARALLEL_FROM: usize = 1 << 14;
+
+/// A complex number in f64: the planner's and the density provider's arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub(crate) struct C64 {
-    pub(crate) re: f64,
-    pub(crate) im: f64,
+pub struct C64 {
+    /// Real part.
+    pub re: f64,
+    /// Imaginary part.
+    pub im: f64,
 }
 
 impl C64 {
-    pub(crate) const ZERO: C64 = C64 { re: 0.0, im: 0.0 };
-    pub(crate) const ONE: C64 = C64 { re: 1.0, im: 0.0 };
-    pub(crate) fn polar(r: f64, theta: f64) -> C64 {
+    /// 0.
+    pub const ZERO: C64 = C64 { re: 0.0, im: 0.0 };
+    /// 1.
+    pub const ONE: C64 = C64 { re: 1.0, im: 0.0 };
+    /// `r·e^{iθ}`.
+    pub fn polar(r: f64, theta: f64) -> C64 {
         C64 {
             re: r * theta.cos(),
             im: r * theta.sin(),
         }
     }
-    pub(crate) fn mul(self, o: C64) -> C64 {
+    /// The product.
+    pub fn mul(self, o: C64) -> C64 {
         C64 {
             re: self.re * o.re - self.im * o.im,
             im: self.re * o.im + self.im * o.re,
         }
     }
-    pub(crate) fn add(self, o: C64) -> C64 {
+    /// The sum.
+    pub fn add(self, o: C64) -> C64 {
         C64 {
             re: self.re + o.re,
             im: self.im + o.im,
         }
     }
-    pub(crate) fn norm2(self) -> f64 {
-        self.re * self.re + self.im * self.im
-    }
-}
-
-/// A 2×2 matrix, row major.
-pub(crate) type M2 = [C64; 4];
-
-/// A 4×4 matrix, row major, on the basis index `b0 + 2·b1` of a qubit pair `(q0, q1)`.
-type M4 = [[C64; 4]; 4];
-
-fn m4_mul(a: &M4, b: &M4) -> M4 {
-    let mut out = [[C64::ZERO; 4]; 4];
-    for (r, row) in out.iter_mut().enumerate() {
-        for (c, x) in row.iter_mut().enumerate() {
-            *x = (0..4).fold(C64::ZERO, |acc, k| acc.add(a[r][k].mul(b[k][c])));
+    /// The complex conjugate.
+    pub fn conj(self) -> C64 {
+        C64 {
+            re: self.re,
+            im: -self.im,
         }
     }
-    out
 }
 
-/// `m` on qubit `which` (0: q0, 1: q1) of the pair, the identity on the other.
-fn kron_one(m: &M2, which: usize) -> M4 {
-    let mut out = [[C64::ZERO; 4]; 4];
-    for (r, row) in out.iter_mut().enumerate() {
-        for (c, x) in row.iter_mut().enumerate() {
-            let (rb, cb) = ((r >> which) & 1, (c >> which) & 1);
-            let (ro, co) = ((r >> (1 - which)) & 1, (c >> (1 - which)) & 1);
-            if ro == co {
-                *x = m[rb * 2 + cb];
-            }
-        }
-    }
-    out
-}
-
-/// A two-qubit gate as a 4×4 matrix on the pair `(q0, q1)`; `None` for other ops.
-fn gate4(op: &Op, q0: usize) -> Option<M4> {
-    // Basis state k = b0 + 2·b1 goes to perm(k) with phase(k).
-    let (perm, phase): ([usize; 4], [C64; 4]) = match *op {
-        // Flip the target's bit when the control's is set.
-        Op::Cx { c, .. } if c == q0 => ([0, 3, 2, 1], [C64::ONE; 4]),
-        Op::Cx { .. } => ([0, 1, 3, 2], [C64::ONE; 4]),
-        Op::CPhase { lambda, .. } => (
-            [0, 1, 2, 3],
-            [C64::ONE, C64::ONE, C64::ONE, C64::polar(1.0, lambda)],
-        ),
-        Op::Swap { .. } => ([0, 2, 1, 3], [C64::ONE; 4]),
-        _ => return None,
-    };
-    let mut m = [[C64::ZERO; 4]; 4];
-    for k in 0..4 {
-        m[perm[k]][k] = phase[k];
-    }
-    Some(m)
-}
-
-/// The qubits of a two-qubit gate.
-fn pair_of(op: &Op) -> Option<(usize, usize)> {
-    match *op {
-        Op::Cx { c, t } => Some((c, t)),
-        Op::CPhase { a, b, .. } | Op::Swap { a, b } => Some((a, b)),
-        _ => None,
-    }
-}
-
-/// A fused 4×4 block waiting to be applied.
-#[derive(Clone, Copy)]
-struct Block {
-    q0: usize,
-    q1: usize,
-    m: M4,
-}
-
-pub(crate) fn u_matrix(theta: f64, phi: f64, lambda: f64) -> M2 {
+/// The matrix of `U(θ, φ, λ)`, row major.
+pub(crate) fn u_matrix(theta: f64, phi: f64, lambda: f64) -> [C64; 4] {
     let (c, s) = ((theta / 2.0).cos(), (theta / 2.0).sin());
     [
         C64::polar(c, 0.0),
@@ -135,349 +89,598 @@ pub(crate) fn u_matrix(theta: f64, phi: f64, lambda: f64) -> M2 {
     ]
 }
 
-/// `a · b` (b applied first).
-fn mat_mul(a: &M2, b: &M2) -> M2 {
-    [
-        a[0].mul(b[0]).add(a[1].mul(b[2])),
-        a[0].mul(b[1]).add(a[1].mul(b[3])),
-        a[2].mul(b[0]).add(a[3].mul(b[2])),
-        a[2].mul(b[1]).add(a[3].mul(b[3])),
-    ]
-}
-
 /// Why a circuit cannot be simulated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
-    /// More qubits than [`MAX_QUBITS`].
-    #[error("{0} qubits: the statevector provider simulates at most {MAX_QUBITS}")]
-    TooManyQubits(usize),
+    /// More qubits than the provider's ceiling.
+    #[error("{0} qubits: the {1} provider simulates at most {2}")]
+    TooManyQubits(usize, &'static str, usize),
     /// The exact distribution needs terminal measurements.
     #[error("the exact distribution needs every measurement at the end of the circuit (no reset, no if, no gate after a measurement)")]
     NotTerminal,
 }
 
-/// A state vector with its classical bits.
-pub struct State {
-    amps: Vec<C64>,
-    pending: Vec<Option<M2>>,
-    block: Option<Block>,
-    clbits: Vec<bool>,
+/// The arithmetic a statevector provider computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f64 amplitudes (`statevector`).
+    F64,
+    /// f32 amplitudes (`statevector-f32`): half the bytes, one more qubit in the same memory.
+    F32,
 }
 
-impl State {
-    /// |0…0⟩ on `n` qubits with `c` classical bits.
-    pub fn new(n: usize, c: usize) -> Result<Self, SimError> {
-        if n > MAX_QUBITS {
-            return Err(SimError::TooManyQubits(n));
+impl Precision {
+    /// The provider's name.
+    pub fn provider(self) -> &'static str {
+        match self {
+            Precision::F64 => "statevector",
+            Precision::F32 => "statevector-f32",
         }
-        let mut amps = vec![C64::ZERO; 1 << n];
-        amps[0] = C64::ONE;
-        Ok(Self {
-            amps,
-            pending: vec![None; n],
-            block: None,
-            clbits: vec![false; c],
+    }
+
+    /// Most qubits it simulates.
+    pub fn max_qubits(self) -> usize {
+        match self {
+            Precision::F64 => MAX_QUBITS,
+            Precision::F32 => MAX_QUBITS_F32,
+        }
+    }
+
+    /// Bytes of one amplitude.
+    pub fn amplitude_bytes(self) -> usize {
+        match self {
+            Precision::F64 => 16,
+            Precision::F32 => 8,
+        }
+    }
+
+    /// The cache-block size, in qubits: blocks of 256 KiB, a quarter of this machine's 1 MiB
+    /// L2, which measured best (docs/benchmarks.md). Fixed, not detected, so that a plan never
+    /// depends on the machine running it.
+    pub fn block_bits(self) -> usize {
+        match self {
+            Precision::F64 => 14,
+            Precision::F32 => 15,
+        }
+    }
+}
+
+/// How a plan is built and run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The precision.
+    pub precision: Precision,
+    /// Most qubits of a fused dense step (1..=[`fusion::MAX_FUSED`]).
+    pub fused: usize,
+    /// Cache-block size in qubits (0: no blocking).
+    pub block_bits: usize,
+    /// The kernel variant (results do not depend on it).
+    pub isa: Isa,
+}
+
+impl Options {
+    /// The defaults for a precision: [`DEFAULT_FUSED`], its block size, the widest variant.
+    pub fn new(precision: Precision) -> Options {
+        Options {
+            precision,
+            fused: DEFAULT_FUSED,
+            block_bits: precision.block_bits(),
+            isa: Isa::detect(),
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options::new(Precision::F64)
+    }
+}
+
+/// A gate of the circuit IR as a matrix for the planner; `None` for non-unitary operations.
+fn gate_of(op: &Op) -> Option<Gate> {
+    let one = C64::ONE;
+    let (qubits, matrix) = match *op {
+        Op::U {
+            q,
+            theta,
+            phi,
+            lambda,
+        } => {
+            let m = u_matrix(theta, phi, lambda);
+            // U(0, φ, λ) is exactly diagonal (its off-diagonal entries are ±0).
+            if m[1] == C64::ZERO && m[2] == C64::ZERO {
+                (vec![q], Matrix::Diagonal(vec![m[0], m[3]]))
+            } else {
+                (vec![q], Matrix::Dense(m.to_vec()))
+            }
+        }
+        // Basis index b0 + 2·b1 on (c, t): flip t when c is set.
+        Op::Cx { c, t } => (vec![c, t], permutation(&[0, 3, 2, 1])),
+        Op::CPhase { a, b, lambda } => (
+            vec![a, b],
+            Matrix::Diagonal(vec![one, one, one, C64::polar(1.0, lambda)]),
+        ),
+        Op::Swap { a, b } => (vec![a, b], permutation(&[0, 2, 1, 3])),
+        Op::Measure { .. } | Op::Reset { .. } | Op::Barrier { .. } | Op::If { .. } => {
+            return None
+        }
+    };
+    Some(Gate { qubits, matrix })
+}
+
+/// The matrix sending basis index `c` to `to[c]`.
+pub(crate) fn permutation(to: &[usize]) -> Matrix {
+    let dim = to.len();
+    let mut m = vec![C64::ZERO; dim * dim];
+    for (c, r) in to.iter().enumerate() {
+        m[r * dim + c] = C64::ONE;
+    }
+    Matrix::Dense(m)
+}
+
+/// A step in the kernels' precision.
+pub(crate) fn kernel<R: Real>(step: &Step) -> Kernel<R> {
+    let split = |v: &[C64]| -> (Vec<R>, Vec<R>) {
+        v.iter()
+            .map(|z| (R::from_f64(z.re), R::from_f64(z.im)))
+            .unzip()
+    };
+    let qubits = step.qubits.clone();
+    match &step.op {
+        StepOp::Dense(m) => {
+            let (re, im) = split(m);
+            Kernel::Dense {
+                offs: offsets(&qubits),
+                qubits,
+                re,
+                im,
+            }
+        }
+        StepOp::Diagonal(d) => {
+            let (re, im) = split(d);
+            Kernel::Diagonal {
+                bytes: byte_tables(&qubits),
+                qubits,
+                re,
+                im,
+            }
+        }
+        StepOp::Permute { to, phase } => {
+            let (re, im) = phase.as_deref().map(split).unwrap_or_default();
+            Kernel::Permute {
+                offs: offsets(&qubits),
+                qubits,
+                to: to.clone(),
+                re,
+                im,
+            }
+        }
+    }
+}
+
+/// One memory pass in the kernels' precision.
+#[derive(Debug, Clone)]
+pub(crate) enum KPass<R> {
+    /// Kernels run block by block over blocks of `2^bits` amplitudes.
+    Blocked(Vec<Kernel<R>>, usize),
+    /// One kernel over the whole state.
+    Whole(Kernel<R>),
+}
+
+/// Compiles a unitary stretch of steps: scheduled into passes, in the precision `R`.
+pub(crate) fn compile<R: Real>(steps: Vec<Step>, n: usize, block_bits: usize) -> Vec<KPass<R>> {
+    let bits = block_bits.min(n);
+    fusion::schedule(steps, bits)
+        .into_iter()
+        .map(|p| match p {
+            Pass::Blocked(steps) => KPass::Blocked(steps.iter().map(kernel).collect(), bits),
+            Pass::Whole(s) => KPass::Whole(kernel(&s)),
         })
+        .collect()
+}
+
+/// A state vector in split layout.
+pub(crate) struct Amps<R> {
+    pub(crate) re: Vec<R>,
+    pub(crate) im: Vec<R>,
+}
+
+impl<R: Real> Amps<R> {
+    /// |0…0⟩ on `n` qubits.
+    pub(crate) fn zero_state(n: usize) -> Amps<R> {
+        let mut re = vec![R::ZERO; 1 << n];
+        re[0] = R::ONE;
+        Amps {
+            re,
+            im: vec![R::ZERO; 1 << n],
+        }
     }
 
-    /// Applies everything pending on qubit `q`: its fused block, or its one-qubit matrix.
-    fn flush(&mut self, q: usize) {
-        if self.block.is_some_and(|b| b.q0 == q || b.q1 == q) {
-            self.flush_block();
+    /// Runs passes.
+    pub(crate) fn run(&mut self, passes: &[KPass<R>], isa: Isa) {
+        let parallel = self.re.len() >= PARALLEL_FROM;
+        for pass in passes {
+            match pass {
+                KPass::Whole(k) => k.apply(isa, &mut self.re, &mut self.im, 0, parallel),
+                KPass::Blocked(ks, bits) => {
+                    let size = 1usize << bits;
+                    let block = |(b, (re, im)): (usize, (&mut [R], &mut [R]))| {
+                        for k in ks {
+                            k.apply(isa, re, im, b * size, false);
+                        }
+                    };
+                    if parallel && self.re.len() > size {
+                        self.re
+                            .par_chunks_mut(size)
+                            .zip(self.im.par_chunks_mut(size))
+                            .enumerate()
+                            .for_each(block);
+                    } else {
+                        let chunks = self.re.chunks_mut(size).zip(self.im.chunks_mut(size));
+                        chunks.enumerate().for_each(block);
+                    }
+                }
+            }
         }
-        if let Some(m) = self.pending[q].take() {
-            let bit = 1usize << q;
-            let apply = |lo: &mut C64, hi: &mut C64| {
-                let (a0, a1) = (*lo, *hi);
-                *lo = m[0].mul(a0).add(m[1].mul(a1));
-                *hi = m[2].mul(a0).add(m[3].mul(a1));
+    }
+
+    /// |amplitude i|² in f64.
+    fn norm2(&self, i: usize) -> f64 {
+        let (r, m) = (self.re[i].to_f64(), self.im[i].to_f64());
+        r * r + m * m
+    }
+
+    /// Every basis state's probability.
+    pub(crate) fn probabilities(&self) -> Vec<f64> {
+        (0..self.re.len()).map(|i| self.norm2(i)).collect()
+    }
+
+    /// Measures qubit `q`, collapsing the state.
+    fn measure(&mut self, q: usize, rng: &mut ChaCha20Rng) -> bool {
+        let bit = 1usize << q;
+        let p1: f64 = (0..self.re.len())
+            .filter(|i| i & bit != 0)
+            .map(|i| self.norm2(i))
+            .sum();
+        let one = unit(rng) < p1;
+        let keep = if one { p1 } else { 1.0 - p1 };
+        let scale = R::from_f64(if keep > 0.0 { 1.0 / keep.sqrt() } else { 0.0 });
+        for (i, (r, m)) in self.re.iter_mut().zip(self.im.iter_mut()).enumerate() {
+            if (i & bit != 0) == one {
+                *r = *r * scale;
+                *m = *m * scale;
+            } else {
+                (*r, *m) = (R::ZERO, R::ZERO);
+            }
+        }
+        one
+    }
+}
+
+/// A stretch of a compiled circuit.
+#[derive(Debug, Clone)]
+enum Segment<R> {
+    Passes(Vec<KPass<R>>),
+    Measure { q: usize, c: usize },
+    /// Measure, and flip back to |0⟩ when it read 1.
+    Reset { q: usize, flip: Vec<KPass<R>> },
+    If {
+        offset: usize,
+        size: usize,
+        value: u64,
+        then: Vec<Segment<R>>,
+    },
+}
+
+/// What a plan does, for the cost model and `xdv q run --json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanStats {
+    /// Gates the circuit applies (measurements and barriers excluded).
+    pub gates: u64,
+    /// Fused steps.
+    pub steps: u64,
+    /// Memory passes over the state (a cache-blocked group counts once).
+    pub passes: u64,
+    /// Complex multiply-adds per amplitude, summed over the steps (a dense `k`-qubit step
+    /// costs `2^k`, a diagonal or permutation 1).
+    pub macs_per_amplitude: u64,
+}
+
+impl PlanStats {
+    fn add_steps(&mut self, steps: &[Step]) {
+        for s in steps {
+            self.steps += 1;
+            self.macs_per_amplitude += match s.op {
+                StepOp::Dense(_) => 1 << s.qubits.len(),
+                _ => 1,
             };
-            pairs(&mut self.amps, bit, |_, lo, hi| apply(lo, hi));
         }
     }
+}
 
-    fn flush_block(&mut self) {
-        let Some(Block { q0, q1, m }) = self.block.take() else {
+/// Fuses a unitary stretch of operations.
+fn fuse(ops: &[&Op], n: usize, k: usize) -> Vec<Step> {
+    let mut f = Fuser::new(n, k);
+    for op in ops {
+        if let Some(g) = gate_of(op) {
+            f.push(&g);
+        }
+    }
+    f.finish()
+}
+
+/// Compiles operations into segments, fusing each unitary stretch.
+fn segments<R: Real>(
+    ops: &[Op],
+    n: usize,
+    options: &Options,
+    stats: &mut PlanStats,
+) -> Vec<Segment<R>> {
+    let mut out = Vec::new();
+    let mut stretch: Vec<&Op> = Vec::new();
+    let close = |stretch: &mut Vec<&Op>, out: &mut Vec<Segment<R>>, stats: &mut PlanStats| {
+        if stretch.is_empty() {
             return;
-        };
-        quads(&mut self.amps, 1 << q0, 1 << q1, |v: [C64; 4]| {
-            let mut out = [C64::ZERO; 4];
-            for (r, o) in out.iter_mut().enumerate() {
-                *o = m[r][0]
-                    .mul(v[0])
-                    .add(m[r][1].mul(v[1]))
-                    .add(m[r][2].mul(v[2]))
-                    .add(m[r][3].mul(v[3]));
-            }
-            out
-        });
-    }
-
-    /// Fuses a two-qubit gate into the pending block when it acts on the block's pair, or starts
-    /// a block when one-qubit gates wait on its qubits. `false`: apply it on its own.
-    fn fuse_two(&mut self, op: &Op) -> bool {
-        let (x, y) = pair_of(op).expect("a two-qubit gate");
-        if let Some(b) = self.block.as_mut() {
-            if (b.q0, b.q1) == (x, y) || (b.q0, b.q1) == (y, x) {
-                b.m = m4_mul(&gate4(op, b.q0).expect("two-qubit"), &b.m);
-                return true;
-            }
         }
-        // Diagonal gates (controlled phases) keep their one-multiply kernel: fusing one-qubit
-        // gates into them costs more arithmetic than the pass it saves (measured on QFT).
-        let diagonal = matches!(op, Op::CPhase { .. });
-        if diagonal || self.pending[x].is_none() && self.pending[y].is_none() {
-            self.flush(x);
-            self.flush(y);
-            return false;
-        }
-        self.flush_block();
-        let mut m = gate4(op, x).expect("two-qubit");
-        for (which, q) in [(0, x), (1, y)] {
-            if let Some(p) = self.pending[q].take() {
-                m = m4_mul(&m, &kron_one(&p, which));
-            }
-        }
-        self.block = Some(Block { q0: x, q1: y, m });
-        true
-    }
-
-    fn flush_all(&mut self) {
-        self.flush_block();
-        for q in 0..self.pending.len() {
-            self.flush(q);
-        }
-    }
-
-    /// Applies one operation; `rng` draws measurement outcomes.
-    pub fn apply(&mut self, op: &Op, rng: &mut ChaCha20Rng) {
+        let steps = fuse(stretch, n, options.fused);
+        stats.add_steps(&steps);
+        let passes = compile::<R>(steps, n, options.block_bits);
+        stats.passes += passes.len() as u64;
+        out.push(Segment::Passes(passes));
+        stretch.clear();
+    };
+    for op in ops {
         match op {
-            Op::U {
-                q,
-                theta,
-                phi,
-                lambda,
-            } => {
-                let m = u_matrix(*theta, *phi, *lambda);
-                if let Some(b) = self.block.as_mut() {
-                    if b.q0 == *q || b.q1 == *q {
-                        let which = usize::from(b.q1 == *q);
-                        b.m = m4_mul(&kron_one(&m, which), &b.m);
-                        return;
-                    }
-                }
-                self.pending[*q] = Some(match &self.pending[*q] {
-                    Some(prev) => mat_mul(&m, prev),
-                    None => m,
-                });
-            }
-            Op::Cx { .. } | Op::CPhase { .. } | Op::Swap { .. } if self.fuse_two(op) => {}
-            Op::Cx { c, t } => {
-                let (cb, tb) = (1usize << c, 1usize << t);
-                pairs(&mut self.amps, tb, |i, lo, hi| {
-                    if i & cb != 0 {
-                        std::mem::swap(lo, hi);
-                    }
-                });
-            }
-            Op::CPhase { a, b, lambda } => {
-                let mask = (1usize << a) | (1usize << b);
-                let phase = C64::polar(1.0, *lambda);
-                let kernel = |(i, x): (usize, &mut C64)| {
-                    if i & mask == mask {
-                        *x = x.mul(phase);
-                    }
-                };
-                if self.amps.len() >= PARALLEL_FROM {
-                    self.amps.par_iter_mut().enumerate().for_each(kernel);
-                } else {
-                    self.amps.iter_mut().enumerate().for_each(kernel);
-                }
-            }
-            Op::Swap { a, b } => {
-                let (ab, bb) = (1usize << a, 1usize << b);
-                // Exchange the amplitudes of |…1_a…0_b…⟩ and |…0_a…1_b…⟩.
-                for i in 0..self.amps.len() {
-                    if i & ab != 0 && i & bb == 0 {
-                        self.amps.swap(i, (i ^ ab) | bb);
-                    }
-                }
-            }
-            Op::Measure { q, c } => {
-                let one = self.measure(*q, rng);
-                self.clbits[*c] = one;
-            }
-            Op::Reset { q } => {
-                if self.measure(*q, rng) {
-                    self.apply(
-                        &Op::U {
-                            q: *q,
-                            theta: std::f64::consts::PI,
-                            phi: 0.0,
-                            lambda: std::f64::consts::PI,
-                        },
-                        rng,
-                    );
-                    self.flush(*q);
-                }
+            Op::U { .. } | Op::Cx { .. } | Op::CPhase { .. } | Op::Swap { .. } => {
+                stats.gates += 1;
+                stretch.push(op);
             }
             Op::Barrier { .. } => {}
+            Op::Measure { q, c } => {
+                close(&mut stretch, &mut out, stats);
+                out.push(Segment::Measure { q: *q, c: *c });
+            }
+            Op::Reset { q } => {
+                close(&mut stretch, &mut out, stats);
+                let x = Op::U {
+                    q: *q,
+                    theta: std::f64::consts::PI,
+                    phi: 0.0,
+                    lambda: std::f64::consts::PI,
+                };
+                let steps = fuse(&[&x], n, options.fused);
+                out.push(Segment::Reset {
+                    q: *q,
+                    flip: compile::<R>(steps, n, options.block_bits),
+                });
+            }
             Op::If {
                 offset,
                 size,
                 value,
                 op,
             } => {
-                let v = (0..*size).fold(0u64, |acc, i| {
-                    acc | (u64::from(self.clbits[offset + i]) << i)
+                close(&mut stretch, &mut out, stats);
+                out.push(Segment::If {
+                    offset: *offset,
+                    size: *size,
+                    value: *value,
+                    then: segments(std::slice::from_ref(op), n, options, stats),
                 });
-                if v == *value {
-                    self.apply(op, rng);
+            }
+        }
+    }
+    close(&mut stretch, &mut out, stats);
+    out
+}
+
+/// (qubit, classical bit) pairs a circuit measures.
+type Measured = Vec<(usize, usize)>;
+
+/// A circuit compiled for the provider in precision `R`.
+struct Compiled<R> {
+    n: usize,
+    clbits: usize,
+    options: Options,
+    /// Terminal circuits: the measured (qubit, bit) pairs; the segments hold no measurement.
+    terminal: Option<Measured>,
+    segments: Vec<Segment<R>>,
+    stats: PlanStats,
+}
+
+impl<R: Real> Compiled<R> {
+    fn new(circuit: &Circuit, options: &Options) -> Result<Self, SimError> {
+        let n = circuit.num_qubits();
+        let max = options.precision.max_qubits();
+        if n > max {
+            return Err(SimError::TooManyQubits(n, options.precision.provider(), max));
+        }
+        let mut stats = PlanStats::default();
+        let (terminal, segments) = if circuit.measurements_are_terminal() {
+            let mut measured: Measured = Vec::new();
+            let mut unitary = Vec::new();
+            for op in &circuit.ops {
+                match op {
+                    Op::Measure { q, c } => {
+                        // The last measurement into a bit wins.
+                        measured.retain(|(_, cc)| cc != c);
+                        measured.push((*q, *c));
+                    }
+                    other => unitary.push(other.clone()),
+                }
+            }
+            (Some(measured), segments(&unitary, n, options, &mut stats))
+        } else {
+            (None, segments(&circuit.ops, n, options, &mut stats))
+        };
+        Ok(Compiled {
+            n,
+            clbits: circuit.num_clbits(),
+            options: *options,
+            terminal,
+            segments,
+            stats,
+        })
+    }
+
+    fn run_segments(
+        &self,
+        segs: &[Segment<R>],
+        amps: &mut Amps<R>,
+        clbits: &mut [bool],
+        rng: &mut ChaCha20Rng,
+    ) {
+        for seg in segs {
+            match seg {
+                Segment::Passes(p) => amps.run(p, self.options.isa),
+                Segment::Measure { q, c } => clbits[*c] = amps.measure(*q, rng),
+                Segment::Reset { q, flip } => {
+                    if amps.measure(*q, rng) {
+                        amps.run(flip, self.options.isa);
+                    }
+                }
+                Segment::If {
+                    offset,
+                    size,
+                    value,
+                    then,
+                } => {
+                    let v = (0..*size).fold(0u64, |acc, i| {
+                        acc | (u64::from(clbits[offset + i]) << i)
+                    });
+                    if v == *value {
+                        self.run_segments(then, amps, clbits, rng);
+                    }
                 }
             }
         }
     }
 
-    /// Measures qubit `q`, collapsing the state.
-    fn measure(&mut self, q: usize, rng: &mut ChaCha20Rng) -> bool {
-        self.flush(q);
-        let bit = 1usize << q;
-        let p1: f64 = self
-            .amps
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i & bit != 0)
-            .map(|(_, a)| a.norm2())
-            .sum();
-        let one = unit(rng) < p1;
-        let keep = if one { p1 } else { 1.0 - p1 };
-        let scale = if keep > 0.0 { 1.0 / keep.sqrt() } else { 0.0 };
-        for (i, a) in self.amps.iter_mut().enumerate() {
-            if (i & bit != 0) == one {
-                a.re *= scale;
-                a.im *= scale;
-            } else {
-                *a = C64::ZERO;
+    /// The final basis-state probabilities of a terminal circuit.
+    fn final_probabilities(&self) -> Vec<f64> {
+        let mut amps = Amps::zero_state(self.n);
+        let mut clbits = vec![false; self.clbits];
+        self.run_segments(&self.segments, &mut amps, &mut clbits, &mut stream(0, 0));
+        amps.probabilities()
+    }
+
+    fn sample(&self, shots: u64, seed: u64, each: &mut dyn FnMut(&[bool])) {
+        let mut bits = vec![false; self.clbits];
+        if let Some(measured) = &self.terminal {
+            // Simulate once, then sample basis states from the cumulative distribution.
+            let mut cumulative = Vec::with_capacity(1 << self.n);
+            let mut acc = 0.0;
+            for p in self.final_probabilities() {
+                acc += p;
+                cumulative.push(acc);
             }
-        }
-        one
-    }
-
-    /// The probability of every basis state (after flushing pending gates).
-    pub fn probabilities(&mut self) -> Vec<f64> {
-        self.flush_all();
-        self.amps.iter().map(|a| a.norm2()).collect()
-    }
-}
-
-/// Calls `f(i, a[i], a[i | bit])` for every index `i` with `bit` clear, in parallel for large
-/// vectors. Each call touches only its own pair, so the order of calls does not matter.
-pub(crate) fn pairs(amps: &mut [C64], bit: usize, f: impl Fn(usize, &mut C64, &mut C64) + Sync) {
-    let block = 2 * bit;
-    let run_block = |base: usize, chunk: &mut [C64]| {
-        let (lo, hi) = chunk.split_at_mut(bit);
-        if bit >= PARALLEL_FROM {
-            lo.par_iter_mut()
-                .zip(hi.par_iter_mut())
-                .enumerate()
-                .for_each(|(k, (a, b))| f(base + k, a, b));
-        } else {
-            for (k, (a, b)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
-                f(base + k, a, b);
+            for shot in 0..shots {
+                let u = unit(&mut stream(seed, shot)) * acc;
+                let i = cumulative
+                    .partition_point(|&c| c <= u)
+                    .min(cumulative.len() - 1);
+                bits.iter_mut().for_each(|b| *b = false);
+                for (q, c) in measured {
+                    bits[*c] = i & (1 << q) != 0;
+                }
+                each(&bits);
             }
+            return;
         }
-    };
-    if amps.len() >= PARALLEL_FROM && bit < PARALLEL_FROM {
-        amps.par_chunks_mut(block)
-            .enumerate()
-            .for_each(|(j, chunk)| run_block(j * block, chunk));
-    } else {
-        for (j, chunk) in amps.chunks_mut(block).enumerate() {
-            run_block(j * block, chunk);
+        for shot in 0..shots {
+            let mut amps = Amps::zero_state(self.n);
+            bits.iter_mut().for_each(|b| *b = false);
+            self.run_segments(&self.segments, &mut amps, &mut bits, &mut stream(seed, shot));
+            each(&bits);
         }
     }
 }
 
-/// Replaces every quadruple `(a[i], a[i|b0], a[i|b1], a[i|b0|b1])` (for each `i` with both
-/// bits clear) by `f` of it, in parallel for large vectors. Quadruples are disjoint, so the
-/// result does not depend on the order of calls.
-fn quads(amps: &mut [C64], b0: usize, b1: usize, f: impl Fn([C64; 4]) -> [C64; 4] + Sync) {
-    let (lo, hi) = (b0.min(b1), b0.max(b1));
-    let swapped = b0 > b1;
-    let apply = |x00: &mut C64, xl: &mut C64, xh: &mut C64, x11: &mut C64| {
-        // Index order b0 + 2·b1: when b0 is the high bit, xl is |b1=1⟩ and xh is |b0=1⟩.
-        let v = if swapped {
-            [*x00, *xh, *xl, *x11]
-        } else {
-            [*x00, *xl, *xh, *x11]
-        };
-        let w = f(v);
-        *x00 = w[0];
-        *x11 = w[3];
-        if swapped {
-            *xh = w[1];
-            *xl = w[2];
-        } else {
-            *xl = w[1];
-            *xh = w[2];
-        }
-    };
-    // Outer blocks of 2·hi split into halves (hi bit clear / set); inside each half, blocks of
-    // 2·lo split into halves again. Parallel at whichever level has enough pieces.
-    let inner = |(a, b): (&mut [C64], &mut [C64])| {
-        let (a0, a1) = a.split_at_mut(lo);
-        let (c0, c1) = b.split_at_mut(lo);
-        if lo >= PARALLEL_FROM {
-            a0.par_iter_mut()
-                .zip(a1.par_iter_mut())
-                .zip(c0.par_iter_mut())
-                .zip(c1.par_iter_mut())
-                .for_each(|(((x00, xl), xh), x11)| apply(x00, xl, xh, x11));
-        } else {
-            for (((x00, xl), xh), x11) in a0.iter_mut().zip(a1).zip(c0).zip(c1) {
-                apply(x00, xl, xh, x11);
-            }
-        }
-    };
-    let run_outer = |chunk: &mut [C64]| {
-        let (h0, h1) = chunk.split_at_mut(hi);
-        if hi >= PARALLEL_FROM && lo < PARALLEL_FROM {
-            h0.par_chunks_mut(2 * lo)
-                .zip(h1.par_chunks_mut(2 * lo))
-                .for_each(inner);
-        } else {
-            h0.chunks_mut(2 * lo)
-                .zip(h1.chunks_mut(2 * lo))
-                .for_each(inner);
-        }
-    };
-    if amps.len() >= PARALLEL_FROM && hi < PARALLEL_FROM {
-        amps.par_chunks_mut(2 * hi).for_each(run_outer);
-    } else {
-        amps.chunks_mut(2 * hi).for_each(run_outer);
+/// Either precision's compiled circuit.
+enum AnyCompiled {
+    F64(Compiled<f64>),
+    F32(Compiled<f32>),
+}
+
+/// A circuit compiled for the statevector provider: fused, scheduled, in one precision.
+pub struct Plan(AnyCompiled);
+
+impl Plan {
+    /// Compiles `circuit`.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::TooManyQubits`] above the precision's ceiling.
+    pub fn new(circuit: &Circuit, options: &Options) -> Result<Plan, SimError> {
+        Ok(Plan(match options.precision {
+            Precision::F64 => AnyCompiled::F64(Compiled::new(circuit, options)?),
+            Precision::F32 => AnyCompiled::F32(Compiled::new(circuit, options)?),
+        }))
     }
-}
 
-/// A uniform draw in [0, 1) with 53 random bits.
-pub(crate) fn unit(rng: &mut ChaCha20Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
+    /// What the plan does.
+    pub fn stats(&self) -> PlanStats {
+        match &self.0 {
+            AnyCompiled::F64(c) => c.stats,
+            AnyCompiled::F32(c) => c.stats,
+        }
+    }
 
-/// The random stream for a (seed, shot) pair.
-pub(crate) fn stream(seed: u64, shot: u64) -> ChaCha20Rng {
-    let mut m = b"xdv-statevector".to_vec();
-    m.extend_from_slice(&seed.to_le_bytes());
-    m.extend_from_slice(&shot.to_le_bytes());
-    ChaCha20Rng::from_seed(*blake3::hash(&m).as_bytes())
+    /// The basis-state probabilities after the circuit's gates, for a circuit whose
+    /// measurements are all terminal, with the measured (qubit, bit) pairs.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::NotTerminal`] otherwise.
+    pub fn probabilities(&self) -> Result<(Vec<f64>, Vec<(usize, usize)>), SimError> {
+        match &self.0 {
+            AnyCompiled::F64(c) => c
+                .terminal
+                .clone()
+                .map(|m| (c.final_probabilities(), m))
+                .ok_or(SimError::NotTerminal),
+            AnyCompiled::F32(c) => c
+                .terminal
+                .clone()
+                .map(|m| (c.final_probabilities(), m))
+                .ok_or(SimError::NotTerminal),
+        }
+    }
+
+    /// Runs `shots` shots, handing each shot's classical bits to `each` in shot order (see
+    /// [`sample`]).
+    pub fn sample(&self, shots: u64, seed: u64, each: &mut dyn FnMut(&[bool])) {
+        match &self.0 {
+            AnyCompiled::F64(c) => c.sample(shots, seed, each),
+            AnyCompiled::F32(c) => c.sample(shots, seed, each),
+        }
+    }
 }
 
 /// The exact distribution over the classical bits (Qiskit-formatted keys) of a circuit whose
-/// measurements are all terminal.
+/// measurements are all terminal, in double precision.
+///
+/// # Errors
+///
+/// As [`distribution_with`].
 pub fn distribution(circuit: &Circuit) -> Result<BTreeMap<String, f64>, SimError> {
+    distribution_with(circuit, &Options::default())
+}
+
+/// [`distribution`] with the given options.
+///
+/// # Errors
+///
+/// [`SimError::NotTerminal`] when a measurement is not terminal, [`SimError::TooManyQubits`]
+/// above the precision's ceiling.
+pub fn distribution_with(
+    circuit: &Circuit,
+    options: &Options,
+) -> Result<BTreeMap<String, f64>, SimError> {
     if !circuit.measurements_are_terminal() {
         return Err(SimError::NotTerminal);
     }
-    let (probs, measured) = final_probabilities(circuit)?;
+    let (probs, measured) = Plan::new(circuit, options)?.probabilities()?;
     let mut out = BTreeMap::new();
     let mut bits = vec![false; circuit.num_clbits()];
     for (i, p) in probs.into_iter().enumerate() {
@@ -493,77 +696,78 @@ pub fn distribution(circuit: &Circuit) -> Result<BTreeMap<String, f64>, SimError
     Ok(out)
 }
 
-/// (qubit, classical bit) pairs a circuit measures.
-type Measured = Vec<(usize, usize)>;
-
-/// Simulates a circuit with terminal measurements up to its measurements: the basis-state
-/// probabilities and the (qubit, classical bit) pairs measured (the last measurement into a bit wins).
-fn final_probabilities(circuit: &Circuit) -> Result<(Vec<f64>, Measured), SimError> {
-    let mut state = State::new(circuit.num_qubits(), circuit.num_clbits())?;
-    let mut rng = stream(0, 0);
-    let mut measured: Vec<(usize, usize)> = Vec::new();
-    for op in &circuit.ops {
-        match op {
-            Op::Measure { q, c } => {
-                measured.retain(|(_, cc)| cc != c);
-                measured.push((*q, *c));
-            }
-            other => state.apply(other, &mut rng),
-        }
-    }
-    Ok((state.probabilities(), measured))
+/// Runs `shots` shots in double precision and counts the classical outcomes
+/// (Qiskit-formatted keys). Each shot draws from its own stream seeded by (seed, shot); see
+/// [`sample`].
+///
+/// # Errors
+///
+/// As [`sample_with`].
+pub fn run(circuit: &Circuit, shots: u64, seed: u64) -> Result<BTreeMap<String, u64>, SimError> {
+    run_with(circuit, shots, seed, &Options::default())
 }
 
-/// Runs `shots` shots and counts the classical outcomes (Qiskit-formatted keys). Each shot draws
-/// from its own stream seeded by (seed, shot); see [`sample`].
-pub fn run(circuit: &Circuit, shots: u64, seed: u64) -> Result<BTreeMap<String, u64>, SimError> {
+/// [`run`] with the given options.
+///
+/// # Errors
+///
+/// As [`sample_with`].
+pub fn run_with(
+    circuit: &Circuit,
+    shots: u64,
+    seed: u64,
+    options: &Options,
+) -> Result<BTreeMap<String, u64>, SimError> {
     let mut counts = BTreeMap::new();
-    sample(circuit, shots, seed, |bits| {
+    sample_with(circuit, shots, seed, options, |bits| {
         *counts.entry(circuit.format_bits(bits)).or_insert(0) += 1;
     })?;
     Ok(counts)
 }
 
-/// Runs `shots` shots and hands each shot's classical bits to `each`, in shot order. Circuits
-/// whose measurements are terminal are simulated once and sampled; others run shot by shot. Shot
-/// `i` draws from its own stream seeded by (seed, i), so a shot's outcome never depends on how
-/// many shots were asked for.
+/// Runs `shots` shots in double precision and hands each shot's classical bits to `each`, in
+/// shot order. Circuits whose measurements are terminal are simulated once and sampled; others
+/// run shot by shot. Shot `i` draws from its own stream seeded by (seed, i), so a shot's
+/// outcome never depends on how many shots were asked for.
+///
+/// # Errors
+///
+/// As [`sample_with`].
 pub fn sample(
     circuit: &Circuit,
     shots: u64,
     seed: u64,
+    each: impl FnMut(&[bool]),
+) -> Result<(), SimError> {
+    sample_with(circuit, shots, seed, &Options::default(), each)
+}
+
+/// [`sample`] with the given options.
+///
+/// # Errors
+///
+/// [`SimError::TooManyQubits`] above the precision's ceiling.
+pub fn sample_with(
+    circuit: &Circuit,
+    shots: u64,
+    seed: u64,
+    options: &Options,
     mut each: impl FnMut(&[bool]),
 ) -> Result<(), SimError> {
-    if circuit.measurements_are_terminal() {
-        // Simulate once, then sample basis states from the cumulative distribution.
-        let (probs, measured) = final_probabilities(circuit)?;
-        let mut cumulative = Vec::with_capacity(probs.len());
-        let mut acc = 0.0;
-        for p in probs {
-            acc += p;
-            cumulative.push(acc);
-        }
-        let mut bits = vec![false; circuit.num_clbits()];
-        for shot in 0..shots {
-            let u = unit(&mut stream(seed, shot)) * acc;
-            let i = cumulative
-                .partition_point(|&c| c <= u)
-                .min(cumulative.len() - 1);
-            bits.iter_mut().for_each(|b| *b = false);
-            for (q, c) in &measured {
-                bits[*c] = i & (1 << q) != 0;
-            }
-            each(&bits);
-        }
-        return Ok(());
-    }
-    for shot in 0..shots {
-        let mut state = State::new(circuit.num_qubits(), circuit.num_clbits())?;
-        let mut rng = stream(seed, shot);
-        for op in &circuit.ops {
-            state.apply(op, &mut rng);
-        }
-        each(&state.clbits);
-    }
+    Plan::new(circuit, options)?.sample(shots, seed, &mut each);
     Ok(())
 }
+
+/// A uniform draw in [0, 1) with 53 random bits.
+pub(crate) fn unit(rng: &mut ChaCha20Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The random stream for a (seed, shot) pair.
+pub(crate) fn stream(seed: u64, shot: u64) -> ChaCha20Rng {
+    let mut m = b"xdv-statevector".to_vec();
+    m.extend_from_slice(&seed.to_le_bytes());
+    m.extend_from_slice(&shot.to_le_bytes());
+    ChaCha20Rng::from_seed(*blake3::hash(&m).as_bytes())
+}
+
