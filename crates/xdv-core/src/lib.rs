@@ -30,7 +30,9 @@ pub use ids::{CapId, Domain, VcpuIndex, VhmId};
 /// `RestartRefused` with typed reasons ([`refusal`]) in place of words; the variants of those
 /// names in schemas 4 and 5 decode as their `Legacy…` forms, so older bodies decode unchanged.
 /// Schema 7 appended `Request` and `RequestRefused`, the inputs of an `xdv serve` host; a schema
-/// 6 trace is a schema 7 trace without them.
-pub const EVENT_SCHEMA_VERSION: u32 = 7;
+/// 6 trace is a schema 7 trace without them. Schema 8 changed no layout: it charges a Q job's
+/// simulation work by the fused plan (`xdv_q::provider::WorkModel::Fused`), and older traces
+/// re-execute under the per-operation model they were charged by.
+pub const EVENT_SCHEMA_VERSION: u32 = 8;
 /// Version of the trace file layout (tables and header keys).
 pub const TRACE_FORMAT_VERSION: u32 = 1;

@@ -53,6 +53,13 @@ impl Hypervisor {
         Ok(Self { state, guests })
     }
 
+    /// Re-executes as a host recording event schema `schema` did (a replay or resume of a
+    /// trace): schemas before 8 charged Q simulation work one pass per operation.
+    pub fn recorded_with_schema(mut self, schema: u32) -> Self {
+        self.state.q_work = xdv_q::provider::WorkModel::of_schema(schema);
+        self
+    }
+
     /// The core's state: to assert on, or to clone (a fork of the host, without its guests).
     pub fn state(&self) -> &State {
         &self.state

@@ -316,7 +316,8 @@ impl<'r> ResumeSink<'r> {
             manifest.host.trace_batch_events,
             manifest.host.trace_durable,
         )?;
-        let hv = Hypervisor::new(&manifest, &modules, seed)?;
+        let hv = Hypervisor::new(&manifest, &modules, seed)?
+            .recorded_with_schema(reader.header()?.event_schema);
         let sink = Self {
             reader,
             hand_over,

@@ -75,6 +75,8 @@ pub struct State {
     pub(crate) events: u64,
     /// The host's Q devices (the built-in ones), in `xdv q providers` order.
     pub(crate) q_devices: Vec<QDevice>,
+    /// How Q jobs' simulation work is charged: by the event schema the trace records.
+    pub(crate) q_work: xdv_q::provider::WorkModel,
     /// Seed of measurement sampling.
     pub(crate) q_seed: u64,
     /// The host's Φ ports and windows.
@@ -191,6 +193,7 @@ impl State {
             cds: Cds::default(),
             now: 0,
             events: 0,
+            q_work: xdv_q::provider::WorkModel::default(),
             q_devices: xdv_q::provider::builtin_devices()
                 .into_iter()
                 .map(QDevice::new)

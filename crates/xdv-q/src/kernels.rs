@@ -23,14 +23,11 @@
 
 use std::ops::Range;
 
-/// Amplitudes a kernel processes side by side (one group).
-pub(crate) const LANES: usize = 8;
-
 /// Fewest groups worth splitting across threads.
 const PARALLEL_GROUPS: usize = 1 << 11;
 
 /// A floating-point type the kernels compute in.
-pub trait Real:
+pub(crate) trait Real:
     Copy
     + Send
     + Sync
@@ -45,20 +42,29 @@ pub trait Real:
     const ZERO: Self;
     /// 1.
     const ONE: Self;
-    /// Bytes per value.
-    const BYTES: usize;
     /// `x` rounded to this type.
     fn from_f64(x: f64) -> Self;
     /// Exactly `self` as an f64.
     fn to_f64(self) -> f64;
     /// `self · a + b` with one rounding.
     fn fma(self, a: Self, b: Self) -> Self;
+    /// The AVX2 vector of this type.
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    type Avx2: Vector<R = Self>;
+    /// The AVX-512 vector of this type.
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    type Avx512: Vector<R = Self>;
 }
 
 impl Real for f64 {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = x86::F64x4;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = x86::F64x8;
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    const BYTES: usize = 8;
     fn from_f64(x: f64) -> Self {
         x
     }
@@ -72,9 +78,12 @@ impl Real for f64 {
 }
 
 impl Real for f32 {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = x86::F32x8;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = x86::F32x16;
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    const BYTES: usize = 4;
     fn from_f64(x: f64) -> Self {
         x as f32
     }
@@ -117,6 +126,19 @@ impl Isa {
             }
         }
         out
+    }
+
+    /// Amplitudes per vector of `R` (a kernel group).
+    fn lanes<R: Real>(self) -> usize {
+        match self {
+            Isa::Portable => 1,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => R::Avx2::N,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => R::Avx512::N,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => 1,
+        }
     }
 
     /// Its name, as `xdv q providers` prints it.
@@ -239,7 +261,8 @@ impl<R: Real> Kernel<R> {
             Kernel::Diagonal { .. } => len,
             _ => len >> qubits.len(),
         };
-        let groups = units / LANES;
+        let lanes = isa.lanes::<R>();
+        let groups = units / lanes;
         let run = |range: Range<usize>| {
             // SAFETY: `pre`/`pim` point at `len` values each; every index a group touches is
             // below `len` (its qubits lie inside the state, checked above), and distinct
@@ -257,7 +280,7 @@ impl<R: Real> Kernel<R> {
             run(0..groups);
         }
         // The units left over when the state is smaller than a group, lane by lane.
-        for unit in groups * LANES..units {
+        for unit in groups * lanes..units {
             // SAFETY: as above; this runs alone, after every group.
             unsafe { single(self, pre, pim, base, unit) };
         }
@@ -297,13 +320,13 @@ unsafe fn dispatch<R: Real>(
         // SAFETY: `Isa::Avx2` is only produced after detecting AVX2 and FMA.
         Isa::Avx2 => unsafe { groups_avx2(k, re, im, base, range) },
         // SAFETY: the caller upholds the memory contract.
-        _ => unsafe { groups::<R, LANES>(k, re, im, base, range) },
+        _ => unsafe { groups::<Scalar<R>>(k, re, im, base, range) },
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-/// [`groups`] compiled for AVX-512F.
+/// [`groups`] on AVX-512 vectors.
 ///
 /// # Safety
 ///
@@ -316,12 +339,12 @@ unsafe fn groups_avx512<R: Real>(
     range: Range<usize>,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { groups::<R, LANES>(k, re, im, base, range) }
+    unsafe { groups::<R::Avx512>(k, re, im, base, range) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-/// [`groups`] compiled for AVX2 and FMA.
+/// [`groups`] on AVX2 vectors.
 ///
 /// # Safety
 ///
@@ -334,7 +357,7 @@ unsafe fn groups_avx2<R: Real>(
     range: Range<usize>,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { groups::<R, LANES>(k, re, im, base, range) }
+    unsafe { groups::<R::Avx2>(k, re, im, base, range) }
 }
 
 /// One unit (base or index) of `k`: the arithmetic of one lane of a group.
@@ -344,19 +367,19 @@ unsafe fn groups_avx2<R: Real>(
 /// As [`dispatch`].
 unsafe fn single<R: Real>(k: &Kernel<R>, re: Shared<R>, im: Shared<R>, base: usize, unit: usize) {
     // SAFETY: forwarded contract.
-    unsafe { groups::<R, 1>(k, re, im, base, unit..unit + 1) }
+    unsafe { groups::<Scalar<R>>(k, re, im, base, unit..unit + 1) }
 }
 
-/// Groups `range` of `k`, `L` lanes each: the one body every variant compiles.
+/// Groups `range` of `k`, one vector `V` of lanes each: the one body every variant compiles.
 ///
 /// # Safety
 ///
 /// As [`dispatch`].
 #[inline(always)]
-unsafe fn groups<R: Real, const L: usize>(
-    k: &Kernel<R>,
-    re: Shared<R>,
-    im: Shared<R>,
+unsafe fn groups<V: Vector>(
+    k: &Kernel<V::R>,
+    re: Shared<V::R>,
+    im: Shared<V::R>,
     base: usize,
     range: Range<usize>,
 ) {
@@ -364,7 +387,7 @@ unsafe fn groups<R: Real, const L: usize>(
     match k {
         Kernel::Diagonal { .. } => {
             for g in range {
-                unsafe { diagonal::<R, L>(k, re, im, base + g * L, g * L) };
+                unsafe { diagonal::<V>(k, re, im, base + g * V::N, g * V::N) };
             }
         }
         Kernel::Dense { offs, .. } | Kernel::Permute { offs, .. } => {
@@ -374,7 +397,7 @@ unsafe fn groups<R: Real, const L: usize>(
                     match offs.len() {
                         $($d => {
                             for g in range {
-                                unsafe { tuples::<R, L, $d>(k, re, im, g * L) };
+                                unsafe { tuples::<V, $d>(k, re, im, g * V::N) };
                             }
                         })*
                         d => unreachable!("a step of dimension {d} (at most {MAX_DIM})"),
@@ -398,16 +421,19 @@ fn deposit(mut j: usize, qubits: &[usize]) -> usize {
 /// Largest basis count of a dense or permutation step ([`crate::fusion::MAX_FUSED`] qubits).
 const MAX_DIM: usize = 1 << crate::fusion::MAX_FUSED;
 
-/// A diagonal on `L` neighbouring amplitudes from slice index `first` (state index `at`).
+/// Most lanes of a vector.
+const MAX_LANES: usize = 16;
+
+/// A diagonal on `V::N` neighbouring amplitudes from slice index `first` (state index `at`).
 ///
 /// # Safety
 ///
 /// As [`dispatch`]; `k` is a diagonal.
 #[inline(always)]
-unsafe fn diagonal<R: Real, const L: usize>(
-    k: &Kernel<R>,
-    re: Shared<R>,
-    im: Shared<R>,
+unsafe fn diagonal<V: Vector>(
+    k: &Kernel<V::R>,
+    re: Shared<V::R>,
+    im: Shared<V::R>,
     at: usize,
     first: usize,
 ) {
@@ -420,119 +446,289 @@ unsafe fn diagonal<R: Real, const L: usize>(
     else {
         unreachable!("called for diagonals")
     };
-    let (re, im) = (re.0, im.0);
     // Lanes are neighbouring indices inside one aligned group: only the lowest byte differs.
     let hi = bytes[1][at >> 8 & 255] | bytes[2][at >> 16 & 255] | bytes[3][at >> 24 & 255];
-    let (mut xr, mut xi) = ([R::ZERO; L], [R::ZERO; L]);
-    let (mut tr, mut ti) = ([R::ZERO; L], [R::ZERO; L]);
-    for w in 0..L {
+    let (mut tr, mut ti) = ([V::R::ZERO; MAX_LANES], [V::R::ZERO; MAX_LANES]);
+    for w in 0..V::N {
         let t = (hi | bytes[0][(at + w) & 255]) as usize;
         (tr[w], ti[w]) = (dr[t], di[t]);
-        // SAFETY: first + w < len (the caller's contract).
-        unsafe { (xr[w], xi[w]) = (*re.add(first + w), *im.add(first + w)) };
     }
-    for w in 0..L {
-        let (r, i) = mul(xr[w], xi[w], tr[w], ti[w]);
-        // SAFETY: as above.
-        unsafe { (*re.add(first + w), *im.add(first + w)) = (r, i) };
+    let (tr, ti) = (V::from_lanes(&tr), V::from_lanes(&ti));
+    // SAFETY: first..first + N lies below len (the caller's contract).
+    unsafe {
+        let (pr, pi) = (re.0.add(first), im.0.add(first));
+        let (r, i) = cmul(V::load(pr), V::load(pi), tr, ti);
+        r.store(pr);
+        i.store(pi);
     }
 }
 
-/// A dense or permutation step of dimension `D` on the `L` tuples of bases `first..first + L`.
+/// A dense or permutation step of dimension `D` on the tuples of the `V::N` bases from base
+/// number `first`.
 ///
 /// # Safety
 ///
 /// As [`dispatch`]; `k` is dense or a permutation of dimension `D`.
 #[inline(always)]
-unsafe fn tuples<R: Real, const L: usize, const D: usize>(
-    k: &Kernel<R>,
-    re: Shared<R>,
-    im: Shared<R>,
+unsafe fn tuples<V: Vector, const D: usize>(
+    k: &Kernel<V::R>,
+    re: Shared<V::R>,
+    im: Shared<V::R>,
     first: usize,
 ) {
     let (Kernel::Dense { qubits, offs, .. } | Kernel::Permute { qubits, offs, .. }) = k else {
         unreachable!("called for dense and permutation steps")
     };
-    let (re, im) = (re.0, im.0);
     let offs: &[usize; D] = offs.as_slice().try_into().expect("dimension D");
-    let at = lanes::<L>(first, qubits);
-    let mut xr = [[R::ZERO; L]; D];
-    let mut xi = [[R::ZERO; L]; D];
-    for c in 0..D {
-        for w in 0..L {
-            // SAFETY: a base plus an offset of its own qubits is below len.
-            unsafe {
-                xr[c][w] = *re.add(at[w] + offs[c]);
-                xi[c][w] = *im.add(at[w] + offs[c]);
+    let (mut xr, mut xi) = ([V::zero(); D], [V::zero(); D]);
+    // The lanes' bases: neighbours when the lowest qubit lies above the lanes, else gathered.
+    let contiguous = 1usize << qubits[0] >= V::N;
+    let mut at = [0usize; MAX_LANES];
+    if contiguous {
+        at[0] = deposit(first, qubits);
+    } else {
+        for (w, a) in at.iter_mut().enumerate().take(V::N) {
+            *a = deposit(first + w, qubits);
+        }
+    }
+    // SAFETY (every access below): a base plus an offset of its own qubits is below len,
+    // and the caller owns these indices.
+    let load = |p: *mut V::R, o: usize| unsafe {
+        if contiguous {
+            V::load(p.add(at[0] + o))
+        } else {
+            let mut l = [V::R::ZERO; MAX_LANES];
+            for w in 0..V::N {
+                l[w] = *p.add(at[w] + o);
+            }
+            V::from_lanes(&l)
+        }
+    };
+    let store = |p: *mut V::R, o: usize, v: V| unsafe {
+        if contiguous {
+            v.store(p.add(at[0] + o));
+        } else {
+            let mut l = [V::R::ZERO; MAX_LANES];
+            v.to_lanes(&mut l);
+            for w in 0..V::N {
+                *p.add(at[w] + o) = l[w];
             }
         }
+    };
+    for c in 0..D {
+        xr[c] = load(re.0, offs[c]);
+        xi[c] = load(im.0, offs[c]);
     }
     match k {
         Kernel::Dense { re: mr, im: mi, .. } => {
-            let (mr, mi): (&[R], &[R]) = (&mr[..D * D], &mi[..D * D]);
+            let (mr, mi): (&[V::R], &[V::R]) = (&mr[..D * D], &mi[..D * D]);
             for r in 0..D {
-                let (mut ar, mut ai) = ([R::ZERO; L], [R::ZERO; L]);
+                let (mut ar, mut ai) = (V::zero(), V::zero());
                 for c in 0..D {
-                    let (m_r, m_i) = (mr[r * D + c], mi[r * D + c]);
-                    for w in 0..L {
-                        ar[w] = m_r.fma(xr[c][w], ar[w]);
-                        ar[w] = (-m_i).fma(xi[c][w], ar[w]);
-                        ai[w] = m_r.fma(xi[c][w], ai[w]);
-                        ai[w] = m_i.fma(xr[c][w], ai[w]);
-                    }
+                    let (m_r, m_i) = (V::splat(mr[r * D + c]), V::splat(mi[r * D + c]));
+                    ar = V::fma(m_r, xr[c], ar);
+                    ar = V::fnma(m_i, xi[c], ar);
+                    ai = V::fma(m_r, xi[c], ai);
+                    ai = V::fma(m_i, xr[c], ai);
                 }
-                for w in 0..L {
-                    // SAFETY: as above.
-                    unsafe {
-                        *re.add(at[w] + offs[r]) = ar[w];
-                        *im.add(at[w] + offs[r]) = ai[w];
-                    }
-                }
+                store(re.0, offs[r], ar);
+                store(im.0, offs[r], ai);
             }
         }
         Kernel::Permute {
             to, re: pr, im: pi, ..
         } => {
             for c in 0..D {
-                let o = offs[to[c]];
-                for w in 0..L {
-                    let (r, i) = if pr.is_empty() {
-                        (xr[c][w], xi[c][w])
-                    } else {
-                        mul(xr[c][w], xi[c][w], pr[c], pi[c])
-                    };
-                    // SAFETY: as above.
-                    unsafe {
-                        *re.add(at[w] + o) = r;
-                        *im.add(at[w] + o) = i;
-                    }
-                }
+                let (r, i) = if pr.is_empty() {
+                    (xr[c], xi[c])
+                } else {
+                    cmul(xr[c], xi[c], V::splat(pr[c]), V::splat(pi[c]))
+                };
+                store(re.0, offs[to[c]], r);
+                store(im.0, offs[to[c]], i);
             }
         }
         Kernel::Diagonal { .. } => unreachable!("matched above"),
     }
 }
 
-/// The state index of each lane's base, for `L` bases from base number `first`.
-#[inline(always)]
-fn lanes<const L: usize>(first: usize, qubits: &[usize]) -> [usize; L] {
-    let mut at = [0usize; L];
-    if qubits.first().is_some_and(|&q| 1 << q >= L) {
-        // The lowest qubit is above the lanes: the bases are neighbours.
-        let b = deposit(first, qubits);
-        for (w, a) in at.iter_mut().enumerate() {
-            *a = b + w;
-        }
-    } else {
-        for (w, a) in at.iter_mut().enumerate() {
-            *a = deposit(first + w, qubits);
-        }
-    }
-    at
-}
-
 /// `(xr + i·xi)(tr + i·ti)`, in the operation order every variant uses.
 #[inline(always)]
-fn mul<R: Real>(xr: R, xi: R, tr: R, ti: R) -> (R, R) {
-    (xr.fma(tr, -(xi * ti)), xr.fma(ti, xi * tr))
+fn cmul<V: Vector>(xr: V, xi: V, tr: V, ti: V) -> (V, V) {
+    (V::fms(xr, tr, V::mul(xi, ti)), V::fma(xr, ti, V::mul(xi, tr)))
+}
+
+/// `N` lanes of one real type, with the operations the kernels use. Every implementation
+/// rounds each operation exactly as the scalar one does (IEEE `fma`, `mul`), lane by lane.
+pub(crate) trait Vector: Copy {
+    /// The lane type.
+    type R: Real;
+    /// Lanes.
+    const N: usize;
+    /// Loads `N` values from `p`.
+    ///
+    /// # Safety
+    ///
+    /// `p..p + N` is readable, and the CPU has the vector's instructions.
+    unsafe fn load(p: *const Self::R) -> Self;
+    /// Stores to `p`.
+    ///
+    /// # Safety
+    ///
+    /// `p..p + N` is writable, and the CPU has the vector's instructions.
+    unsafe fn store(self, p: *mut Self::R);
+    /// The first `N` values of `x`.
+    fn from_lanes(x: &[Self::R; MAX_LANES]) -> Self;
+    /// Writes the lanes into the first `N` of `out`.
+    fn to_lanes(self, out: &mut [Self::R; MAX_LANES]);
+    /// Every lane `x`.
+    fn splat(x: Self::R) -> Self;
+    /// Every lane 0.
+    fn zero() -> Self;
+    /// `a·b + c`, one rounding.
+    fn fma(a: Self, b: Self, c: Self) -> Self;
+    /// `c − a·b`, one rounding (= `fma(−a, b, c)`).
+    fn fnma(a: Self, b: Self, c: Self) -> Self;
+    /// `a·b − c`, one rounding (= `fma(a, b, −c)`).
+    fn fms(a: Self, b: Self, c: Self) -> Self;
+    /// `a·b`.
+    fn mul(a: Self, b: Self) -> Self;
+}
+
+/// One lane: the portable variant, and the reference every vector matches.
+#[derive(Clone, Copy)]
+pub(crate) struct Scalar<R>(R);
+
+impl<R: Real> Vector for Scalar<R> {
+    type R = R;
+    const N: usize = 1;
+    #[inline(always)]
+    unsafe fn load(p: *const R) -> Self {
+        // SAFETY: the caller's contract.
+        Scalar(unsafe { *p })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut R) {
+        // SAFETY: the caller's contract.
+        unsafe { *p = self.0 }
+    }
+    #[inline(always)]
+    fn from_lanes(x: &[R; MAX_LANES]) -> Self {
+        Scalar(x[0])
+    }
+    #[inline(always)]
+    fn to_lanes(self, out: &mut [R; MAX_LANES]) {
+        out[0] = self.0;
+    }
+    #[inline(always)]
+    fn splat(x: R) -> Self {
+        Scalar(x)
+    }
+    #[inline(always)]
+    fn zero() -> Self {
+        Scalar(R::ZERO)
+    }
+    #[inline(always)]
+    fn fma(a: Self, b: Self, c: Self) -> Self {
+        Scalar(a.0.fma(b.0, c.0))
+    }
+    #[inline(always)]
+    fn fnma(a: Self, b: Self, c: Self) -> Self {
+        Scalar((-a.0).fma(b.0, c.0))
+    }
+    #[inline(always)]
+    fn fms(a: Self, b: Self, c: Self) -> Self {
+        Scalar(a.0.fma(b.0, -c.0))
+    }
+    #[inline(always)]
+    fn mul(a: Self, b: Self) -> Self {
+        Scalar(a.0 * b.0)
+    }
+}
+
+/// The x86-64 vectors. Their methods are `#[inline(always)]` and only ever run inlined into
+/// the `#[target_feature]` functions above, after the features were detected.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86 {
+    use super::{Vector, MAX_LANES};
+    use std::arch::x86_64::*;
+
+    macro_rules! vector {
+        ($name:ident, $r:ty, $n:literal, $t:ty, $feat:literal,
+         $load:ident, $store:ident, $set1:ident, $zero:ident,
+         $fmadd:ident, $fnmadd:ident, $fmsub:ident, $mul:ident) => {
+            #[doc = concat!($n, " lanes of ", stringify!($r), " (", $feat, ").")]
+            #[derive(Clone, Copy)]
+            pub(crate) struct $name($t);
+
+            impl Vector for $name {
+                type R = $r;
+                const N: usize = $n;
+                #[inline(always)]
+                unsafe fn load(p: *const $r) -> Self {
+                    // SAFETY: the caller's contract (readable, features present).
+                    $name(unsafe { $load(p) })
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut $r) {
+                    // SAFETY: the caller's contract (writable, features present).
+                    unsafe { $store(p, self.0) }
+                }
+                #[inline(always)]
+                fn from_lanes(x: &[$r; MAX_LANES]) -> Self {
+                    // SAFETY: MAX_LANES ≥ N values are readable; the features are present
+                    // wherever this runs (the module note).
+                    $name(unsafe { $load(x.as_ptr()) })
+                }
+                #[inline(always)]
+                fn to_lanes(self, out: &mut [$r; MAX_LANES]) {
+                    // SAFETY: as above, writable.
+                    unsafe { $store(out.as_mut_ptr(), self.0) }
+                }
+                #[inline(always)]
+                fn splat(x: $r) -> Self {
+                    // SAFETY: the features are present wherever this runs.
+                    $name(unsafe { $set1(x) })
+                }
+                #[inline(always)]
+                fn zero() -> Self {
+                    // SAFETY: as above.
+                    $name(unsafe { $zero() })
+                }
+                #[inline(always)]
+                fn fma(a: Self, b: Self, c: Self) -> Self {
+                    // SAFETY: as above.
+                    $name(unsafe { $fmadd(a.0, b.0, c.0) })
+                }
+                #[inline(always)]
+                fn fnma(a: Self, b: Self, c: Self) -> Self {
+                    // SAFETY: as above.
+                    $name(unsafe { $fnmadd(a.0, b.0, c.0) })
+                }
+                #[inline(always)]
+                fn fms(a: Self, b: Self, c: Self) -> Self {
+                    // SAFETY: as above.
+                    $name(unsafe { $fmsub(a.0, b.0, c.0) })
+                }
+                #[inline(always)]
+                fn mul(a: Self, b: Self) -> Self {
+                    // SAFETY: as above.
+                    $name(unsafe { $mul(a.0, b.0) })
+                }
+            }
+        };
+    }
+
+    vector!(F64x4, f64, 4, __m256d, "AVX2 + FMA", _mm256_loadu_pd, _mm256_storeu_pd,
+        _mm256_set1_pd, _mm256_setzero_pd, _mm256_fmadd_pd, _mm256_fnmadd_pd, _mm256_fmsub_pd,
+        _mm256_mul_pd);
+    vector!(F32x8, f32, 8, __m256, "AVX2 + FMA", _mm256_loadu_ps, _mm256_storeu_ps,
+        _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_fmsub_ps,
+        _mm256_mul_ps);
+    vector!(F64x8, f64, 8, __m512d, "AVX-512F", _mm512_loadu_pd, _mm512_storeu_pd,
+        _mm512_set1_pd, _mm512_setzero_pd, _mm512_fmadd_pd, _mm512_fnmadd_pd, _mm512_fmsub_pd,
+        _mm512_mul_pd);
+    vector!(F32x16, f32, 16, __m512, "AVX-512F", _mm512_loadu_ps, _mm512_storeu_ps,
+        _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_fmsub_ps,
+        _mm512_mul_ps);
 }

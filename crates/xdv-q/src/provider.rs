@@ -13,14 +13,16 @@
 use crate::circuit::Circuit;
 use crate::density::{self, Calibration};
 use crate::device::Coupling;
-use crate::statevector::{self, SimError};
+use crate::statevector::{self, Options, Precision, SimError};
 use xdv_core::refusal::QUnsupported;
 
 /// Which simulator executes a device's jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
-    /// Exact state vector, noiseless.
+    /// Exact state vector, noiseless, in f64.
     Statevector,
+    /// Exact state vector, noiseless, in f32: half the memory per amplitude.
+    StatevectorF32,
     /// Density matrix with thermal relaxation and readout error.
     Density,
 }
@@ -30,6 +32,7 @@ impl Engine {
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Statevector => "statevector",
+            Engine::StatevectorF32 => "statevector-f32",
             Engine::Density => "density",
         }
     }
@@ -38,6 +41,7 @@ impl Engine {
     pub fn max_qubits(&self) -> usize {
         match self {
             Engine::Statevector => statevector::MAX_QUBITS,
+            Engine::StatevectorF32 => statevector::MAX_QUBITS_F32,
             Engine::Density => density::MAX_QUBITS,
         }
     }
@@ -150,6 +154,29 @@ impl Device {
     }
 }
 
+/// How a job's simulation work is counted. A trace re-executes under the model of its event
+/// schema, so a trace recorded before the fused kernels replays as it was charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkModel {
+    /// Event schemas up to 7: one pass over the state per operation.
+    PerOperation,
+    /// Event schema 8 on: the fused plan's passes and multiply-adds
+    /// ([`statevector::PlanStats::work`]).
+    #[default]
+    Fused,
+}
+
+impl WorkModel {
+    /// The model of traces of event schema `schema`.
+    pub fn of_schema(schema: u32) -> WorkModel {
+        if schema >= 8 {
+            WorkModel::Fused
+        } else {
+            WorkModel::PerOperation
+        }
+    }
+}
+
 /// Executes jobs on one device.
 pub trait Provider: Send + Sync {
     /// The device it drives.
@@ -162,8 +189,8 @@ pub trait Provider: Send + Sync {
 
     /// The host work of [`Provider::execute`] on `circuit` for `shots` shots, in amplitude
     /// updates, decided from the circuit alone (admission charges it before the job runs, and a
-    /// replay decides alike). Saturates at `u64::MAX`.
-    fn work(&self, circuit: &Circuit, shots: u64) -> u64;
+    /// replay decides alike) under the trace's `model`. Saturates at `u64::MAX`.
+    fn work(&self, circuit: &Circuit, shots: u64, model: WorkModel) -> u64;
 
     /// The bytes of simulation state [`Provider::execute`] holds while it runs `circuit`.
     /// Saturates at `u64::MAX`.
@@ -213,38 +240,52 @@ impl Provider for Simulator {
         Ok(())
     }
 
-    fn work(&self, circuit: &Circuit, shots: u64) -> u64 {
+    fn work(&self, circuit: &Circuit, shots: u64, model: WorkModel) -> u64 {
         let n = circuit.num_qubits() as u32;
         let ops = circuit.ops.len() as u64;
         let pow = |base: u64, e: u32| base.checked_pow(e).unwrap_or(u64::MAX);
-        match self.device.engine {
-            // One pass over 2ⁿ amplitudes per operation; then each shot samples the
-            // distribution (a binary search) — or, with mid-circuit measurement, re-runs it.
-            Engine::Statevector if circuit.measurements_are_terminal() => ops
-                .saturating_add(1)
-                .saturating_mul(pow(2, n))
-                .saturating_add(shots.saturating_mul(u64::from(n) + 1)),
-            Engine::Statevector => shots
-                .saturating_mul(ops.saturating_add(1))
-                .saturating_mul(pow(2, n)),
-            // 4ⁿ matrix entries per operation and noise channel; each shot scans the
-            // distribution of up to 2ⁿ outcomes.
-            Engine::Density => ops
-                .saturating_add(1)
-                .saturating_mul(2)
-                .saturating_mul(pow(4, n))
-                .saturating_add(shots.saturating_mul(pow(2, n))),
+        let terminal = circuit.measurements_are_terminal();
+        let precision = match self.device.engine {
+            Engine::Statevector => Precision::F64,
+            Engine::StatevectorF32 => Precision::F32,
+            Engine::Density => {
+                // 4ⁿ matrix entries per operation and noise channel; each shot scans the
+                // distribution of up to 2ⁿ outcomes. The fused density plan is charged as the
+                // unfused one: its per-operation passes bound it.
+                return ops
+                    .saturating_add(1)
+                    .saturating_mul(2)
+                    .saturating_mul(pow(4, n))
+                    .saturating_add(shots.saturating_mul(pow(2, n)));
+            }
+        };
+        // The state passes: one per operation (event schemas up to 7), or the fused plan's.
+        let passes = match model {
+            WorkModel::PerOperation => ops.saturating_add(1).saturating_mul(pow(2, n)),
+            WorkModel::Fused => match statevector::Plan::new(circuit, &Options::new(precision)) {
+                Ok(plan) => plan.stats().work(n),
+                // Refused by `accepts` before it is charged.
+                Err(_) => u64::MAX,
+            },
+        };
+        // Then each shot samples the distribution (a binary search), or, with mid-circuit
+        // measurement, re-runs the circuit.
+        if terminal {
+            passes.saturating_add(shots.saturating_mul(u64::from(n) + 1))
+        } else {
+            shots.saturating_mul(passes)
         }
     }
 
     fn state_bytes(&self, circuit: &Circuit) -> u64 {
         let n = circuit.num_qubits() as u32;
-        // One complex f64 (16 bytes) per amplitude or matrix entry.
-        let entries = match self.device.engine {
-            Engine::Statevector => 2u64.checked_pow(n),
-            Engine::Density => 4u64.checked_pow(n),
+        // One complex f64 (16 bytes) or f32 (8 bytes) per amplitude or matrix entry.
+        let (entries, bytes) = match self.device.engine {
+            Engine::Statevector => (2u64.checked_pow(n), 16),
+            Engine::StatevectorF32 => (2u64.checked_pow(n), 8),
+            Engine::Density => (4u64.checked_pow(n), 16),
         };
-        entries.map_or(u64::MAX, |e| e.saturating_mul(16))
+        entries.map_or(u64::MAX, |e| e.saturating_mul(bytes))
     }
 
     fn execute(
@@ -256,6 +297,13 @@ impl Provider for Simulator {
     ) -> Result<(), SimError> {
         match self.device.engine {
             Engine::Statevector => statevector::sample(circuit, shots, seed, each),
+            Engine::StatevectorF32 => statevector::sample_with(
+                circuit,
+                shots,
+                seed,
+                &Options::new(Precision::F32),
+                each,
+            ),
             Engine::Density => {
                 density::sample(circuit, &self.device.calibration(), shots, seed, each)
             }

@@ -387,6 +387,16 @@ pub struct PlanStats {
 }
 
 impl PlanStats {
+    /// The host work of running the plan once on `n` qubits, in amplitude updates: each pass
+    /// moves the state once, each multiply-add touches every amplitude, and fusing costs up to
+    /// `4^k` per gate. Saturates at `u64::MAX`.
+    pub fn work(&self, n: u32) -> u64 {
+        let amps = 2u64.checked_pow(n).unwrap_or(u64::MAX);
+        let per_amplitude = self.passes.saturating_add(self.macs_per_amplitude);
+        amps.saturating_mul(per_amplitude)
+            .saturating_add(self.gates.saturating_mul(1 << (2 * fusion::MAX_FUSED)))
+    }
+
     fn add_steps(&mut self, steps: &[Step]) {
         for s in steps {
             self.steps += 1;

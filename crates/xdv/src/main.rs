@@ -425,10 +425,16 @@ enum QCommand {
         /// whose measurements are all terminal).
         #[arg(long)]
         probabilities: bool,
-        /// The provider: `statevector` (exact, noiseless) or `density` (thermal relaxation and
-        /// readout error of the built-in device; terminal measurements, at most 12 qubits).
+        /// The provider: `statevector` (exact, noiseless, f64), `statevector-f32` (the same in
+        /// single precision: half the memory, one more qubit) or `density` (thermal relaxation
+        /// and readout error of the built-in device; terminal measurements, at most 12 qubits).
         #[arg(long, value_enum, default_value_t = Provider::Statevector)]
         provider: Provider,
+        /// Fuse gates into steps of at most K qubits (1 to 5). Results are the same up to
+        /// rounding; the default was chosen by measurement.
+        #[arg(long, value_name = "K", default_value_t = xdv_q::statevector::DEFAULT_FUSED as u8,
+              value_parser = clap::value_parser!(u8).range(1..=5))]
+        fusion: u8,
         /// Show only the N most frequent (most probable) outcomes in the text output; `--json`
         /// always has them all.
         #[arg(long, value_name = "N")]
@@ -456,8 +462,11 @@ enum QCommand {
 /// Q providers.
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum Provider {
-    /// Exact state vector.
+    /// Exact state vector, f64.
     Statevector,
+    /// Exact state vector, f32.
+    #[value(name = "statevector-f32")]
+    StatevectorF32,
     /// Density matrix with thermal relaxation and readout error.
     Density,
 }
@@ -540,9 +549,21 @@ fn main() -> ExitCode {
                 seed,
                 probabilities,
                 provider,
+                fusion,
                 top,
                 json,
-            } => cmd::q::run(&circuit, shots, seed, probabilities, provider, top, json),
+            } => cmd::q::run(
+                &circuit,
+                &cmd::q::RunArgs {
+                    shots,
+                    seed,
+                    probabilities,
+                    provider,
+                    fusion: usize::from(fusion),
+                    top,
+                    as_json: json,
+                },
+            ),
             QCommand::Providers { json } => cmd::q::providers(json),
             QCommand::Check { circuits, json } => cmd::q::check(&circuits, json),
         },

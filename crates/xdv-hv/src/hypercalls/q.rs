@@ -415,7 +415,7 @@ impl State {
                 },
             );
         }
-        let work = dev.provider.work(circuit, shots);
+        let work = dev.provider.work(circuit, shots, self.q_work);
         let work_fuel = work.div_ceil(abi::Q_WORK_PER_FUEL);
         let fuel_left = self.vhms[vhm].budget.fuel_left();
         if work_fuel > fuel_left {

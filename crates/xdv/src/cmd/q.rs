@@ -5,18 +5,48 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use xdv_q::density::{self, Calibration};
+use xdv_q::kernels::Isa;
+use xdv_q::statevector::{Options, Precision};
 use xdv_q::{qasm, statevector};
 
-pub(crate) fn run(
-    path: &Path,
-    shots: u64,
-    seed: u64,
-    probabilities: bool,
-    provider: Provider,
-    top: Option<usize>,
-    as_json: bool,
-) -> Result<Outcome> {
+/// What `xdv q run` was asked.
+pub(crate) struct RunArgs {
+    pub(crate) shots: u64,
+    pub(crate) seed: u64,
+    pub(crate) probabilities: bool,
+    pub(crate) provider: Provider,
+    pub(crate) fusion: usize,
+    pub(crate) top: Option<usize>,
+    pub(crate) as_json: bool,
+}
+
+pub(crate) fn run(path: &Path, args: &RunArgs) -> Result<Outcome> {
+    let RunArgs {
+        shots,
+        seed,
+        probabilities,
+        provider,
+        fusion,
+        top,
+        as_json,
+    } = *args;
     let circuit = qasm::parse_file(path)?;
+    let options = |precision| Options {
+        fused: fusion,
+        ..Options::new(precision)
+    };
+    // The fused plan of a statevector run, for `--json`.
+    let plan = match provider {
+        Provider::Statevector => Some(options(Precision::F64)),
+        Provider::StatevectorF32 => Some(options(Precision::F32)),
+        Provider::Density => None,
+    }
+    .filter(|_| as_json)
+    .and_then(|o| statevector::Plan::new(&circuit, &o).ok())
+    .map(|p| {
+        let s = p.stats();
+        json!({ "fusion": fusion, "gates": s.gates, "steps": s.steps, "passes": s.passes, "macs_per_amplitude": s.macs_per_amplitude, "isa": Isa::detect().name() })
+    });
     let (qubits, clbits) = (circuit.num_qubits(), circuit.num_clbits());
     tracing::info!(circuit = %path.display(), qubits, operations = circuit.ops.len(), "simulating");
     let spinner = crate::progress::spinner(&format!(
@@ -27,7 +57,12 @@ pub(crate) fn run(
     if probabilities {
         // Amplitudes carry rounding noise around 1e-33; outcomes below 1e-14 are zero.
         let dist = match provider {
-            Provider::Statevector => statevector::distribution(&circuit),
+            Provider::Statevector => {
+                statevector::distribution_with(&circuit, &options(Precision::F64))
+            }
+            Provider::StatevectorF32 => {
+                statevector::distribution_with(&circuit, &options(Precision::F32))
+            }
             Provider::Density => density::distribution(&circuit, &Calibration::DEFAULT),
         };
         spinner.finish_and_clear();
@@ -40,7 +75,7 @@ pub(crate) fn run(
             outln!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &json!({ "circuit": path.display().to_string(), "qubits": qubits, "clbits": clbits, "probabilities": dist })
+                    &json!({ "circuit": path.display().to_string(), "qubits": qubits, "clbits": clbits, "plan": plan, "probabilities": dist })
                 )?
             );
         } else {
@@ -63,7 +98,12 @@ pub(crate) fn run(
         return Ok(Outcome::Ok);
     }
     let counts = match provider {
-        Provider::Statevector => statevector::run(&circuit, shots, seed),
+        Provider::Statevector => {
+            statevector::run_with(&circuit, shots, seed, &options(Precision::F64))
+        }
+        Provider::StatevectorF32 => {
+            statevector::run_with(&circuit, shots, seed, &options(Precision::F32))
+        }
         Provider::Density => density::run(&circuit, &Calibration::DEFAULT, shots, seed),
     }
     .with_context(|| path.display().to_string())?;
@@ -72,7 +112,7 @@ pub(crate) fn run(
         outln!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({ "circuit": path.display().to_string(), "qubits": qubits, "clbits": clbits, "shots": shots, "seed": seed, "counts": counts })
+                &json!({ "circuit": path.display().to_string(), "qubits": qubits, "clbits": clbits, "shots": shots, "seed": seed, "plan": plan, "counts": counts })
             )?
         );
     } else {
@@ -206,7 +246,7 @@ pub(crate) fn providers(as_json: bool) -> Result<Outcome> {
                 d.native_gates.join(", ")
             );
         }
-        outln!("\n`xdv q run --provider statevector|density` runs a circuit standalone; `[vhm.q] device = \"…\"` gives a VHM a container on a device.");
+        outln!("\n`xdv q run --provider statevector|statevector-f32|density` runs a circuit standalone; `[vhm.q] device = \"…\"` gives a VHM a container on a device.");
     }
     Ok(Outcome::Ok)
 }
