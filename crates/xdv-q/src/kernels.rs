@@ -194,6 +194,33 @@ pub(crate) enum Kernel<R> {
     },
 }
 
+/// `len` zeros for a state half, backed by transparent huge pages where the kernel offers them
+/// (Linux, `madvise` mode): a step on high qubits touches up to 32 pages per group, which
+/// 4 KiB pages turn into TLB misses, and the first touch of each page is a fault.
+pub(crate) fn zeros<R: Real>(len: usize) -> Vec<R> {
+    let mut v: Vec<R> = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = len * std::mem::size_of::<R>();
+        if bytes >= 2 * HUGE {
+            let start = v.as_mut_ptr() as usize;
+            let aligned = start.next_multiple_of(HUGE);
+            let end = (start + bytes) / HUGE * HUGE;
+            if end > aligned {
+                // SAFETY: [aligned, end) lies inside the allocation just made (start ≤ aligned,
+                // end ≤ start + bytes); MADV_HUGEPAGE only changes how the kernel backs the
+                // range, never its contents. A refusal (no THP) leaves ordinary pages.
+                unsafe {
+                    libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v.resize(len, R::ZERO);
+    v
+}
+
 /// State offset of each basis index of `qubits`.
 pub(crate) fn offsets(qubits: &[usize]) -> Vec<usize> {
     (0..1usize << qubits.len())
@@ -421,6 +448,9 @@ fn deposit(mut j: usize, qubits: &[usize]) -> usize {
 /// Largest basis count of a dense or permutation step ([`crate::fusion::MAX_FUSED`] qubits).
 const MAX_DIM: usize = 1 << crate::fusion::MAX_FUSED;
 
+/// How many groups ahead a dense or permutation step prefetches.
+const PREFETCH_GROUPS: usize = 4;
+
 /// Most lanes of a vector.
 const MAX_LANES: usize = 16;
 
@@ -438,22 +468,28 @@ unsafe fn diagonal<V: Vector>(
     first: usize,
 ) {
     let Kernel::Diagonal {
+        qubits,
         re: dr,
         im: di,
         bytes,
-        ..
     } = k
     else {
         unreachable!("called for diagonals")
     };
     // Lanes are neighbouring indices inside one aligned group: only the lowest byte differs.
     let hi = bytes[1][at >> 8 & 255] | bytes[2][at >> 16 & 255] | bytes[3][at >> 24 & 255];
-    let (mut tr, mut ti) = ([V::R::ZERO; MAX_LANES], [V::R::ZERO; MAX_LANES]);
-    for w in 0..V::N {
-        let t = (hi | bytes[0][(at + w) & 255]) as usize;
-        (tr[w], ti[w]) = (dr[t], di[t]);
-    }
-    let (tr, ti) = (V::from_lanes(&tr), V::from_lanes(&ti));
+    let (tr, ti) = if 1usize << qubits[0] >= V::N {
+        // No qubit among the lane bits: one entry for every lane.
+        let t = (hi | bytes[0][at & 255]) as usize;
+        (V::splat(dr[t]), V::splat(di[t]))
+    } else {
+        let (mut tr, mut ti) = ([V::R::ZERO; MAX_LANES], [V::R::ZERO; MAX_LANES]);
+        for w in 0..V::N {
+            let t = (hi | bytes[0][(at + w) & 255]) as usize;
+            (tr[w], ti[w]) = (dr[t], di[t]);
+        }
+        (V::from_lanes(&tr), V::from_lanes(&ti))
+    };
     // SAFETY: first..first + N lies below len (the caller's contract).
     unsafe {
         let (pr, pi) = (re.0.add(first), im.0.add(first));
@@ -515,6 +551,16 @@ unsafe fn tuples<V: Vector, const D: usize>(
             }
         }
     };
+    if contiguous {
+        // The lines a few groups ahead: a group computes long enough between its loads that
+        // the next group's would otherwise wait on memory (up to 2·D streams, more than the
+        // hardware prefetchers follow).
+        let ahead = deposit(first + PREFETCH_GROUPS * V::N, qubits);
+        for o in offs {
+            V::prefetch(re.0.wrapping_add(ahead + o));
+            V::prefetch(im.0.wrapping_add(ahead + o));
+        }
+    }
     for c in 0..D {
         xr[c] = load(re.0, offs[c]);
         xi[c] = load(im.0, offs[c]);
@@ -522,17 +568,27 @@ unsafe fn tuples<V: Vector, const D: usize>(
     match k {
         Kernel::Dense { re: mr, im: mi, .. } => {
             let (mr, mi): (&[V::R], &[V::R]) = (&mr[..D * D], &mi[..D * D]);
-            for r in 0..D {
-                let (mut ar, mut ai) = (V::zero(), V::zero());
+            // Four rows at a time: eight independent accumulation chains keep the FMA units
+            // busy (one row's two chains wait on FMA latency). Each output's own sequence of
+            // operations is unchanged.
+            const ROWS: usize = 4;
+            for r0 in (0..D).step_by(ROWS) {
+                let rows = ROWS.min(D - r0);
+                let (mut ar, mut ai) = ([V::zero(); ROWS], [V::zero(); ROWS]);
                 for c in 0..D {
-                    let (m_r, m_i) = (V::splat(mr[r * D + c]), V::splat(mi[r * D + c]));
-                    ar = V::fma(m_r, xr[c], ar);
-                    ar = V::fnma(m_i, xi[c], ar);
-                    ai = V::fma(m_r, xi[c], ai);
-                    ai = V::fma(m_i, xr[c], ai);
+                    for j in 0..rows {
+                        let e = (r0 + j) * D + c;
+                        let (m_r, m_i) = (V::splat(mr[e]), V::splat(mi[e]));
+                        ar[j] = V::fma(m_r, xr[c], ar[j]);
+                        ar[j] = V::fnma(m_i, xi[c], ar[j]);
+                        ai[j] = V::fma(m_r, xi[c], ai[j]);
+                        ai[j] = V::fma(m_i, xr[c], ai[j]);
+                    }
                 }
-                store(re.0, offs[r], ar);
-                store(im.0, offs[r], ai);
+                for j in 0..rows {
+                    store(re.0, offs[r0 + j], ar[j]);
+                    store(im.0, offs[r0 + j], ai[j]);
+                }
             }
         }
         Kernel::Permute {
@@ -593,6 +649,9 @@ pub(crate) trait Vector: Copy {
     fn fms(a: Self, b: Self, c: Self) -> Self;
     /// `a·b`.
     fn mul(a: Self, b: Self) -> Self;
+    /// Hints that the line at `p` is read soon (no effect on any value; `p` may be anywhere).
+    #[inline(always)]
+    fn prefetch(_p: *const Self::R) {}
 }
 
 /// One lane: the portable variant, and the reference every vector matches.
@@ -654,7 +713,7 @@ pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
     macro_rules! vector {
-        ($name:ident, $r:ty, $n:literal, $t:ty, $feat:literal,
+        ($name:ident, $r:ty, $n:literal, $t:ty, $feat:literal, $set:ident,
          $load:ident, $store:ident, $set1:ident, $zero:ident,
          $fmadd:ident, $fnmadd:ident, $fmsub:ident, $mul:ident) => {
             #[doc = concat!($n, " lanes of ", stringify!($r), " (", $feat, ").")]
@@ -676,9 +735,10 @@ pub(crate) mod x86 {
                 }
                 #[inline(always)]
                 fn from_lanes(x: &[$r; MAX_LANES]) -> Self {
-                    // SAFETY: MAX_LANES ≥ N values are readable; the features are present
-                    // wherever this runs (the module note).
-                    $name(unsafe { $load(x.as_ptr()) })
+                    // Built in registers (a vector load of values just stored one by one would
+                    // stall on store forwarding).
+                    // SAFETY: the features are present wherever this runs (the module note).
+                    $name(unsafe { $set(x) })
                 }
                 #[inline(always)]
                 fn to_lanes(self, out: &mut [$r; MAX_LANES]) {
@@ -715,20 +775,53 @@ pub(crate) mod x86 {
                     // SAFETY: as above.
                     $name(unsafe { $mul(a.0, b.0) })
                 }
+                #[inline(always)]
+                fn prefetch(p: *const $r) {
+                    // SAFETY: a prefetch never faults, whatever the address (SSE, always present
+                    // on x86-64).
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
+                }
             }
         };
     }
 
-    vector!(F64x4, f64, 4, __m256d, "AVX2 + FMA", _mm256_loadu_pd, _mm256_storeu_pd,
+    /// The first lanes of `x` as a vector, lane 0 first.
+    #[inline(always)]
+    unsafe fn set_f64x4(x: &[f64; MAX_LANES]) -> __m256d {
+        // SAFETY: AVX is present (the caller's contract).
+        unsafe { _mm256_set_pd(x[3], x[2], x[1], x[0]) }
+    }
+    #[inline(always)]
+    unsafe fn set_f32x8(x: &[f32; MAX_LANES]) -> __m256 {
+        // SAFETY: as above.
+        unsafe { _mm256_set_ps(x[7], x[6], x[5], x[4], x[3], x[2], x[1], x[0]) }
+    }
+    #[inline(always)]
+    unsafe fn set_f64x8(x: &[f64; MAX_LANES]) -> __m512d {
+        // SAFETY: AVX-512F is present (the caller's contract).
+        unsafe { _mm512_set_pd(x[7], x[6], x[5], x[4], x[3], x[2], x[1], x[0]) }
+    }
+    #[inline(always)]
+    unsafe fn set_f32x16(x: &[f32; MAX_LANES]) -> __m512 {
+        // SAFETY: as above.
+        unsafe {
+            _mm512_set_ps(
+                x[15], x[14], x[13], x[12], x[11], x[10], x[9], x[8], x[7], x[6], x[5], x[4],
+                x[3], x[2], x[1], x[0],
+            )
+        }
+    }
+
+    vector!(F64x4, f64, 4, __m256d, "AVX2 + FMA", set_f64x4, _mm256_loadu_pd, _mm256_storeu_pd,
         _mm256_set1_pd, _mm256_setzero_pd, _mm256_fmadd_pd, _mm256_fnmadd_pd, _mm256_fmsub_pd,
         _mm256_mul_pd);
-    vector!(F32x8, f32, 8, __m256, "AVX2 + FMA", _mm256_loadu_ps, _mm256_storeu_ps,
+    vector!(F32x8, f32, 8, __m256, "AVX2 + FMA", set_f32x8, _mm256_loadu_ps, _mm256_storeu_ps,
         _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_fmsub_ps,
         _mm256_mul_ps);
-    vector!(F64x8, f64, 8, __m512d, "AVX-512F", _mm512_loadu_pd, _mm512_storeu_pd,
+    vector!(F64x8, f64, 8, __m512d, "AVX-512F", set_f64x8, _mm512_loadu_pd, _mm512_storeu_pd,
         _mm512_set1_pd, _mm512_setzero_pd, _mm512_fmadd_pd, _mm512_fnmadd_pd, _mm512_fmsub_pd,
         _mm512_mul_pd);
-    vector!(F32x16, f32, 16, __m512, "AVX-512F", _mm512_loadu_ps, _mm512_storeu_ps,
+    vector!(F32x16, f32, 16, __m512, "AVX-512F", set_f32x16, _mm512_loadu_ps, _mm512_storeu_ps,
         _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_fmsub_ps,
         _mm512_mul_ps);
 }

@@ -288,11 +288,11 @@ pub(crate) struct Amps<R> {
 impl<R: Real> Amps<R> {
     /// |0…0⟩ on `n` qubits.
     pub(crate) fn zero_state(n: usize) -> Amps<R> {
-        let mut re = vec![R::ZERO; 1 << n];
+        let mut re = crate::kernels::zeros(1 << n);
         re[0] = R::ONE;
         Amps {
             re,
-            im: vec![R::ZERO; 1 << n],
+            im: crate::kernels::zeros(1 << n),
         }
     }
 
@@ -566,24 +566,31 @@ impl<R: Real> Compiled<R> {
         }
     }
 
-    /// The final basis-state probabilities of a terminal circuit.
-    fn final_probabilities(&self) -> Vec<f64> {
+    /// The final state of a terminal circuit.
+    fn final_state(&self) -> Amps<R> {
         let mut amps = Amps::zero_state(self.n);
         let mut clbits = vec![false; self.clbits];
         self.run_segments(&self.segments, &mut amps, &mut clbits, &mut stream(0, 0));
-        amps.probabilities()
+        amps
+    }
+
+    /// The final basis-state probabilities of a terminal circuit.
+    fn final_probabilities(&self) -> Vec<f64> {
+        self.final_state().probabilities()
     }
 
     fn sample(&self, shots: u64, seed: u64, each: &mut dyn FnMut(&[bool])) {
         let mut bits = vec![false; self.clbits];
         if let Some(measured) = &self.terminal {
             // Simulate once, then sample basis states from the cumulative distribution.
+            let amps = self.final_state();
             let mut cumulative = Vec::with_capacity(1 << self.n);
             let mut acc = 0.0;
-            for p in self.final_probabilities() {
-                acc += p;
+            for i in 0..amps.re.len() {
+                acc += amps.norm2(i);
                 cumulative.push(acc);
             }
+            drop(amps);
             for shot in 0..shots {
                 let u = unit(&mut stream(seed, shot)) * acc;
                 let i = cumulative
