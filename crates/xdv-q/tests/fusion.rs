@@ -1,9 +1,13 @@
 //! Gate fusion changes how the state is updated, never the result: the fused statevector
-//! provider against a plain gate-by-gate simulation on random circuits.
+//! provider, at every fusion width, cache-block size and precision, against a plain
+//! gate-by-gate simulation on random circuits; and every SIMD variant and thread count gives
+//! the same bits.
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use xdv_q::circuit::Register;
+use xdv_q::kernels::Isa;
+use xdv_q::statevector::{Options, Plan, Precision};
 use xdv_q::{statevector, Circuit, Op};
 
 type C = (f64, f64);
@@ -90,30 +94,124 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
+fn circuit_of(n: usize, ops: Vec<Op>) -> Circuit {
+    let ops: Vec<Op> = ops
+        .into_iter()
+        .filter(|o| match *o {
+            Op::U { q, .. } => q < n,
+            Op::Cx { c: a, t: b } | Op::CPhase { a, b, .. } | Op::Swap { a, b } => a < n && b < n,
+            _ => true,
+        })
+        .collect();
+    let mut circuit = Circuit {
+        qregs: vec![Register {
+            name: "q".into(),
+            offset: 0,
+            size: n,
+        }],
+        cregs: vec![Register {
+            name: "c".into(),
+            offset: 0,
+            size: n,
+        }],
+        ops,
+    };
+    circuit.ops.extend((0..n).map(|q| Op::Measure { q, c: q }));
+    circuit
+}
+
+/// The final basis-state probabilities, bit for bit.
+fn bits(circuit: &Circuit, options: &Options) -> Vec<u64> {
+    let (p, _) = Plan::new(circuit, options).unwrap().probabilities().unwrap();
+    p.into_iter().map(f64::to_bits).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn fused_and_plain_simulation_agree(n in 2..6usize, ops in proptest::collection::vec(op(5), 1..60)) {
-        let ops: Vec<Op> = ops.into_iter().filter(|o| match *o {
-            Op::U { q, .. } => q < n,
-            Op::Cx { c: a, t: b } | Op::CPhase { a, b, .. } | Op::Swap { a, b } => a < n && b < n,
-            _ => true,
-        }).collect();
-        let mut circuit = Circuit {
-            qregs: vec![Register { name: "q".into(), offset: 0, size: n }],
-            cregs: vec![Register { name: "c".into(), offset: 0, size: n }],
-            ops,
-        };
-        circuit.ops.extend((0..n).map(|q| Op::Measure { q, c: q }));
-        let fused = statevector::distribution(&circuit).unwrap();
+    fn fused_and_plain_simulation_agree(
+        n in 2..8usize,
+        ops in proptest::collection::vec(op(7), 1..80),
+        fused in 1..=5usize,
+        block_bits in 0..5usize,
+        single in any::<bool>(),
+    ) {
+        let circuit = circuit_of(n, ops);
+        let precision = if single { Precision::F32 } else { Precision::F64 };
+        let options = Options { fused, block_bits, ..Options::new(precision) };
+        // f32 rounds each of up to 80 gates at ~6e-8 relative.
+        let tolerance = if single { 1e-5 } else { 1e-12 };
+        let got = statevector::distribution_with(&circuit, &options).unwrap();
         let plain = reference(&circuit);
         for (k, p) in &plain {
-            let f = fused.get(k).copied().unwrap_or(0.0);
-            prop_assert!((f - p).abs() < 1e-12, "{k}: fused {f}, plain {p}");
+            let f = got.get(k).copied().unwrap_or(0.0);
+            prop_assert!((f - p).abs() < tolerance, "{k}: fused {f}, plain {p} ({options:?})");
         }
-        for (k, f) in &fused {
-            prop_assert!(plain.contains_key(k) || f.abs() < 1e-12, "{k}: fused {f}, plain 0");
+        for (k, f) in &got {
+            prop_assert!(plain.contains_key(k) || f.abs() < tolerance, "{k}: fused {f}, plain 0");
+        }
+    }
+
+    /// Every kernel variant this CPU runs gives the portable variant's bits, in both
+    /// precisions; states of 2^9 to 2^11 amplitudes have whole vector groups and tails.
+    #[test]
+    fn simd_variants_are_bit_identical(
+        n in 1..12usize,
+        ops in proptest::collection::vec(op(11), 1..60),
+        fused in 1..=5usize,
+    ) {
+        let circuit = circuit_of(n, ops);
+        for precision in [Precision::F64, Precision::F32] {
+            let portable = Options { fused, isa: Isa::Portable, ..Options::new(precision) };
+            let want = bits(&circuit, &portable);
+            for isa in Isa::available() {
+                let got = bits(&circuit, &Options { isa, ..portable });
+                prop_assert!(got == want, "{} differs from portable ({precision:?}, k = {fused})", isa.name());
+            }
+        }
+    }
+}
+
+/// A state large enough for the threaded paths (whole-state kernels split across threads,
+/// cache blocks in parallel): one thread and four give the same bits, in each variant.
+#[test]
+fn thread_counts_give_the_same_bits() {
+    let n = 17;
+    let mut ops = Vec::new();
+    for layer in 0..4 {
+        for q in 0..n {
+            ops.push(Op::U {
+                q,
+                theta: 0.3 + 0.01 * (q + layer) as f64,
+                phi: 0.2 * layer as f64,
+                lambda: 0.1 * q as f64,
+            });
+        }
+        for q in (layer % 2..n - 1).step_by(2) {
+            ops.push(Op::Cx { c: q, t: q + 1 });
+            ops.push(Op::CPhase {
+                a: q,
+                b: (q + 5) % n,
+                lambda: 0.7,
+            });
+        }
+    }
+    let circuit = circuit_of(n, ops);
+    for precision in [Precision::F64, Precision::F32] {
+        for isa in Isa::available() {
+            let options = Options {
+                isa,
+                ..Options::new(precision)
+            };
+            let on = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| bits(&circuit, &options))
+            };
+            assert!(on(1) == on(4), "{precision:?} {}", isa.name());
         }
     }
 }

@@ -227,6 +227,7 @@ fn the_small_corpus_reads_or_is_refused_precisely() {
     }
     let mut refused = Vec::new();
     let mut read = 0;
+    let mut worst_f32 = 0.0f64;
     for dir in std::fs::read_dir(corpus().join("small")).unwrap() {
         let dir = dir.unwrap().path();
         if !dir.is_dir() {
@@ -248,6 +249,15 @@ fn the_small_corpus_reads_or_is_refused_precisely() {
                             "{}: total probability {total}",
                             f.display()
                         );
+                        // Single precision against double: the accuracy docs/q.md states.
+                        let single = statevector::distribution_with(
+                            &c,
+                            &statevector::Options::new(statevector::Precision::F32),
+                        )
+                        .unwrap();
+                        let tvd = total_variation(&d, &single);
+                        assert!(tvd < 1e-5, "{}: f32 TVD {tvd:e}", f.display());
+                        worst_f32 = worst_f32.max(tvd);
                     }
                 }
                 Err(e) => {
@@ -262,10 +272,23 @@ fn the_small_corpus_reads_or_is_refused_precisely() {
         }
     }
     assert!(read >= 40, "only {read} files read; refused: {refused:?}");
+    // The figure docs/q.md quotes (run with --nocapture to see it).
+    println!("largest f32 total variation distance on the small corpus: {worst_f32:.1e}");
     assert!(
         refused.iter().any(|f| f.starts_with("hhl_n10")),
         "hhl_n10 measures undeclared registers: {refused:?}"
     );
+}
+
+fn total_variation(
+    a: &std::collections::BTreeMap<String, f64>,
+    b: &std::collections::BTreeMap<String, f64>,
+) -> f64 {
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    0.5 * keys
+        .into_iter()
+        .map(|k| (a.get(k).unwrap_or(&0.0) - b.get(k).unwrap_or(&0.0)).abs())
+        .sum::<f64>()
 }
 
 /// xdv's exact distributions equal qiskit-aer's (statevector method) within 1e-9, for the corpus
