@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Side-by-side speed: xdv's statevector provider against qiskit-aer (double and single
-precision), Google's qsim (qsimcirq, single precision) and qulacs.
+"""Side-by-side speed: xdv's statevector providers (f64 and f32) against qiskit-aer (double and
+single precision), Google's qsim (qsimcirq, single precision) and qulacs; then xdv's density
+provider against Aer's density-matrix method under the same thermal relaxation.
 
 Circuits: QFT (an input layer of x/h, the textbook cp ladder, final swaps) and random circuits
 (20 layers of u3 on every qubit, then CX on a random pairing). Each is written as OpenQASM 2.0
 and run
 
-- by `xdv q run --shots 1` (release build; the time includes starting the process, parsing and
-  sampling one shot);
+- by `xdv q run --shots 1` and `xdv q run --shots 1 --provider statevector-f32` (release
+  build; the time includes starting the process, parsing, fusing and sampling one shot);
 - by qiskit-aer's AerSimulator (statevector method, all threads, one shot; `run` + `result`,
   not building or transpiling the circuit), with precision "double" and "single";
 - by qsim (`QSimSimulator(qsim_options={"t": threads, "f": 4})`, `run` with one repetition of
@@ -18,13 +19,20 @@ and run
 Before anything is timed, each circuit's output is checked, so that a fast wrong answer cannot
 win: the exact distribution of its first min(n, 10) qubits from xdv (`q run --probabilities`
 of the circuit measuring only those) is compared with the same marginal of Aer's (double and
-single) and qsim's final state vector. The total variation distances are printed; the run stops
-when Aer double is more than 1e-9 away or a single-precision engine more than 1e-4.
+single), qsim's final state vector and xdv's own f32 provider. The total variation distances are
+printed; the run stops when Aer double is more than 1e-9 away or a single-precision engine more
+than 1e-4.
 
-Each is timed 3 times and the best is reported. The effective bandwidth of a run is
-gates × 2 × 16 B × 2^n / time: the memory traffic the circuit would need at one pass per gate.
-Fusion does fewer passes, so it can exceed the machine's copy bandwidth, measured with numpy in
-the same run (copy of a 1 GiB array: 2 GiB moved).
+Each is timed 3 times and the best is reported. The effective bandwidth per pass of an xdv run
+is passes × 2 × (16 or 8) B × 2^n / time, where passes is the number of memory passes of xdv's
+fused plan (`q run --json` reports it): the traffic the plan moves, against the machine's copy
+bandwidth, measured with numpy in the same run (copy of a 1 GiB array: 2 GiB moved).
+
+The density table runs the random family at DENSITY sizes (default 8 10 12): `xdv q run
+--provider density --shots 1` against AerSimulator(method="density_matrix") with
+thermal_relaxation_error after every u3 (50 ns) and cx (300 ns), T1 = 50 µs, T2 = 70 µs, the
+built-in density device's calibration; each distribution (readout error included) is checked
+against Aer's within 1e-9 before it is timed.
 
     bench/q_speed.sh 20 22 24 26      # creates target/bench-q-venv, builds xdv, runs this
 """
@@ -162,17 +170,79 @@ def marginal(state, m: int):
     return p.reshape(-1, 1 << m).sum(axis=0)
 
 
-def xdv_marginal(n: int, gates, m: int, d: str):
+def xdv_marginal(n: int, gates, m: int, d: str, provider: str = "statevector"):
     """xdv's exact distribution of q[0..m), from the circuit measuring only those qubits."""
     src = to_qasm(n, gates).replace("measure q -> c;\n", "".join(f"measure q[{i}] -> c[{i}];\n" for i in range(m)))
     src = src.replace(f"creg c[{n}];", f"creg c[{m}];")
     path = Path(d) / "marginal.qasm"
     path.write_text(src)
-    out = subprocess.run([str(XDV), "q", "run", "--probabilities", "--json", str(path)], check=True, capture_output=True)
+    out = subprocess.run([str(XDV), "q", "run", "--probabilities", "--json", "--provider", provider, str(path)], check=True, capture_output=True)
     p = np.zeros(1 << m)
     for key, v in json.loads(out.stdout)["probabilities"].items():
         p[int(key, 2)] = v
     return p
+
+
+def xdv_passes(path: Path, provider: str) -> int:
+    """Memory passes of xdv's fused plan of a circuit."""
+    out = subprocess.run([str(XDV), "q", "run", "--shots", "1", "--json", "--provider", provider, str(path)], check=True, capture_output=True)
+    return json.loads(out.stdout)["plan"]["passes"]
+
+
+T1, T2, G1, G2, P01, P10 = 50_000.0, 70_000.0, 50.0, 300.0, 0.02, 0.04
+
+
+def density_noise():
+    from qiskit_aer.noise import NoiseModel, thermal_relaxation_error
+
+    nm = NoiseModel()
+    e1 = thermal_relaxation_error(T1, T2, G1)
+    e2 = thermal_relaxation_error(T1, T2, G2).expand(thermal_relaxation_error(T1, T2, G2))
+    nm.add_all_qubit_quantum_error(e1, ["u3"])
+    nm.add_all_qubit_quantum_error(e2, ["cx"])
+    nm.add_basis_gates(["u3", "cx"])
+    return nm
+
+
+def aer_density_distribution(sim, circ, n: int):
+    """The distribution over c (readout error included) from Aer's final density matrix."""
+    rho = sim.run(circ).result().data()["density_matrix"]
+    p = np.real(np.diag(np.asarray(rho.data))).copy()
+    for q in range(n):
+        # Readout error on bit q: P(read 1 | 0) = P01, P(read 0 | 1) = P10.
+        p = p.reshape(-1, 2, 1 << q)
+        zero, one = p[:, 0, :].copy(), p[:, 1, :].copy()
+        p[:, 0, :] = zero * (1 - P01) + one * P10
+        p[:, 1, :] = zero * P01 + one * (1 - P10)
+        p = p.reshape(-1)
+    return p
+
+
+def density_table(sizes, d: str):
+    noise = density_noise()
+    sim = AerSimulator(method="density_matrix", noise_model=noise)
+    print()
+    print("| circuit | gates | xdv density (s) | aer density_matrix (s) | xdv / aer | TVD |")
+    print("|---|---|---|---|---|---|")
+    for n in sizes:
+        gates = rand(n, depth=10)
+        src = to_qasm(n, gates)
+        path = Path(d) / f"density{n}.qasm"
+        path.write_text(src)
+        qc = QuantumCircuit.from_qasm_str(src)
+        body = transpile(qc.remove_final_measurements(inplace=False), basis_gates=["u3", "cx"], optimization_level=0)
+        body.save_density_matrix()
+        out = subprocess.run([str(XDV), "q", "run", "--probabilities", "--json", "--provider", "density", str(path)], check=True, capture_output=True)
+        want = np.zeros(1 << n)
+        for key, v in json.loads(out.stdout)["probabilities"].items():
+            want[int(key, 2)] = v
+        tv = tvd(want, aer_density_distribution(sim, body, n))
+        if tv > 1e-9:
+            sys.exit(f"density-{n}: xdv and Aer disagree (TVD {tv:.2e})")
+        t_xdv = best(lambda: subprocess.run([str(XDV), "q", "run", "--shots", "1", "--provider", "density", str(path)], check=True, capture_output=True))
+        circ = transpile(qc, basis_gates=["u3", "cx"], optimization_level=0)
+        t_aer = best(lambda: sim.run(circ, shots=1).result())
+        print(f"| random-{n} (density) | {len(gates)} | {t_xdv:.3f} | {t_aer:.3f} | {t_xdv / t_aer:.2f} | {tv:.1e} |", flush=True)
 
 
 def tvd(a, b) -> float:
@@ -192,10 +262,10 @@ def main():
     )
     print(f"copy bandwidth (numpy, 1 GiB): {bw:.1f} GB/s")
     print(
-        "| circuit | gates | xdv (s) | aer f64 (s) | aer f32 (s) | qsim f32 (s) | qulacs (s) "
-        "| xdv / aer f64 | xdv / qsim | xdv GB/s | TVD aer f64 | TVD aer f32 | TVD qsim |"
+        "| circuit | gates | passes | xdv f64 (s) | xdv f32 (s) | aer f64 (s) | aer f32 (s) | qsim f32 (s) | qulacs (s) "
+        "| f64 / aer f64 | f32 / qsim | f64 GB/s per pass | f32 GB/s per pass | TVD aer f64 | TVD aer f32 | TVD qsim | TVD xdv f32 |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as d:
         for kind, make in [("QFT", qft), ("random", rand)]:
             for n in sizes:
@@ -208,6 +278,7 @@ def main():
                 # The check: the same marginal from every engine, before anything is timed.
                 m = min(n, 10)
                 want = xdv_marginal(n, gates, m, d)
+                tvx = tvd(want, xdv_marginal(n, gates, m, d, "statevector-f32"))
                 nomeasure = qc.remove_final_measurements(inplace=False)
                 nomeasure.save_statevector()
                 sv_circ = transpile(nomeasure, aer, optimization_level=0)
@@ -215,9 +286,12 @@ def main():
                 tv32 = tvd(want, marginal(aer32.run(sv_circ).result().get_statevector(), m))
                 cq, order = to_cirq(n, gates, measure=False)
                 tvq = tvd(want, marginal(qsim.simulate(cq, qubit_order=order).final_state_vector, m))
-                if tv64 > 1e-9 or tv32 > 1e-4 or tvq > 1e-4:
-                    sys.exit(f"{kind}-{n}: the engines disagree (TVD aer f64 {tv64:.2e}, aer f32 {tv32:.2e}, qsim {tvq:.2e})")
+                if tv64 > 1e-9 or tv32 > 1e-4 or tvq > 1e-4 or tvx > 1e-4:
+                    sys.exit(f"{kind}-{n}: the engines disagree (TVD aer f64 {tv64:.2e}, aer f32 {tv32:.2e}, qsim {tvq:.2e}, xdv f32 {tvx:.2e})")
+                passes = xdv_passes(path, "statevector")
+                passes32 = xdv_passes(path, "statevector-f32")
                 t_xdv = best(lambda: subprocess.run([str(XDV), "q", "run", "--shots", "1", str(path)], check=True, capture_output=True))
+                t_xdv32 = best(lambda: subprocess.run([str(XDV), "q", "run", "--shots", "1", "--provider", "statevector-f32", str(path)], check=True, capture_output=True))
                 t_aer = best(lambda: aer.run(circ, shots=1).result())
                 circ32 = transpile(qc, aer32, optimization_level=0)
                 t_aer32 = best(lambda: aer32.run(circ32, shots=1).result())
@@ -230,12 +304,16 @@ def main():
                     qul.update_quantum_state(s)
 
                 t_qul = best(run_qulacs)
-                eff = len(gates) * 2 * 16 * 2**n / t_xdv / 1e9
+                bw64 = passes * 2 * 16 * 2**n / t_xdv / 1e9
+                bw32 = passes32 * 2 * 8 * 2**n / t_xdv32 / 1e9
                 print(
-                    f"| {kind}-{n} | {len(gates)} | {t_xdv:.3f} | {t_aer:.3f} | {t_aer32:.3f} | {t_qsim:.3f} | {t_qul:.3f} "
-                    f"| {t_xdv / t_aer:.2f} | {t_xdv / t_qsim:.2f} | {eff:.1f} | {tv64:.1e} | {tv32:.1e} | {tvq:.1e} |",
+                    f"| {kind}-{n} | {len(gates)} | {passes} | {t_xdv:.3f} | {t_xdv32:.3f} | {t_aer:.3f} | {t_aer32:.3f} | {t_qsim:.3f} | {t_qul:.3f} "
+                    f"| {t_xdv / t_aer:.2f} | {t_xdv32 / t_qsim:.2f} | {bw64:.1f} | {bw32:.1f} | {tv64:.1e} | {tv32:.1e} | {tvq:.1e} | {tvx:.1e} |",
                     flush=True,
                 )
+        density = [int(a) for a in os.environ.get("DENSITY", "8 10 12").split()]
+        if density:
+            density_table(density, d)
 
 
 if __name__ == "__main__":
