@@ -21,5 +21,5 @@ pub const MAX_PASSED_CAPS: u64 = 16;
 /// Whether `bytes` is a valid `memory_limit`: a whole number of pages within
 /// [`MEMORY_LIMIT_PAGES`].
 pub fn memory_limit_ok(bytes: u64) -> bool {
-    bytes % WASM_PAGE == 0 && MEMORY_LIMIT_PAGES.contains(&(bytes / WASM_PAGE))
+    bytes.is_multiple_of(WASM_PAGE) && MEMORY_LIMIT_PAGES.contains(&(bytes / WASM_PAGE))
 }

@@ -482,7 +482,8 @@ pub fn replay_trace_with(path: &Path, opts: &ReplayOptions) -> Result<ReplayRepo
         ));
         return Ok(out);
     }
-    let mut hv = Hypervisor::new(&manifest, &modules, seed)?.recorded_with_schema(header.event_schema);
+    let mut hv =
+        Hypervisor::new(&manifest, &modules, seed)?.recorded_with_schema(header.event_schema);
     let mut checker = Checker::new(&reader, complete, opts);
     match hv.run_driven(&mut checker) {
         Ok(_) => {}

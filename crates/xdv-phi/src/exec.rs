@@ -390,7 +390,7 @@ impl<'a> Checker<'a> {
     /// the window and the coherence limit; the extent grows to cover it.
     fn timed(&mut self, name: &str, d: u64, at: Loc) -> Result<(), Violation> {
         let g = self.g;
-        if d % g != 0 {
+        if !d.is_multiple_of(g) {
             return Err(violation(
                 Rule::Alignment,
                 at,
@@ -398,7 +398,7 @@ impl<'a> Checker<'a> {
             ));
         }
         let f = self.frames.get_mut(name).expect("fetched");
-        if f.clock % g != 0 {
+        if !f.clock.is_multiple_of(g) {
             return Err(violation(
                 Rule::Alignment,
                 at,

@@ -221,7 +221,7 @@ impl WindowTable {
             return Err(WindowError::Empty(spec.t0, spec.t1));
         }
         let g = port.granularity_ns.max(1);
-        if spec.t0 % g != 0 || spec.t1 % g != 0 {
+        if !spec.t0.is_multiple_of(g) || !spec.t1.is_multiple_of(g) {
             return Err(WindowError::Alignment {
                 t0: spec.t0,
                 t1: spec.t1,

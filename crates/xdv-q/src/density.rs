@@ -50,7 +50,6 @@ impl Calibration {
     };
 }
 
-
 /// The gates of one circuit operation on the vectorised ρ of `n` qubits: U on the row bits,
 /// U* on the column bits, then the relaxation of each qubit it touched for its duration.
 fn superoperators(op: &Op, n: usize, cal: &Calibration) -> Vec<Gate> {

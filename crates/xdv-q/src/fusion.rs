@@ -219,9 +219,8 @@ impl Block {
                             *x = m[(r0 | offs[s]) * dim + c];
                         }
                         for (s, o) in offs.iter().enumerate() {
-                            m[(r0 | o) * dim + c] = (0..gdim).fold(C64::ZERO, |acc, t| {
-                                acc.add(gm[s * gdim + t].mul(v[t]))
-                            });
+                            m[(r0 | o) * dim + c] = (0..gdim)
+                                .fold(C64::ZERO, |acc, t| acc.add(gm[s * gdim + t].mul(v[t])));
                         }
                     }
                 }
@@ -358,9 +357,9 @@ impl Fuser {
         let mut touching: Vec<u64> = g.qubits.iter().filter_map(|q| self.owner[*q]).collect();
         touching.sort_unstable();
         touching.dedup();
-        let union: Vec<usize> = touching
-            .iter()
-            .fold(g.qubits.clone(), |u, id| sorted_union(&u, &self.open[id].qubits));
+        let union: Vec<usize> = touching.iter().fold(g.qubits.clone(), |u, id| {
+            sorted_union(&u, &self.open[id].qubits)
+        });
         let all_diag = g_diag && touching.iter().all(|id| self.open[id].is_diagonal());
         if self.fits(union.len(), all_diag) {
             // Join everything touched into one block, widened to the gate's free qubits.
@@ -373,7 +372,12 @@ impl Fuser {
                 });
             }
             let held: Vec<usize> = block.as_ref().map_or(Vec::new(), |b| b.qubits.clone());
-            let free: Vec<usize> = g.qubits.iter().filter(|q| !held.contains(q)).copied().collect();
+            let free: Vec<usize> = g
+                .qubits
+                .iter()
+                .filter(|q| !held.contains(q))
+                .copied()
+                .collect();
             let mut block = match block {
                 None => Block::identity(free),
                 Some(b) if free.is_empty() => b,
@@ -405,7 +409,12 @@ impl Fuser {
                 for q in &b.qubits {
                     self.owner[*q] = None;
                 }
-                let free: Vec<usize> = g.qubits.iter().filter(|q| !b.qubits.contains(q)).copied().collect();
+                let free: Vec<usize> = g
+                    .qubits
+                    .iter()
+                    .filter(|q| !b.qubits.contains(q))
+                    .copied()
+                    .collect();
                 if free.is_empty() {
                     b
                 } else {
@@ -416,6 +425,11 @@ impl Fuser {
         };
         block.absorb(&g);
         self.open_block(block);
+    }
+
+    /// The steps emitted so far.
+    pub fn emitted(&self) -> &[Step] {
+        &self.out
     }
 
     /// Emits the block holding qubit `q`, if any (before a measurement of `q`).

@@ -110,7 +110,9 @@ pub enum Isa {
 impl Isa {
     /// The widest variant this CPU runs.
     pub fn detect() -> Isa {
-        *Isa::available().last().expect("the portable variant always runs")
+        *Isa::available()
+            .last()
+            .expect("the portable variant always runs")
     }
 
     /// Every variant this CPU runs, narrowest first.
@@ -212,7 +214,11 @@ pub(crate) fn zeros<R: Real>(len: usize) -> Vec<R> {
                 // end ≤ start + bytes); MADV_HUGEPAGE only changes how the kernel backs the
                 // range, never its contents. A refusal (no THP) leaves ordinary pages.
                 unsafe {
-                    libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
+                    libc::madvise(
+                        aligned as *mut libc::c_void,
+                        end - aligned,
+                        libc::MADV_HUGEPAGE,
+                    );
                 }
             }
         }
@@ -611,7 +617,10 @@ unsafe fn tuples<V: Vector, const D: usize>(
 /// `(xr + i·xi)(tr + i·ti)`, in the operation order every variant uses.
 #[inline(always)]
 fn cmul<V: Vector>(xr: V, xi: V, tr: V, ti: V) -> (V, V) {
-    (V::fms(xr, tr, V::mul(xi, ti)), V::fma(xr, ti, V::mul(xi, tr)))
+    (
+        V::fms(xr, tr, V::mul(xi, ti)),
+        V::fma(xr, ti, V::mul(xi, tr)),
+    )
 }
 
 /// `N` lanes of one real type, with the operations the kernels use. Every implementation
@@ -806,22 +815,74 @@ pub(crate) mod x86 {
         // SAFETY: as above.
         unsafe {
             _mm512_set_ps(
-                x[15], x[14], x[13], x[12], x[11], x[10], x[9], x[8], x[7], x[6], x[5], x[4],
-                x[3], x[2], x[1], x[0],
+                x[15], x[14], x[13], x[12], x[11], x[10], x[9], x[8], x[7], x[6], x[5], x[4], x[3],
+                x[2], x[1], x[0],
             )
         }
     }
 
-    vector!(F64x4, f64, 4, __m256d, "AVX2 + FMA", set_f64x4, _mm256_loadu_pd, _mm256_storeu_pd,
-        _mm256_set1_pd, _mm256_setzero_pd, _mm256_fmadd_pd, _mm256_fnmadd_pd, _mm256_fmsub_pd,
-        _mm256_mul_pd);
-    vector!(F32x8, f32, 8, __m256, "AVX2 + FMA", set_f32x8, _mm256_loadu_ps, _mm256_storeu_ps,
-        _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_fmsub_ps,
-        _mm256_mul_ps);
-    vector!(F64x8, f64, 8, __m512d, "AVX-512F", set_f64x8, _mm512_loadu_pd, _mm512_storeu_pd,
-        _mm512_set1_pd, _mm512_setzero_pd, _mm512_fmadd_pd, _mm512_fnmadd_pd, _mm512_fmsub_pd,
-        _mm512_mul_pd);
-    vector!(F32x16, f32, 16, __m512, "AVX-512F", set_f32x16, _mm512_loadu_ps, _mm512_storeu_ps,
-        _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_fmsub_ps,
-        _mm512_mul_ps);
+    vector!(
+        F64x4,
+        f64,
+        4,
+        __m256d,
+        "AVX2 + FMA",
+        set_f64x4,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_set1_pd,
+        _mm256_setzero_pd,
+        _mm256_fmadd_pd,
+        _mm256_fnmadd_pd,
+        _mm256_fmsub_pd,
+        _mm256_mul_pd
+    );
+    vector!(
+        F32x8,
+        f32,
+        8,
+        __m256,
+        "AVX2 + FMA",
+        set_f32x8,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_set1_ps,
+        _mm256_setzero_ps,
+        _mm256_fmadd_ps,
+        _mm256_fnmadd_ps,
+        _mm256_fmsub_ps,
+        _mm256_mul_ps
+    );
+    vector!(
+        F64x8,
+        f64,
+        8,
+        __m512d,
+        "AVX-512F",
+        set_f64x8,
+        _mm512_loadu_pd,
+        _mm512_storeu_pd,
+        _mm512_set1_pd,
+        _mm512_setzero_pd,
+        _mm512_fmadd_pd,
+        _mm512_fnmadd_pd,
+        _mm512_fmsub_pd,
+        _mm512_mul_pd
+    );
+    vector!(
+        F32x16,
+        f32,
+        16,
+        __m512,
+        "AVX-512F",
+        set_f32x16,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_set1_ps,
+        _mm512_setzero_ps,
+        _mm512_fmadd_ps,
+        _mm512_fnmadd_ps,
+        _mm512_fmsub_ps,
+        _mm512_mul_ps
+    );
 }

@@ -7,7 +7,8 @@
 //! arithmetic at run time.
 //!
 //! Built in: `statevector` devices (exact, noiseless simulation; their error figures describe the
-//! hardware they model and drive only the budget) and the `density` device (thermal relaxation
+//! hardware they model and drive only the budget), `ideal-grid-f32` (the same in single
+//! precision) and the `density` devices (thermal relaxation
 //! and readout error simulated, after qiskit-aer's models).
 
 use crate::circuit::Circuit;
@@ -189,8 +190,10 @@ pub trait Provider: Send + Sync {
 
     /// The host work of [`Provider::execute`] on `circuit` for `shots` shots, in amplitude
     /// updates, decided from the circuit alone (admission charges it before the job runs, and a
-    /// replay decides alike) under the trace's `model`. Saturates at `u64::MAX`.
-    fn work(&self, circuit: &Circuit, shots: u64, model: WorkModel) -> u64;
+    /// replay decides alike) under the trace's `model`. Saturates at `u64::MAX`. Once the work
+    /// is known to exceed `limit` (what the VHM can pay), the provider may stop counting and
+    /// return any value above `limit`.
+    fn work(&self, circuit: &Circuit, shots: u64, model: WorkModel, limit: u64) -> u64;
 
     /// The bytes of simulation state [`Provider::execute`] holds while it runs `circuit`.
     /// Saturates at `u64::MAX`.
@@ -240,7 +243,7 @@ impl Provider for Simulator {
         Ok(())
     }
 
-    fn work(&self, circuit: &Circuit, shots: u64, model: WorkModel) -> u64 {
+    fn work(&self, circuit: &Circuit, shots: u64, model: WorkModel, limit: u64) -> u64 {
         let n = circuit.num_qubits() as u32;
         let ops = circuit.ops.len() as u64;
         let pow = |base: u64, e: u32| base.checked_pow(e).unwrap_or(u64::MAX);
@@ -262,11 +265,18 @@ impl Provider for Simulator {
         // The state passes: one per operation (event schemas up to 7), or the fused plan's.
         let passes = match model {
             WorkModel::PerOperation => ops.saturating_add(1).saturating_mul(pow(2, n)),
-            WorkModel::Fused => match statevector::Plan::new(circuit, &Options::new(precision)) {
-                Ok(plan) => plan.stats().work(n),
-                // Refused by `accepts` before it is charged.
-                Err(_) => u64::MAX,
-            },
+            WorkModel::Fused => {
+                // Planning stops once the part planned costs more than the limit allows (per
+                // shot when every shot re-runs the circuit).
+                let per_run = if terminal {
+                    limit
+                } else {
+                    limit / shots.max(1)
+                };
+                statevector::Plan::work_within(circuit, &Options::new(precision), per_run)
+                    // Refused by `accepts` before it is charged.
+                    .unwrap_or(u64::MAX)
+            }
         };
         // Then each shot samples the distribution (a binary search), or, with mid-circuit
         // measurement, re-runs the circuit.
@@ -297,13 +307,9 @@ impl Provider for Simulator {
     ) -> Result<(), SimError> {
         match self.device.engine {
             Engine::Statevector => statevector::sample(circuit, shots, seed, each),
-            Engine::StatevectorF32 => statevector::sample_with(
-                circuit,
-                shots,
-                seed,
-                &Options::new(Precision::F32),
-                each,
-            ),
+            Engine::StatevectorF32 => {
+                statevector::sample_with(circuit, shots, seed, &Options::new(Precision::F32), each)
+            }
             Engine::Density => {
                 density::sample(circuit, &self.device.calibration(), shots, seed, each)
             }
@@ -400,6 +406,27 @@ pub fn builtin_devices() -> Vec<Device> {
             t1_ns: 80_000,
             t2_ns: 100_000,
             summary: "density matrix on a ring of 10 with T1/T2 thermal relaxation and readout error simulated",
+        },
+        Device {
+            name: "ideal-grid-f32",
+            engine: Engine::StatevectorF32,
+            coupling: Coupling::Grid(6, 6),
+            native_gates: NATIVE,
+            timing: Timing {
+                gate_1q_ns: 35,
+                gate_2q_ns: 300,
+                measure_ns: 1_000,
+                reset_ns: 1_000,
+            },
+            errors: Errors {
+                gate_1q: 2e-4,
+                gate_2q: 5e-3,
+                readout_p01: 0.01,
+                readout_p10: 0.02,
+            },
+            t1_ns: 100_000,
+            t2_ns: 120_000,
+            summary: "ideal-grid in single precision: half the host memory per job, distributions within 1e-5 of f64",
         },
     ]
 }

@@ -43,6 +43,8 @@ pub struct C64 {
     pub im: f64,
 }
 
+// `mul` and `add` by name, not operators: the planner's arithmetic reads as the kernels'.
+#[allow(clippy::should_implement_trait)]
 impl C64 {
     /// 0.
     pub const ZERO: C64 = C64 { re: 0.0, im: 0.0 };
@@ -201,9 +203,7 @@ fn gate_of(op: &Op) -> Option<Gate> {
             Matrix::Diagonal(vec![one, one, one, C64::polar(1.0, lambda)]),
         ),
         Op::Swap { a, b } => (vec![a, b], permutation(&[0, 2, 1, 3])),
-        Op::Measure { .. } | Op::Reset { .. } | Op::Barrier { .. } | Op::If { .. } => {
-            return None
-        }
+        Op::Measure { .. } | Op::Reset { .. } | Op::Barrier { .. } | Op::If { .. } => return None,
     };
     Some(Gate { qubits, matrix })
 }
@@ -361,9 +361,15 @@ impl<R: Real> Amps<R> {
 #[derive(Debug, Clone)]
 enum Segment<R> {
     Passes(Vec<KPass<R>>),
-    Measure { q: usize, c: usize },
+    Measure {
+        q: usize,
+        c: usize,
+    },
     /// Measure, and flip back to |0⟩ when it read 1.
-    Reset { q: usize, flip: Vec<KPass<R>> },
+    Reset {
+        q: usize,
+        flip: Vec<KPass<R>>,
+    },
     If {
         offset: usize,
         size: usize,
@@ -408,15 +414,61 @@ impl PlanStats {
     }
 }
 
+/// What planning has committed to so far, against a work limit: admission stops planning a
+/// circuit once the work already planned exceeds what the VHM can pay.
+#[derive(Debug, Clone, Copy)]
+struct Meter {
+    amps: u64,
+    limit: u64,
+    stats: PlanStats,
+}
+
+/// The planned work passed the meter's limit.
+#[derive(Debug, Clone, Copy)]
+struct OverLimit;
+
+impl Meter {
+    fn unlimited(n: usize) -> Meter {
+        Meter {
+            amps: 1u64 << n,
+            limit: u64::MAX,
+            stats: PlanStats::default(),
+        }
+    }
+
+    /// A lower bound of the final work: the steps emitted and the gates fused so far.
+    fn check(&self, emitted: &[Step]) -> Result<(), OverLimit> {
+        let mut s = self.stats;
+        s.add_steps(emitted);
+        let bound = self
+            .amps
+            .saturating_mul(s.macs_per_amplitude)
+            .saturating_add(s.gates.saturating_mul(1 << (2 * fusion::MAX_FUSED)));
+        if bound > self.limit {
+            Err(OverLimit)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Fuses a unitary stretch of operations.
-fn fuse(ops: &[&Op], n: usize, k: usize) -> Vec<Step> {
+fn fuse(ops: &[&Op], n: usize, k: usize, meter: &mut Meter) -> Result<Vec<Step>, OverLimit> {
     let mut f = Fuser::new(n, k);
-    for op in ops {
+    for (i, op) in ops.iter().enumerate() {
         if let Some(g) = gate_of(op) {
             f.push(&g);
         }
+        if i % 64 == 63 {
+            meter.stats.gates += 64;
+            let r = meter.check(f.emitted());
+            meter.stats.gates -= 64;
+            r?;
+        }
     }
-    f.finish()
+    let steps = f.finish();
+    meter.check(&steps)?;
+    Ok(steps)
 }
 
 /// Compiles operations into segments, fusing each unitary stretch.
@@ -424,41 +476,45 @@ fn segments<R: Real>(
     ops: &[Op],
     n: usize,
     options: &Options,
-    stats: &mut PlanStats,
-) -> Vec<Segment<R>> {
+    meter: &mut Meter,
+) -> Result<Vec<Segment<R>>, OverLimit> {
     let mut out = Vec::new();
     let mut stretch: Vec<&Op> = Vec::new();
-    let close = |stretch: &mut Vec<&Op>, out: &mut Vec<Segment<R>>, stats: &mut PlanStats| {
+    let close = |stretch: &mut Vec<&Op>,
+                 out: &mut Vec<Segment<R>>,
+                 meter: &mut Meter|
+     -> Result<(), OverLimit> {
         if stretch.is_empty() {
-            return;
+            return Ok(());
         }
-        let steps = fuse(stretch, n, options.fused);
-        stats.add_steps(&steps);
+        let steps = fuse(stretch, n, options.fused, meter)?;
+        meter.stats.gates += stretch.len() as u64;
+        meter.stats.add_steps(&steps);
         let passes = compile::<R>(steps, n, options.block_bits);
-        stats.passes += passes.len() as u64;
+        meter.stats.passes += passes.len() as u64;
         out.push(Segment::Passes(passes));
         stretch.clear();
+        Ok(())
     };
     for op in ops {
         match op {
             Op::U { .. } | Op::Cx { .. } | Op::CPhase { .. } | Op::Swap { .. } => {
-                stats.gates += 1;
                 stretch.push(op);
             }
             Op::Barrier { .. } => {}
             Op::Measure { q, c } => {
-                close(&mut stretch, &mut out, stats);
+                close(&mut stretch, &mut out, meter)?;
                 out.push(Segment::Measure { q: *q, c: *c });
             }
             Op::Reset { q } => {
-                close(&mut stretch, &mut out, stats);
+                close(&mut stretch, &mut out, meter)?;
                 let x = Op::U {
                     q: *q,
                     theta: std::f64::consts::PI,
                     phi: 0.0,
                     lambda: std::f64::consts::PI,
                 };
-                let steps = fuse(&[&x], n, options.fused);
+                let steps = fuse(&[&x], n, options.fused, meter)?;
                 out.push(Segment::Reset {
                     q: *q,
                     flip: compile::<R>(steps, n, options.block_bits),
@@ -470,22 +526,22 @@ fn segments<R: Real>(
                 value,
                 op,
             } => {
-                close(&mut stretch, &mut out, stats);
+                close(&mut stretch, &mut out, meter)?;
                 out.push(Segment::If {
                     offset: *offset,
                     size: *size,
                     value: *value,
-                    then: segments(std::slice::from_ref(op), n, options, stats),
+                    then: segments(std::slice::from_ref(op), n, options, meter)?,
                 });
             }
         }
     }
-    close(&mut stretch, &mut out, stats);
-    out
+    close(&mut stretch, &mut out, meter)?;
+    Ok(out)
 }
 
 /// (qubit, classical bit) pairs a circuit measures.
-type Measured = Vec<(usize, usize)>;
+pub type Measured = Vec<(usize, usize)>;
 
 /// A circuit compiled for the provider in precision `R`.
 struct Compiled<R> {
@@ -501,11 +557,25 @@ struct Compiled<R> {
 impl<R: Real> Compiled<R> {
     fn new(circuit: &Circuit, options: &Options) -> Result<Self, SimError> {
         let n = circuit.num_qubits();
+        Self::within(circuit, options, &mut Meter::unlimited(n.min(63)))?
+            .map_err(|OverLimit| unreachable!("an unlimited meter"))
+    }
+
+    /// The plan, unless planning it passes the meter's limit.
+    fn within(
+        circuit: &Circuit,
+        options: &Options,
+        meter: &mut Meter,
+    ) -> Result<Result<Self, OverLimit>, SimError> {
+        let n = circuit.num_qubits();
         let max = options.precision.max_qubits();
         if n > max {
-            return Err(SimError::TooManyQubits(n, options.precision.provider(), max));
+            return Err(SimError::TooManyQubits(
+                n,
+                options.precision.provider(),
+                max,
+            ));
         }
-        let mut stats = PlanStats::default();
         let (terminal, segments) = if circuit.measurements_are_terminal() {
             let mut measured: Measured = Vec::new();
             let mut unitary = Vec::new();
@@ -519,18 +589,21 @@ impl<R: Real> Compiled<R> {
                     other => unitary.push(other.clone()),
                 }
             }
-            (Some(measured), segments(&unitary, n, options, &mut stats))
+            (Some(measured), segments(&unitary, n, options, meter))
         } else {
-            (None, segments(&circuit.ops, n, options, &mut stats))
+            (None, segments(&circuit.ops, n, options, meter))
         };
-        Ok(Compiled {
+        let Ok(segments) = segments else {
+            return Ok(Err(OverLimit));
+        };
+        Ok(Ok(Compiled {
             n,
             clbits: circuit.num_clbits(),
             options: *options,
             terminal,
             segments,
-            stats,
-        })
+            stats: meter.stats,
+        }))
     }
 
     fn run_segments(
@@ -555,9 +628,8 @@ impl<R: Real> Compiled<R> {
                     value,
                     then,
                 } => {
-                    let v = (0..*size).fold(0u64, |acc, i| {
-                        acc | (u64::from(clbits[offset + i]) << i)
-                    });
+                    let v =
+                        (0..*size).fold(0u64, |acc, i| acc | (u64::from(clbits[offset + i]) << i));
                     if v == *value {
                         self.run_segments(then, amps, clbits, rng);
                     }
@@ -607,7 +679,12 @@ impl<R: Real> Compiled<R> {
         for shot in 0..shots {
             let mut amps = Amps::zero_state(self.n);
             bits.iter_mut().for_each(|b| *b = false);
-            self.run_segments(&self.segments, &mut amps, &mut bits, &mut stream(seed, shot));
+            self.run_segments(
+                &self.segments,
+                &mut amps,
+                &mut bits,
+                &mut stream(seed, shot),
+            );
             each(&bits);
         }
     }
@@ -635,6 +712,36 @@ impl Plan {
         }))
     }
 
+    /// The host work of one run of `circuit`'s plan ([`PlanStats::work`]), or, as soon as the
+    /// part planned already costs more than `limit`, that part's cost (a lower bound above
+    /// `limit`): planning a hostile circuit costs the host no more than the budget it is
+    /// charged against.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::TooManyQubits`] above the precision's ceiling.
+    pub fn work_within(circuit: &Circuit, options: &Options, limit: u64) -> Result<u64, SimError> {
+        let n = circuit.num_qubits();
+        if n > options.precision.max_qubits() {
+            return Err(SimError::TooManyQubits(
+                n,
+                options.precision.provider(),
+                options.precision.max_qubits(),
+            ));
+        }
+        let mut meter = Meter {
+            limit,
+            ..Meter::unlimited(n)
+        };
+        // The kernels' precision does not change the plan: f64 stands for both.
+        Ok(
+            match Compiled::<f64>::within(circuit, options, &mut meter)? {
+                Ok(c) => c.stats.work(n as u32),
+                Err(OverLimit) => limit.saturating_add(1),
+            },
+        )
+    }
+
     /// What the plan does.
     pub fn stats(&self) -> PlanStats {
         match &self.0 {
@@ -649,7 +756,7 @@ impl Plan {
     /// # Errors
     ///
     /// [`SimError::NotTerminal`] otherwise.
-    pub fn probabilities(&self) -> Result<(Vec<f64>, Vec<(usize, usize)>), SimError> {
+    pub fn probabilities(&self) -> Result<(Vec<f64>, Measured), SimError> {
         match &self.0 {
             AnyCompiled::F64(c) => c
                 .terminal
@@ -787,4 +894,3 @@ pub(crate) fn stream(seed: u64, shot: u64) -> ChaCha20Rng {
     m.extend_from_slice(&shot.to_le_bytes());
     ChaCha20Rng::from_seed(*blake3::hash(&m).as_bytes())
 }
-

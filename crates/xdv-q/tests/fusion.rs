@@ -122,7 +122,10 @@ fn circuit_of(n: usize, ops: Vec<Op>) -> Circuit {
 
 /// The final basis-state probabilities, bit for bit.
 fn bits(circuit: &Circuit, options: &Options) -> Vec<u64> {
-    let (p, _) = Plan::new(circuit, options).unwrap().probabilities().unwrap();
+    let (p, _) = Plan::new(circuit, options)
+        .unwrap()
+        .probabilities()
+        .unwrap();
     p.into_iter().map(f64::to_bits).collect()
 }
 

@@ -421,7 +421,7 @@ fn commit_loop(
                     ])
                     .map_err(&e)?;
                     start = end;
-                    if chain.len() % commit_every == 0 {
+                    if chain.len().is_multiple_of(commit_every) {
                         failed_commit(fail_commit_after, &chain, &path)?;
                         conn.execute_batch("COMMIT; BEGIN").map_err(&e)?;
                     }

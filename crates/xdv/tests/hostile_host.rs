@@ -307,15 +307,17 @@ fn timer_ticks_are_bounded_by_fuel() {
 fn q_simulation_work_is_charged_before_the_job_runs() {
     let mut program =
         String::from("OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[20];\ncreg c[20];\n");
-    program.push_str("gate g0 a,b { cx a,b; cx b,a; }\n");
+    // A ring of six qubits: fusion of at most 5 cannot fold it into one step, so every few
+    // gates cost a pass over 2^20 amplitudes (two hundred thousand gates from 1 KiB of text).
+    program.push_str("gate g0 a,b,c,d,e,f { cx a,b; cx c,d; cx e,f; cx b,c; cx d,e; cx f,a; }\n");
     for level in 1..=5 {
         let prev = level - 1;
         program.push_str(&format!(
-            "gate g{level} a,b {{ {} }}\n",
-            format!("g{prev} a,b; ").repeat(10)
+            "gate g{level} a,b,c,d,e,f {{ {} }}\n",
+            format!("g{prev} a,b,c,d,e,f;").repeat(8)
         ));
     }
-    program.push_str("g5 q[0],q[1];\nmeasure q -> c;\n");
+    program.push_str("g5 q[0],q[1],q[2],q[3],q[4],q[5];\nmeasure q -> c;\n");
     assert!(program.len() < 1024);
     let len = program.len();
     let guest = format!(

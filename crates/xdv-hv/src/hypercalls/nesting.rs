@@ -150,7 +150,7 @@ impl SpawnSpec {
         let (lo, hi) = bound(&bounds::MEMORY_LIMIT_PAGES);
         if !bounds::memory_limit_ok(self.memory_limit) {
             // Not a whole number of pages counts as 0 pages.
-            let pages = if self.memory_limit % bounds::WASM_PAGE == 0 {
+            let pages = if self.memory_limit.is_multiple_of(bounds::WASM_PAGE) {
                 self.memory_limit / bounds::WASM_PAGE
             } else {
                 0

@@ -415,9 +415,12 @@ impl State {
                 },
             );
         }
-        let work = dev.provider.work(circuit, shots, self.q_work);
-        let work_fuel = work.div_ceil(abi::Q_WORK_PER_FUEL);
         let fuel_left = self.vhms[vhm].budget.fuel_left();
+        // Planning stops once the work is known to exceed what the VHM can pay: the refusal
+        // then names the work planned so far.
+        let limit = fuel_left.saturating_mul(abi::Q_WORK_PER_FUEL);
+        let work = dev.provider.work(circuit, shots, self.q_work, limit);
+        let work_fuel = work.div_ceil(abi::Q_WORK_PER_FUEL);
         if work_fuel > fuel_left {
             return refuse(
                 abi::E_QUOTA,
