@@ -392,15 +392,22 @@ pub struct PlanStats {
     pub macs_per_amplitude: u64,
 }
 
+/// The planning work charged per gate on `n` qubits: `4^b` for blocks of up to
+/// `b = min(n, MAX_FUSED)` qubits (a block's `2^b × 2^b` matrix, updated per gate).
+fn planning_per_gate(n: u32) -> u64 {
+    4u64.pow(n.min(fusion::MAX_FUSED as u32))
+}
+
 impl PlanStats {
     /// The host work of running the plan once on `n` qubits, in amplitude updates: each pass
-    /// moves the state once, each multiply-add touches every amplitude, and fusing costs up to
-    /// `4^k` per gate. Saturates at `u64::MAX`.
+    /// moves the state once, each multiply-add touches every amplitude, and fusing a gate into a
+    /// block of up to `b` qubits costs about `4^b` (the block's matrix).
+    /// Saturates at `u64::MAX`.
     pub fn work(&self, n: u32) -> u64 {
         let amps = 2u64.checked_pow(n).unwrap_or(u64::MAX);
         let per_amplitude = self.passes.saturating_add(self.macs_per_amplitude);
         amps.saturating_mul(per_amplitude)
-            .saturating_add(self.gates.saturating_mul(1 << (2 * fusion::MAX_FUSED)))
+            .saturating_add(self.gates.saturating_mul(planning_per_gate(n)))
     }
 
     fn add_steps(&mut self, steps: &[Step]) {
@@ -419,6 +426,7 @@ impl PlanStats {
 #[derive(Debug, Clone, Copy)]
 struct Meter {
     amps: u64,
+    planning: u64,
     limit: u64,
     stats: PlanStats,
 }
@@ -431,6 +439,7 @@ impl Meter {
     fn unlimited(n: usize) -> Meter {
         Meter {
             amps: 1u64 << n,
+            planning: planning_per_gate(n as u32),
             limit: u64::MAX,
             stats: PlanStats::default(),
         }
@@ -443,7 +452,7 @@ impl Meter {
         let bound = self
             .amps
             .saturating_mul(s.macs_per_amplitude)
-            .saturating_add(s.gates.saturating_mul(1 << (2 * fusion::MAX_FUSED)));
+            .saturating_add(s.gates.saturating_mul(self.planning));
         if bound > self.limit {
             Err(OverLimit)
         } else {

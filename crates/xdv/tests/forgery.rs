@@ -861,6 +861,40 @@ fn schema_6_fixtures_replay_identically() {
     }
 }
 
+/// Schema 8 changed how a Q job's simulation work is charged (the fused plan instead of one pass
+/// per operation). Traces recorded by schema 7 re-execute under the model they were charged
+/// by: they replay identically, while a fresh run of the same example charges the fused plan.
+#[test]
+fn schema_7_q_fixtures_replay_under_the_work_model_they_were_charged_by() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, events) in [
+        ("schema-7-q-vqe.xdv", 208u64),
+        ("schema-7-q-budget.xdv", 103),
+    ] {
+        let trace = dir.path().join(name);
+        std::fs::copy(fixture(name), &trace).unwrap();
+        let (code, v) = json_of(&["replay", "--json"], &trace);
+        assert_eq!(code, 0, "{name}: {v}");
+        assert_eq!(v["report"]["events_matched"], events, "{name}: {v}");
+        assert_eq!(v["report"]["event_schema"], 7);
+    }
+    // The recorded charge: (4 operations + 1) × 2² + 1000 shots × 3.
+    let old = dir.path().join("schema-7-q-vqe.xdv");
+    let (_, shown) = xdv_on(&["trace", "show"], &old);
+    assert!(
+        shown.contains("q job 0 simulation: 3020 amplitude updates"),
+        "{shown}"
+    );
+    let new = dir.path().join("q-vqe.xdv");
+    run(&example("q-vqe.toml"), &new, &[]);
+    let (_, shown) = xdv_on(&["trace", "show"], &new);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("q job 0 simulation:"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(!line.contains(" 3020 amplitude updates"), "{line}");
+}
+
 /// Traces written before signatures and the stricter checks (format 1, event schema 4) still
 /// verify, show and account; replay says when the event schema is older.
 #[test]
