@@ -136,9 +136,9 @@ impl Precision {
         }
     }
 
-    /// The cache-block size, in qubits: blocks of 256 KiB, a quarter of this machine's 1 MiB
-    /// L2, which measured best (docs/benchmarks.md). Fixed, not detected, so that a plan never
-    /// depends on the machine running it.
+    /// The cache-block size, in qubits: blocks of 256 KiB (both halves), half of a core's
+    /// 512 KiB L2 on the development machine (docs/benchmarks.md measures the rule). Fixed, not
+    /// detected, so that a plan never depends on the machine running it.
     pub fn block_bits(self) -> usize {
         match self {
             Precision::F64 => 14,
