@@ -48,22 +48,24 @@ fn qft(n: usize) -> Circuit {
 
 /// 20 layers of a random one-qubit gate on every qubit, then CX on a random pairing.
 fn random(n: usize) -> Circuit {
+    // xorshift64: any fixed stream will do.
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
+    let mut next = move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state
     };
-    let mut angle = || (next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * PI;
     let mut ops = Vec::new();
     for _ in 0..20 {
         for q in 0..n {
+            let mut angle = || (next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * PI;
+            let (theta, phi, lambda) = (angle(), angle(), angle());
             ops.push(Op::U {
                 q,
-                theta: angle(),
-                phi: angle(),
-                lambda: angle(),
+                theta,
+                phi,
+                lambda,
             });
         }
         let mut perm: Vec<usize> = (0..n).collect();
