@@ -55,6 +55,9 @@ import qulacs
 from qiskit import QuantumCircuit, transpile
 from qiskit_aer import AerSimulator
 
+# The density table uses the density fixtures' noise model and readout errors.
+from q_density_reference import P01, P10, noise_model
+
 ROOT = Path(__file__).resolve().parent.parent
 XDV = ROOT / "target" / "release" / "xdv"
 
@@ -189,27 +192,13 @@ def xdv_passes(path: Path, provider: str) -> int:
     return json.loads(out.stdout)["plan"]["passes"]
 
 
-T1, T2, G1, G2, P01, P10 = 50_000.0, 70_000.0, 50.0, 300.0, 0.02, 0.04
-
-
-def density_noise():
-    from qiskit_aer.noise import NoiseModel, thermal_relaxation_error
-
-    nm = NoiseModel()
-    e1 = thermal_relaxation_error(T1, T2, G1)
-    e2 = thermal_relaxation_error(T1, T2, G2).expand(thermal_relaxation_error(T1, T2, G2))
-    nm.add_all_qubit_quantum_error(e1, ["u3"])
-    nm.add_all_qubit_quantum_error(e2, ["cx"])
-    nm.add_basis_gates(["u3", "cx"])
-    return nm
-
-
 def aer_density_distribution(sim, circ, n: int):
     """The distribution over c (readout error included) from Aer's final density matrix."""
     rho = sim.run(circ).result().data()["density_matrix"]
     p = np.real(np.diag(np.asarray(rho.data))).copy()
     for q in range(n):
         # Readout error on bit q: P(read 1 | 0) = P01, P(read 0 | 1) = P10.
+
         p = p.reshape(-1, 2, 1 << q)
         zero, one = p[:, 0, :].copy(), p[:, 1, :].copy()
         p[:, 0, :] = zero * (1 - P01) + one * P10
@@ -219,7 +208,7 @@ def aer_density_distribution(sim, circ, n: int):
 
 
 def density_table(sizes, d: str):
-    noise = density_noise()
+    noise = noise_model()
     sim = AerSimulator(method="density_matrix", noise_model=noise)
     print()
     print("| circuit | gates | xdv density (s) | aer density_matrix (s) | xdv / aer | TVD |")

@@ -233,7 +233,7 @@ impl Block {
         let qubits = self.qubits;
         let op = match self.matrix {
             Matrix::Diagonal(d) => StepOp::Diagonal(d),
-            Matrix::Dense(m) => classify(m),
+            Matrix::Dense(m) => classify(m, 1 << qubits.len()),
         };
         if let StepOp::Diagonal(d) = &op {
             if d.iter().all(|x| *x == C64::ONE) {
@@ -244,9 +244,8 @@ impl Block {
     }
 }
 
-/// A dense matrix as the cheapest step kind that is exactly it.
-fn classify(m: Vec<C64>) -> StepOp {
-    let dim = (m.len() as f64).sqrt() as usize;
+/// A dense `dim × dim` matrix as the cheapest step kind that is exactly it.
+fn classify(m: Vec<C64>, dim: usize) -> StepOp {
     assert_eq!(dim * dim, m.len(), "a square matrix");
     // Monomial: one nonzero entry per column, in distinct rows.
     let mut to = Vec::with_capacity(dim);

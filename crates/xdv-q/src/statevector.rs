@@ -381,7 +381,8 @@ enum Segment<R> {
 /// What a plan does, for the cost model and `xdv q run --json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PlanStats {
-    /// Gates the circuit applies (measurements and barriers excluded).
+    /// Gates the plan applies (measurements and barriers excluded; a reset's conditional flip
+    /// counts as one).
     pub gates: u64,
     /// Fused steps.
     pub steps: u64,
@@ -445,14 +446,13 @@ impl Meter {
         }
     }
 
-    /// A lower bound of the final work: the steps emitted and the gates fused so far.
-    fn check(&self, emitted: &[Step]) -> Result<(), OverLimit> {
-        let mut s = self.stats;
-        s.add_steps(emitted);
+    /// Whether the work planned so far (a lower bound of the final work: the steps emitted and
+    /// the gates fused) is within the limit.
+    fn check(&self) -> Result<(), OverLimit> {
         let bound = self
             .amps
-            .saturating_mul(s.macs_per_amplitude)
-            .saturating_add(s.gates.saturating_mul(self.planning));
+            .saturating_mul(self.stats.macs_per_amplitude)
+            .saturating_add(self.stats.gates.saturating_mul(self.planning));
         if bound > self.limit {
             Err(OverLimit)
         } else {
@@ -461,22 +461,25 @@ impl Meter {
     }
 }
 
-/// Fuses a unitary stretch of operations.
+/// Fuses a unitary stretch of operations, counting its gates and steps into the meter as they
+/// are planned (each emitted step once).
 fn fuse(ops: &[&Op], n: usize, k: usize, meter: &mut Meter) -> Result<Vec<Step>, OverLimit> {
     let mut f = Fuser::new(n, k);
+    let mut counted = 0;
     for (i, op) in ops.iter().enumerate() {
         if let Some(g) = gate_of(op) {
             f.push(&g);
+            meter.stats.gates += 1;
         }
         if i % 64 == 63 {
-            meter.stats.gates += 64;
-            let r = meter.check(f.emitted());
-            meter.stats.gates -= 64;
-            r?;
+            meter.stats.add_steps(&f.emitted()[counted..]);
+            counted = f.emitted().len();
+            meter.check()?;
         }
     }
     let steps = f.finish();
-    meter.check(&steps)?;
+    meter.stats.add_steps(&steps[counted..]);
+    meter.check()?;
     Ok(steps)
 }
 
@@ -497,8 +500,6 @@ fn segments<R: Real>(
             return Ok(());
         }
         let steps = fuse(stretch, n, options.fused, meter)?;
-        meter.stats.gates += stretch.len() as u64;
-        meter.stats.add_steps(&steps);
         let passes = compile::<R>(steps, n, options.block_bits);
         meter.stats.passes += passes.len() as u64;
         out.push(Segment::Passes(passes));
@@ -524,10 +525,9 @@ fn segments<R: Real>(
                     lambda: std::f64::consts::PI,
                 };
                 let steps = fuse(&[&x], n, options.fused, meter)?;
-                out.push(Segment::Reset {
-                    q: *q,
-                    flip: compile::<R>(steps, n, options.block_bits),
-                });
+                let flip = compile::<R>(steps, n, options.block_bits);
+                meter.stats.passes += flip.len() as u64;
+                out.push(Segment::Reset { q: *q, flip });
             }
             Op::If {
                 offset,
