@@ -34,6 +34,9 @@ thermal_relaxation_error after every u3 (50 ns) and cx (300 ns), T1 = 50 µs, T2
 built-in density device's calibration; each distribution (readout error included) is checked
 against Aer's within 1e-9 before it is timed.
 
+PEERS=qsim times only xdv and qsim (the Aer and qulacs columns print nan; every engine is still
+checked); DENSITY="" skips the density table.
+
     bench/q_speed.sh 20 22 24 26      # creates target/bench-q-venv, builds xdv, runs this
 """
 
@@ -241,6 +244,8 @@ def tvd(a, b) -> float:
 def main():
     sizes = [int(a) for a in sys.argv[1:]] or [20, 22, 24, 26]
     threads = os.cpu_count() or 1
+    # PEERS=qsim times only xdv and qsim (every engine is still checked); the others print nan.
+    qsim_only = os.environ.get("PEERS", "all") == "qsim"
     aer = AerSimulator(method="statevector")
     aer32 = AerSimulator(method="statevector", precision="single")
     qsim = qsimcirq.QSimSimulator(qsim_options={"t": threads, "f": 4})
@@ -281,18 +286,20 @@ def main():
                 passes32 = xdv_passes(path, "statevector-f32")
                 t_xdv = best(lambda: subprocess.run([str(XDV), "q", "run", "--shots", "1", str(path)], check=True, capture_output=True))
                 t_xdv32 = best(lambda: subprocess.run([str(XDV), "q", "run", "--shots", "1", "--provider", "statevector-f32", str(path)], check=True, capture_output=True))
-                t_aer = best(lambda: aer.run(circ, shots=1).result())
-                circ32 = transpile(qc, aer32, optimization_level=0)
-                t_aer32 = best(lambda: aer32.run(circ32, shots=1).result())
                 cqm, _ = to_cirq(n, gates, measure=True)
                 t_qsim = best(lambda: qsim.run(cqm, repetitions=1))
-                qul = to_qulacs(n, gates)
+                t_aer = t_aer32 = t_qul = math.nan
+                if not qsim_only:
+                    t_aer = best(lambda: aer.run(circ, shots=1).result())
+                    circ32 = transpile(qc, aer32, optimization_level=0)
+                    t_aer32 = best(lambda: aer32.run(circ32, shots=1).result())
+                    qul = to_qulacs(n, gates)
 
-                def run_qulacs():
-                    s = qulacs.QuantumState(n)
-                    qul.update_quantum_state(s)
+                    def run_qulacs():
+                        s = qulacs.QuantumState(n)
+                        qul.update_quantum_state(s)
 
-                t_qul = best(run_qulacs)
+                    t_qul = best(run_qulacs)
                 bw64 = passes * 2 * 16 * 2**n / t_xdv / 1e9
                 bw32 = passes32 * 2 * 8 * 2**n / t_xdv32 / 1e9
                 print(
