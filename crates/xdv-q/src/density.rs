@@ -153,7 +153,8 @@ fn bit_distribution(
         }
     }
     let mut rho = Amps::<f64>::zero_state(2 * n);
-    rho.run(&compile(fuser.finish(), 2 * n, BLOCK_BITS), Isa::detect());
+    let isa = Isa::detect();
+    rho.run(&compile(fuser.finish(), 2 * n, BLOCK_BITS, isa), isa);
     // Diagonal of ρ, then readout error bit by bit on the measured bits.
     let dim = 1usize << n;
     let mut out = BTreeMap::new();

@@ -167,6 +167,8 @@ pub(crate) enum Kernel<R> {
         re: Vec<R>,
         /// Imaginary parts.
         im: Vec<R>,
+        /// The in-register form, for a vector variant whose lanes hold some of the qubits.
+        lanes: Option<Lanes<R>>,
     },
     /// A diagonal: amplitude `i` times `table[t(i)]`, `t` gathering the qubits' bits.
     Diagonal {
@@ -196,6 +198,93 @@ pub(crate) enum Kernel<R> {
     },
 }
 
+/// A dense step whose lowest qubits lie inside one vector of `n` lanes, in the form that
+/// applies it with whole-vector loads: a group is the `2^h` vectors (one per value of the `h`
+/// qubits above the lanes) of one aligned stretch, and basis index `c` reads, for every lane,
+/// the amplitude of that lane's stretch whose lane bits are `c`'s low bits ([`Lanes::src`]),
+/// times a coefficient that varies by lane (the lane's own row of the matrix). Every output
+/// still sums its columns in ascending order with the same fused operations, so the result is
+/// bit-identical to the gathered form's.
+#[derive(Debug, Clone)]
+pub(crate) struct Lanes<R> {
+    /// Lanes of the vector this form was built for.
+    n: usize,
+    /// How many of the qubits lie inside a vector (the low basis bits).
+    bits: usize,
+    /// The qubits above the lanes, ascending.
+    high: Vec<usize>,
+    /// State offset of each value of the high qubits.
+    offs: Vec<usize>,
+    /// `src[l]`: for each lane `w`, the source lane with `w`'s lane bits of the step replaced by
+    /// `l`, as the 32-bit element indices of a permute (two per lane for 8-byte values).
+    src: Vec<[u32; MAX_LANES]>,
+    /// Real parts of the coefficients, `[(row · dim + c) · n + w]`: the matrix entry of the
+    /// lane's row (high part `row`, low part lane `w`'s bits) and column `c`.
+    re: Vec<R>,
+    /// Imaginary parts.
+    im: Vec<R>,
+}
+
+impl<R: Real> Lanes<R> {
+    /// The in-register form of the dense step on `qubits` with the row-major matrix `mr`,
+    /// `mi` for vectors of `n` lanes, or `None` when no qubit lies inside a vector.
+    fn new(qubits: &[usize], mr: &[R], mi: &[R], n: usize) -> Option<Lanes<R>> {
+        let bits = qubits.iter().take_while(|&&q| 1usize << q < n).count();
+        if bits == 0 {
+            return None;
+        }
+        let dim = 1usize << qubits.len();
+        let high = qubits[bits..].to_vec();
+        // The lane bits of basis index `l` (its low `bits` bits), and their inverse per lane.
+        let place = |l: usize| -> usize {
+            (0..bits)
+                .filter(|j| l >> j & 1 == 1)
+                .map(|j| 1usize << qubits[j])
+                .sum()
+        };
+        let mask = place((1 << bits) - 1);
+        let low_of = |w: usize| -> usize {
+            (0..bits)
+                .filter(|&j| w >> qubits[j] & 1 == 1)
+                .map(|j| 1usize << j)
+                .sum()
+        };
+        let words = std::mem::size_of::<R>() / 4;
+        let src = (0..1usize << bits)
+            .map(|l| {
+                let mut idx = [0u32; MAX_LANES];
+                for w in 0..n {
+                    let from = (w & !mask) | place(l);
+                    for k in 0..words {
+                        idx[w * words + k] = (from * words + k) as u32;
+                    }
+                }
+                idx
+            })
+            .collect();
+        let rows = dim >> bits;
+        let (mut re, mut im) = (Vec::with_capacity(rows * dim * n), Vec::new());
+        for row in 0..rows {
+            for c in 0..dim {
+                for w in 0..n {
+                    let e = ((row << bits) | low_of(w)) * dim + c;
+                    re.push(mr[e]);
+                    im.push(mi[e]);
+                }
+            }
+        }
+        Some(Lanes {
+            n,
+            bits,
+            offs: offsets(&high),
+            high,
+            src,
+            re,
+            im,
+        })
+    }
+}
+
 /// `len` zeros for a state half, backed by transparent huge pages where the kernel offers them
 /// (Linux, `madvise` mode): a step on high qubits touches up to 32 pages per group, which
 /// 4 KiB pages turn into TLB misses, and the first touch of each page is a fault.
@@ -223,7 +312,14 @@ pub(crate) fn zeros<R: Real>(len: usize) -> Vec<R> {
             }
         }
     }
-    v.resize(len, R::ZERO);
+    if len >= PARALLEL_GROUPS << 6 {
+        // The first touch of every page is a fault the kernel serves with a page clear: on
+        // every thread at once, as the kernels will later touch them.
+        use rayon::prelude::*;
+        v.par_extend(rayon::iter::repeat_n(R::ZERO, len));
+    } else {
+        v.resize(len, R::ZERO);
+    }
     v
 }
 
@@ -258,6 +354,18 @@ pub(crate) fn byte_tables(qubits: &[usize]) -> Box<[[u32; 256]; 4]> {
 }
 
 impl<R: Real> Kernel<R> {
+    /// The dense step on `qubits` (ascending) with the row-major matrix `re`, `im`, with its
+    /// in-register form for the variant `isa` where that applies.
+    pub(crate) fn dense(qubits: Vec<usize>, re: Vec<R>, im: Vec<R>, isa: Isa) -> Kernel<R> {
+        Kernel::Dense {
+            lanes: Lanes::new(&qubits, &re, &im, isa.lanes::<R>()),
+            offs: offsets(&qubits),
+            qubits,
+            re,
+            im,
+        }
+    }
+
     /// The step's qubits, ascending.
     pub(crate) fn qubits(&self) -> &[usize] {
         match self {
@@ -289,13 +397,17 @@ impl<R: Real> Kernel<R> {
             "the step's qubits lie inside the state"
         );
         let (pre, pim) = (Shared(re.as_mut_ptr()), Shared(im.as_mut_ptr()));
-        // Diagonals group neighbouring indices, the others neighbouring bases.
-        let units = match self {
-            Kernel::Diagonal { .. } => len,
-            _ => len >> qubits.len(),
-        };
-        let lanes = isa.lanes::<R>();
-        let groups = units / lanes;
+        let span = self.span(isa.lanes::<R>());
+        if len < span {
+            // Smaller than one group of this variant: lane by lane.
+            for unit in 0..len / self.span(1) {
+                // SAFETY: as below, on one thread.
+                unsafe { single(self, pre, pim, base, unit) };
+            }
+            return;
+        }
+        // Both are powers of two: the groups tile the state.
+        let groups = len / span;
         let run = |range: Range<usize>| {
             // SAFETY: `pre`/`pim` point at `len` values each; every index a group touches is
             // below `len` (its qubits lie inside the state, checked above), and distinct
@@ -309,13 +421,30 @@ impl<R: Real> Kernel<R> {
             (0..groups.div_ceil(piece))
                 .into_par_iter()
                 .for_each(|p| run(p * piece..((p + 1) * piece).min(groups)));
-        } else if groups > 0 {
+        } else {
             run(0..groups);
         }
-        // The units left over when the state is smaller than a group, lane by lane.
-        for unit in groups * lanes..units {
-            // SAFETY: as above; this runs alone, after every group.
-            unsafe { single(self, pre, pim, base, unit) };
+    }
+
+    /// Amplitudes one group of a variant with `lanes` lanes covers: a vector of neighbours
+    /// (a diagonal), the `2^h` vectors of the in-register form, or the tuples of a vector of
+    /// bases.
+    fn span(&self, lanes: usize) -> usize {
+        match self {
+            Kernel::Diagonal { .. } => lanes,
+            _ => match self.in_register(lanes) {
+                Some(l) => lanes << l.high.len(),
+                None => lanes << self.qubits().len(),
+            },
+        }
+    }
+
+    /// The in-register form, when the step has one for vectors of `lanes` lanes.
+    #[inline(always)]
+    fn in_register(&self, lanes: usize) -> Option<&Lanes<R>> {
+        match self {
+            Kernel::Dense { lanes: Some(l), .. } if l.n == lanes => Some(l),
+            _ => None,
         }
     }
 }
@@ -428,9 +557,16 @@ unsafe fn groups<V: Vector>(
             macro_rules! by_dim {
                 ($($d:literal)*) => {
                     match offs.len() {
-                        $($d => {
-                            for g in range {
-                                unsafe { tuples::<V, $d>(k, re, im, g * V::N) };
+                        $($d => match k.in_register(V::N) {
+                            Some(l) => {
+                                for g in range {
+                                    unsafe { vectors::<V, $d>(l, re, im, g) };
+                                }
+                            }
+                            None => {
+                                for g in range {
+                                    unsafe { tuples::<V, $d>(k, re, im, g * V::N) };
+                                }
                             }
                         })*
                         d => unreachable!("a step of dimension {d} (at most {MAX_DIM})"),
@@ -574,28 +710,16 @@ unsafe fn tuples<V: Vector, const D: usize>(
     match k {
         Kernel::Dense { re: mr, im: mi, .. } => {
             let (mr, mi): (&[V::R], &[V::R]) = (&mr[..D * D], &mi[..D * D]);
-            // Four rows at a time: eight independent accumulation chains keep the FMA units
-            // busy (one row's two chains wait on FMA latency). Each output's own sequence of
-            // operations is unchanged.
-            const ROWS: usize = 4;
-            for r0 in (0..D).step_by(ROWS) {
-                let rows = ROWS.min(D - r0);
-                let (mut ar, mut ai) = ([V::zero(); ROWS], [V::zero(); ROWS]);
-                for c in 0..D {
-                    for j in 0..rows {
-                        let e = (r0 + j) * D + c;
-                        let (m_r, m_i) = (V::splat(mr[e]), V::splat(mi[e]));
-                        ar[j] = V::fma(m_r, xr[c], ar[j]);
-                        ar[j] = V::fnma(m_i, xi[c], ar[j]);
-                        ai[j] = V::fma(m_r, xi[c], ai[j]);
-                        ai[j] = V::fma(m_i, xr[c], ai[j]);
-                    }
-                }
-                for j in 0..rows {
-                    store(re.0, offs[r0 + j], ar[j]);
-                    store(im.0, offs[r0 + j], ai[j]);
-                }
-            }
+            accumulate::<V, D>(
+                &xr,
+                &xi,
+                D,
+                |e| (V::splat(mr[e]), V::splat(mi[e])),
+                |row, r, i| {
+                    store(re.0, offs[row], r);
+                    store(im.0, offs[row], i);
+                },
+            );
         }
         Kernel::Permute {
             to, re: pr, im: pi, ..
@@ -612,6 +736,91 @@ unsafe fn tuples<V: Vector, const D: usize>(
         }
         Kernel::Diagonal { .. } => unreachable!("matched above"),
     }
+}
+
+/// The rows of a dense step: output `row` is `Σ_c m[row · D + c] · x[c]`, columns in ascending
+/// order, each term four fused operations (real then imaginary), from zero. `coef(e)` gives
+/// entry `e` as vectors; `out` takes each finished row.
+#[inline(always)]
+fn accumulate<V: Vector, const D: usize>(
+    xr: &[V; D],
+    xi: &[V; D],
+    rows: usize,
+    coef: impl Fn(usize) -> (V, V),
+    mut out: impl FnMut(usize, V, V),
+) {
+    // Four rows at a time: eight independent accumulation chains keep the FMA units busy (one
+    // row's two chains wait on FMA latency). Each output's own sequence of operations is
+    // unchanged.
+    const ROWS: usize = 4;
+    for r0 in (0..rows).step_by(ROWS) {
+        let n = ROWS.min(rows - r0);
+        let (mut ar, mut ai) = ([V::zero(); ROWS], [V::zero(); ROWS]);
+        for c in 0..D {
+            for j in 0..n {
+                let (m_r, m_i) = coef((r0 + j) * D + c);
+                ar[j] = V::fma(m_r, xr[c], ar[j]);
+                ar[j] = V::fnma(m_i, xi[c], ar[j]);
+                ai[j] = V::fma(m_r, xi[c], ai[j]);
+                ai[j] = V::fma(m_i, xr[c], ai[j]);
+            }
+        }
+        for j in 0..n {
+            out(r0 + j, ar[j], ai[j]);
+        }
+    }
+}
+
+/// Group `g` of a dense step of dimension `D` in its in-register form `l` (for `V`): the
+/// `2^h` vectors of one aligned stretch, each column's inputs permuted into the lanes that
+/// read them.
+///
+/// # Safety
+///
+/// As [`dispatch`]; `l` was built for `V::N` lanes and dimension `D`.
+#[inline(always)]
+unsafe fn vectors<V: Vector, const D: usize>(
+    l: &Lanes<V::R>,
+    re: Shared<V::R>,
+    im: Shared<V::R>,
+    g: usize,
+) {
+    let start = deposit(g * V::N, &l.high);
+    let ahead = deposit((g + PREFETCH_GROUPS) * V::N, &l.high);
+    for &o in &l.offs {
+        V::prefetch(re.0.wrapping_add(ahead + o));
+        V::prefetch(im.0.wrapping_add(ahead + o));
+    }
+    let (mut xr, mut xi) = ([V::zero(); D], [V::zero(); D]);
+    let lows = 1usize << l.bits;
+    for (h, &o) in l.offs.iter().enumerate() {
+        // SAFETY: the stretch's vectors lie below len and belong to this group (the caller's
+        // contract).
+        let (vr, vi) = unsafe { (V::load(re.0.add(start + o)), V::load(im.0.add(start + o))) };
+        for (low, src) in l.src.iter().enumerate() {
+            xr[h * lows + low] = vr.permute(src);
+            xi[h * lows + low] = vi.permute(src);
+        }
+    }
+    let (cr, ci) = (&l.re[..], &l.im[..]);
+    assert!(cr.len() >= (D >> l.bits) * D * V::N && ci.len() == cr.len());
+    accumulate::<V, D>(
+        &xr,
+        &xi,
+        D >> l.bits,
+        // SAFETY: entry e's N lanes lie inside the tables (asserted above).
+        |e| unsafe {
+            (
+                V::load(cr.as_ptr().add(e * V::N)),
+                V::load(ci.as_ptr().add(e * V::N)),
+            )
+        },
+        // SAFETY: as for the loads.
+        |row, r, i| unsafe {
+            r.store(re.0.add(start + l.offs[row]));
+            i.store(im.0.add(start + l.offs[row]));
+        },
+    );
 }
 
 /// `(xr + i·xi)(tr + i·ti)`, in the operation order every variant uses.
@@ -658,6 +867,9 @@ pub(crate) trait Vector: Copy {
     fn fms(a: Self, b: Self, c: Self) -> Self;
     /// `a·b`.
     fn mul(a: Self, b: Self) -> Self;
+    /// Lane `w` of the result is lane `idx[w]` of `self`, `idx` counting 32-bit elements (an
+    /// 8-byte lane `w` names its two halves at `2w` and `2w + 1`).
+    fn permute(self, idx: &[u32; MAX_LANES]) -> Self;
     /// Hints that the line at `p` is read soon (no effect on any value; `p` may be anywhere).
     #[inline(always)]
     fn prefetch(_p: *const Self::R) {}
@@ -712,6 +924,11 @@ impl<R: Real> Vector for Scalar<R> {
     fn mul(a: Self, b: Self) -> Self {
         Scalar(a.0 * b.0)
     }
+    #[inline(always)]
+    fn permute(self, _idx: &[u32; MAX_LANES]) -> Self {
+        // One lane only ever reads itself.
+        self
+    }
 }
 
 /// The x86-64 vectors. Their methods are `#[inline(always)]` and only ever run inlined into
@@ -724,7 +941,7 @@ pub(crate) mod x86 {
     macro_rules! vector {
         ($name:ident, $r:ty, $n:literal, $t:ty, $feat:literal, $set:ident,
          $load:ident, $store:ident, $set1:ident, $zero:ident,
-         $fmadd:ident, $fnmadd:ident, $fmsub:ident, $mul:ident) => {
+         $fmadd:ident, $fnmadd:ident, $fmsub:ident, $mul:ident, $perm:ident) => {
             #[doc = concat!($n, " lanes of ", stringify!($r), " (", $feat, ").")]
             #[derive(Clone, Copy)]
             pub(crate) struct $name($t);
@@ -785,6 +1002,11 @@ pub(crate) mod x86 {
                     $name(unsafe { $mul(a.0, b.0) })
                 }
                 #[inline(always)]
+                fn permute(self, idx: &[u32; MAX_LANES]) -> Self {
+                    // SAFETY: the features are present wherever this runs; `idx` is readable.
+                    $name(unsafe { $perm(self.0, idx) })
+                }
+                #[inline(always)]
                 fn prefetch(p: *const $r) {
                     // SAFETY: a prefetch never faults, whatever the address (SSE, always present
                     // on x86-64).
@@ -821,6 +1043,34 @@ pub(crate) mod x86 {
         }
     }
 
+    /// `v` permuted by the 32-bit element indices `idx` (see [`Vector::permute`]).
+    #[inline(always)]
+    unsafe fn perm_f64x4(v: __m256d, idx: &[u32; MAX_LANES]) -> __m256d {
+        // SAFETY: AVX2 is present (the caller's contract); 8 of `idx`'s 16 words are read.
+        unsafe {
+            let i = _mm256_loadu_si256(idx.as_ptr().cast());
+            _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), i))
+        }
+    }
+    #[inline(always)]
+    unsafe fn perm_f32x8(v: __m256, idx: &[u32; MAX_LANES]) -> __m256 {
+        // SAFETY: as above.
+        unsafe { _mm256_permutevar8x32_ps(v, _mm256_loadu_si256(idx.as_ptr().cast())) }
+    }
+    #[inline(always)]
+    unsafe fn perm_f64x8(v: __m512d, idx: &[u32; MAX_LANES]) -> __m512d {
+        // SAFETY: AVX-512F is present (the caller's contract); all 16 words are read.
+        unsafe {
+            let i = _mm512_loadu_epi32(idx.as_ptr().cast());
+            _mm512_castps_pd(_mm512_permutexvar_ps(i, _mm512_castpd_ps(v)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn perm_f32x16(v: __m512, idx: &[u32; MAX_LANES]) -> __m512 {
+        // SAFETY: as above.
+        unsafe { _mm512_permutexvar_ps(_mm512_loadu_epi32(idx.as_ptr().cast()), v) }
+    }
+
     vector!(
         F64x4,
         f64,
@@ -835,7 +1085,8 @@ pub(crate) mod x86 {
         _mm256_fmadd_pd,
         _mm256_fnmadd_pd,
         _mm256_fmsub_pd,
-        _mm256_mul_pd
+        _mm256_mul_pd,
+        perm_f64x4
     );
     vector!(
         F32x8,
@@ -851,7 +1102,8 @@ pub(crate) mod x86 {
         _mm256_fmadd_ps,
         _mm256_fnmadd_ps,
         _mm256_fmsub_ps,
-        _mm256_mul_ps
+        _mm256_mul_ps,
+        perm_f32x8
     );
     vector!(
         F64x8,
@@ -867,7 +1119,8 @@ pub(crate) mod x86 {
         _mm512_fmadd_pd,
         _mm512_fnmadd_pd,
         _mm512_fmsub_pd,
-        _mm512_mul_pd
+        _mm512_mul_pd,
+        perm_f64x8
     );
     vector!(
         F32x16,
@@ -883,6 +1136,7 @@ pub(crate) mod x86 {
         _mm512_fmadd_ps,
         _mm512_fnmadd_ps,
         _mm512_fmsub_ps,
-        _mm512_mul_ps
+        _mm512_mul_ps,
+        perm_f32x16
     );
 }

@@ -219,7 +219,7 @@ pub(crate) fn permutation(to: &[usize]) -> Matrix {
 }
 
 /// A step in the kernels' precision.
-pub(crate) fn kernel<R: Real>(step: &Step) -> Kernel<R> {
+pub(crate) fn kernel<R: Real>(step: &Step, isa: Isa) -> Kernel<R> {
     let split = |v: &[C64]| -> (Vec<R>, Vec<R>) {
         v.iter()
             .map(|z| (R::from_f64(z.re), R::from_f64(z.im)))
@@ -229,12 +229,7 @@ pub(crate) fn kernel<R: Real>(step: &Step) -> Kernel<R> {
     match &step.op {
         StepOp::Dense(m) => {
             let (re, im) = split(m);
-            Kernel::Dense {
-                offs: offsets(&qubits),
-                qubits,
-                re,
-                im,
-            }
+            Kernel::dense(qubits, re, im, isa)
         }
         StepOp::Diagonal(d) => {
             let (re, im) = split(d);
@@ -268,13 +263,20 @@ pub(crate) enum KPass<R> {
 }
 
 /// Compiles a unitary stretch of steps: scheduled into passes, in the precision `R`.
-pub(crate) fn compile<R: Real>(steps: Vec<Step>, n: usize, block_bits: usize) -> Vec<KPass<R>> {
+pub(crate) fn compile<R: Real>(
+    steps: Vec<Step>,
+    n: usize,
+    block_bits: usize,
+    isa: Isa,
+) -> Vec<KPass<R>> {
     let bits = block_bits.min(n);
     fusion::schedule(steps, bits)
         .into_iter()
         .map(|p| match p {
-            Pass::Blocked(steps) => KPass::Blocked(steps.iter().map(kernel).collect(), bits),
-            Pass::Whole(s) => KPass::Whole(kernel(&s)),
+            Pass::Blocked(steps) => {
+                KPass::Blocked(steps.iter().map(|s| kernel(s, isa)).collect(), bits)
+            }
+            Pass::Whole(s) => KPass::Whole(kernel(&s, isa)),
         })
         .collect()
 }
@@ -322,6 +324,44 @@ impl<R: Real> Amps<R> {
                 }
             }
         }
+    }
+
+    /// The basis state of each of `shots` shots: shot `s` draws `u = unit(stream(seed, s)) ·
+    /// total` and lands on the first index whose running sum of |amplitude|² (in index order,
+    /// in f64) passes `u`. With fewer shots than amplitudes the draws are sorted and matched
+    /// in one walk over the state, so memory is O(shots), not a table of 2^n sums.
+    fn draw(&self, shots: u64, seed: u64) -> Vec<usize> {
+        let len = self.re.len();
+        let shots = usize::try_from(shots).expect("shots fit in memory");
+        let draw = |total: f64, s: usize| unit(&mut stream(seed, s as u64)) * total;
+        if shots >= len {
+            let mut cumulative = Vec::with_capacity(len);
+            let mut acc = 0.0;
+            for i in 0..len {
+                acc += self.norm2(i);
+                cumulative.push(acc);
+            }
+            return (0..shots)
+                .map(|s| {
+                    let u = draw(acc, s);
+                    cumulative.partition_point(|&c| c <= u).min(len - 1)
+                })
+                .collect();
+        }
+        // The same running sums, in the same order, so each total and index is the table's.
+        let total = (0..len).fold(0.0, |acc, i| acc + self.norm2(i));
+        let mut order: Vec<(f64, usize)> = (0..shots).map(|s| (draw(total, s), s)).collect();
+        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut out = vec![0; shots];
+        let (mut i, mut acc) = (0, self.norm2(0));
+        for (u, s) in order {
+            while i + 1 < len && acc <= u {
+                i += 1;
+                acc += self.norm2(i);
+            }
+            out[s] = i;
+        }
+        out
     }
 
     /// |amplitude i|² in f64.
@@ -500,7 +540,7 @@ fn segments<R: Real>(
             return Ok(());
         }
         let steps = fuse(stretch, n, options.fused, meter)?;
-        let passes = compile::<R>(steps, n, options.block_bits);
+        let passes = compile::<R>(steps, n, options.block_bits, options.isa);
         meter.stats.passes += passes.len() as u64;
         out.push(Segment::Passes(passes));
         stretch.clear();
@@ -525,7 +565,7 @@ fn segments<R: Real>(
                     lambda: std::f64::consts::PI,
                 };
                 let steps = fuse(&[&x], n, options.fused, meter)?;
-                let flip = compile::<R>(steps, n, options.block_bits);
+                let flip = compile::<R>(steps, n, options.block_bits, options.isa);
                 meter.stats.passes += flip.len() as u64;
                 out.push(Segment::Reset { q: *q, flip });
             }
@@ -665,18 +705,7 @@ impl<R: Real> Compiled<R> {
         if let Some(measured) = &self.terminal {
             // Simulate once, then sample basis states from the cumulative distribution.
             let amps = self.final_state();
-            let mut cumulative = Vec::with_capacity(1 << self.n);
-            let mut acc = 0.0;
-            for i in 0..amps.re.len() {
-                acc += amps.norm2(i);
-                cumulative.push(acc);
-            }
-            drop(amps);
-            for shot in 0..shots {
-                let u = unit(&mut stream(seed, shot)) * acc;
-                let i = cumulative
-                    .partition_point(|&c| c <= u)
-                    .min(cumulative.len() - 1);
+            for i in amps.draw(shots, seed) {
                 bits.iter_mut().for_each(|b| *b = false);
                 for (q, c) in measured {
                     bits[*c] = i & (1 << q) != 0;
@@ -902,4 +931,46 @@ pub(crate) fn stream(seed: u64, shot: u64) -> ChaCha20Rng {
     m.extend_from_slice(&seed.to_le_bytes());
     m.extend_from_slice(&shot.to_le_bytes());
     ChaCha20Rng::from_seed(*blake3::hash(&m).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The draws by the table of running sums, the plain way.
+    fn by_table(amps: &Amps<f64>, shots: u64, seed: u64) -> Vec<usize> {
+        let mut cumulative = Vec::new();
+        let mut acc = 0.0;
+        for (r, i) in amps.re.iter().zip(&amps.im) {
+            acc += r * r + i * i;
+            cumulative.push(acc);
+        }
+        (0..shots)
+            .map(|s| {
+                let u = unit(&mut stream(seed, s)) * acc;
+                cumulative
+                    .partition_point(|&c| c <= u)
+                    .min(cumulative.len() - 1)
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// The sorted walk lands every shot where the table does, zeros and spikes included.
+        #[test]
+        fn the_walk_draws_what_the_table_draws(
+            amps in prop::collection::vec(
+                prop_oneof![Just(0.0), Just(1.0), -1.0..1.0f64], 2..=64),
+            shots in 0u64..200,
+            seed in any::<u64>(),
+        ) {
+            let len = amps.len().next_power_of_two();
+            let mut re = amps.clone();
+            re.resize(len, 0.0);
+            let im = re.iter().rev().map(|x| x / 2.0).collect();
+            let state = Amps { re, im };
+            prop_assert_eq!(state.draw(shots, seed), by_table(&state, shots, seed));
+        }
+    }
 }
