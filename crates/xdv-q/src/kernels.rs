@@ -750,24 +750,43 @@ fn accumulate<V: Vector, const D: usize>(
     mut out: impl FnMut(usize, V, V),
 ) {
     // Four rows at a time: eight independent accumulation chains keep the FMA units busy (one
-    // row's two chains wait on FMA latency). Each output's own sequence of operations is
-    // unchanged.
-    const ROWS: usize = 4;
-    for r0 in (0..rows).step_by(ROWS) {
-        let n = ROWS.min(rows - r0);
-        let (mut ar, mut ai) = ([V::zero(); ROWS], [V::zero(); ROWS]);
-        for c in 0..D {
-            for j in 0..n {
-                let (m_r, m_i) = coef((r0 + j) * D + c);
-                ar[j] = V::fma(m_r, xr[c], ar[j]);
-                ar[j] = V::fnma(m_i, xi[c], ar[j]);
-                ai[j] = V::fma(m_r, xi[c], ai[j]);
-                ai[j] = V::fma(m_i, xr[c], ai[j]);
-            }
+    // row's two chains wait on FMA latency). The batch size is a constant, so the
+    // accumulators stay in registers.
+    let mut r0 = 0;
+    while r0 + 4 <= rows {
+        batch::<V, D, 4>(xr, xi, r0, &coef, &mut out);
+        r0 += 4;
+    }
+    match rows - r0 {
+        0 => {}
+        1 => batch::<V, D, 1>(xr, xi, r0, &coef, &mut out),
+        2 => batch::<V, D, 2>(xr, xi, r0, &coef, &mut out),
+        3 => batch::<V, D, 3>(xr, xi, r0, &coef, &mut out),
+        _ => unreachable!("fewer than four rows left"),
+    }
+}
+
+/// Rows `r0..r0 + J` of [`accumulate`], each output's operations in its order.
+#[inline(always)]
+fn batch<V: Vector, const D: usize, const J: usize>(
+    xr: &[V; D],
+    xi: &[V; D],
+    r0: usize,
+    coef: &impl Fn(usize) -> (V, V),
+    out: &mut impl FnMut(usize, V, V),
+) {
+    let (mut ar, mut ai) = ([V::zero(); J], [V::zero(); J]);
+    for c in 0..D {
+        for j in 0..J {
+            let (m_r, m_i) = coef((r0 + j) * D + c);
+            ar[j] = V::fma(m_r, xr[c], ar[j]);
+            ar[j] = V::fnma(m_i, xi[c], ar[j]);
+            ai[j] = V::fma(m_r, xi[c], ai[j]);
+            ai[j] = V::fma(m_i, xr[c], ai[j]);
         }
-        for j in 0..n {
-            out(r0 + j, ar[j], ai[j]);
-        }
+    }
+    for j in 0..J {
+        out(r0 + j, ar[j], ai[j]);
     }
 }
 
